@@ -1,0 +1,59 @@
+"""The `ktui` command: the app by default, and the headless subcommands.
+
+Each headless subcommand lives in ``ktui/commands/<name>.py`` with
+``add_parser(subparsers)`` and ``run(args) -> int``; none of them imports Textual.
+Only the interactive entry points (no subcommand, ``replay``) import the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ktui import __version__
+from ktui.errors import KtuiError
+
+# name -> module under ktui.commands; each module is imported only when present
+# so a half-built tree still runs the commands it has.
+HEADLESS = ["doctor", "list", "compile", "record", "import_", "export", "replay"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ktui",
+        description="Terminal UI kernel trace explorer. Without a subcommand, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"ktui {__version__}")
+    parser.add_argument("--session", metavar="FILE", help="open (and save to) this session file")
+    parser.add_argument("--demo", action="store_true", help="open the bundled demo recording read-only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in HEADLESS:
+        try:
+            module = importlib.import_module(f"ktui.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"ktui.commands.{name}":
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from ktui.app_main import run_app
+
+            return run_app(args)
+        return int(args.run(args) or 0)
+    except KtuiError as err:
+        print(f"ktui: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `ktui list | head`: the reader left; that is not an error.
+        sys.stderr.close()
+        return 0

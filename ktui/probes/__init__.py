@@ -1,0 +1,1 @@
+"""The probe model and the ways people write probes (bpftrace names, kprobe_events, SystemTap)."""
