@@ -16,7 +16,7 @@ from ktui.errors import KtuiError
 
 # name -> module under ktui.commands; each module is imported only when present
 # so a half-built tree still runs the commands it has.
-HEADLESS = ["doctor", "list", "compile", "record", "import_", "export", "replay"]
+HEADLESS = ["doctor", "list", "compile", "record", "import_", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
+    replay = sub.add_parser("replay", help="open recordings (or ftrace text) read-only in the panes; needs no root, no BCC")
+    replay.add_argument("files", nargs="+", metavar="FILE")
+    replay.set_defaults(run=_run_replay)
     return parser
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from ktui.app_main import run_replay
+
+    return run_replay(args)
 
 
 def main(argv: list[str] | None = None) -> int:
