@@ -28,7 +28,7 @@ def test_bcc_comes_from_the_distribution_without_system_site_packages():
         "from ktui.bccload import load_bcc\n"
         "bcc = load_bcc()\n"
         "print(json.dumps({'file': bcc.__file__, 'bpf': hasattr(bcc, 'BPF'),"
-         'syspath': [p for p in sys.path if ('dist-packages' in p or 'site-packages' in p) and not p.startswith(sys.prefix)]}))\n"
+        " 'syspath': [p for p in sys.path if ('dist-packages' in p or 'site-packages' in p) and not p.startswith(sys.prefix)]}))\n"
     )
     result = _run(code)
     assert result.returncode == 0, result.stderr
