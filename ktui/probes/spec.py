@@ -1,0 +1,59 @@
+"""One entry point for the three ways people write probes.
+
+    parse_spec("kprobe:do_sys_openat2")                       bpftrace name (ktui.probes.bpftrace_names)
+    parse_spec("p:myprobe tcp_select_initial_window sk=+0(%di):x64")   kprobe_events line (ktui.probes.kprobe_events)
+    parse_spec('kernel.function("ip_rcv").return')            SystemTap point or script (ktui.probes.systemtap)
+
+How the form is told apart:
+  * a kprobe_events line: the first word is ``p``, ``r``, ``rN`` or ``-``, alone or followed by
+    ``:[GRP/]EVENT``, and a symbol follows after whitespace. ``p:hz:99`` (no space) is therefore
+    bpftrace's short profile name, and ``p:ev do_sys_open`` a kprobe.
+  * SystemTap: a ``probe`` keyword, a ``(`` anywhere (``kernel.function("x")``, ``timer.ms(200)``),
+    or a dotted point such as ``begin``, ``end``, ``timer.profile``, ``syscall.openat``.
+  * otherwise a bpftrace name (several may be joined by commas).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ktui.errors import UsageError
+from ktui.probes.model import Probe
+
+MAX_SPEC = 65536
+
+_KPROBE_EVENTS = re.compile(r"^(?:[pr][0-9]*|-)(?::\S*)?\s+\S")
+_KPROBE_REMOVE = re.compile(r"^-:")
+_STAP_WORD = re.compile(r"^(?:begin|end|error|never)(?:\([^)]*\))?$|^(?:timer|perf|syscall|nd_syscall|kernel|module|process|vfs|scheduler|signal|netdev|ioblock|tcp|udp|socket)\.")
+
+
+def spec_form(text: str) -> str:
+    """"kprobe_events", "systemtap" or "bpftrace": which parser reads this text."""
+    s = text.strip()
+    if _KPROBE_EVENTS.match(s) or _KPROBE_REMOVE.match(s):
+        return "kprobe_events"
+    if s.startswith("probe ") or s.startswith("probe\t") or "(" in s or _STAP_WORD.match(s):
+        return "systemtap"
+    return "bpftrace"
+
+
+def parse_spec(text: str, catalog=None) -> list[Probe]:
+    """Any of the three forms -> Probes. Raises a KtuiError (UsageError/ParseError) on bad input."""
+    if not isinstance(text, str):
+        raise UsageError("a probe spec must be text")
+    if len(text) > MAX_SPEC:
+        raise UsageError(f"a probe spec longer than {MAX_SPEC} characters is not accepted")
+    if not text.strip():
+        raise UsageError("the probe spec is empty: write one like kprobe:do_sys_openat2")
+    form = spec_form(text)
+    if form == "kprobe_events":
+        from ktui.probes.kprobe_events import parse_kprobe_event
+
+        return [parse_kprobe_event(text)]
+    if form == "systemtap":
+        from ktui.probes.systemtap import parse_systemtap
+
+        return parse_systemtap(text, catalog)
+    from ktui.probes.bpftrace_names import parse_bpftrace_names
+
+    return parse_bpftrace_names(text, catalog)
