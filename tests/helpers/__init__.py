@@ -1,0 +1,157 @@
+"""Test helpers shared by the live tests: exact workloads and a contract-following BPF program.
+
+The workloads are tiny C programs (built once with gcc into ktui's cache): a Python
+child would make syscalls of its own at startup, a C loop makes exactly the ones asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+GETPPID_C = r"""
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 0;
+    for (long i = 0; i < n; i++) syscall(SYS_getppid);
+    return 0;
+}
+"""
+
+UPROBE_TARGET_C = r"""
+#include <stdlib.h>
+/* Called exactly n times; noinline and used so the symbol exists and is a real call. */
+__attribute__((noinline, used)) long ktui_test_target(long i) {
+    __asm__ volatile("" ::: "memory");
+    return i * 2;
+}
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 0, s = 0;
+    for (long i = 0; i < n; i++) s += ktui_test_target(i);
+    return (int)(s & 1);
+}
+"""
+
+BUSY_LOOP_C = r"""
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+/* Spins (with a syscall per iteration so there is kernel time to sample) for argv[1] ms. */
+int main(int argc, char **argv) {
+    long ms = argc > 1 ? atol(argv[1]) : 500;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        for (int i = 0; i < 1000; i++) syscall(SYS_getppid);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms) return 0;
+    }
+}
+"""
+
+
+def build_c(name: str, source: str) -> Path:
+    """Compile ``source`` once (keyed by its hash) into the cache; return the binary."""
+    from ktui.paths import cache_dir
+
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    out = cache_dir() / "test-bin" / f"{name}-{digest}"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = out.with_suffix(".c")
+    src.write_text(source)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    subprocess.run(["gcc", "-O1", "-fno-inline", "-o", str(tmp), str(src)], check=True, capture_output=True)
+    os.replace(tmp, out)
+    return out
+
+
+def getppid_binary() -> Path:
+    return build_c("getppid", GETPPID_C)
+
+
+def getppid_child(n: int) -> int:
+    """Run a child that calls syscall(SYS_getppid) exactly n times; wait for it; return its pid."""
+    proc = subprocess.Popen([str(getppid_binary()), str(n)])
+    proc.wait()
+    assert proc.returncode == 0
+    return proc.pid
+
+
+def uprobe_target_binary() -> Path:
+    """A program whose function ``ktui_test_target`` is called exactly argv[1] times."""
+    return build_c("uprobe-target", UPROBE_TARGET_C)
+
+
+UPROBE_SYMBOL = "ktui_test_target"
+
+
+def run_uprobe_target(n: int) -> int:
+    proc = subprocess.Popen([str(uprobe_target_binary()), str(n)])
+    proc.wait()
+    return proc.pid
+
+
+def busy_loop_binary() -> Path:
+    return build_c("busy-loop", BUSY_LOOP_C)
+
+
+def contract_program(ring_pages: int = 64) -> str:
+    """A hand-written BCC program following the compiler's contract, for testing the reader alone.
+
+    Probe 0 on tracepoint syscalls:sys_enter_getppid, fetching one u64 (the call's
+    sequence number on this CPU), with the counters, enable and target maps.
+    """
+    return r"""
+#include <uapi/linux/ptrace.h>
+struct ktui_hdr { u64 ts; u32 probe; u32 cpu; u32 pid; u32 tid; u32 uid;
+                  s32 kstack; s32 ustack; u32 flags; char comm[16]; };
+struct rec0 { struct ktui_hdr h; u64 seq; };
+BPF_PERCPU_ARRAY(ktui_counters, u64, 4);
+BPF_ARRAY(ktui_enabled, u32, 1);
+BPF_ARRAY(ktui_config, u32, 1);
+BPF_RINGBUF_OUTPUT(ktui_ring_0, RING_PAGES);
+
+static inline void bump(int slot) {
+    u64 *c = ktui_counters.lookup(&slot);
+    if (c) *c += 1;
+}
+
+int probe_0(void *ctx) {
+    int zero = 0;
+    u32 *en = ktui_enabled.lookup(&zero);
+    if (!en || !*en) return 0;
+    u64 id = bpf_get_current_pid_tgid();
+    u32 *tgt = ktui_config.lookup(&zero);
+    if (tgt && *tgt && *tgt != (u32)(id >> 32)) return 0;
+    bump(0);
+    struct rec0 *r = ktui_ring_0.ringbuf_reserve(sizeof(struct rec0));
+    if (!r) { bump(2); return 0; }
+    r->h.ts = bpf_ktime_get_ns();
+    r->h.probe = 0;
+    r->h.cpu = bpf_get_smp_processor_id();
+    r->h.pid = id >> 32;
+    r->h.tid = (u32)id;
+    r->h.uid = (u32)bpf_get_current_uid_gid();
+    r->h.kstack = -1;
+    r->h.ustack = -1;
+    r->h.flags = 0;
+    bpf_get_current_comm(&r->h.comm, sizeof(r->h.comm));
+    int one = 1;
+    u64 *c = ktui_counters.lookup(&one);
+    r->seq = c ? *c : 0;
+    ktui_ring_0.ringbuf_submit(r, 0);
+    bump(1);
+    return 0;
+}
+""".replace("RING_PAGES", str(ring_pages))
+
+
+CONTRACT_TRACEPOINT = "syscalls:sys_enter_getppid"
