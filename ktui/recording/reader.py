@@ -1,0 +1,455 @@
+"""Reading a recording without ever writing to it.
+
+A finished recording is opened ``mode=ro&immutable=1``: SQLite then takes no locks
+and creates no -wal/-shm files, so the file and its directory stay byte-for-byte
+as they were. A recording whose recorder was killed still has its write-ahead log
+beside it; SQLite would have to write to fold it in, so we copy the file and its
+log into a private temporary directory and read the copy instead.
+
+Damage is contained per chunk: a chunk that does not decompress or decode is
+skipped, named in ``problems``, and everything else stays readable.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import urllib.parse
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import zstandard
+
+from ktui.errors import FileFormatError
+from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace
+from ktui.kernel import KernelIdentity
+from ktui.recording import schema
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    id: int
+    probe_id: int
+    first_ts: int
+    last_ts: int
+    count: int
+    codec: str
+
+
+class RecordingReader:
+    """A recording opened read-only: its description, aggregates and events by time."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, private_dir: str | None, recovered: bool):
+        self.path = path
+        self._conn = conn
+        self._private_dir = private_dir
+        if private_dir:
+            self._finalizer = weakref.finalize(self, shutil.rmtree, private_dir, True)
+        self.recovered = recovered  # the recorder did not close it: read through its write-ahead log
+        self.problems: list[str] = []  # damage found so far, one sentence each, naming file and place
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_size = 16
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._bad_chunks: set[int] = set()
+        self._load_description()
+        self._load_chunk_index()
+        self._symbols: dict[tuple[str, str], tuple[list[int], list[str]]] | None = None
+        self.position = self.first_ts
+
+    # -- opening --------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "RecordingReader":
+        path = Path(path)
+        where = str(path)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(100)
+        except FileNotFoundError:
+            raise FileFormatError("no such file", where=where) from None
+        except IsADirectoryError:
+            raise FileFormatError("is a directory, not a recording", where=where) from None
+        except OSError as err:
+            raise FileFormatError(f"cannot read: {err.strerror}", where=where) from None
+        if not head.startswith(SQLITE_MAGIC[: len(head)]) or len(head) < len(SQLITE_MAGIC):
+            if len(head) == 0:
+                raise FileFormatError("is empty, not a recording", where=where)
+            raise FileFormatError("is not a ktui recording (not an SQLite database)", where=where)
+        if len(head) < 100:
+            raise FileFormatError("is truncated: shorter than an SQLite header", where=where)
+
+        side = [s for s in ("-wal", "-journal") if _nonempty(f"{path}{s}")]
+        private_dir = None
+        try:
+            if side:
+                private_dir = tempfile.mkdtemp(prefix="ktui-replay-")
+                copy = Path(private_dir) / "recording.ktrec"
+                shutil.copyfile(path, copy)
+                for s in side:
+                    shutil.copyfile(f"{path}{s}", f"{copy}{s}")
+                conn = sqlite3.connect(str(copy), check_same_thread=False)
+            else:
+                uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            return cls(path, conn, private_dir, recovered=bool(side))
+        except sqlite3.Error as err:
+            if private_dir:
+                shutil.rmtree(private_dir, True)
+            raise FileFormatError(f"cannot be read as a recording: {err}", where=where) from None
+        except OSError as err:
+            if private_dir:
+                shutil.rmtree(private_dir, True)
+            raise FileFormatError(f"cannot copy the unfinished recording to read it: {err.strerror}", where=where) from None
+        except FileFormatError:
+            if private_dir:
+                shutil.rmtree(private_dir, True)
+            raise
+
+    def _fail(self, place: str, problem: str) -> FileFormatError:
+        self.close()
+        return FileFormatError(f"{place}: {problem}", where=str(self.path))
+
+    def _load_description(self) -> None:
+        try:
+            app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as err:
+            raise self._fail("header", f"not a readable SQLite database ({err})") from None
+        if "meta" not in tables or app_id not in (0, schema.APPLICATION_ID):
+            raise self._fail("header", "not a ktui recording (an SQLite database of something else)")
+        try:
+            self.meta = {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+        except (sqlite3.DatabaseError, ValueError, TypeError) as err:
+            raise self._fail("meta table", f"unreadable ({err})") from None
+        if self.meta.get("format") != schema.FORMAT_NAME:
+            raise self._fail("meta table", "not a ktui recording (no format mark)")
+        version = self.meta.get("schema_version")
+        if version != schema.SCHEMA_VERSION:
+            raise self._fail("meta table", f"recording format version {version!r}; this ktui reads version "
+                             f"{schema.SCHEMA_VERSION}")
+        missing = {"probes", "chunks", "counters", "stacks", "histograms", "symbols", "probe_states",
+                   "stack_ids"} - tables
+        if missing:
+            raise self._fail("schema", f"missing table(s) {', '.join(sorted(missing))}")
+        try:
+            self.identity = KernelIdentity.from_dict(self.meta.get("kernel") or {})
+        except (TypeError, AttributeError):
+            raise self._fail("meta table", "kernel identity is not a table") from None
+        self.host = str(self.meta.get("host") or self.path.stem)
+        self.start_ns = _int_or_none(self.meta.get("start_ns"))
+        self.end_ns = _int_or_none(self.meta.get("end_ns"))
+        self.clock_offset_ns = _int_or_none(self.meta.get("clock_offset_ns")) or 0
+        self.layouts: dict[int, ProbeLayout] = {}
+        self.probes: dict[int, dict] = {}
+        try:
+            rows = self._conn.execute("SELECT probe_id, spec, layout FROM probes ORDER BY probe_id").fetchall()
+        except sqlite3.DatabaseError as err:
+            raise self._fail("probes table", f"unreadable ({err})") from None
+        for probe_id, spec, layout in rows:
+            try:
+                lay = ProbeLayout.from_dict(json.loads(layout))
+                lay.dtype  # noqa: B018 -- validates every field type now, not mid-replay
+                if lay.probe_id != probe_id:
+                    raise ValueError(f"layout says probe {lay.probe_id}")
+                self.layouts[probe_id] = lay
+                self.probes[probe_id] = json.loads(spec)
+            except (ValueError, TypeError, KeyError, AttributeError) as err:
+                raise self._fail(f"probe {probe_id}", f"layout unreadable ({err})") from None
+
+    def _load_chunk_index(self) -> None:
+        cols = "id, probe_id, first_ts, last_ts, count, codec"
+        rows: list = []
+        try:
+            rows = self._conn.execute(f"SELECT {cols} FROM chunks ORDER BY first_ts, id").fetchall()
+        except sqlite3.DatabaseError:
+            # The time index or table is damaged: walk the table by rowid and keep what reads.
+            cur = self._conn.execute(f"SELECT {cols} FROM chunks NOT INDEXED ORDER BY id")
+            try:
+                for row in cur:
+                    rows.append(row)
+            except sqlite3.DatabaseError as err:
+                self.problems.append(f"{self.path}: chunk index damaged after {len(rows)} chunk(s) ({err}); "
+                                     "the rest of the events are lost")
+            rows.sort(key=lambda r: (r[2], r[0]))
+        chunks = []
+        for cid, probe_id, first, last, count, codec in rows:
+            if probe_id not in self.layouts or not isinstance(count, int) or count < 0:
+                self.problems.append(f"{self.path}: chunk {cid}: belongs to no known probe or has a bad count; skipped")
+                continue
+            chunks.append(ChunkInfo(cid, probe_id, schema.from_sql_u64(first), schema.from_sql_u64(last), count, codec))
+        self.chunks = chunks
+        self.first_ts = min((c.first_ts for c in chunks), default=self.start_ns or 0)
+        self.last_ts = max((c.last_ts for c in chunks), default=self.first_ts)
+
+    # -- description ------------------------------------------------------------
+
+    def time_range(self) -> tuple[int, int]:
+        """First and last event time (CLOCK_MONOTONIC ns of the recording host)."""
+        return self.first_ts, self.last_ts
+
+    def counters(self) -> dict[int, ProbeCounters]:
+        out: dict[int, ProbeCounters] = {}
+        for probe_id, cpu, hits, delivered, dropped, filtered, missed in self._query(
+                "counters", "SELECT probe_id, cpu, hits, delivered, dropped, filtered, missed FROM counters "
+                            "ORDER BY probe_id, cpu"):
+            if not 0 <= cpu < 65536:
+                continue
+            c = out.setdefault(probe_id, ProbeCounters([], [], [], []))
+            for values, v in ((c.hits, hits), (c.delivered, delivered), (c.dropped, dropped), (c.filtered, filtered)):
+                values.extend([0] * (cpu + 1 - len(values)))
+                values[cpu] = int(v)
+            c.missed += int(missed)
+        return out
+
+    def probe_states(self) -> list[ProbeState]:
+        states = {pid: (status, reason) for pid, status, reason in
+                  self._query("probe states", "SELECT probe_id, status, reason FROM probe_states")}
+        out = []
+        for probe_id, layout in self.layouts.items():
+            status, reason = states.get(probe_id, ("recorded", ""))
+            out.append(ProbeState(probe_id, layout.name, layout.spec, status, reason))
+        return out
+
+    def stacks(self) -> list[StackTrace]:
+        out = []
+        for probe_id, kernel, user, count in self._query(
+                "stacks", "SELECT probe_id, kernel, user, count FROM stacks ORDER BY count DESC"):
+            try:
+                out.append(StackTrace(probe_id, tuple(map(str, json.loads(kernel))), tuple(map(str, json.loads(user))),
+                                      int(count)))
+            except (ValueError, TypeError):
+                self.problems.append(f"{self.path}: a stack of probe {probe_id} is unreadable; skipped")
+        return out
+
+    def histograms(self) -> list[Histogram]:
+        out = []
+        for probe_id, value, scale, buckets in self._query(
+                "histograms", "SELECT probe_id, value, scale, buckets FROM histograms ORDER BY probe_id, value"):
+            try:
+                out.append(Histogram(probe_id, value, scale, [tuple(int(x) for x in b) for b in json.loads(buckets)]))
+            except (ValueError, TypeError):
+                self.problems.append(f"{self.path}: a histogram of probe {probe_id} is unreadable; skipped")
+        return out
+
+    def _query(self, what: str, sql: str, params: tuple = ()) -> list:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as err:
+            self.problems.append(f"{self.path}: {what} unreadable ({err}); shown without them")
+            return []
+
+    # -- symbols ------------------------------------------------------------------
+
+    def _load_symbols(self) -> dict:
+        if self._symbols is None:
+            table: dict[tuple[str, str], tuple[list[int], list[str]]] = {}
+            for space, scope, addr, name in self._query(
+                    "symbols", "SELECT space, scope, addr, name FROM symbols ORDER BY space, scope, addr"):
+                addrs, names = table.setdefault((space, scope), ([], []))
+                addrs.append(schema.from_sql_u64(addr))
+                names.append(name)
+            for addrs, names in table.values():  # unsigned order differs from SQLite's signed order
+                order = sorted(range(len(addrs)), key=addrs.__getitem__)
+                addrs[:] = [addrs[i] for i in order]
+                names[:] = [names[i] for i in order]
+            self._symbols = table
+        return self._symbols
+
+    def symbolize(self, address: int, pid: int | None = None, binary: str | None = None) -> str:
+        """The recorded name of an address: kernel when pid and binary are None, else user space."""
+        table = self._load_symbols()
+        key = ("k", "") if pid is None and binary is None else ("u", str(binary if binary is not None else pid))
+        addrs, names = table.get(key, ([], []))
+        i = bisect.bisect_right(addrs, address) - 1
+        if i < 0:
+            return f"0x{address:x}"
+        off = address - addrs[i]
+        return names[i] if off == 0 else f"{names[i]}+0x{off:x}"
+
+    def stack_frames(self, stack_id: int, user: bool = False, pid: int | None = None) -> list[str]:
+        """The symbolized frames of an event's kstack (or ustack, with the event's pid) id."""
+        if stack_id < 0:
+            return []
+        rows = self._query("stack ids", "SELECT addrs FROM stack_ids WHERE space=? AND stack_id=?",
+                           ("u" if user else "k", int(stack_id)))
+        if not rows:
+            return []
+        try:
+            addrs = [int(a) for a in json.loads(rows[0][0])]
+        except (ValueError, TypeError):
+            return []
+        return [self.symbolize(a, pid if user else None) if not user or pid is not None else f"0x{a:x}"
+                for a in addrs]
+
+    # -- events -------------------------------------------------------------------
+
+    def count(self, start_ns: int | None = None, end_ns: int | None = None,
+              probe_ids: Iterable[int] | None = None) -> int:
+        """Events in [start_ns, end_ns) (exact; decodes only the chunks cut by the bounds)."""
+        wanted = None if probe_ids is None else set(probe_ids)
+        total = 0
+        for c in self._chunks_in(start_ns, end_ns, wanted):
+            if (start_ns is None or c.first_ts >= start_ns) and (end_ns is None or c.last_ts < end_ns):
+                total += c.count
+            else:
+                data = self._chunk(c)
+                if data is not None:
+                    total += len(_slice(data, start_ns, end_ns))
+        return total
+
+    def events(self, start_ns: int | None = None, end_ns: int | None = None,
+               probe_ids: Iterable[int] | None = None, pid: int | None = None) -> Iterator[np.ndarray]:
+        """Events in [start_ns, end_ns), chunk by chunk in order of their first event.
+
+        Each array holds one probe's records (``arr["probe"]``), sorted by time;
+        arrays of different probes overlap in time. Damaged chunks are skipped and
+        named in ``problems``.
+        """
+        wanted = None if probe_ids is None else set(probe_ids)
+        for c in self._chunks_in(start_ns, end_ns, wanted):
+            data = self._chunk(c, cache=False)
+            if data is None:
+                continue
+            data = _slice(data, start_ns, end_ns)
+            if pid is not None:
+                data = data[data["pid"] == pid]
+            if len(data):
+                yield data
+
+    def seek(self, t_ns: int) -> None:
+        """Move the read cursor: the next ``read`` starts with the first event at or after t_ns."""
+        self.position = int(t_ns)
+
+    def read(self, until_ns: int | None = None, max_events: int | None = None,
+             probe_ids: Iterable[int] | None = None) -> dict[int, np.ndarray]:
+        """Events from the cursor up to until_ns (exclusive) and/or the first max_events in time; advances the cursor.
+
+        With max_events, all events sharing the last included timestamp are included.
+        """
+        if until_ns is None and max_events is None:
+            raise ValueError("read needs until_ns or max_events")
+        wanted = None if probe_ids is None else set(probe_ids)
+        start = self.position
+        candidates = list(self._chunks_in(start, until_ns, wanted))
+        parts: list[np.ndarray] = []
+        horizon = until_ns  # exclusive bound
+        n = 0
+        for i, c in enumerate(candidates):
+            if horizon is not None and c.first_ts >= horizon:
+                break
+            data = self._chunk(c)
+            if data is None:
+                continue
+            data = _slice(data, start, until_ns)
+            if not len(data):
+                continue
+            parts.append(data)
+            n += len(data)
+            if max_events is not None and n >= max_events:
+                # The max_events-th smallest time among what we hold bounds the window;
+                # later chunks start at or after their first_ts, so only those before it matter.
+                all_ts = np.concatenate([p["ts"] for p in parts])
+                kth = int(np.partition(all_ts, max_events - 1)[max_events - 1])
+                horizon = kth + 1 if horizon is None else min(horizon, kth + 1)
+        out: dict[int, list[np.ndarray]] = {}
+        for p in parts:
+            if horizon is not None:
+                p = p[: np.searchsorted(p["ts"], horizon, side="left")]
+            if len(p):
+                out.setdefault(int(p["probe"][0]) if "probe" in p.dtype.names else -1, []).append(p)
+        result = {}
+        for probe_id, ps in out.items():
+            arr = ps[0] if len(ps) == 1 else np.concatenate(ps)
+            if len(ps) > 1:
+                arr = arr[np.argsort(arr["ts"], kind="stable")]
+            result[probe_id] = arr
+        if horizon is not None:
+            self.position = max(self.position, horizon)
+        else:  # ran out of events
+            self.position = self.last_ts + 1
+        return result
+
+    def _chunks_in(self, start_ns, end_ns, wanted) -> Iterator[ChunkInfo]:
+        for c in self.chunks:
+            if end_ns is not None and c.first_ts >= end_ns:
+                break  # sorted by first_ts
+            if start_ns is not None and c.last_ts < start_ns:
+                continue
+            if wanted is not None and c.probe_id not in wanted:
+                continue
+            if c.id in self._bad_chunks:
+                continue
+            yield c
+
+    def _chunk(self, c: ChunkInfo, cache: bool = True) -> np.ndarray | None:
+        hit = self._cache.get(c.id)
+        if hit is not None:
+            self._cache.move_to_end(c.id)
+            return hit
+        layout = self.layouts[c.probe_id]
+        place = f"chunk {c.id} (probe {c.probe_id} {layout.name}, {c.count} events)"
+        try:
+            row = self._conn.execute("SELECT data FROM chunks WHERE id=?", (c.id,)).fetchone()
+            if row is None:
+                raise ValueError("missing")
+            blob = row[0]
+            if c.codec != schema.CODEC_ZSTD:
+                raise ValueError(f"unknown codec {c.codec!r}")
+            expected = c.count * layout.record_size
+            raw = self._decompressor.decompress(blob, max_output_size=expected)
+            if len(raw) != expected:
+                raise ValueError(f"holds {len(raw)} bytes, expected {expected}")
+            data = np.frombuffer(raw, dtype=layout.dtype)
+        except (sqlite3.DatabaseError, zstandard.ZstdError, ValueError, TypeError) as err:
+            self._bad_chunks.add(c.id)
+            self.problems.append(f"{self.path}: {place} is damaged ({err}); skipped, the rest is readable")
+            return None
+        if cache:
+            self._cache[c.id] = data
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return data
+
+    # -- end ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except sqlite3.Error:
+            pass
+        if self._private_dir:
+            self._finalizer()
+
+    def __enter__(self) -> "RecordingReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _slice(data: np.ndarray, start_ns: int | None, end_ns: int | None) -> np.ndarray:
+    ts = data["ts"]
+    lo = 0 if start_ns is None else int(np.searchsorted(ts, max(start_ns, 0), side="left"))
+    hi = len(data) if end_ns is None else int(np.searchsorted(ts, max(end_ns, 0), side="left"))
+    return data[lo:hi]
+
+
+def _nonempty(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
+
+
+def _int_or_none(v) -> int | None:
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None

@@ -1,0 +1,60 @@
+"""The recording file: one SQLite database, described here once.
+
+Events are stored as the engine's raw record bytes (one probe per chunk, header +
+fetched values, see ktui.events), sorted by time inside the chunk and compressed
+with zstandard. Everything else (probes, counters, stacks, symbols) is small and
+lives in plain tables, JSON where the value is a structure.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "ktui-recording"
+# SQLite's application_id header field: "ktui", so `file` and we can tell our files apart.
+APPLICATION_ID = 0x6B747569
+
+CODEC_ZSTD = "zstd"  # raw record bytes, zstandard-compressed
+
+DDL = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE probes (probe_id INTEGER PRIMARY KEY, spec TEXT NOT NULL, layout TEXT NOT NULL);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY,
+    probe_id INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    codec TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX chunks_by_time ON chunks (first_ts);
+CREATE INDEX chunks_by_probe ON chunks (probe_id, first_ts);
+CREATE TABLE counters (
+    probe_id INTEGER NOT NULL, cpu INTEGER NOT NULL,
+    hits INTEGER NOT NULL, delivered INTEGER NOT NULL, dropped INTEGER NOT NULL,
+    filtered INTEGER NOT NULL, missed INTEGER NOT NULL,
+    PRIMARY KEY (probe_id, cpu)
+);
+CREATE TABLE probe_states (probe_id INTEGER PRIMARY KEY, status TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE stacks (probe_id INTEGER NOT NULL, kernel TEXT NOT NULL, user TEXT NOT NULL, count INTEGER NOT NULL,
+                     PRIMARY KEY (probe_id, kernel, user));
+CREATE TABLE stack_ids (space TEXT NOT NULL, stack_id INTEGER NOT NULL, addrs TEXT NOT NULL,
+                        PRIMARY KEY (space, stack_id));
+CREATE TABLE histograms (probe_id INTEGER NOT NULL, value TEXT NOT NULL, scale TEXT NOT NULL, buckets TEXT NOT NULL,
+                         PRIMARY KEY (probe_id, value));
+CREATE TABLE symbols (space TEXT NOT NULL, scope TEXT NOT NULL, addr INTEGER NOT NULL, name TEXT NOT NULL,
+                      PRIMARY KEY (space, scope, addr));
+"""
+
+# Meta keys the writer owns; a caller's meta cannot replace them.
+RESERVED_META = ("format", "schema_version")
+
+
+def to_sql_u64(value: int) -> int:
+    """SQLite integers are signed 64-bit; kernel addresses are not."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def from_sql_u64(value: int) -> int:
+    return value & ((1 << 64) - 1)
