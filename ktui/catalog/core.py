@@ -86,11 +86,13 @@ class Catalog:
 
     # ---- construction ------------------------------------------------------------
     @classmethod
-    def load(cls, *, use_cache: bool = True, debuginfo: str | None = None, mount: bool = True) -> "Catalog":
-        """The kernel's catalog: kallsyms + BTF + tracepoints (+ DWARF from ``debuginfo``)."""
+    def load(cls, *, use_cache: bool = True, debuginfo: str | None = None, mount: bool = True,
+             btf: str | None = None) -> "Catalog":
+        """The kernel's catalog: kallsyms + BTF + tracepoints (+ DWARF from ``debuginfo``).
+        ``btf`` reads another BTF file instead of /sys/kernel/btf/vmlinux (no cache then)."""
         from ktui.catalog.kernel_build import load_kernel_catalog
 
-        cat = load_kernel_catalog(use_cache=use_cache, mount=mount)
+        cat = load_kernel_catalog(use_cache=use_cache and not btf, mount=mount, btf_path=btf)
         if debuginfo:
             cat.attach_debuginfo(debuginfo)
         return cat
@@ -150,6 +152,7 @@ class Catalog:
         e.addresses = ex.get("addresses") or ([addr] if addr else [])
         e.clones = ex.get("clones") or []
         e.clone_of = ex.get("clone_of")
+        e.offset = None
         e._details = self.details_override.get(i)
         e._loader = _Loader(self, i)
         self._cache[i] = e
@@ -168,13 +171,13 @@ class Catalog:
     # ---- lazy details ------------------------------------------------------------
     def btf(self):
         if self._btf is None:
-            from ktui.catalog.btf import load_vmlinux_btf
+            from ktui.catalog.btf import VMLINUX_BTF, load_vmlinux_btf
 
             offs = None
             if self.btf_offsets:
                 offs = array("I")
                 offs.frombytes(self.btf_offsets)
-            self._btf = load_vmlinux_btf(offsets=offs)
+            self._btf = load_vmlinux_btf(self.btf_path or VMLINUX_BTF, offsets=offs)
         return self._btf
 
     def module_btf(self, module: str):

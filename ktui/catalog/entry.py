@@ -42,12 +42,12 @@ class Entry:
     """One probe point. Arguments, return type and source are computed on first access."""
 
     __slots__ = ("kind", "name", "symbol", "address", "module", "traceability", "traceability_reason",
-                 "addresses", "clones", "clone_of", "_details", "_loader")
+                 "addresses", "clones", "clone_of", "offset", "_details", "_loader")
 
     def __init__(self, kind: str, name: str, symbol: str, *, address: int | None = None,
                  module: str | None = None, traceability: str = "unknown", traceability_reason: str = "",
                  addresses: list[int] | None = None, clones: list[str] | None = None,
-                 clone_of: str | None = None, details: Details | None = None,
+                 clone_of: str | None = None, offset: int | None = None, details: Details | None = None,
                  loader: Callable[["Entry"], Details] | None = None):
         self.kind = kind
         self.name = name
@@ -59,6 +59,7 @@ class Entry:
         self.addresses = addresses if addresses is not None else ([address] if address else [])
         self.clones = clones or []
         self.clone_of = clone_of
+        self.offset = offset  # uprobes: file offset of the symbol
         self._details = details
         self._loader = loader
 
@@ -94,6 +95,7 @@ class Entry:
             "address": self.address, "module": self.module,
             "traceability": self.traceability, "traceability_reason": self.traceability_reason,
             "addresses": self.addresses, "clones": self.clones, "clone_of": self.clone_of,
+            "offset": self.offset,
             "args": [a.to_dict() for a in d.args], "return_type": d.return_type, "source": d.source,
             "locals": [a.to_dict() for a in d.locals] if d.locals is not None else None,
             "args_note": d.note,

@@ -15,7 +15,7 @@ _COLUMNS = ("kind", "addr", "mod", "trace", "ref")
 _DTYPES = {"kind": np.uint8, "addr": np.uint64, "mod": np.int32, "trace": np.uint8, "ref": np.int64}
 
 
-def load_kernel_catalog(use_cache: bool = True, mount: bool = True) -> Catalog:
+def load_kernel_catalog(use_cache: bool = True, mount: bool = True, btf_path: str | None = None) -> Catalog:
     t0 = time.perf_counter()
     key = catalog_key(CACHE_FORMAT) if use_cache else None
     if use_cache:
@@ -25,7 +25,7 @@ def load_kernel_catalog(use_cache: bool = True, mount: bool = True) -> Catalog:
             cat.from_cache = True
             cat.load_seconds = time.perf_counter() - t0
             return cat
-    cat, payload = build_kernel_catalog(mount=mount)
+    cat, payload = build_kernel_catalog(mount=mount, btf_path=btf_path)
     if use_cache:
         write_cache(key, payload)
     cat.load_seconds = time.perf_counter() - t0
@@ -39,8 +39,8 @@ def _from_payload(data: dict) -> Catalog:
                    origin="kernel", tracefs=data["tracefs"], btf_offsets=data["btf_offsets"])
 
 
-def build_kernel_catalog(mount: bool = True) -> tuple[Catalog, dict]:
-    from ktui.catalog.btf import load_vmlinux_btf
+def build_kernel_catalog(mount: bool = True, btf_path: str | None = None) -> tuple[Catalog, dict]:
+    from ktui.catalog.btf import VMLINUX_BTF, load_vmlinux_btf
     from ktui.catalog.kallsyms import load_kallsyms
     from ktui.catalog.tracefs_events import list_events
 
@@ -60,7 +60,7 @@ def build_kernel_catalog(mount: bool = True) -> tuple[Catalog, dict]:
 
     btf = None
     try:
-        btf = load_vmlinux_btf()
+        btf = load_vmlinux_btf(btf_path or VMLINUX_BTF)
         funcs = btf.funcs
         trace_typedefs = btf.trace_typedefs
     except KtuiError as err:
@@ -205,7 +205,8 @@ def build_kernel_catalog(mount: bool = True) -> tuple[Catalog, dict]:
     extras = {pos[n]: ex for n, ex in extras_by_name.items()}
     btf_offsets = btf.offsets.tobytes() if btf is not None else None
     cat = Catalog(names, cols["kind"], cols["addr"], cols["mod"], cols["trace"], cols["ref"], modules, extras,
-                  reasons, notes, problems, origin="kernel", tracefs=tracefs, btf_offsets=btf_offsets)
+                  reasons, notes, problems, origin="kernel", tracefs=tracefs, btf_offsets=btf_offsets,
+                  btf_path=btf_path)
     cat._index = pos or None
     cat._btf = btf
     payload = {"names": names, **{c: cols[c].tobytes() for c in _COLUMNS}, "modules": modules,

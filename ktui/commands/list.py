@@ -1,0 +1,160 @@
+"""`ktui list`: every probe point, one a line, like `bpftrace -l` (and `-lv`, `stap -L`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from ktui.errors import UsageError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "list",
+        help="list probe points (kprobes, tracepoints, raw tracepoints, uprobes)",
+        description="List probe points one a line as kind:name. PATTERN is a glob like bpftrace -l "
+                    "('kprobe:*fork*', 'tracepoint:sched:*', 'uprobe:/usr/bin/bash:*'), or a regex/fuzzy "
+                    "query with --regex/--fuzzy.",
+    )
+    p.add_argument("pattern", nargs="?", default=None, metavar="PATTERN", help="glob (default '*')")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--regex", action="store_true", help="PATTERN is a regular expression (searched in the name)")
+    mode.add_argument("--fuzzy", action="store_true", help="PATTERN is a fuzzy query; best matches first")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show arguments with their types, source location and traceability")
+    p.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    p.add_argument("--kind", action="append", metavar="K",
+                   help="only this kind: kprobe, tracepoint, rawtracepoint, uprobe (repeatable)")
+    p.add_argument("--traceability", action="append", metavar="T",
+                   help="only entries with this traceability (traceable, blacklisted, notrace, inlined, "
+                        "clone, duplicate, init, unknown; repeatable)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N entries")
+    p.add_argument("--debuginfo", metavar="PATH", help="vmlinux, module or program with DWARF: source lines, "
+                                                       "parameters and locals")
+    p.add_argument("--binary", metavar="PATH", help="list the uprobe points of this program or library")
+    p.add_argument("--btf", metavar="PATH", help=argparse_suppress())
+    p.add_argument("--no-cache", action="store_true", help="rebuild the kernel catalog instead of using the cache")
+    p.set_defaults(run=run)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def _binary_from_pattern(pattern: str | None) -> str | None:
+    """``uprobe:/usr/bin/bash:read*`` names its binary, as in bpftrace."""
+    if not pattern:
+        return None
+    head, sep, rest = pattern.partition(":")
+    if sep and head in ("u", "uprobe", "ur", "uretprobe") and rest.startswith("/"):
+        path = rest.rsplit(":", 1)[0] if ":" in rest else rest
+        if not any(c in path for c in "*?[{"):
+            return path
+    return None
+
+
+def _load(args):
+    from ktui.catalog import Catalog
+
+    binary = args.binary or _binary_from_pattern(args.pattern)
+    if binary:
+        return Catalog.for_binary(binary, debuginfo=args.debuginfo), binary
+    return Catalog.load(use_cache=not args.no_cache, debuginfo=args.debuginfo, btf=args.btf), None
+
+
+def _check_problems(cat, args, kinds) -> None:
+    """A source the request needs but cannot be read is an error, not a silently short list."""
+    from ktui.errors import FileFormatError
+
+    pattern = args.pattern or "*"
+    wants = set(kinds) if kinds else None
+
+    def needs(kind: str) -> bool:
+        if wants is not None:
+            return kind in wants
+        if args.regex or args.fuzzy:
+            return True
+        from ktui.catalog.search import expand_alias
+
+        head = expand_alias(pattern).split(":", 1)[0]
+        return any(c in head for c in "*?[{") or head == kind or ":" not in pattern
+
+    if "tracefs" in cat.problems and needs("tracepoint"):
+        raise FileFormatError(cat.problems["tracefs"])
+    if "kallsyms" in cat.problems and needs("kprobe"):
+        raise FileFormatError(cat.problems["kallsyms"])
+    if "btf" in cat.problems and (args.verbose or args.json) and (needs("kprobe") or needs("rawtracepoint")):
+        raise FileFormatError(cat.problems["btf"])
+
+
+def _verbose_lines(e) -> list[str]:
+    out = [e.name]
+    for a in e.args:  # bpftrace -lv spelling: "const char * filename"
+        out.append(f"    {a.ctype} {a.name}" if a.name else f"    {a.ctype}")
+    if e.kind in ("kprobe", "uprobe") and e.return_type:
+        out.append(f"    {e.return_type} retval")
+    if e.args_note and not e.args:
+        out.append(f"    // {e.args_note}")
+    if e.source:
+        out.append(f"    // source: {e.source}")
+    if e.locals:
+        for a in e.locals:
+            out.append(f"    // local: {a.ctype} {a.name}")
+    if e.kind in ("kprobe", "uprobe"):
+        where = ""
+        if e.address:
+            where = f" at 0x{e.address:x}" + (f" (file offset 0x{e.offset:x})" if e.offset is not None else "")
+        if e.module:
+            where += f" [{e.module}]"
+        out.append(f"    // {e.traceability}{where}: {e.traceability_reason}")
+        if e.clones:
+            out.append(f"    // clones: {', '.join(e.clones)}")
+        if e.clone_of:
+            out.append(f"    // clone of: {e.clone_of}")
+    return out
+
+
+def run(args) -> int:
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must be zero or more.")
+    mode = "regex" if args.regex else "fuzzy" if args.fuzzy else "glob"
+    kinds = args.kind
+    if args.fuzzy and not args.pattern:
+        raise UsageError("--fuzzy needs a query.")
+    cat, binary = _load(args)
+    _check_problems(cat, args, kinds)
+    pattern = args.pattern if args.pattern is not None else ("*" if mode == "glob" else "")
+    if binary and mode == "glob" and not pattern.startswith(("uprobe:", "u:")):
+        pattern = pattern if ":" in pattern else f"uprobe:{os.path.abspath(binary)}:{pattern}"
+    rows = cat.search_indices(pattern, mode=mode, kinds=kinds, traceability=args.traceability, limit=args.limit)
+    out = sys.stdout
+    try:
+        if args.json:
+            json.dump([cat.entry(i).to_dict() for i in rows], out, indent=1)
+            out.write("\n")
+        elif args.verbose:
+            if any(cat.kind[i] == 0 for i in rows):  # notes are about kprobes
+                for note in cat.notes:
+                    print(f"ktui: note: {note}", file=sys.stderr)
+            chunk: list[str] = []
+            for i in rows:
+                chunk.extend(_verbose_lines(cat.entry(i)))
+                if len(chunk) > 2000:
+                    out.write("\n".join(chunk) + "\n")
+                    chunk = []
+            if chunk:
+                out.write("\n".join(chunk) + "\n")
+        else:
+            names = cat.names
+            if rows:
+                out.write("\n".join(names[i] for i in rows) + "\n")
+        out.flush()
+    except BrokenPipeError:
+        # `ktui list | head`: the reader left. Point stdout at /dev/null so the exit flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return 0
