@@ -1,0 +1,181 @@
+"""``diagnose()``: every check, in a couple of hundred milliseconds plus one small BCC compile."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ktui.doctor import facts, mechanisms, toolchain
+from ktui.doctor.btfinfo import VMLINUX_BTF, check_header
+from ktui.doctor.facts import NEEDS_PRIVILEGE, Privileges
+from ktui.doctor.mechanisms import Context
+from ktui.doctor.report import Check, Report
+from ktui.errors import FileFormatError
+from ktui.kernel import kernel_identity, tracefs_path
+
+NO_LIVE = "live tracing needs root (or CAP_BPF+CAP_PERFMON); browsing, compiling and replaying recordings still work"
+
+
+def _kernel() -> Check:
+    ident = kernel_identity()
+    return Check(True, f"Linux {ident.release} ({ident.machine})", [ident.version, f"build id {ident.build_id}"], value=ident.release)
+
+
+def _root(priv: Privileges) -> Check:
+    if priv.euid == 0:
+        return Check(True, "running as root", ["euid 0"], value="0")
+    return Check(False, f"running as uid {priv.euid}: {NO_LIVE}", [f"euid {priv.euid}"], value=str(priv.euid))
+
+
+def _capabilities(priv: Privileges) -> Check:
+    held = priv.names()
+    evidence = [f"/proc/self/status CapEff: {priv.cap_eff:016x}" if priv.cap_eff is not None else "/proc/self/status has no CapEff"]
+    value = ",".join(held)
+    if priv.can_bpf:
+        return Check(True, "holds " + " and ".join(held), evidence, value=value)
+    missing = [n for n in ("CAP_BPF", "CAP_PERFMON") if n not in held]
+    return Check(False, f"lacks {' and '.join(missing)} (and CAP_SYS_ADMIN): {NO_LIVE}", evidence, value=value)
+
+
+def _btf(path: str) -> Check:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        return Check(
+            False,
+            f"no kernel BTF ({path}: {err.strerror or err}; the kernel needs CONFIG_DEBUG_INFO_BTF): fentry and "
+            "BTF struct layouts are unavailable; tracepoints, kprobes and uprobes still work",
+            [f"{path}: {err.strerror or err}"],
+        )
+    try:
+        version = check_header(data, path)
+    except FileFormatError as err:
+        return Check(False, f"kernel BTF is unusable ({err}): fentry and BTF struct layouts are unavailable; tracepoints, kprobes and uprobes still work", [str(err)])
+    return Check(True, f"kernel BTF present ({path}, {len(data)} bytes)", [f"magic 0xeb9f, version {version}"], value=path)
+
+
+def _lockdown(ctx: Context) -> Check:
+    mode, evidence = facts.lockdown_mode()
+    forced = [k for k, v in (ctx.config or {}).items() if k.startswith("CONFIG_LOCK_DOWN_KERNEL_FORCE_") and v == "y"]
+    evidence += [f"{ctx.config_source}: {k}=y" for k in forced]
+    if mode is None:
+        return Check(None, "lockdown mode unknown: " + evidence[-1], evidence)
+    if mode == "none":
+        return Check(True, "lockdown is off", evidence, value=mode)
+    if mode == "integrity":
+        return Check(True, "lockdown is integrity: BPF may read but not write memory (ktui never writes), tracing is unaffected", evidence, value=mode)
+    return Check(False, f"lockdown is {mode}: BPF programs cannot read kernel memory, so fetched kernel values and kernel stacks fail; tracepoint counts still work", evidence, value=mode)
+
+
+def _kptr_restrict(priv: Privileges) -> Check:
+    value, why = facts.read_text("/proc/sys/kernel/kptr_restrict")
+    evidence = [f"kernel.kptr_restrict = {value}" if value is not None else why]
+    try:
+        with open("/proc/kallsyms") as f:
+            first = f.readline().split()
+        visible = bool(first) and int(first[0], 16) != 0
+        evidence.append(f"/proc/kallsyms first address {first[0] if first else '?'}")
+    except (OSError, ValueError):
+        return Check(None, "cannot tell whether kernel addresses are visible: /proc/kallsyms unreadable", evidence, value=value)
+    if visible:
+        return Check(True, f"kernel addresses are visible to us (kptr_restrict={value}): kernel stacks symbolize", evidence, value=value)
+    return Check(
+        False,
+        f"kernel addresses are hidden from us (kptr_restrict={value}; /proc/kallsyms shows zeros): kernel stacks "
+        "cannot be symbolized" + ("; root would see them" if priv.euid != 0 and value in ("0", "1") else ""),
+        evidence,
+        value=value,
+    )
+
+
+def _paranoid(priv: Privileges) -> Check:
+    value, why = facts.read_text("/proc/sys/kernel/perf_event_paranoid")
+    if value is None:
+        return Check(None, f"perf_event_paranoid unreadable ({why})", [why])
+    evidence = [f"kernel.perf_event_paranoid = {value}"]
+    if priv.has(facts.CAP_PERFMON) or priv.has(facts.CAP_SYS_ADMIN):
+        return Check(True, f"perf_event_paranoid={value} does not restrict us (we hold CAP_PERFMON or CAP_SYS_ADMIN)", evidence, value=value)
+    try:
+        level = int(value)
+    except ValueError:
+        return Check(None, f"perf_event_paranoid has an unexpected value {value!r}", evidence, value=value)
+    if level <= 0:
+        return Check(True, f"perf_event_paranoid={value} allows CPU-wide sampling without privileges", evidence, value=value)
+    return Check(False, f"perf_event_paranoid={value} forbids CPU-wide sampling without CAP_PERFMON: {NEEDS_PRIVILEGE}", evidence, value=value)
+
+
+def _tracefs(path: str | None, priv: Privileges) -> Check:
+    if path:
+        return Check(True, f"tracefs at {path}", [f"{path}/events present"], value=path)
+    if priv.euid != 0:
+        return Check(False, f"tracefs is not accessible: {NEEDS_PRIVILEGE}", ["/sys/kernel/tracing unreadable or unmounted"])
+    return Check(False, "tracefs is not mounted and mounting it failed: tracepoints cannot be listed or attached", [])
+
+
+def _filter_functions(path: str | None) -> Check:
+    if path is None:
+        return Check(None, "unknown: tracefs is not accessible", [])
+    target = os.path.join(path, "available_filter_functions")
+    try:
+        with open(target) as f:
+            count = sum(1 for _ in f)
+    except OSError as err:
+        return Check(
+            False,
+            f"{target} is unreadable ({err.strerror or err}): ktui cannot tell ftrace-traceable kernel functions from "
+            "notrace ones and judges from kallsyms and BTF instead",
+            [f"open {target}: {err.strerror or err}"],
+        )
+    return Check(True, f"readable: {count} functions the kernel can trace", [target], value=str(count))
+
+
+def _kprobe_blacklist(kprobes_ok: bool | None) -> Check:
+    text, evidence = facts.read_pseudo_fs("debugfs", "kprobes/blacklist")
+    if text is not None:
+        count = len([ln for ln in text.splitlines() if ln.strip()])
+        return Check(True, f"readable: {count} functions kprobes may not attach to", evidence[:1] + evidence[2:], value=str(count))
+    if kprobes_ok is False:
+        return Check(False, "there is no kprobe blacklist to read: this kernel has no kprobes", evidence)
+    return Check(None, "the kprobe blacklist is not readable (" + evidence[-1] + "): ktui cannot warn about blacklisted functions before attaching", evidence)
+
+
+def diagnose(
+    *,
+    compile_check: bool = True,
+    btf_path: str = VMLINUX_BTF,
+    config_paths: list[str] | None = None,
+) -> Report:
+    """What this kernel and this process can trace, with evidence.
+
+    ``compile_check`` compiles (and with privileges attaches) one tiny BCC program,
+    the only slow part (a few tenths of a second). ``btf_path`` and ``config_paths``
+    exist so tests can show a kernel without BTF or without a readable config.
+    """
+    priv = facts.privileges()
+    config, source = facts.kernel_config(config_paths)
+    tfs = tracefs_path(mount=priv.euid == 0)
+    ctx = Context(priv, config, source, tfs, btf_path)
+    checks: dict[str, Check] = {
+        "kernel": _kernel(),
+        "root": _root(priv),
+        "capabilities": _capabilities(priv),
+        "bpf_syscall": mechanisms.bpf_syscall(ctx),
+        "btf": _btf(btf_path),
+        "kprobe": mechanisms.kprobe(ctx),
+        "kretprobe": mechanisms.kretprobe(ctx),
+        "fentry": mechanisms.fentry(ctx),
+        "tracepoint": mechanisms.tracepoint(ctx),
+        "raw_tracepoint": mechanisms.raw_tracepoint(ctx),
+        "uprobe": mechanisms.uprobe(ctx),
+        "perf_event": mechanisms.perf_event(ctx, facts.read_text("/proc/sys/kernel/perf_event_paranoid")[0]),
+        "ringbuf": mechanisms.ringbuf(ctx),
+        "stack_map": mechanisms.stack_map(ctx),
+        "lockdown": _lockdown(ctx),
+        "kptr_restrict": _kptr_restrict(priv),
+        "perf_event_paranoid": _paranoid(priv),
+        "tracefs": _tracefs(tfs, priv),
+        "available_filter_functions": _filter_functions(tfs),
+    }
+    checks["kprobe_blacklist"] = _kprobe_blacklist(checks["kprobe"].ok)
+    checks["bcc"], checks["headers"] = toolchain.bcc_and_headers(priv, compile_check)
+    return Report(checks)
