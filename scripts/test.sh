@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The README's second command: set up (idempotent), run the whole test suite on this
+# machine's kernel, then the kprobe VM suite (scripts/test-kernel.sh) where the
+# machine can run it. Exits non-zero when anything failed.
+#   sudo ./scripts/test.sh [pytest arguments for the host suite]
+# CI=true implies KTUI_REQUIRE_LIVE=1: live tests and the VM suite must run, not skip.
+# KTUI_TEST_KERNEL=0 leaves the VM suite out (refused when KTUI_REQUIRE_LIVE=1).
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo" || exit 1
+say() { echo "test: $*" >&2; }
+
+[[ ${CI:-} == true ]] && export KTUI_REQUIRE_LIVE=1
+"$repo/scripts/setup.sh" || { say "setup failed"; exit 1; }
+
+results=$(mktemp -d /tmp/ktui-test.XXXXXX)
+trap 'rm -rf "$results"' EXIT
+
+say "host suite: pytest tests (tests/kernel runs in the VM below)"
+.venv/bin/python -m pytest tests --ignore=tests/kernel -p no:cacheprovider \
+    --junitxml="$results/host.xml" "$@"
+host=$?
+if [[ $host -eq 5 ]]; then
+    say "the host suite collected no tests"
+    host=0
+fi
+
+vm=0
+if [[ ${KTUI_TEST_KERNEL:-1} == 0 && ${KTUI_REQUIRE_LIVE:-} != 1 ]]; then
+    say "kprobe VM suite left out (KTUI_TEST_KERNEL=0)"
+else
+    KTUI_VM_JUNIT="$results/vm.xml" "$repo/scripts/test-kernel.sh"
+    vm=$?
+fi
+
+say "host suite status $host, kprobe VM suite status $vm"
+# One closing line over both suites (pytest's own last line covers only the VM's).
+/usr/bin/python3 "$repo/scripts/junit_totals.py" "$results"/*.xml
+[[ $host -eq 0 && $vm -eq 0 ]]

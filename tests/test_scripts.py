@@ -1,0 +1,307 @@
+"""The install and test machinery (scripts/, .ci/run, Makefile), tested cheaply.
+
+setup.sh runs in a sandbox copy of the repository with stub dpkg/apt/pip on PATH, so
+its decisions (what to install, when to skip apt and pip) are checked without touching
+the machine. test-kernel.sh's bad-input paths and its status-file protocol run against
+stub `vng` and `qemu` commands; the real VM is exercised by the kernel suite itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = [
+    ROOT / "scripts" / "setup.sh",
+    ROOT / "scripts" / "start.sh",
+    ROOT / "scripts" / "test.sh",
+    ROOT / "scripts" / "test-kernel.sh",
+    ROOT / "tests" / "kernel" / "guest.sh",
+    ROOT / ".ci" / "run",
+]
+IS_ROOT = os.geteuid() == 0
+
+
+def _write_exe(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_script_is_executable_bash_that_parses(script):
+    assert script.stat().st_mode & stat.S_IXUSR, f"{script} is not executable"
+    assert script.read_text().startswith("#!/usr/bin/env bash\n")
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_shellcheck_is_clean():
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (scripts/setup.sh installs it)")
+    result = subprocess.run([shellcheck, *map(str, SCRIPTS)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_ci_runs_the_readme_test_command():
+    text = (ROOT / ".ci" / "run").read_text()
+    assert "scripts/test.sh" in text and "</dev/null" in text
+
+
+def test_makefile_targets_call_the_scripts():
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed (scripts/setup.sh installs it)")
+    expect = {
+        "setup": "scripts/setup.sh",
+        "run": "scripts/start.sh",
+        "test": "scripts/test.sh",
+        "test-kernel": "scripts/test-kernel.sh",
+    }
+    for target, script in expect.items():
+        out = subprocess.run(["make", "-n", "-C", str(ROOT), target], capture_output=True, text=True, check=True)
+        assert script in out.stdout, (target, out.stdout)
+
+
+# --- setup.sh in a sandbox -------------------------------------------------------
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    """A copy of setup.sh and pyproject.toml, a fake .venv, and stub system tools that
+    record every call. FAKE_MISSING names the packages dpkg reports as absent."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy2(ROOT / "scripts" / "setup.sh", repo / "scripts" / "setup.sh")
+    shutil.copy2(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    calls = tmp_path / "calls"
+    calls.write_text("")
+    bin_ = tmp_path / "bin"
+    for tool in ("apt-get", "sudo"):
+        _write_exe(bin_ / tool, f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
+    _write_exe(
+        bin_ / "dpkg-query",
+        r"""
+        #!/bin/bash
+        pkg=${@: -1}
+        case "$*" in
+            *Status-Abbrev*) [[ " $FAKE_MISSING " == *" $pkg "* ]] && exit 1; printf 'ii ' ;;
+            *Version*) printf '1.0' ;;
+        esac
+        """,
+    )
+    _write_exe(bin_ / "dpkg", "#!/bin/sh\necho amd64\n")
+    _write_exe(bin_ / "apt-cache", "#!/bin/sh\necho '  Candidate: 1.0'\n")
+    # The fake venv: its python records pip calls and imports nothing.
+    _write_exe(repo / ".venv" / "bin" / "python", f'#!/bin/sh\necho "venv-python $*" >> {calls}\n')
+    _write_exe(repo / ".venv" / "bin" / "ktui", "#!/bin/sh\n")
+    env = {
+        **os.environ,
+        "PATH": f"{bin_}:{os.environ['PATH']}",
+        "FAKE_MISSING": "",
+    }
+    env.pop("KTUI_PYTHON", None)
+
+    def run(*args, missing=""):
+        result = subprocess.run(
+            ["bash", str(repo / "scripts" / "setup.sh"), *args],
+            env={**env, "FAKE_MISSING": missing},
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        return result, calls.read_text().splitlines()
+
+    def mark_installed():
+        version = subprocess.run(
+            ["/usr/bin/python3", "-c", "import sys; print(sys.version)"], capture_output=True, text=True
+        ).stdout.splitlines()[0]
+        digest = subprocess.run(["sha256sum", str(repo / "pyproject.toml")], capture_output=True, text=True)
+        (repo / ".venv" / ".ktui-setup").write_text(f"{digest.stdout.split()[0]} {version}\n")
+
+    run.repo = repo
+    run.mark_installed = mark_installed
+    run.calls = calls
+    return run
+
+
+def test_setup_does_nothing_when_everything_is_present(sandbox):
+    sandbox.mark_installed()
+    result, calls = sandbox()
+    assert result.returncode == 0, result.stderr
+    apt = [c for c in calls if c.startswith(("apt-get", "sudo"))]
+    pip = [c for c in calls if "pip install" in c]
+    assert apt == [] and pip == [], calls
+    check, _ = sandbox("--check")
+    assert check.returncode == 0 and "nothing to do" in check.stderr
+
+
+def test_setup_installs_only_the_missing_packages(sandbox):
+    sandbox.mark_installed()
+    result, calls = sandbox(missing="python3-bpfcc tmux")
+    assert result.returncode == 0, result.stderr
+    installs = [c for c in calls if " install " in f" {c} " and "pip" not in c]
+    assert len(installs) == 1, calls
+    words = installs[0].split()
+    assert "python3-bpfcc" in words and "tmux" in words and "gcc" not in words
+    assert "-y" in words  # never waits for a person: CI has no stdin
+
+
+def test_setup_check_reports_and_changes_nothing(sandbox):
+    result, calls = sandbox("--check", missing="libbpfcc")
+    assert result.returncode == 1
+    assert "libbpfcc" in result.stderr and ".venv/ needs" in result.stderr
+    assert calls == []
+
+
+def test_setup_reinstalls_ktui_when_pyproject_changes(sandbox):
+    sandbox.mark_installed()
+    (sandbox.repo / "pyproject.toml").write_text((sandbox.repo / "pyproject.toml").read_text() + "\n# changed\n")
+    result, calls = sandbox()
+    assert result.returncode == 0, result.stderr
+    assert any("-m pip install" in c and "-e .[test]" in c for c in calls), calls
+    # ...and remembers it: the next run does not call pip again.
+    sandbox.calls.write_text("")
+    result, calls = sandbox()
+    assert result.returncode == 0 and not any("pip" in c for c in calls), calls
+
+
+def test_setup_kernel_vm_pins_image_and_headers_to_one_version(sandbox):
+    sandbox.mark_installed()
+    result, calls = sandbox("--check", "--kernel-vm", missing="qemu-system-x86 linux-image-amd64")
+    assert result.returncode == 1 and "qemu-system-x86" in result.stderr
+    (sandbox.repo / ".venv-vng" / "bin").mkdir(parents=True)
+    _write_exe(sandbox.repo / ".venv-vng" / "bin" / "vng", "#!/bin/sh\necho 'virtme-ng 1.42'\n")
+    result, calls = sandbox("--kernel-vm", missing="qemu-system-x86 linux-image-amd64")
+    assert result.returncode == 0, result.stderr
+    install = next(c for c in calls if c.startswith("apt-get") and " install " in c)
+    assert "linux-image-amd64=1.0" in install and "linux-headers-amd64=1.0" in install
+
+
+# --- test-kernel.sh: bad input and the status file --------------------------------
+
+
+@pytest.fixture
+def vm_env(tmp_path):
+    """Environment for test-kernel.sh with a stub QEMU, a dummy kernel image and no setup."""
+    bin_ = tmp_path / "bin"
+    _write_exe(bin_ / "qemu-system-x86_64", "#!/bin/sh\n")
+    kernel = tmp_path / "vmlinuz-test"
+    kernel.write_text("not a kernel")
+    env = {
+        **os.environ,
+        "PATH": f"{bin_}:{os.environ['PATH']}",
+        "KTUI_VM_NO_SETUP": "1",
+        "KTUI_VM_KERNEL": str(kernel),
+        "TMPDIR": str(tmp_path),
+    }
+    env.pop("KTUI_REQUIRE_LIVE", None)
+    return env, tmp_path
+
+
+def _stub_vng(tmp_path: Path, body: str) -> Path:
+    """A vng that finds the shared run directory in its --rwdir= argument and runs BODY."""
+    return _write_exe(
+        tmp_path / "vng",
+        '#!/bin/bash\nfor a in "$@"; do case "$a" in --rwdir=*) rundir=${a#--rwdir=} ;; esac; done\n' + body + "\n",
+    )
+
+
+def _test_kernel(env, *args, **extra):
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "test-kernel.sh"), *args],
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(IS_ROOT, reason="checks the message a non-root user gets")
+def test_test_kernel_needs_root(vm_env):
+    env, _ = vm_env
+    result = _test_kernel(env)
+    assert result.returncode == 0 and "SKIPPED" in result.stderr and "root" in result.stderr
+    assert _test_kernel(env, KTUI_REQUIRE_LIVE="1").returncode == 1
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="test-kernel.sh stops at its root check before this")
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("missing kernel", "no readable kernel image"),
+        ("missing vng", "virtme-ng is not installed"),
+        ("vm does not start", "the VM did not start"),
+    ],
+)
+def test_test_kernel_cannot_run_skips_locally_and_fails_in_ci(vm_env, case, expect):
+    env, tmp_path = vm_env
+    if case == "missing kernel":
+        env["KTUI_VM_KERNEL"] = str(tmp_path / "nonexistent" / "vmlinuz-x")
+    elif case == "missing vng":
+        env["KTUI_VNG"] = str(tmp_path / "nonexistent-vng")
+    else:
+        env["KTUI_VNG"] = str(_stub_vng(tmp_path, "echo 'qemu: could not start' >&2; exit 1"))
+    local = _test_kernel(env)
+    assert local.returncode == 0, local.stderr
+    assert "SKIPPED" in local.stderr and expect in local.stderr
+    assert len([line for line in local.stderr.splitlines() if "SKIPPED" in line]) == 1
+    ci = _test_kernel(env, KTUI_REQUIRE_LIVE="1")
+    assert ci.returncode == 1 and "FAILED" in ci.stderr and expect in ci.stderr
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="test-kernel.sh stops at its root check before this")
+@pytest.mark.parametrize("guest_status", [0, 1, 3])
+def test_test_kernel_exits_with_the_guest_status(vm_env, guest_status):
+    env, tmp_path = vm_env
+    # vng itself exits 0 whatever the guest did: only the status file carries it.
+    vng = _stub_vng(tmp_path, f'echo "5.0 1.0" > "$rundir/booted"; echo {guest_status} > "$rundir/status"; exit 0')
+    result = _test_kernel(env, KTUI_VNG=str(vng))
+    assert result.returncode == guest_status, result.stderr
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="test-kernel.sh stops at its root check before this")
+def test_test_kernel_fails_when_the_guest_stops_early(vm_env):
+    env, tmp_path = vm_env
+    vng = _stub_vng(tmp_path, 'echo "5.0 1.0" > "$rundir/booted"; exit 0')
+    result = _test_kernel(env, KTUI_VNG=str(vng))
+    assert result.returncode == 1 and "stopped before its tests finished" in result.stderr
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="test-kernel.sh stops at its root check before this")
+def test_test_kernel_passes_pytest_arguments_to_the_guest(vm_env):
+    env, tmp_path = vm_env
+    seen = tmp_path / "args"
+    vng = _stub_vng(
+        tmp_path,
+        f'printf "%s\\n" "$@" > {seen}; echo "5.0 1.0" > "$rundir/booted"; echo 0 > "$rundir/status"',
+    )
+    result = _test_kernel(env, "-k", "ip rcv", KTUI_VNG=str(vng))
+    assert result.returncode == 0, result.stderr
+    args = seen.read_text().splitlines()
+    assert "--disable-kvm" in args
+    guest = args[args.index("--exec") + 1]
+    assert "tests/kernel/guest.sh" in guest and "-k ip\\ rcv" in guest
+
+
+def test_junit_totals_sums_both_suites(tmp_path):
+    host = tmp_path / "host.xml"
+    host.write_text('<testsuites><testsuite tests="10" failures="1" errors="1" skipped="2"/></testsuites>')
+    vm = tmp_path / "vm.xml"
+    vm.write_text('<testsuite tests="5" failures="0" errors="0" skipped="0"/>')
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "junit_totals.py"), str(host), str(vm), str(tmp_path / "absent.xml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "tests: 11 passed, 2 failed, 2 skipped"
