@@ -34,6 +34,8 @@ from ktui.kernel import KernelIdentity
 from ktui.recording import schema
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# sqlite3 decodes SQLite's error messages as UTF-8; a damaged schema can put raw bytes in them.
+DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,12 @@ class ChunkInfo:
 class RecordingReader:
     """A recording opened read-only: its description, aggregates and events by time."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, private_dir: str | None, recovered: bool):
+    def __init__(self, path: Path, conn: sqlite3.Connection, private_dir: str | None, recovered: bool,
+                 truncated: str | None = None):
         self.path = path
         self._conn = conn
+        # Damaged text must become a message, not a UnicodeDecodeError.
+        conn.text_factory = lambda b: b.decode("utf-8", "replace")
         self._private_dir = private_dir
         if private_dir:
             self._finalizer = weakref.finalize(self, shutil.rmtree, private_dir, True)
@@ -61,6 +66,9 @@ class RecordingReader:
         self._cache_size = 16
         self._decompressor = zstandard.ZstdDecompressor()
         self._bad_chunks: set[int] = set()
+        self._truncated = truncated
+        if truncated:
+            self.problems.append(f"{path}: {truncated}; showing what can still be read")
         self._load_description()
         self._load_chunk_index()
         self._symbols: dict[tuple[str, str], tuple[list[int], list[str]]] | None = None
@@ -88,6 +96,12 @@ class RecordingReader:
         if len(head) < 100:
             raise FileFormatError("is truncated: shorter than an SQLite header", where=where)
 
+        size = path.stat().st_size
+        page_size = int.from_bytes(head[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        expected = page_size * int.from_bytes(head[28:32], "big")
+        truncated = f"is truncated: it holds {size} of its {expected} bytes" if size < expected else None
+
         side = [s for s in ("-wal", "-journal") if _nonempty(f"{path}{s}")]
         private_dir = None
         try:
@@ -101,8 +115,8 @@ class RecordingReader:
             else:
                 uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro&immutable=1"
                 conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            return cls(path, conn, private_dir, recovered=bool(side))
-        except sqlite3.Error as err:
+            return cls(path, conn, private_dir, recovered=bool(side), truncated=truncated)
+        except DB_ERRORS as err:
             if private_dir:
                 shutil.rmtree(private_dir, True)
             raise FileFormatError(f"cannot be read as a recording: {err}", where=where) from None
@@ -117,19 +131,39 @@ class RecordingReader:
 
     def _fail(self, place: str, problem: str) -> FileFormatError:
         self.close()
+        if self._truncated:
+            return FileFormatError(f"{self._truncated}, and its {place} is in the missing part: nothing can be read",
+                                   where=str(self.path))
         return FileFormatError(f"{place}: {problem}", where=str(self.path))
 
+    def _salvage_mode(self) -> None:
+        """A truncated file fails SQLite's page-count check; with writable_schema (a flag of
+        this connection only, the file is opened read-only) the surviving pages still read."""
+        try:
+            self._conn.execute("PRAGMA application_id").fetchone()
+            return
+        except DB_ERRORS as err:
+            first_error = err
+        try:
+            self._conn.execute("PRAGMA writable_schema=ON")
+            self._conn.execute("PRAGMA application_id").fetchone()
+        except DB_ERRORS:
+            return  # _load_description says what is wrong
+        if not self._truncated:
+            self.problems.append(f"{self.path}: the file is damaged ({first_error}); showing what can still be read")
+
     def _load_description(self) -> None:
+        self._salvage_mode()
         try:
             app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError as err:
+        except DB_ERRORS as err:
             raise self._fail("header", f"not a readable SQLite database ({err})") from None
         if "meta" not in tables or app_id not in (0, schema.APPLICATION_ID):
             raise self._fail("header", "not a ktui recording (an SQLite database of something else)")
         try:
             self.meta = {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
-        except (sqlite3.DatabaseError, ValueError, TypeError) as err:
+        except (*DB_ERRORS, ValueError, TypeError) as err:
             raise self._fail("meta table", f"unreadable ({err})") from None
         if self.meta.get("format") != schema.FORMAT_NAME:
             raise self._fail("meta table", "not a ktui recording (no format mark)")
@@ -153,7 +187,7 @@ class RecordingReader:
         self.probes: dict[int, dict] = {}
         try:
             rows = self._conn.execute("SELECT probe_id, spec, layout FROM probes ORDER BY probe_id").fetchall()
-        except sqlite3.DatabaseError as err:
+        except DB_ERRORS as err:
             raise self._fail("probes table", f"unreadable ({err})") from None
         for probe_id, spec, layout in rows:
             try:
@@ -168,19 +202,10 @@ class RecordingReader:
 
     def _load_chunk_index(self) -> None:
         cols = "id, probe_id, first_ts, last_ts, count, codec"
-        rows: list = []
         try:
             rows = self._conn.execute(f"SELECT {cols} FROM chunks ORDER BY first_ts, id").fetchall()
-        except sqlite3.DatabaseError:
-            # The time index or table is damaged: walk the table by rowid and keep what reads.
-            cur = self._conn.execute(f"SELECT {cols} FROM chunks NOT INDEXED ORDER BY id")
-            try:
-                for row in cur:
-                    rows.append(row)
-            except sqlite3.DatabaseError as err:
-                self.problems.append(f"{self.path}: chunk index damaged after {len(rows)} chunk(s) ({err}); "
-                                     "the rest of the events are lost")
-            rows.sort(key=lambda r: (r[2], r[0]))
+        except DB_ERRORS as err:
+            rows = self._salvage_chunk_index(cols, err)
         chunks = []
         for cid, probe_id, first, last, count, codec in rows:
             if probe_id not in self.layouts or not isinstance(count, int) or count < 0:
@@ -190,6 +215,34 @@ class RecordingReader:
         self.chunks = chunks
         self.first_ts = min((c.first_ts for c in chunks), default=self.start_ns or 0)
         self.last_ts = max((c.last_ts for c in chunks), default=self.first_ts)
+
+    def _salvage_chunk_index(self, cols: str, err: Exception) -> list:
+        """Damaged table: find chunk ids through whichever index still reads, then fetch each row alone."""
+        ids: list[int] = []
+        for sql in ("SELECT id FROM chunks INDEXED BY chunks_by_time", "SELECT id FROM chunks INDEXED BY chunks_by_probe",
+                    "SELECT id FROM chunks NOT INDEXED"):
+            found: list[int] = []
+            try:
+                for (cid,) in self._conn.execute(sql):
+                    found.append(cid)
+            except DB_ERRORS:
+                pass
+            if len(found) > len(ids):
+                ids = found
+        rows, lost = [], 0
+        for cid in sorted(set(ids)):
+            try:
+                row = self._conn.execute(f"SELECT {cols} FROM chunks WHERE id=?", (cid,)).fetchone()
+            except DB_ERRORS:
+                row = None
+            if row is None:
+                lost += 1
+            else:
+                rows.append(row)
+        self.problems.append(f"{self.path}: chunk table damaged ({err}); {len(rows)} chunk(s) readable"
+                             + (f", {lost} lost" if lost else "") + ", later ones may be missing")
+        rows.sort(key=lambda r: (r[2], r[0]))
+        return rows
 
     # -- description ------------------------------------------------------------
 
@@ -244,7 +297,7 @@ class RecordingReader:
     def _query(self, what: str, sql: str, params: tuple = ()) -> list:
         try:
             return self._conn.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as err:
+        except DB_ERRORS as err:
             self.problems.append(f"{self.path}: {what} unreadable ({err}); shown without them")
             return []
 
@@ -410,7 +463,7 @@ class RecordingReader:
             if len(raw) != expected:
                 raise ValueError(f"holds {len(raw)} bytes, expected {expected}")
             data = np.frombuffer(raw, dtype=layout.dtype)
-        except (sqlite3.DatabaseError, zstandard.ZstdError, ValueError, TypeError) as err:
+        except (*DB_ERRORS, zstandard.ZstdError, ValueError, TypeError) as err:
             self._bad_chunks.add(c.id)
             self.problems.append(f"{self.path}: {place} is damaged ({err}); skipped, the rest is readable")
             return None

@@ -1,0 +1,232 @@
+"""Reading recordings: time windows, seek, filters, read-only for real, and every kind of bad file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ktui.errors import FileFormatError, KtuiError
+from ktui.events import ProbeCounters, StackTrace
+from ktui.kernel import KernelIdentity
+from ktui.recording import RecordingReader, RecordingWriter
+from ktui.recording.synthetic import LAYOUTS, records
+
+IDENT = KernelIdentity("6.1.0-test", "#1", "x86_64", "abc")
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory):
+    """20k events of probe 0 every 100 ns, 10k of probe 1 every 200 ns (offset 50), chunks of 1000."""
+    path = tmp_path_factory.mktemp("rec") / "r.ktrec"
+    w = RecordingWriter.create(path, IDENT, LAYOUTS, chunk_events=1000)
+    w.append(0, records(LAYOUTS[0], 20000, t0=1_000_000, step=100, seed=1))
+    w.append(1, records(LAYOUTS[1], 10000, t0=1_000_050, step=200, seed=2))
+    w.close()
+    return path
+
+
+def _all(reader, **kw):
+    parts = list(reader.events(**kw))
+    return np.concatenate([p[list(("ts", "probe", "pid"))] for p in parts]) if parts else np.zeros(0)
+
+
+def test_time_window_and_filters_are_exact(rec):
+    r = RecordingReader.open(rec)
+    assert r.count() == 30000
+    # [1_100_000, 1_200_000): probe 0 at 100 ns steps -> 1000 events; probe 1 at 200 ns -> 500
+    assert r.count(1_100_000, 1_200_000) == 1500
+    assert r.count(1_100_000, 1_200_000, probe_ids=[1]) == 500
+    window = _all(r, start_ns=1_100_000, end_ns=1_200_000)
+    assert len(window) == 1500
+    assert window["ts"].min() >= 1_100_000 and window["ts"].max() < 1_200_000
+    pid_events = _all(r, pid=1007)
+    every = _all(r)
+    assert len(pid_events) == int(np.sum(every["pid"] == 1007)) > 0
+    assert set(pid_events["pid"].tolist()) == {1007}
+
+
+def test_seek_and_read_walk_every_event_once_in_time_order(rec):
+    r = RecordingReader.open(rec)
+    r.seek(0)
+    seen = []
+    while True:
+        batch = r.read(max_events=777)
+        if not batch:
+            break
+        merged = np.sort(np.concatenate([b["ts"] for b in batch.values()]))
+        assert not seen or merged[0] > seen[-1][-1]  # strictly after everything before
+        seen.append(merged)
+    all_ts = np.concatenate(seen)
+    assert len(all_ts) == 30000 and np.all(np.diff(all_ts) >= 0)
+
+
+def test_read_until_is_half_open(rec):
+    r = RecordingReader.open(rec)
+    r.seek(1_500_000)
+    first = r.read(until_ns=1_500_400)
+    assert first[0]["ts"].tolist() == [1_500_000, 1_500_100, 1_500_200, 1_500_300]
+    assert first[1]["ts"].tolist() == [1_500_050, 1_500_250]
+    assert r.position == 1_500_400
+    nxt = r.read(max_events=1)
+    assert nxt[0]["ts"].tolist() == [1_500_400] and 1 not in nxt
+
+
+def test_replay_operations_change_no_byte_and_create_no_file(rec):
+    directory = rec.parent
+    before = {n: hashlib.sha256((directory / n).read_bytes()).hexdigest() for n in os.listdir(directory)}
+    r = RecordingReader.open(rec)
+    r.count()
+    list(r.events(pid=1001))
+    r.seek(1_234_567)
+    r.read(max_events=5000)
+    r.counters(), r.stacks(), r.histograms(), r.probe_states(), r.symbolize(0xFFFF)
+    r.close()
+    after = {n: hashlib.sha256((directory / n).read_bytes()).hexdigest() for n in os.listdir(directory)}
+    assert before == after
+
+
+def test_readonly_file_in_readonly_directory_opens(rec, tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    shutil.copy(rec, d / "r.ktrec")
+    os.chmod(d / "r.ktrec", 0o400)
+    os.chmod(d, 0o500)
+    try:
+        assert RecordingReader.open(d / "r.ktrec").count() == 30000
+    finally:
+        os.chmod(d, 0o700)
+
+
+def test_corrupted_chunk_is_skipped_and_named(rec, tmp_path):
+    bad = tmp_path / "bad.ktrec"
+    shutil.copy(rec, bad)
+    conn = sqlite3.connect(bad)
+    conn.execute("UPDATE chunks SET data = x'deadbeef' WHERE id = 3")
+    conn.commit()
+    conn.close()
+    r = RecordingReader.open(bad)
+    assert sum(len(a) for a in r.events()) == 29000
+    assert len(r.problems) == 1
+    assert "bad.ktrec" in r.problems[0] and "chunk 3" in r.problems[0] and "damaged" in r.problems[0]
+
+
+def test_other_schema_version_names_both_versions(rec, tmp_path):
+    other = tmp_path / "v9.ktrec"
+    shutil.copy(rec, other)
+    conn = sqlite3.connect(other)
+    conn.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(FileFormatError) as err:
+        RecordingReader.open(other)
+    msg = str(err.value)
+    assert "v9.ktrec" in msg and "version 9" in msg and "version 1" in msg
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "empty"),
+    (b"# tracer: nop\n", "not a ktui recording"),
+    (b"SQLite format 3\x00" + b"\x00" * 20, "truncated"),
+])
+def test_not_a_recording(tmp_path, content, problem):
+    p = tmp_path / "x.ktrec"
+    p.write_bytes(content)
+    with pytest.raises(FileFormatError, match=problem) as err:
+        RecordingReader.open(p)
+    assert "x.ktrec" in str(err.value)
+
+
+def test_another_sqlite_database_is_not_a_recording(tmp_path):
+    p = tmp_path / "other.db"
+    conn = sqlite3.connect(p)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(FileFormatError, match="not a ktui recording"):
+        RecordingReader.open(p)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(FileFormatError, match="no such file"):
+        RecordingReader.open(tmp_path / "nope.ktrec")
+    with pytest.raises(FileFormatError, match="directory"):
+        RecordingReader.open(tmp_path)
+
+
+def test_truncated_recording_shows_what_survives(rec, tmp_path):
+    size = os.path.getsize(rec)
+    cut = tmp_path / "cut.ktrec"
+    shutil.copy(rec, cut)
+    os.truncate(cut, int(size * 0.8))
+    r = RecordingReader.open(cut)
+    n = sum(len(a) for a in r.events())
+    assert 0 < n < 30000
+    assert any("truncated" in p and "cut.ktrec" in p for p in r.problems)
+    os.truncate(cut, 2000)
+    with pytest.raises(FileFormatError, match="truncated"):
+        RecordingReader.open(cut)
+
+
+def test_damaged_layout_is_a_clear_error(rec, tmp_path):
+    p = tmp_path / "lay.ktrec"
+    shutil.copy(rec, p)
+    conn = sqlite3.connect(p)
+    conn.execute("UPDATE probes SET layout = ? WHERE probe_id = 1",
+                 (json.dumps({"probe_id": 1, "name": "x", "spec": "y", "fields": [{"name": "a", "dtype": "zz"}]}),))
+    conn.commit()
+    conn.close()
+    with pytest.raises(FileFormatError, match="probe 1"):
+        RecordingReader.open(p)
+
+
+_SMALL: dict[str, bytes] = {}
+
+
+def _small_rec_bytes(tmp_path) -> bytes:
+    """A small recording's bytes, made once (kept out of hypothesis' reports, which print arguments)."""
+    if "b" not in _SMALL:
+        path = tmp_path / "s.ktrec"
+        w = RecordingWriter.create(path, IDENT, LAYOUTS, chunk_events=200)
+        w.append(0, records(LAYOUTS[0], 1000, seed=1))
+        w.append(1, records(LAYOUTS[1], 500, seed=2))
+        w.set_counters({0: ProbeCounters([1, 2], [1, 2], [0, 0], [0, 0])})
+        w.add_stacks([StackTrace(0, ("a",), (), 3)])
+        w.close()
+        _SMALL["b"] = path.read_bytes()
+        path.unlink()
+    return _SMALL["b"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_corrupted_bytes_give_events_or_a_ktui_error(tmp_path, data):
+    """Any damage: a result (perhaps with problems) or a KtuiError, never another exception."""
+    blob = bytearray(_small_rec_bytes(tmp_path))
+    for _ in range(data.draw(st.integers(1, 8))):
+        pos = data.draw(st.integers(0, len(blob) - 1))
+        blob[pos] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        blob = blob[: data.draw(st.integers(0, len(blob)))]
+    p = tmp_path / "fuzz.ktrec"
+    p.write_bytes(bytes(blob))
+    try:
+        r = RecordingReader.open(p)
+    except KtuiError:
+        return
+    try:
+        total = sum(len(a) for a in r.events())
+        assert 0 <= total
+        r.seek(0)
+        r.read(max_events=100)
+        r.count(0, 10**7)
+        r.counters(), r.stacks(), r.histograms(), r.probe_states()
+    finally:
+        r.close()
