@@ -108,3 +108,31 @@ def test_system_library_without_debuginfo():
     cat = Catalog.for_binary(libc)
     e = cat.lookup(f"uprobe:{libc}:malloc")
     assert e is not None and e.offset and e.args == []
+
+
+KSRC = Path(__file__).parent / "fixtures" / "catalog" / "fake_kernel.c"
+
+
+@pytest.mark.skipif(not Path("/sys/kernel/btf/vmlinux").exists(), reason="needs kernel BTF")
+def test_kernel_catalog_with_debuginfo(tmp_path, monkeypatch):
+    """--debuginfo adds source lines and locals to kprobes, and DWARF-only inlined functions."""
+    monkeypatch.setenv("KTUI_CACHE_DIR", str(tmp_path / "cache"))
+    dbg = tmp_path / "fake_vmlinux"
+    subprocess.run(["gcc", "-g", "-O2", "-o", str(dbg), str(KSRC)], check=True)
+    cat = Catalog.load(debuginfo=str(dbg))
+    e = cat.lookup("kprobe:kernel_clone")
+    assert e.source.endswith(f"fake_kernel.c:{_line_of_in(KSRC, '__attribute__((noinline)) int kernel_clone')}")
+    assert ("sig", "int") in [(a.name, a.ctype) for a in e.locals]
+    assert e.args[0].ctype == "struct kernel_clone_args *"  # BTF still gives the prototype
+    inl = cat.lookup("kprobe:ktui_only_inlined_helper")
+    assert inl.traceability == "inlined" and [a.name for a in inl.args] == ["v"]
+    # entries built before the merge still describe themselves
+    assert cat.lookup("tracepoint:sched:sched_switch").args[0].name == "prev_comm"
+    assert cat.lookup("kprobe:vfs_read").args[0].ctype == "struct file *"
+
+
+def _line_of_in(path: Path, text: str) -> int:
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith(text):
+            return i
+    raise AssertionError(text)

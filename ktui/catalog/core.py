@@ -259,7 +259,14 @@ class Catalog:
 
     def _merge(self, extra: list[Entry]) -> None:
         """Add entries (rare: DWARF-only functions); rebuilds the columns."""
-        allents = [self.entry(i) for i in range(len(self))] + extra
+        import copy
+
+        allents = [self.entry(i) for i in range(len(self))]
+        old = copy.copy(self)  # the old columns, for the lazy details of entries built from them
+        for e in allents:
+            if isinstance(e._loader, _Loader):
+                e._loader.cat = old
+        allents += extra
         other = Catalog.from_entries(allents, origin=self.origin, notes=self.notes)
         keep = (self.dwarf, self.tracefs, self.btf_offsets, self._btf, self.problems)
         self.__dict__.update(other.__dict__)
