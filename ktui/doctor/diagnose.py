@@ -59,7 +59,9 @@ def _lockdown(ctx: Context) -> Check:
     forced = [k for k, v in (ctx.config or {}).items() if k.startswith("CONFIG_LOCK_DOWN_KERNEL_FORCE_") and v == "y"]
     evidence += [f"{ctx.config_source}: {k}=y" for k in forced]
     if mode is None:
-        return Check(None, "lockdown mode unknown: " + evidence[-1], evidence)
+        floor = [k.rsplit("_", 1)[-1].lower() for k in forced]
+        known = f"; the kernel config forces at least {floor[0]}" if floor else ""
+        return Check(None, f"lockdown mode unknown ({evidence[-1]}){known}", evidence)
     if mode == "none":
         return Check(True, "lockdown is off", evidence, value=mode)
     if mode == "integrity":

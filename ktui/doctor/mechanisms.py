@@ -232,7 +232,7 @@ def fentry(ctx: Context) -> Check:
     return _try(
         steps, lambda: stage[0], ctx, evidence,
         policy=f"the kernel refuses fentry/fexit programs: loading a minimal fentry program on {symbol} "
-        "failed with EPERM although we hold the privileges (kernel policy); kprobes, tracepoints and uprobes are not affected by this",
+        "failed with EPERM although we hold the privileges (a kernel policy, not missing privileges); other mechanisms are unaffected",
     )
 
 
