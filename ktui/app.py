@@ -1,0 +1,523 @@
+"""The Textual app: symbol browser, probe editor and live panes around one EventSource.
+
+Data flows one way (memray's pattern): the source's thread calls ``_sink``; updates
+coalesce into one pending Update and one queued message; the handler applies it to
+the panes inside ``batch_update()``. Widgets render what they are given and post
+messages up; the app owns the session's probes and the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from typing import Callable
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+
+from ktui.app_updates import merge_updates
+from ktui.errors import KtuiError
+from ktui.events import EventSource, ProbeState, Update
+from ktui.probes.model import Probe
+from ktui.widgets.code_view import CodeView
+from ktui.widgets.cpu_counts import CpuCounts
+from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter
+from ktui.widgets.help_screen import HelpScreen, binding_rows
+from ktui.widgets.histograms import Histograms
+from ktui.widgets.messages import (CatalogLoaded, EntryChosen, ProbeRemoved, ProbeSubmitted, ProbeToggled,
+                                   UpdateArrived)
+from ktui.widgets.probe_editor import ProbeEditor
+from ktui.widgets.probe_list import ProbeList
+from ktui.widgets.stacks import Stacks
+from ktui.widgets.status_bar import StatusBar
+from ktui.widgets.symbol_browser import SymbolBrowser
+
+MIN_WIDTH, MIN_HEIGHT = 60, 16  # below this the panes cannot show a row of an event
+SLOW_PANES_HZ = 4  # stacks, histograms and counts redraw at most this often
+
+
+class KtuiApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "ktui"
+    AUTO_FOCUS = "#stream"
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="app.quit_ctrl_c"),
+        Binding("f1", "help", "Help", id="app.help"),
+        Binding("question_mark", "help", "Help", show=False, id="app.help_question"),
+        Binding("slash", "focus_search", "Search", id="app.search"),
+        Binding("1", "show_tab('stream')", "Stream", show=False, id="app.tab_stream"),
+        Binding("2", "show_tab('cpus')", "CPUs", show=False, id="app.tab_cpus"),
+        Binding("3", "show_tab('stacks')", "Stacks", show=False, id="app.tab_stacks"),
+        Binding("4", "show_tab('hists')", "Hists", show=False, id="app.tab_hists"),
+        Binding("5", "show_tab('probes')", "Probes", id="app.tab_probes"),
+        Binding("b", "toggle_browser", "Browser", show=False, id="app.browser"),
+        Binding("p", "pause_replay", "Pause", id="app.pause"),
+        Binding("plus", "speed(2)", "Faster", show=False, id="app.faster"),
+        Binding("minus", "speed(0.5)", "Slower", show=False, id="app.slower"),
+        Binding("ctrl+s", "save_session", "Save", id="app.save"),
+    ]
+
+    def __init__(
+        self,
+        *,
+        source: EventSource | None = None,
+        probes: list[Probe] | None = None,
+        source_factory: Callable[[list[Probe]], EventSource] | None = None,
+        catalog_loader: Callable[[], object] | None = None,
+        mode: str = "live",
+        banner: str = "",
+        session_path: str | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.probes: list[Probe] = list(probes or [])
+        self.source_factory = source_factory
+        self.catalog_loader = catalog_loader
+        self.mode = mode  # "live", "replay", "demo"
+        self.banner = banner
+        self.session_path = session_path
+        self.warnings = list(warnings or [])
+        self.states: dict[int, ProbeState] = {}
+        self.replay_paused = False
+        self.replay_speed = 1.0
+        self._pending: Update | None = None
+        self._pending_lock = threading.Lock()
+        self._source_lock = threading.Lock()
+        self._latest: Update | None = None  # last snapshot for panes that redraw slowly
+        self._slow_drawn = 0.0
+        self.updates_applied = 0
+        self.last_applied = 0.0  # monotonic time of the last applied update (bench, tests)
+
+    # --- layout --------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(self.banner, id="banner", markup=False)
+        with Horizontal(id="main"):
+            yield SymbolBrowser(id="browser")
+            with TabbedContent(id="panes", initial="stream"):
+                with TabPane("Stream", id="stream"):
+                    yield EventStreamPane(id="stream-pane")
+                with TabPane("CPUs", id="cpus"):
+                    with VerticalScroll():
+                        yield CpuCounts(id="cpu-counts")
+                with TabPane("Stacks", id="stacks"):
+                    yield Stacks(id="stacks-tree")
+                with TabPane("Hists", id="hists"):
+                    with VerticalScroll():
+                        yield Histograms(id="histograms")
+                with TabPane("Probes", id="probes"):
+                    yield ProbeEditor(id="editor")
+                    yield ProbeList(id="probe-list")
+        yield Static("", id="too-small", markup=False)
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#banner").display = bool(self.banner)
+        self.query_one(StreamFilter).display = False
+        status = self.query_one(StatusBar)
+        status.set_state(mode=self.mode, warnings=self.warnings)
+        editable = self.mode == "live"
+        self.query_one(ProbeList).read_only = not editable
+        self.query_one(ProbeEditor).disabled = not editable
+        self._show_probes()
+        self._check_size()
+        self._load_catalog()
+        if self.source is not None:
+            self._bind_layouts()
+            self._start_source(self.source)
+        elif self.mode == "live" and self.source_factory is not None and self.probes:
+            self._restart_source()
+        try:  # SIGTERM quits like q does, so the source detaches its probes
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: self.call_later(self.action_quit))
+        except (RuntimeError, ValueError, NotImplementedError):  # not the main thread (tests)
+            pass
+
+    def on_resize(self) -> None:
+        self._check_size()
+
+    def _check_size(self) -> None:
+        w, h = self.size
+        small = w < MIN_WIDTH or h < MIN_HEIGHT
+        self.query_one("#too-small", Static).update(
+            f"The terminal is {w}x{h}; ktui needs at least {MIN_WIDTH}x{MIN_HEIGHT}. Enlarge it (q quits)."
+            if small else "")
+        self.screen.set_class(small, "too-small")
+
+    # --- the catalog -----------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
+    def _load_catalog(self) -> None:
+        loader = self.catalog_loader
+        if loader is None:
+            self.post_message(CatalogLoaded(None, "No symbol catalog in this mode; type a probe point in the Probes tab."))
+            return
+        try:
+            catalog = loader()
+        except KtuiError as err:
+            self.post_message(CatalogLoaded(None, str(err)))
+            return
+        except Exception as err:  # the catalog is optional: say why and keep running
+            self.post_message(CatalogLoaded(None, f"The symbol catalog could not be loaded: {err}"))
+            return
+        self.post_message(CatalogLoaded(catalog))
+
+    @on(CatalogLoaded)
+    def _catalog_loaded(self, event: CatalogLoaded) -> None:
+        browser = self.query_one(SymbolBrowser)
+        if event.catalog is None:
+            browser.set_error(event.error)
+        else:
+            browser.set_catalog(event.catalog)
+
+    # --- the source --------------------------------------------------------------------
+    def _sink(self, update: Update) -> None:
+        """Called on the source's thread: merge into the pending update, post at most one message."""
+        with self._pending_lock:
+            if self._pending is not None:
+                self._pending = merge_updates(self._pending, update)
+                return
+            self._pending = update
+        self.post_message(UpdateArrived(update))
+
+    @work(thread=True, group="source", exit_on_error=False)
+    def _start_source(self, source: EventSource) -> None:
+        self.call_from_thread(self.query_one(StatusBar).set_state, message="starting: compiling and attaching…")
+        try:
+            with self._source_lock:
+                source.start(self._sink)
+        except Exception as err:  # a KtuiError sentence, or anything the source did not foresee
+            sentence = str(err) if isinstance(err, KtuiError) else f"tracing could not start: {err}"
+            self.call_from_thread(self._source_failed, sentence)
+            return
+        self.call_from_thread(self._source_started)
+
+    def _source_started(self) -> None:
+        self._bind_layouts()
+        self.query_one(StatusBar).set_state(message="")
+
+    def _source_failed(self, sentence: str) -> None:
+        self.query_one(StatusBar).set_state(mode="stopped", message="")
+        self.show_banner(sentence)
+        editor = self.query_one(ProbeEditor)
+        if editor.is_mounted:
+            editor.show_error("spec", sentence)
+
+    def show_banner(self, sentence: str) -> None:
+        self.banner = sentence
+        banner = self.query_one("#banner", Static)
+        banner.update(sentence)
+        banner.display = bool(sentence)
+
+    def _bind_layouts(self) -> None:
+        if self.source is None:
+            return
+        symbolize = getattr(self.source, "symbolize", None)
+        self.query_one(EventStream).set_layouts(dict(self.source.layouts), symbolize)
+        self._show_probes()
+
+    def _names(self) -> dict[int, str]:
+        layouts = self.source.layouts if self.source is not None else {}
+        names = {pid: lay.name for pid, lay in layouts.items()}
+        for i, p in enumerate(self.probes):
+            names.setdefault(i, p.name)
+        return names
+
+    def stop_source(self) -> None:
+        """Stop the source (detaches every live probe). Idempotent, callable from any thread."""
+        with self._source_lock:
+            source, self.source = self.source, None
+            if source is not None:
+                source.stop()
+
+    def _restart_source(self, *, clear: bool = False) -> None:
+        """Probes changed and the source cannot change them in place: a new source for the new set."""
+        if self.source_factory is None:
+            return
+        self._replace_source(clear)
+
+    @work(thread=True, exclusive=True, group="restart", exit_on_error=False)
+    def _replace_source(self, clear: bool) -> None:
+        self.stop_source()
+        with self._pending_lock:
+            self._pending = None
+        self.call_from_thread(self._reset_panes, clear)
+        enabled = [p for p in self.probes if p.enabled]
+        if not enabled:
+            self.call_from_thread(self.query_one(StatusBar).set_state, message="no probe enabled")
+            return
+        try:
+            source = self.source_factory(list(self.probes))
+        except Exception as err:
+            sentence = str(err) if isinstance(err, KtuiError) else f"tracing could not start: {err}"
+            self.call_from_thread(self._source_failed, sentence)
+            return
+        self.source = source
+        self._start_source(source)
+
+    def _reset_panes(self, clear: bool) -> None:
+        if clear:
+            self.query_one(EventStream).clear()
+        self.query_one(CpuCounts).reset()
+        self.states = {}
+        self._show_probes()
+
+    @on(UpdateArrived)
+    def _update_arrived(self, _event: UpdateArrived) -> None:
+        with self._pending_lock:
+            update, self._pending = self._pending, None
+        if update is None:
+            return
+        with self.batch_update():
+            self.apply_update(update)
+
+    def apply_update(self, update: Update) -> None:
+        stream = self.query_one(EventStream)
+        if self.source is not None and set(self.source.layouts) != set(stream.layouts):
+            self._bind_layouts()
+        stream.append(update.events)
+        self.query_one(StatusBar).apply(update)
+        if update.probes:
+            states = {s.probe_id: s for s in update.probes}
+            if states != self.states:
+                self.states = states
+                self._show_probes()
+                failed = [s for s in update.probes if s.status == "failed"]
+                if failed:
+                    self.query_one(ProbeEditor).show_error("spec", f"{failed[0].spec}: {failed[0].reason}")
+        self._latest = update if self._latest is None else merge_updates(self._latest, Update(
+            counters=update.counters, stacks=update.stacks, histograms=update.histograms,
+            elapsed_s=update.elapsed_s, now_ns=update.now_ns))
+        now = time.monotonic()
+        if now - self._slow_drawn >= 1 / SLOW_PANES_HZ or update.finished:
+            self._draw_slow_panes()
+        if update.finished:
+            self.query_one(StatusBar).set_state(message=update.message or "replay finished")
+        self.updates_applied += 1
+        self.last_applied = now
+
+    def _draw_slow_panes(self) -> None:
+        latest = self._latest
+        if latest is None:
+            return
+        self._slow_drawn = time.monotonic()
+        names = self._names()
+        if latest.counters:
+            self.query_one(CpuCounts).set_counters(latest.counters, latest.elapsed_s, names)
+        if latest.stacks:
+            self.query_one(Stacks).set_stacks(latest.stacks, names)
+        if latest.histograms:
+            self.query_one(Histograms).set_histograms(latest.histograms, names)
+        self._latest = Update(counters=latest.counters, stacks=latest.stacks, histograms=latest.histograms,
+                              elapsed_s=latest.elapsed_s, now_ns=latest.now_ns)
+
+    # --- probes: added, toggled, removed while tracing ------------------------------------
+    def _show_probes(self) -> None:
+        table = self.query_one(ProbeList)
+        if self.mode == "live":
+            table.show([(p.enabled, p.name, p.spec) for p in self.probes], self.states)
+        elif self.source is not None:
+            rows = [(True, lay.name, lay.spec) for _, lay in sorted(self.source.layouts.items())]
+            table.show(rows, self.states)
+
+    @on(EntryChosen)
+    def _entry_chosen(self, event: EntryChosen) -> None:
+        if self.mode != "live":
+            self.notify("Replay is read-only: probes cannot be added.", severity="warning")
+            return
+        self.query_one(ProbeEditor).load_entry(event.entry)
+        self.action_show_tab("probes")
+        self.query_one("#editor-spec", Input).focus()
+
+    @on(ProbeSubmitted)
+    def _probe_submitted(self, event: ProbeSubmitted) -> None:
+        self.add_probes(event.probes)
+
+    def add_probes(self, probes: list[Probe]) -> None:
+        taken = {p.name for p in self.probes}
+        for p in probes:
+            base, n = p.name, 2
+            while p.name in taken:  # names are the panes' labels: keep them unique
+                p.name, n = f"{base}_{n}", n + 1
+            taken.add(p.name)
+            self.probes.append(p)
+        adder = getattr(self.source, "add_probe", None)
+        if adder is not None:
+            self._change_in_place(lambda: [adder(p) for p in probes])
+        else:
+            self._restart_source()
+        self._show_probes()
+
+    @on(ProbeToggled)
+    def _probe_toggled(self, event: ProbeToggled) -> None:
+        self.toggle_probe(event.index)
+
+    def toggle_probe(self, index: int) -> None:
+        if not 0 <= index < len(self.probes):
+            return
+        probe = self.probes[index]
+        probe.enabled = not probe.enabled
+        enabler = getattr(self.source, "enable_probe", None)
+        if enabler is not None:
+            self._change_in_place(lambda: enabler(index, probe.enabled))
+        else:
+            self._restart_source()
+        self.states.pop(index, None)
+        self._show_probes()
+
+    @on(ProbeRemoved)
+    def _probe_removed(self, event: ProbeRemoved) -> None:
+        self.remove_probe(event.index)
+
+    def remove_probe(self, index: int) -> None:
+        if not 0 <= index < len(self.probes):
+            return
+        del self.probes[index]
+        self._restart_source(clear=True)  # ids shift: start clean rather than mislabel old events
+        self._show_probes()
+
+    @work(thread=True, group="probe-change", exit_on_error=False)
+    def _change_in_place(self, change: Callable[[], object]) -> None:
+        try:
+            change()
+        except KtuiError as err:
+            self.call_from_thread(self.query_one(ProbeEditor).show_error, "spec", str(err))
+        except Exception as err:
+            self.call_from_thread(self.query_one(ProbeEditor).show_error, "spec", f"the probe change failed: {err}")
+
+    @on(ProbeEditor.ShowCRequested)
+    def _show_c(self, event: ProbeEditor.ShowCRequested) -> None:
+        try:
+            from ktui.compiler import compile_session
+
+            program = compile_session(event.probes)
+        except ImportError:
+            self.query_one(ProbeEditor).show_error("spec", "The compiler is not available in this build.")
+            return
+        except KtuiError as err:
+            self.query_one(ProbeEditor).show_error("spec", str(err))
+            return
+        notes = []
+        for cp in getattr(program, "probes", []):
+            if getattr(cp, "error", None):
+                notes.append(f"✗ {cp.error}")
+            for note in getattr(cp, "notes", []) or []:
+                notes.append(f"· {note}")
+        self.push_screen(CodeView(program.c_text, "\n".join(notes)))
+
+    # --- the stream's filter box ---------------------------------------------------------
+    @on(EventStream.FilterRequested)
+    def _filter_requested(self) -> None:
+        box = self.query_one(StreamFilter)
+        box.display = True
+        box.focus()
+
+    @on(Input.Submitted, "#stream-filter")
+    def _stream_filter(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one(EventStream).set_filter(event.value)
+        if not event.value.strip():
+            event.input.display = False
+        self.query_one(EventStream).focus()
+
+    # --- actions -------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("pause_replay", "speed"):
+            return self.mode != "live" and hasattr(self.source, "pause")
+        if action == "save_session":
+            return self.mode == "live"
+        return True
+
+    async def action_quit(self) -> None:
+        self.query_one(StatusBar).set_state(message="stopping: detaching probes…")
+        await asyncio.to_thread(self.stop_source)
+        self.exit()
+
+    def on_unmount(self) -> None:
+        self.stop_source()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(binding_rows(self)))
+
+    def action_focus_search(self) -> None:
+        if not self.query_one("#browser").display:
+            self.query_one("#browser").display = True
+        self.query_one("#symbol-search", Input).focus()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        if tab == "stream":
+            self.query_one(EventStream).focus()
+        elif tab == "probes":
+            self.query_one(ProbeList).focus()
+        self._draw_slow_panes()
+
+    def action_toggle_browser(self) -> None:
+        browser = self.query_one("#browser")
+        browser.display = not browser.display
+
+    def action_pause_replay(self) -> None:
+        if self.source is None or not hasattr(self.source, "pause"):
+            return
+        self.replay_paused = not self.replay_paused
+        (self.source.pause if self.replay_paused else self.source.play)()
+        self.query_one(StatusBar).set_state(paused=self.replay_paused)
+
+    def action_speed(self, factor: float) -> None:
+        setter = getattr(self.source, "set_speed", None) or getattr(self.source, "speed", None)
+        if not callable(setter):
+            return
+        self.replay_speed = max(0.125, min(64.0, self.replay_speed * factor))
+        setter(self.replay_speed)
+        self.query_one(StatusBar).set_state(message=f"speed x{self.replay_speed:g}")
+
+    def action_save_session(self) -> None:
+        path = self.session_path
+        try:
+            from ktui.session import Session
+        except ImportError:
+            self.notify("Saving sessions is not available in this build.", severity="error")
+            return
+        try:
+            session = Session(probes=list(self.probes))
+            if path is None:
+                from ktui.paths import data_dir
+
+                path = str(data_dir() / "session.toml")
+            session.save(path)
+        except (KtuiError, OSError) as err:
+            self.notify(f"The session was not saved: {err}", severity="error")
+            return
+        self.session_path = path
+        self.notify(f"Session saved to {path}")
+
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        seen = set()
+        for b in self.BINDINGS + [*ProbeEditor.BINDINGS, *EventStream.BINDINGS, *ProbeList.BINDINGS,
+                                  *SymbolBrowser.BINDINGS]:
+            if not isinstance(b, Binding) or not b.description or b.action in seen or b.action == "quit":
+                continue
+            seen.add(b.action)
+            yield SystemCommand(f"{b.description} ({self.get_key_display(b)})", f"binding id {b.id}",
+                                self._palette_runner(b.action))
+
+    def _palette_runner(self, action: str) -> Callable[[], None]:
+        def run() -> None:
+            target = {"add_probe": "#editor", "show_c": "#editor", "toggle_follow": "#stream", "filter": "#stream",
+                      "clear": "#stream", "toggle": "#probe-list", "remove": "#probe-list",
+                      "cycle_mode": "#browser"}
+            name = action.split("(")[0]
+            if name in target:
+                self.call_later(self.run_action, action, self.query_one(target[name]))
+            else:
+                self.call_later(self.run_action, action)
+        return run

@@ -1,0 +1,128 @@
+"""Starting the app: live when this machine can trace, else the bundled demo read-only.
+
+``ktui [--session FILE] [--demo]`` -> ``run_app``; ``ktui replay FILE...`` -> ``run_replay``.
+Whatever happens, the source is stopped before returning, so no probe stays loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ktui.errors import CapabilityError, KtuiError
+from ktui.probes.model import Action, ActionKind, Arg, Fetch, Probe, ProbeKind, ValueType
+
+DEMO_RECORDING = Path(__file__).resolve().parent / "data" / "demo.ktrec"
+
+
+def default_probes() -> list[Probe]:
+    """A session that makes every pane come alive at once on an idle machine."""
+    return [
+        Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_openat",
+              fetches=[Fetch("filename", Arg(name="filename"), ValueType.parse("ustring"))],
+              actions=[Action(ActionKind.STREAM), Action(ActionKind.COUNT, key=("cpu",))]),
+        Probe(ProbeKind.TRACEPOINT, "sched:sched_switch", actions=[Action(ActionKind.COUNT, key=("cpu",))]),
+        Probe(ProbeKind.PROFILE, "", frequency=49, actions=[Action(ActionKind.STACKS, kernel_stack=True)]),
+    ]
+
+
+def live_unavailable() -> str | None:
+    """The sentence saying why live tracing cannot run here, or None when it can."""
+    if os.geteuid() != 0:
+        return "Live tracing needs root (BPF programs need CAP_BPF and CAP_PERFMON); run ktui with sudo."
+    try:
+        from ktui.bccload import load_bcc
+
+        load_bcc()
+    except KtuiError as err:
+        return str(err)
+    except Exception as err:  # BccUnavailable may not be a KtuiError
+        return f"BCC is not usable: {err}"
+    try:
+        from ktui.headers import ensure_headers
+
+        ensure_headers()
+    except Exception as err:
+        return str(err)
+    try:
+        from ktui.engine import LiveSource  # noqa: F401
+    except ImportError:
+        return "The live engine is not part of this build."
+    return None
+
+
+def _warnings() -> list[str]:
+    try:
+        from ktui.doctor import summary_warnings
+
+        return list(summary_warnings())
+    except Exception:  # the doctor is advice: its absence never stops the app
+        return []
+
+
+def _catalog_loader():
+    def load():
+        from ktui.catalog import Catalog
+
+        return Catalog.load()
+    return load
+
+
+def _load_session(path: str) -> list[Probe]:
+    from ktui.session import Session
+
+    return list(Session.load(path).probes)
+
+
+def _live_factory(probes: list[Probe]):
+    from ktui.engine import LiveSource
+
+    return LiveSource([p for p in probes])
+
+
+def _replay_source(paths: list[str]):
+    try:
+        from ktui.recording import ReplaySource
+    except ImportError:
+        raise CapabilityError("Replay is not part of this build (ktui.recording.ReplaySource is missing).") from None
+    return ReplaySource([str(p) for p in paths])
+
+
+def _run(app) -> int:
+    try:
+        app.run()
+    finally:
+        app.stop_source()  # q, Ctrl-C and SIGTERM all end here: detach everything
+    return int(app.return_code or 0)
+
+
+def run_app(args) -> int:
+    from ktui.app import KtuiApp
+
+    session = getattr(args, "session", None)
+    probes = _load_session(session) if session and Path(session).exists() else default_probes()
+    why = "You asked for the demo (--demo)." if getattr(args, "demo", False) else live_unavailable()
+    if why is None:
+        app = KtuiApp(probes=probes, source_factory=_live_factory, catalog_loader=_catalog_loader(),
+                      mode="live", session_path=session, warnings=_warnings())
+        return _run(app)
+    banner = f"Live tracing is unavailable: {why} Showing the bundled demo recording, read-only."
+    source = None
+    if DEMO_RECORDING.exists():
+        try:
+            source = _replay_source([str(DEMO_RECORDING)])
+        except KtuiError as err:
+            banner = f"Live tracing is unavailable: {why} The demo recording cannot be opened: {err}"
+    else:
+        banner = f"Live tracing is unavailable: {why} The demo recording is not bundled in this build."
+    app = KtuiApp(source=source, mode="demo", banner=banner, catalog_loader=_catalog_loader(), warnings=_warnings())
+    return _run(app)
+
+
+def run_replay(args) -> int:
+    from ktui.app import KtuiApp
+
+    source = _replay_source(list(args.files))  # a bad file stops here with its one sentence
+    names = ", ".join(Path(f).name for f in args.files)
+    app = KtuiApp(source=source, mode="replay", banner=f"Replaying {names} (read-only).")
+    return _run(app)

@@ -1,0 +1,86 @@
+"""Per-CPU counts: hits, rate with a sparkline, and loss (dropped, filtered) per probe per CPU."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from ktui.events import ProbeCounters
+from ktui.widgets.value_format import bar, human_count, sparkline
+
+HISTORY = 30  # rate samples kept per CPU for the sparkline
+
+
+class CpuCounts(Static):
+    """Renders the counters it is given; keeps a short rate history for sparklines."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.names: dict[int, str] = {}
+        self.counters: dict[int, ProbeCounters] = {}
+        self._prev: dict[int, tuple[float, list[int]]] = {}
+        self._rates: dict[tuple[int, int], deque[float]] = {}
+        self.message = "No counters yet: add a probe (the Probes tab) or wait for events."
+
+    def reset(self) -> None:
+        """A new source counts from zero: forget the old rates."""
+        self._prev.clear()
+        self._rates.clear()
+        self.counters = {}
+        self.update(self._table())
+
+    def set_counters(self, counters: dict[int, ProbeCounters], elapsed_s: float, names: dict[int, str]) -> None:
+        self.names = dict(names)
+        for probe_id, c in counters.items():
+            prev = self._prev.get(probe_id)
+            if prev is not None and elapsed_s > prev[0]:
+                dt = elapsed_s - prev[0]
+                for cpu, hits in enumerate(c.hits):
+                    before = prev[1][cpu] if cpu < len(prev[1]) else 0
+                    self._rates.setdefault((probe_id, cpu), deque(maxlen=HISTORY)).append(max(0, hits - before) / dt)
+            if prev is None or elapsed_s > prev[0]:
+                self._prev[probe_id] = (elapsed_s, list(c.hits))
+        self.counters = dict(counters)
+        self.update(self._table())
+
+    def _table(self):
+        if not self.counters:
+            return Text(self.message, style="dim")
+        return Group(*(self._probe_table(pid) for pid in sorted(self.counters)))
+
+    def _probe_table(self, probe_id: int) -> Table:
+        c = self.counters[probe_id]
+        t = c.totals()
+        title = Text(f"{self.names.get(probe_id, f'probe{probe_id}')}  ", style="bold")
+        title.append(f"{t['hits']:,} hits", style="")
+        if t["dropped"]:
+            title.append(f"  {t['dropped']:,} dropped", style="bold red")
+        table = Table(title=title, title_justify="left", box=None, padding=(0, 1), show_edge=False)
+        table.add_column("cpu", justify="right", no_wrap=True)
+        table.add_column("hits", justify="right", no_wrap=True)
+        table.add_column("rate/s", justify="right", no_wrap=True)
+        table.add_column("share", no_wrap=True)
+        table.add_column("rate history", no_wrap=True)
+        table.add_column("dropped", justify="right", no_wrap=True)
+        table.add_column("filtered", justify="right", no_wrap=True)
+        total = t["hits"] or 1
+        for cpu, hits in enumerate(c.hits):
+            rates = list(self._rates.get((probe_id, cpu), ()))
+            dropped = c.dropped[cpu] if cpu < len(c.dropped) else 0
+            filtered = c.filtered[cpu] if cpu < len(c.filtered) else 0
+            table.add_row(
+                str(cpu), f"{hits:,}", human_count(rates[-1] if rates else 0.0),
+                Text(bar(hits / total, 10), style="green"),
+                Text(sparkline(rates, 12).ljust(12), style="cyan"),
+                Text(f"{dropped:,}", style="bold red" if dropped else "dim"),
+                Text(f"{filtered:,}", style="dim"),
+            )
+        return table
+
+    def cpu_total(self, probe_id: int) -> int:
+        c = self.counters.get(probe_id)
+        return sum(c.hits) if c else 0

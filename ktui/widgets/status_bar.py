@@ -1,0 +1,75 @@
+"""The status line: rate, loss accounting, probe states, and the kernel's warnings."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ktui.events import ProbeState, Update
+from ktui.widgets.value_format import human_count
+
+
+class StatusBar(Static):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.mode = "starting"  # "live", "replay", "demo", "stopped"
+        self.paused = False
+        self.rate = 0.0
+        self.delivered = self.dropped = self.filtered = 0
+        self.probes: list[ProbeState] = []
+        self.warnings: list[str] = []
+        self.message = ""
+        self._last: tuple[float, int] | None = None
+        self.update(self._text())
+
+    def apply(self, update: Update) -> None:
+        totals = [c.totals() for c in update.counters.values()]
+        if totals:
+            self.delivered = sum(t["delivered"] for t in totals)
+            self.dropped = sum(t["dropped"] for t in totals)
+            self.filtered = sum(t["filtered"] for t in totals)
+        else:  # a source without counters: count what reached us
+            self.delivered += sum(len(a) for a in update.events.values())
+        if self._last is not None and update.elapsed_s > self._last[0]:
+            self.rate = (self.delivered - self._last[1]) / (update.elapsed_s - self._last[0])
+        if self._last is None or update.elapsed_s > self._last[0] + 0.5:
+            self._last = (update.elapsed_s, self.delivered)
+        if update.probes:
+            self.probes = list(update.probes)
+        if update.message:
+            self.message = update.message
+        self.update(self._text())
+
+    def set_state(self, *, mode: str | None = None, paused: bool | None = None, message: str | None = None,
+                  warnings: list[str] | None = None) -> None:
+        if mode is not None:
+            self.mode = mode
+        if paused is not None:
+            self.paused = paused
+        if message is not None:
+            self.message = message
+        if warnings is not None:
+            self.warnings = warnings
+        self.update(self._text())
+
+    def _text(self) -> Text:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        style = {"live": "bold green", "replay": "bold yellow", "demo": "bold yellow"}.get(self.mode, "bold")
+        t.append(f" {self.mode.upper()} ", style=f"reverse {style}")
+        if self.paused:
+            t.append(" PAUSED ", style="reverse bold")
+        t.append(f" {human_count(self.rate)} ev/s", style="bold")
+        t.append(f"  delivered {self.delivered:,}")
+        t.append(f"  dropped {self.dropped:,}", style="bold red" if self.dropped else "")
+        t.append(f"  filtered {self.filtered:,}")
+        if self.probes:
+            attached = sum(p.status in ("attached", "recorded") for p in self.probes)
+            failed = sum(p.status == "failed" for p in self.probes)
+            t.append(f"  probes {attached}/{len(self.probes)}")
+            if failed:
+                t.append(f" ({failed} failed)", style="bold red")
+        if self.warnings:
+            t.append(f"  ! {self.warnings[0]}", style="yellow")
+        if self.message:
+            t.append(f"  {self.message}", style="italic")
+        return t

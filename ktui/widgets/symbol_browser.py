@@ -1,0 +1,305 @@
+"""The symbol browser: a search box over the whole catalog, a virtualized result list
+and a detail view of the highlighted entry.
+
+The list keeps only row numbers into the catalog and renders the lines on screen
+(never a widget or a DataTable row per symbol): 122k entries cost one int each.
+Searches run in a thread worker; the newest query cancels the previous one.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.containers import Vertical
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Input, Static
+from textual.worker import get_current_worker
+
+from ktui.widgets.messages import EntryChosen
+
+MODES = ("glob", "regex", "fuzzy")
+KIND_MARK = {"kprobe": ("k", "cyan"), "tracepoint": ("t", "green"), "rawtracepoint": ("r", "blue"),
+             "uprobe": ("u", "magenta")}
+# One glyph per traceability so the list says at a glance what can be probed.
+TRACE_MARK = {"traceable": (" ", ""), "blacklisted": ("✗", "red"), "notrace": ("✗", "red"),
+              "inlined": ("i", "yellow"), "clone": ("c", "yellow"), "duplicate": ("d", "yellow"),
+              "init": ("✗", "red"), "unknown": ("?", "dim")}
+LEGEND = "k kprobe  t tracepoint  r raw tp  u uprobe │ ✗ untraceable  i inlined  c clones  d duplicate  ? unknown"
+
+
+def entry_line(entry) -> Text:
+    kind, kind_style = KIND_MARK.get(entry.kind, ("?", ""))
+    mark, mark_style = TRACE_MARK.get(entry.traceability, ("?", "dim"))
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(kind, kind_style)
+    line.append(mark, mark_style)
+    line.append(" ")
+    line.append(entry.name.split(":", 1)[1] if ":" in entry.name else entry.name,
+                "dim" if mark_style == "red" else "")
+    if entry.clones:
+        line.append(f" +{len(entry.clones)} clones", "yellow")
+    if entry.module:
+        line.append(f" [{entry.module}]", "dim")
+    return line
+
+
+class SymbolList(ScrollView, can_focus=True):
+    """Row numbers into the catalog, one line each, with a cursor."""
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+        Binding("enter", "choose", "Probe it", id="browser.choose"),
+    ]
+
+    cursor: reactive[int] = reactive(0)
+
+    class Highlighted(Message):
+        def __init__(self, entry) -> None:
+            super().__init__()
+            self.entry = entry
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.catalog = None
+        self.rows: Sequence[int] = ()
+        self._strips: LRUCache[tuple[int, int, bool], Strip] = LRUCache(512)
+
+    def set_rows(self, catalog, rows: Sequence[int]) -> None:
+        self.catalog = catalog
+        self.rows = rows
+        self._strips.clear()
+        self.virtual_size = Size(self.size.width, len(rows))
+        self.cursor = 0
+        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.refresh()
+        self._announce()
+
+    @property
+    def entry(self):
+        if self.catalog is None or not (0 <= self.cursor < len(self.rows)):
+            return None
+        return self.catalog.entry(self.rows[self.cursor])
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        if not self.is_mounted:
+            return
+        self._strips.clear()
+        if new < self.scroll_offset.y:
+            self.scroll_to(y=new, animate=False, immediate=True)
+        elif new >= self.scroll_offset.y + self.size.height:
+            self.scroll_to(y=new - self.size.height + 1, animate=False, immediate=True)
+        self.refresh()
+        self._announce()
+
+    def _announce(self) -> None:
+        self.post_message(self.Highlighted(self.entry))
+
+    def action_cursor(self, delta: int) -> None:
+        if self.rows:
+            self.cursor = max(0, min(len(self.rows) - 1, self.cursor + delta))
+
+    def action_page(self, direction: int) -> None:
+        self.action_cursor(direction * max(1, self.size.height - 1))
+
+    def action_jump(self, where: int) -> None:
+        if self.rows:
+            self.cursor = where % len(self.rows)
+
+    def action_choose(self) -> None:
+        if self.entry is not None:
+            self.post_message(EntryChosen(self.entry))
+
+    def on_click(self, event) -> None:
+        row = self.scroll_offset.y + event.y
+        if 0 <= row < len(self.rows):
+            self.cursor = row
+
+    def on_resize(self) -> None:
+        self._strips.clear()
+        self.virtual_size = Size(self.size.width, len(self.rows))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    def render_line(self, y: int) -> Strip:
+        index = self.scroll_offset.y + y
+        width = self.size.width
+        if self.catalog is None or index >= len(self.rows):
+            return Strip.blank(width, self.rich_style)
+        selected = index == self.cursor
+        key = (index, width, selected and self.has_focus)
+        strip = self._strips.get(key)
+        if strip is None:
+            line = entry_line(self.catalog.entry(self.rows[index]))
+            if selected:
+                line.stylize("reverse" if self.has_focus else "underline")
+            line.truncate(width, overflow="ellipsis")
+            strip = Strip(list(line.render(self.app.console))).extend_cell_length(width, self.rich_style)
+            self._strips[key] = strip
+        return strip
+
+    def on_focus(self) -> None:
+        self._strips.clear()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._strips.clear()
+        self.refresh()
+
+
+def entry_detail(entry) -> Text:
+    """Signature, arguments with types, source, traceability and clones of one entry."""
+    if entry is None:
+        return Text("Nothing highlighted.", style="dim")
+    t = Text()
+    t.append(entry.name, "bold")
+    t.append("\n")
+    try:
+        args, ret, source, note = entry.args, entry.return_type, entry.source, entry.args_note
+    except Exception as err:  # details come from BTF/DWARF files that may be unreadable
+        args, ret, source, note = [], None, None, f"details unavailable: {err}"
+    if entry.kind == "tracepoint":
+        t.append("fields: ", "dim")
+        t.append(", ".join(str(a) for a in args) or "(none)")
+    else:
+        t.append(f"{ret or '?'} {entry.symbol}(", "cyan")
+        t.append(", ".join(str(a) for a in args), "cyan")
+        t.append(")", "cyan")
+    if note:
+        t.append(f"\n{note}", "dim italic")
+    if source:
+        t.append(f"\nsource: {source}", "dim")
+    if entry.address:
+        t.append(f"\naddress: {entry.address:#x}", "dim")
+        if entry.module:
+            t.append(f" in {entry.module}", "dim")
+    style = "green" if entry.traceability == "traceable" else "yellow"
+    t.append(f"\n{entry.traceability}", style)
+    if entry.traceability_reason:
+        t.append(f": {entry.traceability_reason}", "dim")
+    if entry.clones:
+        t.append(f"\nclones: {', '.join(entry.clones[:6])}", "yellow")
+    if len(entry.addresses) > 1:
+        t.append(f"\n{len(entry.addresses)} addresses: a probe by name is ambiguous", "yellow")
+    return t
+
+
+class SymbolBrowser(Vertical):
+    """Search box, result count, list and detail. Posts EntryChosen on Enter."""
+
+    BINDINGS = [
+        Binding("f2", "cycle_mode", "Search mode", id="browser.mode"),
+        Binding("down", "focus_list", "To list", show=False),
+    ]
+
+    mode: reactive[str] = reactive("glob")
+
+    class Results(Message):
+        def __init__(self, query: str, rows: Sequence[int], error: str = "") -> None:
+            super().__init__()
+            self.query = query
+            self.rows = rows
+            self.error = error
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.catalog = None
+        self.state = "loading"  # "loading", "ready", "error"
+
+    def compose(self):
+        yield Input(placeholder="search symbols (glob)", id="symbol-search")
+        yield Static("Loading the catalog…", id="symbol-count", markup=False)
+        yield SymbolList(id="symbol-list")
+        yield Static("", id="symbol-detail", markup=False)
+
+    # --- state from the app ----------------------------------------------------
+    def set_loading(self, text: str = "Loading the catalog…") -> None:
+        self.state = "loading"
+        self.query_one("#symbol-count", Static).update(text)
+
+    def set_error(self, sentence: str) -> None:
+        self.state = "error"
+        self.query_one("#symbol-count", Static).update(Text(sentence, style="bold red"))
+        self.query_one("#symbol-detail", Static).update(
+            Text("You can still type a probe by hand in the Probes tab.", style="dim"))
+
+    def set_catalog(self, catalog) -> None:
+        self.catalog = catalog
+        self.state = "ready"
+        self.search(self.query_one("#symbol-search", Input).value)
+
+    # --- searching -------------------------------------------------------------
+    def watch_mode(self, mode: str) -> None:
+        if self.is_mounted:
+            self.query_one("#symbol-search", Input).placeholder = f"search symbols ({mode})"
+            self.search(self.query_one("#symbol-search", Input).value)
+
+    def action_cycle_mode(self) -> None:
+        self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+
+    def action_focus_list(self) -> None:
+        self.query_one(SymbolList).focus()
+
+    @on(Input.Changed, "#symbol-search")
+    def _typed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.search(event.value)
+
+    @on(Input.Submitted, "#symbol-search")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one(SymbolList).action_choose()
+
+    def search(self, query: str) -> None:
+        if self.catalog is None:
+            return
+        self._search(self.catalog, query, self.mode)
+
+    @work(thread=True, exclusive=True, group="symbol-search", exit_on_error=False)
+    def _search(self, catalog, query: str, mode: str) -> None:
+        query = query.strip()
+        try:
+            if not query:
+                rows: Sequence[int] = range(len(catalog))
+            else:
+                pattern = query
+                if mode == "glob" and not any(c in query for c in "*?[{"):
+                    pattern = f"*{query}*"  # a plain word finds names containing it
+                rows = catalog.search_indices(pattern, mode=mode, limit=None if mode != "fuzzy" else 500)
+        except Exception as err:  # UsageError for a bad pattern; anything else is shown, not raised
+            if get_current_worker().is_cancelled:
+                return
+            self.post_message(self.Results(query, (), str(err)))
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Results(query, rows))
+
+    @on(Results)
+    def _results(self, event: Results) -> None:
+        event.stop()
+        count = self.query_one("#symbol-count", Static)
+        if event.error:
+            count.update(Text(event.error, style="bold red"))
+            return
+        total = len(self.catalog) if self.catalog is not None else 0
+        count.update(Text(f"{len(event.rows):,} of {total:,} ({self.mode})", style="dim"))
+        self.query_one(SymbolList).set_rows(self.catalog, event.rows)
+
+    @on(SymbolList.Highlighted)
+    def _highlighted(self, event: SymbolList.Highlighted) -> None:
+        event.stop()
+        self.query_one("#symbol-detail", Static).update(entry_detail(event.entry))

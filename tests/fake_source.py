@@ -1,0 +1,129 @@
+"""A deterministic EventSource for pictures and UI-flow tests only.
+
+Every behaviour it stands in for is also tested against the real engine (live tests).
+It produces what a real source would hand the panes: structured numpy arrays with
+the real record layout, per-CPU counters, stacks and histograms, with a fixed clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from ktui.events import (FieldLayout, Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update)
+
+T0 = 1_000_000_000_000  # a fixed boot-time clock
+
+
+def getppid_layout(probe_id: int = 0) -> ProbeLayout:
+    return ProbeLayout(probe_id, "sys_enter_getppid", "tracepoint:syscalls:sys_enter_getppid")
+
+
+def openat_layout(probe_id: int = 1) -> ProbeLayout:
+    return ProbeLayout(probe_id, "sys_enter_openat", "tracepoint:syscalls:sys_enter_openat",
+                       (FieldLayout("dfd", "<i8", "s"), FieldLayout("filename", "S32", "string"),
+                        FieldLayout("oflags", "<u8", "x")))
+
+
+def make_events(layout: ProbeLayout, n: int, *, start: int = 0, pid: int = 4242, ncpu: int = 2,
+                step_ns: int = 1000, comm: bytes = b"loadgen") -> np.ndarray:
+    arr = np.zeros(n, dtype=layout.dtype)
+    idx = np.arange(start, start + n)
+    arr["ts"] = T0 + idx * step_ns + layout.probe_id
+    arr["probe"] = layout.probe_id
+    arr["cpu"] = idx % ncpu
+    arr["pid"] = pid
+    arr["tid"] = pid
+    arr["kstack"] = -1
+    arr["ustack"] = -1
+    arr["comm"] = comm
+    for f in layout.fields:
+        if f.name == "filename":
+            arr[f.name] = [f"/etc/file{i % 7}".encode() for i in idx]
+        elif f.name == "dfd":
+            arr[f.name] = -100
+        elif f.name == "oflags":
+            arr[f.name] = 0x80000
+    return arr
+
+
+def counters_for(events: dict[int, int], ncpu: int = 2, dropped: int = 0) -> dict[int, ProbeCounters]:
+    out = {}
+    for probe_id, n in events.items():
+        c = ProbeCounters.zeros(ncpu)
+        for cpu in range(ncpu):
+            c.hits[cpu] = n // ncpu + (1 if cpu < n % ncpu else 0)
+            c.delivered[cpu] = c.hits[cpu]
+        c.dropped[0] = dropped
+        c.hits[0] += dropped
+        out[probe_id] = c
+    return out
+
+
+def sample_stacks() -> list[StackTrace]:
+    return [
+        StackTrace(2, ("native_safe_halt", "default_idle", "do_idle", "cpu_startup_entry"), (), 310),
+        StackTrace(2, ("clear_page_erms", "get_page_from_freelist", "__alloc_pages", "do_anonymous_page"), (), 42),
+        StackTrace(2, ("copy_user_generic", "filemap_read", "vfs_read", "ksys_read"), ("read", "main"), 17),
+    ]
+
+
+def sample_histogram() -> Histogram:
+    return Histogram(0, "latency", "log2", [(1 << i, 1 << (i + 1), c) for i, c in
+                                            enumerate([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 18, 96, 240, 120, 31, 4])])
+
+
+class FakeSource:
+    """Hands a fixed list of Updates to the sink (synchronously on start, or from a thread)."""
+
+    live = True
+
+    def __init__(self, layouts: dict[int, ProbeLayout], updates: list[Update] | None = None, *,
+                 threaded: bool = False) -> None:
+        self.layouts = layouts
+        self.updates = list(updates or [])
+        self.threaded = threaded
+        self.started = False
+        self.stopped = False
+        self.sink: Callable[[Update], None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, sink: Callable[[Update], None]) -> None:
+        self.started = True
+        self.sink = sink
+        if self.threaded:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        else:
+            self._run()
+
+    def _run(self) -> None:
+        for update in self.updates:
+            if self.stopped:
+                return
+            self.sink(update)
+
+    def push(self, update: Update) -> None:
+        assert self.sink is not None
+        self.sink(update)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def symbolize(self, address: int, pid: int | None = None) -> str:
+        return f"sym_{address:x}"
+
+
+def populated_updates() -> list[Update]:
+    """Two probes streaming, counters with a few drops, stacks and a histogram."""
+    g, o = getppid_layout(0), openat_layout(1)
+    states = [ProbeState(0, g.name, g.spec, "attached"), ProbeState(1, o.name, o.spec, "attached"),
+              ProbeState(2, "profile_49hz", "profile:hz:49", "attached")]
+    first = Update(events={0: make_events(g, 30), 1: make_events(o, 10, pid=777, comm=b"cat")},
+                   counters=counters_for({0: 30, 1: 10, 2: 369}), probes=states, elapsed_s=1.0, now_ns=T0 + 10**9)
+    second = Update(events={0: make_events(g, 30, start=30)},
+                    counters=counters_for({0: 60, 1: 10, 2: 738}, dropped=5), probes=states,
+                    stacks=sample_stacks(), histograms=[sample_histogram()], elapsed_s=2.0, now_ns=T0 + 2 * 10**9)
+    return [first, second]
