@@ -59,7 +59,12 @@ def _describe(tok: Token) -> str:
         return "end of input"
     if tok.kind == "string":
         return "a string"
-    return f"'{tok.text}'"
+    return f"'{_shown(tok)}'"
+
+
+def _shown(tok: Token) -> str:
+    """The token as the user wrote it (`and` stays `and` in messages)."""
+    return tok.value if tok.kind == "op" and isinstance(tok.value, str) else tok.text
 
 
 def tokenize(text: str) -> list[Token]:
@@ -87,7 +92,7 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("string", text[i:end], i, value))
             i = end
         elif kind == "name" and m.group() in _WORDS:
-            tokens.append(Token("op", _WORDS[m.group()], i))
+            tokens.append(Token("op", _WORDS[m.group()], i, m.group()))  # value: the word as written
             i = m.end()
         else:
             tokens.append(Token(kind, m.group(), i))
@@ -134,7 +139,7 @@ class _Parser:
         return self.tokens[self.i]
 
     def error(self, expected: str, after: Token | None = None) -> ParseError:
-        where = f" after '{after.text}'" if after is not None else ""
+        where = f" after '{_shown(after)}'" if after is not None else ""
         return ParseError(f"expected {expected}{where} but found {_describe(self.tok)}", text=self.text, pos=self.tok.pos)
 
     def take(self) -> Token:
@@ -351,5 +356,6 @@ def _fmt(node: Node, outer: int) -> str:
             text = f" {'&&' if op == 'and' else '||'} ".join(_fmt(a, prec + 1) for a in args)
             return f"({text})" if outer > prec else text
         case Not(arg):
-            return f"!{_fmt(arg, 5)}"
+            text = f"!{_fmt(arg, 5)}"
+            return f"({text})" if outer >= 4 else text  # an operand of a comparison is an atom
     raise ParseError(f"not a filter expression: {node!r}")
