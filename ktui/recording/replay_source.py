@@ -1,0 +1,438 @@
+"""Replay: recordings (or ftrace text) fed to the panes through the same EventSource as live.
+
+Several files play on one timeline, merged by time, each host its own track: probe
+ids are renumbered per file and, when there is more than one file, probe names are
+prefixed with the host. Clocks are aligned by each recording's wall-clock offset
+(its CLOCK_MONOTONIC to realtime difference); files that lack one start together.
+
+A worker thread owns the readers and posts at most ``rate_hz`` Updates a second.
+Controls (play, pause, speed, step, seek, filters) only change shared state under
+a lock and wake the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ktui.errors import FileFormatError, KtuiError
+from ktui.events import ProbeCounters, ProbeLayout, ProbeState, StackTrace, Histogram, Update
+from ktui.recording.reader import SQLITE_MAGIC, RecordingReader
+
+SPEEDS = (1.0, 10.0, None)  # None: as fast as possible
+
+
+@dataclass
+class Track:
+    """One opened file on the shared timeline."""
+    reader: RecordingReader
+    name: str  # the host (or file name) shown as the track
+    shift_ns: int  # add to this file's timestamps to get timeline time
+    ids: dict[int, int]  # file probe id -> timeline probe id
+
+
+def open_recording(path: str | os.PathLike, workdir: str | None = None) -> RecordingReader:
+    """A recording, or ftrace text imported into ``workdir`` (never next to the input)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError:
+        head = b""
+    if head == SQLITE_MAGIC or workdir is None or not head:
+        return RecordingReader.open(path)
+    from ktui.formats.ftrace import looks_like_ftrace, import_ftrace
+
+    if not looks_like_ftrace(path):
+        return RecordingReader.open(path)
+    out = Path(workdir) / f"{len(os.listdir(workdir))}-{path.stem}.ktrec"
+    report = import_ftrace(path, out)
+    reader = RecordingReader.open(out)
+    reader.problems[:0] = report.problem_lines()
+    return reader
+
+
+class ReplaySource:
+    """An EventSource over recordings: play, pause, speed, step, seek, filter and search."""
+
+    live = False
+
+    def __init__(self, paths: Iterable[str | os.PathLike], *, rate_hz: float = 30.0, max_batch: int = 100_000):
+        paths = [Path(p) for p in paths]
+        if not paths:
+            raise KtuiError("replay needs at least one recording")
+        self._workdir = tempfile.mkdtemp(prefix="ktui-import-")
+        self.tracks: list[Track] = []
+        try:
+            readers = [open_recording(p, self._workdir) for p in paths]
+        except BaseException:
+            shutil.rmtree(self._workdir, True)
+            raise
+        self._build_tracks(readers, paths)
+        self.problems: list[str] = [p for t in self.tracks for p in t.reader.problems]
+        self._interval = 1.0 / min(rate_hz, 30.0)
+        self._max_batch = max_batch
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._sink: Callable[[Update], None] | None = None
+        self._stopped = False
+        self._playing = False
+        self._speed: float | None = 1.0
+        self._position = self.start_ns
+        self._steps = 0
+        self._pending_message = ""
+        self._reset = False
+        self._window_ns = 1_000_000  # adaptive read window at full speed
+        self._finished_sent = False
+        self.pid_filter: int | None = None
+        self.probe_filter: set[int] | None = None
+        self.comm_filter: bytes | None = None
+        self.seek_generation = 0  # bumps on every seek: the panes should drop what they show
+
+    # -- building the timeline ------------------------------------------------------
+
+    def _build_tracks(self, readers: list[RecordingReader], paths: list[Path]) -> None:
+        several = len(readers) > 1
+        names: list[str] = []
+        for r, p in zip(readers, paths):
+            name = r.host if several else p.stem
+            if name in names:
+                name = f"{name}#{names.count(name) + 1}" if r.host not in names else f"{r.host}:{p.stem}"
+            names.append(name)
+        known = all(r.clock_offset_ns for r in readers)
+        # The base is the earliest-booted host (or the latest-starting file), so no shift is
+        # negative and timeline times stay unsigned like recorded ones.
+        base = (min(readers, key=lambda r: r.clock_offset_ns) if known
+                else max(readers, key=lambda r: r.first_ts))
+        self.layouts: dict[int, ProbeLayout] = {}
+        next_id = 0
+        for r, name in zip(readers, names):
+            if known:
+                shift = r.clock_offset_ns - base.clock_offset_ns
+            else:  # no wall clock to align by: start the files together
+                shift = base.first_ts - r.first_ts
+            ids = {}
+            for old_id, layout in sorted(r.layouts.items()):
+                new_id = old_id if not several else next_id
+                next_id = max(next_id, new_id) + 1
+                ids[old_id] = new_id
+                self.layouts[new_id] = replace(layout, probe_id=new_id,
+                                               name=f"{name}:{layout.name}" if several else layout.name)
+            self.tracks.append(Track(r, name, shift, ids))
+        spans = [(t.reader.first_ts + t.shift_ns, t.reader.last_ts + t.shift_ns) for t in self.tracks
+                 if t.reader.chunks]
+        self.start_ns = min((s for s, _ in spans), default=0)
+        self.end_ns = max((e for _, e in spans), default=self.start_ns)
+        self.total_events = sum(t.reader.count() for t in self.tracks)
+
+    # -- aggregates, remapped ----------------------------------------------------------
+
+    def counters(self) -> dict[int, ProbeCounters]:
+        return {t.ids[pid]: c for t in self.tracks for pid, c in t.reader.counters().items() if pid in t.ids}
+
+    def probe_states(self) -> list[ProbeState]:
+        out = []
+        for t in self.tracks:
+            for s in t.reader.probe_states():
+                new = t.ids[s.probe_id]
+                out.append(ProbeState(new, self.layouts[new].name, s.spec, s.status, s.reason))
+        return out
+
+    def stacks(self) -> list[StackTrace]:
+        return [replace(s, probe_id=t.ids[s.probe_id]) for t in self.tracks for s in t.reader.stacks()
+                if s.probe_id in t.ids]
+
+    def histograms(self) -> list[Histogram]:
+        return [replace(h, probe_id=t.ids[h.probe_id]) for t in self.tracks for h in t.reader.histograms()
+                if h.probe_id in t.ids]
+
+    def track_of(self, probe_id: int) -> Track:
+        for t in self.tracks:
+            if probe_id in t.ids.values():
+                return t
+        raise KeyError(probe_id)
+
+    def symbolize(self, address: int, pid: int | None = None) -> str:
+        fallback = f"0x{address:x}"
+        for t in self.tracks:
+            name = t.reader.symbolize(address, pid)
+            if name != fallback:
+                return name
+        return fallback
+
+    def stack_frames(self, probe_id: int, stack_id: int, user: bool = False, pid: int | None = None) -> list[str]:
+        return self.track_of(probe_id).reader.stack_frames(stack_id, user, pid)
+
+    # -- controls ------------------------------------------------------------------
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    @property
+    def speed(self) -> float | None:
+        return self._speed
+
+    @property
+    def position_ns(self) -> int:
+        return self._position
+
+    def play(self) -> None:
+        with self._lock:
+            if self._position > self.end_ns:
+                self._position = self.start_ns
+                self._reset = True
+            self._playing = True
+            self._finished_sent = False
+            self._lock.notify_all()
+
+    def pause(self) -> None:
+        with self._lock:
+            self._playing = False
+            self._lock.notify_all()
+
+    def set_speed(self, speed: float | None) -> None:
+        """1.0, 10.0 or any factor; None plays as fast as the panes take it."""
+        if speed is not None and speed <= 0:
+            raise KtuiError("replay speed must be positive")
+        with self._lock:
+            self._speed = speed
+
+    def step(self, n: int = 1) -> None:
+        """Pause and show the next n events (merged over every track, filters applied)."""
+        with self._lock:
+            self._playing = False
+            self._steps += max(1, int(n))
+            self._lock.notify_all()
+
+    def seek(self, t_ns: int) -> None:
+        """Jump to a timeline time; the next Update starts there (with a little context before it)."""
+        with self._lock:
+            self._position = min(max(int(t_ns), self.start_ns), self.end_ns + 1)
+            self._reset = True
+            self._finished_sent = False
+            self.seek_generation += 1
+            self._lock.notify_all()
+
+    def set_filter(self, pid: int | None = None, probe_ids: Iterable[int] | None = None,
+                   comm: str | None = None) -> None:
+        """Keep only events of this pid, these probes and a comm containing this text (None: all)."""
+        with self._lock:
+            self.pid_filter = pid
+            self.probe_filter = None if probe_ids is None else set(probe_ids)
+            self.comm_filter = comm.encode() if comm else None
+
+    def search(self, text: str, start_ns: int | None = None) -> int | None:
+        """Timeline time of the first event at or after start_ns (default: the position) that matches:
+        comm or probe name containing text, a string field containing it, or pid/tid equal to it."""
+        start = self._position if start_ns is None else start_ns
+        needle = text.encode()
+        number = int(text) if text.strip().isdigit() else None
+        best: int | None = None
+        for t in self.tracks:
+            name_hits = {old for old, new in t.ids.items() if text in self.layouts[new].name}
+            for arr in t.reader.events(start_ns=max(start - t.shift_ns, 0)):
+                if best is not None and int(arr["ts"][0]) + t.shift_ns >= best:
+                    continue
+                mask = np.char.find(arr["comm"], needle) >= 0
+                if int(arr["probe"][0]) in name_hits:
+                    mask[:] = True
+                for name in arr.dtype.names[10:]:
+                    if arr.dtype[name].kind == "S":
+                        mask |= np.char.find(arr[name], needle) >= 0
+                if number is not None:
+                    mask |= (arr["pid"] == number) | (arr["tid"] == number)
+                idx = np.flatnonzero(mask)
+                if len(idx):
+                    hit = int(arr["ts"][idx[0]]) + t.shift_ns
+                    best = hit if best is None else min(best, hit)
+        return best
+
+    # -- EventSource ---------------------------------------------------------------
+
+    def start(self, sink: Callable[[Update], None]) -> None:
+        """Post a first Update (probes, counters, the first screen of events) and start the clock paused.
+
+        Call ``play()`` to run; the app decides whether replay starts playing.
+        """
+        self._sink = sink
+        self._thread = threading.Thread(target=self._run, name="ktui-replay", daemon=True)
+        with self._lock:
+            self._steps = 0
+            self._reset = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self._lock.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        for t in self.tracks:
+            t.reader.close()
+        shutil.rmtree(self._workdir, True)
+
+    # -- the worker ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        try:
+            while True:
+                with self._lock:
+                    if self._stopped:
+                        return
+                    if not (self._playing or self._steps or self._reset):
+                        self._lock.wait(self._interval)
+                        last = time.monotonic()
+                        continue
+                now = time.monotonic()
+                wait = self._interval - (now - last)
+                if wait > 0:
+                    time.sleep(wait)
+                    now = time.monotonic()
+                dt_ns = int((now - last) * 1e9)
+                last = now
+                update = self._next_update(dt_ns)
+                if update is not None and self._sink is not None:
+                    self._sink(update)
+        except KtuiError as err:  # a reader failed mid-replay: say so, stop cleanly
+            if self._sink is not None:
+                self._sink(Update(message=str(err), finished=True))
+
+    def _next_update(self, dt_ns: int) -> Update | None:
+        with self._lock:
+            reset, self._reset = self._reset, False
+            steps, self._steps = self._steps, 0
+            playing, speed, pos = self._playing, self._speed, self._position
+            filters = (self.pid_filter, self.probe_filter, self.comm_filter)
+        messages = []
+        if reset:
+            events = self._context_before(pos, filters)
+            target = pos
+            messages.append(self._describe() if self.seek_generation == 0 and pos == self.start_ns
+                            else f"at {(pos - self.start_ns) / 1e9:.6f} s")
+        elif steps:
+            target = self._time_after_n(pos, steps, filters)
+            events = self._window(pos, target, filters)
+        elif playing:
+            if speed is None:
+                target = pos + self._window_ns
+            else:
+                target = pos + max(1, int(dt_ns * speed))
+            events = self._window(pos, target, filters)
+            if speed is None:  # aim at max_batch events per Update
+                n = sum(len(a) for a in events.values())
+                if n < self._max_batch // 2:
+                    self._window_ns = min(self._window_ns * 2, 1 << 40)
+                elif n > self._max_batch:
+                    self._window_ns = max(self._window_ns // 2, 1000)
+        else:
+            return None
+        finished = False
+        with self._lock:
+            if self._reset:  # a seek arrived meanwhile: drop this window
+                return None
+            self._position = max(self._position, target)
+            if self._position > self.end_ns and not self._finished_sent:
+                finished = True
+                self._finished_sent = True
+                self._playing = False
+                messages.append("replay finished")
+            position = self._position
+        if self.problems and reset:
+            messages.extend(self.problems[:3])
+        return Update(events=events, counters=self.counters(), probes=self.probe_states(), stacks=self.stacks(),
+                      histograms=self.histograms(), now_ns=min(position, self.end_ns),
+                      elapsed_s=(min(position, self.end_ns) - self.start_ns) / 1e9,
+                      message="; ".join(m for m in messages if m), finished=finished)
+
+    def _describe(self) -> str:
+        hosts = ", ".join(t.name for t in self.tracks)
+        return (f"replaying {hosts}: {self.total_events} events over "
+                f"{(self.end_ns - self.start_ns) / 1e9:.3f} s")
+
+    def _window(self, start: int, end: int, filters) -> dict[int, np.ndarray]:
+        """Every event with start <= time < end, remapped to the timeline, filtered."""
+        out: dict[int, np.ndarray] = {}
+        pid, probes, comm = filters
+        for t in self.tracks:
+            wanted = None
+            if probes is not None:
+                wanted = [old for old, new in t.ids.items() if new in probes]
+                if not wanted:
+                    continue
+            t.reader.seek(max(start - t.shift_ns, 0))
+            for old_id, arr in t.reader.read(until_ns=max(end - t.shift_ns, 0), probe_ids=wanted).items():
+                arr = _filter(arr, pid, comm)
+                if not len(arr):
+                    continue
+                new_id = t.ids.get(old_id, old_id)
+                if new_id != old_id or t.shift_ns:
+                    arr = arr.copy()
+                    arr["probe"] = new_id
+                    arr["ts"] = arr["ts"].astype(np.int64) + t.shift_ns
+                out[new_id] = arr
+        return out
+
+    def _time_after_n(self, start: int, n: int, filters) -> int:
+        """The timeline time just after the n-th filtered event from start (end + 1 if fewer remain)."""
+        pid, probes, comm = filters
+        times = []
+        for t in self.tracks:
+            wanted = None if probes is None else [old for old, new in t.ids.items() if new in probes]
+            if wanted == []:
+                continue
+            t.reader.seek(max(start - t.shift_ns, 0))
+            got = 0
+            while got < n:
+                batch = t.reader.read(max_events=max(n, 1024), probe_ids=wanted)
+                if not batch:
+                    break
+                kept = [_filter(a, pid, comm)["ts"].astype(np.int64) + t.shift_ns for a in batch.values()]
+                merged = np.sort(np.concatenate(kept))[:n]
+                times.append(merged)
+                got += len(merged)
+        all_t = np.sort(np.concatenate(times)) if times else np.zeros(0, np.int64)
+        if not len(all_t):
+            return self.end_ns + 1
+        return int(all_t[min(n, len(all_t)) - 1]) + 1
+
+    def _context_before(self, pos: int, filters, n: int = 200) -> dict[int, np.ndarray]:
+        """After a seek: the n events just before the position, so the panes are not empty."""
+        if pos <= self.start_ns:
+            end = self._time_after_n(pos, n, filters)
+            events = self._window(pos, end, filters)
+            with self._lock:
+                if not self._reset:
+                    self._position = max(self._position, end)
+            return events
+        lo = pos - 1_000_000
+        while True:
+            events = self._window(max(lo, self.start_ns), pos, filters)
+            if sum(len(a) for a in events.values()) >= n or lo <= self.start_ns:
+                break
+            lo = pos - (pos - lo) * 8
+        if sum(len(a) for a in events.values()) > n:  # keep the last n
+            cut = np.sort(np.concatenate([a["ts"] for a in events.values()]))[-n]
+            events = {k: a[a["ts"] >= cut] for k, a in events.items()}
+            events = {k: a for k, a in events.items() if len(a)}
+        return events
+
+
+def _filter(arr: np.ndarray, pid: int | None, comm: bytes | None) -> np.ndarray:
+    if pid is not None:
+        arr = arr[arr["pid"] == pid]
+    if comm is not None and len(arr):
+        arr = arr[np.char.find(arr["comm"], comm) >= 0]
+    return arr
+
+
+__all__ = ["ReplaySource", "Track", "open_recording", "SPEEDS", "FileFormatError"]
