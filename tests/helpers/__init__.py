@@ -155,3 +155,16 @@ int probe_0(void *ctx) {
 
 
 CONTRACT_TRACEPOINT = "syscalls:sys_enter_getppid"
+
+
+def contract_compiled(ring_pages: int = 256):
+    """The contract program as the compiler would hand it to the engine (one probe, id 0)."""
+    from ktui.compiler.program import AttachPlan, CompiledProbe, CompiledProgram
+    from ktui.events import FieldLayout, ProbeLayout
+    from ktui.probes.model import Probe, ProbeKind
+
+    probe = Probe(ProbeKind.TRACEPOINT, CONTRACT_TRACEPOINT)
+    layout = ProbeLayout(0, probe.name, probe.spec, (FieldLayout("seq", "<u8"),))
+    plan = AttachPlan("tracepoint", "probe_0", "TRACEPOINT", event=CONTRACT_TRACEPOINT)
+    cp = CompiledProbe(probe, 0, layout, "probe_0", plan, "ktui_ring_0")
+    return CompiledProgram(contract_program(ring_pages), [cp], ring_pages)

@@ -1,0 +1,103 @@
+"""Attaching one compiled probe's programs, each failure isolated and told in one sentence.
+
+BCC reports every attach failure as a bare ``Exception`` with a message that can
+mislead (on a kernel without kprobes it says the function is "not traceable"), so
+the reason is worked out here from what the kernel actually offers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ktui.kernel import tracefs_path
+
+KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
+UPROBE_PMU = "/sys/bus/event_source/devices/uprobe"
+
+
+class AttachError(Exception):
+    """Why one probe could not attach (the message is the sentence shown)."""
+
+
+def kprobes_available() -> bool:
+    """Whether this kernel can place kprobes at all (CONFIG_KPROBES / kprobe_events)."""
+    if os.path.isdir(KPROBE_PMU):
+        return True
+    tracefs = tracefs_path()
+    return bool(tracefs) and os.path.exists(os.path.join(tracefs, "kprobe_events"))
+
+
+def tracepoint_exists(event: str) -> bool:
+    tracefs = tracefs_path()
+    if not tracefs or ":" not in event:
+        return False
+    category, name = event.split(":", 1)
+    return os.path.isdir(os.path.join(tracefs, "events", category, name))
+
+
+def _load(bpf, plan):
+    return bpf.load_func(plan.fn_name.encode(), getattr(type(bpf), plan.prog_type))
+
+
+def attach_plan(bpf, plan) -> None:
+    """Attach one program of a probe as its AttachPlan says; AttachError on failure."""
+    kind = plan.kind
+    if kind in ("kprobe", "kretprobe") and not kprobes_available():
+        raise AttachError("this kernel has no kprobes (CONFIG_KPROBES is off: no kprobe PMU, no kprobe_events); "
+                          "use a tracepoint, or run ktui in the kprobe VM.")
+    if kind == "tracepoint" and not tracepoint_exists(plan.event):
+        raise AttachError(f"there is no tracepoint {plan.event} in this kernel (see `ktui list tracepoint:*`).")
+    if kind in ("uprobe", "uretprobe"):
+        if plan.binary and not os.path.exists(plan.binary) and "/" in plan.binary:
+            raise AttachError(f"{plan.binary} does not exist.")
+    fn = plan.fn_name.encode()
+    try:
+        _load(bpf, plan)
+        if kind == "tracepoint":
+            bpf.attach_tracepoint(tp=plan.event.encode(), fn_name=fn)
+        elif kind == "raw_tracepoint":
+            bpf.attach_raw_tracepoint(tp=plan.event.encode(), fn_name=fn)
+        elif kind == "kprobe":
+            bpf.attach_kprobe(event=(plan.symbol or plan.event).encode(), event_off=plan.offset, fn_name=fn)
+        elif kind == "kretprobe":
+            bpf.attach_kretprobe(event=(plan.symbol or plan.event).encode(), fn_name=fn, maxactive=plan.maxactive)
+        elif kind in ("uprobe", "uretprobe"):
+            where = {"name": plan.binary.encode(), "fn_name": fn, "pid": plan.pid}
+            if plan.sym:
+                where["sym"] = plan.sym.encode()
+            else:
+                where["addr"] = plan.address if plan.address is not None else plan.offset
+            if kind == "uprobe":
+                if plan.sym and plan.offset:
+                    where["sym_off"] = plan.offset
+                bpf.attach_uprobe(**where)
+            else:
+                bpf.attach_uretprobe(**where)
+        elif kind == "perf_event":
+            bpf.attach_perf_event(ev_type=plan.ev_type, ev_config=plan.ev_config, fn_name=fn,
+                                  sample_freq=plan.sample_freq, sample_period=plan.sample_period, cpu=plan.cpu)
+        elif kind == "kfunc":
+            bpf.attach_kfunc(fn_name=fn)
+        elif kind == "kretfunc":
+            bpf.attach_kretfunc(fn_name=fn)
+        else:
+            raise AttachError(f"ktui does not know how to attach a {kind} program.")
+    except AttachError:
+        raise
+    except Exception as err:  # BCC raises bare Exception for every attach failure
+        raise AttachError(_explain(plan, err)) from None
+
+
+def _explain(plan, err: Exception) -> str:
+    text = str(err).strip().rstrip(".")
+    if plan.kind in ("kfunc", "kretfunc") or plan.prog_type == "TRACING":
+        return f"the kernel refused the fentry/fexit program for {plan.symbol or plan.fn_name} ({text}); " \
+               "use a tracepoint or a kprobe where the kernel has them."
+    if plan.kind in ("uprobe", "uretprobe"):
+        if "could not determine address" in text or "symbol" in text.lower():
+            return f"no symbol {plan.sym} in {plan.binary}."
+        return f"the uprobe on {plan.binary}:{plan.sym or hex(plan.address or plan.offset)} could not attach ({text})."
+    if plan.kind == "perf_event":
+        return f"the perf event could not be opened for sampling ({text}); is perf_event_paranoid too strict?"
+    target = plan.event or plan.symbol
+    return f"{plan.kind} {target} could not attach ({text})."

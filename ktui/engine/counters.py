@@ -1,0 +1,90 @@
+"""Loss accounting: the kernel's per-CPU counters plus what user space has delivered.
+
+For every probe on every CPU: hits = delivered + dropped + filtered + in flight,
+where in flight is what was submitted to the ring and not yet read. Read the
+kernel's counters *after* draining the rings, so delivered never runs ahead.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import threading
+
+import numpy as np
+
+from ktui.events import DROPPED, FILTERED, HITS, N_COUNTERS, SUBMITTED, ProbeCounters
+from ktui.kernel import possible_cpus
+
+
+class KernelCounters:
+    """Reads ``ktui_counters`` (PERCPU_ARRAY of u64, slot probe_id * 4 + kind) with raw lookups."""
+
+    def __init__(self, bpf, map_name: str = "ktui_counters"):
+        from bcc.libbcc import lib  # loaded by ktui.bccload before any BPF object exists
+
+        self._lookup = lib.bpf_lookup_elem
+        table = bpf.get_table(map_name)
+        self._fd = table.map_fd
+        self.slots = int(table.max_entries)
+        self.ncpu = possible_cpus()
+        self._key = ct.c_uint32(0)
+        self._value = np.zeros(self.ncpu, dtype="<u8")
+        self._value_ptr = self._value.ctypes.data_as(ct.c_void_p)
+        self._lock = threading.Lock()  # the key and value buffers are shared
+
+    def read(self, probe_ids) -> dict[int, np.ndarray]:
+        """probe id -> array of shape (N_COUNTERS, ncpu)."""
+        out = {}
+        with self._lock:
+            return self._read(probe_ids, out)
+
+    def _read(self, probe_ids, out):
+        for pid in probe_ids:
+            rows = np.zeros((N_COUNTERS, self.ncpu), dtype=np.int64)
+            for slot in range(N_COUNTERS):
+                index = pid * N_COUNTERS + slot
+                if index >= self.slots:
+                    break
+                self._key.value = index
+                if self._lookup(self._fd, ct.byref(self._key), self._value_ptr) == 0:
+                    rows[slot] = self._value
+            out[pid] = rows
+        return out
+
+
+class DeliveredCounts:
+    """Events read from the rings, per probe per CPU (from each record's cpu field)."""
+
+    def __init__(self, ncpu: int):
+        self.ncpu = ncpu
+        self._counts: dict[int, np.ndarray] = {}
+
+    def add(self, probe_id: int, records: np.ndarray) -> None:
+        if len(records) == 0:
+            return
+        counts = self._counts.setdefault(probe_id, np.zeros(self.ncpu, dtype=np.int64))
+        per_cpu = np.bincount(records["cpu"], minlength=self.ncpu)
+        if len(per_cpu) > self.ncpu:  # a cpu field out of range can only be a bug; keep the count anyway
+            counts.resize(len(per_cpu), refcheck=False)
+            self.ncpu = len(per_cpu)
+        counts[: len(per_cpu)] += per_cpu
+
+    def get(self, probe_id: int) -> np.ndarray:
+        return self._counts.get(probe_id, np.zeros(self.ncpu, dtype=np.int64))
+
+
+def probe_counters(kernel: np.ndarray, delivered: np.ndarray | None, missed: int = 0) -> ProbeCounters:
+    """One probe's ProbeCounters. Without a ring (in-kernel aggregation) delivered = submitted."""
+    ncpu = kernel.shape[1]
+    if delivered is None:
+        got = kernel[SUBMITTED]
+    else:
+        got = np.zeros(max(ncpu, len(delivered)), dtype=np.int64)
+        got[: len(delivered)] = delivered
+    return ProbeCounters(
+        hits=[int(v) for v in kernel[HITS]],
+        delivered=[int(v) for v in got],
+        dropped=[int(v) for v in kernel[DROPPED]],
+        filtered=[int(v) for v in kernel[FILTERED]],
+        missed=missed,
+    )

@@ -1,0 +1,92 @@
+"""Starting a traced command stopped until its probes are attached (stap -c, bpftrace -c).
+
+The child is forked and blocks reading a pipe before exec; releasing it writes one
+byte. Its pid is known before it runs, so filters and uprobes can name it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+from ktui.errors import UsageError
+
+
+class StoppedCommand:
+    def __init__(self, argv: list[str]):
+        if not argv:
+            raise UsageError("no command given after --.")
+        exe = argv[0] if "/" in argv[0] else shutil.which(argv[0])
+        if not exe or not os.access(exe, os.X_OK):
+            raise UsageError(f"cannot run {argv[0]!r}: no such program in PATH.")
+        self.argv = argv
+        read_fd, self._go = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: wait for the go byte, then become the command
+            try:
+                os.close(self._go)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                if os.read(read_fd, 1) != b"1":
+                    os._exit(125)  # the tracer gave up before starting us
+                os.close(read_fd)
+                os.execv(exe, argv)
+            except BaseException:
+                pass
+            os._exit(127)
+        os.close(read_fd)
+        self.pid = pid
+        self.returncode: int | None = None
+
+    @property
+    def released(self) -> bool:
+        return self._go < 0
+
+    def release(self) -> None:
+        if self._go >= 0:
+            os.write(self._go, b"1")
+            os.close(self._go)
+            self._go = -1
+
+    def abandon(self) -> None:
+        """The tracer failed: let the child exit without running the command."""
+        if self._go >= 0:
+            os.close(self._go)
+            self._go = -1
+        self.wait()
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                self.returncode = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                self.returncode = -1
+        return self.returncode
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has exited for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

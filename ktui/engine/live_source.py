@@ -1,0 +1,651 @@
+"""LiveSource: the live EventSource. Compiles, loads, attaches, drains, accounts, publishes.
+
+Threads, each with one job, so a slow consumer never stalls the drain:
+- the drain thread empties the rings (mmap + numpy, ``ringbuf.py``) and, at most
+  ``update_hz`` times a second, reads the counters and builds an Update;
+- the post thread hands the newest Update to the sink; when the sink is slow,
+  updates waiting for it are merged (events appended up to the window, snapshots
+  replaced), never queued without bound;
+- the record thread gives every event to the recorder (when there is one); its
+  queue has a byte budget, and when that is spent the drain waits, so the kernel
+  drops (and counts) rather than ktui growing without bound.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import gc
+import os
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ktui.engine import cleanup
+from ktui.engine.attach import AttachError, attach_plan
+from ktui.engine.counters import DeliveredCounts, KernelCounters, probe_counters
+from ktui.engine.histograms import read_histogram
+from ktui.engine.launch import StoppedCommand, process_alive
+from ktui.engine.ringbuf import PAGE, RingPoller, RingReader
+from ktui.engine.stacks import UNKNOWN, KernelSymbols, StackReader, UserSymbols
+from ktui.errors import KtuiError, UsageError
+from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update
+from ktui.kernel import possible_cpus
+
+RING_BUDGET_BYTES = 32 << 20  # ring memory for a whole session, shared by its probes
+RING_MIN_BYTES, RING_MAX_BYTES = 1 << 20, 8 << 20
+RECORD_QUEUE_BYTES = 256 << 20  # events waiting for the recorder before the drain waits
+STACKS_EVERY_S = 0.5  # stack and histogram maps are read less often than counters
+
+
+@dataclass
+class _Unit:
+    """One loaded BPF object (the session's, or one more per probe added while running)."""
+    bpf: object
+    program: object  # ktui.compiler CompiledProgram
+    global_ids: dict[int, int]  # the program's probe id -> the session's
+    readers: list[tuple[int, RingReader]] = field(default_factory=list)  # (session id, reader)
+    counters: KernelCounters | None = None
+    stacks: StackReader | None = None
+
+
+class LiveSource:
+    """Live tracing behind ktui.events.EventSource."""
+
+    live = True
+
+    def __init__(self, probes, catalog=None, target=None, ring_pages: int | None = None, recorder=None,
+                 *, window_events: int = 100_000, update_hz: float = 30.0, program=None):
+        self.probes = list(probes)
+        self.catalog = catalog
+        self.target = target
+        self.ring_pages = ring_pages
+        self.recorder = recorder
+        self.window_events = window_events
+        self.update_period = 1.0 / update_hz
+        self.layouts: dict[int, ProbeLayout] = {}
+        self.states: dict[int, ProbeState] = {}
+        self.notes: list[str] = []
+        self.target_pid: int | None = None
+        self.command: StoppedCommand | None = None
+        self.recorder_error: KtuiError | None = None
+        self.finished = threading.Event()  # the drain has ended (stop, or the target exited)
+        self._precompiled = program
+        self._units: list[_Unit] = []
+        self._compiled: dict[int, object] = {}  # session id -> CompiledProbe
+        self._unit_of: dict[int, _Unit] = {}
+        self._ncpu = possible_cpus()
+        self._delivered = DeliveredCounts(self._ncpu)
+        self._window: dict[int, deque] = {}
+        self._window_n: dict[int, int] = {}
+        self._fresh: dict[int, list[np.ndarray]] = {}
+        self._stack_counts: dict[int, dict[tuple, int]] = {}
+        self._stack_ids: set[tuple[int, int]] = set()  # (kstack or -1, ustack or -1) seen in records, unit 0
+        self._histograms: list[Histogram] = []
+        self._stacks: list[StackTrace] = []
+        self._ksyms: KernelSymbols | None = None
+        self._usyms = UserSymbols()
+        self._frames_cache: dict[tuple, tuple[str, ...]] = {}
+        self._lock = threading.RLock()  # units and readers change under it (add_probe)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sink: Callable[[Update], None] | None = None
+        self._outbox: Update | None = None
+        self._outbox_cv = threading.Condition()
+        self._record_q: queue.Queue = queue.Queue()
+        self._record_bytes = 0
+        self._record_cv = threading.Condition()
+        self._poller: RingPoller | None = None
+        self._t0 = 0.0
+        self._prepared = False
+        self._stopped = False
+        self.events_delivered = 0
+        self.first_event_at: float | None = None  # time.monotonic() of the first event read
+        self.last_update: Update | None = None
+
+    @classmethod
+    def from_program(cls, program, **kwargs) -> "LiveSource":
+        """A source for an already compiled program (tests, or a caller that compiled itself)."""
+        return cls([cp.probe for cp in program.probes], program=program, **kwargs)
+
+    # ------------------------------------------------------------------ setup
+
+    def prepare(self) -> None:
+        """Compile, load and attach; raises KtuiError when no probe at all could attach."""
+        if self._prepared:
+            return
+        self._prepared = True
+        from ktui.bccload import load_bcc
+        from ktui.headers import ensure_headers
+
+        self._resolve_target()
+        try:
+            ensure_headers()
+            load_bcc()
+            program = self._precompiled or self._compile(self.probes)
+            if self.target_pid and not program.target_pid:
+                program.target_pid = self.target_pid
+            self._load_unit(program, {cp.probe_id: cp.probe_id for cp in program.probes})
+        except BaseException:
+            self._abandon_command()
+            raise
+        if not any(s.status in ("attached", "disabled") for s in self.states.values()):
+            reasons = "; ".join(f"{s.spec}: {s.reason}" for s in self.states.values())
+            self._teardown()
+            self._abandon_command()
+            raise KtuiError(f"no probe could attach ({reasons})")
+        cleanup.register(self)
+
+    def _resolve_target(self) -> None:
+        if self.target is None:
+            return
+        if self.target.pid is not None:
+            if not process_alive(self.target.pid):
+                raise UsageError(f"there is no process with pid {self.target.pid}.")
+            self.target_pid = self.target.pid
+        elif self.target.command:
+            self.command = StoppedCommand(list(self.target.command))
+            self.target_pid = self.command.pid
+
+    def _abandon_command(self) -> None:
+        if self.command is not None and self.command.returncode is None:
+            self.command.abandon()
+
+    def _compile(self, probes):
+        try:
+            from ktui.compiler import compile_session
+        except ImportError as err:
+            raise KtuiError(f"the probe compiler is not available ({err}).") from None
+        pages = self.ring_pages or default_ring_pages(len(probes))
+        return compile_session(probes, catalog=self.catalog, target_pid=self.target_pid, ring_pages=pages)
+
+    def _load_unit(self, program, global_ids: dict[int, int]) -> _Unit:
+        from ktui.bccload import load_bcc
+
+        bcc = load_bcc()
+        try:
+            bpf = bcc.BPF(text=program.c_text.encode())
+        except Exception as err:  # BCC: "Failed to compile BPF module" / verifier text on stderr
+            raise KtuiError("the generated BPF program did not compile or load; `ktui compile` shows it "
+                            f"({str(err).splitlines()[0] if str(err) else type(err).__name__}).",
+                            detail=str(err)) from None
+        unit = _Unit(bpf, program, global_ids)
+        try:
+            self._configure(unit)
+            for cp in program.probes:
+                gid = global_ids[cp.probe_id]
+                self._compiled[gid] = cp
+                self._unit_of[gid] = unit
+                layout = ProbeLayout(gid, cp.layout.name, cp.layout.spec, cp.layout.fields) \
+                    if gid != cp.probe_id else cp.layout
+                self.layouts[gid] = layout
+                self.states[gid] = self._attach_one(unit, cp, gid)
+                if cp.ring and self.states[gid].status != "failed":
+                    table = bpf.get_table(cp.ring.encode())
+                    unit.readers.append((gid, RingReader(table.map_fd, int(table.max_entries), cp.layout.dtype)))
+        except BaseException:
+            bpf.cleanup()
+            raise
+        with self._lock:
+            self._units.append(unit)
+            if self._poller is not None:
+                for _, reader in unit.readers:
+                    self._poller.add(reader.fd)
+        return unit
+
+    def _configure(self, unit: _Unit) -> None:
+        bpf = unit.bpf
+        unit.counters = KernelCounters(bpf)
+        if getattr(unit.program, "uses_stacks", False) or _has_table(bpf, "ktui_stacks"):
+            unit.stacks = StackReader(bpf)
+        if self.target_pid and _has_table(bpf, "ktui_config"):
+            bpf[b"ktui_config"][ct.c_int(0)] = ct.c_uint32(self.target_pid)
+
+    def _attach_one(self, unit: _Unit, cp, gid: int) -> ProbeState:
+        spec = cp.layout.spec or cp.probe.spec
+        if cp.error:
+            return ProbeState(gid, cp.layout.name, spec, "failed", cp.error)
+        try:
+            for plan in cp.attach_plans:
+                attach_plan(unit.bpf, plan)
+        except AttachError as err:
+            return ProbeState(gid, cp.layout.name, spec, "failed", str(err))
+        enabled = bool(getattr(cp.probe, "enabled", True))
+        self._write_enabled(unit, cp.probe_id, enabled)
+        return ProbeState(gid, cp.layout.name, spec, "attached" if enabled else "disabled")
+
+    @staticmethod
+    def _write_enabled(unit: _Unit, local_id: int, enabled: bool) -> None:
+        if _has_table(unit.bpf, "ktui_enabled"):
+            unit.bpf[b"ktui_enabled"][ct.c_int(local_id)] = ct.c_uint32(1 if enabled else 0)
+
+    # ------------------------------------------------------------------ control
+
+    def start(self, sink: Callable[[Update], None]) -> None:
+        self.prepare()
+        self._sink = sink
+        self._t0 = time.monotonic()
+        with self._lock:
+            self._poller = RingPoller([r.fd for u in self._units for _, r in u.readers])
+        # Long-lived objects (BCC's, the catalog's) out of the collector's way: a full
+        # collection pausing the drain for milliseconds is a full ring at millions of events/s.
+        gc.collect()
+        gc.freeze()
+        if self.command is not None:
+            self.command.release()
+        self._threads = [threading.Thread(target=self._drain_loop, name="ktui-drain", daemon=True),
+                         threading.Thread(target=self._post_loop, name="ktui-post", daemon=True)]
+        if self.recorder is not None:
+            self._threads.append(threading.Thread(target=self._record_loop, name="ktui-record", daemon=True))
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        """Detach everything, deliver what is left, finish the recorder's data. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        for t in self._threads:
+            if t.name == "ktui-drain":
+                t.join()
+        with self._outbox_cv:
+            self._outbox_cv.notify_all()
+        self._record_q.put(None)
+        for t in self._threads:
+            t.join()
+        self._teardown()
+        cleanup.unregister(self)
+        if self.command is not None and self.command.returncode is None:
+            if self.command.released:
+                self.command.poll()
+            else:
+                self.command.abandon()
+
+    def _teardown(self) -> None:
+        with self._lock:
+            for unit in self._units:
+                for _, reader in unit.readers:
+                    reader.close()
+                unit.bpf.cleanup()
+            self._units = []
+            if self._poller is not None:
+                self._poller.close()
+                self._poller = None
+
+    def enable_probe(self, probe_id: int, enabled: bool) -> None:
+        state = self.states.get(probe_id)
+        if state is None or state.status == "failed":
+            raise UsageError(f"probe {probe_id} is not attached.")
+        unit = self._unit_of[probe_id]
+        local = next(k for k, v in unit.global_ids.items() if v == probe_id)
+        self._write_enabled(unit, local, enabled)
+        state.status = "attached" if enabled else "disabled"
+
+    def add_probe(self, probe) -> int:
+        """Attach one more probe while the others run (a BPF object of its own); returns its id."""
+        gid = max(self.layouts, default=-1) + 1
+        program = self._compile([probe])
+        if self.target_pid and not program.target_pid:
+            program.target_pid = self.target_pid
+        unit = self._load_unit(program, {program.probes[0].probe_id: gid})
+        for cp in program.probes:
+            self.probes.append(cp.probe)
+        if self.recorder is not None:
+            self._record_q.put(("probe", gid, self.layouts[gid], self._compiled[gid].probe.to_dict()))
+        del unit
+        return gid
+
+    # ------------------------------------------------------------------ reading
+
+    def counters(self) -> dict[int, ProbeCounters]:
+        """Kernel counts with user-space delivered counts; read after draining (see counters.py)."""
+        out = {}
+        with self._lock:
+            for unit in self._units:
+                if unit.counters is None:
+                    continue
+                rows = unit.counters.read(unit.global_ids.keys())
+                for local, gid in unit.global_ids.items():
+                    has_ring = bool(self._compiled[gid].ring)
+                    out[gid] = probe_counters(rows[local], self._delivered.get(gid) if has_ring else None)
+        return out
+
+    def recent(self, probe_id: int) -> np.ndarray:
+        """The window of most recent events of one probe (bounded by window_events)."""
+        parts = list(self._window.get(probe_id, ()))
+        if not parts:
+            return np.empty(0, self.layouts[probe_id].dtype)
+        return np.concatenate(parts)
+
+    def symbolize(self, address: int, pid: int | None = None) -> str:
+        if pid:
+            return self._usyms.lookup(pid, address)
+        return self._kernel_symbols().lookup(address)
+
+    def _kernel_symbols(self) -> KernelSymbols:
+        if self._ksyms is None:
+            self._ksyms = KernelSymbols()
+        return self._ksyms
+
+    # ------------------------------------------------------------------ the drain
+
+    def _drain_once(self) -> int:
+        total = 0
+        with self._lock:
+            units = list(self._units)
+        for unit in units:
+            for gid, reader in unit.readers:
+                recs = reader.read()
+                if not len(recs):
+                    continue
+                if gid != int(recs["probe"][0]):
+                    recs["probe"] = gid
+                total += len(recs)
+                self._take(gid, recs, unit)
+        if total:
+            self.events_delivered += total
+            if self.first_event_at is None:
+                self.first_event_at = time.monotonic()
+        return total
+
+    def _take(self, gid: int, recs: np.ndarray, unit: _Unit) -> None:
+        self._delivered.add(gid, recs)
+        fresh = self._fresh.setdefault(gid, [])
+        fresh.append(recs)
+        win = self._window.setdefault(gid, deque())
+        win.append(recs)
+        n = self._window_n.get(gid, 0) + len(recs)
+        while n - len(win[0]) >= self.window_events:
+            n -= len(win.popleft())
+        self._window_n[gid] = n
+        if unit.stacks is not None:
+            self._count_stacks(gid, recs, unit is self._units[0])
+        if self.recorder is not None and self.recorder_error is None:
+            with self._record_cv:
+                while self._record_bytes > RECORD_QUEUE_BYTES and not self._stop.is_set() \
+                        and self.recorder_error is None:
+                    self._record_cv.wait(0.1)
+                self._record_bytes += recs.nbytes
+            self._record_q.put(("events", gid, recs))
+
+    def _count_stacks(self, gid: int, recs: np.ndarray, first_unit: bool) -> None:
+        k, u = recs["kstack"], recs["ustack"]
+        has = (k >= 0) | (u >= 0)
+        if not has.any():
+            return
+        keys = np.stack([k[has].astype(np.int64), u[has].astype(np.int64),
+                         np.where(u[has] >= 0, recs["pid"][has], 0).astype(np.int64)], axis=1)
+        uniq, counts = np.unique(keys, axis=0, return_counts=True)
+        table = self._stack_counts.setdefault(gid, {})
+        for (ks, us, pid), c in zip(uniq.tolist(), counts.tolist()):
+            table[(ks, us, pid)] = table.get((ks, us, pid), 0) + c
+            if first_unit:
+                self._stack_ids.add((ks, us))
+            if us >= 0:
+                self._usyms.remember(pid)  # while the process still lives
+
+    def _drain_loop(self) -> None:
+        _raise_priority()
+        next_update = time.monotonic()
+        next_slow = next_update
+        try:
+            while not self._stop.is_set():
+                poller = self._poller
+                got = self._drain_once()
+                if got == 0 and poller is not None:
+                    poller.wait(0.01)
+                now = time.monotonic()
+                if now >= next_update:
+                    slow = now >= next_slow
+                    self._publish(now, slow=slow)
+                    next_update = now + self.update_period
+                    if slow:
+                        next_slow = now + STACKS_EVERY_S
+                    if self._target_gone():
+                        break
+        finally:
+            self._drain_once()
+            message = ""
+            if self.command is not None and self.command.returncode is not None:
+                message = f"{os.path.basename(self.command.argv[0])} exited with status {self.command.returncode}"
+            elif self.target_pid and not self._stop.is_set():
+                message = f"process {self.target_pid} exited"
+            self._publish(time.monotonic(), slow=True, finished=True, message=message)
+            self.finished.set()
+
+    def _target_gone(self) -> bool:
+        if self.command is not None:
+            return self.command.poll() is not None
+        if self.target_pid:
+            return not process_alive(self.target_pid)
+        return False
+
+    def _publish(self, now: float, *, slow: bool, finished: bool = False, message: str = "") -> None:
+        events = {gid: (parts[0] if len(parts) == 1 else np.concatenate(parts))
+                  for gid, parts in self._fresh.items() if parts}
+        self._fresh = {}
+        counters = self.counters()
+        if slow:
+            self._read_aggregates()
+        if self.recorder_error is not None and not message:
+            message = str(self.recorder_error)
+        update = Update(events=events, counters=counters, probes=[_copy_state(s) for s in self.states.values()],
+                        stacks=list(self._stacks), histograms=list(self._histograms),
+                        now_ns=time.monotonic_ns(), elapsed_s=now - self._t0, message=message, finished=finished)
+        self.last_update = update
+        if finished and self.recorder is not None:
+            self._record_q.put(("final", update))
+        self._post(update)
+
+    def _read_aggregates(self) -> None:
+        hists, stacks = [], []
+        with self._lock:
+            units = list(self._units)
+        for unit in units:
+            for local, gid in unit.global_ids.items():
+                cp = self._compiled[gid]
+                if self.states[gid].status == "failed":
+                    continue
+                hist_map = cp.maps.get("hist")
+                if hist_map:
+                    try:
+                        hists.append(read_histogram(unit.bpf, hist_map, gid, cp.hist))
+                    except (KeyError, OSError):
+                        pass
+                stack_map = cp.maps.get("stacks") or cp.maps.get("stackcount")
+                if stack_map and unit.stacks is not None:
+                    stacks.extend(self._read_stack_counts(unit, stack_map, gid))
+        for gid, table in self._stack_counts.items():
+            unit = self._unit_of[gid]
+            for (ks, us, pid), count in table.items():
+                stacks.append(StackTrace(gid, self._frames(unit, ks, None), self._frames(unit, us, pid), count))
+        self._histograms, self._stacks = hists, _merge_stacks(stacks)
+
+    def _read_stack_counts(self, unit: _Unit, map_name: str, gid: int) -> list[StackTrace]:
+        out = []
+        try:
+            items = unit.bpf.get_table(map_name.encode()).items()
+        except (KeyError, OSError):
+            return out
+        for key, value in items:
+            ks = _field(key, ("k", "kstack"), -1)  # struct ktui_stackkey { s32 k; s32 u; u32 pid; }
+            us = _field(key, ("u", "ustack"), -1)
+            pid = _field(key, ("pid", "tgid"), 0)
+            count = sum(int(getattr(v, "value", v)) for v in value) if isinstance(value, list) \
+                else int(getattr(value, "value", value))
+            if us >= 0 and pid:
+                self._usyms.remember(pid)
+            out.append(StackTrace(gid, self._frames(unit, ks, None), self._frames(unit, us, pid), count))
+        return out
+
+    def _frames(self, unit: _Unit, stack_id: int, pid: int | None) -> tuple[str, ...]:
+        if stack_id is None or stack_id < 0 or unit.stacks is None:
+            return ()
+        key = (id(unit), stack_id, pid)
+        cached = self._frames_cache.get(key)
+        if cached is not None:
+            return cached
+        addrs = unit.stacks.addresses(stack_id)
+        if pid is None:
+            frames = tuple(self._kernel_symbols().lookup_many(addrs))
+        else:
+            frames = tuple(self._usyms.lookup(pid, a) for a in addrs)
+        if addrs:
+            self._frames_cache[key] = frames
+        return frames or (UNKNOWN,)
+
+    # ------------------------------------------------------------------ handoffs
+
+    def _post(self, update: Update) -> None:
+        with self._outbox_cv:
+            if self._outbox is None:
+                self._outbox = update
+            else:  # the sink is behind: merge rather than queue
+                self._outbox = _merge_updates(self._outbox, update, self.window_events)
+            self._outbox_cv.notify()
+
+    def _post_loop(self) -> None:
+        while True:
+            with self._outbox_cv:
+                while self._outbox is None and not (self._stop.is_set() and self.finished.is_set()):
+                    self._outbox_cv.wait(0.1)
+                update, self._outbox = self._outbox, None
+            if update is None:
+                return
+            if self._sink is not None:
+                try:
+                    self._sink(update)
+                except Exception:  # a failing sink must not stop tracing; the app reports its own errors
+                    pass
+            if update.finished:
+                return
+
+    def _record_loop(self) -> None:
+        rec = self.recorder
+        last_counters = time.monotonic()
+        while True:
+            item = self._record_q.get()
+            if item is None:
+                return
+            try:
+                if item[0] == "events":
+                    _, gid, recs = item
+                    with self._record_cv:
+                        self._record_bytes -= recs.nbytes
+                        self._record_cv.notify_all()
+                    if self.recorder_error is None:
+                        rec.append(gid, recs)
+                elif item[0] == "probe":
+                    _, gid, layout, model = item
+                    rec.add_probe(layout, model)
+                elif item[0] == "final":
+                    self._finish_recording(item[1])
+                if time.monotonic() - last_counters > 1.0 and self.recorder_error is None:
+                    rec.set_counters(self.counters())
+                    last_counters = time.monotonic()
+            except KtuiError as err:
+                self.recorder_error = err
+                with self._record_cv:
+                    self._record_cv.notify_all()
+
+    def _finish_recording(self, update: Update) -> None:
+        rec = self.recorder
+        if self.recorder_error is not None:
+            return
+        rec.flush()
+        rec.set_counters(update.counters)
+        rec.set_probe_states(update.probes)
+        if update.stacks:
+            rec.set_stacks(update.stacks)
+        if update.histograms:
+            rec.set_histograms(update.histograms)
+        self._record_stack_ids()
+
+    def _record_stack_ids(self) -> None:
+        """The addresses behind the stack ids events carry, with their symbols, for replay."""
+        if not self._stack_ids or not self._units or self._units[0].stacks is None:
+            return
+        unit = self._units[0]
+        kernel, user, ksyms, usyms = {}, {}, {}, {}
+        pids_of: dict[int, int] = {}
+        for table in self._stack_counts.values():
+            for ks, us, pid in table:
+                if us >= 0:
+                    pids_of[us] = pid
+        for ks, us in self._stack_ids:
+            if ks >= 0 and ks not in kernel:
+                kernel[ks] = unit.stacks.addresses(ks)
+                for a, name in zip(kernel[ks], self._kernel_symbols().lookup_many(kernel[ks])):
+                    ksyms[a] = name
+            if us >= 0 and us not in user:
+                user[us] = unit.stacks.addresses(us)
+                pid = pids_of.get(us, 0)
+                for a in user[us]:
+                    usyms[(pid, a)] = self._usyms.lookup(pid, a)
+        self.recorder.add_stack_ids(kernel, user)
+        self.recorder.add_symbols(ksyms, usyms)
+
+
+def default_ring_pages(n_probes: int) -> int:
+    """Pages per ring: big rings ride out a drain thread's scheduling hiccups at millions of events/s
+    (1 MiB lasts 4 ms at 3.9 M/s here), within a session-wide budget."""
+    per_ring = RING_BUDGET_BYTES // max(n_probes, 1)
+    size = 1 << max(per_ring, 1).bit_length() - 1
+    size = min(max(size, RING_MIN_BYTES), RING_MAX_BYTES)
+    return max(size // PAGE, 1)
+
+
+def _raise_priority() -> None:
+    """The drain thread goes first when a CPU is contended (root only; harmless otherwise)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+    except OSError:
+        pass
+
+
+def _has_table(bpf, name: str) -> bool:
+    try:
+        bpf[name.encode()]
+        return True
+    except KeyError:
+        return False
+
+
+def _field(key, names, default):
+    for name in names:
+        if hasattr(key, name):
+            return int(getattr(key, name))
+    return default
+
+
+def _copy_state(s: ProbeState) -> ProbeState:
+    return ProbeState(s.probe_id, s.name, s.spec, s.status, s.reason)
+
+
+def _merge_stacks(stacks: list[StackTrace]) -> list[StackTrace]:
+    merged: dict[tuple, StackTrace] = {}
+    for s in stacks:
+        key = (s.probe_id, s.kernel, s.user)
+        if key in merged:
+            merged[key].count += s.count
+        else:
+            merged[key] = StackTrace(s.probe_id, s.kernel, s.user, s.count)
+    return sorted(merged.values(), key=lambda s: -s.count)
+
+
+def _merge_updates(old: Update, new: Update, window: int) -> Update:
+    events = dict(old.events)
+    for gid, recs in new.events.items():
+        if gid in events:
+            both = np.concatenate([events[gid], recs])
+            events[gid] = both[-window:] if len(both) > window else both
+        else:
+            events[gid] = recs
+    new.events = events
+    new.message = new.message or old.message
+    return new
