@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,17 +21,28 @@ STILL_WORKS_WITHOUT_BCC = "browsing, compiling and replaying recordings still wo
 
 
 @contextlib.contextmanager
-def captured_stderr() -> Iterator[list[str]]:
-    """Collect what libbcc/clang print on file descriptor 2 (not Python's sys.stderr)."""
+def captured_output() -> Iterator[list[str]]:
+    """Collect what libbcc, clang and modprobe print on file descriptors 1 and 2
+    (libbcc writes "Unable to find kernel headers" to stdout), so the report and
+    ``--json`` stay clean. The descriptors are swapped for a moment: in the app,
+    run the compile check before the screen starts, or pass compile_check=False."""
     lines: list[str] = []
-    with tempfile.TemporaryFile() as tmp:
-        saved = os.dup(2)
+    for stream in (sys.stdout, sys.stderr):
         try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    with tempfile.TemporaryFile() as tmp:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(tmp.fileno(), 1)
             os.dup2(tmp.fileno(), 2)
             yield lines
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
             tmp.seek(0)
             lines.extend(ln for ln in tmp.read().decode(errors="replace").splitlines() if ln.strip())
 
@@ -93,9 +105,9 @@ def _compile_and_attach(bcc, headers, priv: Privileges, bcc_check: Check, head: 
     head.evidence.append(f"BCC_KERNEL_SOURCE={os.environ.get('BCC_KERNEL_SOURCE', '')}" if chosen.kind in ("generic", "env") else f"{chosen.kind}: {chosen.path}")
     start = time.perf_counter()
     program = None
-    with captured_stderr() as noise:
+    with captured_output() as noise:
         try:
-            program = bcc.BPF(text=TEST_PROGRAM)
+            program = bcc.BPF(text=TEST_PROGRAM.encode())
         except Exception as err:  # BCC raises bare Exception on a failed compile
             failure = err
     compile_s = time.perf_counter() - start
@@ -115,9 +127,9 @@ def _compile_and_attach(bcc, headers, priv: Privileges, bcc_check: Check, head: 
             bcc_check.why += ", compiled a test program (loading it needs root)"
             return
         try:
-            with captured_stderr():
-                program.load_func("ktui_doctor_tp", bcc.BPF.TRACEPOINT)
-                program.attach_tracepoint(tp=TEST_TRACEPOINT, fn_name="ktui_doctor_tp")
+            with captured_output():
+                program.load_func(b"ktui_doctor_tp", bcc.BPF.TRACEPOINT)
+                program.attach_tracepoint(tp=TEST_TRACEPOINT.encode(), fn_name=b"ktui_doctor_tp")
         except Exception as err:  # BCC's attach errors are bare Exceptions too
             bcc_check.ok = False
             bcc_check.why = f"BCC compiled a test program but could not load or attach it to {TEST_TRACEPOINT}: {err}"
