@@ -134,3 +134,30 @@ def test_glob_agrees_with_fnmatch(name, pattern):
 
     expected = fnmatch.fnmatchcase(name, pattern)
     assert bool(compile_glob(pattern).fullmatch(name)) == expected or pattern.startswith(("t:", "k:", "u:"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aeiosd_:^$.*+?|()[]\\nk")), min_size=1, max_size=10))
+def test_regex_search_equals_per_name_search(pattern):
+    entries = [Entry(n.split(":", 1)[0], n, n.split(":", 1)[1]) for n in NAMES]
+    c = Catalog.from_entries(entries, origin="prop")
+    try:
+        got = names(c.search(pattern, mode="regex"))
+    except UsageError:
+        return
+    assert got == [n for n in c.names if re.search(pattern, n)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("schedwitfork_:o")), min_size=1, max_size=8))
+def test_fuzzy_finds_every_subsequence_match(query):
+    entries = [Entry(n.split(":", 1)[0], n, n.split(":", 1)[1]) for n in NAMES]
+    c = Catalog.from_entries(entries, origin="prop")
+    got = set(names(c.search(query, mode="fuzzy", limit=1000)))
+
+    def is_subseq(q, s):
+        it = iter(s)
+        return all(ch in it for ch in q)
+
+    want = {n for n in c.names if is_subseq(query.lower(), n.split(":", 1)[1].lower())}
+    assert got == want

@@ -11,6 +11,7 @@ import numpy as np
 
 from ktui.catalog import search as _search
 from ktui.catalog.entry import Arg, Details, Entry
+from ktui.catalog.textindex import TextIndex
 from ktui.catalog.traceability import CODE, TRACEABILITY, Evidence, clone_base
 from ktui.errors import FileFormatError, KtuiError, UsageError
 
@@ -77,6 +78,7 @@ class Catalog:
         self._starts: np.ndarray | None = None
         self._ftext: str | None = None
         self._fstarts = self._flens = self._fbuf = None
+        self._findex = self._tindex = None
         self._btf = None
         self._module_btf: dict[str, object] = {}
         self.kind_ranges = {k: (int(np.searchsorted(kind, c, "left")), int(np.searchsorted(kind, c, "right")))
@@ -292,6 +294,7 @@ class Catalog:
             self._text = "\n".join(self.names)
         if self._starts is None:
             self._starts = self._line_starts(self._text, self.names) if self.names else np.zeros(0, np.int64)
+            self._tindex = TextIndex(self._text, self._starts) if self._text.isascii() and self.names else None
 
     def _range(self, kinds: Iterable[str] | None) -> list[tuple[int, int]]:
         if kinds is None:
@@ -318,12 +321,7 @@ class Catalog:
         if mode == "glob":
             rows = self._glob_rows(pattern, ranges)
         elif mode == "regex":
-            rx = _search.compile_regex(pattern)
-            rows = []
-            names = self.names
-            for lo, hi in ranges:
-                search = rx.search
-                rows.extend(i for i in range(lo, hi) if search(names[i]))
+            rows = self._regex_rows(pattern, ranges)
         elif mode == "fuzzy":
             rows = self._fuzzy_rows(pattern, ranges, traceability, limit)
         else:
@@ -334,6 +332,37 @@ class Catalog:
             rows = [i for i in rows if tr[i] in codes]
         if limit is not None:
             rows = rows[:limit]
+        return rows
+
+    def _regex_rows(self, pattern: str, ranges: list[tuple[int, int]]) -> list[int]:
+        """Names in which ``pattern`` is found (``re.search`` semantics per name)."""
+        rx = _search.compile_regex(pattern)
+        names = self.names
+        big = None
+        if self._tindex is not None and "\\A" not in pattern and "\\Z" not in pattern:
+            try:  # one pass over the joined text; ^ and $ at name boundaries
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)
+                    big = re.compile(f"(?:{pattern})[^\n]*", rx.flags | re.M)
+            except (re.error, OverflowError, RecursionError, ValueError):
+                big = None
+        rows: list[int] = []
+        for lo, hi in ranges:
+            if big is not None:
+                a = int(self._starts[lo])
+                b = int(self._starts[hi - 1]) + len(names[hi - 1])
+                spans = [m.span() for m in big.finditer(self._text, a, b)]
+                if not spans:
+                    continue
+                sp = np.asarray(spans, dtype=np.int64)
+                r = np.searchsorted(self._starts, sp[:, 0], "right") - 1
+                if not np.any(sp[:, 1] > self._tindex.ends[r]):  # no match ran across a newline
+                    rows.extend(np.unique(r).tolist())
+                    continue
+            search = rx.search
+            rows.extend(i for i in range(lo, hi) if search(names[i]))
         return rows
 
     def _trace_codes(self, traceability: Iterable[str]) -> set[int]:
@@ -369,7 +398,10 @@ class Catalog:
                 continue
             a = int(starts[lo])
             b = int(starts[hi - 1]) + len(names[hi - 1])
-            if len(literal) >= 2:  # find the literal fast, then check only those names
+            if self._tindex is not None and literal and rest == f"*{literal}*" and literal.isascii():
+                r, _p = self._tindex.substring(literal.encode("ascii"), a, b)  # '*text*': pure numpy
+                rows.extend(r.tolist())
+            elif len(literal) >= 2:  # find the literal fast, then check only those names
                 lit = re.compile(re.escape(literal))
                 pos = [m.start() for m in lit.finditer(text, a, b)]
                 if not pos:
@@ -393,6 +425,7 @@ class Catalog:
             ends[-1] = len(self._ftext)
             self._flens = ends - self._fstarts
             self._fbuf = np.frombuffer(self._ftext.encode("ascii"), dtype=np.uint8) if self._ftext.isascii() else None
+            self._findex = TextIndex(self._ftext, self._fstarts) if self._fbuf is not None and syms else None
 
     def _fuzzy_rows(self, pattern: str, ranges, traceability, limit) -> list[int]:
         """Ranked subsequence match on the bare symbol (fzf-like): the query's characters in order;
@@ -403,27 +436,36 @@ class Catalog:
         if "\n" in q:
             raise UsageError("A pattern cannot contain a newline.")
         self._ensure_fuzzy_text()
+        text, starts = self._ftext, self._fstarts
+        if self._findex is not None and q.isascii():  # vectorised: no Python work per name
+            qb = q.encode("ascii")
+            parts_rows, parts_sp = [], []
+            bounds = [(int(starts[lo]), int(starts[hi - 1] + self._flens[hi - 1])) for lo, hi in ranges]
+            for a, b in bounds:
+                r1, p1 = self._findex.substring(qb, a, b)
+                parts_rows.append(r1)
+                parts_sp.append(np.stack([p1, p1 + len(qb)], axis=1))
+            n_sub = sum(len(r) for r in parts_rows)
+            if traceability is not None and n_sub:
+                codes = np.asarray(sorted(self._trace_codes(traceability)), dtype=np.uint8)
+                n_sub = sum(int(np.isin(self.trace[r], codes).sum()) for r in parts_rows)
+            # gapless matches always rank first: when they fill the page, skip the gapped pass
+            if len(qb) > 1 and n_sub < (limit or 200):
+                for a, b in bounds:
+                    r2, s2, e2 = self._findex.subsequence(qb, a, b)
+                    parts_rows.append(r2)
+                    parts_sp.append(np.stack([s2, e2], axis=1))
+            rows = np.concatenate(parts_rows) if parts_rows else np.zeros(0, np.int64)
+            if not len(rows):
+                return []
+            sp = np.concatenate(parts_sp)
+            rows, first = np.unique(rows, return_index=True)  # substring spans come first: kept
+            return self._rank(q, rows, sp[first], traceability, limit)
         # c0[^c1\n]*c1[^c2\n]*c2...: the earliest subsequence match, without backtracking
         body = re.escape(q[0]) + "".join(f"[^{re.escape(c)}\n]*{re.escape(c)}" for c in q[1:])
         rx = re.compile(f"({body})[^\n]*")
-        text, starts, names = self._ftext, self._fstarts, self.names
         sub = re.compile(f"({re.escape(q)})[^\n]*")  # contiguous matches first: no gaps
         spans: list[tuple[int, int]] = []
-        if len(q) == 1 and self._fbuf is not None and q.isascii():  # one key: all in numpy
-            pos = np.flatnonzero(self._fbuf == ord(q))
-            keep = np.zeros(len(pos), dtype=bool)
-            for lo, hi in ranges:
-                a = int(starts[lo])
-                b = int(starts[hi - 1] + self._flens[hi - 1])
-                keep |= (pos >= a) & (pos < b)
-            pos = pos[keep]
-            if not len(pos):
-                return []
-            rows = np.searchsorted(starts, pos, "right") - 1
-            rows, first = np.unique(rows, return_index=True)
-            pos = pos[first]
-            sp = np.stack([pos, pos + 1], axis=1)
-            return self._rank(q, rows, sp, traceability, limit)
         for lo, hi in ranges:
             a = int(starts[lo])
             b = int(starts[hi - 1] + self._flens[hi - 1])
@@ -434,10 +476,8 @@ class Catalog:
             return []
         sp = np.asarray(spans, dtype=np.int64)
         rows = np.searchsorted(starts, sp[:, 0], "right") - 1
-        if len(q) > 1:  # keep each row's first (best) span: substring spans were listed first
-            rows, first = np.unique(rows, return_index=True)
-            sp = sp[first]
-        return self._rank(q, rows, sp, traceability, limit)
+        rows, first = np.unique(rows, return_index=True)
+        return self._rank(q, rows, sp[first], traceability, limit)
 
     def _rank(self, q: str, rows, sp, traceability, limit) -> list[int]:
         text, starts = self._ftext, self._fstarts

@@ -46,8 +46,8 @@ def parse_kallsyms(text: str) -> Kallsyms:
         if name in marker_set:
             markers[name] = int(addr_s, 16)
             continue
-        if name.startswith(skip):
-            continue
+        if name.startswith(skip) or (mod and (mod == "bpf" or mod.startswith("__builtin__"))):
+            continue  # padding/trampolines, JITed BPF programs, ftrace/kprobe trampolines
         addr = int(addr_s, 16)
         nonzero = nonzero or addr != 0
         names.append(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 from ktui.errors import UsageError
 
@@ -94,7 +95,9 @@ def compile_regex(pattern: str) -> re.Pattern:
     if "\n" in pattern:
         raise UsageError("A pattern cannot contain a newline.")
     try:
-        return re.compile(pattern)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "possible nested set": still valid
+            return re.compile(pattern)
     except re.error as err:
         pos = f" at column {err.pos + 1}" if err.pos is not None else ""
         raise UsageError(f"The regular expression {pattern!r} is invalid{pos}: {err.msg}.") from None

@@ -1,0 +1,75 @@
+"""Vectorised matching over one newline-joined ASCII text of names (numpy, no Python loop per name)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class TextIndex:
+    """``text`` is names joined by newlines; rows are names. All positions are byte offsets."""
+
+    def __init__(self, text: str, starts: np.ndarray):
+        self.buf = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        self.starts = starts
+        ends = np.empty_like(starts)
+        if len(starts):
+            ends[:-1] = starts[1:] - 1
+            ends[-1] = len(self.buf)
+        self.ends = ends
+        self._pos: dict[int, np.ndarray] = {}
+
+    def positions(self, ch: int) -> np.ndarray:
+        p = self._pos.get(ch)
+        if p is None:
+            p = np.flatnonzero(self.buf == ch)
+            if len(self._pos) > 64:
+                self._pos.clear()
+            self._pos[ch] = p
+        return p
+
+    def _clip(self, p: np.ndarray, a: int, b: int) -> np.ndarray:
+        lo, hi = np.searchsorted(p, a, "left"), np.searchsorted(p, b, "left")
+        return p[lo:hi]
+
+    def substring(self, q: bytes, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, first match position) of names within bytes [a, b) containing ``q``."""
+        cand = self._clip(self.positions(q[0]), a, b)
+        n = len(self.buf)
+        for k in range(1, len(q)):
+            if not len(cand):
+                break
+            idx = cand + k
+            ok = idx < n
+            cand = cand[ok]
+            cand = cand[self.buf[idx[ok]] == q[k]]
+        if not len(cand):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        rows = np.searchsorted(self.starts, cand, "right") - 1
+        rows, first = np.unique(rows, return_index=True)
+        return rows, cand[first]
+
+    def subsequence(self, q: bytes, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, span start, span end) of names containing ``q``'s characters in order,
+        using the earliest chain from each name's first occurrence of ``q[0]``."""
+        p0 = self._clip(self.positions(q[0]), a, b)
+        if not len(p0):
+            z = np.zeros(0, np.int64)
+            return z, z, z
+        rows = np.searchsorted(self.starts, p0, "right") - 1
+        rows, first = np.unique(rows, return_index=True)
+        start = p0[first]
+        ptr = start + 1
+        ends = self.ends[rows]
+        for ch in q[1:]:
+            P = self.positions(ch)
+            if not len(P):
+                z = np.zeros(0, np.int64)
+                return z, z, z
+            j = np.searchsorted(P, ptr, "left")
+            ok = j < len(P)
+            nxt = P[np.minimum(j, len(P) - 1)]
+            ok &= nxt < ends
+            rows, start, ends, ptr = rows[ok], start[ok], ends[ok], nxt[ok] + 1
+            if not len(rows):
+                break
+        return rows, start, ptr
