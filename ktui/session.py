@@ -1,0 +1,321 @@
+"""Session files: what a user built, to reopen tomorrow or hand to a colleague.
+
+A session is TOML and data only: probes go through the probe model (which accepts
+identifiers and numbers where C could otherwise sneak in), everything else is plain
+values the UI reads. Saving is atomic: a temporary file in the same directory,
+fsync, then rename over the old file, so a failure leaves the old file whole.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from ktui.errors import FileFormatError, KtuiError
+from ktui.kernel import KernelIdentity
+from ktui.probes.model import Probe, ProbeKind, Retval, TargetProcess, Arg
+
+SESSION_VERSION = 1
+TOP_KEYS = ("version", "kernel", "target", "probes", "layout", "settings")
+KERNEL_KEYS = ("release", "version", "machine", "build_id")
+TARGET_KEYS = ("pid", "command")
+MAX_DEPTH = 8  # nesting of layout/settings tables; deeper is not a layout, it is a mistake
+
+
+@dataclass
+class Session:
+    probes: list[Probe] = field(default_factory=list)
+    target: TargetProcess | None = None
+    layout: dict[str, Any] = field(default_factory=dict)  # pane layout, as the app writes it
+    settings: dict[str, Any] = field(default_factory=dict)
+    kernel: KernelIdentity | None = None  # the kernel the probes were built on
+    # After reresolve(): probe index -> why it no longer fits this kernel.
+    unfit: dict[int, str] = field(default_factory=dict)
+
+    # -- reading --------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Session":
+        path = Path(path)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise FileFormatError("no such session file", where=str(path)) from None
+        except IsADirectoryError:
+            raise FileFormatError("is a directory, not a session file", where=str(path)) from None
+        except OSError as err:
+            raise FileFormatError(f"cannot read the session: {err.strerror}", where=str(path)) from None
+        except UnicodeDecodeError as err:
+            raise FileFormatError(f"not UTF-8 text (byte {err.start}): not a session file", where=str(path)) from None
+        return cls.from_toml(text, str(path))
+
+    @classmethod
+    def from_toml(cls, text: str, where: str = "session") -> "Session":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise FileFormatError(f"not valid TOML: {err}", where=where) from None
+        return cls.from_dict(data, where)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "session") -> "Session":
+        def bad(key: str, problem: str) -> FileFormatError:
+            return FileFormatError(f"{key}: {problem}", where=where)
+
+        unknown = sorted(set(data) - set(TOP_KEYS))
+        if unknown:
+            raise bad(unknown[0], f"unknown key (known: {', '.join(TOP_KEYS)})")
+        if "version" not in data:
+            raise bad("version", "missing; a session file starts with version = 1")
+        version = data["version"]
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise bad("version", "must be an integer")
+        if version != SESSION_VERSION:
+            raise bad("version", f"session format version {version}; this ktui reads version {SESSION_VERSION}")
+
+        kernel = None
+        if "kernel" in data:
+            k = _table(data["kernel"], "kernel", bad)
+            for key, value in k.items():
+                if key not in KERNEL_KEYS:
+                    raise bad(f"kernel.{key}", f"unknown key (known: {', '.join(KERNEL_KEYS)})")
+                if not isinstance(value, str):
+                    raise bad(f"kernel.{key}", "must be a string")
+            kernel = KernelIdentity.from_dict(k)
+
+        target = None
+        if "target" in data:
+            t = _table(data["target"], "target", bad)
+            for key in t:
+                if key not in TARGET_KEYS:
+                    raise bad(f"target.{key}", f"unknown key (known: {', '.join(TARGET_KEYS)})")
+            pid = t.get("pid")
+            if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0):
+                raise bad("target.pid", "must be a positive integer")
+            command = t.get("command", [])
+            if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+                raise bad("target.command", "must be a list of strings (the program and its arguments)")
+            if pid is not None and command:
+                raise bad("target", "give a pid or a command, not both")
+            target = TargetProcess(pid=pid, command=list(command))
+
+        raw_probes = data.get("probes", [])
+        if not isinstance(raw_probes, list):
+            raise bad("probes", "must be an array of tables ([[probes]])")
+        probes = []
+        for i, p in enumerate(raw_probes):
+            try:
+                probes.append(Probe.from_dict(p, where=f"probes[{i}]"))
+            except FileFormatError as err:
+                raise FileFormatError(err.message, where=f"{where}: {err.where}" if err.where else where) from None
+            except (TypeError, ValueError) as err:
+                raise bad(f"probes[{i}]", str(err)) from None
+
+        layout = _plain(_table(data.get("layout", {}), "layout", bad), "layout", bad)
+        settings = _plain(_table(data.get("settings", {}), "settings", bad), "settings", bad)
+        return cls(probes=probes, target=target, layout=layout, settings=settings, kernel=kernel)
+
+    # -- writing --------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"version": SESSION_VERSION}
+        if self.kernel is not None:
+            data["kernel"] = self.kernel.to_dict()
+        if self.target is not None and (self.target.pid is not None or self.target.command):
+            data["target"] = {"pid": self.target.pid} if self.target.pid is not None else {
+                "command": list(self.target.command)}
+        if self.layout:
+            data["layout"] = self.layout
+        if self.settings:
+            data["settings"] = self.settings
+        data["probes"] = [_drop_none(p.to_dict()) for p in self.probes]
+        return data
+
+    def to_toml(self) -> str:
+        try:
+            return tomli_w.dumps(self.to_dict())
+        except (TypeError, ValueError) as err:
+            raise KtuiError(f"the session holds a value TOML cannot store: {err}") from None
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically: the old file stays whole until the new one is complete on disk."""
+        path = Path(path)
+        text = self.to_toml().encode("utf-8")
+        directory = path.parent if str(path.parent) else Path(".")
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o644 & ~_umask()
+        except OSError:
+            mode = 0o600
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+            with os.fdopen(fd, "wb") as f:
+                f.write(text)
+                f.flush()
+                os.fchmod(f.fileno(), mode)
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            tmp = None
+            _fsync_dir(directory)
+        except OSError as err:
+            raise KtuiError(f"cannot save the session ({err.strerror or err}); the previous file is unchanged",
+                            where=str(path)) from None
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+
+# -- re-resolving on another kernel ----------------------------------------------
+
+def same_kernel(a: KernelIdentity | None, b: KernelIdentity | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    if a.build_id and b.build_id:
+        return a.build_id == b.build_id
+    return a.release == b.release and a.version == b.version
+
+
+def reresolve(session: Session, catalog, identity: KernelIdentity | None = None) -> list[str]:
+    """Check every probe against this kernel's catalog when the session was built on another.
+
+    Marks ``session.unfit[i] = reason`` for each probe that no longer fits and
+    returns the warnings to show (empty when the kernel is the same). ``catalog``
+    needs ``lookup(name) -> Entry | None`` (``ktui.catalog.Catalog``).
+    """
+    if identity is None:
+        from ktui.kernel import kernel_identity
+
+        identity = kernel_identity()
+    session.unfit.clear()
+    if session.kernel is not None and same_kernel(session.kernel, identity):
+        return []
+    built = (f"kernel {session.kernel.release} (build id {session.kernel.build_id or 'unknown'})"
+             if session.kernel else "an unrecorded kernel")
+    warnings = [f"this session was built on {built}; this is {identity.release} "
+                f"(build id {identity.build_id or 'unknown'}): probes re-checked"]
+    for i, probe in enumerate(session.probes):
+        reason = probe_misfit(probe, catalog)
+        if reason:
+            session.unfit[i] = reason
+            warnings.append(f"probe {probe.name} ({probe.spec}): {reason}")
+    if len(warnings) == 1:
+        warnings[0] += ", all still fit"
+    return warnings
+
+
+def probe_misfit(probe: Probe, catalog) -> str | None:
+    """Why this probe does not fit the catalog's kernel, or None when it does."""
+    kind = probe.kind
+    if kind in (ProbeKind.PROFILE, ProbeKind.INTERVAL):
+        return None
+    if kind.is_user:
+        if probe.binary and not os.path.exists(probe.binary):
+            return f"the binary {probe.binary} does not exist here"
+        return None
+    if kind.is_kernel_function:
+        name = f"kprobe:{probe.module}:{probe.target}" if probe.module else f"kprobe:{probe.target}"
+        entry = catalog.lookup(name)
+        if entry is None and probe.module:
+            entry = catalog.lookup(f"kprobe:{probe.target}")
+        if entry is None:
+            return f"kernel function {probe.target} does not exist on this kernel"
+        state = getattr(entry, "traceability", "unknown")
+        if state not in ("traceable", "unknown"):
+            why = getattr(entry, "traceability_reason", "")
+            return f"{probe.target} is {state} here" + (f" ({why})" if why else "")
+    elif kind is ProbeKind.TRACEPOINT:
+        entry = catalog.lookup(f"tracepoint:{probe.target}")
+        if entry is None:
+            return f"tracepoint {probe.target} does not exist on this kernel"
+    elif kind is ProbeKind.RAW_TRACEPOINT:
+        entry = catalog.lookup(f"rawtracepoint:{probe.target}")
+        if entry is None:
+            return f"raw tracepoint {probe.target} does not exist on this kernel"
+    else:
+        return None
+    names = _arg_names(entry)
+    if names is not None:
+        for f in probe.fetches:
+            if isinstance(f.expr, Arg) and f.expr.name and f.expr.name not in names:
+                return (f"argument {f.expr.name} (fetch {f.name}) is gone; it now takes "
+                        f"{', '.join(sorted(names)) or 'nothing'}")
+            if isinstance(f.expr, Retval) and not kind.is_return:
+                return f"fetch {f.name} reads a return value on an entry probe"
+    return None
+
+
+def _arg_names(entry) -> set[str] | None:
+    try:
+        args = entry.args
+    except Exception:  # noqa: BLE001 -- details are lazy (BTF/DWARF); unknown is not a misfit
+        return None
+    names = {a.name for a in args if getattr(a, "name", "")}
+    return names or None
+
+
+# -- helpers -----------------------------------------------------------------------
+
+def _table(value: Any, key: str, bad) -> dict:
+    if not isinstance(value, dict):
+        raise bad(key, "must be a table")
+    return value
+
+
+def _plain(value: Any, key: str, bad, depth: int = 0) -> Any:
+    """Layout and settings: strings, numbers, booleans, arrays and tables of them, nothing else."""
+    if depth > MAX_DEPTH:
+        raise bad(key, f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        return {str(k): _plain(v, f"{key}.{k}", bad, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, f"{key}[{i}]", bad, depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise bad(key, "must be a finite number")
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    raise bad(key, f"a {type(value).__name__} is not a setting value (use a string, number, boolean, array or table)")
+
+
+def _drop_none(value: Any) -> Any:
+    """TOML has no null: leave unset optional values out."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def _umask() -> int:
+    # os.umask() can only be read by setting it, which races with other threads: ask /proc.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o077
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
