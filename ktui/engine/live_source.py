@@ -184,6 +184,7 @@ class LiveSource:
                     if gid != cp.probe_id else cp.layout
                 self.layouts[gid] = layout
                 self.states[gid] = self._attach_one(unit, cp, gid)
+                self.notes.extend(cp.notes)
                 if cp.ring and self.states[gid].status != "failed":
                     table = bpf.get_table(cp.ring.encode())
                     unit.readers.append((gid, RingReader(table.map_fd, int(table.max_entries), cp.layout.dtype)))
