@@ -1,0 +1,94 @@
+"""Kernel types the compiler needs: function prototypes and struct member paths.
+
+From the catalog when one is given, else straight from the kernel's BTF. Both are
+optional: without them only fetches by index, registers and memory offsets work,
+and a by-name fetch says clearly what is missing.
+"""
+
+from __future__ import annotations
+
+from ktui.errors import KtuiError
+
+
+class TypeSource:
+    def __init__(self, catalog=None):
+        self.catalog = catalog
+        self._btf = None
+        self._btf_error: str | None = None
+
+    def btf(self):
+        """The kernel's BTF, or None (the reason is in ``btf_error``)."""
+        if self._btf is None and self._btf_error is None:
+            try:
+                from ktui.catalog.btf import load_vmlinux_btf
+
+                self._btf = load_vmlinux_btf()
+            except (KtuiError, ImportError) as err:
+                self._btf_error = str(err)
+        return self._btf
+
+    @property
+    def btf_error(self) -> str:
+        return self._btf_error or "the kernel's BTF is not available"
+
+    def func_args(self, symbol: str) -> list[tuple[str, str]] | None:
+        """[(name, ctype), ...] of a kernel function, or None when unknown."""
+        proto = self.func_proto(symbol)
+        return proto[1] if proto else None
+
+    def func_proto(self, symbol: str) -> tuple[str, list[tuple[str, str]]] | None:
+        if self.catalog is not None:
+            try:
+                entry = self.catalog.lookup(f"kprobe:{symbol}")
+                args = getattr(entry, "args", None)
+                if entry is not None and args is not None:
+                    return (getattr(entry, "return_type", None) or "long",
+                            [(a.name, a.ctype) for a in args])
+            except (KtuiError, AttributeError, KeyError, TypeError):
+                pass
+        btf = self.btf()
+        if btf is None:
+            return None
+        try:
+            return btf.func_proto(symbol)
+        except KtuiError:
+            return None
+
+    def raw_tracepoint_args(self, name: str) -> list[tuple[str, str]] | None:
+        btf = self.btf()
+        if btf is None:
+            return None
+        try:
+            return btf.raw_tracepoint_args(name)
+        except KtuiError:
+            return None
+
+    def resolve_member(self, base_ctype: str, path: tuple[str, ...]):
+        """The FieldPath of ``base->path``; a KtuiError saying why when it cannot be resolved."""
+        btf = self.btf()
+        if btf is None:
+            raise KtuiError(f"struct members by name need the kernel's BTF, and {self.btf_error}")
+        text = " ".join(w for w in base_ctype.replace("*", " ").split()
+                        if w not in ("const", "volatile", "__user", "struct", "union"))
+        if not text:
+            raise KtuiError(f"{base_ctype} is not a struct pointer")
+        return btf.resolve_path(text, list(path))
+
+    def scalar_size(self, name: str) -> tuple[int, bool] | None:
+        """(size, signed) of a typedef'd integer, from BTF."""
+        btf = self.btf()
+        if btf is None:
+            return None
+        try:
+            tid = btf.find(name)
+            if tid is None:
+                return None
+            from ktui.catalog.btf import ENUM, INT
+
+            kind = btf.type(btf.strip(tid))[0]
+            size = btf.size_of(tid)
+            if kind not in (INT, ENUM) or size not in (1, 2, 4, 8):
+                return None
+            return size, False
+        except KtuiError:
+            return None

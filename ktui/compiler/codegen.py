@@ -1,0 +1,437 @@
+"""The probe model -> one BCC C program. Each probe gets its record struct, its ring
+buffer or aggregation maps, and plain functions (no BCC auto-attach names) that the
+engine loads and attaches one by one, so one probe's failure is only its own."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ktui.errors import KtuiError
+from ktui.events import FieldLayout, ProbeLayout
+from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, Probe, ProbeKind, Retval, ValueType
+
+from ktui.compiler.fallback import Placement, wants_latency
+from ktui.compiler.fetch_codegen import HEADER_BUILTINS, FetchError, FetchGen, contains_arg
+from ktui.compiler.filter_codegen import Operand, filter_condition
+from ktui.compiler.layout import STRING_SIZE, c_decl, display, np_dtype
+from ktui.compiler.program import AttachPlan
+from ktui.compiler.sites import Site
+from ktui.compiler.tracepoint_struct import struct_text
+
+STACK_MAP_ENTRIES = 16384
+AGG_ENTRIES = 10240  # entries of count/stack-count maps and of entry stashes
+STACK_RECORD_MAX = 256  # larger records are built in a per-CPU scratch map, not on the 512-byte BPF stack
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_FIELDS = {"comm": ("v->hdr.comm", "string", 16), "pid": ("v->hdr.pid", "int", 0),
+                  "tid": ("v->hdr.tid", "int", 0), "uid": ("v->hdr.uid", "int", 0), "cpu": ("v->hdr.cpu", "int", 0),
+                  "ts": ("v->hdr.ts", "int", 0), "kstack": ("v->hdr.kstack", "int", 0),
+                  "ustack": ("v->hdr.ustack", "int", 0)}
+_KEY_DECLS = {"comm": "char comm[16]", "pid": "u32 pid", "tid": "u32 tid", "uid": "u32 uid", "cpu": "u32 cpu",
+              "ts": "u64 ts", "kstack": "s32 kstack", "ustack": "s32 ustack"}
+
+
+def comment(text: str) -> str:
+    """Text safe inside a C comment: no '*', no newline, only plain characters."""
+    return re.sub(r"[^\w .:,;/@+=$%()\[\]<>'\"-]", "?", text)[:200]
+
+
+@dataclass
+class RecordField:
+    name: str
+    vtype: ValueType
+    expr: object
+    at_entry: bool  # computed on the entry side and stashed by thread
+
+
+@dataclass
+class ProbeCode:
+    """The C text of one probe and what the engine needs to know about it."""
+    text: str
+    layout: ProbeLayout
+    fn_name: str
+    attach: AttachPlan
+    helpers: list[AttachPlan]
+    ring: str | None
+    maps: dict[str, str]
+    reads: set[str]
+    notes: list[str] = field(default_factory=list)
+    hist: dict = field(default_factory=dict)
+    uses_stacks: bool = False
+    uses_str_eq: bool = False
+
+
+def _site_plan(probe: Probe, site: Site, fn: str, target_pid: int | None) -> AttachPlan:
+    kind = site.kind
+    common = {"fn_name": fn, "prog_type": site.prog_type}
+    if kind in ("kprobe", "kretprobe"):
+        return AttachPlan(kind, event=site.event, symbol=site.event, module=probe.module, offset=probe.offset,
+                          address=probe.address, maxactive=probe.maxactive if kind == "kretprobe" else 0, **common)
+    if kind in ("kfunc", "kretfunc"):
+        return AttachPlan(kind, event=site.event, symbol=site.event, module=probe.module, **common)
+    if kind in ("tracepoint", "raw_tracepoint"):
+        return AttachPlan(kind, event=site.event, **common)
+    if kind in ("uprobe", "uretprobe"):
+        return AttachPlan(kind, event=site.event, binary=probe.binary or "", sym=probe.target,
+                          offset=probe.offset if not probe.target else 0, address=probe.address,
+                          pid=target_pid if target_pid else -1, **common)
+    # perf_event: PERF_TYPE_SOFTWARE / PERF_COUNT_SW_CPU_CLOCK, sampled by frequency or period.
+    if probe.kind is ProbeKind.PROFILE:
+        if probe.frequency <= 0:
+            raise KtuiError("a profile probe needs a frequency in Hz above 0")
+        return AttachPlan("perf_event", event=probe.spec, ev_type=1, ev_config=0, sample_freq=probe.frequency, **common)
+    if probe.period_ns <= 0:
+        raise KtuiError("an interval probe needs a period above 0")
+    return AttachPlan("perf_event", event=probe.spec, ev_type=1, ev_config=0, sample_period=probe.period_ns,
+                      cpu=0, **common)
+
+
+class ProbeCompiler:
+    """Compiles one probe at its placement into C text and a layout."""
+
+    def __init__(self, probe: Probe, probe_id: int, placement: Placement, types, ring_pages: int,
+                 target_pid: int | None, resolve_symbol=None, filter_node=None):
+        self.probe = probe
+        self.id = probe_id
+        self.pl = placement
+        self.types = types
+        self.ring_pages = ring_pages
+        self.target_pid = target_pid
+        self.main = FetchGen(placement.main, types, resolve_symbol)
+        self.entry = FetchGen(placement.entry, types, resolve_symbol) if placement.entry else None
+        self.filter_node = filter_node
+        self.notes: list[str] = []
+
+    # ---- fields ---------------------------------------------------------------------
+    def _stashed(self, expr) -> bool:
+        main = self.pl.main
+        return self.pl.entry is not None and main.kind in ("kretprobe", "uretprobe", "tracepoint") and contains_arg(expr)
+
+    def _field_for(self, fetch: Fetch, where: str) -> RecordField | None:
+        if not _IDENT.match(fetch.name):
+            raise FetchError(f"fetch name {fetch.name!r} is not an identifier", where=where)
+        expr = fetch.expr
+        if isinstance(expr, Builtin) and expr.name in HEADER_BUILTINS:
+            return None  # every record's header carries it
+        at_entry = self._stashed(expr)
+        if contains_arg(expr) and self.pl.main.is_return and not at_entry and self.pl.main.kind != "kretfunc":
+            raise FetchError("arguments are not available at a return probe without its entry side", where=where)
+        gen = self.entry if at_entry else self.main
+        try:
+            vtype = fetch.type or gen.natural_type(expr)
+        except FetchError as err:
+            raise FetchError(err.message, where=where) from None
+        return RecordField(fetch.name, vtype, expr, at_entry)
+
+    def _implicit_fetch(self, name: str) -> Fetch | None:
+        """A value a filter or action names without fetching it: fetched (and recorded) too."""
+        if name in ("retval", "ret"):
+            return Fetch(name, Retval())
+        if name == "latency":
+            return Fetch("latency", Builtin("latency"))
+        if name == "gid":
+            return Fetch("gid", Builtin("gid"))
+        if m := re.fullmatch(r"arg(\d+)", name):
+            return Fetch(name, Arg(index=int(m.group(1))))
+        return Fetch(name, Arg(name=name))
+
+    def fields(self) -> list[RecordField]:
+        probe = self.probe
+        fetches = list(probe.fetches)
+        names = {f.name for f in fetches}
+        if wants_latency(probe) and "latency" not in names:
+            fetches.append(Fetch("latency", Builtin("latency")))
+            names.add("latency")
+        wanted = []
+        if self.filter_node is not None:
+            from ktui.probes.filter_ast import names_in
+
+            wanted += [n.name for n in names_in(self.filter_node)]
+        for action in probe.actions:
+            wanted += list(action.key)
+            if action.kind is ActionKind.HIST and action.value:
+                wanted.append(action.value)
+        for name in wanted:
+            if name in names or name in _HEADER_FIELDS:
+                continue
+            implicit = self._implicit_fetch(name)
+            fetches.append(implicit)
+            names.add(name)
+            self.notes.append(f"{probe.name}: {name} is fetched for the filter or aggregation, and recorded too")
+        out = []
+        seen = set(_HEADER_FIELDS) - {"comm"}
+        for i, fetch in enumerate(fetches):
+            if fetch.name in seen or fetch.name == "hdr":
+                raise FetchError(f"fetch name {fetch.name!r} is used twice (or names a header field)",
+                                 where=f"{probe.name}, fetch {fetch.name}")
+            f = self._field_for(fetch, f"{probe.name}, fetch {fetch.name}")
+            if f is not None:
+                seen.add(f.name)
+                out.append(f)
+        return out
+
+    # ---- names used by filters and actions ------------------------------------------
+    def operand(self, name: str, fields: list[RecordField]) -> Operand:
+        for f in fields:
+            if f.name == name:
+                size = STRING_SIZE if f.vtype.is_string else 0
+                return Operand(f"v->f_{f.name}", "string" if f.vtype.is_string else "int", f.vtype.signed, size)
+        if name in _HEADER_FIELDS:
+            c, kind, size = _HEADER_FIELDS[name]
+            return Operand(c, kind, False, size)
+        raise FetchError(f"unknown name {name!r}")
+
+    def available_names(self) -> dict[str, str]:
+        """Every name a filter or aggregation may use here -> "int" or "string"."""
+        names = {n: k for n, (_, k, _) in _HEADER_FIELDS.items()}
+        names["gid"] = "int"
+        arg_site = self.pl.entry if self.pl.entry is not None else self.pl.main
+        if arg_site.kind == "tracepoint":
+            for f in arg_site.tp_fields:
+                if not f.name.startswith("common_"):
+                    vt = f.value_type()
+                    names[f.name] = "string" if vt is not None and vt.is_string else "int"
+        else:
+            for n in arg_site.arg_names():
+                names[n] = "int"
+        if arg_site.kind not in ("perf_event",):
+            count = len(arg_site.arg_names()) if (arg_site.func_args is not None or arg_site.kind == "tracepoint") else 6
+            for i in range(1, count + 1):
+                names[f"arg{i}"] = "int"
+        if self.pl.main.is_return:
+            names["retval"] = "int"
+        if self.pl.entry is not None:
+            names["latency"] = "int"
+        for f in self.probe.fetches:
+            vt = f.type
+            if vt is None:
+                try:
+                    gen = self.entry if self._stashed(f.expr) else self.main
+                    vt = gen.natural_type(f.expr)
+                except KtuiError:
+                    vt = None
+            names[f.name] = "string" if vt is not None and vt.is_string else "int"
+        return names
+
+    # ---- C ----------------------------------------------------------------------------
+    def compile(self) -> ProbeCode:
+        probe, pid = self.probe, self.id
+        fields = self.fields()
+        self._all_fields = fields
+        layout = ProbeLayout(pid, probe.name, probe.spec, tuple(
+            FieldLayout(f.name, np_dtype(f.vtype), "ns" if isinstance(f.expr, Builtin) and f.expr.name == "latency"
+                        else display(f.vtype)) for f in fields))
+        fn = f"ktui_fn_{pid}"
+        out: list[str] = [f"/* ---- probe {pid}: {comment(probe.spec)} ({comment(probe.name)}) ---- */"]
+        for site, tag_suffix in ((self.pl.main, ""), (self.pl.entry, "_enter")):
+            if site is not None and site.kind == "tracepoint":
+                site.tp_struct = f"ktui_tp_{pid}{tag_suffix}"
+                for f in site.tp_fields:
+                    if not _IDENT.match(f.name):
+                        raise KtuiError(f"tracepoint {site.event} has a field named {f.name!r}, not an identifier")
+                out.append(struct_text(site.tp_struct, site.event, site.tp_fields))
+        rec = f"ktui_ev_{pid}"
+        out.append(f"struct {rec} {{")
+        out.append("    struct ktui_hdr hdr;")
+        for f in fields:
+            out.append(f"    {c_decl(f.vtype, 'f_' + f.name)};  /* {comment(str(f.vtype))} */")
+        out.append("};")
+        record_size = layout.record_size
+        maps: dict[str, str] = {}
+        ring = None
+        actions = probe.actions or [Action()]
+        if any(a.kind is ActionKind.STREAM for a in actions):
+            ring = f"ktui_ring_{pid}"
+            out.append(f"BPF_RINGBUF_OUTPUT({ring}, {self.ring_pages});")
+            maps["ring"] = ring
+        scratch = record_size > STACK_RECORD_MAX
+        if scratch:
+            maps["scratch"] = f"ktui_scratch_{pid}"
+            out.append(f"BPF_PERCPU_ARRAY(ktui_scratch_{pid}, struct {rec}, 1);")
+        stash = None
+        if self.pl.entry is not None:
+            stash = f"ktui_start_{pid}"
+            maps["start"] = stash
+            out.append(f"BPF_HASH({stash}, u32, struct {rec}, {AGG_ENTRIES});  /* entry side, by thread */")
+        action_code, hist, decls, uses_stacks_agg, str_eq = self._actions(actions, fields, maps)
+        out.extend(decls)
+        kstack = probe.kind is ProbeKind.PROFILE or any(
+            isinstance(f.expr, Builtin) and f.expr.name == "kstack" for f in probe.fetches) or any(
+            a.kind is ActionKind.STACKS and a.kernel_stack for a in actions)
+        ustack = probe.kind is ProbeKind.PROFILE or any(
+            isinstance(f.expr, Builtin) and f.expr.name == "ustack" for f in probe.fetches) or any(
+            a.kind is ActionKind.STACKS and a.user_stack for a in actions)
+
+        helpers: list[AttachPlan] = []
+        if self.pl.entry is not None:
+            efn = f"{fn}_entry"
+            out.append(self._entry_function(efn, rec, stash, [f for f in fields if f.at_entry], scratch))
+            helpers.append(_site_plan(probe, self.pl.entry, efn, self.target_pid))
+        main_fields = [f for f in fields if not f.at_entry]
+        cond = None
+        if self.filter_node is not None:
+            try:
+                cond = filter_condition(self.filter_node, lambda n: self.operand(n, fields))
+            except KtuiError as err:
+                raise FetchError(f"filter: {err.message}", where=probe.name) from None
+            str_eq = str_eq or "ktui_str_eq" in cond
+        out.append(self._main_function(fn, rec, stash, main_fields, scratch, kstack, ustack, cond, action_code))
+        fn_name = fn
+        if self.pl.main.kind in ("kfunc", "kretfunc"):
+            # libbcc finds the BTF id of the traced function from these names (the engine
+            # must load with BCC's auto-attach turned off, as verify.py does).
+            fn_name = f"{'kfunc' if self.pl.main.kind == 'kfunc' else 'kretfunc'}__{self.pl.main.event}"
+            out = [line.replace(f"int {fn}(", f"int {fn_name}(") for line in out]
+        if self.pl.entry is not None and self.pl.entry.kind == "kfunc":
+            ename = f"kfunc__{self.pl.entry.event}"
+            out = [line.replace(f"int {fn}_entry(", f"int {ename}(") for line in out]
+            helpers = [AttachPlan(**{**h.__dict__, "fn_name": ename}) for h in helpers]
+        attach = _site_plan(probe, self.pl.main, fn_name, self.target_pid)
+        reads = self.main.reads | (self.entry.reads if self.entry else set())
+        return ProbeCode("\n".join(out), layout, fn_name, attach, helpers, ring, maps, reads,
+                         notes=self.notes, hist=hist, uses_stacks=kstack or ustack or uses_stacks_agg,
+                         uses_str_eq=str_eq)
+
+    def _record_start(self, rec: str, scratch: bool) -> list[str]:
+        if scratch:
+            return ["    u32 zero = 0;", f"    struct {rec} *v = ktui_scratch_{self.id}.lookup(&zero);",
+                    "    if (!v)", "        return 0;", "    __builtin_memset(v, 0, sizeof(*v));"]
+        return [f"    struct {rec} rec;", f"    struct {rec} *v = &rec;", "    __builtin_memset(v, 0, sizeof(*v));"]
+
+    def _fetch_lines(self, gen: FetchGen, fields: list[RecordField], all_fields: list[RecordField]) -> list[str]:
+        lines = []
+        for f in fields:
+            bit = [g.name for g in all_fields].index(f.name) if all_fields else 0
+            try:
+                line = gen.store(f"v->f_{f.name}", f.vtype, f.expr, bit)
+            except FetchError as err:
+                raise FetchError(err.message, where=f"{self.probe.name}, fetch {f.name}") from None
+            lines.append(f"    {line}  // ktui:fetch {f.name}")
+        return lines
+
+    def _entry_function(self, fn: str, rec: str, stash: str, fields: list[RecordField], scratch: bool) -> str:
+        body = [f"int {fn}({self.pl.entry.ctx_decl})", "{",
+                "    u64 id = bpf_get_current_pid_tgid();",
+                f"    if (!ktui_active({self.id}, id >> 32))", "        return 0;"]
+        body += self._record_start(rec, scratch)
+        fetch = self._fetch_lines(self.entry, fields, self._all_fields)
+        if any("flt" in line for line in fetch):
+            body.append("    u32 flt = 0;")
+        body.append("    v->hdr.ts = bpf_ktime_get_ns();")
+        body += fetch
+        body += ["    u32 tid = id;", f"    {stash}.update(&tid, v);", "    return 0;", "}"]
+        return "\n".join(body)
+
+    def _main_function(self, fn, rec, stash, fields, scratch, kstack, ustack, cond, action_code) -> str:
+        site = self.pl.main
+        pid = self.id
+        body = [f"int {fn}({site.ctx_decl})", "{",
+                "    u64 id = bpf_get_current_pid_tgid();",
+                f"    if (!ktui_active({pid}, id >> 32))", "        return 0;",
+                f"    ktui_count({pid}, KTUI_HITS);"]
+        body += self._record_start(rec, scratch)
+        fetch = self._fetch_lines(self.main, fields, self._all_fields)
+        uses_latency = any(isinstance(f.expr, Builtin) and f.expr.name == "latency" for f in self._all_fields)
+        if any("flt" in line for line in fetch):
+            body.append("    u32 flt = 0;")
+        body.append("    u64 now = bpf_ktime_get_ns();")
+        if stash:
+            body += ["    u32 tid = id;", f"    struct {rec} *entry = {stash}.lookup(&tid);",
+                     "    if (entry) {", "        __builtin_memcpy(v, entry, sizeof(*v));",
+                     f"        {stash}.delete(&tid);", "    } else {",
+                     "        v->hdr.flags |= KTUI_NO_ENTRY;  /* entry not seen: its values are 0 */", "    }"]
+            if uses_latency:
+                body.append("    u64 latency = (v->hdr.flags & KTUI_NO_ENTRY) ? 0 : now - v->hdr.ts;")
+        elif uses_latency:
+            body.append("    u64 latency = 0;")
+        body += ["    v->hdr.ts = now;", f"    v->hdr.probe = {pid};", "    v->hdr.cpu = bpf_get_smp_processor_id();",
+                 "    v->hdr.pid = id >> 32;", "    v->hdr.tid = (u32)id;",
+                 "    v->hdr.uid = (u32)bpf_get_current_uid_gid();",
+                 "    v->hdr.kstack = " + ("ktui_stacks.get_stackid(ctx, 0);" if kstack else "-1;"),
+                 "    v->hdr.ustack = " + ("ktui_stacks.get_stackid(ctx, BPF_F_USER_STACK);" if ustack else "-1;"),
+                 "    bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));"]
+        body += fetch
+        if cond is not None:
+            body += [f"    if (!{cond}) {{", f"        ktui_count({pid}, KTUI_FILTERED);", "        return 0;", "    }"]
+        body.append("    int ok = 1;")
+        body += action_code
+        body += [f"    ktui_count({pid}, ok ? KTUI_SUBMITTED : KTUI_DROPPED);", "    return 0;", "}"]
+        return "\n".join(body)
+
+    def _actions(self, actions: list[Action], fields, maps):
+        pid = self.id
+        code: list[str] = []
+        decls: list[str] = []
+        hist: dict = {}
+        stacks = False
+        counts = {}
+        for action in actions:
+            kind = action.kind
+            n = counts.get(kind, 0)
+            counts[kind] = n + 1
+            suffix = "" if n == 0 else f"_{n}"
+            if kind is ActionKind.STREAM:
+                if n == 0:
+                    code.append(f"    if (ktui_ring_{pid}.ringbuf_output(v, sizeof(*v), 0) != 0)")
+                    code.append("        ok = 0;  /* ring full: counted as dropped */")
+            elif kind is ActionKind.COUNT:
+                name = f"ktui_count_{pid}{suffix}"
+                maps["count" + suffix] = name
+                if action.key:
+                    key = f"ktui_ck_{pid}{suffix}"
+                    members, sets = [], []
+                    for k in action.key:
+                        op = self.operand(k, fields)
+                        f = next((f for f in fields if f.name == k), None)
+                        members.append(f"    {c_decl(f.vtype, 'f_' + k) if f else _KEY_DECLS[k]};")
+                        member = f"f_{k}" if f else k
+                        if op.kind == "string":
+                            sets.append(f"        __builtin_memcpy(k.{member}, {op.c}, sizeof(k.{member}));")
+                        else:
+                            sets.append(f"        k.{member} = {op.c};")
+                    decls += [f"struct {key} {{", *members, "};", f"BPF_HASH({name}, struct {key}, u64, {AGG_ENTRIES});"]
+                    code += ["    {", f"        struct {key} k;", "        __builtin_memset(&k, 0, sizeof(k));", *sets]
+                else:
+                    decls.append(f"BPF_HASH({name}, u32, u64, 1);")
+                    code += ["    {", "        u32 k = 0;"]
+                code += ["        u64 zero = 0;", f"        u64 *c = {name}.lookup_or_try_init(&k, &zero);",
+                         "        if (c)", "            __sync_fetch_and_add(c, 1);", "        else",
+                         "            ok = 0;  /* map full */", "    }"]
+            elif kind is ActionKind.HIST:
+                name = f"ktui_hist_{pid}{suffix}"
+                maps["hist" + suffix] = name
+                value = action.value or "latency"
+                op = self.operand(value, fields)
+                if op.kind == "string":
+                    raise FetchError(f"a histogram needs a number, and {value} is a string", where=self.probe.name)
+                val = f"(s64){op.c} < 0 ? 0 : (u64){op.c}" if op.signed else f"(u64){op.c}"
+                if action.scale == "linear":
+                    nb = -(-(action.hi - action.lo) // action.step)
+                    decls.append(f"BPF_HISTOGRAM({name}, int, {nb + 2});  /* [0]: below {action.lo}, "
+                                 f"[{nb + 1}]: {action.hi} and above */")
+                    code += ["    {", f"        s64 x = (s64){op.c};",
+                             f"        int b = x < {action.lo}LL ? 0 : x >= {action.hi}LL ? {nb + 1} : "
+                             f"1 + (int)((x - ({action.lo}LL)) / {action.step});",
+                             f"        {name}.atomic_increment(b);", "    }"]
+                    hist = {"map": name, "value": value, "scale": "linear", "lo": action.lo, "hi": action.hi,
+                            "step": action.step, "buckets": nb + 2}
+                else:
+                    decls.append(f"BPF_HISTOGRAM({name}, int, 65);  /* slot = bit length of the value (bpf_log2l) */")
+                    code.append(f"    {name}.atomic_increment(bpf_log2l({val}));")
+                    hist = {"map": name, "value": value, "scale": "log2", "buckets": 65}
+            elif kind is ActionKind.STACKS:
+                name = f"ktui_stackcount_{pid}{suffix}"
+                maps["stacks" + suffix] = name
+                stacks = True
+                decls += ["struct ktui_stackkey_%d%s { s32 k; s32 u; u32 pid; };" % (pid, suffix),
+                          f"BPF_HASH({name}, struct ktui_stackkey_{pid}{suffix}, u64, {AGG_ENTRIES});"]
+                code += ["    {", f"        struct ktui_stackkey_{pid}{suffix} k = {{}};",
+                         "        k.k = " + ("v->hdr.kstack;" if action.kernel_stack else "-1;"),
+                         "        k.u = " + ("v->hdr.ustack;" if action.user_stack else "-1;"),
+                         "        k.pid = " + ("v->hdr.pid;" if action.user_stack else "0;"),
+                         "        u64 zero = 0;", f"        u64 *c = {name}.lookup_or_try_init(&k, &zero);",
+                         "        if (c)", "            __sync_fetch_and_add(c, 1);", "        else",
+                         "            ok = 0;", "    }"]
+        return code, hist, decls, stacks, False
+
+    _all_fields: list[RecordField] = []

@@ -1,0 +1,322 @@
+"""Fetch expressions -> C. Every memory read goes through a bounded helper
+(bpf_probe_read_kernel/_user and their _str forms) and every value the user
+supplies becomes a number in the text, never C source."""
+
+from __future__ import annotations
+
+from ktui.errors import KtuiError
+from ktui.probes.model import (Arg, Builtin, Deref, Imm, Member, Reg, Retval, StackPtr, StackSlot, SymAddr,
+                               ValueType)
+
+from ktui.compiler.btf_types import TypeSource
+from ktui.compiler.layout import c_type, int_type, value_type_of_ctype
+from ktui.compiler.sites import ARG_REGS, PT_REGS, Site
+
+HEADER_BUILTINS = ("comm", "pid", "tid", "uid", "cpu", "ts", "kstack", "ustack")
+READ_SIZES = (1, 2, 4, 8)
+
+
+class FetchError(KtuiError):
+    """A fetch that cannot be compiled at its site; the message says why in plain words."""
+
+
+def contains_arg(expr) -> bool:
+    if isinstance(expr, Arg):
+        return True
+    inner = getattr(expr, "inner", None) or getattr(expr, "base", None)
+    return inner is not None and contains_arg(inner)
+
+
+def _num(value: int) -> str:
+    if value < 0:
+        return f"(u64)({value}LL)"
+    return f"0x{value:x}ULL" if value > 0xFFFF else f"{value}"
+
+
+def _plus(addr: str, off: int) -> str:
+    if off == 0:
+        return addr
+    return f"{addr} + {off}" if off > 0 else f"{addr} - {-off}"
+
+
+class FetchGen:
+    """Compiles fetch expressions for one site. ``reads`` collects the read helpers used."""
+
+    def __init__(self, site: Site, types: TypeSource, resolve_symbol=None):
+        self.site = site
+        self.types = types
+        self.resolve_symbol = resolve_symbol  # name -> kernel address (kallsyms), for @SYM
+        self.reads: set[str] = set()
+        self._nreads = 0
+
+    # ---- types --------------------------------------------------------------------
+    def _ctype_type(self, ctype: str) -> ValueType | None:
+        return value_type_of_ctype(ctype, self.types.scalar_size)
+
+    def natural_type(self, expr) -> ValueType:
+        """The type a fetch gets when the user gave none."""
+        site = self.site
+        match expr:
+            case Arg():
+                if site.kind == "tracepoint":
+                    f = self._tp_field(expr)
+                    vt = f.value_type()
+                    if vt is None:
+                        raise FetchError(f"tracepoint field {f.name} ({f.ctype}) is an array or struct: it cannot be fetched whole")
+                    return vt
+                ctype = self._arg_ctype(expr)
+                if ctype is not None:
+                    vt = self._ctype_type(ctype)
+                    if vt is None:
+                        raise FetchError(f"argument {self._arg_label(expr)} is {ctype}, passed by value: fetch one of its members")
+                    return vt
+                return ValueType("x", 64)
+            case Retval():
+                if site.kind == "tracepoint":
+                    return ValueType("s", 64)
+                if site.ret_ctype:
+                    vt = self._ctype_type(site.ret_ctype)
+                    if vt is not None:
+                        return vt
+                return ValueType("s", 64)
+            case Member(base, path):
+                fp = self._member(expr)
+                if fp.is_char_array:
+                    return ValueType("string", 0)
+                if fp.bitfield_size:
+                    return ValueType("bitfield", min(64, max(8, _pow2(fp.size * 8))), fp.bitfield_size,
+                                     fp.bitfield_offset or 0)
+                if fp.is_pointer:
+                    return ValueType("x", 64)
+                if fp.is_struct or fp.is_array or fp.size not in READ_SIZES:
+                    raise FetchError(f"{'->'.join(path)} is {fp.ctype}: not a scalar; fetch one of its members")
+                return int_type(fp.size, fp.signed)
+            case Builtin(name):
+                if name == "probe_func":
+                    return ValueType("symbol", 64)
+                if name in ("gid", "pid", "tid", "uid", "cpu"):
+                    return ValueType("u", 32)
+                if name == "comm":
+                    return ValueType("string", 0)
+                return ValueType("u", 64)
+        return ValueType("x", 64)
+
+    # ---- arguments ------------------------------------------------------------------
+    def _arg_label(self, arg: Arg) -> str:
+        return arg.name if arg.name is not None else f"$arg{arg.index}"
+
+    def _tp_field(self, arg: Arg):
+        f = self.site.tp_field(name=arg.name, index=arg.index if arg.name is None else None)
+        if f is None:
+            names = ", ".join(self.site.arg_names()) or "none"
+            raise FetchError(f"tracepoint {self.site.event} has no field {self._arg_label(arg)} (its fields: {names})")
+        return f
+
+    def _arg_index(self, arg: Arg) -> int:
+        if arg.name is None:
+            return int(arg.index or 0)
+        args = self.site.func_args
+        if args is None:
+            why = self.types.btf_error if self.types.btf() is None else f"BTF does not describe {self.site.event}"
+            raise FetchError(f"argument {arg.name} by name needs the function's prototype, and {why}; use $argN")
+        for i, (name, _ctype) in enumerate(args, 1):
+            if name == arg.name:
+                return i
+        names = ", ".join(n for n, _ in args) or "none"
+        raise FetchError(f"{self.site.event} has no argument named {arg.name} (its arguments: {names})")
+
+    def _arg_ctype(self, arg: Arg) -> str | None:
+        args = self.site.func_args
+        if args is None:
+            return None
+        i = self._arg_index(arg)
+        return args[i - 1][1] if 1 <= i <= len(args) else None
+
+    # ---- values -------------------------------------------------------------------
+    def _read(self, addr: str, size: int, user: bool) -> str:
+        name = f"ktui_read_{'u' if user else 'k'}{size * 8}"
+        self.reads.add(name)
+        self._nreads += 1
+        return f"{name}({addr}, &flt)"
+
+    def _reg(self, name: str) -> str:
+        if not self.site.has_regs:
+            raise FetchError(f"registers (%{name}) are only readable in kprobe, uprobe and profile probes")
+        if name not in PT_REGS:
+            raise FetchError(f"%{name} is not an x86_64 register kprobe_events knows ({', '.join(PT_REGS)})")
+        return f"ctx->regs.{name}" if self.site.kind == "perf_event" else f"ctx->{name}"
+
+    def _member(self, expr: Member):
+        base_ctype = self._base_ctype(expr.base)
+        try:
+            return self.types.resolve_member(base_ctype, expr.path)
+        except FetchError:
+            raise
+        except KtuiError as err:
+            raise FetchError(str(err)) from None
+
+    def _base_ctype(self, base) -> str:
+        if isinstance(base, Arg):
+            if self.site.kind == "tracepoint":
+                return self._tp_field(base).ctype
+            ctype = self._arg_ctype(base)
+            if ctype is None:
+                raise FetchError(f"members of {self._arg_label(base)} need its type, and the function's prototype is unknown")
+            return ctype
+        if isinstance(base, Retval) and self.site.ret_ctype:
+            return self.site.ret_ctype
+        raise FetchError("struct members by name need an argument or return value of known type as their base")
+
+    def scalar(self, expr, size: int = 8) -> str:
+        """A C expression for the value (memory reads take ``size`` bytes)."""
+        site = self.site
+        user = site.user
+        match expr:
+            case Reg(name):
+                return self._reg(name)
+            case Arg():
+                return self._arg_scalar(expr)
+            case Retval():
+                if site.kind in ("kretprobe", "uretprobe"):
+                    return "PT_REGS_RC(ctx)"
+                if site.kind == "kretfunc":
+                    if site.func_args is None:
+                        raise FetchError(f"the return value of {site.event} needs its prototype (BTF) to be found")
+                    return f"ctx[{len(site.func_args)}]"
+                if site.kind == "tracepoint" and site.tp_field(name="ret") is not None:
+                    return "ctx->f_ret"
+                raise FetchError("only return probes have a return value")
+            case StackSlot(n):
+                return self._read(_plus(self._reg("sp"), 8 * n), size, user)
+            case StackPtr():
+                return self._reg("sp")
+            case Imm(value):
+                return _num(value)
+            case SymAddr(symbol, offset, address):
+                if address is None:
+                    if self.resolve_symbol is None:
+                        raise FetchError(f"@{symbol} needs kernel symbol addresses (/proc/kallsyms)")
+                    address = self.resolve_symbol(symbol)
+                return self._read(_num(address + offset), size, False)
+            case Deref(offset, inner, is_user):
+                return self._read(_plus(self.scalar(inner, 8), offset), size, is_user or user)
+            case Member():
+                fp = self._member(expr)
+                if fp.is_struct or fp.is_array:
+                    raise FetchError(f"{'->'.join(expr.path)} is {fp.ctype}: not a scalar")
+                ptr = self._member_object(expr, fp)
+                return self._read(_plus(ptr, fp.offset), fp.size if fp.size in READ_SIZES else 8, user)
+            case Builtin(name):
+                return self._builtin(name)
+        raise FetchError(f"cannot compile fetch {expr!r}")
+
+    def _member_object(self, expr: Member, fp) -> str:
+        """Address of the innermost object holding the member (following pointer hops)."""
+        ptr = self.scalar(expr.base, 8)
+        for hop in fp.hops:
+            ptr = self._read(_plus(ptr, hop), 8, self.site.user)
+        return ptr
+
+    def _arg_scalar(self, arg: Arg) -> str:
+        site = self.site
+        if site.kind == "tracepoint":
+            f = self._tp_field(arg)
+            if f.is_char_array or f.is_data_loc or "[" in f.ctype:
+                raise FetchError(f"tracepoint field {f.name} is {f.ctype}: fetch it as a string")
+            return f"ctx->{f.member}"
+        i = self._arg_index(arg)
+        if site.kind in ("kprobe", "uprobe"):
+            if 1 <= i <= len(ARG_REGS):
+                return f"PT_REGS_PARM{i}(ctx)"
+            # Past six, arguments are on the stack above the return address.
+            return self._read(_plus("ctx->sp", 8 * (i - len(ARG_REGS))), 8, site.user)
+        if site.kind == "raw_tracepoint":
+            n = len(site.func_args) if site.func_args is not None else 12
+            if not 1 <= i <= n:
+                raise FetchError(f"raw tracepoint {site.event} has {n} arguments, not {i}")
+            return f"ctx->args[{i - 1}]"
+        if site.kind in ("kfunc", "kretfunc"):
+            n = len(site.func_args or [])
+            if not 1 <= i <= n:
+                raise FetchError(f"{site.event} has {n} arguments, not {i}")
+            return f"ctx[{i - 1}]"
+        raise FetchError(f"{site.kind} probes have no function arguments")
+
+    def _builtin(self, name: str) -> str:
+        match name:
+            case "pid":
+                return "(bpf_get_current_pid_tgid() >> 32)"
+            case "tid":
+                return "(u32)bpf_get_current_pid_tgid()"
+            case "uid":
+                return "(u32)bpf_get_current_uid_gid()"
+            case "gid":
+                return "(bpf_get_current_uid_gid() >> 32)"
+            case "cpu":
+                return "bpf_get_smp_processor_id()"
+            case "ts":
+                return "bpf_ktime_get_ns()"
+            case "latency":
+                return "latency"
+            case "probe_func":
+                if self.site.kind in ("kprobe", "kretprobe", "kfunc", "kretfunc"):
+                    return "bpf_get_func_ip(ctx)"
+                if self.site.has_regs:
+                    return f"PT_REGS_IP({self.site.regs})"
+                raise FetchError(f"probe_func is only known in function and profile probes, not {self.site.kind}")
+        raise FetchError(f"{name} is not a number")
+
+    # ---- statements -----------------------------------------------------------------
+    def _string_source(self, expr, vtype: ValueType) -> tuple[str, bool]:
+        """(address expression, user memory?) of a string fetch."""
+        site = self.site
+        user = vtype.kind == "ustring" or site.user
+        match expr:
+            case Arg() if site.kind == "tracepoint":
+                f = self._tp_field(expr)
+                if f.is_data_loc:
+                    if f.ctype.startswith("__rel_loc"):
+                        return f"(void *)&ctx->{f.member} + 4 + (ctx->{f.member} & 0xffff)", False
+                    return f"(void *)ctx + (ctx->{f.member} & 0xffff)", False
+                if f.is_char_array:
+                    return f"ctx->{f.member}", False
+                return f"(void *){self.scalar(expr)}", user
+            case Deref(offset, inner, is_user):
+                return f"(void *)({_plus(self.scalar(inner, 8), offset)})", user or is_user
+            case Member():
+                fp = self._member(expr)
+                ptr = self._member_object(expr, fp)
+                if fp.is_char_array:
+                    return f"(void *)({_plus(ptr, fp.offset)})", user
+                return f"(void *){self._read(_plus(ptr, fp.offset), 8, site.user)}", user
+        return f"(void *)({self.scalar(expr)})", user
+
+    def store(self, dest: str, vtype: ValueType, expr, bit: int) -> str:
+        """One line of C that sets ``dest`` (a record member) and sets header flag ``bit``
+        when a memory read faults (the value is then 0, as the kernel's tracer shows "(fault)")."""
+        if isinstance(expr, Builtin) and expr.name == "comm":
+            raise FetchError("comm is in every event's header already")
+        mark = f"v->hdr.flags |= KTUI_FAULT({bit});" if bit < 31 else ""
+        if vtype.is_string:
+            addr, user = self._string_source(expr, vtype)
+            helper = "bpf_probe_read_user_str" if user else "bpf_probe_read_kernel_str"
+            call = f"{helper}({dest}, sizeof({dest}), {addr})"
+            return f"if ({call} < 0) {mark}" if mark else f"{call};"
+        before = self._nreads
+        if vtype.kind == "bitfield":
+            value = self.scalar(expr, vtype.bits // 8)
+            mask = (1 << vtype.bit_width) - 1
+            line = f"{dest} = ({c_type(ValueType('u', vtype.bits))})((({value}) >> {vtype.bit_offset}) & 0x{mask:x});"
+        else:
+            size = 8 if vtype.kind == "symbol" else vtype.bits // 8
+            line = f"{dest} = ({c_type(vtype)}){self.scalar(expr, size)};"
+        if self._nreads == before or not mark:
+            return line
+        return f"flt = 0; {line} if (flt) {mark}"
+
+
+def _pow2(bits: int) -> int:
+    n = 8
+    while n < bits:
+        n *= 2
+    return n

@@ -1,0 +1,102 @@
+"""Filter syntax trees -> one C condition. Names become record members or locals the
+compiler chose; literals become numbers (strings are compared byte by byte against
+numeric constants), so no filter text ever reaches the program as C."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ktui.errors import KtuiError
+from ktui.probes.filter_ast import BoolOp, Compare, IntLit, Name, Node, Not, StrLit
+
+_C_OPS = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+@dataclass(frozen=True)
+class Operand:
+    """What a filter name means in C: an expression, its kind, signedness, and for
+    strings the size of the char array holding it."""
+    c: str
+    kind: str  # "int" | "string"
+    signed: bool = False
+    size: int = 0
+
+
+def _int_literal(value: int) -> str:
+    if value < 0:
+        return f"({value}LL)" if value > -(1 << 63) else "(-9223372036854775807LL - 1)"
+    return f"{value}ULL"
+
+
+def _string_compare(op: Operand, lit: str, prefix: bool) -> str:
+    data = lit.encode("utf-8", "surrogatepass")
+    if len(data) >= op.size:
+        return "0"  # longer than the stored (NUL-terminated) string can be: never equal
+    # Byte by byte through a volatile pointer: otherwise clang merges the compares into
+    # wide or library-call forms the verifier refuses.
+    s = f"((volatile const unsigned char *){op.c})"
+    checks = [f"{s}[{i}] == {b}" for i, b in enumerate(data)]
+    if not prefix:
+        checks.append(f"{s}[{len(data)}] == 0")
+    if not checks:
+        return "1"
+    return "(" + " && ".join(checks) + ")"
+
+
+def filter_condition(node: Node, resolve) -> str:
+    """C for ``node``; ``resolve(name) -> Operand`` gives each name's meaning."""
+
+    def operand(n: Node) -> Operand:
+        match n:
+            case Name(name):
+                return resolve(name)
+            case IntLit(value):
+                return Operand(_int_literal(value), "int", value < 0)
+            case StrLit(value):
+                return Operand("", "string")
+        return Operand(f"({cond(n)})", "int")
+
+    def cond(n: Node) -> str:
+        match n:
+            case BoolOp(op, args):
+                joiner = " && " if op == "and" else " || "
+                return "(" + joiner.join(cond(a) for a in args) + ")"
+            case Not(arg):
+                return f"!{cond(arg)}"
+            case Compare(op, left, right):
+                return compare(op, left, right)
+            case Name() | IntLit():
+                return f"({operand(n).c} != 0)"
+        raise KtuiError(f"a string alone is not a condition: {n!r}")
+
+    def compare(op: str, left: Node, right: Node) -> str:
+        if op == "prefix":
+            lo = operand(left)
+            if lo.kind != "string" or not isinstance(right, StrLit):
+                raise KtuiError("'=~' compares a string value with a \"prefix*\" literal")
+            return _string_compare(lo, right.value, prefix=True)
+        if isinstance(left, StrLit) and not isinstance(right, StrLit):
+            left, right = right, left
+        lo = operand(left)
+        if lo.kind == "string" or isinstance(right, StrLit):
+            if lo.kind != "string":
+                raise KtuiError("only strings compare with a string")
+            if isinstance(right, StrLit):
+                eq = _string_compare(lo, right.value, prefix=False)
+            else:
+                ro = operand(right)
+                if ro.kind != "string":
+                    raise KtuiError("a string compares only with a string")
+                eq = f"ktui_str_eq({lo.c}, {ro.c}, {min(lo.size, ro.size)})"
+            if op == "==":
+                return eq
+            if op == "!=":
+                return f"!{eq}"
+            raise KtuiError(f"strings compare only with == and !=, not {op}")
+        ro = operand(right)
+        if ro.kind == "string":
+            raise KtuiError("an integer compares only with an integer")
+        cast = "(s64)" if (lo.signed or ro.signed) else "(u64)"
+        return f"({cast}{lo.c} {_C_OPS[op]} {cast}{ro.c})"
+
+    return cond(node)

@@ -1,0 +1,77 @@
+"""What the compiler hands the engine: one C program and, per probe, how to attach it
+and how to decode its records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ktui.events import ProbeLayout
+from ktui.probes.model import Probe
+
+
+@dataclass(frozen=True)
+class AttachPlan:
+    """Everything BCC's ``load_func`` + ``attach_*`` need for one program function.
+
+    ``kind`` names the BCC call: "kprobe" -> attach_kprobe(event=symbol, fn_name=...),
+    "kretprobe" (maxactive), "tracepoint" -> attach_tracepoint(tp=event),
+    "raw_tracepoint" -> attach_raw_tracepoint(tp=event), "uprobe"/"uretprobe" ->
+    attach_uprobe(name=binary, sym=sym or addr=address, pid=pid), "perf_event" ->
+    attach_perf_event(ev_type, ev_config, sample_freq|sample_period, cpu),
+    "kfunc"/"kretfunc" -> attach_kfunc/attach_kretfunc(fn_name=...).
+    ``prog_type`` is the BPF attribute to load with: getattr(BPF, prog_type).
+    """
+
+    kind: str
+    fn_name: str
+    prog_type: str  # "KPROBE", "TRACEPOINT", "RAW_TRACEPOINT", "PERF_EVENT", "TRACING"
+    event: str = ""  # tracepoint "cat:ev", raw tracepoint name, or kernel symbol
+    symbol: str = ""  # kprobe/kretprobe/kfunc kernel symbol
+    module: str | None = None
+    offset: int = 0  # kprobe event_off, or uprobe file offset
+    address: int | None = None  # uprobe/kprobe absolute address when no symbol
+    binary: str = ""  # uprobe: program or library
+    sym: str = ""  # uprobe: symbol in binary
+    pid: int = -1  # uprobe: only this process (-1: all)
+    maxactive: int = 0  # kretprobe instances (0: kernel default)
+    ev_type: int = -1  # perf_event
+    ev_config: int = -1
+    sample_freq: int = 0
+    sample_period: int = 0
+    cpu: int = -1  # perf_event: one CPU (-1: every CPU)
+
+
+@dataclass
+class CompiledProbe:
+    probe: Probe
+    probe_id: int
+    layout: ProbeLayout
+    fn_name: str  # the function that counts hits and emits/aggregates
+    attach: AttachPlan
+    ring: str | None  # ring buffer map name (STREAM action), else None
+    maps: dict[str, str] = field(default_factory=dict)  # role -> map name ("count", "hist", "stacks", "start"...)
+    notes: list[str] = field(default_factory=list)  # fallbacks taken, what the user should know
+    error: str | None = None  # why this probe cannot be placed here (its code may still be verified)
+    helpers: list[AttachPlan] = field(default_factory=list)  # entry-side programs, attach before ``attach``
+    hist: dict[str, object] = field(default_factory=dict)  # HIST: value, scale, lo, hi, step, buckets
+
+    @property
+    def attach_plans(self) -> list[AttachPlan]:
+        """All programs of this probe in attach order (entry helpers first)."""
+        return [*self.helpers, self.attach]
+
+
+@dataclass
+class CompiledProgram:
+    c_text: str
+    probes: list[CompiledProbe]
+    ring_pages: int
+    target_pid: int | None = None  # the engine writes it to ktui_config[0]
+    uses_stacks: bool = False  # ktui_stacks exists
+
+    @property
+    def layouts(self) -> dict[int, ProbeLayout]:
+        return {cp.probe_id: cp.layout for cp in self.probes}
+
+    def probe(self, probe_id: int) -> CompiledProbe:
+        return self.probes[probe_id]
