@@ -97,6 +97,18 @@ def build_kernel_catalog(mount: bool = True, btf_path: str | None = None) -> tup
                 clones.setdefault(base, []).append(name)
 
     modules = sorted({m for m in mod_of.values() if m})
+    module_funcs: dict[str, dict[str, int]] = {}
+    if btf is not None:
+        from ktui.catalog.btf import load_module_btf
+
+        for m in modules:
+            try:
+                mb = load_module_btf(m, btf)
+            except KtuiError as err:
+                notes.append(f"BTF of module {m} is unusable: {err}")
+                mb = None
+            if mb is not None:
+                module_funcs[m] = mb.funcs
     mindex = {m: i for i, m in enumerate(modules)}
     rows_name: list[str] = []
     rows_kind: list[int] = []
@@ -132,7 +144,7 @@ def build_kernel_catalog(mount: bool = True, btf_path: str | None = None) -> tup
         m = mod_of[name]
         rows_mod.append(mindex[m] if m else -1)
         rows_trace.append(code)
-        rows_ref.append(funcs.get(name, -1) if not m else -1)
+        rows_ref.append(funcs.get(name, -1) if not m else module_funcs.get(m, {}).get(name, -1))
 
     # BTF functions with no symbol: inlined everywhere, or only present as clones
     for name, fid in funcs.items():

@@ -17,6 +17,19 @@ class TextIndex:
             ends[-1] = len(self.buf)
         self.ends = ends
         self._pos: dict[int, np.ndarray] = {}
+        # row number of every byte (newlines belong to the row before): a gather, not a binary search
+        lens = np.empty_like(starts)
+        if len(starts):
+            lens[:-1] = starts[1:] - starts[:-1]
+            lens[-1] = len(self.buf) - starts[-1]
+        self.rowid = np.repeat(np.arange(len(starts), dtype=np.int32), lens)
+
+    @staticmethod
+    def _first_per_row(rows: np.ndarray) -> np.ndarray:
+        """Indexes of the first item of each run in a non-decreasing array."""
+        if not len(rows):
+            return np.zeros(0, np.int64)
+        return np.concatenate(([0], np.flatnonzero(rows[1:] != rows[:-1]) + 1))
 
     def positions(self, ch: int) -> np.ndarray:
         p = self._pos.get(ch)
@@ -44,9 +57,9 @@ class TextIndex:
             cand = cand[self.buf[idx[ok]] == q[k]]
         if not len(cand):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        rows = np.searchsorted(self.starts, cand, "right") - 1
-        rows, first = np.unique(rows, return_index=True)
-        return rows, cand[first]
+        rows = self.rowid[cand]
+        first = self._first_per_row(rows)
+        return rows[first].astype(np.int64), cand[first]
 
     def subsequence(self, q: bytes, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, span start, span end) of names containing ``q``'s characters in order,
@@ -55,8 +68,9 @@ class TextIndex:
         if not len(p0):
             z = np.zeros(0, np.int64)
             return z, z, z
-        rows = np.searchsorted(self.starts, p0, "right") - 1
-        rows, first = np.unique(rows, return_index=True)
+        rows = self.rowid[p0]
+        first = self._first_per_row(rows)
+        rows = rows[first].astype(np.int64)
         start = p0[first]
         ptr = start + 1
         ends = self.ends[rows]

@@ -132,6 +132,9 @@ class Evidence:
                 return hit
         if self.blacklist is not None and name in self.blacklist:
             return "blacklisted", "listed in the kernel's kprobes/blacklist"
+        if len(addrs) > 1 and not any(addrs):
+            return "duplicate", (f"the static name {name} appears {len(addrs)} times in /proc/kallsyms (addresses "
+                                 f"hidden by kptr_restrict); a kprobe by name is refused (EADDRNOTAVAIL)")
         if len(addrs) > 1:
             where = ", ".join(f"0x{a:x}" for a in addrs)
             return "duplicate", (f"the static name {name} appears at {len(addrs)} addresses ({where}); "
