@@ -12,6 +12,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -326,3 +327,48 @@ def test_render_table_wraps_and_marks_unknown():
     assert all(len(line) <= 60 for line in text.splitlines())
     assert any(line.startswith("lockdown") and " ? " in line for line in text.splitlines())
     assert set(MECHANISMS) <= set(REQUIRED) | {"raw_tracepoint"}
+
+
+@given(st.binary(max_size=2048), st.integers(0, 1 << 16), st.binary(min_size=1, max_size=8), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_elf_symbol_reader_never_crashes(data, pos, patch, mutate_real):
+    """Any file, or a real binary with bytes overwritten anywhere, gives an offset or None."""
+    from ktui.doctor.mechanisms import elf_symbol_offset
+
+    real = Path("/bin/true").read_bytes()
+    blob = real[:pos] + patch + real[pos + len(patch):] if mutate_real else data
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(blob)
+        f.flush()
+        result = elf_symbol_offset(f.name, "main")
+    assert result is None or isinstance(result, int)
+
+
+def test_elf_symbol_offset_agrees_with_the_dynamic_symbol_table():
+    from elftools.elf.elffile import ELFFile
+
+    from ktui.doctor.mechanisms import _libc_path, elf_symbol_offset
+
+    libc = _libc_path()
+    assert libc is not None
+    offset = elf_symbol_offset(libc, "getpid")
+    with open(libc, "rb") as f:
+        elf = ELFFile(f)
+        value = elf.get_section_by_name(".dynsym").get_symbol_by_name("getpid")[0]["st_value"]
+        text = elf.get_section_by_name(".text")
+        # In a shared library the text segment maps file offset == vaddr - (vaddr - offset) of its section.
+        assert offset == value - text["sh_addr"] + text["sh_offset"]
+
+
+def test_a_failing_check_becomes_unknown_not_a_traceback(monkeypatch):
+    from ktui.doctor import mechanisms
+
+    def boom(ctx):
+        raise RuntimeError("odd kernel")
+
+    monkeypatch.setattr(mechanisms, "raw_tracepoint", boom)
+    report = diagnose(compile_check=False)
+    check = report.checks["raw_tracepoint"]
+    assert check.ok is None
+    assert check.why == "doctor could not decide raw_tracepoint: RuntimeError: odd kernel"
+    assert "tracepoint" in report.checks

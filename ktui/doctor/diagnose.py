@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ktui.doctor import facts, mechanisms, toolchain
@@ -157,27 +158,45 @@ def diagnose(
     config, source = facts.kernel_config(config_paths)
     tfs = tracefs_path(mount=priv.euid == 0)
     ctx = Context(priv, config, source, tfs, btf_path)
-    checks: dict[str, Check] = {
-        "kernel": _kernel(),
-        "root": _root(priv),
-        "capabilities": _capabilities(priv),
-        "bpf_syscall": mechanisms.bpf_syscall(ctx),
-        "btf": _btf(btf_path),
-        "kprobe": mechanisms.kprobe(ctx),
-        "kretprobe": mechanisms.kretprobe(ctx),
-        "fentry": mechanisms.fentry(ctx),
-        "tracepoint": mechanisms.tracepoint(ctx),
-        "raw_tracepoint": mechanisms.raw_tracepoint(ctx),
-        "uprobe": mechanisms.uprobe(ctx),
-        "perf_event": mechanisms.perf_event(ctx, facts.read_text("/proc/sys/kernel/perf_event_paranoid")[0]),
-        "ringbuf": mechanisms.ringbuf(ctx),
-        "stack_map": mechanisms.stack_map(ctx),
-        "lockdown": _lockdown(ctx),
-        "kptr_restrict": _kptr_restrict(priv),
-        "perf_event_paranoid": _paranoid(priv),
-        "tracefs": _tracefs(tfs, priv),
-        "available_filter_functions": _filter_functions(tfs),
-    }
-    checks["kprobe_blacklist"] = _kprobe_blacklist(checks["kprobe"].ok)
-    checks["bcc"], checks["headers"] = toolchain.bcc_and_headers(priv, compile_check)
+    paranoid = facts.read_text("/proc/sys/kernel/perf_event_paranoid")[0]
+    steps: list[tuple[str, Callable[[], Check]]] = [
+        ("kernel", _kernel),
+        ("root", lambda: _root(priv)),
+        ("capabilities", lambda: _capabilities(priv)),
+        ("bpf_syscall", lambda: mechanisms.bpf_syscall(ctx)),
+        ("btf", lambda: _btf(btf_path)),
+        ("kprobe", lambda: mechanisms.kprobe(ctx)),
+        ("kretprobe", lambda: mechanisms.kretprobe(ctx)),
+        ("fentry", lambda: mechanisms.fentry(ctx)),
+        ("tracepoint", lambda: mechanisms.tracepoint(ctx)),
+        ("raw_tracepoint", lambda: mechanisms.raw_tracepoint(ctx)),
+        ("uprobe", lambda: mechanisms.uprobe(ctx)),
+        ("perf_event", lambda: mechanisms.perf_event(ctx, paranoid)),
+        ("ringbuf", lambda: mechanisms.ringbuf(ctx)),
+        ("stack_map", lambda: mechanisms.stack_map(ctx)),
+        ("lockdown", lambda: _lockdown(ctx)),
+        ("kptr_restrict", lambda: _kptr_restrict(priv)),
+        ("perf_event_paranoid", lambda: _paranoid(priv)),
+        ("tracefs", lambda: _tracefs(tfs, priv)),
+        ("available_filter_functions", lambda: _filter_functions(tfs)),
+    ]
+    checks: dict[str, Check] = {name: _guarded(name, step) for name, step in steps}
+    checks["kprobe_blacklist"] = _guarded("kprobe_blacklist", lambda: _kprobe_blacklist(checks["kprobe"].ok))
+    try:
+        checks["bcc"], checks["headers"] = toolchain.bcc_and_headers(priv, compile_check)
+    except Exception as err:  # noqa: BLE001 - see _guarded
+        checks["bcc"] = checks["headers"] = _unexpected("bcc and headers", err)
     return Report(checks)
+
+
+def _unexpected(name: str, err: BaseException) -> Check:
+    return Check(None, f"doctor could not decide {name}: {type(err).__name__}: {err}", [repr(err)])
+
+
+def _guarded(name: str, step: Callable[[], Check]) -> Check:
+    """One check's unexpected failure (a doctor bug, an odd kernel) must not hide the others:
+    it becomes an unknown verdict carrying the error, never a traceback."""
+    try:
+        return step()
+    except Exception as err:  # noqa: BLE001 - deliberately broad: the report must complete
+        return _unexpected(name, err)

@@ -78,6 +78,12 @@ def _kallsyms() -> frozenset[str]:
     return frozenset(names)
 
 
+@functools.lru_cache(maxsize=1)
+def _kprobe_blacklist() -> frozenset[str]:
+    text, _ = facts.read_pseudo_fs("debugfs", "kprobes/blacklist")
+    return frozenset(line.split()[-1] for line in (text or "").splitlines() if line.split())
+
+
 def _readable_lines(path: str) -> set[str] | None:
     try:
         with open(path) as f:
@@ -97,7 +103,7 @@ def _did_you_mean(target: str, names: frozenset[str]) -> str:
 
 def clear_cache() -> None:
     """Forget what was learned (tests; a kernel module loaded since)."""
-    for cached in (_context, _mechanism, _kallsyms):
+    for cached in (_context, _mechanism, _kallsyms, _kprobe_blacklist):
         cached.cache_clear()
 
 
@@ -120,8 +126,7 @@ def _kernel_function(kind: str, target: str) -> str | None:
         return f"no kernel function named {func} (not in /proc/kallsyms){_did_you_mean(func, names)}"
     tracefs = _context().tracefs
     if kind in ("kprobe", "kretprobe"):
-        blacklist, _ = facts.read_pseudo_fs("debugfs", "kprobes/blacklist")
-        if blacklist and any(line.split()[-1] == func for line in blacklist.splitlines() if line.split()):
+        if func in _kprobe_blacklist():
             return f"{func} is on the kernel's kprobe blacklist (kprobes there could crash the kernel); choose a caller or a tracepoint"
     if tracefs:
         traceable = _readable_lines(os.path.join(tracefs, "available_filter_functions"))
