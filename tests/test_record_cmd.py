@@ -1,0 +1,162 @@
+"""`ktui record`: exact recordings, every way of stopping leaves a complete file and nothing in the kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import UPROBE_SYMBOL, getppid_binary, uprobe_target_binary
+from ktui.cli import main
+from ktui.recording import RecordingReader
+
+ROOT = Path(__file__).resolve().parents[1]
+GETPPID = "tracepoint:syscalls:sys_enter_getppid"
+
+
+def _ktui(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-W", "ignore", "-m", "ktui", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _bpftool(*args: str):
+    out = subprocess.run(["bpftool", *args, "--json"], capture_output=True, text=True, check=True).stdout
+    return json.loads(out or "[]")
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _uprobe_events() -> str:
+    from ktui.kernel import tracefs_path
+
+    return Path(tracefs_path(), "uprobe_events").read_text()
+
+
+# --- arguments and files, no kernel needed
+
+def test_an_existing_output_file_is_refused(tmp_path, capsys):
+    out = tmp_path / "r.ktrec"
+    out.write_text("keep me")
+    assert main(["record", GETPPID, "-o", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+
+
+def test_an_output_in_a_missing_directory_is_a_clear_error(tmp_path, capsys):
+    assert main(["record", GETPPID, "-o", str(tmp_path / "no" / "r.ktrec")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+
+
+def test_pid_and_command_together_are_refused(tmp_path, capsys):
+    assert main(["record", GETPPID, "-o", str(tmp_path / "r"), "-p", "1", "--", "true"]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_a_bad_spec_is_a_clear_error(tmp_path, capsys):
+    assert main(["record", "nonsense:::", "-o", str(tmp_path / "r")]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("ktui: ") and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+# --- the real kernel
+
+@pytest.mark.live
+def test_recording_a_command_holds_exactly_its_calls(tmp_path, capsys):
+    out = tmp_path / "r.ktrec"
+    n = 50_000
+    assert main(["record", GETPPID, "-o", str(out), "--", str(getppid_binary()), str(n)]) == 0
+    assert os.stat(out).st_mode & 0o777 == 0o600
+    err = capsys.readouterr().err
+    assert f"{n:,} events" in err
+    with RecordingReader.open(out) as rec:
+        assert rec.count() == n
+        totals = rec.counters()[0].totals()
+        assert totals["hits"] == totals["delivered"] == n and totals["dropped"] == 0
+        assert [s.status for s in rec.probe_states()] == ["attached"]
+        pids = {int(p) for arr in rec.events() for p in set(arr["pid"].tolist())}
+        assert len(pids) == 1
+
+
+@pytest.mark.live
+def test_duration_ends_the_recording(tmp_path):
+    out = tmp_path / "r.ktrec"
+    start = time.monotonic()
+    assert main(["record", GETPPID, "-o", str(out), "--duration", "0.5", "-q"]) == 0
+    assert time.monotonic() - start < 10
+    with RecordingReader.open(out) as rec:
+        assert 0 in rec.counters()
+
+
+@pytest.mark.live
+def test_a_pid_that_does_not_exist_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "r.ktrec"
+    assert main(["record", GETPPID, "-o", str(out), "-p", str(2**22 + 4321)]) == 2
+    assert "no process with pid" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.live
+def test_an_unwritable_output_is_a_clear_error_and_leaves_no_probe(tmp_path, capsys):
+    before = {p["id"] for p in _bpftool("prog", "show")}
+    assert main(["record", GETPPID, "-o", "/proc/ktui-cannot-write.ktrec"]) != 0
+    err = capsys.readouterr().err
+    assert "cannot" in err and "Traceback" not in err
+    leftover = {p["id"] for p in _bpftool("prog", "show") if p.get("name", "").startswith("ktui_")} - before
+    assert not leftover
+
+
+@pytest.mark.live
+def test_sigterm_stops_with_a_complete_file_and_detaches(tmp_path):
+    out = tmp_path / "r.ktrec"
+    proc = _ktui("record", GETPPID, "-o", str(out), "--duration", "60")
+    try:
+        assert _wait_for(lambda: any(p["pid"] == proc.pid for p in _bpftool("perf", "show")) or out.exists())
+        assert _wait_for(out.exists)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "interrupted" in err
+    with RecordingReader.open(out) as rec:
+        assert 0 in rec.counters()
+        assert [s.status for s in rec.probe_states()] == ["attached"]
+    assert not any(p["pid"] == proc.pid for p in _bpftool("perf", "show"))
+
+
+@pytest.mark.live
+def test_sigkill_leaves_nothing_in_uprobe_events_or_the_kernel(tmp_path):
+    binary = str(uprobe_target_binary())
+    out = tmp_path / "r.ktrec"
+    assert binary not in _uprobe_events()
+    proc = _ktui("record", f"uprobe:{binary}:{UPROBE_SYMBOL}", "-o", str(out), "--duration", "60")
+    try:
+        assert _wait_for(lambda: any(p["pid"] == proc.pid and p.get("fd_type") == "uprobe"
+                                     for p in _bpftool("perf", "show"))), "the uprobe never attached"
+        prog_ids = {p["prog_id"] for p in _bpftool("perf", "show") if p["pid"] == proc.pid}
+        # Attached through the uprobe PMU (an fd), so nothing was written to uprobe_events.
+        assert binary not in _uprobe_events()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert _wait_for(lambda: not ({p["id"] for p in _bpftool("prog", "show")} & prog_ids), 10)
+    assert not any(p["pid"] == proc.pid for p in _bpftool("perf", "show"))
+    assert binary not in _uprobe_events()
