@@ -160,3 +160,20 @@ def test_sigkill_leaves_nothing_in_uprobe_events_or_the_kernel(tmp_path):
     assert _wait_for(lambda: not ({p["id"] for p in _bpftool("prog", "show")} & prog_ids), 10)
     assert not any(p["pid"] == proc.pid for p in _bpftool("perf", "show"))
     assert binary not in _uprobe_events()
+
+
+@pytest.mark.live
+def test_a_full_disk_is_reported_and_what_was_written_stays_readable(tmp_path, capsys):
+    disk = tmp_path / "small"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], check=True)
+    try:
+        out = disk / "r.ktrec"
+        code = main(["record", GETPPID, "-o", str(out), "--", str(getppid_binary()), "3000000"])
+        err = capsys.readouterr().err
+        assert code != 0
+        assert "Traceback" not in err and ("full" in err or "cannot" in err), err
+        with RecordingReader.open(out) as rec:
+            assert rec.count() > 0
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
