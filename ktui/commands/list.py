@@ -133,8 +133,9 @@ def run(args) -> int:
     out = sys.stdout
     try:
         if args.json:
-            json.dump([cat.entry(i).to_dict() for i in rows], out, indent=1)
-            out.write("\n")
+            data = [cat.entry(i).to_dict() for i in rows]
+            # one C-encoded write (json.dump with indent goes through the slow Python encoder)
+            out.write(json.dumps(data, indent=1 if out.isatty() else None) + "\n")
         elif args.verbose:
             if any(cat.kind[i] == 0 for i in rows):  # notes are about kprobes
                 for note in cat.notes:
