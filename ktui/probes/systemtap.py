@@ -100,10 +100,10 @@ def _tokenize(text: str) -> list[Tok]:
     toks: list[Tok] = []
     i = 0
     while i < len(text):
+        if text.startswith("/*", i) and text.find("*/", i + 2) < 0:
+            raise ParseError("comment '/*' is never closed", text=text, pos=i)
         m = _TOKEN.match(text, i)
         if m is None:
-            if text.startswith("/*", i):
-                raise ParseError("comment '/*' is never closed", text=text, pos=i)
             if text[i] == '"':
                 raise ParseError("string is not closed: expected '\"'", text=text, pos=i)
             raise ParseError(f"unexpected character {text[i]!r}", text=text, pos=i)
@@ -469,6 +469,7 @@ class _Ctx:
     fetches: list[Fetch] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    printed: bool = False  # a print statement ran: stream each event
 
     def add(self, fetch: Fetch) -> str:
         for f in self.fetches:
@@ -696,6 +697,7 @@ def _statement(s: _Stream, ctx: _Ctx) -> None:
     if tok.kind == "ident" and s.peek().text == "(":
         name = tok.text
         if name in _PRINT_FUNCS:
+            ctx.printed = True
             s.take()
             s.take()
             if s.tok.kind == "string" and name in ("printf", "printd", "printdln"):
@@ -836,9 +838,8 @@ def _with_handler(comps, source: str, s: _Stream, body_i: int, catalog, notes: l
         filters: list[str] = []
         _statements(s, ctx, filters, 0)
         probe.fetches = ctx.fetches
-        if ctx.actions:
-            probe.actions = ([Action()] if not any(a.kind is ActionKind.COUNT for a in ctx.actions) and ctx.fetches
-                             else []) + ctx.actions
+        if ctx.actions:  # printing streams events; counts and stacks aggregate in the kernel
+            probe.actions = ([Action()] if ctx.printed else []) + ctx.actions
         if filters:
             probe.filter = " && ".join(f"({f})" for f in filters) if len(filters) > 1 else filters[0]
         for note in ctx.notes:
