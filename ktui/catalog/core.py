@@ -349,7 +349,14 @@ class Catalog:
             except (re.error, OverflowError, RecursionError, ValueError):
                 big = None
         rows: list[int] = []
+        literal = self._tindex is not None and pattern.isascii() and pattern and re.escape(pattern) == pattern \
+            and not rx.flags & re.IGNORECASE
         for lo, hi in ranges:
+            if literal:  # a plain word (what typing starts with): vectorised substring search
+                a = int(self._starts[lo])
+                b = int(self._starts[hi - 1]) + len(names[hi - 1])
+                rows.extend(self._tindex.substring(pattern.encode("ascii"), a, b)[0].tolist())
+                continue
             if big is not None:
                 a = int(self._starts[lo])
                 b = int(self._starts[hi - 1]) + len(names[hi - 1])
