@@ -24,13 +24,14 @@ MAX_SPEC = 65536
 
 _KPROBE_EVENTS = re.compile(r"^(?:[pr][0-9]*|-)(?::\S*)?\s+\S")
 _KPROBE_REMOVE = re.compile(r"^-:")
+_KRETPROBE_ALONE = re.compile(r"^r[0-9]*(?::\S*)?$")  # "r:ev" without a symbol: bpftrace has no "r:" alias
 _STAP_WORD = re.compile(r"^(?:begin|end|error|never)(?:\([^)]*\))?$|^(?:timer|perf|syscall|nd_syscall|kernel|module|process|vfs|scheduler|signal|netdev|ioblock|tcp|udp|socket)\.")
 
 
 def spec_form(text: str) -> str:
     """"kprobe_events", "systemtap" or "bpftrace": which parser reads this text."""
     s = text.strip()
-    if _KPROBE_EVENTS.match(s) or _KPROBE_REMOVE.match(s):
+    if _KPROBE_EVENTS.match(s) or _KPROBE_REMOVE.match(s) or _KRETPROBE_ALONE.match(s):
         return "kprobe_events"
     if s.startswith("probe ") or s.startswith("probe\t") or "(" in s or _STAP_WORD.match(s):
         return "systemtap"
