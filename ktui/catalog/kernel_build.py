@@ -76,7 +76,15 @@ def build_kernel_catalog(mount: bool = True, btf_path: str | None = None) -> tup
         except KtuiError as err:
             problems["tracefs"] = str(err)
     else:
-        problems["tracefs"] = "tracefs is not mounted and could not be mounted (need root), so no tracepoints are listed."
+        import os
+
+        from ktui.kernel import TRACEFS_CANDIDATES
+
+        denied = next((p for p in TRACEFS_CANDIDATES if os.path.isdir(p) and not os.access(p, os.R_OK | os.X_OK)), None)
+        if denied:
+            problems["tracefs"] = f"tracefs at {denied} is not readable by this user (run as root), so no tracepoints can be listed."
+        else:
+            problems["tracefs"] = "tracefs is not mounted and could not be mounted (need root), so no tracepoints can be listed."
     notes.extend(evidence.notes())
 
     # group kallsyms by name

@@ -50,7 +50,10 @@ class Evidence:
     """What this kernel shows about traceability, gathered once."""
 
     def __init__(self, markers: dict[str, int], mount: bool = True):
-        tfs = tracefs_path(mount=mount)
+        try:
+            tfs = tracefs_path(mount=mount)
+        except OSError:
+            tfs = None
         self.tracefs = tfs
         self.filter_functions: set[str] | None = None
         self.blacklist: set[str] | None = None
@@ -61,9 +64,13 @@ class Evidence:
                 self.filter_functions = {ln.split()[0] for ln in lines if ln.strip()}
             self.kprobe_events = os.path.exists(os.path.join(tfs, "kprobe_events"))
         else:
-            why_aff = "tracefs is not mounted (so available_filter_functions cannot be read)"
+            why_aff = "tracefs is not mounted or not readable, so available_filter_functions cannot be read"
             self.kprobe_events = False
-        dfs = debugfs_path(mount=mount)
+        try:
+            dfs = debugfs_path(mount=mount)
+        except OSError as err:  # e.g. /sys/kernel/debug is root-only
+            dfs = None
+            why_bl = f"/sys/kernel/debug (where kprobes/blacklist lives) is unreadable ({err.strerror})"
         if dfs:
             lines, why_bl = _read_lines(os.path.join(dfs, "kprobes", "blacklist"))
             if lines is not None:
@@ -72,8 +79,8 @@ class Evidence:
                     parts = ln.split()
                     if len(parts) >= 2:
                         self.blacklist.add(parts[1])
-        else:
-            why_bl = "debugfs is not mounted (so kprobes/blacklist cannot be read)"
+        elif "why_bl" not in locals():
+            why_bl = "debugfs is not mounted, so kprobes/blacklist cannot be read"
         self.why_no_filter = why_aff
         self.why_no_blacklist = why_bl
         self.areas: list[tuple[int, int, str, str]] = []  # start, end, code, reason

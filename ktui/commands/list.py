@@ -118,6 +118,18 @@ def _verbose_lines(e) -> list[str]:
 
 
 def run(args) -> int:
+    from ktui.errors import FileFormatError
+
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        raise
+    except OSError as err:  # anything the catalog did not already turn into a sentence
+        where = f" {err.filename}" if getattr(err, "filename", None) else ""
+        raise FileFormatError(f"cannot read{where}: {err.strerror or err}.") from None
+
+
+def _run(args) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be zero or more.")
     mode = "regex" if args.regex else "fuzzy" if args.fuzzy else "glob"
