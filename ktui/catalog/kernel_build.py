@@ -26,7 +26,7 @@ def load_kernel_catalog(use_cache: bool = True, mount: bool = True, btf_path: st
             cat.load_seconds = time.perf_counter() - t0
             return cat
     cat, payload = build_kernel_catalog(mount=mount, btf_path=btf_path)
-    if use_cache:
+    if use_cache and not cat.problems:  # a partial catalog is not worth keeping
         write_cache(key, payload)
     cat.load_seconds = time.perf_counter() - t0
     return cat
