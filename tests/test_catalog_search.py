@@ -161,3 +161,8 @@ def test_fuzzy_finds_every_subsequence_match(query):
 
     want = {n for n in c.names if is_subseq(query.lower(), n.split(":", 1)[1].lower())}
     assert got == want
+
+
+def test_bare_name_matches_last_part(cat):
+    assert names(cat.search("sched_switch")) == ["rawtracepoint:sched_switch", "tracepoint:sched:sched_switch"]
+    assert names(cat.search("vfs_*")) == ["kprobe:vfs_read", "kprobe:vfs_readv"]

@@ -319,6 +319,8 @@ class Catalog:
             traceability = [traceability]
         ranges = self._range(kinds)
         if mode == "glob":
+            if ":" not in pattern and pattern.strip("*"):
+                pattern = "*:" + pattern  # a bare name (bpftrace refuses these): match it as the last part
             rows = self._glob_rows(pattern, ranges)
         elif mode == "regex":
             rows = self._regex_rows(pattern, ranges)
