@@ -12,8 +12,8 @@ import numpy as np
 from ktui.catalog import search as _search
 from ktui.catalog.entry import Arg, Details, Entry
 from ktui.catalog.textindex import TextIndex
-from ktui.catalog.traceability import CODE, TRACEABILITY, Evidence, clone_base
-from ktui.errors import FileFormatError, KtuiError, UsageError
+from ktui.catalog.traceability import CODE, TRACEABILITY
+from ktui.errors import KtuiError, UsageError
 
 KINDS = _search.KINDS  # sorted order of "kind:" prefixes: kprobe < rawtracepoint < tracepoint < uprobe
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
