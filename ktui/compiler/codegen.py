@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from ktui.errors import KtuiError
-from ktui.events import FieldLayout, ProbeLayout
+from ktui.events import HEADER_FIELDS, FieldLayout, ProbeLayout
 from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, Probe, ProbeKind, Retval, ValueType
 
 from ktui.compiler.fallback import Placement, wants_latency
@@ -27,6 +27,7 @@ _HEADER_FIELDS = {"comm": ("v->hdr.comm", "string", 16), "pid": ("v->hdr.pid", "
                   "tid": ("v->hdr.tid", "int", 0), "uid": ("v->hdr.uid", "int", 0), "cpu": ("v->hdr.cpu", "int", 0),
                   "ts": ("v->hdr.ts", "int", 0), "kstack": ("v->hdr.kstack", "int", 0),
                   "ustack": ("v->hdr.ustack", "int", 0)}
+_HEADER_NAMES = frozenset(n for n, _ in HEADER_FIELDS) | {"hdr"}
 _KEY_DECLS = {"comm": "char comm[16]", "pid": "u32 pid", "tid": "u32 tid", "uid": "u32 uid", "cpu": "u32 cpu",
               "ts": "u64 ts", "kstack": "s32 kstack", "ustack": "s32 ustack"}
 
@@ -101,6 +102,7 @@ class ProbeCompiler:
         self.entry = FetchGen(placement.entry, types, resolve_symbol) if placement.entry else None
         self.filter_node = filter_node
         self.notes: list[str] = []
+        self.aliases: dict[str, str] = {}  # filter/action name -> record column, where they differ
 
     # ---- fields ---------------------------------------------------------------------
     def _stashed(self, expr) -> bool:
@@ -152,17 +154,26 @@ class ProbeCompiler:
             if action.kind is ActionKind.HIST and action.value:
                 wanted.append(action.value)
         for name in wanted:
-            if name in names or name in _HEADER_FIELDS:
+            if name in names or name in _HEADER_FIELDS or name in self.aliases:
                 continue
             implicit = self._implicit_fetch(name)
             fetches.append(implicit)
-            names.add(name)
+            names.add(implicit.name)
             self.notes.append(f"{probe.name}: {name} is fetched for the filter or aggregation, and recorded too")
         out = []
-        seen = set(_HEADER_FIELDS) - {"comm"}
-        for i, fetch in enumerate(fetches):
-            if fetch.name in seen or fetch.name == "hdr":
-                raise FetchError(f"fetch name {fetch.name!r} is used twice (or names a header field)",
+        seen: set[str] = set()
+        for fetch in fetches:
+            if fetch.name in _HEADER_NAMES and not (isinstance(fetch.expr, Builtin) and fetch.expr.name == fetch.name):
+                # A value called like a header column (a tracepoint's "pid", an argument "flags"):
+                # its column is renamed, and the filter still finds it by its own name.
+                column = f"{fetch.name}_value"
+                if not isinstance(fetch.expr, Builtin) or fetch.expr.name not in HEADER_BUILTINS:
+                    self.aliases[fetch.name] = column
+                    self.notes.append(f"{probe.name}: {fetch.name} is recorded as {column} "
+                                      "(every record's header has a {fetch.name} already)".replace("{fetch.name}", fetch.name))
+                fetch = Fetch(column, fetch.expr, fetch.type)
+            if fetch.name in seen:
+                raise FetchError(f"fetch name {fetch.name!r} is used twice; give it another name",
                                  where=f"{probe.name}, fetch {fetch.name}")
             f = self._field_for(fetch, f"{probe.name}, fetch {fetch.name}")
             if f is not None:
@@ -172,6 +183,7 @@ class ProbeCompiler:
 
     # ---- names used by filters and actions ------------------------------------------
     def operand(self, name: str, fields: list[RecordField]) -> Operand:
+        name = self.aliases.get(name, name)
         for f in fields:
             if f.name == name:
                 size = STRING_SIZE if f.vtype.is_string else 0

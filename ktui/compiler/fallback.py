@@ -55,6 +55,15 @@ def syscall_name(symbol: str) -> str | None:
     return None
 
 
+def _reads_registers(expr) -> bool:
+    from ktui.probes.model import Reg, StackPtr, StackSlot
+
+    if isinstance(expr, (Reg, StackPtr, StackSlot)):
+        return True
+    inner = getattr(expr, "inner", None) or getattr(expr, "base", None)
+    return inner is not None and _reads_registers(inner)
+
+
 def wants_latency(probe: Probe) -> bool:
     return probe.latency or any(isinstance(f.expr, Builtin) and f.expr.name == "latency" for f in probe.fetches) or any(
         a.value == "latency" for a in probe.actions)
@@ -147,6 +156,9 @@ def _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
         placement.notes.append(f"{probe.spec}: {missing[0]}; using fentry/fexit instead")
         return placement
     name = _syscall_tracepoint(symbol)
+    if name is not None and any(_reads_registers(f.expr) for f in probe.fetches):
+        missing.append(f"the tracepoint of system call {name} cannot stand in: these fetches read registers or the stack")
+        name = None
     if name is not None:
         enter = _tp_site(f"syscalls:sys_enter_{name}", tag)
         because = "; ".join(missing)
@@ -162,6 +174,7 @@ def _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
         return Placement(enter, None, [note])
     placement = native()
     placement.error = (f"{probe.spec} cannot be placed here: " + "; ".join(missing)
-                       + f"; and {symbol} is not a system call entry with a tracepoint. "
+                       + ("" if _syscall_tracepoint(symbol) else f"; and {symbol} is not a system call entry with a tracepoint")
+                       + ". "
                        "Its program still compiles and passes the verifier, but it cannot be attached on this kernel.")
     return placement

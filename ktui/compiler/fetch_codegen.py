@@ -122,6 +122,8 @@ class FetchGen:
         for i, (name, _ctype) in enumerate(args, 1):
             if name == arg.name:
                 return i
+        if not any(n for n, _ in args):
+            raise FetchError(f"BTF gives the arguments of {self.site.event} no names; use $arg1..$arg{len(args)}")
         names = ", ".join(n for n, _ in args) or "none"
         raise FetchError(f"{self.site.event} has no argument named {arg.name} (its arguments: {names})")
 

@@ -17,6 +17,7 @@ DEFAULT_RING_PAGES = 256  # 1 MiB per probe with 4 KiB pages
 
 def _symbol_resolver():
     cache: dict[str, int] = {}
+    data_seen = [0]
 
     def resolve(name: str) -> int:
         if not cache:
@@ -32,10 +33,12 @@ def _symbol_resolver():
                         parts = line.split()
                         if len(parts) >= 3 and parts[2] not in cache:
                             cache[parts[2]] = int(parts[0], 16)
+                            data_seen[0] += parts[1] in "dDbB"
             except OSError:
                 pass
         if name not in cache:
-            raise KtuiError(f"there is no kernel symbol {name} in /proc/kallsyms")
+            few = "" if data_seen[0] > 100 else " (this kernel lists few data symbols there: CONFIG_KALLSYMS_ALL is off)"
+            raise KtuiError(f"there is no kernel symbol {name} in /proc/kallsyms{few}")
         return cache[name]
 
     return resolve
@@ -70,6 +73,7 @@ def compile_session(probes: list[Probe], catalog=None, target_pid: int | None = 
     compiled: list[CompiledProbe] = []
     reads: set[str] = set()
     uses_stacks = str_eq = uses_perf = False
+    tracing_names: set[str] = set()
     for pid, probe in enumerate(probes):
         try:
             placement = place(probe, pid, facts, types, fallback)
@@ -80,6 +84,11 @@ def compile_session(probes: list[Probe], catalog=None, target_pid: int | None = 
 
                 check_filter(node, pc.available_names(), text=probe.filter)
             code = pc.compile()
+            taken = [p.fn_name for p in (*code.helpers, code.attach) if p.fn_name in tracing_names]
+            if taken:
+                raise KtuiError(f"another probe already has the program {taken[0]}: BCC names fentry/fexit "
+                                "programs after the function, so one session can have one of each per function")
+            tracing_names.update(p.fn_name for p in (*code.helpers, code.attach) if p.prog_type == "TRACING")
         except KtuiError as err:
             where = f"probe {pid} ({probe.spec})"
             compiled.append(CompiledProbe(
