@@ -1,0 +1,518 @@
+"""Importing ftrace text (``/sys/kernel/tracing/trace`` and ``trace_pipe``) into a recording.
+
+Every line is ``comm-pid [cpu] flags timestamp: body``; the TGID column
+(``record-tgid``) and the irq-info flags are optional, and comm may hold spaces and
+dashes. Bodies come in five shapes, all parsed into named fields:
+
+- tracepoints: ``sched_switch: prev_comm=bash prev_pid=1 ... ==> next_comm=...``
+- kprobes: ``myprobe: (do_sys_openat2+0x0/0x170) dfd=0xffffff9c filename="/etc/x"``
+- return probes: ``myret: (__x64_sys_openat+0x55/0x80 <- do_sys_openat2) ret=-2``
+- syscalls: ``sys_openat(dfd: 0xffffff9c, ...)`` and ``sys_openat -> 0x3``
+- the function tracer: ``do_sys_openat2 <-__x64_sys_openat``
+
+Each distinct event becomes a probe whose layout is inferred from its fields over
+the whole file (a first pass decides types, a second fills records): decimal
+integers as s64/u64, hexadecimal as x64, anything else as a fixed-size string.
+Lines that fit none of this are counted and reported with their line number; the
+rest is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ktui.errors import FileFormatError, KtuiError
+from ktui.events import HEADER_FIELDS, FieldLayout, ProbeCounters, ProbeLayout
+from ktui.kernel import KernelIdentity
+from ktui.probes.model import Probe, ProbeKind
+
+MAX_STRING = 128  # longer string values are cut (and the cut reported)
+BATCH = 65536
+HEADER_NAMES = {name for name, _ in HEADER_FIELDS}
+
+LINE = re.compile(
+    r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+"
+    r"(?:\(\s*(?P<tgid>\d+|-+)\)\s+)?"
+    r"\[(?P<cpu>\d+)\]\s+"
+    r"(?:(?P<flags>[.a-zA-Z0-9]{4,5})\s+)?"
+    r"(?P<sec>\d+)(?:\.(?P<frac>\d+))?:\s(?P<body>.*)$"
+)
+SYSCALL_ENTER = re.compile(r"^(?P<name>sys_\w+)\((?P<args>.*)\)\s*$")
+SYSCALL_EXIT = re.compile(r"^(?P<name>sys_\w+) -> (?P<ret>0x[0-9a-fA-F]+|-?\d+)\s*$")
+NAMED = re.compile(r"^(?P<event>[\w.$-]+):\s?(?P<rest>.*)$")
+FUNCTION = re.compile(r"^(?P<func>[\w.$]+) <-(?P<parent>[\w.$]+)\s*$")
+PROBE_LOC = re.compile(r"^\((?P<loc>[^()]*)\)\s*(?P<args>.*)$")
+KEY = re.compile(r'([A-Za-z_$][^\s="]*)=')
+NEXT_KEY = re.compile(r'\s+(?:==>\s+)?[A-Za-z_$][^\s="]*=')
+QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"(?=\s|$)')
+LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?P<n>\d+) EVENTS\]")
+ENTRIES = re.compile(r"entries-in-buffer/entries-written:\s*(?P<buf>\d+)/(?P<written>\d+)\s+#P:(?P<ncpu>\d+)")
+DEC = re.compile(r"^-?\d+$")
+HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+BARE_HEX = re.compile(r"^[0-9a-f]{1,16}$")
+POINTER_HEX = re.compile(r"^[0-9a-f]{8,16}$")
+
+# Subsystems of common tracepoints, for the spec when the text does not say it.
+KNOWN_SYSTEMS = {
+    "sched": ("sched_",), "irq": ("irq_handler", "softirq_"), "timer": ("hrtimer_", "timer_", "itimer_", "tick_"),
+    "signal": ("signal_",), "block": ("block_",), "workqueue": ("workqueue_",), "kmem": ("kmalloc", "kfree",
+    "kmem_", "mm_page"), "net": ("net_dev_", "netif_"), "power": ("cpu_idle", "cpu_frequency"),
+    "writeback": ("writeback_",), "task": ("task_newtask", "task_rename"), "raw_syscalls": ("sys_enter", "sys_exit"),
+}
+
+
+@dataclass
+class ParsedLine:
+    comm: str
+    tid: int
+    tgid: int | None
+    cpu: int
+    ts: int
+    key: tuple[str, str]  # (kind, event name)
+    target: str  # what the probe is on: function, "syscalls:sys_enter_x", tracepoint name
+    fields: list[tuple[str, str]]
+
+
+@dataclass
+class EventInfo:
+    """What the first pass learns about one event: its fields in order and their value kinds."""
+    kind: str  # "tracepoint", "kprobe", "kretprobe", "syscall_enter", "syscall_exit", "function"
+    name: str
+    target: str
+    fields: dict[str, "Column"] = field(default_factory=dict)
+    count: int = 0
+    probe_id: int = -1
+    layout: ProbeLayout | None = None
+
+
+@dataclass
+class Column:
+    dec: bool = True  # every value is a decimal integer
+    hex: bool = True  # every value is 0x-hex (or 0, as %#lx prints it)
+    bare_hex: bool = True  # every value is hex digits without 0x
+    pointer: bool = True  # every value looks like a %p pointer (8 to 16 hex digits)
+    letters: bool = False  # some bare value holds a-f
+    prefixed: bool = False  # some value is written 0x...
+    negative: bool = False
+    big: bool = False  # some decimal value does not fit s64
+    width: int = 1
+    cut: int = 0  # values longer than MAX_STRING
+
+    def see(self, value: str) -> None:
+        if self.dec:
+            if DEC.match(value):
+                v = int(value)
+                self.negative |= v < 0
+                self.big |= v >= 1 << 63
+                if v >= 1 << 64 or v < -(1 << 63):
+                    self.dec = False
+            else:
+                self.dec = False
+        if value.startswith("0x"):
+            self.prefixed = True
+        if self.hex and not (HEX.match(value) and len(value) <= 18) and value != "0":
+            self.hex = False
+        if self.bare_hex:
+            if BARE_HEX.match(value):
+                self.letters |= any(c in "abcdef" for c in value)
+                self.pointer &= bool(POINTER_HEX.match(value))
+            else:
+                self.bare_hex = False
+        n = len(value.encode("utf-8", "surrogateescape"))
+        if n > MAX_STRING:
+            self.cut += 1
+        self.width = max(self.width, min(n, MAX_STRING))
+
+    def layout(self, name: str, legacy_hex: bool = False) -> FieldLayout:
+        """legacy_hex: the event prints every number as bare hex (kprobe events before 0x prefixes)."""
+        if legacy_hex and self.bare_hex:
+            return FieldLayout(name, "<u8", "x")
+        if self.dec and not (self.negative and self.big):
+            return FieldLayout(name, "<i8", "s") if self.negative else FieldLayout(name, "<u8", "u")
+        if self.hex:
+            return FieldLayout(name, "<u8", "x")
+        if self.bare_hex and self.letters and self.pointer:
+            return FieldLayout(name, "<u8", "x")
+        return FieldLayout(name, f"S{(self.width + 7) // 8 * 8}", "string")
+
+
+@dataclass
+class ImportReport:
+    """What an import did: events per probe, and every line it could not use."""
+    path: str
+    lines: int = 0
+    events: int = 0
+    per_event: dict[str, int] = field(default_factory=dict)
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (line number, problem), first ones
+    problem_count: int = 0
+    lost: dict[int, int] = field(default_factory=dict)  # per CPU, from "[LOST n EVENTS]"
+    overwritten: int = 0  # entries-written minus entries-in-buffer
+    notes: list[str] = field(default_factory=list)
+
+    def problem(self, line_no: int, problem: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < 50:
+            self.problems.append((line_no, problem))
+
+    def problem_lines(self, limit: int = 20) -> list[str]:
+        out = [f"{self.path}:{n}: {p}" for n, p in self.problems[:limit]]
+        if self.problem_count > len(out):
+            out.append(f"{self.path}: and {self.problem_count - len(out)} more line(s) not imported")
+        if self.lost:
+            out.append(f"{self.path}: the kernel lost {sum(self.lost.values())} event(s) before this text was read "
+                       f"(CPU {', '.join(f'{c}: {n}' for c, n in sorted(self.lost.items()))})")
+        if self.overwritten:
+            out.append(f"{self.path}: {self.overwritten} older event(s) were overwritten in the ring buffer")
+        return out + [f"{self.path}: {n}" for n in self.notes]
+
+    def summary(self) -> str:
+        kinds = ", ".join(f"{name} {n}" for name, n in sorted(self.per_event.items(), key=lambda kv: -kv[1]))
+        text = f"imported {self.events} event(s) of {len(self.per_event)} kind(s) from {self.lines} line(s)"
+        if kinds:
+            text += f": {kinds}"
+        if self.problem_count:
+            text += f"; {self.problem_count} line(s) not imported"
+        return text
+
+
+def looks_like_ftrace(path: str | os.PathLike) -> bool:
+    """The file's start reads as ftrace text (a header, or event lines)."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="surrogateescape") as f:
+            head = f.read(16384)
+    except OSError:
+        return False
+    if head.startswith("# tracer:"):
+        return True
+    lines = [ln for ln in head.splitlines()[:40] if ln.strip() and not ln.startswith("#")]
+    return bool(lines) and sum(bool(LINE.match(ln)) for ln in lines) >= max(1, len(lines) // 2)
+
+
+def parse_line(line: str) -> ParsedLine | str:
+    """One event line, or the reason it is not one."""
+    m = LINE.match(line)
+    if not m:
+        return "not an event line (expected comm-pid [cpu] timestamp: event)"
+    frac = (m["frac"] or "")[:9].ljust(9, "0")
+    ts = int(m["sec"]) * 1_000_000_000 + int(frac)
+    tgid = int(m["tgid"]) if m["tgid"] and m["tgid"][0] != "-" else None
+    body = m["body"]
+    head = ParsedLine(m["comm"], int(m["pid"]), tgid, int(m["cpu"]), ts, ("", ""), "", [])
+    if sm := SYSCALL_ENTER.match(body):
+        name = sm["name"][4:]
+        head.key = ("syscall_enter", f"sys_enter_{name}")
+        head.target = f"syscalls:sys_enter_{name}"
+        args = sm["args"].strip()
+        if args:
+            for part in args.split(", "):
+                key, sep, value = part.partition(": ")
+                if not sep or not key:
+                    return f"syscall argument {part!r} is not 'name: value'"
+                head.fields.append((key.strip(), value.strip()))
+        return head
+    if sm := SYSCALL_EXIT.match(body):
+        name = sm["name"][4:]
+        head.key = ("syscall_exit", f"sys_exit_{name}")
+        head.target = f"syscalls:sys_exit_{name}"
+        ret = sm["ret"]
+        value = int(ret, 16) if ret.startswith("0x") else int(ret)
+        if value >= 1 << 63:  # printed as unsigned hex; the syscall returned a negative errno
+            value -= 1 << 64
+        head.fields.append(("ret", str(value)))
+        return head
+    if fm := FUNCTION.match(body):
+        head.key = ("function", "function")
+        head.target = "function"
+        head.fields += [("function", fm["func"]), ("parent", fm["parent"])]
+        return head
+    nm = NAMED.match(body)
+    if not nm:
+        return "unknown event format (not 'event: fields', a syscall or a function call)"
+    event, rest = nm["event"], nm["rest"]
+    if pm := PROBE_LOC.match(rest):
+        loc = pm["loc"]
+        if " <- " in loc:
+            caller, _, func = loc.partition(" <- ")
+            head.key = ("kretprobe", event)
+            head.target = func.strip()
+            head.fields.append(("caller", caller.strip()))
+        else:
+            head.key = ("kprobe", event)
+            head.target = loc.split("+", 1)[0].strip()
+        rest = pm["args"]
+    else:
+        head.key = ("tracepoint", event)
+        head.target = event
+    pairs, leftover = split_fields(rest)
+    if leftover and not pairs:
+        return f"event {event}: fields are not key=value ({_clip(rest)})"
+    if leftover:
+        head.fields.append(("text", leftover))
+    head.fields += pairs
+    return head
+
+
+def split_fields(text: str) -> tuple[list[tuple[str, str]], str]:
+    """``a=1 comm=my prog-1 b="x y" ==> c=2`` -> pairs, and any words that are not key=value.
+
+    A value runs to the next `` key=`` (comm values hold spaces), or to its closing
+    quote when quoted; ``==>`` (sched_switch's arrow) separates nothing.
+    """
+    pairs: list[tuple[str, str]] = []
+    words: list[str] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        while pos < n and text[pos] == " ":
+            pos += 1
+        if pos >= n:
+            break
+        if text.startswith("==>", pos):
+            pos += 3
+            continue
+        m = KEY.match(text, pos)
+        if not m:
+            end = text.find(" ", pos)
+            end = n if end < 0 else end
+            words.append(text[pos:end])
+            pos = end
+            continue
+        key, pos = m[1], m.end()
+        if pos < n and text[pos] == '"':
+            q = QUOTED.match(text, pos)
+            if q:
+                pairs.append((key, q[1]))
+                pos = q.end()
+                continue
+        nxt = NEXT_KEY.search(text, pos)
+        end = nxt.start() if nxt else n
+        pairs.append((key, text[pos:end].strip()))
+        pos = end
+    return pairs, " ".join(words)
+
+
+def _field_name(key: str, taken: set[str]) -> str:
+    name = re.sub(r"\W", "_", key.lstrip("$+%@")) or "value"
+    if name[0].isdigit():
+        name = "_" + name
+    if name in HEADER_NAMES:
+        name = f"ev_{name}"  # sched_wakeup's comm=/pid= are about another task than the header's
+    base, i = name, 2
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    return name
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        with open(path, "r", encoding="utf-8", errors="surrogateescape", newline="") as f:
+            for no, line in enumerate(f, 1):
+                yield no, line.rstrip("\r\n")
+    except OSError as err:
+        raise FileFormatError(f"cannot read: {err.strerror}", where=str(path)) from None
+
+
+def _scan(path: Path, report: ImportReport) -> tuple[dict[tuple[str, str], EventInfo], int]:
+    """First pass: every event, its fields and their types; the header's facts; the problems."""
+    events: dict[tuple[str, str], EventInfo] = {}
+    ncpu = 0
+    stack_lines = 0
+    for no, line in _lines(path):
+        report.lines += 1
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            if m := ENTRIES.search(line):
+                ncpu = int(m["ncpu"])
+                report.overwritten = max(0, int(m["written"]) - int(m["buf"]))
+            continue
+        if m := LOST.match(line):
+            report.lost[int(m["cpu"])] = report.lost.get(int(m["cpu"]), 0) + int(m["n"])
+            continue
+        if line.startswith("#####") or line.lstrip().startswith("=>") or line.strip() == "<stack trace>" \
+                or line.strip() == "<user stack trace>":
+            stack_lines += line.lstrip().startswith("=>")
+            continue
+        parsed = parse_line(line)
+        if isinstance(parsed, str):
+            report.problem(no, f"{parsed}: {_clip(line)}")
+            continue
+        info = events.get(parsed.key)
+        if info is None:
+            info = events[parsed.key] = EventInfo(parsed.key[0], parsed.key[1], parsed.target)
+        info.count += 1
+        for key, value in parsed.fields:
+            info.fields.setdefault(key, Column()).see(value)
+        ncpu = max(ncpu, parsed.cpu + 1)
+    if stack_lines:
+        report.notes.append(f"{stack_lines} stack trace line(s) are not imported")
+    return events, ncpu
+
+
+def _spec_and_probe(info: EventInfo, name: str) -> tuple[str, dict]:
+    kind = info.kind
+    if kind in ("syscall_enter", "syscall_exit"):
+        return f"tracepoint:{info.target}", Probe(ProbeKind.TRACEPOINT, info.target, name=name).to_dict()
+    if kind in ("kprobe", "kretprobe"):
+        pk = ProbeKind.KPROBE if kind == "kprobe" else ProbeKind.KRETPROBE
+        return f"{pk}:{info.target}", Probe(pk, info.target, name=name, source=f"ftrace {kind} event {info.name}").to_dict()
+    if kind == "function":
+        return "ftrace:function", {}
+    system = _system_of(info.name)
+    target = f"{system}:{info.name}" if system else info.name
+    probe = Probe(ProbeKind.TRACEPOINT, target, name=name).to_dict() if system else {}
+    return f"tracepoint:{target}", probe
+
+
+def _system_of(event: str) -> str | None:
+    for system, prefixes in KNOWN_SYSTEMS.items():
+        if event.startswith(prefixes):
+            return system
+    from ktui.kernel import TRACEFS_CANDIDATES
+
+    for base in TRACEFS_CANDIDATES:  # this machine's own events, when tracefs is already mounted
+        try:
+            for system in os.listdir(os.path.join(base, "events")):
+                if os.path.isdir(os.path.join(base, "events", system, event)):
+                    return system
+        except OSError:
+            continue
+    return None
+
+
+def _ident(text: str) -> str:
+    name = re.sub(r"\W", "_", text) or "event"
+    return "_" + name if name[0].isdigit() else name
+
+
+def import_ftrace(path: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False,
+                  host: str | None = None) -> ImportReport:
+    """Import ftrace text into a new recording at ``out``; returns what was imported and what was not."""
+    from ktui.recording.writer import RecordingWriter
+
+    path, out = Path(path), Path(out)
+    if path.resolve() == out.resolve():
+        raise KtuiError("the recording would overwrite the text it is imported from", where=str(out))
+    if not path.is_file():
+        raise FileFormatError("no such file" if not path.exists() else "is not a regular file", where=str(path))
+    report = ImportReport(str(path))
+    events, ncpu = _scan(path, report)
+    if not events:
+        raise FileFormatError("holds no ftrace event lines" + (
+            f" ({report.problem_lines(1)[0]})" if report.problems else ""), where=str(path))
+
+    layouts, probes = [], {}
+    for probe_id, info in enumerate(sorted(events.values(), key=lambda e: (e.kind, e.name))):
+        taken: set[str] = set()
+        fields = []
+        names = {}
+        columns = [c for k, c in info.fields.items() if k != "caller"]
+        legacy_hex = (info.kind in ("kprobe", "kretprobe") and not any(c.prefixed for c in columns)
+                      and any(c.bare_hex and c.letters for c in columns))
+        for key, column in info.fields.items():
+            fname = _field_name(key, taken)
+            taken.add(fname)
+            names[key] = fname
+            fields.append(column.layout(fname, legacy_hex and key != "caller"))
+            if column.cut:
+                report.notes.append(f"{info.name}: {column.cut} value(s) of {key} longer than {MAX_STRING} bytes were cut")
+        info.probe_id = probe_id
+        name = _ident(info.name)
+        spec, probe = _spec_and_probe(info, name)
+        info.layout = ProbeLayout(probe_id, name, spec, tuple(fields))
+        info.names = names  # type: ignore[attr-defined]
+        layouts.append(info.layout)
+        probes[probe_id] = probe
+
+    meta = {"source": "ftrace text", "source_file": path.name, "host": host or path.stem,
+            "clock_offset_ns": 0, "ftrace_lost": {str(k): v for k, v in report.lost.items()},
+            "ftrace_overwritten": report.overwritten}
+    writer = RecordingWriter.create(out, KernelIdentity("", "", "", ""), layouts, probes, meta, overwrite=overwrite)
+    ok = False
+    try:
+        per_cpu = _fill(path, events, writer, max(ncpu, 1))
+        writer.set_counters(per_cpu)
+        writer.flush()
+        # Imported text has no recorder clock: its span is its events' span.
+        writer.set_meta(start_ns=writer._first_ts)
+        writer.close(end_ns=writer._last_ts)
+        ok = True
+    finally:
+        if not ok:
+            try:
+                writer.close()
+            except KtuiError:
+                pass
+    for info in events.values():
+        report.per_event[info.layout.name] = info.count
+        report.events += info.count
+    return report
+
+
+def _fill(path: Path, events: dict, writer, ncpu: int) -> dict[int, ProbeCounters]:
+    """Second pass: records per probe in batches, appended to the writer."""
+    buffers: dict[tuple[str, str], list[ParsedLine]] = {k: [] for k in events}
+    counts = {info.probe_id: [0] * ncpu for info in events.values()}
+    for no, line in _lines(path):
+        if not line.strip() or line[0] == "#":
+            continue
+        parsed = parse_line(line)
+        if isinstance(parsed, str):
+            continue
+        info = events.get(parsed.key)
+        if info is None:
+            continue
+        buf = buffers[parsed.key]
+        buf.append(parsed)
+        if parsed.cpu < ncpu:
+            counts[info.probe_id][parsed.cpu] += 1
+        if len(buf) >= BATCH:
+            writer.append(info.probe_id, _to_records(info, buf))
+            buf.clear()
+    for key, buf in buffers.items():
+        if buf:
+            writer.append(events[key].probe_id, _to_records(events[key], buf))
+    return {pid: ProbeCounters(list(c), list(c), [0] * ncpu, [0] * ncpu) for pid, c in counts.items()}
+
+
+def _to_records(info: EventInfo, lines: list[ParsedLine]) -> np.ndarray:
+    layout = info.layout
+    arr = np.zeros(len(lines), dtype=layout.dtype)
+    arr["ts"] = [p.ts for p in lines]
+    arr["probe"] = layout.probe_id
+    arr["cpu"] = [p.cpu for p in lines]
+    arr["tid"] = [p.tid for p in lines]
+    arr["pid"] = [p.tgid if p.tgid is not None else p.tid for p in lines]
+    arr["kstack"] = -1
+    arr["ustack"] = -1
+    arr["comm"] = [p.comm.encode("utf-8", "surrogateescape")[:16] for p in lines]
+    by_field = {f.name: f for f in layout.fields}
+    rows = [dict(p.fields) for p in lines]
+    for key, fname in info.names.items():  # type: ignore[attr-defined]
+        f = by_field[fname]
+        values = [row.get(key) for row in rows]
+        arr[fname] = [_convert(v, f) for v in values]
+    return arr
+
+
+def _convert(value: str | None, f: FieldLayout):
+    if f.display == "string":
+        return b"" if value is None else value.encode("utf-8", "surrogateescape")[:MAX_STRING]
+    if value is None:
+        return 0
+    if f.display == "x":
+        v = int(value, 16)
+    else:
+        v = int(value)
+    if f.dtype == "<u8":
+        return v & ((1 << 64) - 1)
+    return v
+
+
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
