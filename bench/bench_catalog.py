@@ -136,7 +136,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+    print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
+          f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews every figure)")
     bench_load(args.runs)
     cache = tempfile.mkdtemp(prefix="ktui-bench-")
     os.environ["KTUI_CACHE_DIR"] = cache
