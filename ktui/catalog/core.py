@@ -458,7 +458,7 @@ class Catalog:
                 codes = np.asarray(sorted(self._trace_codes(traceability)), dtype=np.uint8)
                 n_sub = sum(int(np.isin(self.trace[r], codes).sum()) for r in parts_rows)
             # gapless matches always rank first: when they fill the page, skip the gapped pass
-            if len(qb) > 1 and n_sub < (limit or 200):
+            if len(qb) > 1 and (limit is None or n_sub < limit):
                 for a, b in bounds:
                     r2, s2, e2 = self._findex.subsequence(qb, a, b)
                     parts_rows.append(r2)
@@ -505,7 +505,7 @@ class Catalog:
             boundary = np.where(at == 0, 0, 2)
         exact = (gaps == 0) & (at == 0) & (self._flens[rows] == len(q))
         order = np.lexsort((rows, self._flens[rows], boundary, gaps, ~exact))
-        lim = limit or 200
+        lim = len(rows) if limit is None else limit
         return [int(r) for r in rows[order[:lim]]]
 
     def search(self, pattern: str, mode: str = "glob", kinds: Iterable[str] | None = None,
