@@ -166,3 +166,8 @@ def test_fuzzy_finds_every_subsequence_match(query):
 def test_bare_name_matches_last_part(cat):
     assert names(cat.search("sched_switch")) == ["rawtracepoint:sched_switch", "tracepoint:sched:sched_switch"]
     assert names(cat.search("vfs_*")) == ["kprobe:vfs_read", "kprobe:vfs_readv"]
+
+
+def test_fuzzy_inside_last_part(cat):
+    # the gapless chain lies in the event part, not across "sched:"
+    assert names(cat.search("schedswitch", mode="fuzzy"))[:2] == ["rawtracepoint:sched_switch", "tracepoint:sched:sched_switch"]

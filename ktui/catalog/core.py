@@ -434,6 +434,11 @@ class Catalog:
             self._flens = ends - self._fstarts
             self._fbuf = np.frombuffer(self._ftext.encode("ascii"), dtype=np.uint8) if self._ftext.isascii() else None
             self._findex = TextIndex(self._ftext, self._fstarts) if self._fbuf is not None and syms else None
+            if self._findex is not None:
+                colons = self._findex.positions(ord(":"))
+                last = self._fstarts.copy()
+                last[self._findex.rowid[colons]] = colons + 1  # ascending: the last ':' of a row wins
+                self._flast = last
 
     def _fuzzy_rows(self, pattern: str, ranges, traceability, limit) -> list[int]:
         """Ranked subsequence match on the bare symbol (fzf-like): the query's characters in order;
@@ -459,16 +464,24 @@ class Catalog:
                 n_sub = sum(int(np.isin(self.trace[r], codes).sum()) for r in parts_rows)
             # gapless matches always rank first: when they fill the page, skip the gapped pass
             if len(qb) > 1 and (limit is None or n_sub < limit):
-                for a, b in bounds:
+                for (a, b), (lo, hi) in zip(bounds, ranges):
                     r2, s2, e2 = self._findex.subsequence(qb, a, b)
                     parts_rows.append(r2)
                     parts_sp.append(np.stack([s2, e2], axis=1))
+                    if self.kind[lo] >= KIND_CODE["tracepoint"] or self.kind[hi - 1] >= KIND_CODE["tracepoint"]:
+                        # "group:event", "/path:symbol": also try the chain inside the last part
+                        r3, s3, e3 = self._findex.subsequence(qb, a, b, self._flast)
+                        parts_rows.append(r3)
+                        parts_sp.append(np.stack([s3, e3], axis=1))
             rows = np.concatenate(parts_rows) if parts_rows else np.zeros(0, np.int64)
             if not len(rows):
                 return []
             sp = np.concatenate(parts_sp)
-            rows, first = np.unique(rows, return_index=True)  # substring spans come first: kept
-            return self._rank(q, rows, sp[first], traceability, limit)
+            # per row keep the tightest span (fewest gaps), then the earliest listed
+            order = np.lexsort((np.arange(len(rows)), sp[:, 1] - sp[:, 0], rows))
+            rows, sp = rows[order], sp[order]
+            first = TextIndex._first_per_row(rows)
+            return self._rank(q, rows[first], sp[first], traceability, limit)
         # c0[^c1\n]*c1[^c2\n]*c2...: the earliest subsequence match, without backtracking
         body = re.escape(q[0]) + "".join(f"[^{re.escape(c)}\n]*{re.escape(c)}" for c in q[1:])
         rx = re.compile(f"({body})[^\n]*")

@@ -61,10 +61,14 @@ class TextIndex:
         first = self._first_per_row(rows)
         return rows[first].astype(np.int64), cand[first]
 
-    def subsequence(self, q: bytes, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def subsequence(self, q: bytes, a: int, b: int, min_start: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, span start, span end) of names containing ``q``'s characters in order,
-        using the earliest chain from each name's first occurrence of ``q[0]``."""
+        using the earliest chain from each name's first occurrence of ``q[0]`` (at or after
+        ``min_start[row]`` when given, e.g. the start of a name's last ``:`` part)."""
         p0 = self._clip(self.positions(q[0]), a, b)
+        if min_start is not None and len(p0):
+            p0 = p0[p0 >= min_start[self.rowid[p0]]]
         if not len(p0):
             z = np.zeros(0, np.int64)
             return z, z, z
