@@ -83,3 +83,17 @@ def test_compile_error_names_probe_and_fetch():
     assert str(info.value) == ("probe 1 (kprobe:vfs_read), fetch count: the generated C does not compile: "
                                "use of undeclared identifier 'no_such_thing'")
     assert "no_such_thing" in info.value.detail
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from test_compiler_safety import good_probes  # noqa: E402
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(good_probes(), min_size=2, max_size=4))
+def test_random_valid_probes_pass_the_verifier(probe_list):
+    prog = compile_session(probe_list, facts=FACTS_HERE, fallback=False)
+    results = check_program(prog)
+    assert all(r.ok for r in results), [r.message for r in results if not r.ok]
