@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Engine benchmark: each figure against a baseline measured in the same run, on this machine.
+
+    .venv/bin/python bench/bench_engine.py [--seconds 3] [--long] [--only throughput,overhead,rss,startup]
+
+1. Throughput: events/s that `ktui record` delivers *and writes to disk* under one
+   getppid producer (goal: zero drops) and under one producer per core (the highest
+   rate, drops counted), against a bare BCC ring-buffer consumer whose Python
+   callback only counts, under the same load. Goal: ratio >= 2.0.
+2. Overhead: the producers' call rate under a ktui count-only probe against the
+   same under `bpftrace -e 'tracepoint:syscalls:sys_enter_getppid { @ = count(); }'`.
+   Goal: ratio >= 0.95.
+3. Memory: peak RSS of `ktui record` at the highest rate (10 s; --long: 60 s). Goal < 300 MB.
+4. Start-up: time from launching `ktui record` with 10 probes to its first event. Goal < 1.5 s.
+
+Needs root, BCC, gcc and (for 2) bpftrace. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes as ct
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+GETPPID = "tracepoint:syscalls:sys_enter_getppid"
+NCPU = os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- load generator
+
+def build_loadgen(tmp: Path) -> str:
+    out = tmp / "loadgen"
+    subprocess.run(["gcc", "-O2", "-o", str(out), str(ROOT / "bench" / "loadgen.c")], check=True)
+    return str(out)
+
+
+def run_load(loadgen: str, producers: int, seconds: float) -> dict:
+    """Run `producers` loadgens for `seconds`; their summed call rate and total calls."""
+    procs = [subprocess.Popen([loadgen, str(seconds)], stdout=subprocess.PIPE, text=True) for _ in range(producers)]
+    calls, rates, secs = 0, 0.0, 0.0
+    for p in procs:
+        out, _ = p.communicate()
+        c, s, r = out.split()
+        calls += int(c)
+        rates += float(r)
+        secs = max(secs, float(s))
+    return {"calls": calls, "rate": rates, "seconds": secs}
+
+
+# ---------------------------------------------------------------- baselines
+
+BARE_PROGRAM = r"""
+struct rec { u64 ts; u32 probe; u32 cpu; u32 pid; u32 tid; u32 uid; s32 kstack; s32 ustack; u32 flags; char comm[16]; };
+BPF_RINGBUF_OUTPUT(ring, PAGES);
+BPF_PERCPU_ARRAY(counts, u64, 2);  /* 0 hits, 1 dropped */
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    int hit = 0, drop = 1;
+    u64 *c = counts.lookup(&hit);
+    if (c) *c += 1;
+    struct rec *r = ring.ringbuf_reserve(sizeof(struct rec));
+    if (!r) { c = counts.lookup(&drop); if (c) *c += 1; return 0; }
+    u64 id = bpf_get_current_pid_tgid();
+    r->ts = bpf_ktime_get_ns(); r->probe = 0; r->cpu = bpf_get_smp_processor_id();
+    r->pid = id >> 32; r->tid = (u32)id; r->uid = (u32)bpf_get_current_uid_gid();
+    r->kstack = -1; r->ustack = -1; r->flags = 0;
+    bpf_get_current_comm(&r->comm, sizeof(r->comm));
+    ring.ringbuf_submit(r, 0);
+    return 0;
+}
+"""
+
+
+def bare_bcc(loadgen: str, producers: int, seconds: float, pages: int) -> dict:
+    """A BCC ring-buffer consumer whose callback only counts: the usual way to read a ring in Python."""
+    from ktui.bccload import load_bcc
+    from ktui.headers import ensure_headers
+
+    ensure_headers()
+    bpf = load_bcc().BPF(text=BARE_PROGRAM.replace("PAGES", str(pages)).encode())
+    got = [0]
+
+    def callback(ctx, data, size):
+        got[0] += 1
+
+    bpf[b"ring"].open_ring_buffer(callback)
+    stop = threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            bpf.ring_buffer_poll(10)
+
+    t = threading.Thread(target=poll)
+    t.start()
+    load = run_load(loadgen, producers, seconds)
+    time.sleep(0.2)
+    stop.set()
+    t.join()
+    bpf.ring_buffer_consume()
+    counts = bpf[b"counts"]
+    hits = sum(counts[ct.c_int(0)])
+    dropped = sum(counts[ct.c_int(1)])
+    bpf.cleanup()
+    return {"delivered": got[0], "hits": hits, "dropped": dropped, "rate": got[0] / load["seconds"],
+            "producer_rate": load["rate"]}
+
+
+def bpftrace_rate(loadgen: str, producers: int, seconds: float) -> float:
+    proc = subprocess.Popen(["bpftrace", "-e", "tracepoint:syscalls:sys_enter_getppid { @ = count(); }"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = proc.stdout.readline()  # "Attaching 1 probe..."
+    if "Attaching" not in line:
+        proc.kill()
+        raise RuntimeError(f"bpftrace did not start: {line.strip()}")
+    time.sleep(0.2)
+    load = run_load(loadgen, producers, seconds)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    return load["rate"]
+
+
+# ---------------------------------------------------------------- ktui
+
+def ktui_count_rate(loadgen: str, producers: int, seconds: float) -> tuple[float, int]:
+    """The producers' rate under a ktui count-only probe (no events leave the kernel)."""
+    from ktui.engine.live_source import LiveSource
+    from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
+
+    probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", actions=[Action(ActionKind.COUNT)])
+    source = LiveSource([probe])
+    source.start(lambda update: None)
+    try:
+        time.sleep(0.2)
+        load = run_load(loadgen, producers, seconds)
+    finally:
+        source.stop()
+    hits = sum(source.last_update.counters[0].hits) if source.last_update else 0
+    return load["rate"], hits
+
+
+def ktui_record(loadgen: str, producers: int, seconds: float, tmp: Path, extra: list[str] = ()) -> dict:
+    """`ktui record` as a user runs it, the load started once its probes are attached."""
+    from ktui.recording import RecordingReader
+
+    out = tmp / f"rec-{time.monotonic_ns()}.ktrec"
+    proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "ktui", "record", GETPPID, "-o", str(out), "-q",
+                             *extra], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 30
+    while not out.exists() and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.02)
+    time.sleep(0.3)  # file created => attached; let the drain start
+    load = run_load(loadgen, producers, seconds)
+    proc.send_signal(signal.SIGINT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"ktui record failed: {err.strip()}")
+    with RecordingReader.open(out) as rec:
+        events = rec.count()
+        totals = rec.counters()[0].totals()
+    size = out.stat().st_size
+    out.unlink()
+    return {"delivered": events, "hits": totals["hits"], "dropped": totals["dropped"],
+            "rate": events / load["seconds"], "producer_rate": load["rate"], "rss_mb": usage.ru_maxrss / 1024,
+            "file_mb": size / 1e6}
+
+
+TEN_PROBES = [GETPPID] + [f"tracepoint:syscalls:sys_enter_{name}" for name in
+                          ("getpid", "gettid", "read", "write", "openat", "close", "nanosleep", "futex", "getuid")]
+
+
+def startup_seconds(loadgen: str, tmp: Path) -> float:
+    """From launching `ktui record` (10 probes) to the kernel time of its first recorded event,
+    both on CLOCK_MONOTONIC, with a producer already running (so an event is due at once)."""
+    from ktui.recording import RecordingReader
+
+    out = tmp / f"start-{time.monotonic_ns()}.ktrec"
+    load = subprocess.Popen([loadgen, "30"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.1)
+        t0 = time.monotonic_ns()
+        proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "ktui", "record", *TEN_PROBES, "-o", str(out),
+                                 "-q", "--duration", "1"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ktui record failed: {err.strip()}")
+    finally:
+        load.kill()
+        load.wait()
+    with RecordingReader.open(out) as rec:
+        first = min(int(arr["ts"].min()) for arr in rec.events())
+    out.unlink()
+    return (first - t0) / 1e9
+
+
+# ---------------------------------------------------------------- main
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of each throughput/overhead run")
+    ap.add_argument("--long", action="store_true", help="memory run of 60 s (default 10 s)")
+    ap.add_argument("--only", default="throughput,overhead,rss,startup")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    if os.geteuid() != 0:
+        print("bench_engine needs root (BPF).", file=sys.stderr)
+        return 1
+    from ktui.engine.live_source import default_ring_pages
+    from ktui.headers import ensure_headers
+
+    ensure_headers()
+    pages = default_ring_pages(1)
+    print(f"machine: {NCPU} CPUs, kernel {os.uname().release}; ring buffer {pages} pages per probe (ktui and bare)")
+    with tempfile.TemporaryDirectory(prefix="ktui-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        loadgen = build_loadgen(tmp)
+        s = args.seconds
+        base = run_load(loadgen, 1, s)
+        base_all = run_load(loadgen, NCPU, s)
+        print(f"no probe: 1 producer {base['rate'] / 1e6:.2f} M calls/s; {NCPU} producers {base_all['rate'] / 1e6:.2f} M calls/s")
+
+        if "throughput" in only:
+            print("\n1. throughput (events delivered per second)")
+            bare1 = bare_bcc(loadgen, 1, s, pages)
+            k1 = ktui_record(loadgen, 1, s, tmp)
+            bare_n = bare_bcc(loadgen, NCPU, s, pages)
+            kn = ktui_record(loadgen, NCPU, s, tmp)
+            for label, bare, k in (("1 producer", bare1, k1), (f"{NCPU} producers", bare_n, kn)):
+                print(f"  {label}: bare BCC callback {bare['rate'] / 1e6:.2f} M/s ({bare['dropped']:,} of "
+                      f"{bare['hits']:,} dropped; producer {bare['producer_rate'] / 1e6:.2f} M calls/s)")
+                print(f"  {label}: ktui record (decode, counters, zstd+SQLite to disk) {k['rate'] / 1e6:.2f} M/s "
+                      f"({k['dropped']:,} of {k['hits']:,} dropped; producer {k['producer_rate'] / 1e6:.2f} M calls/s; "
+                      f"file {k['file_mb']:.1f} MB)")
+                print(f"  {label}: ratio ktui / bare = {k['rate'] / max(bare['rate'], 1):.2f}  (goal >= 2.0)")
+            print(f"  zero drops at the full rate of one producer: {'yes' if k1['dropped'] == 0 else 'NO'}")
+
+        if "overhead" in only:
+            print(f"\n2. overhead ({NCPU} producers' call rate under a count-only probe)")
+            bt = bpftrace_rate(loadgen, NCPU, s)
+            kc, hits = ktui_count_rate(loadgen, NCPU, s)
+            print(f"  bpftrace count: {bt / 1e6:.2f} M calls/s; ktui count-only: {kc / 1e6:.2f} M calls/s "
+                  f"({hits:,} hits counted); no probe: {base_all['rate'] / 1e6:.2f} M calls/s")
+            print(f"  ratio ktui / bpftrace = {kc / bt:.3f}  (goal >= 0.95)")
+
+        if "rss" in only:
+            secs = 60.0 if args.long else 10.0
+            print(f"\n3. memory: `ktui record` for {secs:.0f} s at the highest rate ({NCPU} producers)")
+            r = ktui_record(loadgen, NCPU, secs, tmp)
+            print(f"  peak RSS {r['rss_mb']:.0f} MB (goal < 300 MB); {r['delivered']:,} events written, "
+                  f"{r['dropped']:,} dropped, {r['rate'] / 1e6:.2f} M/s")
+
+        if "startup" in only:
+            print("\n4. start-up: launch of `ktui record` with 10 probes to its first event")
+            times = [startup_seconds(loadgen, tmp) for _ in range(3)]
+            print(f"  {', '.join(f'{t:.2f}' for t in times)} s; median {statistics.median(times):.2f} s (goal < 1.5 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
