@@ -24,6 +24,45 @@ class TextIndex:
             lens[-1] = len(self.buf) - starts[-1]
         self.rowid = np.repeat(np.arange(len(starts), dtype=np.int32), lens)
 
+    _BIT = None
+
+    @classmethod
+    def _bits(cls) -> np.ndarray:
+        """A 64-bit class per byte value: which characters a name contains, as one word."""
+        if cls._BIT is None:
+            bit = np.zeros(256, dtype=np.uint64)
+            for c in range(256):
+                ch = chr(c)
+                if "a" <= ch <= "z":
+                    k = c - 97
+                elif "0" <= ch <= "9":
+                    k = 26 + c - 48
+                elif ch in "_.:/-":
+                    k = 36 + "_.:/-".index(ch)
+                elif c == 10:
+                    continue
+                else:
+                    k = 41 + c % 23
+                bit[c] = np.uint64(1) << np.uint64(k)
+            cls._BIT = bit
+        return cls._BIT
+
+    @property
+    def charmask(self) -> np.ndarray:
+        m = getattr(self, "_charmask", None)
+        if m is None:
+            vals = self._bits()[self.buf]
+            m = np.bitwise_or.reduceat(vals, self.starts) if len(self.starts) else np.zeros(0, np.uint64)
+            # reduceat on an empty row gives that row's first byte (the newline): its bit is zero
+            self._charmask = m
+        return m
+
+    def rows_with_chars(self, q: bytes) -> np.ndarray:
+        """Boolean per row: the name contains every character of ``q`` (a cheap prefilter)."""
+        bits = self._bits()
+        need = np.bitwise_or.reduce(bits[np.frombuffer(q, dtype=np.uint8)])
+        return (self.charmask & need) == need
+
     @staticmethod
     def _first_per_row(rows: np.ndarray) -> np.ndarray:
         """Indexes of the first item of each run in a non-decreasing array."""
@@ -67,6 +106,8 @@ class TextIndex:
         using the earliest chain from each name's first occurrence of ``q[0]`` (at or after
         ``min_start[row]`` when given, e.g. the start of a name's last ``:`` part)."""
         p0 = self._clip(self.positions(q[0]), a, b)
+        if len(q) > 1 and len(p0):
+            p0 = p0[self.rows_with_chars(q)[self.rowid[p0]]]
         if min_start is not None and len(p0):
             p0 = p0[p0 >= min_start[self.rowid[p0]]]
         if not len(p0):
