@@ -118,10 +118,13 @@ def bare_bcc(loadgen: str, producers: int, seconds: float, pages: int) -> dict:
 def bpftrace_rate(loadgen: str, producers: int, seconds: float) -> float:
     proc = subprocess.Popen(["bpftrace", "-e", "tracepoint:syscalls:sys_enter_getppid { @ = count(); }"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = proc.stdout.readline()  # "Attaching 1 probe..."
-    if "Attaching" not in line:
-        proc.kill()
-        raise RuntimeError(f"bpftrace did not start: {line.strip()}")
+    seen = []
+    while not seen or "Attaching" not in seen[-1]:  # bpftrace may warn about RLIMIT_MEMLOCK first, harmlessly
+        line = proc.stdout.readline()
+        if not line or len(seen) > 10:
+            proc.kill()
+            raise RuntimeError(f"bpftrace did not start: {' '.join(seen)}")
+        seen.append(line.strip())
     time.sleep(0.2)
     load = run_load(loadgen, producers, seconds)
     proc.send_signal(signal.SIGINT)

@@ -212,3 +212,33 @@ def test_when_no_probe_can_attach_the_error_says_why():
     source = LiveSource(parse_spec("tracepoint:syscalls:sys_enter_nosuch_event"))
     with pytest.raises(KtuiError, match="no probe could attach"):
         source.prepare()
+
+
+def test_user_stacks_are_symbolized_from_the_elf_of_the_mapped_file():
+    from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
+
+    binary = str(uprobe_target_binary())
+    probe = Probe(ProbeKind.UPROBE, UPROBE_SYMBOL, binary=binary,
+                  actions=[Action(ActionKind.STACKS, kernel_stack=False, user_stack=True)])
+    sink = Collect()
+    source = LiveSource([probe])
+    holder = {}
+    _run(source, sink, lambda: holder.setdefault("pid", run_uprobe_target(50, linger_ms=1200)))
+    stacks = [s for s in sink.updates[-1].stacks if s.user]
+    assert sum(s.count for s in stacks) == 50
+    frames = stacks[0].user
+    assert frames[0] == UPROBE_SYMBOL
+    assert "main" in frames
+
+
+def test_counts_add_up_in_every_update_while_events_flow():
+    n = 300_000
+    sink = Collect()
+    source = LiveSource(parse_spec(GETPPID), target=TargetProcess(command=[str(getppid_binary()), str(n)]))
+    _run(source, sink, lambda: source.finished.wait(30))
+    for update in sink.updates:
+        c = update.counters[0]
+        for cpu in range(len(c.hits)):  # what is not accounted for yet is in flight, never negative
+            assert c.hits[cpu] >= c.delivered[cpu] + c.dropped[cpu] + c.filtered[cpu]
+    final = sink.updates[-1].counters[0].totals()
+    assert final["hits"] == n == final["delivered"] + final["dropped"] + final["filtered"]

@@ -25,14 +25,24 @@ int main(int argc, char **argv) {
 
 UPROBE_TARGET_C = r"""
 #include <stdlib.h>
+#include <unistd.h>
 /* Called exactly n times; noinline and used so the symbol exists and is a real call. */
 __attribute__((noinline, used)) long ktui_test_target(long i) {
     __asm__ volatile("" ::: "memory");
     return i * 2;
 }
+/* A caller between main and the target: at a uprobe on a function's first instruction the
+   frame pointer is still the caller's, so a stack walk shows target, then main. */
+__attribute__((noinline, used)) long ktui_test_outer(long i) {
+    long r = ktui_test_target(i);
+    __asm__ volatile("" ::: "memory");
+    return r;
+}
+/* argv[2]: milliseconds to stay alive afterwards (so user stacks can still be symbolized). */
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 0, s = 0;
-    for (long i = 0; i < n; i++) s += ktui_test_target(i);
+    for (long i = 0; i < n; i++) s += ktui_test_outer(i);
+    if (argc > 2) usleep(atol(argv[2]) * 1000);
     return (int)(s & 1);
 }
 """
@@ -60,7 +70,9 @@ def build_c(name: str, source: str) -> Path:
     """Compile ``source`` once (keyed by its hash) into the cache; return the binary."""
     from ktui.paths import cache_dir
 
-    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    # Frame pointers: the kernel walks user stacks by them (BPF_F_USER_STACK).
+    flags = ["-O1", "-fno-inline", "-fno-omit-frame-pointer"]
+    digest = hashlib.sha256((source + " ".join(flags)).encode()).hexdigest()[:12]
     out = cache_dir() / "test-bin" / f"{name}-{digest}"
     if out.is_file():
         return out
@@ -68,7 +80,7 @@ def build_c(name: str, source: str) -> Path:
     src = out.with_suffix(".c")
     src.write_text(source)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    subprocess.run(["gcc", "-O1", "-fno-inline", "-o", str(tmp), str(src)], check=True, capture_output=True)
+    subprocess.run(["gcc", *flags, "-o", str(tmp), str(src)], check=True, capture_output=True)
     os.replace(tmp, out)
     return out
 
@@ -93,8 +105,9 @@ def uprobe_target_binary() -> Path:
 UPROBE_SYMBOL = "ktui_test_target"
 
 
-def run_uprobe_target(n: int) -> int:
-    proc = subprocess.Popen([str(uprobe_target_binary()), str(n)])
+def run_uprobe_target(n: int, linger_ms: int = 0) -> int:
+    """Run the uprobe target (n calls, then linger_ms alive); wait for it; return its pid."""
+    proc = subprocess.Popen([str(uprobe_target_binary()), str(n), str(linger_ms)])
     proc.wait()
     return proc.pid
 
