@@ -1,0 +1,167 @@
+"""Engine pieces that need no kernel: symbolization, histogram slots, counters, update merging, CLI split."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ktui.engine.counters import DeliveredCounts, probe_counters
+from ktui.engine.histograms import buckets_from_slots, linear_bounds, log2_bounds
+from ktui.engine.live_source import _merge_updates, default_ring_pages
+from ktui.engine.ringbuf import PAGE
+from ktui.engine.stacks import UNKNOWN, KernelSymbols, UserSymbols, _read_elf
+from ktui.events import HEADER_DTYPE, N_COUNTERS, Update
+
+
+def test_kernel_symbols_bisect_to_the_enclosing_function(tmp_path):
+    path = tmp_path / "kallsyms"
+    path.write_text("ffffffff81000000 T _stext\nffffffff81000100 t helper\nffffffff81000200 T do_thing\n"
+                    "ffffffff81000300 D some_data\nffffffffc0000000 t mod_fn\t[mymod]\n")
+    ks = KernelSymbols(str(path))
+    assert ks.lookup(0xFFFFFFFF81000150) == "helper"
+    assert ks.lookup(0xFFFFFFFF81000200) == "do_thing"
+    assert ks.lookup(0xFFFFFFFF81000350) == "do_thing"  # data symbols are not frames
+    assert ks.lookup(0xFFFFFFFFC0000010) == "mod_fn [mymod]"
+    assert ks.lookup(0x1000) == UNKNOWN
+    assert ks.lookup_many([0xFFFFFFFF81000101, 5]) == ["helper", UNKNOWN]
+
+
+def test_hidden_kernel_addresses_give_unknown(tmp_path):
+    path = tmp_path / "kallsyms"
+    path.write_text("0000000000000000 T a\n0000000000000000 T b\n")
+    assert KernelSymbols(str(path)).lookup(0xFFFFFFFF81000000) == UNKNOWN
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(max_size=2000))
+def test_any_kallsyms_text_reads_without_error(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("k") / "kallsyms"
+    path.write_bytes(data)
+    ks = KernelSymbols(str(path))
+    assert isinstance(ks.lookup(0xFFFFFFFF81000000), str)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(max_size=4000))
+def test_any_file_as_elf_gives_symbols_or_none(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("e") / "f"
+    path.write_bytes(b"\x7fELF" + data if data[:1] == b"\0" else data)
+    result = _read_elf(str(path))
+    assert result is None or isinstance(result.names, list)
+
+
+def test_user_frames_resolve_through_maps_and_elf_symbols():
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    addr = ctypes.cast(libc.getpid, ctypes.c_void_p).value
+    name = UserSymbols().lookup(os.getpid(), addr)
+    assert "getpid" in name
+
+
+def test_a_user_address_outside_any_mapping_is_unknown():
+    assert UserSymbols().lookup(os.getpid(), 0x10) == UNKNOWN
+    assert UserSymbols().lookup(2**22 + 999, 0x400000) == UNKNOWN  # no such process
+
+
+def _log2l(v: int) -> int:
+    """BCC's bpf_log2l, as the compiled program computes the slot."""
+    def log2(x: int) -> int:
+        return x.bit_length() - 1 if x else 0
+    hi = v >> 32
+    return log2(hi) + 32 + 1 if hi else log2(v) + 1
+
+
+@given(st.integers(0, 2**64 - 1))
+def test_log2_buckets_hold_the_values_the_kernel_puts_in_them(v):
+    low, high = log2_bounds(_log2l(v))
+    assert low <= v < high
+
+
+@given(st.integers(-10**6, 10**6), st.integers(-1000, 1000), st.integers(1, 5000), st.integers(1, 100))
+def test_linear_buckets_hold_the_values_the_kernel_puts_in_them(x, lo, width, step):
+    hi = lo + width
+    n = -(-(hi - lo) // step)
+    slot = 0 if x < lo else n + 1 if x >= hi else 1 + (x - lo) // step  # the compiler's C expression
+    low, high = linear_bounds(slot, lo, hi, step)
+    assert low <= x < high
+
+
+def test_buckets_are_in_slot_order_and_skip_empty_ones():
+    assert buckets_from_slots({3: 5, 1: 2, 2: 0}, {"scale": "log2"}) == [(0, 2, 2), (4, 8, 5)]
+
+
+def test_delivered_counts_per_cpu_and_probe_counters():
+    recs = np.zeros(6, HEADER_DTYPE)
+    recs["cpu"] = [0, 1, 1, 1, 0, 1]
+    delivered = DeliveredCounts(2)
+    delivered.add(0, recs)
+    kernel = np.zeros((N_COUNTERS, 2), dtype=np.int64)
+    kernel[0] = [3, 5]  # hits
+    kernel[2] = [1, 1]  # dropped
+    c = probe_counters(kernel, delivered.get(0))
+    assert c.delivered == [2, 4] and c.hits == [3, 5] and c.dropped == [1, 1]
+    assert c.totals()["hits"] == c.totals()["delivered"] + c.totals()["dropped"]
+    no_ring = probe_counters(kernel, None)  # in-kernel aggregation: submitted is what was delivered
+    assert no_ring.delivered == [0, 0]
+
+
+def test_merged_updates_keep_the_newest_events_within_the_window():
+    a = np.zeros(8, HEADER_DTYPE)
+    a["ts"] = np.arange(8)
+    b = np.zeros(8, HEADER_DTYPE)
+    b["ts"] = np.arange(8, 16)
+    merged = _merge_updates(Update(events={0: a}, message="old"), Update(events={0: b}), window=10)
+    assert list(merged.events[0]["ts"]) == list(range(6, 16))
+    assert merged.message == "old"
+
+
+def test_ring_sizes_are_powers_of_two_pages_within_bounds():
+    for n in (1, 2, 3, 10, 100, 10_000):
+        pages = default_ring_pages(n)
+        assert pages & (pages - 1) == 0 and (1 << 20) <= pages * PAGE <= (32 << 20)
+
+
+def test_record_splits_the_command_at_the_double_dash():
+    from ktui.cli import build_parser
+
+    args = build_parser().parse_args(["record", "tracepoint:a:b", "-o", "f", "--", "ls", "-l", "--", "x"])
+    assert args.specs == ["tracepoint:a:b"] and args.output == "f"
+    assert args.command_argv == ["ls", "-l", "--", "x"]
+    args = build_parser().parse_args(["record", "t:a:b", "u:c:d", "-o", "f", "-d", "2"])
+    assert args.command_argv == [] and args.duration == 2.0 and args.specs == ["t:a:b", "u:c:d"]
+
+
+def test_a_command_is_held_until_released(tmp_path):
+    import time
+
+    from ktui.engine.launch import StoppedCommand
+
+    marker = tmp_path / "ran"
+    cmd = StoppedCommand(["touch", str(marker)])
+    time.sleep(0.2)
+    assert not marker.exists() and cmd.poll() is None
+    cmd.release()
+    assert cmd.wait() == 0 and marker.exists()
+
+
+def test_an_abandoned_command_never_runs(tmp_path):
+    from ktui.engine.launch import StoppedCommand
+
+    marker = tmp_path / "ran"
+    cmd = StoppedCommand(["touch", str(marker)])
+    cmd.abandon()
+    assert cmd.returncode != 0 and not marker.exists()
+
+
+def test_a_missing_program_is_a_clear_error():
+    import pytest
+
+    from ktui.engine.launch import StoppedCommand
+    from ktui.errors import UsageError
+
+    with pytest.raises(UsageError, match="no such program"):
+        StoppedCommand(["ktui-no-such-program-xyz"])
