@@ -242,3 +242,33 @@ def test_counts_add_up_in_every_update_while_events_flow():
             assert c.hits[cpu] >= c.delivered[cpu] + c.dropped[cpu] + c.filtered[cpu]
     final = sink.updates[-1].counters[0].totals()
     assert final["hits"] == n == final["delivered"] + final["dropped"] + final["filtered"]
+
+
+def test_in_kernel_histograms_and_stack_counts_hold_every_hit():
+    from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
+
+    n = 3000
+    hist = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", name="h",
+                 actions=[Action(ActionKind.HIST, value="tid")])
+    linear = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", name="lin",
+                   actions=[Action(ActionKind.HIST, value="cpu", scale="linear", lo=0, hi=64, step=1)])
+    stacks = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", name="st",
+                   actions=[Action(ActionKind.STACKS, kernel_stack=True)])
+    sink = Collect()
+    source = LiveSource([hist, linear, stacks], target=TargetProcess(command=[str(getppid_binary()), str(n)]))
+    _run(source, sink, lambda: source.finished.wait(30))
+    final = sink.updates[-1]
+    assert all(s.status == "attached" for s in final.probes), final.probes
+    by_probe = {h.probe_id: h for h in final.histograms}
+    assert sum(c for _, _, c in by_probe[0].buckets) == n
+    pid = source.target_pid
+    assert [(lo, hi) for lo, hi, _ in by_probe[0].buckets] == [(lo, hi) for lo, hi, _ in by_probe[0].buckets
+                                                               if lo <= pid < hi]
+    assert by_probe[1].scale == "linear" and sum(c for _, _, c in by_probe[1].buckets) == n
+    assert all(hi - lo == 1 for lo, hi, _ in by_probe[1].buckets)
+    kernel_stacks = [s for s in final.stacks if s.probe_id == 2]
+    assert sum(s.count for s in kernel_stacks) == n
+    assert all(UNKNOWN_FRAME not in s.kernel for s in kernel_stacks)
+
+
+UNKNOWN_FRAME = "[unknown]"

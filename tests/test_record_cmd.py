@@ -177,3 +177,22 @@ def test_a_full_disk_is_reported_and_what_was_written_stays_readable(tmp_path, c
             assert rec.count() > 0
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.live
+def test_a_recorded_profile_keeps_its_stacks_symbolized_for_replay(tmp_path):
+    from helpers import busy_loop_binary
+    from ktui.engine.stacks import KernelSymbols
+
+    out = tmp_path / "p.ktrec"
+    assert main(["record", "profile:hz:199", "-o", str(out), "-q", "--", str(busy_loop_binary()), "1500"]) == 0
+    names = set(KernelSymbols().names)
+    with RecordingReader.open(out) as rec:
+        events = [arr for arr in rec.events()]
+        assert events and rec.count() > 50
+        kstack_ids = {int(k) for arr in events for k in arr["kstack"] if k >= 0}
+        assert kstack_ids
+        frames = [f for k in kstack_ids for f in rec.stack_frames(k)]
+        assert frames and sum(f in names for f in frames) >= 0.9 * len(frames)
+        stacks = rec.stacks()
+        assert stacks and sum(s.count for s in stacks) <= rec.count()
