@@ -290,6 +290,9 @@ class ProbeCompiler:
         out.append(self._main_function(fn, rec, stash, main_fields, scratch, kstack, ustack, cond, action_code))
         fn_name = fn
         if self.pl.main.kind in ("kfunc", "kretfunc"):
+            if not _IDENT.match(self.pl.main.event):
+                raise FetchError(f"fentry/fexit programs are named after the function, and {self.pl.main.event!r} "
+                                 "is not a C identifier; use a kprobe")
             # libbcc finds the BTF id of the traced function from these names (the engine
             # must load with BCC's auto-attach turned off, as verify.py does).
             fn_name = f"{'kfunc' if self.pl.main.kind == 'kfunc' else 'kretfunc'}__{self.pl.main.event}"
