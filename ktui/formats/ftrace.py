@@ -10,7 +10,8 @@ dashes. Bodies come in five shapes, all parsed into named fields:
 - syscalls: ``sys_openat(dfd: 0xffffff9c, ...)`` and ``sys_openat -> 0x3``
 - the function tracer: ``do_sys_openat2 <-__x64_sys_openat``
 
-Each distinct event becomes a probe whose layout is inferred from its fields over
+Events printed with the same timestamp keep their text order (the n-th gets n ns
+added, below the printed precision). Each distinct event becomes a probe whose layout is inferred from its fields over
 the whole file (a first pass decides types, a second fills records): decimal
 integers as s64/u64, hexadecimal as x64, anything else as a fixed-size string.
 Lines that fit none of this are counted and reported with their line number; the
@@ -77,6 +78,7 @@ class ParsedLine:
     key: tuple[str, str]  # (kind, event name)
     target: str  # what the probe is on: function, "syscalls:sys_enter_x", tracepoint name
     fields: list[tuple[str, str]]
+    resolution: int = 1  # ns per unit of the printed timestamp's last digit
 
 
 @dataclass
@@ -203,7 +205,8 @@ def parse_line(line: str) -> ParsedLine | str:
     ts = int(m["sec"]) * 1_000_000_000 + int(frac)
     tgid = int(m["tgid"]) if m["tgid"] and m["tgid"][0] != "-" else None
     body = m["body"]
-    head = ParsedLine(m["comm"], int(m["pid"]), tgid, int(m["cpu"]), ts, ("", ""), "", [])
+    head = ParsedLine(m["comm"], int(m["pid"]), tgid, int(m["cpu"]), ts, ("", ""), "", [],
+                      10 ** (9 - min(len(m["frac"] or ""), 9)))
     if sm := SYSCALL_ENTER.match(body):
         name = sm["name"][4:]
         head.key = ("syscall_enter", f"sys_enter_{name}")
@@ -458,6 +461,7 @@ def _fill(path: Path, events: dict, writer, ncpu: int) -> dict[int, ProbeCounter
     """Second pass: records per probe in batches, appended to the writer."""
     buffers: dict[tuple[str, str], list[ParsedLine]] = {k: [] for k in events}
     counts = {info.probe_id: [0] * ncpu for info in events.values()}
+    printed, ties = None, 0
     for no, line in _lines(path):
         if not line.strip() or line[0] == "#":
             continue
@@ -467,6 +471,13 @@ def _fill(path: Path, events: dict, writer, ncpu: int) -> dict[int, ProbeCounter
         info = events.get(parsed.key)
         if info is None:
             continue
+        # Events printed with the same (microsecond) time keep their text order: the
+        # n-th of them gets n ns added, below the text's precision. Pairing an exit
+        # with its entry depends on it.
+        ties = ties + 1 if parsed.ts == printed else 0
+        printed = parsed.ts
+        if ties < parsed.resolution:
+            parsed.ts += ties
         buf = buffers[parsed.key]
         buf.append(parsed)
         if parsed.cpu < ncpu:

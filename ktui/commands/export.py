@@ -1,0 +1,59 @@
+"""`ktui export FILE --format perfetto|jsonl -o OUT`: a recording (or ftrace text) into what others open."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+
+from ktui.formats.rows import create_output
+from ktui.recording.replay_source import open_recording
+
+FORMATS = ("perfetto", "jsonl")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export a recording to Perfetto (Chrome JSON trace) or JSON Lines",
+        description="perfetto: a trace ui.perfetto.dev opens, with per-CPU tracks, entry/return pairs as "
+        "slices and per-CPU event counters. jsonl: one event per line (ts, cpu, pid, tid, comm, probe, "
+        "fetched values) in time order. The file is created readable by its owner only.",
+    )
+    p.add_argument("file", metavar="FILE", help="a recording, or ftrace text")
+    p.add_argument("--format", "-f", choices=FORMATS, required=True)
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write ('-' for stdout)")
+    p.add_argument("--pid", type=int, help="only events of this process")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    workdir = tempfile.mkdtemp(prefix="ktui-export-")
+    try:
+        reader = open_recording(args.file, workdir)
+        for problem in reader.problems:
+            print(f"ktui: {problem}", file=sys.stderr)
+        out = create_output(args.output, args.force)
+        try:
+            if args.format == "jsonl":
+                from ktui.formats.jsonl import export_jsonl
+
+                n = export_jsonl(reader, out, pid=args.pid)
+                summary = f"{n} event(s)"
+            else:
+                from ktui.formats.perfetto import export_perfetto
+
+                stats = export_perfetto(reader, out, pid=args.pid)
+                summary = (f"{stats['instants']} event(s) on per-CPU tracks, {stats['slices']} slice(s), "
+                           f"{stats['counters']} counter sample(s)")
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        reader.close()
+        if args.output != "-":
+            print(f"{args.output}: {summary}")
+        return 0
+    finally:
+        shutil.rmtree(workdir, True)

@@ -1,0 +1,31 @@
+"""`ktui import FILE -o RECORDING`: ftrace text (trace, trace_pipe) into a recording."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ktui.formats.ftrace import import_ftrace
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "import",
+        help="import ftrace text (/sys/kernel/tracing/trace or trace_pipe output) into a recording",
+        description="Reads ftrace text: tracepoints, kprobe and return-probe events, syscall events and the "
+        "function tracer. Each distinct event becomes a probe with fields inferred from its values. Lines "
+        "that cannot be read are listed with their line numbers; the rest is imported.",
+    )
+    p.add_argument("file", metavar="FILE", help="ftrace text")
+    p.add_argument("-o", "--output", required=True, metavar="RECORDING", help="the recording to create")
+    p.add_argument("--force", action="store_true", help="replace RECORDING if it exists")
+    p.add_argument("--host", help="host name to show for this trace (default: the file name)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = import_ftrace(args.file, args.output, overwrite=args.force, host=args.host)
+    for line in report.problem_lines():
+        print(f"ktui: {line}", file=sys.stderr)
+    print(f"{args.output}: {report.summary()}")
+    return 0

@@ -1,0 +1,89 @@
+"""Events of a recording as plain rows in time order: what the exporters write.
+
+A row is a dict: ts (ns), cpu, pid, tid, comm, probe (name), then the probe's
+fetched values. Integers stay integers; values shown in hex become "0x..." text
+(64-bit pointers do not survive JSON readers that use doubles); strings are
+decoded as UTF-8 with replacement; stack ids become symbolized frames.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import IO, Iterator
+
+import numpy as np
+
+from ktui.errors import KtuiError
+from ktui.events import HEADER_FIELDS, ProbeLayout
+from ktui.recording.reader import RecordingReader
+
+HEADER_COUNT = len(HEADER_FIELDS)
+
+
+def ordered_rows(reader: RecordingReader, *, pid: int | None = None, probe_ids=None,
+                 batch: int = 65536) -> Iterator[dict]:
+    """Every event (optionally of one pid / some probes) as a row, in time order."""
+    reader.seek(0)
+    while True:
+        window = reader.read(max_events=batch, probe_ids=probe_ids)
+        if not window:
+            return
+        parts = []
+        for probe_id, arr in window.items():
+            if pid is not None:
+                arr = arr[arr["pid"] == pid]
+            if len(arr):
+                parts.append((reader.layouts[probe_id], arr))
+        if not parts:
+            continue
+        converted = [list(_rows(reader, layout, arr)) for layout, arr in parts]
+        ts = np.concatenate([arr["ts"] for _, arr in parts])
+        which = np.concatenate([np.full(len(arr), i) for i, (_, arr) in enumerate(parts)])
+        index = np.concatenate([np.arange(len(arr)) for _, arr in parts])
+        for k in np.lexsort((which, ts)):
+            yield converted[which[k]][index[k]]
+
+
+def _rows(reader: RecordingReader, layout: ProbeLayout, arr: np.ndarray) -> Iterator[dict]:
+    cols = {name: arr[name].tolist() for name in ("ts", "cpu", "pid", "tid", "kstack", "ustack")}
+    comm = [c.decode("utf-8", "replace") for c in arr["comm"].tolist()]
+    fields = []
+    for f in layout.fields:
+        values = arr[f.name].tolist()
+        if f.display == "string" or arr.dtype[f.name].kind == "S":
+            values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+        elif f.display == "x":
+            values = [f"0x{v & 0xFFFFFFFFFFFFFFFF:x}" for v in values]
+        elif f.display == "symbol":
+            values = [reader.symbolize(v) for v in values]
+        fields.append((f.name, values))
+    for i in range(len(arr)):
+        row = {"ts": cols["ts"][i], "cpu": cols["cpu"][i], "pid": cols["pid"][i], "tid": cols["tid"][i],
+               "comm": comm[i], "probe": layout.name}
+        for name, values in fields:
+            row[name] = values[i]
+        if cols["kstack"][i] >= 0:
+            row["kstack"] = reader.stack_frames(cols["kstack"][i])
+        if cols["ustack"][i] >= 0:
+            row["ustack"] = reader.stack_frames(cols["ustack"][i], user=True, pid=cols["pid"][i])
+        yield row
+
+
+def create_output(path: str, force: bool) -> IO[str]:
+    """An export file, owner-only like the recording it comes from; refuses to overwrite unless forced."""
+    if path == "-":
+        import sys
+
+        return sys.stdout
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        if force and os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+            raise KtuiError("exists and is not a regular file", where=path)
+        fd = os.open(path, flags, 0o600)
+        os.fchmod(fd, 0o600)
+    except FileExistsError:
+        raise KtuiError("a file of that name exists; choose another name or use --force", where=path) from None
+    except OSError as err:
+        raise KtuiError(f"cannot create the export: {err.strerror}", where=path) from None
+    return os.fdopen(fd, "w", encoding="utf-8", newline="\n")
