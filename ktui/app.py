@@ -12,6 +12,7 @@ import asyncio
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 from rich.text import Text
@@ -43,7 +44,7 @@ SLOW_PANES_HZ = 4  # stacks, histograms and counts redraw at most this often
 
 
 class KtuiApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses (tests) live elsewhere
     TITLE = "ktui"
     AUTO_FOCUS = "#stream"
 
@@ -58,6 +59,8 @@ class KtuiApp(App):
         Binding("3", "show_tab('stacks')", "Stacks", show=False, id="app.tab_stacks"),
         Binding("4", "show_tab('hists')", "Hists", show=False, id="app.tab_hists"),
         Binding("5", "show_tab('probes')", "Probes", id="app.tab_probes"),
+        Binding("ctrl+n", "add_probe", "Add probe", id="app.add_probe"),
+        Binding("ctrl+g", "show_c", "Show C", id="app.show_c"),
         Binding("b", "toggle_browser", "Browser", show=False, id="app.browser"),
         Binding("p", "pause_replay", "Pause", id="app.pause"),
         Binding("plus", "speed(2)", "Faster", show=False, id="app.faster"),
@@ -460,6 +463,15 @@ class KtuiApp(App):
             self.query_one(ProbeList).focus()
         self._draw_slow_panes()
 
+    def action_add_probe(self) -> None:
+        if self.mode != "live":
+            self.notify("Replay is read-only: probes cannot be added.", severity="warning")
+            return
+        self.query_one(ProbeEditor).action_add_probe()
+
+    def action_show_c(self) -> None:
+        self.query_one(ProbeEditor).action_show_c()
+
     def action_toggle_browser(self) -> None:
         browser = self.query_one("#browser")
         browser.display = not browser.display
@@ -502,7 +514,7 @@ class KtuiApp(App):
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
         seen = set()
-        for b in self.BINDINGS + [*ProbeEditor.BINDINGS, *EventStream.BINDINGS, *ProbeList.BINDINGS,
+        for b in self.BINDINGS + [*EventStream.BINDINGS, *ProbeList.BINDINGS,
                                   *SymbolBrowser.BINDINGS]:
             if not isinstance(b, Binding) or not b.description or b.action in seen or b.action == "quit":
                 continue
@@ -512,7 +524,7 @@ class KtuiApp(App):
 
     def _palette_runner(self, action: str) -> Callable[[], None]:
         def run() -> None:
-            target = {"add_probe": "#editor", "show_c": "#editor", "toggle_follow": "#stream", "filter": "#stream",
+            target = {"toggle_follow": "#stream", "filter": "#stream",
                       "clear": "#stream", "toggle": "#probe-list", "remove": "#probe-list",
                       "cycle_mode": "#browser"}
             name = action.split("(")[0]

@@ -45,7 +45,7 @@ def live_unavailable() -> str | None:
     except Exception as err:
         return str(err)
     try:
-        from ktui.engine import LiveSource  # noqa: F401
+        _live_source_class()
     except ImportError:
         return "The live engine is not part of this build."
     return None
@@ -74,10 +74,16 @@ def _load_session(path: str) -> list[Probe]:
     return list(Session.load(path).probes)
 
 
-def _live_factory(probes: list[Probe]):
-    from ktui.engine import LiveSource
+def _live_source_class():
+    try:
+        from ktui.engine import LiveSource
+    except ImportError:
+        from ktui.engine.live_source import LiveSource
+    return LiveSource
 
-    return LiveSource([p for p in probes])
+
+def _live_factory(probes: list[Probe]):
+    return _live_source_class()(list(probes))
 
 
 def _replay_source(paths: list[str]):

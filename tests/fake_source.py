@@ -127,3 +127,70 @@ def populated_updates() -> list[Update]:
                     counters=counters_for({0: 60, 1: 10, 2: 738}, dropped=5), probes=states,
                     stacks=sample_stacks(), histograms=[sample_histogram()], elapsed_s=2.0, now_ns=T0 + 2 * 10**9)
     return [first, second]
+
+
+def fake_catalog():
+    """A small catalog with the marks the browser shows (for pictures and flows; the real one is tested live)."""
+    from ktui.catalog import Catalog
+    from ktui.catalog.entry import Arg, Details, Entry
+
+    def tp(event: str, fields: list[tuple[str, str]]) -> Entry:
+        return Entry("tracepoint", f"tracepoint:{event}", event, traceability="traceable",
+                     details=Details([Arg(n, t) for n, t in fields]))
+
+    def kp(sym: str, trace: str, args: list[tuple[str, str]], ret: str = "long", **kw) -> Entry:
+        return Entry("kprobe", f"kprobe:{sym}", sym, address=0xffffffff81000000 + len(sym) * 0x100,
+                     traceability=trace, traceability_reason=kw.pop("reason", ""),
+                     details=Details([Arg(n, t) for n, t in args], ret, kw.pop("source", None)), **kw)
+
+    entries = [
+        tp("syscalls:sys_enter_getppid", [("__syscall_nr", "int")]),
+        tp("syscalls:sys_enter_openat", [("__syscall_nr", "int"), ("dfd", "int"), ("filename", "const char *"),
+                                         ("flags", "int"), ("mode", "umode_t")]),
+        tp("sched:sched_switch", [("prev_comm", "char[16]"), ("prev_pid", "pid_t"), ("next_pid", "pid_t")]),
+        kp("do_sys_openat2", "traceable", [("dfd", "int"), ("filename", "const char *"),
+                                           ("how", "struct open_how *")], source="fs/open.c:1388"),
+        kp("vfs_read", "traceable", [("file", "struct file *"), ("buf", "char *"), ("count", "size_t"),
+                                     ("pos", "loff_t *")], "ssize_t", source="fs/read_write.c:450"),
+        kp("do_idle", "notrace", [], "void", reason="absent from available_filter_functions"),
+        kp("memcpy_orig", "blacklisted", [], "void *", reason="in .noinstr.text"),
+        kp("tcp_v4_rcv", "clone", [("skb", "struct sk_buff *")], "int", clones=["tcp_v4_rcv.isra.0"]),
+        kp("tcp_connect", "inlined", [("sk", "struct sock *")], "int"),
+        kp("show_map", "duplicate", [("m", "struct seq_file *")], "int", addresses=[0xffffffff81001000, 0xffffffff81002000]),
+    ]
+    return Catalog.from_entries(entries, origin="test")
+
+
+class RecordingFactory:
+    """A source factory for flow tests: remembers every probe set and serves FakeSources."""
+
+    def __init__(self, updates_for=None):
+        self.calls: list[list] = []
+        self.sources: list[FakeSource] = []
+        self.updates_for = updates_for or (lambda probes: [])
+
+    def __call__(self, probes):
+        from ktui.events import FieldLayout, ProbeLayout
+
+        self.calls.append([p for p in probes])
+        layouts = {i: ProbeLayout(i, p.name, p.spec, tuple(FieldLayout(f.name, "<u8") for f in p.fetches))
+                   for i, p in enumerate(probes) if p.enabled}
+        source = FakeSource(layouts, self.updates_for(layouts))
+        self.sources.append(source)
+        return source
+
+
+def run_async_tests(namespace: dict) -> None:
+    """No asyncio plugin is installed: turn each ``async def test_*`` into a plain test run with asyncio.run."""
+    import asyncio
+    import functools
+    import inspect
+
+    for name, fn in list(namespace.items()):
+        if name.startswith("test_") and inspect.iscoroutinefunction(fn):
+            def make(fn=fn):
+                @functools.wraps(fn)
+                def test(*args, **kwargs):
+                    return asyncio.run(fn(*args, **kwargs))
+                return test
+            namespace[name] = make()

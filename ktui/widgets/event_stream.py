@@ -200,9 +200,14 @@ class EventStream(ScrollView, can_focus=True):
         if not events or not self.window.append(events):
             return
         self._resize()
+        self._follow_end()
+        self.refresh()
+
+    def _follow_end(self) -> None:
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
-        self.refresh()
+            # The first rows make the scrollbar appear only after layout: scroll again then.
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
 
     def clear(self) -> None:
         self.window.clear()
@@ -213,8 +218,7 @@ class EventStream(ScrollView, can_focus=True):
     def set_filter(self, query: str) -> None:
         self.window.set_filter(text_filter(query, self.layouts))
         self._resize()
-        if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self._follow_end()
         self.refresh()
 
     def _resize(self) -> None:
@@ -223,8 +227,7 @@ class EventStream(ScrollView, can_focus=True):
     # --- actions ---------------------------------------------------------------
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
-        if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self._follow_end()
 
     def action_filter(self) -> None:
         self.post_message(self.FilterRequested())
@@ -260,8 +263,7 @@ class EventStream(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         self._strips.clear()
         self._resize()
-        if self.follow:
-            self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
+        self._follow_end()
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual import on
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, SelectionList, Static
@@ -29,10 +28,7 @@ def _arg_kind(ctype: str) -> str:
 class ProbeEditor(VerticalScroll):
     """Fields for one probe; posts ProbeSubmitted with the probes built from them."""
 
-    BINDINGS = [
-        Binding("ctrl+a", "add_probe", "Add probe", id="editor.add"),
-        Binding("ctrl+g", "show_c", "Show C", id="editor.show_c"),
-    ]
+    # Its keys (ctrl+n add, ctrl+g show C) are app bindings, so they work from the probe list too.
 
     class ShowCRequested(Message):
         def __init__(self, probes: list[Probe]) -> None:
@@ -64,7 +60,7 @@ class ProbeEditor(VerticalScroll):
         yield Input(placeholder="keep every event", id="editor-filter")
         yield Static("", id="editor-filter-error", markup=False, classes="field-error")
         with Horizontal(id="editor-buttons"):
-            yield Button("Add probe (ctrl+a)", id="editor-add", variant="primary")
+            yield Button("Add probe (ctrl+n)", id="editor-add", variant="primary")
             yield Button("Show C (ctrl+g)", id="editor-show-c")
 
     # --- filled from the browser ------------------------------------------------

@@ -262,7 +262,9 @@ class SymbolBrowser(Vertical):
     @on(Input.Submitted, "#symbol-search")
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.query_one(SymbolList).action_choose()
+        entry = self.query_one(SymbolList).entry
+        if entry is not None:  # posted here, not on the list: a message sent to a child stops at its sender
+            self.post_message(EntryChosen(entry))
 
     def search(self, query: str) -> None:
         if self.catalog is None:
@@ -279,6 +281,8 @@ class SymbolBrowser(Vertical):
                 pattern = query
                 if mode == "glob" and not any(c in query for c in "*?[{"):
                     pattern = f"*{query}*"  # a plain word finds names containing it
+                elif mode == "glob" and ":" not in query:
+                    pattern = f"*:{query}"  # no provider given: any provider
                 rows = catalog.search_indices(pattern, mode=mode, limit=None if mode != "fuzzy" else 500)
         except Exception as err:  # UsageError for a bad pattern; anything else is shown, not raised
             if get_current_worker().is_cancelled:
