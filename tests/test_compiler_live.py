@@ -8,7 +8,9 @@ import ctypes as ct
 import numpy as np
 import pytest
 
-from helpers import getppid_binary, getppid_child, run_uprobe_target, uprobe_target_binary, UPROBE_SYMBOL
+import subprocess
+
+from helpers import UPROBE_SYMBOL, UPROBE_TARGET_C, build_c, getppid_binary, getppid_child
 from ktui.compiler import KernelFacts, compile_session
 from ktui.compiler.verify import bpf_class
 from ktui.events import DROPPED, FILTERED, HITS, N_COUNTERS, SUBMITTED
@@ -37,6 +39,22 @@ def _attach(b, plan):
         attach(name=plan.binary.encode(), sym=plan.sym.encode(), fn_name=plan.fn_name.encode(), pid=plan.pid)
     else:
         raise AssertionError(plan.kind)
+
+
+def _detach_all(b, prog):
+    """Counters are read after detaching: other processes on the machine may hit the same events."""
+    done = set()
+    for cp in prog.probes:
+        for plan in cp.attach_plans:
+            key = (plan.kind, plan.event, plan.binary)
+            if key in done:  # BCC detaches every program on the same point at once
+                continue
+            done.add(key)
+            if plan.kind == "tracepoint":
+                b.detach_tracepoint(tp=plan.event.encode())
+            elif plan.kind in ("uprobe", "uretprobe"):
+                detach = b.detach_uprobe if plan.kind == "uprobe" else b.detach_uretprobe
+                detach(name=plan.binary.encode(), sym=plan.sym.encode(), pid=plan.pid)
 
 
 def _counters(b, probe_id):
@@ -73,6 +91,7 @@ def test_tracepoint_counts_exactly_and_records_decode():
         for cp in prog.probes:
             _attach(b, cp.attach)
         child = getppid_child(n)
+        _detach_all(b, prog)
         stream, count = prog.probes
         events = _drain(b, stream.ring, stream.layout)
         hits, submitted, dropped, filtered = _counters(b, 0)
@@ -106,6 +125,7 @@ def test_target_process_and_disable():
         for cp in prog.probes:
             _attach(b, cp.attach)
         getppid_child(1000)
+        _detach_all(b, prog)
         assert _counters(b, 1) == [0, 0, 0, 0]
         assert _counters(b, 0)[HITS] < 1000
     finally:
@@ -114,7 +134,8 @@ def test_target_process_and_disable():
 
 def test_uprobe_and_uretprobe_with_entry_argument():
     n = 300
-    binary = str(uprobe_target_binary())
+    # our own copy of the target: uprobes on a file fire for every process running it
+    binary = str(build_c("compiler-uprobe-target", UPROBE_TARGET_C))
     probes = [
         Probe(ProbeKind.UPROBE, UPROBE_SYMBOL, binary=binary, fetches=[Fetch("i", Arg(index=1), ValueType.parse("s64"))]),
         Probe(ProbeKind.URETPROBE, UPROBE_SYMBOL, binary=binary,
@@ -128,7 +149,10 @@ def test_uprobe_and_uretprobe_with_entry_argument():
         for cp in prog.probes:
             for plan in cp.attach_plans:
                 _attach(b, plan)
-        child = run_uprobe_target(n)
+        proc = subprocess.Popen([binary, str(n)])
+        proc.wait()
+        child = proc.pid
+        _detach_all(b, prog)
         entry = _drain(b, prog.probes[0].ring, prog.probes[0].layout)
         ret = _drain(b, prog.probes[1].ring, prog.probes[1].layout)
         entry, ret = entry[entry["pid"] == child], ret[ret["pid"] == child]
