@@ -58,18 +58,19 @@ UNSUPPORTED = {
     "self": "bpftrace's self probes are not supported",
 }
 
-SYMBOL = re.compile(r"^[A-Za-z_.$][\w.$]*$")
-MODULE = re.compile(r"^[A-Za-z_][\w-]*$")
-TP_PART = re.compile(r"^[\w-]+$")
-USYMBOL = re.compile(r"^[A-Za-z_.$][\w.$@]*$")
+# ASCII only: these names reach generated code and attach calls.
+SYMBOL = re.compile(r"^[A-Za-z_.$][\w.$]*\Z", re.ASCII)
+MODULE = re.compile(r"^[A-Za-z_][\w-]*\Z", re.ASCII)
+TP_PART = re.compile(r"^[\w-]+\Z", re.ASCII)
+USYMBOL = re.compile(r"^[A-Za-z_.$][\w.$@]*\Z", re.ASCII)
 GLOB_CHARS = re.compile(r"[*?\[\]{}]")
 
 _NUMBER = r"(?:0[xX][0-9A-Fa-f]+|[0-9]+)"
-_SYM_OFFSET = re.compile(rf"^(.+?)\+({_NUMBER})$")
-_ADDRESS = re.compile(rf"^0[xX][0-9A-Fa-f]+$")
+_SYM_OFFSET = re.compile(rf"^(.+?)\+({_NUMBER})\Z")
+_ADDRESS = re.compile(rf"^0[xX][0-9A-Fa-f]+\Z")
 
 _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-_COMPACT_PERIOD = re.compile(r"^([0-9]+)(hz|s|ms|us|ns)$")
+_COMPACT_PERIOD = re.compile(r"^([0-9]+)(hz|s|ms|us|ns)\Z")
 
 MAX_HZ = 1_000_000
 
@@ -186,8 +187,8 @@ def _uprobe(kind: ProbeKind, rest: str, source: str) -> Probe:
     binary, sep, sym = rest.rpartition(":")
     if not sep or not binary or not sym:
         raise UsageError(f"{source!r}: expected {kind}:BINARY:FUNCTION, like uprobe:/usr/bin/bash:readline")
-    if "\x00" in binary:
-        raise UsageError(f"{source!r}: the binary path holds a NUL byte")
+    if any(ord(c) < 32 or c == "\x7f" for c in binary):
+        raise UsageError(f"{source!r}: the binary path holds a control character")
     if _ADDRESS.match(sym):
         if kind is ProbeKind.URETPROBE:
             raise UsageError(f"{source!r}: a uretprobe attaches to a function, not an address")

@@ -56,10 +56,10 @@ X86_64_REGISTERS = (
     "ip", "flags", "orig_ax", "cs", "ss", "ds", "es", "fs", "gs",
 )
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SYMBOL = re.compile(r"^[A-Za-z_.$][\w.$]*$")
-_MODULE = re.compile(r"^[A-Za-z_][\w-]*$")
-_HEAD = re.compile(r"^(?P<op>[pr-])(?P<maxactive>[0-9]*)(?::(?P<event>\S*))?$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_SYMBOL = re.compile(r"^[A-Za-z_.$][\w.$]*\Z", re.ASCII)
+_MODULE = re.compile(r"^[A-Za-z_][\w-]*\Z", re.ASCII)
+_HEAD = re.compile(r"^(?P<op>[pr-])(?P<maxactive>[0-9]*)(?::(?P<event>\S*))?\Z")
 
 
 def _err(message: str, line: str, pos: int) -> ParseError:
@@ -258,10 +258,10 @@ def _type_colon(body: str) -> int | None:
     return None
 
 
-_REG = re.compile(r"^%([a-z0-9_]+)$")
-_ARGN = re.compile(r"^\$arg([0-9]+)$")
-_STACKN = re.compile(r"^\$stack([0-9]+)$")
-_DEREF = re.compile(r"^([+-])(u?)([0-9][0-9A-Fa-fxX]*)\((.*)\)$", re.S)
+_REG = re.compile(r"^%([a-z0-9_]+)\Z")
+_ARGN = re.compile(r"^\$arg([0-9]+)\Z")
+_STACKN = re.compile(r"^\$stack([0-9]+)\Z")
+_DEREF = re.compile(r"^([+-])(u?)([0-9][0-9A-Fa-fxX]*)\((.*)\)\Z", re.S)
 
 
 def _parse_expr(text: str, pos: int, line: str, kind: ProbeKind, offset: int, depth: int) -> FetchExpr:
@@ -341,7 +341,7 @@ def _parse_at(text: str, pos: int, line: str) -> SymAddr:
         if addr >= 1 << 64:
             raise _err("the address does not fit in 64 bits", line, pos + 1)
         return SymAddr(address=addr)
-    m = re.match(r"^([A-Za-z_.$][\w.$]*)(?:([+-])(.+))?$", rest)
+    m = re.match(r"^([A-Za-z_.$][\w.$]*)(?:([+-])(.+))?\Z", rest, re.ASCII)
     if m is None:
         raise _err("expected an address or a data symbol after '@'", line, pos + 1)
     sym, sign, off_text = m.groups()

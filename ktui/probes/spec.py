@@ -24,7 +24,7 @@ MAX_SPEC = 65536
 
 _KPROBE_EVENTS = re.compile(r"^(?:[pr][0-9]*|-)(?::\S*)?\s+\S")
 _KPROBE_REMOVE = re.compile(r"^-:")
-_KRETPROBE_ALONE = re.compile(r"^r[0-9]*(?::\S*)?$")  # "r:ev" without a symbol: bpftrace has no "r:" alias
+_KRETPROBE_ALONE = re.compile(r"^r[0-9]*(?::\S*)?\Z")  # "r:ev" without a symbol: bpftrace has no "r:" alias
 _STAP_WORD = re.compile(r"^(?:begin|end|error|never)(?:\([^)]*\))?$|^(?:timer|perf|syscall|nd_syscall|kernel|module|process|vfs|scheduler|signal|netdev|ioblock|tcp|udp|socket)\.")
 
 

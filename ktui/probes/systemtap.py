@@ -315,6 +315,8 @@ def _process(comps, source: str, catalog) -> list[Probe]:
         raise UsageError(f"'{source}': process.function needs a program path (process(\"/usr/bin/ls\")); "
                          f"ktui does not take a target process from -x/-c here")
     binary = _str_arg(comps[0], source)
+    if any(ord(c) < 32 or c == "\x7f" for c in binary):
+        raise UsageError(f"'{source}': the program path holds a control character")
     if len(comps) < 2 or comps[1].name != "function":
         what = comps[1].name if len(comps) > 1 else "nothing"
         raise UsageError(f"'{source}': process(...).{what} is not supported (process(...).function(...) is)")
@@ -324,7 +326,7 @@ def _process(comps, source: str, catalog) -> list[Probe]:
         raise UsageError(f"'{source}': maxactive is for kernel return probes only")
     kind = ProbeKind.URETPROBE if is_return else ProbeKind.UPROBE
     if not is_glob(func):
-        if not re.match(r"^[A-Za-z_.$][\w.$@]*$", func):
+        if not re.match(r"^[A-Za-z_.$][\w.$@]*\Z", func, re.ASCII):
             raise UsageError(f"'{source}': {func!r} is not a function name")
         return [Probe(kind, func, binary=binary, source=source)]
     if catalog is None:
@@ -347,7 +349,7 @@ def _trace(comps, source: str, catalog) -> list[Probe]:
     else:
         pattern = f"tracepoint:*:{name}"
     if not is_glob(pattern.split(":", 1)[1]) and ":" in name:
-        if not re.match(r"^[\w-]+:[\w-]+$", name):
+        if not re.match(r"^[\w-]+:[\w-]+\Z", name, re.ASCII):
             raise UsageError(f"'{source}': {name!r} is not a tracepoint name")
         return [Probe(ProbeKind.TRACEPOINT, name, source=source)]
     if catalog is None:
@@ -370,7 +372,7 @@ def _syscall(comps, source: str, catalog) -> list[Probe]:
         raise UsageError(f"'{source}': expected syscall.NAME or syscall.NAME.return")
     event = ("sys_exit_" if rest else "sys_enter_") + name
     if not is_glob(name):
-        if not re.match(r"^\w+$", name):
+        if not re.match(r"^\w+\Z", name, re.ASCII):
             raise UsageError(f"'{source}': {name!r} is not a system call name")
         return [Probe(ProbeKind.TRACEPOINT, f"syscalls:{event}", source=source)]
     if catalog is None:
@@ -529,7 +531,7 @@ def _variable(tok: Tok, s: _Stream, ctx: _Ctx, vtype: ValueType | None = None) -
         if text == "$$vars":
             ctx.notes.append("$$vars: locals need DWARF; only the parameters are fetched")
         names = [ctx.add(Fetch(a.name, Arg(index=i + 1, name=a.name))) for i, a in enumerate(ctx.entry_args)
-                 if a.name and re.match(r"^[A-Za-z_]\w*$", a.name)]
+                 if a.name and re.match(r"^[A-Za-z_]\w*\Z", a.name, re.ASCII)]
         return names[0] if names else ""
     if text in ("$return", "$$return"):
         if not ctx.is_return:
@@ -539,13 +541,13 @@ def _variable(tok: Tok, s: _Stream, ctx: _Ctx, vtype: ValueType | None = None) -
         raise ParseError(f"{text} cannot be mapped (known: $$parms, $$return)", text=ctx.text, pos=tok.pos)
     if text.startswith("@"):
         raise ParseError(f"{text} (statistics and @-functions) cannot be mapped", text=ctx.text, pos=tok.pos)
-    if re.match(r"^\$[0-9]+$", text):
+    if re.match(r"^\$[0-9]+\Z", text):
         raise ParseError(f"{text} is a command-line argument of stap; ktui has none", text=ctx.text, pos=tok.pos)
     base = text[1:]
     path: list[str] = []
     while s.at("->") or (path and s.at(".")):
         s.take()
-        if s.tok.kind != "ident" or not re.match(r"^[A-Za-z_]\w*$", s.tok.text):
+        if s.tok.kind != "ident" or not re.match(r"^[A-Za-z_]\w*\Z", s.tok.text, re.ASCII):
             raise s.error("a member name")
         path.append(s.take().text)
     if s.at("["):
@@ -618,7 +620,7 @@ def _condition(s: _Stream, ctx: _Ctx) -> str:
                 if not ctx.is_return:
                     raise ParseError(f"{tok.text} is only for a .return probe", text=ctx.text, pos=tok.pos)
                 out.append("retval")  # a name the filter language knows on return probes
-            elif re.match(r"^\$[A-Za-z_]\w*$", tok.text) and not s.at("->"):
+            elif re.match(r"^\$[A-Za-z_]\w*\Z", tok.text, re.ASCII) and not s.at("->"):
                 out.append(tok.text[1:])  # an argument by name
             else:
                 out.append(_variable(tok, s, ctx))
