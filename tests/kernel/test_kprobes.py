@@ -103,10 +103,15 @@ def test_kernel_clone_args_by_name_from_btf():
     traced = trace([probe], fork_once)
     events = traced.of(0)
     mine = events[events["pid"] == os.getpid()]
-    assert len(mine) == 1, mine
-    assert int(mine["exit_signal"][0]) == signal.SIGCHLD
+    clone_thread = 0x00010000
+    # The engine's own threads start after attaching: clones with CLONE_THREAD and no exit signal.
+    threads = mine[(mine["clone_flags"] & clone_thread) != 0]
+    assert (threads["exit_signal"] == 0).all()
+    forks = mine[(mine["clone_flags"] & clone_thread) == 0]
+    assert len(forks) == 1, mine
+    assert int(forks["exit_signal"][0]) == signal.SIGCHLD
     clone_child_settid, clone_child_cleartid = 0x01000000, 0x00200000
-    flags = int(mine["clone_flags"][0])
+    flags = int(forks["clone_flags"][0])
     assert flags & clone_child_settid and flags & clone_child_cleartid, hex(flags)
     assert flags & 0xFF == 0  # the exit signal is split out of the flags into its own member
 
@@ -170,11 +175,15 @@ def test_schedule_stacks_resolve_and_per_cpu_count_has_a_rate():
 
     kallsyms = {line.split()[2] for line in Path("/proc/kallsyms").read_text().splitlines()}
     assert traced.stacks, "no stacks were aggregated"
-    frames = [f for s in traced.stacks for f in s.kernel]
-    named = [f for f in frames if f.split("+")[0] in kallsyms]
-    assert len(named) >= 0.9 * len(frames), [f for f in frames if f not in named][:10]
-    assert any(f.split("+")[0] in ("do_nanosleep", "hrtimer_nanosleep", "schedule_hrtimeout_range_clock")
-               for s in traced.stacks for f in s.kernel), traced.stacks[:3]
+    frames = [_symbol(f) for s in traced.stacks for f in s.kernel]
+    unnamed = [f for f in frames if f not in kallsyms]
+    assert not unnamed, unnamed[:10]
+    assert any(f in ("do_nanosleep", "hrtimer_nanosleep") for f in frames), traced.stacks[:3]
+
+
+def _symbol(frame: str) -> str:
+    """'p9_client_read [9pnet]' or 'do_nanosleep+0x5a' -> the kallsyms name."""
+    return frame.split(" [", 1)[0].split("+", 1)[0]
 
 
 # --- the kprobe_events line: ktui against the kernel's own tracer ----------------------------
@@ -187,12 +196,23 @@ KPROBE_EVENTS_LINE = (
 FIELDS = ("sk", "space", "mss", "rcv_wnd", "window_clamp", "wscale_ok", "rsv_wscale", "init_rcv_wnd")
 
 
+def _append_kprobe_event(tracefs: Path, line: str) -> None:
+    # Not open(..., "a"): Python seeks to the end on opening, which tracefs refuses (EINVAL).
+    fd = os.open(tracefs / "kprobe_events", os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, (line + "\n").encode())
+    except OSError as err:
+        log = (tracefs / "error_log").read_text() if (tracefs / "error_log").exists() else ""
+        raise AssertionError(f"the kernel refused {line!r}: {err}\n{log}") from None
+    finally:
+        os.close(fd)
+
+
 def _kernel_tracer(tracefs: Path):
-    """The same line in the kernel's own kprobe_events, enabled; yields a reader of its lines."""
+    """The same line in the kernel's own kprobe_events, enabled."""
     (tracefs / "tracing_on").write_text("0")
     (tracefs / "trace").write_text("")
-    with open(tracefs / "kprobe_events", "a") as f:
-        f.write(KPROBE_EVENTS_LINE + "\n")
+    _append_kprobe_event(tracefs, KPROBE_EVENTS_LINE)
     (tracefs / "events/kprobes/myprobe/enable").write_text("1")
     (tracefs / "tracing_on").write_text("1")
 
@@ -202,8 +222,8 @@ def _remove_kernel_tracer(tracefs: Path) -> None:
     enable = tracefs / "events/kprobes/myprobe/enable"
     if enable.exists():
         enable.write_text("0")
-    with open(tracefs / "kprobe_events", "a") as f:
-        f.write("-:myprobe\n")
+    if "myprobe" in (tracefs / "kprobe_events").read_text():
+        _append_kprobe_event(tracefs, "-:myprobe")
 
 
 def test_kprobe_events_line_matches_the_kernels_own_tracer(tracefs):
