@@ -39,6 +39,11 @@ from ktui.widgets.stacks import Stacks
 from ktui.widgets.status_bar import StatusBar
 from ktui.widgets.symbol_browser import SymbolBrowser
 
+def source_seconds(update: Update) -> float:
+    """The source's own clock: event time when it has one (a replay's rates are recording-time rates)."""
+    return update.now_ns / 1e9 if update.now_ns else update.elapsed_s
+
+
 MIN_WIDTH, MIN_HEIGHT = 60, 16  # below this the panes cannot show a row of an event
 SLOW_PANES_HZ = 4  # stacks, histograms and counts redraw at most this often
 
@@ -63,6 +68,9 @@ class KtuiApp(App):
         Binding("ctrl+g", "show_c", "Show C", id="app.show_c"),
         Binding("b", "toggle_browser", "Browser", show=False, id="app.browser"),
         Binding("p", "pause_replay", "Pause", id="app.pause"),
+        Binding("left_square_bracket", "seek(-10)", "Back 10s", show=False, id="app.seek_back"),
+        Binding("right_square_bracket", "seek(10)", "Forward 10s", show=False, id="app.seek_forward"),
+        Binding("full_stop", "step", "Step", show=False, id="app.step"),
         Binding("plus", "speed(2)", "Faster", show=False, id="app.faster"),
         Binding("minus", "speed(0.5)", "Slower", show=False, id="app.slower"),
         Binding("ctrl+s", "save_session", "Save", id="app.save"),
@@ -98,6 +106,7 @@ class KtuiApp(App):
         self._latest: Update | None = None  # last snapshot for panes that redraw slowly
         self._slow_drawn = 0.0
         self.updates_applied = 0
+        self._seek_generation = 0
         self.last_applied = 0.0  # monotonic time of the last applied update (bench, tests)
 
     # --- layout --------------------------------------------------------------------
@@ -205,6 +214,8 @@ class KtuiApp(App):
     def _source_started(self) -> None:
         self._bind_layouts()
         self.query_one(StatusBar).set_state(message="")
+        if not getattr(self.source, "live", True) and hasattr(self.source, "play"):
+            self.source.play()  # a replay starts paused; the panes should move at once
 
     def _source_failed(self, sentence: str) -> None:
         self.query_one(StatusBar).set_state(mode="stopped", message="")
@@ -285,6 +296,11 @@ class KtuiApp(App):
         stream = self.query_one(EventStream)
         if self.source is not None and set(self.source.layouts) != set(stream.layouts):
             self._bind_layouts()
+        generation = getattr(self.source, "seek_generation", 0)
+        if generation != self._seek_generation:  # a seek: what the panes show is from elsewhere in time
+            self._seek_generation = generation
+            stream.clear()
+            self.query_one(CpuCounts).reset()
         stream.append(update.events)
         self.query_one(StatusBar).apply(update)
         if update.probes:
@@ -313,7 +329,7 @@ class KtuiApp(App):
         self._slow_drawn = time.monotonic()
         names = self._names()
         if latest.counters:
-            self.query_one(CpuCounts).set_counters(latest.counters, latest.elapsed_s, names)
+            self.query_one(CpuCounts).set_counters(latest.counters, source_seconds(latest), names)
         if latest.stacks:
             self.query_one(Stacks).set_stacks(latest.stacks, names)
         if latest.histograms:
@@ -432,7 +448,7 @@ class KtuiApp(App):
 
     # --- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("pause_replay", "speed"):
+        if action in ("pause_replay", "speed", "seek", "step"):
             return self.mode != "live" and hasattr(self.source, "pause")
         if action == "save_session":
             return self.mode == "live"
@@ -482,6 +498,19 @@ class KtuiApp(App):
         self.replay_paused = not self.replay_paused
         (self.source.pause if self.replay_paused else self.source.play)()
         self.query_one(StatusBar).set_state(paused=self.replay_paused)
+
+    def action_seek(self, seconds: float) -> None:
+        source = self.source
+        if source is None or not hasattr(source, "seek"):
+            return
+        source.seek(int(getattr(source, "position_ns", 0) + seconds * 1e9))
+        self.query_one(StatusBar).set_state(message=f"seek {seconds:+g}s")
+
+    def action_step(self) -> None:
+        if self.source is not None and hasattr(self.source, "step"):
+            self.replay_paused = True
+            self.source.step(1)
+            self.query_one(StatusBar).set_state(paused=True)
 
     def action_speed(self, factor: float) -> None:
         setter = getattr(self.source, "set_speed", None) or getattr(self.source, "speed", None)

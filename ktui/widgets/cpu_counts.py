@@ -34,6 +34,7 @@ class CpuCounts(Static):
         self.update(self._table())
 
     def set_counters(self, counters: dict[int, ProbeCounters], elapsed_s: float, names: dict[int, str]) -> None:
+        """``elapsed_s``: the source's clock in seconds (recording time in a replay), for rates."""
         self.names = dict(names)
         for probe_id, c in counters.items():
             prev = self._prev.get(probe_id)

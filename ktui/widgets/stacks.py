@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widgets import Tree
 
 from ktui.events import StackTrace
@@ -39,16 +40,18 @@ class Stacks(Tree):
         self.clear()
         total = sum(s.count for s in stacks) or 1
         for s in ordered:
-            top = (s.kernel[0] if s.kernel else (s.user[0] if s.user else "?"))
-            label = f"{s.count:>8,} {100 * s.count / total:5.1f}%  {top}  [{self.names.get(s.probe_id, s.probe_id)}]"
+            top = s.kernel[0] if s.kernel else (s.user[0] if s.user else "(no stack: idle or not taken)")
+            label = Text(f"{s.count:>8,} {100 * s.count / total:5.1f}%  ")
+            label.append(top, "bold")
+            label.append(f"  {self.names.get(s.probe_id, s.probe_id)}", "dim")
             node = self.root.add(label, data=_key(s), expand=_key(s) in self._expanded)
-            for frame in s.kernel:
-                node.add_leaf(frame)
+            for frame in s.kernel:  # Text, not markup: frames hold brackets ("[kernel]")
+                node.add_leaf(Text(frame))
             if s.user:
                 if s.kernel:
-                    node.add_leaf("-- user --")
+                    node.add_leaf(Text("-- user --", "dim"))
                 for frame in s.user:
-                    node.add_leaf(frame)
+                    node.add_leaf(Text(frame))
         if 0 <= cursor < len(ordered):
             self.cursor_line = cursor
 

@@ -30,10 +30,11 @@ class StatusBar(Static):
             self.filtered = sum(t["filtered"] for t in totals)
         else:  # a source without counters: count what reached us
             self.delivered += sum(len(a) for a in update.events.values())
-        if self._last is not None and update.elapsed_s > self._last[0]:
-            self.rate = (self.delivered - self._last[1]) / (update.elapsed_s - self._last[0])
-        if self._last is None or update.elapsed_s > self._last[0] + 0.5:
-            self._last = (update.elapsed_s, self.delivered)
+        now = update.now_ns / 1e9 if update.now_ns else update.elapsed_s
+        if self._last is not None and now > self._last[0]:
+            self.rate = (self.delivered - self._last[1]) / (now - self._last[0])
+        if self._last is None or now > self._last[0] + 0.5 or now < self._last[0]:
+            self._last = (now, self.delivered)
         if update.probes:
             self.probes = list(update.probes)
         if update.message:

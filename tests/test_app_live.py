@@ -1,0 +1,55 @@
+"""The app on the real kernel: a real LiveSource streams a tracepoint into the panes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from fake_source import run_async_tests
+from helpers import getppid_binary, getppid_child
+from ktui.app import KtuiApp
+from ktui.app_main import _live_factory
+from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
+from ktui.widgets.cpu_counts import CpuCounts
+from ktui.widgets.event_stream import EventStream
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
+N = 2000
+
+
+async def wait_for(pilot, predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await pilot.pause(0.05)
+    return predicate()
+
+
+async def test_live_tracepoint_streams_exactly_n_events_into_the_panes():
+    comm = getppid_binary().name[:15]  # the kernel keeps 15 characters of a command name
+    probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", filter=f'comm == "{comm}"',
+                  actions=[Action(ActionKind.STREAM), Action(ActionKind.COUNT, key=("cpu",))])
+    app = KtuiApp(probes=[probe], source_factory=_live_factory, mode="live")
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: app.states.get(0) is not None and app.states[0].status == "attached"), \
+            f"the probe never attached: {app.states} / {app.banner}"
+        pid = await asyncio.to_thread(getppid_child, N)
+        stream = app.query_one(EventStream)
+        assert await wait_for(pilot, lambda: stream.window.count(pid=pid) >= N)
+        await pilot.pause(0.5)  # anything extra would arrive by now
+        assert stream.window.count(pid=pid) == N
+        assert stream.window.count() == N  # the filter kept every other process out
+        await pilot.press("2")
+        counts = app.query_one(CpuCounts)
+        assert await wait_for(pilot, lambda: 0 in counts.counters and sum(counts.counters[0].delivered) == N)
+        assert sum(counts.counters[0].dropped) == 0
+        source = app.source
+        await pilot.press("q")
+        await pilot.pause(0.2)
+    assert app.source is None and source._stopped
+
+
+run_async_tests(globals())
