@@ -141,6 +141,12 @@ def test_kretprobe_and_module_globs():
         (K.KRETPROBE, "ext4_file_write_iter", "ext4"), (K.KRETPROBE, "ext4_file_read_iter", "ext4")]
 
 
+def test_module_part_may_be_a_glob():
+    cat = fake_kernel()
+    assert [p.target for p in parse_bpftrace_name("kprobe:ext*:ext4_file_write_iter", cat)] == ["ext4_file_write_iter"]
+    assert [p.target for p in parse_bpftrace_name("kprobe:vmlinux:ip_*", cat)] == ["ip_rcv"]
+
+
 def test_tracepoint_uprobe_and_raw_globs():
     cat = fake_kernel()
     assert [p.target for p in parse_bpftrace_name("tracepoint:sched:*", cat)] == [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fake_catalog import fake_kernel
 from hypothesis import given, settings
@@ -9,7 +11,22 @@ from hypothesis import strategies as st
 
 from ktui.errors import KtuiError, UsageError
 from ktui.probes.filter import check_filter, parse_filter
-from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, Probe, ProbeKind, Retval
+from ktui.probes.kprobe_events import X86_64_REGISTERS
+from ktui.probes.model import (
+    BUILTINS,
+    Action,
+    ActionKind,
+    Arg,
+    Builtin,
+    Deref,
+    Fetch,
+    Member,
+    Probe,
+    ProbeKind,
+    Reg,
+    Retval,
+    SymAddr,
+)
 from ktui.probes.spec import MAX_SPEC, parse_spec, spec_form
 
 K = ProbeKind
@@ -108,6 +125,16 @@ def test_seed_per_cpu_schedule_count():
     assert (probe.kind, probe.target, probe.actions) == (K.KPROBE, "schedule", [Action(ActionKind.COUNT, key=("cpu",))])
 
 
+@pytest.mark.parametrize("text", [
+    'kernel.function("ip_rcv\\n")', 'kernel.function("ip_rcv;INJECTED()")', "kprobe:ab\u00e9",
+    "kprobe:a\nINJECTED()", 'process("/bin/ls\\n").function("main")', "p f x=%di;INJECTED()",
+    'probe kernel.function("f") { printf("%s", $a->b;c) }', "t:sched:sched_switch\nINJECTED()", "u:/bin/a\x01:main",
+])
+def test_hostile_text_never_reaches_the_model(text):
+    with pytest.raises(KtuiError):
+        parse_spec(text)
+
+
 def test_seed_kprobe_events_line():
     (probe,) = parse_spec(SEED_LINE)
     assert probe.name == "myprobe" and len(probe.fetches) == 8
@@ -116,8 +143,44 @@ def test_seed_kprobe_events_line():
 
 # ---------------------------------------------------------------------------
 
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]*\Z")
+
+
+def _expr_is_clean(expr) -> bool:
+    """Every string inside a fetch expression is a plain identifier or symbol: nothing else can reach C."""
+    match expr:
+        case Reg(name):
+            return name in X86_64_REGISTERS
+        case Arg(_, name):
+            return name is None or bool(IDENT.match(name))
+        case SymAddr(symbol, _, _):
+            return symbol is None or bool(re.match(r"[A-Za-z_.$][A-Za-z0-9_.$]*\Z", symbol))
+        case Deref(_, inner, _):
+            return _expr_is_clean(inner)
+        case Member(base, path):
+            return _expr_is_clean(base) and all(IDENT.match(p) for p in path)
+        case Builtin(name):
+            return name in BUILTINS
+    return True
+
+
+def assert_clean(probe: Probe) -> None:
+    assert PRINTABLE_ASCII.match(probe.target), probe.target
+    assert IDENT.match(probe.name), probe.name
+    assert probe.group == "" or IDENT.match(probe.group)
+    assert probe.module is None or re.match(r"[A-Za-z_][A-Za-z0-9_-]*\Z", probe.module)
+    assert probe.binary is None or not any(ord(c) < 32 or c == "\x7f" for c in probe.binary)
+    for f in probe.fetches:
+        assert IDENT.match(f.name) and _expr_is_clean(f.expr), f
+    for a in probe.actions:
+        assert all(IDENT.match(k) for k in a.key)
+    if probe.filter:
+        parse_filter(probe.filter)
+
+
 ANY_ATOMS = st.sampled_from([
-    "p", "r", "r2", ":", " ", "kprobe", "t", "hz", "99", "ev", "do_sys_open", "%di", "+0(", ")", "$retval", ":u32",
+    "\n", "\u00e9", '\\n"', ";", "*/", "/*", "INJECTED()", "p", "r", "r2", ":", " ", "kprobe", "t", "hz", "99", "ev", "do_sys_open", "%di", "+0(", ")", "$retval", ":u32",
     "kernel", ".", "function", "(", '"ip_rcv"', "return", "timer", "ms", "200", "probe", "{", "}", "execname()",
     "begin", ",", "*", "-", "=", "$comm", "@", "\\", "\n",
 ])
@@ -134,3 +197,4 @@ def test_any_text_gives_probes_or_a_sentence(text):
         assert isinstance(probes, list) and probes
         for p in probes:
             assert Probe.from_dict(p.to_dict()) == p
+            assert_clean(p)

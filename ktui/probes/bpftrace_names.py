@@ -19,6 +19,7 @@ and everything else here, so ``p:hz:99`` is a profile and ``p:ev sym`` a kprobe.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 
 from ktui.errors import UsageError
@@ -268,7 +269,7 @@ def _expand(kind: ProbeKind, rest: str, source: str, catalog) -> list[Probe]:
     if kind.is_kernel_function and ":" in rest:  # kprobe:MOD:glob -> search by symbol, keep that module's
         module, _, pattern = rest.partition(":")
         entries = [e for e in catalog.search(f"{ckind}:{pattern}", mode="glob")
-                   if getattr(e, "module", None) == module or (module == "vmlinux" and not getattr(e, "module", None))]
+                   if fnmatch.fnmatchcase(getattr(e, "module", None) or "vmlinux", module)]
     else:
         entries = list(catalog.search(f"{ckind}:{rest}", mode="glob"))
     entries = [e for e in entries if getattr(e, "kind", ckind) == ckind]
