@@ -189,7 +189,7 @@ def test_a_recorded_profile_keeps_its_stacks_symbolized_for_replay(tmp_path):
     names = set(KernelSymbols().names)
     with RecordingReader.open(out) as rec:
         events = [arr for arr in rec.events()]
-        assert events and rec.count() > 50
+        assert events and rec.count() > 10  # 199 Hz on a loop that may share a busy CPU
         kstack_ids = {int(k) for arr in events for k in arr["kstack"] if k >= 0}
         assert kstack_ids
         frames = [f for k in kstack_ids for f in rec.stack_frames(k)]

@@ -5,7 +5,9 @@ Threads, each with one job, so a slow consumer never stalls the drain:
   ``update_hz`` times a second, reads the counters and builds an Update;
 - the post thread hands the newest Update to the sink; when the sink is slow,
   updates waiting for it are merged (events appended up to the window, snapshots
-  replaced), never queued without bound;
+  replaced), never queued without bound, and the merging is done by this thread;
+- the aggregates thread reads stack and histogram maps and symbolizes, which can
+  take long for big maps, off the drain's path;
 - the record thread gives every event to the recorder (when there is one); its
   queue has a byte budget, and when that is spent the drain waits, so the kernel
   drops (and counts) rather than ktui growing without bound.
@@ -95,8 +97,11 @@ class LiveSource:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sink: Callable[[Update], None] | None = None
-        self._outbox: Update | None = None
+        self._outbox: Update | None = None  # the newest snapshot not yet handed over
+        self._outbox_parts: dict[int, deque] = {}  # its events, not yet concatenated
+        self._outbox_n: dict[int, int] = {}
         self._outbox_cv = threading.Condition()
+        self._agg_lock = threading.Lock()
         self._record_q: queue.Queue = queue.Queue()
         self._record_bytes = 0
         self._record_cv = threading.Condition()
@@ -240,7 +245,8 @@ class LiveSource:
         if self.command is not None:
             self.command.release()
         self._threads = [threading.Thread(target=self._drain_loop, name="ktui-drain", daemon=True),
-                         threading.Thread(target=self._post_loop, name="ktui-post", daemon=True)]
+                         threading.Thread(target=self._post_loop, name="ktui-post", daemon=True),
+                         threading.Thread(target=self._aggregate_loop, name="ktui-aggregates", daemon=True)]
         if self.recorder is not None:
             self._threads.append(threading.Thread(target=self._record_loop, name="ktui-record", daemon=True))
         for t in self._threads:
@@ -253,7 +259,7 @@ class LiveSource:
         self._stopped = True
         self._stop.set()
         for t in self._threads:
-            if t.name == "ktui-drain":
+            if t.name in ("ktui-drain", "ktui-aggregates"):
                 t.join()
         with self._outbox_cv:
             self._outbox_cv.notify_all()
@@ -383,17 +389,18 @@ class LiveSource:
         keys = np.stack([k[has].astype(np.int64), u[has].astype(np.int64),
                          np.where(u[has] >= 0, recs["pid"][has], 0).astype(np.int64)], axis=1)
         uniq, counts = np.unique(keys, axis=0, return_counts=True)
-        table = self._stack_counts.setdefault(gid, {})
-        for (ks, us, pid), c in zip(uniq.tolist(), counts.tolist()):
-            table[(ks, us, pid)] = table.get((ks, us, pid), 0) + c
-            if first_unit:
-                self._stack_ids.add((ks, us))
+        with self._lock:
+            table = self._stack_counts.setdefault(gid, {})
+            for (ks, us, pid), c in zip(uniq.tolist(), counts.tolist()):
+                table[(ks, us, pid)] = table.get((ks, us, pid), 0) + c
+                if first_unit:
+                    self._stack_ids.add((ks, us))
+        for (ks, us, pid) in uniq.tolist():
             if us >= 0:
                 self._usyms.remember(pid)  # while the process still lives
 
     def _drain_loop(self) -> None:
         next_update = time.monotonic()
-        next_slow = next_update
         try:
             while not self._stop.is_set():
                 poller = self._poller
@@ -406,11 +413,8 @@ class LiveSource:
                     time.sleep(BATCH_PAUSE_S)
                 now = time.monotonic()
                 if now >= next_update:
-                    slow = now >= next_slow
-                    self._publish(now, slow=slow)
+                    self._publish(now)
                     next_update = now + self.update_period
-                    if slow:
-                        next_slow = now + STACKS_EVERY_S
                     if self._target_gone():
                         break
         finally:
@@ -420,7 +424,8 @@ class LiveSource:
                 message = f"{os.path.basename(self.command.argv[0])} exited with status {self.command.returncode}"
             elif self.target_pid and not self._stop.is_set():
                 message = f"process {self.target_pid} exited"
-            self._publish(time.monotonic(), slow=True, finished=True, message=message)
+            self._read_aggregates()
+            self._publish(time.monotonic(), finished=True, message=message)
             self.finished.set()
 
     def _target_gone(self) -> bool:
@@ -430,24 +435,28 @@ class LiveSource:
             return not process_alive(self.target_pid)
         return False
 
-    def _publish(self, now: float, *, slow: bool, finished: bool = False, message: str = "") -> None:
-        events = {gid: (parts[0] if len(parts) == 1 else np.concatenate(parts))
-                  for gid, parts in self._fresh.items() if parts}
-        self._fresh = {}
+    def _publish(self, now: float, *, finished: bool = False, message: str = "") -> None:
+        fresh, self._fresh = self._fresh, {}
         counters = self.counters()
-        if slow:
-            self._read_aggregates()
         if self.recorder_error is not None and not message:
             message = str(self.recorder_error)
-        update = Update(events=events, counters=counters, probes=[_copy_state(s) for s in self.states.values()],
+        update = Update(counters=counters, probes=[_copy_state(s) for s in self.states.values()],
                         stacks=list(self._stacks), histograms=list(self._histograms),
                         now_ns=time.monotonic_ns(), elapsed_s=now - self._t0, message=message, finished=finished)
         self.last_update = update
         if finished and self.recorder is not None:
-            self._record_q.put(("final", update))
-        self._post(update)
+            self._record_q.put(("final", update))  # its snapshots; the events went one by one
+        self._post(update, fresh)
+
+    def _aggregate_loop(self) -> None:
+        while not self._stop.wait(STACKS_EVERY_S):
+            self._read_aggregates()
 
     def _read_aggregates(self) -> None:
+        with self._agg_lock:
+            self._read_aggregates_locked()
+
+    def _read_aggregates_locked(self) -> None:
         hists, stacks = [], []
         with self._lock:
             units = list(self._units)
@@ -465,7 +474,9 @@ class LiveSource:
                 stack_map = cp.maps.get("stacks") or cp.maps.get("stackcount")
                 if stack_map and unit.stacks is not None:
                     stacks.extend(self._read_stack_counts(unit, stack_map, gid))
-        for gid, table in self._stack_counts.items():
+        with self._lock:
+            counted = {gid: dict(table) for gid, table in self._stack_counts.items()}
+        for gid, table in counted.items():
             unit = self._unit_of[gid]
             for (ks, us, pid), count in table.items():
                 stacks.append(StackTrace(gid, self._frames(unit, ks, None), self._frames(unit, us, pid), count))
@@ -506,12 +517,20 @@ class LiveSource:
 
     # ------------------------------------------------------------------ handoffs
 
-    def _post(self, update: Update) -> None:
+    def _post(self, update: Update, fresh: dict[int, list[np.ndarray]]) -> None:
+        """Leave the update for the post thread; if it has not taken the last one, the new one
+        replaces its snapshots and adds its events, of which the newest window_events are kept."""
         with self._outbox_cv:
-            if self._outbox is None:
-                self._outbox = update
-            else:  # the sink is behind: merge rather than queue
-                self._outbox = _merge_updates(self._outbox, update, self.window_events)
+            if self._outbox is not None and self._outbox.message and not update.message:
+                update.message = self._outbox.message
+            self._outbox = update
+            for gid, parts in fresh.items():
+                kept = self._outbox_parts.setdefault(gid, deque())
+                kept.extend(parts)
+                n = self._outbox_n.get(gid, 0) + sum(len(p) for p in parts)
+                while len(kept) > 1 and n - len(kept[0]) >= self.window_events:
+                    n -= len(kept.popleft())
+                self._outbox_n[gid] = n
             self._outbox_cv.notify()
 
     def _post_loop(self) -> None:
@@ -520,8 +539,12 @@ class LiveSource:
                 while self._outbox is None and not (self._stop.is_set() and self.finished.is_set()):
                     self._outbox_cv.wait(0.1)
                 update, self._outbox = self._outbox, None
+                parts, self._outbox_parts, self._outbox_n = self._outbox_parts, {}, {}
             if update is None:
                 return
+            events = {gid: _concat(list(p)) for gid, p in parts.items() if p}
+            update.events = {gid: (e[-self.window_events:] if len(e) > self.window_events else e)
+                             for gid, e in events.items()}
             if self._sink is not None:
                 try:
                     self._sink(update)
@@ -634,6 +657,10 @@ def _merge_stacks(stacks: list[StackTrace]) -> list[StackTrace]:
         else:
             merged[key] = StackTrace(s.probe_id, s.kernel, s.user, s.count)
     return sorted(merged.values(), key=lambda s: -s.count)
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _merge_updates(old: Update, new: Update, window: int) -> Update:
