@@ -55,6 +55,12 @@ def test_check_accepts_kprobes_and_refuses_fentry(capsys):
     assert main(["compile", "--check", "--emit", "none", "--no-fallback", "kprobe:vfs_read",
                  "kretprobe:vfs_read", "tracepoint:sched:sched_switch", "profile:hz:49"]) == 0
     assert "ktui: verifier: 4 of 4 functions accepted" in capsys.readouterr().err
-    assert main(["compile", "--check", "--emit", "none", "fentry:vfs_read"]) == 1
+    assert main(["compile", "--check", "--emit", "none", "--no-fallback", "fentry:vfs_read"]) == 1
     err = capsys.readouterr().err
     assert "ktui: refused: probe 0 (fentry:vfs_read): this kernel refuses fentry/fexit programs" in err
+    if not os.path.exists("/sys/kernel/tracing/kprobe_events"):
+        # with fallback: no kprobes to fall back to, so no program at all, and the reason
+        assert main(["compile", "--emit", "none", "fentry:vfs_read"]) == 1
+        err = capsys.readouterr().err
+        assert "fentry:vfs_read cannot be placed here: kprobes are not available" in err
+        assert "fentry programs are refused (EPERM" in err

@@ -1,4 +1,29 @@
-"""The probe model -> one BCC C program, with per-probe record layouts and attach plans."""
+"""The probe model -> one BCC C program, with per-probe record layouts and attach plans.
+
+    prog = compile_session(probes, catalog=None, target_pid=None)   # -> CompiledProgram
+    prog.c_text                  # the whole program; BPF(text=...) after ensure_headers()
+    cp = prog.probes[i]          # CompiledProbe i (probe id = position in the list)
+    cp.layout.dtype              # numpy dtype of its ring's records (header + fetches)
+    cp.attach_plans              # entry helpers first, then cp.attach; each names fn_name,
+                                 # prog_type (getattr(BPF, ...)) and the attach_* arguments
+
+What the program expects from whoever loads it (the engine, tests):
+- build it with ``ktui.compiler.verify.bpf_class()`` (BCC's BPF with load-time
+  auto-attach off: fentry programs must be named ``kfunc__<fn>``/``kretfunc__<fn>``
+  for libbcc to find their BTF id, and plain BPF would attach those by itself);
+- write 1 to ``ktui_enabled[probe_id]`` for every probe that should run (the map
+  starts at 0: a disabled probe returns before counting anything);
+- ``ktui_config[0]`` = target tgid (0 = every process), e.g. ``prog.target_pid``;
+- counters: ``ktui_counters`` (per CPU) slot probe*4 + HITS/SUBMITTED/DROPPED/FILTERED;
+  every hit is exactly one of submitted, dropped (ring full, map full), filtered;
+- header ``flags``: bit i (< 31) = fetch i's memory read faulted (value 0, the kernel
+  tracer's "(fault)"); bit 31 = a return was seen without its entry (entry values 0);
+- maps by role in ``cp.maps``: "ring", "count", "hist" (spec in ``cp.hist``),
+  "stacks" (key {s32 k; s32 u; u32 pid}), "start" (entry stash by tid), "scratch";
+  the stack map is ``ktui_stacks`` when ``prog.uses_stacks``.
+A probe with ``error`` set and ``attach.kind == "none"`` has no code; with ``error`` set
+and a real attach kind it has code (it passes the verifier) but cannot attach here.
+"""
 
 from ktui.compiler.fallback import KernelFacts
 from ktui.compiler.program import AttachPlan, CompiledProbe, CompiledProgram

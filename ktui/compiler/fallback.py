@@ -172,6 +172,12 @@ def _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
         note = (f"{probe.spec}: {because}; using tracepoint syscalls:sys_enter_{name} instead "
                 f"(every {name} call, arguments as the system call received them)")
         return Placement(enter, None, [note])
+    if wants_fentry:
+        # No code at all: BCC would try to attach a kfunc__ program by itself when an
+        # engine builds the program with the plain BPF class, taking every probe down.
+        raise KtuiError(f"{probe.spec} cannot be placed here: " + "; ".join(missing)
+                        + ". Use kprobe:" + symbol + " where kprobes exist, or compile with --no-fallback "
+                        "to see (and --check) the fentry program anyway")
     placement = native()
     placement.error = (f"{probe.spec} cannot be placed here: " + "; ".join(missing)
                        + ("" if _syscall_tracepoint(symbol) else f"; and {symbol} is not a system call entry with a tracepoint")

@@ -7,6 +7,7 @@ explicitly. Offsets come from the running kernel's format file, so they are exac
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ktui.catalog.tracefs_events import TraceField, read_format
@@ -63,7 +64,10 @@ def read_fields(event: str, tracefs: str | None = None) -> list[TpField]:
         raise KtuiError("tracefs is not mounted and cannot be mounted here, so tracepoint fields are unknown.")
     try:
         raw = read_format(tracefs, group, name)
-    except KtuiError:
+    except KtuiError as err:
+        if os.path.isdir(os.path.join(tracefs, "events", group, name)) or "ermission" in str(err):
+            raise KtuiError(f"the fields of tracepoint {event} are unreadable ({err.message.rstrip('.')}); "
+                            "reading tracefs needs root here") from None
         raise KtuiError(f"there is no tracepoint {event} in this kernel.") from None
     return [_convert(f) for f in raw]
 
