@@ -8,15 +8,19 @@ stub `vng` and `qemu` commands; the real VM is exercised by the kernel suite its
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = [
@@ -305,3 +309,27 @@ def test_junit_totals_sums_both_suites(tmp_path):
         check=True,
     )
     assert out.stdout.strip() == "tests: 11 passed, 2 failed, 2 skipped"
+
+
+@functools.cache
+def _junit_totals_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("junit_totals", ROOT / "scripts" / "junit_totals.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: f'<testsuite tests="{t}"/>'.encode()))
+def test_junit_totals_reads_any_file_without_a_traceback(data):
+    fd, name = tempfile.mkstemp(suffix=".xml")
+    os.write(fd, data)
+    os.close(fd)
+    path = Path(name)
+    try:
+        passed, failed, skipped = _junit_totals_module().totals([str(path)])
+    finally:
+        path.unlink()
+    assert all(isinstance(n, int) for n in (passed, failed, skipped))

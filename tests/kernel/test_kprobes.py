@@ -116,6 +116,26 @@ def test_kernel_clone_args_by_name_from_btf():
     assert flags & 0xFF == 0  # the exit signal is split out of the flags into its own member
 
 
+def _list_json(ktui_bin: str, pattern: str) -> list[dict]:
+    result = subprocess.run([ktui_bin, "list", "--json", "-v", "--no-cache", pattern],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_catalog_knows_kernel_clone_from_btf_and_what_kprobes_refuse(ktui_bin):
+    """The catalog on a kernel with kprobes: BTF prototypes, and the kernel's own blacklist."""
+    [entry] = _list_json(ktui_bin, "kprobe:kernel_clone")
+    assert entry["traceability"] == "traceable", entry
+    assert entry["args"] == [{"name": "args", "ctype": "struct kernel_clone_args *"}]
+    blacklist = Path("/sys/kernel/debug/kprobes/blacklist").read_text().split()
+    # Lines are "0xSTART-0xEND\tsymbol"; take a plain symbol that kallsyms also lists once.
+    kallsyms = Path("/proc/kallsyms").read_text().split()
+    refused = next(s for s in blacklist[1::2] if re.fullmatch(r"[a-z_][a-z0-9_]*", s) and kallsyms.count(s) == 1)
+    [entry] = _list_json(ktui_bin, f"kprobe:{refused}")
+    assert entry["traceability"] == "blacklisted", entry
+
+
 # --- do_sys_openat2: a kretprobe with a filter and an entry fetch ---------------------------
 
 
