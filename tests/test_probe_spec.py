@@ -56,6 +56,8 @@ SEED_LINE = ("p:myprobe tcp_select_initial_window sk=+0(%di):x64 space=%si:s32 m
     ("begin", "systemtap"),
     ("end", "systemtap"),
     ('probe kernel.function("ip_rcv") { log("hit it") }', "systemtap"),
+    ("# my script\nprobe begin { }", "systemtap"),
+    ("global n\nprobe timer.s(1) { }", "systemtap"),
 ])
 def test_forms_are_told_apart(text, form):
     assert spec_form(text) == form

@@ -217,6 +217,11 @@ def test_fork_path_all_arguments_from_catalog():
     assert probe.fetches == [Fetch("comm", Builtin("comm")), Fetch("args", Arg(index=1, name="args"))]
 
 
+def test_tracepoint_parms_are_fields_by_name():
+    (probe,) = parse_systemtap('probe kernel.trace("sched:sched_switch") { printf("%s %d", $$parms) }', fake_kernel())
+    assert probe.fetches == [Fetch("prev_comm", Arg(name="prev_comm")), Fetch("prev_pid", Arg(name="prev_pid"))]
+
+
 def test_seed_negative_returns_with_maxactive():
     """Seed 004: a return probe on open reporting only negative returns; maxactive 1 so misses show."""
     script = ('probe kernel.function("do_sys_openat2").return.maxactive(1) {\n'

@@ -14,8 +14,9 @@ FETCHARGS map onto model fetch expressions:
     NAME (a bare identifier, as newer kernels take with BTF) -> Arg(name=NAME)
 
 Types follow the kernel: an omitted type is x64 (x86-64's word), $comm is a string.
-As in the kernel, a string type on a dereference reads the string AT the computed
-address: ``+0(%di):string`` is the string whose address is %di+0, not *(%di+0).
+As in the kernel, a string type reads the string AT the address the expression names
+instead of the word there: ``+0(%di):string`` is the string at address %di+0 (not at
+*(%di+0)), ``@sym:string`` the string at sym, ``\IMM:string`` the string at address IMM.
 Unnamed arguments are called arg1..argN by their position, as the kernel does.
 """
 

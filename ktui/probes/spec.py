@@ -8,7 +8,7 @@ How the form is told apart:
   * a kprobe_events line: the first word is ``p``, ``r``, ``rN`` or ``-``, alone or followed by
     ``:[GRP/]EVENT``, and a symbol follows after whitespace. ``p:hz:99`` (no space) is therefore
     bpftrace's short profile name, and ``p:ev do_sys_open`` a kprobe.
-  * SystemTap: a ``probe`` keyword, a ``(`` anywhere (``kernel.function("x")``, ``timer.ms(200)``),
+  * SystemTap: a script (``probe``/``global``, after comments too), a ``(`` anywhere (``kernel.function("x")``, ``timer.ms(200)``),
     or a dotted point such as ``begin``, ``end``, ``timer.profile``, ``syscall.openat``.
   * otherwise a bpftrace name (several may be joined by commas).
 """
@@ -19,6 +19,7 @@ import re
 
 from ktui.errors import UsageError
 from ktui.probes.model import Probe
+from ktui.probes.systemtap import looks_like_script
 
 MAX_SPEC = 65536
 
@@ -33,7 +34,7 @@ def spec_form(text: str) -> str:
     s = text.strip()
     if _KPROBE_EVENTS.match(s) or _KPROBE_REMOVE.match(s) or _KRETPROBE_ALONE.match(s):
         return "kprobe_events"
-    if s.startswith("probe ") or s.startswith("probe\t") or "(" in s or _STAP_WORD.match(s):
+    if "(" in s or _STAP_WORD.match(s) or looks_like_script(s):
         return "systemtap"
     return "bpftrace"
 

@@ -472,6 +472,7 @@ class _Ctx:
     actions: list[Action] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     printed: bool = False  # a print statement ran: stream each event
+    fields: bool = False  # entry_args are tracepoint fields, not function arguments
 
     def add(self, fetch: Fetch) -> str:
         for f in self.fetches:
@@ -530,8 +531,9 @@ def _variable(tok: Tok, s: _Stream, ctx: _Ctx, vtype: ValueType | None = None) -
                              text=ctx.text, pos=tok.pos)
         if text == "$$vars":
             ctx.notes.append("$$vars: locals need DWARF; only the parameters are fetched")
-        names = [ctx.add(Fetch(a.name, Arg(index=i + 1, name=a.name))) for i, a in enumerate(ctx.entry_args)
-                 if a.name and re.match(r"^[A-Za-z_]\w*\Z", a.name, re.ASCII)]
+        # Function arguments carry their position too; tracepoint fields are known by name only.
+        names = [ctx.add(Fetch(a.name, Arg(index=None if ctx.fields else i + 1, name=a.name)))
+                 for i, a in enumerate(ctx.entry_args) if a.name and re.match(r"^[A-Za-z_]\w*\Z", a.name, re.ASCII)]
         return names[0] if names else ""
     if text in ("$return", "$$return"):
         if not ctx.is_return:
@@ -568,17 +570,18 @@ def _add_stacks(ctx: _Ctx, kernel: bool, user: bool) -> None:
 
 
 def parse_stap_values(text: str, *, entry_args: list | None = None, is_return: bool = False,
-                      target: str = "") -> tuple[list[Fetch], list[Action]]:
+                      target: str = "", fields: bool = False) -> tuple[list[Fetch], list[Action]]:
     """Comma-separated SystemTap handler values -> (fetches, actions).
 
     ``entry_args`` is the catalog's argument list of the probed function (``cat.lookup(name).args``),
-    needed only for $$parms; ``is_return`` allows $return.
+    needed only for $$parms (``fields=True`` when they are a tracepoint's fields); ``is_return``
+    allows $return.
     """
     if not isinstance(text, str):
         raise UsageError("SystemTap values must be text")
     if len(text) > MAX_SCRIPT:
         raise UsageError(f"SystemTap text longer than {MAX_SCRIPT} characters is not accepted")
-    ctx = _Ctx(text, entry_args, target, is_return)
+    ctx = _Ctx(text, entry_args, target, is_return, fields=fields)
     s = _Stream(text, _tokenize(text))
     if s.tok.kind == "end":
         return [], []
@@ -752,7 +755,8 @@ def _statement(s: _Stream, ctx: _Ctx) -> None:
 # ---------------------------------------------------------------------------
 # Entry points
 
-def _looks_like_script(text: str) -> bool:
+def looks_like_script(text: str) -> bool:
+    """A script (``probe ...``, ``global ...``), possibly after comments, rather than a point list."""
     return bool(re.match(r"^\s*(?:(?:#|//)[^\n]*\n\s*|/\*.*?\*/\s*)*(probe|global|function)\b", text, re.S))
 
 
@@ -766,7 +770,7 @@ def parse_systemtap_script(text: str, catalog=None) -> StapScript:
     result = StapScript()
     if s.tok.kind == "end":
         raise UsageError("the SystemTap text is empty")
-    if not _looks_like_script(text):
+    if not looks_like_script(text):
         while True:
             comps, source = _parse_point(s)
             result.probes.extend(_point_probes(comps, source, catalog, result.notes))
@@ -835,7 +839,8 @@ def _with_handler(comps, source: str, s: _Stream, body_i: int, catalog, notes: l
     out = []
     for probe in probes:
         entry_args = _catalog_args(catalog, probe)
-        ctx = _Ctx(s.text, entry_args, probe.spec, probe.kind.is_return)
+        ctx = _Ctx(s.text, entry_args, probe.spec, probe.kind.is_return,
+                   fields=probe.kind is ProbeKind.TRACEPOINT)
         s.i = body_i
         filters: list[str] = []
         _statements(s, ctx, filters, 0)
