@@ -121,14 +121,15 @@ def test_an_unwritable_output_is_a_clear_error_and_leaves_no_probe(tmp_path, cap
 
 
 @pytest.mark.live
-def test_sigterm_stops_with_a_complete_file_and_detaches(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_with_a_complete_file_and_detaches(tmp_path, sig):
     out = tmp_path / "r.ktrec"
     proc = _ktui("record", GETPPID, "-o", str(out), "--duration", "60")
     try:
         assert _wait_for(lambda: any(p["pid"] == proc.pid for p in _bpftool("perf", "show")) or out.exists())
         assert _wait_for(out.exists)
         time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
