@@ -90,6 +90,7 @@ def test_point_list():
      "module().function, process().function, kernel.trace, syscall.NAME, timer.*, perf.sw.cpu_clock)"),
     ('process.function("main")', "'process.function(\"main\")': process.function needs a program path "
      "(process(\"/usr/bin/ls\")); ktui does not take a target process from -x/-c here"),
+    ('module("ext4; x").function("f")', "'module(\"ext4; x\").function(\"f\")': 'ext4; x' is not a kernel module name"),
     ('process("/bin/x").mark("m")', "'process(\"/bin/x\").mark(\"m\")': process(...).mark is not supported "
      "(process(...).function(...) is)"),
     ('kernel.function("x").return.maxactive(5000)', "'kernel.function(\"x\").return.maxactive(5000)': maxactive 5000 "
@@ -120,6 +121,21 @@ def test_glob_with_source_file_refused_without_source_locations():
         "'kernel.function(\"*fork*@kernel/fork.c\").return' limits the match to the source file kernel/fork.c, and the "
         "catalog has no source locations (that needs the kernel's DWARF debuginfo); drop @kernel/fork.c to probe "
         "every match, or load debuginfo")
+
+
+def test_real_catalog_without_dwarf_refuses_a_source_file_filter():
+    """This kernel's catalog has BTF but no DWARF: a glob limited to a source file is refused, not widened."""
+    catalog_mod = pytest.importorskip("ktui.catalog")
+    try:
+        cat = catalog_mod.Catalog.load()
+    except KtuiError as err:
+        pytest.skip(f"no kernel catalog here: {err}")
+    if cat.lookup("kprobe:kernel_clone") is None or cat.lookup("kprobe:kernel_clone").source is not None:
+        pytest.skip("this catalog has source locations")
+    with pytest.raises(UsageError, match="the catalog has no source locations"):
+        parse_systemtap('kernel.function("*fork*@kernel/fork.c").return', cat)
+    probes = parse_systemtap('kernel.function("*fork*").return', cat)
+    assert probes and all(p.kind is K.KRETPROBE and "fork" in p.target for p in probes)
 
 
 def test_trace_and_syscall_globs_through_catalog():

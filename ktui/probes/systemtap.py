@@ -38,8 +38,8 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 
-from ktui.errors import ParseError, UsageError
-from ktui.probes.bpftrace_names import MAX_EXPANSION, SYMBOL, is_glob
+from ktui.errors import KtuiError, ParseError, UsageError
+from ktui.probes.bpftrace_names import MAX_EXPANSION, MODULE, SYMBOL, is_glob
 from ktui.probes.filter import format_string, parse_filter
 from ktui.probes.model import (
     STRING,
@@ -206,6 +206,8 @@ def _point_probes(comps: list[_Component], source: str, catalog, notes: list[str
         return _function(comps, 1, source, catalog, module=None, notes=notes)
     if head == "module" and len(comps) >= 2 and comps[1].name == "function":
         mod = _str_arg(comps[0], source)
+        if not is_glob(mod) and not MODULE.match(mod):
+            raise UsageError(f"'{source}': {mod!r} is not a kernel module name")
         return _function(comps, 1, source, catalog, module=mod, notes=notes)
     if head in ("kernel", "module") and len(comps) >= 2 and comps[1].name == "statement":
         raise UsageError(f"'{source}': statement probes need DWARF line tables; ktui places function probes only")
@@ -298,8 +300,8 @@ def _function(comps, fi: int, source: str, catalog, module: str | None, notes: l
 
 def _source_file(entry) -> str | None:
     try:
-        src = entry.source
-    except Exception:  # a catalog without source information for this entry
+        src = entry.source  # computed lazily by the catalog; may need files that are not there
+    except (KtuiError, AttributeError, OSError, ValueError):
         return None
     if not src:
         return None
