@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -127,7 +128,8 @@ def test_wrong_record_size_and_unknown_probe_are_refused(tmp_path):
 def test_disk_full_keeps_what_was_committed(tmp_path):
     path = tmp_path / "r.ktrec"
     w = RecordingWriter.create(path, IDENT, LAYOUTS, chunk_events=1000)
-    w.append(0, records(LAYOUTS[0], 3000, seed=1))  # three chunks committed
+    w.append(0, records(LAYOUTS[0], 3000, seed=1))
+    w.flush()  # three chunks committed
     pages = w._conn.execute("PRAGMA page_count").fetchone()[0]
     # SQLite's own "database or disk is full" path: no room for one more page.
     w._conn.execute(f"PRAGMA max_page_count={pages}")
@@ -136,7 +138,10 @@ def test_disk_full_keeps_what_was_committed(tmp_path):
     incompressible["ts"] = np.sort(incompressible["ts"])
     with pytest.raises(KtuiError, match="full") as err:
         w.append(0, incompressible)
+        w.flush()  # the write happens on the writer's thread; its failure surfaces here at the latest
     assert str(path) in str(err.value)
+    with pytest.raises(KtuiError, match="full"):
+        w.append(0, records(LAYOUTS[0], 10))  # and every later call says so too
     with pytest.raises(KtuiError):
         w.close()
     r = RecordingReader.open(path)
@@ -150,7 +155,8 @@ def test_sigkill_keeps_every_committed_chunk(tmp_path):
         from ktui.recording import RecordingWriter
         from ktui.recording.synthetic import LAYOUTS, records
         from ktui.kernel import KernelIdentity
-        w = RecordingWriter.create({str(path)!r}, KernelIdentity("r", "v", "m", "b"), LAYOUTS, chunk_events=1000)
+        w = RecordingWriter.create({str(path)!r}, KernelIdentity("r", "v", "m", "b"), LAYOUTS, chunk_events=1000,
+                                   max_age_s=60)  # nothing committed by the timer before the kill
         w.append(0, records(LAYOUTS[0], 4500))   # 4 chunks committed, 500 buffered
         w.append(1, records(LAYOUTS[1], 10))
         w.flush()                               # now all 4510 are committed
@@ -192,11 +198,13 @@ def test_probes_keyed_by_id_and_added_later(tmp_path):
 
 
 def test_time_based_flush_commits_old_buffers(tmp_path):
-    path = tmp_path / "r.ktrec"
-    w = RecordingWriter.create(path, IDENT, LAYOUTS, max_age_s=0.0)
-    w.append(0, records(LAYOUTS[0], 10))
+    w = RecordingWriter.create(tmp_path / "idle.ktrec", IDENT, LAYOUTS, max_age_s=0.2)
+    w.append(0, records(LAYOUTS[0], 10))  # and then nothing more: the writer's timer commits it
+    conn = sqlite3.connect(str(tmp_path / "idle.ktrec"))
+    deadline = time.monotonic() + 5
+    while conn.execute("SELECT sum(count) FROM chunks").fetchone()[0] != 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
     # another process sees it without close or flush
-    conn = sqlite3.connect(str(path))
     assert conn.execute("SELECT sum(count) FROM chunks").fetchone()[0] == 10
     conn.close()
     w.close()

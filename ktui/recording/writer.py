@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import sqlite3
 import threading
@@ -41,15 +42,18 @@ class RecordingWriter:
         self._chunk_events = chunk_events
         self._max_age_s = max_age_s
         self._compressor = zstandard.ZstdCompressor(level=level)
-        self._pending: dict[int, list[np.ndarray]] = {}
-        self._pending_n: dict[int, int] = {}
-        self._pending_since: dict[int, float] = {}
-        self._lock = threading.RLock()
+        self._buffers: dict[int, _Buffer] = {}
+        self._buf_lock = threading.Lock()  # the buffers (caller's thread and the worker's timer)
+        self._lock = threading.RLock()  # the database connection
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._failure: KtuiError | None = None
         self._closed = False
         self._first_ts: int | None = None
         self._last_ts: int | None = None
         self.events_written = 0
         self.bytes_written = 0
+        self._thread = threading.Thread(target=self._worker, name="ktui-recording-writer", daemon=True)
+        self._thread.start()
 
     # -- creation ---------------------------------------------------------
 
@@ -57,7 +61,7 @@ class RecordingWriter:
     def create(cls, path: str | os.PathLike, identity: KernelIdentity, layouts: Sequence[ProbeLayout],
                probes: Sequence[dict] | Mapping[int, dict] = (), meta: Mapping | None = None, *,
                overwrite: bool = False, chunk_events: int = 65536, max_age_s: float = 0.5,
-               level: int = 1) -> "RecordingWriter":
+               level: int = -1) -> "RecordingWriter":
         """Create a new recording, readable by its owner only (0600 from the first byte).
 
         ``probes`` holds each probe's model (``Probe.to_dict()``), either in the order
@@ -135,46 +139,83 @@ class RecordingWriter:
     # -- events -------------------------------------------------------------
 
     def append(self, probe_id: int, records: np.ndarray) -> None:
-        """Buffer records of one probe (its layout's dtype); a full or old buffer becomes a chunk."""
+        """Buffer records of one probe (its layout's dtype); a full or old buffer becomes a chunk.
+
+        Returns after copying: compression and the database write happen on the
+        writer's own thread, so the engine's drain loop never waits on the disk
+        (unless a few chunks are already queued: then it waits, rather than grow memory).
+        A write failure is raised by the next call (append, flush or close).
+        """
         layout = self._layouts.get(probe_id)
         if layout is None:
             raise KtuiError(f"probe {probe_id} is not part of this recording", where=str(self.path))
         if records.dtype.itemsize != layout.record_size:
             raise KtuiError(f"records of {records.dtype.itemsize} bytes do not match probe {probe_id}'s "
                             f"{layout.record_size}-byte layout", where=str(self.path))
-        if len(records) == 0:
-            self._flush_old()
-            return
-        with self._lock:
-            self._check_open()
-            # Copy: the engine's array may be a view over ring-buffer memory it reuses.
-            self._pending.setdefault(probe_id, []).append(np.array(records, copy=True))
-            self._pending_n[probe_id] = self._pending_n.get(probe_id, 0) + len(records)
-            self._pending_since.setdefault(probe_id, time.monotonic())
-            while self._pending_n.get(probe_id, 0) >= self._chunk_events:
-                self._write_chunk(probe_id, self._chunk_events)
-            self._flush_old()
+        self._check_open()
+        self._raise_failure()
+        records = records.view(layout.dtype) if records.dtype != layout.dtype else records
+        full = []
+        with self._buf_lock:
+            buf = self._buffers.get(probe_id)
+            pos = 0
+            while pos < len(records):
+                if buf is None:
+                    buf = self._buffers[probe_id] = _Buffer(np.empty(self._chunk_events, dtype=layout.dtype))
+                # Copy: the engine's array may be a view over ring-buffer memory it reuses.
+                take = min(len(records) - pos, len(buf.data) - buf.n)
+                buf.data[buf.n:buf.n + take] = records[pos:pos + take]
+                buf.n += take
+                pos += take
+                if buf.n == len(buf.data):
+                    full.append((probe_id, buf.data))
+                    buf = None
+                    del self._buffers[probe_id]
+            full += self._take_old(time.monotonic())
+        for item in full:
+            self._submit(*item)
 
-    def _flush_old(self) -> None:
-        now = time.monotonic()
-        for probe_id, since in list(self._pending_since.items()):
-            if now - since >= self._max_age_s:
-                self._write_chunk(probe_id, None)
+    def _take_old(self, now: float) -> list:
+        old = [(pid, b.data[:b.n]) for pid, b in self._buffers.items() if now - b.since >= self._max_age_s]
+        for pid, _ in old:
+            del self._buffers[pid]
+        return old
 
-    def _take(self, probe_id: int, n: int | None) -> np.ndarray:
-        parts = self._pending.pop(probe_id, [])
-        data = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if n is not None and n < len(data):
-            self._pending[probe_id] = [data[n:]]
-            self._pending_n[probe_id] = len(data) - n
-            data = data[:n]
-        else:
-            self._pending_n.pop(probe_id, None)
-            self._pending_since.pop(probe_id, None)
-        return data
+    def _submit(self, probe_id: int, records: np.ndarray) -> None:
+        self._raise_failure()
+        self._queue.put((probe_id, records))
 
-    def _write_chunk(self, probe_id: int, n: int | None) -> None:
-        records = self._take(probe_id, n)
+    def _worker(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self._max_age_s / 2 or 0.05)
+            except queue.Empty:
+                # Nobody appended for a while: commit what waits, so a kill loses little.
+                with self._buf_lock:
+                    items = self._take_old(time.monotonic())
+                for it in items:
+                    self._store_safely(*it)
+                continue
+            try:
+                if item is None:
+                    return
+                self._store_safely(*item)
+            finally:
+                self._queue.task_done()
+
+    def _store_safely(self, probe_id: int, records: np.ndarray) -> None:
+        if self._failure is not None:
+            return  # after a failure nothing more is written; what was committed stays readable
+        try:
+            self._store(probe_id, records)
+        except KtuiError as err:
+            self._failure = err
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _store(self, probe_id: int, records: np.ndarray) -> None:
         if len(records) == 0:
             return
         ts = records["ts"]
@@ -183,7 +224,7 @@ class RecordingWriter:
             records = records[np.argsort(ts, kind="stable")]
             ts = records["ts"]
         first, last = int(ts[0]), int(ts[-1])
-        blob = self._compressor.compress(records.tobytes())
+        blob = self._compressor.compress(np.ascontiguousarray(records).view(np.uint8))
         self._execute_tx([(
             "INSERT INTO chunks (probe_id, first_ts, last_ts, count, codec, data) VALUES (?, ?, ?, ?, ?, ?)",
             (probe_id, schema.to_sql_u64(first), schema.to_sql_u64(last), len(records), schema.CODEC_ZSTD, blob))])
@@ -265,29 +306,37 @@ class RecordingWriter:
     # -- end ----------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write every buffered event as chunks now (each committed)."""
-        with self._lock:
-            self._check_open()
-            for probe_id in list(self._pending):
-                while self._pending_n.get(probe_id, 0) > 0:
-                    self._write_chunk(probe_id, self._chunk_events)
+        """Write every buffered event as chunks now (each committed); raises an earlier write failure."""
+        self._check_open()
+        with self._buf_lock:
+            items = [(pid, b.data[:b.n]) for pid, b in self._buffers.items()]
+            self._buffers.clear()
+        for item in items:
+            self._submit(*item)
+        self._queue.join()
+        self._raise_failure()
 
     def close(self, end_ns: int | None = None) -> None:
         """Flush, write the end time, and fold the WAL back into the one file."""
-        with self._lock:
-            if self._closed:
-                return
+        if self._closed:
+            return
+        try:
             try:
                 self.flush()
-                self.set_meta(end_ns=end_ns if end_ns is not None else time.monotonic_ns(),
-                              first_event_ns=self._first_ts, last_event_ns=self._last_ts)
+            finally:
+                self._queue.put(None)
+                self._thread.join()
+            self.set_meta(end_ns=end_ns if end_ns is not None else time.monotonic_ns(),
+                          first_event_ns=self._first_ts, last_event_ns=self._last_ts)
+            with self._lock:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._conn.execute("PRAGMA journal_mode=DELETE")
-            except sqlite3.Error as err:
-                raise KtuiError(f"cannot finish the recording ({err}); the chunks written so far stay readable",
-                                where=str(self.path)) from None
-            finally:
-                self._closed = True
+        except sqlite3.Error as err:
+            raise KtuiError(f"cannot finish the recording ({err}); the chunks written so far stay readable",
+                            where=str(self.path)) from None
+        finally:
+            self._closed = True
+            with self._lock:
                 self._conn.close()
 
     def __enter__(self) -> "RecordingWriter":
@@ -317,6 +366,17 @@ class RecordingWriter:
                     pass
                 raise KtuiError(f"cannot write the recording ({err}); what was written before stays readable",
                                 where=str(self.path)) from None
+
+
+class _Buffer:
+    """One probe's chunk being filled."""
+
+    __slots__ = ("data", "n", "since")
+
+    def __init__(self, data: np.ndarray):
+        self.data = data
+        self.n = 0
+        self.since = time.monotonic()
 
 
 def _at(values: Sequence[int], i: int) -> int:
