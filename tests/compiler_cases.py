@@ -53,6 +53,11 @@ def kprobe_probes() -> list[Probe]:
             Fetch("dfd", Arg(index=1), T("s32")), Fetch("filename", Arg(name="filename"), T("ustring")),
             Fetch("slot1", StackSlot(1)), Fetch("sp", StackPtr()), Fetch("imm", Imm(-5), T("s64")),
             Fetch("code", SymAddr("schedule", 4)), Fetch("low", Reg("si"), T("b4@2/32"))]),
+        Probe(ProbeKind.KPROBE, "ip_rcv", fetches=[
+            Fetch("len", Member(Arg(name="skb"), ("len",))),
+            Fetch("dev", Member(Arg(name="skb"), ("dev", "name"))),
+            Fetch("ifindex", Member(Arg(name="dev"), ("ifindex",))),
+            Fetch("pkt_type", Member(Arg(name="skb"), ("pkt_type",)))], filter='dev =~ "lo*"'),
         Probe(ProbeKind.KRETPROBE, "do_sys_openat2", maxactive=64, fetches=[
             Fetch("filename", Arg(name="filename"), T("ustring")), Fetch("ret", Retval())],
             filter="ret < 0"),

@@ -13,7 +13,7 @@ import subprocess
 from helpers import UPROBE_SYMBOL, UPROBE_TARGET_C, build_c, getppid_binary, getppid_child
 from ktui.compiler import KernelFacts, compile_session
 from ktui.compiler.verify import bpf_class
-from ktui.events import DROPPED, FILTERED, HITS, N_COUNTERS, SUBMITTED
+from ktui.events import HITS, N_COUNTERS
 from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, Probe, ProbeKind, Retval, ValueType
 
 pytestmark = pytest.mark.live

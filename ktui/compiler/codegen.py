@@ -19,7 +19,6 @@ from ktui.compiler.program import AttachPlan
 from ktui.compiler.sites import Site
 from ktui.compiler.tracepoint_struct import struct_text
 
-STACK_MAP_ENTRIES = 16384
 AGG_ENTRIES = 10240  # entries of count/stack-count maps and of entry stashes
 STACK_RECORD_MAX = 256  # larger records are built in a per-CPU scratch map, not on the 512-byte BPF stack
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
