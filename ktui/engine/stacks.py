@@ -99,12 +99,17 @@ class UserSymbols:
         self._maps: dict[int, list[tuple[int, int, int, str]]] = {}
         self._lock = threading.Lock()
 
+    MAX_PROCESSES = 4096  # mappings kept for this many processes, the oldest forgotten first
+
     def remember(self, pid: int) -> None:
         """Read a process's mappings now, while it lives (stacks are symbolized later)."""
         if pid not in self._maps:
             maps = _read_maps(pid)
             if maps:
-                self._maps[pid] = maps
+                with self._lock:
+                    while len(self._maps) >= self.MAX_PROCESSES:
+                        self._maps.pop(next(iter(self._maps)))
+                    self._maps[pid] = maps
 
     def forget(self, pid: int) -> None:
         self._maps.pop(pid, None)
