@@ -164,3 +164,68 @@ def test_uprobe_and_uretprobe_with_entry_argument():
         assert (hits, sub, drop, filt) == (n, n - 50, 0, 50)
     finally:
         b.cleanup()
+
+
+def _attach_plan(b, plan):
+    if plan.kind == "raw_tracepoint":
+        b.attach_raw_tracepoint(tp=plan.event.encode(), fn_name=plan.fn_name.encode())
+    else:
+        _attach(b, plan)
+
+
+def test_struct_members_by_name_read_the_right_kernel_memory():
+    """task_struct members through BTF offsets (and a pointer chain) equal what the kernel says."""
+    import os
+
+    from ktui.probes.model import Member
+
+    probes = [Probe(ProbeKind.RAW_TRACEPOINT, "sched_process_exec", fetches=[
+        Fetch("tgid", Member(Arg(index=1), ("tgid",))), Fetch("task_pid", Member(Arg(index=1), ("pid",))),
+        Fetch("task_comm", Member(Arg(index=1), ("comm",))),
+        Fetch("ppid", Member(Arg(index=1), ("real_parent", "tgid"))),
+        Fetch("old_pid", Arg(index=2), ValueType.parse("s32"))])]
+    prog = compile_session(probes, facts=NO_KPROBES)
+    assert prog.probes[0].error is None, prog.probes[0].error
+    b = _load(prog)
+    try:
+        _attach_plan(b, prog.probes[0].attach)
+        child = subprocess.Popen(["/bin/true"])
+        child.wait()
+        b.detach_raw_tracepoint(tp=b"sched_process_exec")
+        events = _drain(b, prog.probes[0].ring, prog.probes[0].layout)
+    finally:
+        b.cleanup()
+    mine = events[events["pid"] == child.pid]
+    assert len(mine) == 1
+    e = mine[0]
+    assert e["tgid"] == e["task_pid"] == e["old_pid"] == child.pid == e["tid"]
+    assert e["ppid"] == os.getpid()
+    assert e["task_comm"] == e["comm"] == b"true"
+    assert e["flags"] == 0
+
+
+def test_syscall_function_falls_back_to_its_tracepoint_with_exact_counts():
+    n = 3000
+    probes = [Probe(ProbeKind.KPROBE, "__x64_sys_getppid", filter=f'comm == "{getppid_binary().name[:15]}"'),
+              Probe(ProbeKind.RAW_TRACEPOINT, "sys_enter", fetches=[Fetch("nr", Arg(index=2), ValueType.parse("s64"))],
+                    filter="nr == 110")]
+    prog = compile_session(probes, facts=NO_KPROBES)
+    fallback, raw = prog.probes
+    assert fallback.error is None and fallback.attach.kind == "tracepoint"
+    assert fallback.attach.event == "syscalls:sys_enter_getppid" and "instead" in fallback.notes[0]
+    b = _load(prog)
+    try:
+        for cp in prog.probes:
+            _attach_plan(b, cp.attach)
+        child = getppid_child(n)
+        b.detach_tracepoint(tp=b"syscalls:sys_enter_getppid")
+        b.detach_raw_tracepoint(tp=b"sys_enter")
+        tp_events = _drain(b, fallback.ring, fallback.layout)
+        raw_events = _drain(b, raw.ring, raw.layout)
+        for pid in (0, 1):
+            hits, sub, drop, filt = _counters(b, pid)
+            assert hits == sub + drop + filt and drop == 0
+    finally:
+        b.cleanup()
+    assert (tp_events["pid"] == child).sum() == n
+    assert (raw_events["pid"] == child).sum() == n and (raw_events["nr"] == 110).all()
