@@ -272,3 +272,27 @@ def test_in_kernel_histograms_and_stack_counts_hold_every_hit():
 
 
 UNKNOWN_FRAME = "[unknown]"
+
+
+def test_stop_leaves_no_program_or_perf_event_of_ours_in_the_kernel():
+    import json
+    import os
+    import subprocess
+
+    def bpftool(*args):
+        return json.loads(subprocess.run(["bpftool", *args, "--json"], capture_output=True, text=True,
+                                         check=True).stdout or "[]")
+
+    binary = str(uprobe_target_binary())
+    source = LiveSource(parse_spec(GETPPID) + parse_spec(f"uprobe:{binary}:{UPROBE_SYMBOL}")
+                        + parse_spec("profile:hz:49"))
+    source.start(lambda update: None)
+    try:
+        mine = [p for p in bpftool("perf", "show") if p["pid"] == os.getpid()]
+        kinds = {p.get("fd_type") for p in mine}
+        assert {"tracepoint", "uprobe"} <= kinds, mine
+        prog_ids = {p["prog_id"] for p in mine}
+    finally:
+        source.stop()
+    assert not [p for p in bpftool("perf", "show") if p["pid"] == os.getpid()]
+    assert not prog_ids & {p["id"] for p in bpftool("prog", "show")}
