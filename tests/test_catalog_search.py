@@ -171,3 +171,8 @@ def test_bare_name_matches_last_part(cat):
 def test_fuzzy_inside_last_part(cat):
     # the gapless chain lies in the event part, not across "sched:"
     assert names(cat.search("schedswitch", mode="fuzzy"))[:2] == ["rawtracepoint:sched_switch", "tracepoint:sched:sched_switch"]
+
+
+def test_leading_star_keeps_bpftrace_meaning(cat):
+    # '*t*' matches the 't' of "tracepoint:" too, as in bpftrace; only bare names get '*:' put in front
+    assert len(cat.search("*t*")) == len([n for n in NAMES if "t" in n])

@@ -318,7 +318,7 @@ class Catalog:
             traceability = [traceability]
         ranges = self._range(kinds)
         if mode == "glob":
-            if ":" not in pattern and pattern.strip("*"):
+            if ":" not in pattern and not pattern.startswith("*"):
                 pattern = "*:" + pattern  # a bare name (bpftrace refuses these): match it as the last part
             rows = self._glob_rows(pattern, ranges)
         elif mode == "regex":
@@ -409,6 +409,10 @@ class Catalog:
             if self._tindex is not None and literal and rest == f"*{literal}*" and literal.isascii():
                 r, _p = self._tindex.substring(literal.encode("ascii"), a, b)  # '*text*': pure numpy
                 rows.extend(r.tolist())
+            elif self._tindex is not None and literal and literal.isascii():
+                cand, _p = self._tindex.substring(literal.encode("ascii"), a, b)  # names with the literal
+                fm = rx.fullmatch
+                rows.extend(i for i in cand.tolist() if fm(names[i]))
             elif len(literal) >= 2:  # find the literal fast, then check only those names
                 lit = re.compile(re.escape(literal))
                 pos = [m.start() for m in lit.finditer(text, a, b)]
