@@ -287,3 +287,164 @@ def test_any_text_gives_a_probe_or_a_sentence(text):
     again.source = probe.source
     assert again == probe
     assert Probe.from_dict(probe.to_dict()) == probe
+
+
+# ---------------------------------------------------------------------------
+# The kernel's own parser as the judge. This kernel has no kprobe_events, but
+# uprobe_events parses FETCHARGS with the same code (kernel/trace/trace_probe.c):
+# what ktui parses, formatted back, must be accepted there with the same field
+# names, sizes and signedness; what both refuse, both refuse.
+
+def _uprobe_events():
+    import os
+
+    from ktui.kernel import tracefs_path
+
+    root = tracefs_path()
+    if root is None or not os.path.exists(f"{root}/uprobe_events"):
+        pytest.skip("no uprobe_events in tracefs here")
+    return root
+
+
+def _entry_offset(path: str = "/bin/true") -> int:
+    """File offset of the program's entry point (uprobe_events wants a file offset)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        entry = elf.header.e_entry
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= entry < seg["p_vaddr"] + seg["p_filesz"]:
+                return entry - seg["p_vaddr"] + seg["p_offset"]
+    raise AssertionError("entry point not in a loaded segment")
+
+
+class KernelProbeParser:
+    """Defines and removes uprobe events in a group of its own; removes them all when done."""
+
+    def __init__(self, root: str):
+        import os
+
+        self.root = root
+        self.group = f"ktuitest{os.getpid()}"
+        self.offset = _entry_offset()
+        self.n = 0
+
+    def _write(self, line: str) -> bool:
+        import os
+
+        # O_APPEND without a seek: Python's "a" mode seeks to the end, which tracefs refuses.
+        fd = os.open(f"{self.root}/uprobe_events", os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, (line + "\n").encode())
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def define(self, fetchargs: str) -> list[tuple[str, str, int, int]] | None:
+        """The kernel's fields (name, type, size, signed) for these FETCHARGS, or None if it refuses them."""
+        self.n += 1
+        event = f"ev{self.n}"
+        if not self._write(f"p:{self.group}/{event} /bin/true:0x{self.offset:x} {fetchargs}".rstrip()):
+            return None
+        try:
+            with open(f"{self.root}/events/{self.group}/{event}/format") as f:
+                text = f.read()
+        finally:
+            assert self._write(f"-:{self.group}/{event}")
+        fields = []
+        import re as _re
+
+        for m in _re.finditer(r"field:(.+?) (\w+)(?:\[\])?;\s*offset:\d+;\s*size:(\d+);\s*signed:(\d)", text):
+            ctype, name, size, signed = m.groups()
+            if name.startswith("common_") or name == "__probe_ip":
+                continue
+            fields.append((name, ctype, int(size), int(signed)))
+        return fields
+
+    def remove_stale(self) -> None:
+        """Events a killed earlier run of this test left behind (their group says so)."""
+        with open(f"{self.root}/uprobe_events") as f:
+            for line in f:
+                head = line.split(" ", 1)[0]  # p:GROUP/EVENT
+                if head[2:].startswith("ktuitest") and "/" in head:
+                    self._write(f"-:{head[2:]}")
+
+    def leftovers(self) -> list[str]:
+        with open(f"{self.root}/uprobe_events") as f:
+            return [line for line in f if f"{self.group}/" in line]
+
+
+def _expected_field(fetch: Fetch) -> tuple[str, str, int, int]:
+    t = fetch.type
+    if t.is_string:
+        return (fetch.name, "__data_loc char[]", 4, 1)
+    if t.kind == "bitfield":
+        return (fetch.name, f"u{t.bits}", t.bits // 8, 0)
+    return (fetch.name, f"{'s' if t.signed else 'u'}{t.bits}", t.bits // 8, int(t.signed))
+
+
+@pytest.fixture(scope="module")
+def kernel_parser():
+    parser = KernelProbeParser(_uprobe_events())
+    parser.remove_stale()
+    yield parser
+    assert parser.leftovers() == []
+
+
+UPROBE_SAFE_LINES = [
+    SEED_LINE,
+    "p:myprobe do_sys_open dfd=%ax filename=%dx flags=%cx mode=+4($stack)",
+    "p f path=+0(+8(%si)):string u=+u0(%si):ustring o=-8(%bp) b=+0(%di):b4@2/32 q=+010(%di):u8 c=$comm",
+    "p f %ax +8(%r15):s16 -8(%bp):x8 \\42 \\-1:s64 $stack3 $stack $comm +0(+0(+0(+0(%sp)))):x32",
+]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("line", UPROBE_SAFE_LINES)
+def test_kernel_parser_agrees_on_names_and_types(kernel_parser, line):
+    probe = parse_kprobe_event(line)
+    fetchargs = format_kprobe_event(probe).split(" ", 2)[2:]  # drop "p[:ev]" and the symbol
+    fields = kernel_parser.define(fetchargs[0] if fetchargs else "")
+    assert fields == [_expected_field(f) for f in probe.fetches]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("args", [
+    "%rsp", "%di:u7", "+0(%di", "$comm:u32", "%di:string", "a=%di a=%si", "+0($comm)", "%di:symstr",
+    "$foo", "1x", "%di:b40@0/32",
+])
+def test_kernel_parser_refuses_what_ktui_refuses(kernel_parser, args):
+    with pytest.raises(KtuiError):
+        parse_kprobe_event(f"p f {args}")
+    assert kernel_parser.define(args) is None
+
+
+@st.composite
+def uprobe_safe_fetchargs(draw):
+    """FETCHARGS both parsers take on a uprobe: no $argN/$retval (entry or return only), no symbols."""
+    regs = st.sampled_from(X86_64_REGISTERS[:17]).map(lambda r: f"%{r}")
+    leaf = st.one_of(regs, st.integers(0, 511).map(lambda n: f"$stack{n}"), st.just("$stack"),
+                     st.integers(-(1 << 63), (1 << 64) - 1).map(lambda n: f"\\{n}"))
+    deref = st.recursive(leaf, lambda inner: st.tuples(st.integers(-(1 << 16), 1 << 16), st.booleans(), inner).map(
+        lambda t: f"{'-' if t[0] < 0 else '+'}{'u' if t[1] else ''}{abs(t[0])}({t[2]})"), max_leaves=4)
+    parts = []
+    for i in range(draw(st.integers(1, 6))):
+        expr = draw(deref)
+        is_mem = expr[0] in "+-"
+        vtype = draw(st.sampled_from(([ "string", "ustring"] if is_mem else []) +
+                                     [f"{k}{b}" for k in "usx" for b in (8, 16, 32, 64)] + ["b3@1/8", "b1@31/32"]))
+        if draw(st.integers(0, 9)) == 0:
+            expr, vtype = "$comm", "string"
+        parts.append(f"{'' if draw(st.booleans()) else f'v{i}='}{expr}:{vtype}")
+    return " ".join(parts)
+
+
+@pytest.mark.live
+@settings(max_examples=60, deadline=None)
+@given(uprobe_safe_fetchargs())
+def test_kernel_parser_agrees_on_generated_fetchargs(kernel_parser, args):
+    probe = parse_kprobe_event(f"p f {args}")
+    assert kernel_parser.define(args) == [_expected_field(f) for f in probe.fetches]
