@@ -41,7 +41,9 @@ class RecordingWriter:
         self._layouts = layouts
         self._chunk_events = chunk_events
         self._max_age_s = max_age_s
-        self._compressor = zstandard.ZstdCompressor(level=level)
+        # zstd's own worker threads: at the engine's full rate one core cannot keep up
+        # with level 1, two can (bench/bench_recording.py).
+        self._compressor = zstandard.ZstdCompressor(level=level, threads=min(2, os.cpu_count() or 1))
         self._buffers: dict[int, _Buffer] = {}
         self._buf_lock = threading.Lock()  # the buffers (caller's thread and the worker's timer)
         self._lock = threading.RLock()  # the database connection
@@ -61,7 +63,7 @@ class RecordingWriter:
     def create(cls, path: str | os.PathLike, identity: KernelIdentity, layouts: Sequence[ProbeLayout],
                probes: Sequence[dict] | Mapping[int, dict] = (), meta: Mapping | None = None, *,
                overwrite: bool = False, chunk_events: int = 65536, max_age_s: float = 0.5,
-               level: int = -1) -> "RecordingWriter":
+               level: int = 1) -> "RecordingWriter":
         """Create a new recording, readable by its owner only (0600 from the first byte).
 
         ``probes`` holds each probe's model (``Probe.to_dict()``), either in the order
