@@ -140,7 +140,8 @@ class _Parser:
 
     def error(self, expected: str, after: Token | None = None) -> ParseError:
         where = f" after '{_shown(after)}'" if after is not None else ""
-        return ParseError(f"expected {expected}{where} but found {_describe(self.tok)}", text=self.text, pos=self.tok.pos)
+        found = _describe(self.tok)
+        return ParseError(f"expected {expected}{where} but found {found}", text=self.text, pos=self.tok.pos)
 
     def take(self) -> Token:
         tok = self.tok

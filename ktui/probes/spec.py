@@ -1,15 +1,19 @@
 """One entry point for the three ways people write probes.
 
-    parse_spec("kprobe:do_sys_openat2")                       bpftrace name (ktui.probes.bpftrace_names)
-    parse_spec("p:myprobe tcp_select_initial_window sk=+0(%di):x64")   kprobe_events line (ktui.probes.kprobe_events)
-    parse_spec('kernel.function("ip_rcv").return')            SystemTap point or script (ktui.probes.systemtap)
+    parse_spec("kprobe:do_sys_openat2")                 a bpftrace name      (ktui.probes.bpftrace_names)
+    parse_spec("p:myprobe tcp_v4_connect sk=+0(%di):x64")  a kprobe_events line (ktui.probes.kprobe_events)
+    parse_spec('kernel.function("ip_rcv").return')      a SystemTap point or script (ktui.probes.systemtap)
+
+parse_spec(text, catalog) -> list[Probe]; globs (and SystemTap's $$parms) need the catalog.
+Every failure is a KtuiError (UsageError, or ParseError with a column): never another exception.
 
 How the form is told apart:
   * a kprobe_events line: the first word is ``p``, ``r``, ``rN`` or ``-``, alone or followed by
     ``:[GRP/]EVENT``, and a symbol follows after whitespace. ``p:hz:99`` (no space) is therefore
     bpftrace's short profile name, and ``p:ev do_sys_open`` a kprobe.
-  * SystemTap: a script (``probe``/``global``, after comments too), a ``(`` anywhere (``kernel.function("x")``, ``timer.ms(200)``),
-    or a dotted point such as ``begin``, ``end``, ``timer.profile``, ``syscall.openat``.
+  * SystemTap: a script (``probe``/``global``, after comments too), a ``(`` anywhere
+    (``kernel.function("x")``, ``timer.ms(200)``), or a dotted point such as ``begin``, ``end``,
+    ``timer.profile``, ``syscall.openat``.
   * otherwise a bpftrace name (several may be joined by commas).
 """
 
@@ -26,7 +30,8 @@ MAX_SPEC = 65536
 _KPROBE_EVENTS = re.compile(r"^(?:[pr][0-9]*|-)(?::\S*)?\s+\S")
 _KPROBE_REMOVE = re.compile(r"^-:")
 _KRETPROBE_ALONE = re.compile(r"^r[0-9]*(?::\S*)?\Z")  # "r:ev" without a symbol: bpftrace has no "r:" alias
-_STAP_WORD = re.compile(r"^(?:begin|end|error|never)(?:\([^)]*\))?$|^(?:timer|perf|syscall|nd_syscall|kernel|module|process|vfs|scheduler|signal|netdev|ioblock|tcp|udp|socket)\.")
+_STAP_TAPSETS = "timer|perf|syscall|nd_syscall|kernel|module|process|vfs|scheduler|signal|netdev|ioblock|tcp|udp|socket"
+_STAP_WORD = re.compile(rf"^(?:begin|end|error|never)(?:\([^)]*\))?\Z|^(?:{_STAP_TAPSETS})\.")
 
 
 def spec_form(text: str) -> str:
