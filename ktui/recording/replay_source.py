@@ -23,8 +23,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ktui.errors import FileFormatError, KtuiError
-from ktui.events import ProbeCounters, ProbeLayout, ProbeState, StackTrace, Histogram, Update
+from ktui.errors import KtuiError
+from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update
 from ktui.recording.reader import SQLITE_MAGIC, RecordingReader
 
 SPEEDS = (1.0, 10.0, None)  # None: as fast as possible
@@ -96,6 +96,7 @@ class ReplaySource:
         self.probe_filter: set[int] | None = None
         self.comm_filter: bytes | None = None
         self.seek_generation = 0  # bumps on every seek: the panes should drop what they show
+        self._aggregates: tuple | None = None
 
     # -- building the timeline ------------------------------------------------------
 
@@ -349,8 +350,11 @@ class ReplaySource:
             position = self._position
         if self.problems and reset:
             messages.extend(self.problems[:3])
-        return Update(events=events, counters=self.counters(), probes=self.probe_states(), stacks=self.stacks(),
-                      histograms=self.histograms(), now_ns=min(position, self.end_ns),
+        if self._aggregates is None:  # a recording does not change: read its aggregates once
+            self._aggregates = (self.counters(), self.probe_states(), self.stacks(), self.histograms())
+        counters, probes, stacks, histograms = self._aggregates
+        return Update(events=events, counters=counters, probes=probes, stacks=stacks,
+                      histograms=histograms, now_ns=min(position, self.end_ns),
                       elapsed_s=(min(position, self.end_ns) - self.start_ns) / 1e9,
                       message="; ".join(m for m in messages if m), finished=finished)
 
@@ -435,4 +439,4 @@ def _filter(arr: np.ndarray, pid: int | None, comm: bytes | None) -> np.ndarray:
     return arr
 
 
-__all__ = ["ReplaySource", "Track", "open_recording", "SPEEDS", "FileFormatError"]
+__all__ = ["ReplaySource", "Track", "open_recording", "SPEEDS"]
