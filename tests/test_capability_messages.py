@@ -47,7 +47,7 @@ def shared_tmp():
 def _run(args: list[str], env: dict[str, str] | None = None, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*(prefix or []), sys.executable, "-m", "ktui", *args],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, **(env or {})},
     )
 
 
@@ -102,7 +102,7 @@ def test_unprivileged_attach_failure_is_explained_as_privilege(shared_tmp):
         "print(e('tracepoint', 'syscalls:sys_enter_getppid', PermissionError(1, 'Operation not permitted')))\n"
     )
     out = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "HOME": shared_tmp, "KTUI_CACHE_DIR": shared_tmp}, timeout=60)
+                         env={**os.environ, "HOME": shared_tmp, "KTUI_CACHE_DIR": shared_tmp}, timeout=300)
     assert out.returncode == 0, out.stderr
     line = out.stdout.strip()
     _one_sentence(line)

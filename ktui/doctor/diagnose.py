@@ -70,16 +70,28 @@ def _lockdown(ctx: Context) -> Check:
     return Check(False, f"lockdown is {mode}: BPF programs cannot read kernel memory, so fetched kernel values and kernel stacks fail; tracepoint counts still work", evidence, value=mode)
 
 
+def _first_text_symbol(limit: int = 5000) -> tuple[str, str] | None:
+    """(address, name) of the first function symbol: per-CPU symbols at the top
+    of /proc/kallsyms really are at address 0, so they prove nothing."""
+    with open("/proc/kallsyms") as f:
+        for _, line in zip(range(limit), f):
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] in "tT":
+                return parts[0], parts[2]
+    return None
+
+
 def _kptr_restrict(priv: Privileges) -> Check:
     value, why = facts.read_text("/proc/sys/kernel/kptr_restrict")
     evidence = [f"kernel.kptr_restrict = {value}" if value is not None else why]
     try:
-        with open("/proc/kallsyms") as f:
-            first = f.readline().split()
-        visible = bool(first) and int(first[0], 16) != 0
-        evidence.append(f"/proc/kallsyms first address {first[0] if first else '?'}")
+        first = _first_text_symbol()
     except (OSError, ValueError):
         return Check(None, "cannot tell whether kernel addresses are visible: /proc/kallsyms unreadable", evidence, value=value)
+    if first is None:
+        return Check(None, "cannot tell whether kernel addresses are visible: no text symbol in /proc/kallsyms", evidence, value=value)
+    visible = int(first[0], 16) != 0
+    evidence.append(f"/proc/kallsyms: {first[1]} at {first[0]}")
     if visible:
         return Check(True, f"kernel addresses are visible to us (kptr_restrict={value}): kernel stacks symbolize", evidence, value=value)
     return Check(

@@ -107,6 +107,14 @@ def _umount(target: str) -> None:
     libc.umount2(target.encode(), 2)  # MNT_DETACH
 
 
+def _gist(text: str) -> str:
+    """A file's content as one short line of evidence."""
+    lines = text.splitlines()
+    if len(lines) <= 1 and len(text) <= 120:
+        return text
+    return f"{len(lines)} lines, first: {lines[0][:100] if lines else ''}"
+
+
 def _mounted_at(fstype: str) -> str | None:
     try:
         with open("/proc/self/mounts") as mounts:
@@ -127,7 +135,7 @@ def read_pseudo_fs(fstype: str, relpath: str) -> tuple[str | None, list[str]]:
     if where is not None:
         path = os.path.join(where, relpath)
         text, why = read_text(path)
-        return text, [f"{path}: {text}" if text is not None else why]
+        return text, [f"{path}: {_gist(text)}" if text is not None else why]
     evidence = [f"{fstype} is not mounted"]
     if os.geteuid() != 0:
         return None, evidence + [f"only root can mount {fstype}"]
@@ -142,7 +150,7 @@ def read_pseudo_fs(fstype: str, relpath: str) -> tuple[str | None, list[str]]:
             _umount(tmp)
         if text is None:
             return None, evidence + [f"{fstype} (mounted read-only for this check): " + why.replace(tmp + "/", "")]
-        return text, evidence + [f"{fstype} (mounted read-only for this check) {relpath}: {text[:200]}"]
+        return text, evidence + [f"{fstype} (mounted read-only for this check) {relpath}: {_gist(text)}"]
     finally:
         try:
             os.rmdir(tmp)

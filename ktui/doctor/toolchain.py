@@ -102,7 +102,8 @@ def _compile_and_attach(bcc, headers, priv: Privileges, bcc_check: Check, head: 
         head.ok = False
         head.why = f"{err}"
         return
-    head.evidence.append(f"BCC_KERNEL_SOURCE={os.environ.get('BCC_KERNEL_SOURCE', '')}" if chosen.kind in ("generic", "env") else f"{chosen.kind}: {chosen.path}")
+    if chosen.kind == "generic":
+        head.evidence.append(f"merged tree: BCC_KERNEL_SOURCE={os.environ.get('BCC_KERNEL_SOURCE', '')}")
     start = time.perf_counter()
     program = None
     with captured_output() as noise:
