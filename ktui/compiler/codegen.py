@@ -396,6 +396,7 @@ class ProbeCompiler:
                     members, sets = [], []
                     for k in action.key:
                         op = self.operand(k, fields)
+                        k = self.aliases.get(k, k)
                         f = next((f for f in fields if f.name == k), None)
                         members.append(f"    {c_decl(f.vtype, 'f_' + k) if f else _KEY_DECLS[k]};")
                         member = f"f_{k}" if f else k
