@@ -14,12 +14,23 @@ import sys
 from ktui import __version__
 from ktui.errors import KtuiError
 
-# name -> module under ktui.commands; each module is imported only when present
-# so a half-built tree still runs the commands it has.
-HEADLESS = ["doctor", "list", "compile", "record", "import_", "export"]
+# command -> module under ktui.commands. Only the module of the command being run is
+# imported (start-up time matters for `ktui list | grep`); all of them for --help.
+HEADLESS = {"doctor": "doctor", "list": "list", "compile": "compile", "record": "record",
+            "import": "import_", "export": "export"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _wanted_modules(argv: list[str]) -> list[str]:
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        if arg in HEADLESS:
+            return [HEADLESS[arg]]
+        break
+    return list(HEADLESS.values())
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ktui",
         description="Terminal UI kernel trace explorer. Without a subcommand, opens the app.",
@@ -28,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--session", metavar="FILE", help="open (and save to) this session file")
     parser.add_argument("--demo", action="store_true", help="open the bundled demo recording read-only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in HEADLESS:
+    for name in _wanted_modules(sys.argv[1:] if argv is None else argv):
         try:
             module = importlib.import_module(f"ktui.commands.{name}")
         except ModuleNotFoundError as err:
@@ -49,7 +60,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         if args.command is None:
