@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ktui.errors import KtuiError, ParseError, UsageError
 from ktui.probes.kprobe_events import (
+    KERNEL_MAX_ARG_TEXT,
     X86_64_REGISTERS,
     default_event_name,
     format_kprobe_event,
@@ -115,17 +116,22 @@ def test_every_register_parses():
         assert parse_kprobe_event(f"p f %{reg}").fetches[0].expr == Reg(reg)
 
 
+def _nested(n: int, inner: str = "%di") -> str:
+    for i in range(n):
+        inner = f"+{i}({inner})"
+    return inner
+
+
 def test_deep_nesting_within_limit():
-    expr = "%di"
-    for i in range(16):
-        expr = f"+{i}({expr})"
-    probe = parse_kprobe_event(f"p f {expr}:u8")
+    probe = parse_kprobe_event(f"p f {_nested(16)}:u8")
     depth, e = 0, probe.fetches[0].expr
     while isinstance(e, Deref):
         depth, e = depth + 1, e.inner
     assert depth == 16 and e == Reg("di")
-    with pytest.raises(ParseError, match="nest more than 16"):
-        parse_kprobe_event(f"p f +0({expr}):u8")
+    with pytest.raises(ParseError, match="nest more than 16 deep"):
+        parse_kprobe_event(f"p f {_nested(17)}:u8")
+    with pytest.raises(ParseError, match="nest more than 16 deep"):
+        parse_kprobe_event(f"p f {_nested(600)}:u8")  # a sentence, not a RecursionError
 
 
 @pytest.mark.parametrize("line, message", [
@@ -399,6 +405,9 @@ UPROBE_SAFE_LINES = [
     "p:myprobe do_sys_open dfd=%ax filename=%dx flags=%cx mode=+4($stack)",
     "p f path=+0(+8(%si)):string u=+u0(%si):ustring o=-8(%bp) b=+0(%di):b4@2/32 q=+010(%di):u8 c=$comm",
     "p f %ax +8(%r15):s16 -8(%bp):x8 \\42 \\-1:s64 $stack3 $stack $comm +0(+0(+0(+0(%sp)))):x32",
+    # As deep as the kernel's 63-character argument text allows.
+    "p f a={}:u8 b={}:string c={}:b4@2/32".format("+0(" * 14 + "%di" + ")" * 14, "+0(" * 12 + "%di" + ")" * 12,
+                                                  "+0(" * 12 + "%di" + ")" * 12),
 ]
 
 
@@ -438,6 +447,7 @@ def uprobe_safe_fetchargs(draw):
                                      [f"{k}{b}" for k in "usx" for b in (8, 16, 32, 64)] + ["b3@1/8", "b1@31/32"]))
         if draw(st.integers(0, 9)) == 0:
             expr, vtype = "$comm", "string"
+        assume(len(f"{expr}:{vtype}") <= KERNEL_MAX_ARG_TEXT)  # the kernel's own limit on one argument
         parts.append(f"{'' if draw(st.booleans()) else f'v{i}='}{expr}:{vtype}")
     return " ".join(parts)
 

@@ -48,7 +48,12 @@ from ktui.probes.model import (
 MAX_LINE = 4096
 MAX_ARGS = 128  # "Each probe can have up to 128 args."
 MAXACTIVE_MAX = 4096  # KRETPROBE_MAXACTIVE_MAX in kernel/trace/trace_kprobe.c
-MAX_DEPTH = 16  # nested dereferences; the kernel's fetch code is bounded too
+# ktui's own bound on nested dereferences (no input may recurse deeply). The kernel's bound
+# is tighter but textual: each argument (FETCHARG:TYPE, after NAME=) is at most 63 characters
+# (MAX_ARGSTR_LEN), so about 14 levels; format_kprobe_event can write longer ones than the
+# kernel's own tracer would take.
+MAX_DEPTH = 16
+KERNEL_MAX_ARG_TEXT = 63
 
 # x86-64 pt_regs names as the kernel's regs_query_register_offset() knows them.
 X86_64_REGISTERS = (
