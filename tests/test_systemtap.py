@@ -167,6 +167,16 @@ def test_values_map_to_fetches():
     assert actions == []
 
 
+def test_arguments_named_like_builtins_keep_their_own_name():
+    fetches, _ = parse_stap_values("pid(), $pid, $pid, $comm->x, kernel_string($name), $name")
+    assert fetches == [Fetch("pid", Builtin("pid")), Fetch("pid_arg", Arg(name="pid")),
+                       Fetch("comm_x", Member(Arg(name="comm"), ("x",))), Fetch("name", Arg(name="name"), STRING),
+                       Fetch("name_2", Arg(name="name"))]
+    (p,) = parse_systemtap('probe kernel.function("f") { if ($pid == 1 && pid() != 2) log("x") }')
+    assert p.filter == "pid_arg == 1 && pid != 2"
+    assert p.fetches == [Fetch("pid_arg", Arg(name="pid"))]
+
+
 def test_backtraces_become_stack_actions():
     assert parse_stap_values("print_backtrace()") == ([], [Action(ActionKind.STACKS)])
     assert parse_stap_values("print_backtrace(), print_ubacktrace()") == (

@@ -42,6 +42,7 @@ from ktui.errors import KtuiError, ParseError, UsageError
 from ktui.probes.bpftrace_names import MAX_EXPANSION, MODULE, SYMBOL, is_glob
 from ktui.probes.filter import format_string, parse_filter
 from ktui.probes.model import (
+    BUILTINS,
     STRING,
     Action,
     ActionKind,
@@ -464,6 +465,10 @@ _REFUSED_HINTS = {
 }
 
 
+# Names the filter language and the event header already give a meaning.
+_RESERVED = frozenset(BUILTINS) | {"retval", "and", "or", "not"}
+
+
 @dataclass
 class _Ctx:
     text: str
@@ -477,11 +482,16 @@ class _Ctx:
     fields: bool = False  # entry_args are tracepoint fields, not function arguments
 
     def add(self, fetch: Fetch) -> str:
-        for f in self.fetches:
-            if f.name == fetch.name:
-                return f.name
-        self.fetches.append(fetch)
-        return fetch.name
+        """Add a fetch once; a different value wanting a taken name gets name_2, name_3..."""
+        taken = {f.name: f for f in self.fetches}
+        name, n = fetch.name, 1
+        while name in taken:
+            if taken[name].expr == fetch.expr and taken[name].type == fetch.type:
+                return name
+            n += 1
+            name = f"{fetch.name}_{n}"
+        self.fetches.append(Fetch(name, fetch.expr, fetch.type))
+        return name
 
 
 def _refuse_call(name: str, tok: Tok, text: str) -> ParseError:
@@ -559,7 +569,10 @@ def _variable(tok: Tok, s: _Stream, ctx: _Ctx, vtype: ValueType | None = None) -
     expr: FetchExpr = Arg(name=base)
     if path:
         expr = Member(expr, tuple(path))
-    return ctx.add(Fetch("_".join([base, *path]), expr, vtype))
+    name = "_".join([base, *path])
+    if name in _RESERVED:  # $pid is the probed function's argument, not the builtin pid
+        name += "_arg"
+    return ctx.add(Fetch(name, expr, vtype))
 
 
 def _add_stacks(ctx: _Ctx, kernel: bool, user: bool) -> None:
@@ -626,7 +639,8 @@ def _condition(s: _Stream, ctx: _Ctx) -> str:
                     raise ParseError(f"{tok.text} is only for a .return probe", text=ctx.text, pos=tok.pos)
                 out.append("retval")  # a name the filter language knows on return probes
             elif re.match(r"^\$[A-Za-z_]\w*\Z", tok.text, re.ASCII) and not s.at("->"):
-                out.append(tok.text[1:])  # an argument by name
+                name = tok.text[1:]  # an argument by name; fetched only if a builtin has its name
+                out.append(ctx.add(Fetch(name + "_arg", Arg(name=name))) if name in _RESERVED else name)
             else:
                 out.append(_variable(tok, s, ctx))
             continue
