@@ -294,5 +294,23 @@ def test_stop_leaves_no_program_or_perf_event_of_ours_in_the_kernel():
         prog_ids = {p["prog_id"] for p in mine}
     finally:
         source.stop()
-    assert not [p for p in bpftool("perf", "show") if p["pid"] == os.getpid()]
+    names = {p["id"]: p.get("name") for p in bpftool("prog", "show")}
+    left = [(p["fd_type"], names.get(p["prog_id"])) for p in bpftool("perf", "show") if p["pid"] == os.getpid()]
+    assert not left
     assert not prog_ids & {p["id"] for p in bpftool("prog", "show")}
+
+
+def test_two_probes_on_one_tracepoint_both_count_and_both_detach():
+    import json
+    import os
+    import subprocess
+
+    n = 700
+    sink = Collect()
+    probes = parse_spec(GETPPID) + parse_spec(GETPPID)
+    source = LiveSource(probes, target=TargetProcess(command=[str(getppid_binary()), str(n)]))
+    _run(source, sink, lambda: source.finished.wait(30))
+    assert len(sink.events(0)) == n and len(sink.events(1)) == n
+    perf = json.loads(subprocess.run(["bpftool", "perf", "show", "--json"], capture_output=True, text=True,
+                                     check=True).stdout or "[]")
+    assert not [p for p in perf if p["pid"] == os.getpid()]

@@ -3,11 +3,18 @@
 BCC reports every attach failure as a bare ``Exception`` with a message that can
 mislead (on a kernel without kprobes it says the function is "not traceable"), so
 the reason is worked out here from what the kernel actually offers.
+
+BCC also keys its own records of attachments by event name (a tracepoint, a uprobe
+address, a perf event type): two probes on the same tracepoint overwrite each
+other's entry, and BCC's cleanup then leaves the first one attached. So every fd
+an attach creates is taken out of BCC's records at once and kept here, one
+Attachment each, and ``detach`` closes them all.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ktui.kernel import tracefs_path
 
@@ -17,6 +24,56 @@ UPROBE_PMU = "/sys/bus/event_source/devices/uprobe"
 
 class AttachError(Exception):
     """Why one probe could not attach (the message is the sentence shown)."""
+
+
+@dataclass
+class Attachment:
+    fd: int
+    perf: bool  # a perf event fd (tracepoint, kprobe, uprobe, sampling), else a link/raw fd
+    kprobe_event: bytes | None = None  # legacy kprobe_events name to remove after closing, if any
+    uprobe_event: bytes | None = None
+
+
+def _take_fds(bpf) -> list[Attachment]:
+    """Move the fds BCC just recorded into Attachments (see the module's docstring)."""
+    out = []
+    for tp in list(bpf.tracepoint_fds):
+        out.append(Attachment(bpf.tracepoint_fds.pop(tp), True))
+    for tp in list(bpf.raw_tracepoint_fds):
+        out.append(Attachment(bpf.raw_tracepoint_fds.pop(tp), False))
+    for ev in list(bpf.uprobe_fds):
+        out.append(Attachment(bpf.uprobe_fds[ev], True, uprobe_event=ev))
+        bpf._del_uprobe_fd(ev)  # keeps BCC's global probe quota right
+    for ev in list(bpf.kprobe_fds):
+        for fn in list(bpf.kprobe_fds[ev]):
+            out.append(Attachment(bpf.kprobe_fds[ev][fn], True, kprobe_event=ev))
+            bpf._del_kprobe_fd(ev, fn)
+        del bpf.kprobe_fds[ev]
+    for key in list(bpf.open_perf_events):
+        out.extend(Attachment(fd, True) for fd in bpf.open_perf_events.pop(key).values())
+    for table in (bpf.kfunc_entry_fds, bpf.kfunc_exit_fds):
+        for name in list(table):
+            out.append(Attachment(table.pop(name), False))
+    return out
+
+
+def detach(attachments: list[Attachment]) -> None:
+    """Close every attachment; then remove legacy k/uprobe_events entries (none when BCC used the PMUs)."""
+    from bcc.libbcc import lib
+
+    for a in attachments:
+        if a.perf:
+            lib.bpf_close_perf_event_fd(a.fd)
+        else:
+            try:
+                os.close(a.fd)
+            except OSError:
+                pass
+    for ev in {a.kprobe_event for a in attachments if a.kprobe_event}:
+        lib.bpf_detach_kprobe(ev)
+    for ev in {a.uprobe_event for a in attachments if a.uprobe_event}:
+        lib.bpf_detach_uprobe(ev)
+    attachments.clear()
 
 
 def kprobes_available() -> bool:
@@ -39,8 +96,19 @@ def _load(bpf, plan):
     return bpf.load_func(plan.fn_name.encode(), getattr(type(bpf), plan.prog_type))
 
 
-def attach_plan(bpf, plan) -> None:
-    """Attach one program of a probe as its AttachPlan says; AttachError on failure."""
+def attach_plan(bpf, plan) -> list[Attachment]:
+    """Attach one program of a probe as its AttachPlan says; AttachError on failure.
+
+    Returns what was attached; the caller detaches it with ``detach``."""
+    try:
+        _attach(bpf, plan)
+    except BaseException:
+        detach(_take_fds(bpf))  # a perf event may have opened on some CPUs before failing
+        raise
+    return _take_fds(bpf)
+
+
+def _attach(bpf, plan) -> None:
     kind = plan.kind
     if kind in ("kprobe", "kretprobe") and not kprobes_available():
         raise AttachError("this kernel has no kprobes (CONFIG_KPROBES is off: no kprobe PMU, no kprobe_events); "

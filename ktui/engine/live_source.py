@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from ktui.engine import cleanup
-from ktui.engine.attach import AttachError, attach_plan
+from ktui.engine.attach import AttachError, Attachment, attach_plan, detach
 from ktui.engine.counters import DeliveredCounts, KernelCounters, probe_counters
 from ktui.engine.histograms import read_histogram
 from ktui.engine.launch import StoppedCommand, process_alive
@@ -54,6 +54,7 @@ class _Unit:
     readers: list[tuple[int, RingReader]] = field(default_factory=list)  # (session id, reader)
     counters: KernelCounters | None = None
     stacks: StackReader | None = None
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 class LiveSource:
@@ -195,6 +196,7 @@ class LiveSource:
                     table = bpf.get_table(cp.ring.encode())
                     unit.readers.append((gid, RingReader(table.map_fd, int(table.max_entries), cp.layout.dtype)))
         except BaseException:
+            detach(unit.attachments)
             bpf.cleanup()
             raise
         with self._lock:
@@ -216,11 +218,14 @@ class LiveSource:
         spec = cp.layout.spec or cp.probe.spec
         if cp.error:
             return ProbeState(gid, cp.layout.name, spec, "failed", cp.error)
+        attached: list[Attachment] = []
         try:
             for plan in cp.attach_plans:
-                attach_plan(unit.bpf, plan)
+                attached += attach_plan(unit.bpf, plan)
         except AttachError as err:
+            detach(attached)  # an entry helper attached before its return probe failed
             return ProbeState(gid, cp.layout.name, spec, "failed", str(err))
+        unit.attachments += attached
         enabled = bool(getattr(cp.probe, "enabled", True))
         self._write_enabled(unit, cp.probe_id, enabled)
         return ProbeState(gid, cp.layout.name, spec, "attached" if enabled else "disabled")
@@ -277,6 +282,7 @@ class LiveSource:
     def _teardown(self) -> None:
         with self._lock:
             for unit in self._units:
+                detach(unit.attachments)
                 for _, reader in unit.readers:
                     reader.close()
                 unit.bpf.cleanup()
