@@ -42,6 +42,8 @@ SEED_LINE = ("p:myprobe tcp_select_initial_window sk=+0(%di):x64 space=%si:s32 m
     ("i:s:1", "bpftrace"),
     ("t:sched:sched_switch", "bpftrace"),
     ("kprobe:a,kprobe:b", "bpftrace"),
+    ("p:hz:99, i:s:1", "bpftrace"),
+    ("p:1ev do_sys_open", "kprobe_events"),
     ("p:myprobe do_sys_open", "kprobe_events"),
     ("p do_sys_open", "kprobe_events"),
     ("  p:grp/ev do_sys_open %di", "kprobe_events"),
@@ -61,6 +63,11 @@ SEED_LINE = ("p:myprobe tcp_select_initial_window sk=+0(%di):x64 space=%si:s32 m
 ])
 def test_forms_are_told_apart(text, form):
     assert spec_form(text) == form
+
+
+def test_bpftrace_list_with_spaces():
+    assert [(p.kind, p.frequency, p.period_ns) for p in parse_spec("p:hz:99, i:s:1")] == [
+        (K.PROFILE, 99, 0), (K.INTERVAL, 0, 1_000_000_000)]
 
 
 def test_each_form_dispatches():

@@ -27,7 +27,8 @@ from ktui.probes.systemtap import looks_like_script
 
 MAX_SPEC = 65536
 
-_KPROBE_EVENTS = re.compile(r"^(?:[pr][0-9]*|-)(?::\S*)?\s+\S")
+# [GRP/]EVENT holds no ':' or ',': "p:hz:99, i:s:1" is a list of bpftrace names, not a kprobe line.
+_KPROBE_EVENTS = re.compile(r"^(?:[pr][0-9]*|-)(?::[^\s:,]*)?\s+\S")
 _KPROBE_REMOVE = re.compile(r"^-:")
 _KRETPROBE_ALONE = re.compile(r"^r[0-9]*(?::\S*)?\Z")  # "r:ev" without a symbol: bpftrace has no "r:" alias
 _STAP_TAPSETS = "timer|perf|syscall|nd_syscall|kernel|module|process|vfs|scheduler|signal|netdev|ioblock|tcp|udp|socket"
