@@ -10,7 +10,8 @@ Points:
                                                       "sched:sched_switch" needs no catalog)
     syscall.openat[.return]  nd_syscall.openat        tracepoint syscalls:sys_enter_openat / sys_exit_openat
     timer.ms(200) timer.s(1) timer.us(N) timer.ns(N) timer.hz(N)    interval
-    timer.profile  perf.sw.cpu_clock[.sample(NS)]     profile (timer.profile: 100 Hz, see NOTES)
+    timer.profile  perf.sw.cpu_clock[.sample(NS)]     profile (timer.profile fires on each tick in SystemTap;
+                                                      ktui samples it at 100 Hz and says so in the notes)
     begin  end                                        not probes: ktui marks a session's start and end
                                                       itself. Alone they are refused; in a script their
                                                       blocks are skipped with a note.
@@ -24,12 +25,14 @@ Handler values (parse_stap_values): execname() pid() tid() uid() gid() cpu() pp(
 probefunc() $return $$return $argname $var->member $$parms kernel_string($x) user_string($x)
 print_backtrace() print_ubacktrace() (-> a STACKS action).
 
-Scripts: ``probe POINT[, POINT] [if (COND)] { STATEMENTS }``, repeated. Statements that map:
-printf/println/print/log calls (their values become fetches; the format text is display
-only), print_backtrace(), ``if (COND) { ... }`` around them (COND becomes the probe's filter),
-``exit()`` (ignored, with a note), ``name[keys]++`` (a COUNT action keyed by those values).
-Everything else (guru mode ``%{ %}``, embedded C, functions, globals, loops, assignments,
-set_kernel_*, unknown tapset functions) is refused with a sentence naming it.
+Scripts (parse_systemtap_script -> StapScript(probes, notes)): ``global NAME, ...`` and
+``probe POINT[, POINT] { STATEMENTS }``, repeated. Statements that map: printf/println/print/log
+(their values become fetches and the probe streams events; the format text is display only),
+print_backtrace() (a STACKS action), ``if (COND) ...`` (COND becomes the probe's filter, in the
+filter language: comparisons, &&, ||, !), ``exit()`` (ignored, with a note), ``NAME[keys]++``
+(a COUNT action keyed by those values). An argument named like a builtin ($pid) is fetched
+as pid_arg. Everything else (guru mode ``%{ %}``, embedded C, function definitions, loops,
+assignments, else, set_kernel_*, unknown tapset functions) is refused with a sentence naming it.
 """
 
 from __future__ import annotations
