@@ -116,6 +116,15 @@ def test_length_and_depth_limits_are_sentences_not_recursion_errors():
     assert len(parse_filter(chain).args) == 300
 
 
+def test_string_literal_length_limit():
+    assert strip(parse_filter('comm == "' + "a" * 256 + '"')) == Compare("==", Name("comm"), StrLit("a" * 256))
+    with pytest.raises(ParseError) as info:
+        parse_filter('comm == "' + "a" * 257 + '"')
+    assert str(info.value) == "column 9: string longer than 256 characters"
+    with pytest.raises(ParseError, match="column 10: control character in string"):
+        parse_filter('comm == "\x01"')
+
+
 def test_check_filter_accepts_good_types():
     for text in ['comm == "bash" && pid != 1', 'comm =~ "kw*" || retval < 0', "!pid", 'filename != comm',
                  "(cpu == 0) == 1", "1"]:
