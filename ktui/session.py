@@ -132,9 +132,9 @@ class Session:
             data["target"] = {"pid": self.target.pid} if self.target.pid is not None else {
                 "command": list(self.target.command)}
         if self.layout:
-            data["layout"] = self.layout
+            data["layout"] = _drop_none(self.layout)
         if self.settings:
-            data["settings"] = self.settings
+            data["settings"] = _drop_none(self.settings)
         data["probes"] = [_drop_none(p.to_dict()) for p in self.probes]
         return data
 

@@ -108,7 +108,7 @@ class Column:
 
     def see(self, value: str) -> None:
         if self.dec:
-            if DEC.match(value):
+            if value.isdigit() or (value[:1] == "-" and value[1:].isdigit()):
                 v = int(value)
                 self.negative |= v < 0
                 self.big |= v >= 1 << 63
@@ -118,12 +118,14 @@ class Column:
                 self.dec = False
         if value.startswith("0x"):
             self.prefixed = True
-        if self.hex and not (HEX.match(value) and len(value) <= 18) and value != "0":
+        if self.hex and value != "0" and not (len(value) <= 18 and HEX.match(value)):
             self.hex = False
         if self.bare_hex:
-            if BARE_HEX.match(value):
-                self.letters |= any(c in "abcdef" for c in value)
-                self.pointer &= bool(POINTER_HEX.match(value))
+            if len(value) <= 16 and BARE_HEX.match(value):
+                if not self.letters and not value.isdigit():
+                    self.letters = True
+                if self.pointer and len(value) < 8:
+                    self.pointer = False
             else:
                 self.bare_hex = False
         n = len(value.encode("utf-8", "surrogateescape"))
@@ -205,9 +207,10 @@ def parse_line(line: str) -> ParsedLine | str:
     ts = int(m["sec"]) * 1_000_000_000 + int(frac)
     tgid = int(m["tgid"]) if m["tgid"] and m["tgid"][0] != "-" else None
     body = m["body"]
+    is_sys = body.startswith("sys_")
     head = ParsedLine(m["comm"], int(m["pid"]), tgid, int(m["cpu"]), ts, ("", ""), "", [],
                       10 ** (9 - min(len(m["frac"] or ""), 9)))
-    if sm := SYSCALL_ENTER.match(body):
+    if is_sys and (sm := SYSCALL_ENTER.match(body)):
         name = sm["name"][4:]
         head.key = ("syscall_enter", f"sys_enter_{name}")
         head.target = f"syscalls:sys_enter_{name}"
@@ -219,7 +222,7 @@ def parse_line(line: str) -> ParsedLine | str:
                     return f"syscall argument {part!r} is not 'name: value'"
                 head.fields.append((key.strip(), value.strip()))
         return head
-    if sm := SYSCALL_EXIT.match(body):
+    if is_sys and (sm := SYSCALL_EXIT.match(body)):
         name = sm["name"][4:]
         head.key = ("syscall_exit", f"sys_exit_{name}")
         head.target = f"syscalls:sys_exit_{name}"
@@ -229,7 +232,7 @@ def parse_line(line: str) -> ParsedLine | str:
             value -= 1 << 64
         head.fields.append(("ret", str(value)))
         return head
-    if fm := FUNCTION.match(body):
+    if " <-" in body and (fm := FUNCTION.match(body)):
         head.key = ("function", "function")
         head.target = "function"
         head.fields += [("function", fm["func"]), ("parent", fm["parent"])]
@@ -267,6 +270,10 @@ def split_fields(text: str) -> tuple[list[tuple[str, str]], str]:
     A value runs to the next `` key=`` (comm values hold spaces), or to its closing
     quote when quoted; ``==>`` (sched_switch's arrow) separates nothing.
     """
+    tokens = text.split()
+    if '"' not in text and all("=" in t and t[0] != "=" or t == "==>" for t in tokens):
+        # The common case, every token is key=value: no scanning needed.
+        return [tuple(t.split("=", 1)) for t in tokens if t != "==>"], ""
     pairs: list[tuple[str, str]] = []
     words: list[str] = []
     pos, n = 0, len(text)
