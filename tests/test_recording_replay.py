@@ -277,3 +277,23 @@ def test_replay_changes_no_byte_and_leaves_nothing_behind(rec):
 def test_no_recordings_is_a_clear_error():
     with pytest.raises(KtuiError, match="at least one"):
         ReplaySource([])
+
+
+def test_temp_dirs_left_by_a_killed_ktui_are_swept(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from ktui.recording.tempdirs import private_tempdir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"ktui-replay-{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "recording.ktrec").write_bytes(b"x")
+    alive = tmp_path / f"ktui-import-{os.getppid()}-abc"
+    alive.mkdir()
+    mine = private_tempdir("import")
+    assert not stale.exists() and alive.exists() and os.path.isdir(mine)
+    assert oct(os.stat(mine).st_mode & 0o777) == oct(0o700)

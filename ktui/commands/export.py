@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 
 from ktui.formats.rows import create_output
 from ktui.recording.replay_source import open_recording
+from ktui.recording.tempdirs import private_tempdir
 
 FORMATS = ("perfetto", "jsonl")
 
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    workdir = tempfile.mkdtemp(prefix="ktui-export-")
+    workdir = private_tempdir("export")
     try:
         reader = open_recording(args.file, workdir)
         for problem in reader.problems:

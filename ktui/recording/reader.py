@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import urllib.parse
 import weakref
 from collections import OrderedDict
@@ -32,6 +31,7 @@ from ktui.errors import FileFormatError
 from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace
 from ktui.kernel import KernelIdentity
 from ktui.recording import schema
+from ktui.recording.tempdirs import private_tempdir
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # sqlite3 decodes SQLite's error messages as UTF-8; a damaged schema can put raw bytes in them.
@@ -106,7 +106,7 @@ class RecordingReader:
         private_dir = None
         try:
             if side:
-                private_dir = tempfile.mkdtemp(prefix="ktui-replay-")
+                private_dir = private_tempdir("replay")
                 copy = Path(private_dir) / "recording.ktrec"
                 shutil.copyfile(path, copy)
                 for s in side:

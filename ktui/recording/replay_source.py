@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ import numpy as np
 from ktui.errors import KtuiError
 from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update
 from ktui.recording.reader import SQLITE_MAGIC, RecordingReader
+from ktui.recording.tempdirs import private_tempdir
 
 SPEEDS = (1.0, 10.0, None)  # None: as fast as possible
 
@@ -69,7 +69,7 @@ class ReplaySource:
         paths = [Path(p) for p in paths]
         if not paths:
             raise KtuiError("replay needs at least one recording")
-        self._workdir = tempfile.mkdtemp(prefix="ktui-import-")
+        self._workdir = private_tempdir("import")
         self.tracks: list[Track] = []
         try:
             readers = [open_recording(p, self._workdir) for p in paths]
