@@ -43,6 +43,8 @@ SEED_LINE = ("p:myprobe tcp_select_initial_window sk=+0(%di):x64 space=%si:s32 m
     ("t:sched:sched_switch", "bpftrace"),
     ("kprobe:a,kprobe:b", "bpftrace"),
     ("p:hz:99, i:s:1", "bpftrace"),
+    ('kprobe:a { printf("%d", pid); }', "bpftrace"),
+    ('uprobe:/usr/lib/libc(1).so:malloc', "bpftrace"),
     ("p:1ev do_sys_open", "kprobe_events"),
     ("p:myprobe do_sys_open", "kprobe_events"),
     ("p do_sys_open", "kprobe_events"),

@@ -121,6 +121,9 @@ def parse_bpftrace_name(text: str, catalog=None) -> list[Probe]:
     source = text.strip()
     if not source:
         raise UsageError("a probe name is empty: write one like kprobe:do_sys_openat2")
+    if re.search(r"\s[{/]", source):  # "NAME { ... }" or "NAME /pred/ { ... }": a whole program
+        raise UsageError(f"{source!r}: ktui reads bpftrace probe names, not programs; give the name "
+                         f"(like kprobe:do_sys_openat2) and set fetches and the filter in ktui")
     if any(c.isspace() for c in source):
         raise UsageError(f"{source!r}: a probe name has no spaces (write kprobe:do_sys_openat2)")
     head, sep, rest = source.partition(":")

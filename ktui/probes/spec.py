@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from ktui.errors import UsageError
+from ktui.probes.bpftrace_names import KIND_NAMES, UNSUPPORTED
 from ktui.probes.model import Probe
 from ktui.probes.systemtap import looks_like_script
 
@@ -40,6 +41,9 @@ def spec_form(text: str) -> str:
     s = text.strip()
     if _KPROBE_EVENTS.match(s) or _KPROBE_REMOVE.match(s) or _KRETPROBE_ALONE.match(s):
         return "kprobe_events"
+    head = s.split(":", 1)[0]
+    if ":" in s and (head in KIND_NAMES or head in UNSUPPORTED):  # kprobe:..., t:..., usdt:... (even a program)
+        return "bpftrace"
     if "(" in s or _STAP_WORD.match(s) or looks_like_script(s):
         return "systemtap"
     return "bpftrace"
