@@ -208,3 +208,30 @@ def test_time_based_flush_commits_old_buffers(tmp_path):
     assert conn.execute("SELECT sum(count) FROM chunks").fetchone()[0] == 10
     conn.close()
     w.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs needs root")
+def test_a_really_full_disk_is_one_error_and_keeps_the_committed_chunks(tmp_path):
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], check=True)
+    try:
+        path = mnt / "r.ktrec"
+        w = RecordingWriter.create(path, IDENT, LAYOUTS, chunk_events=1000)
+        rng = np.random.default_rng(1)
+        committed = 0
+        with pytest.raises(KtuiError) as err:
+            for i in range(200):  # 200 x 56 KB of incompressible records: far more than 2 MB
+                noise = rng.integers(0, 255, (1000, LAYOUTS[0].record_size), dtype=np.uint8)
+                batch = noise.view(LAYOUTS[0].dtype).reshape(-1).copy()
+                batch["ts"] = np.arange(1000) + i * 1000
+                w.append(0, batch)
+                w.flush()
+                committed += 1000
+        assert str(path) in str(err.value) and "full" in str(err.value)
+        with pytest.raises(KtuiError):
+            w.close()
+        with RecordingReader.open(path) as r:
+            assert r.count() == committed > 0
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
