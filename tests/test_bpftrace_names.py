@@ -27,6 +27,7 @@ def P(kind, target="", source="", **kw) -> Probe:
     ("kprobe:sym+12", P(K.KPROBE, "sym", offset=12)),
     ("kprobe:foo.isra.0", P(K.KPROBE, "foo.isra.0")),
     ("kprobe:0xffffffff81000000", P(K.KPROBE, "", address=0xFFFFFFFF81000000, name="kprobe_ffffffff81000000")),
+    ("kprobe:0xffffffff81000000+0x10", P(K.KPROBE, "", address=0xFFFFFFFF81000010, name="kprobe_ffffffff81000010")),
     ("kretprobe:vfs_read", P(K.KRETPROBE, "vfs_read")),
     ("kr:vfs_read", P(K.KRETPROBE, "vfs_read")),
     ("fentry:x", P(K.FENTRY, "x")),

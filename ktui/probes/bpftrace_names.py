@@ -166,7 +166,10 @@ def _kernel_function(kind: ProbeKind, rest: str, source: str) -> Probe:
         if kind is not ProbeKind.KPROBE and offset:
             raise UsageError(f"{source!r}: only a kprobe takes an offset; {kind} attaches to the function itself")
     if _ADDRESS.match(sym) and kind is ProbeKind.KPROBE and module is None:
-        return Probe(kind, "", address=int(sym, 16), source=source, name=f"kprobe_{sym[2:].lower()}")
+        address = int(sym, 16) + offset
+        if address >= 1 << 64:
+            raise UsageError(f"{source!r}: the address does not fit in 64 bits")
+        return Probe(kind, "", address=address, source=source, name=f"kprobe_{address:x}")
     if not SYMBOL.match(sym):
         raise UsageError(f"{source!r}: {sym!r} is not a kernel symbol name")
     return Probe(kind, sym, module=module, offset=offset, source=source)
