@@ -237,3 +237,40 @@ def test_any_text_imports_or_is_a_ktui_error(tmp_path_factory, lines):
     r = RecordingReader.open(d / "t.ktrec")
     assert r.count() == report.events
     r.close()
+
+
+@pytest.mark.live
+def test_live_capture_of_n_calls_imports_n_events(tmp_path):
+    """This machine's own tracefs: exactly N getppid calls traced give exactly N imported events."""
+    import ctypes
+
+    from ktui.kernel import tracefs_path
+
+    tracefs = tracefs_path()
+    assert tracefs is not None
+    inst = Path(tracefs) / "instances" / f"ktui-test-{os.getpid()}"
+    inst.mkdir()
+    n = 1234
+    try:
+        (inst / "set_event_pid").write_text(str(os.getpid()))
+        (inst / "events" / "syscalls" / "sys_enter_getppid" / "enable").write_text("1")
+        (inst / "events" / "syscalls" / "sys_exit_getppid" / "enable").write_text("1")
+        libc = ctypes.CDLL(None, use_errno=True)
+        (inst / "tracing_on").write_text("1")
+        for _ in range(n):
+            libc.syscall(110)  # SYS_getppid on x86_64, straight to the kernel
+        (inst / "tracing_on").write_text("0")
+        text = (inst / "trace").read_text()
+    finally:
+        (inst / "tracing_on").write_text("0")
+        (inst / "set_event").write_text("")
+        inst.rmdir()
+    src = tmp_path / "live.txt"
+    src.write_text(text)
+    report = import_ftrace(src, tmp_path / "live.ktrec")
+    assert report.problem_count == 0
+    assert report.per_event == {"sys_enter_getppid": n, "sys_exit_getppid": n}
+    reader = RecordingReader.open(tmp_path / "live.ktrec")
+    ev = _by_name(reader)
+    assert set(ev["sys_exit_getppid"]["ret"].tolist()) == {os.getppid()}
+    assert set(ev["sys_enter_getppid"]["pid"].tolist()) == {os.getpid()}
