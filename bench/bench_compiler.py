@@ -80,7 +80,7 @@ def main() -> int:
 
     rates = {"no probe": loop_rate(args.calls)}
     BPF = bpf_class()
-    b = BPF(text=BASELINE)
+    b = BPF(text=BASELINE.encode())
     b.attach_tracepoint(tp=b"syscalls:sys_enter_getppid", fn_name=b"count_it")
     rates["minimal BCC counter (baseline)"] = loop_rate(args.calls)
     b.cleanup()
@@ -88,11 +88,11 @@ def main() -> int:
                           ("ktui STREAM (ring, unread)", Action())):
         prog = compile_session([Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", actions=[action])],
                                facts=FACTS, ring_pages=4096)
-        b = BPF(text=prog.c_text)
-        b["ktui_enabled"][ct.c_int(0)] = ct.c_uint(1)
+        b = BPF(text=prog.c_text.encode())
+        b[b"ktui_enabled"][ct.c_int(0)] = ct.c_uint(1)
         b.attach_tracepoint(tp=b"syscalls:sys_enter_getppid", fn_name=prog.probes[0].fn_name.encode())
         rates[label] = loop_rate(args.calls)
-        hits = sum(b["ktui_counters"][ct.c_int(0)]) // 3
+        hits = sum(b[b"ktui_counters"][ct.c_int(0)]) // 3
         b.cleanup()
         rates[label + f" [hits {hits}]"] = rates.pop(label)
     base = rates["minimal BCC counter (baseline)"]

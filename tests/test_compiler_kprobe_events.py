@@ -60,17 +60,17 @@ def test_kprobe_events_line_values_match_what_the_kernel_tracer_prints():
     prog = compile_session(probes, facts=FACTS_HERE)
     assert [cp.error for cp in prog.probes] == [None, None]
     ensure_headers()
-    b = bpf_class()(text=prog.c_text)
+    b = bpf_class()(text=prog.c_text.encode())
     try:
         got = {0: [], 1: []}
         for cp in prog.probes:
-            b["ktui_enabled"][ct.c_int(cp.probe_id)] = ct.c_uint(1)
+            b[b"ktui_enabled"][ct.c_int(cp.probe_id)] = ct.c_uint(1)
             b.attach_uprobe(name=binary.encode(), sym=b"ktui_tcp_like", fn_name=cp.fn_name.encode())
 
             def callback(_ctx, data, size, pid=cp.probe_id):
                 got[pid].append(ct.string_at(data, size))
 
-            b[cp.ring].open_ring_buffer(callback)
+            b[cp.ring.encode()].open_ring_buffer(callback)
         n = 50
         child = subprocess.Popen([binary, str(n)])
         child.wait()

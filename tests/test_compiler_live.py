@@ -25,9 +25,9 @@ def _load(prog):
     from ktui.headers import ensure_headers
 
     ensure_headers()
-    b = bpf_class()(text=prog.c_text)
+    b = bpf_class()(text=prog.c_text.encode())
     for cp in prog.probes:
-        b["ktui_enabled"][ct.c_int(cp.probe_id)] = ct.c_uint(1)
+        b[b"ktui_enabled"][ct.c_int(cp.probe_id)] = ct.c_uint(1)
     return b
 
 
@@ -58,7 +58,7 @@ def _detach_all(b, prog):
 
 
 def _counters(b, probe_id):
-    table = b["ktui_counters"]
+    table = b[b"ktui_counters"]
     return [sum(table[ct.c_int(probe_id * N_COUNTERS + slot)]) for slot in range(N_COUNTERS)]
 
 
@@ -69,7 +69,7 @@ def _drain(b, ring, layout):
         assert size == layout.record_size
         got.append(ct.string_at(data, size))
 
-    b[ring].open_ring_buffer(callback)
+    b[ring.encode()].open_ring_buffer(callback)
     b.ring_buffer_consume()
     return np.frombuffer(b"".join(got), dtype=layout.dtype)
 
@@ -107,7 +107,7 @@ def test_tracepoint_counts_exactly_and_records_decode():
         assert np.all(np.diff(mine["ts"].astype(np.int64)) >= 0)
         # the COUNT probe: the per-CPU counts add up to its hits; all hits were aggregated
         c_hits, c_sub, c_drop, c_filt = _counters(b, 1)
-        per_cpu = {k.f_cpu if hasattr(k, "f_cpu") else k.cpu: v.value for k, v in b[count.maps["count"]].items()}
+        per_cpu = {k.f_cpu if hasattr(k, "f_cpu") else k.cpu: v.value for k, v in b[count.maps["count"].encode()].items()}
         assert c_hits == c_sub + c_drop + c_filt and c_drop == 0 and c_filt == 0
         assert sum(per_cpu.values()) == c_sub >= n
     finally:
@@ -120,8 +120,8 @@ def test_target_process_and_disable():
     prog = compile_session(probes, facts=NO_KPROBES)
     b = _load(prog)
     try:
-        b["ktui_enabled"][ct.c_int(1)] = ct.c_uint(0)  # probe b disabled: not even a hit
-        b["ktui_config"][ct.c_int(0)] = ct.c_uint(1)  # only init (pid 1) would count
+        b[b"ktui_enabled"][ct.c_int(1)] = ct.c_uint(0)  # probe b disabled: not even a hit
+        b[b"ktui_config"][ct.c_int(0)] = ct.c_uint(1)  # only init (pid 1) would count
         for cp in prog.probes:
             _attach(b, cp.attach)
         getppid_child(1000)
@@ -206,9 +206,10 @@ def test_struct_members_by_name_read_the_right_kernel_memory():
 
 def test_syscall_function_falls_back_to_its_tracepoint_with_exact_counts():
     n = 3000
-    probes = [Probe(ProbeKind.KPROBE, "__x64_sys_getppid", filter=f'comm == "{getppid_binary().name[:15]}"'),
+    ours = f'comm == "{getppid_binary().name[:15]}"'  # only our child's events reach the rings
+    probes = [Probe(ProbeKind.KPROBE, "__x64_sys_getppid", filter=ours),
               Probe(ProbeKind.RAW_TRACEPOINT, "sys_enter", fetches=[Fetch("nr", Arg(index=2), ValueType.parse("s64"))],
-                    filter="nr == 110")]
+                    filter=f"nr == 110 && {ours}")]
     prog = compile_session(probes, facts=NO_KPROBES)
     fallback, raw = prog.probes
     assert fallback.error is None and fallback.attach.kind == "tracepoint"

@@ -35,6 +35,7 @@ def preamble(n_probes: int, reads: set[str], stacks: bool, str_eq: bool, perf: b
         f"#define KTUI_FILTERED {FILTERED}",
         "#define KTUI_FAULT(i) (1u << (i))   /* header flag: fetch i read faulted, its value is 0 */",
         "#define KTUI_NO_ENTRY (1u << 31)    /* header flag: return seen without its entry */",
+        "#define KTUI_BYTE(s, i) (((volatile const unsigned char *)(s))[i])  /* filters compare bytes one by one */",
         "",
         "struct ktui_hdr {",
         "    u64 ts;",

@@ -80,7 +80,7 @@ def compile_module(prog: CompiledProgram, cflags: list[str] | None = None):
     BPF = bpf_class()
     with captured_stderr() as out:
         try:
-            return BPF(text=prog.c_text, cflags=cflags or [])
+            return BPF(text=prog.c_text.encode(), cflags=cflags or [])
         except Exception:  # BCC raises bare Exception; the reason is in its stderr output
             pass
     log = out[0] if out else ""
@@ -181,7 +181,7 @@ def fentry_loads() -> tuple[bool, str]:
         ensure_headers()
         BPF = bpf_class()
         with captured_stderr():
-            b = BPF(text="int kfunc__schedule(u64 *ctx) { return 0; }")
+            b = BPF(text=b"int kfunc__schedule(u64 *ctx) { return 0; }")
     except (KtuiError, CapabilityError) as err:
         return False, f"not checked: {err}"
     except Exception as err:  # BCC's bare Exception

@@ -7,6 +7,7 @@
 #define KTUI_FILTERED 3
 #define KTUI_FAULT(i) (1u << (i))   /* header flag: fetch i read faulted, its value is 0 */
 #define KTUI_NO_ENTRY (1u << 31)    /* header flag: return seen without its entry */
+#define KTUI_BYTE(s, i) (((volatile const unsigned char *)(s))[i])  /* filters compare bytes one by one */
 
 struct ktui_hdr {
     u64 ts;
@@ -236,7 +237,7 @@ int ktui_fn_3(struct pt_regs *ctx)
     if (bpf_probe_read_kernel_str(v->f_dev, sizeof(v->f_dev), (void *)(ktui_read_k64(PT_REGS_PARM1(ctx) + 16, &flt) + 280)) < 0) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch dev
     flt = 0; v->f_ifindex = (s32)ktui_read_k32(PT_REGS_PARM2(ctx) + 224, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(2);  // ktui:fetch ifindex
     flt = 0; v->f_pkt_type = (u8)(((ktui_read_k8(PT_REGS_PARM1(ctx) + 128, &flt)) >> 0) & 0x7); if (flt) v->hdr.flags |= KTUI_FAULT(3);  // ktui:fetch pkt_type
-    if (!(((volatile const unsigned char *)v->f_dev)[0] == 108 && ((volatile const unsigned char *)v->f_dev)[1] == 111)) {
+    if (!(KTUI_BYTE(v->f_dev, 0) == 'l' && KTUI_BYTE(v->f_dev, 1) == 'o')) {
         ktui_count(3, KTUI_FILTERED);
         return 0;
     }
@@ -314,7 +315,7 @@ int ktui_fn_4(struct ktui_tp_4 *ctx)
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
     v->f_ret = (s64)ctx->f_ret;  // ktui:fetch ret
-    if (!((s64)v->f_ret < (s64)0ULL)) {
+    if (!((s64)v->f_ret < (s64)0)) {
         ktui_count(4, KTUI_FILTERED);
         return 0;
     }

@@ -8,6 +8,7 @@
 #define KTUI_FILTERED 3
 #define KTUI_FAULT(i) (1u << (i))   /* header flag: fetch i read faulted, its value is 0 */
 #define KTUI_NO_ENTRY (1u << 31)    /* header flag: return seen without its entry */
+#define KTUI_BYTE(s, i) (((volatile const unsigned char *)(s))[i])  /* filters compare bytes one by one */
 
 struct ktui_hdr {
     u64 ts;

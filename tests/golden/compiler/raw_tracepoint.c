@@ -7,6 +7,7 @@
 #define KTUI_FILTERED 3
 #define KTUI_FAULT(i) (1u << (i))   /* header flag: fetch i read faulted, its value is 0 */
 #define KTUI_NO_ENTRY (1u << 31)    /* header flag: return seen without its entry */
+#define KTUI_BYTE(s, i) (((volatile const unsigned char *)(s))[i])  /* filters compare bytes one by one */
 
 struct ktui_hdr {
     u64 ts;
@@ -71,7 +72,7 @@ int ktui_fn_0(struct bpf_raw_tracepoint_args *ctx)
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
     v->f_nr = (s64)ctx->args[1];  // ktui:fetch nr
-    if (!((s64)v->f_nr == (s64)110ULL)) {
+    if (!((s64)v->f_nr == (s64)110)) {
         ktui_count(0, KTUI_FILTERED);
         return 0;
     }

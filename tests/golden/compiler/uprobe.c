@@ -7,6 +7,7 @@
 #define KTUI_FILTERED 3
 #define KTUI_FAULT(i) (1u << (i))   /* header flag: fetch i read faulted, its value is 0 */
 #define KTUI_NO_ENTRY (1u << 31)    /* header flag: return seen without its entry */
+#define KTUI_BYTE(s, i) (((volatile const unsigned char *)(s))[i])  /* filters compare bytes one by one */
 
 struct ktui_hdr {
     u64 ts;
@@ -150,7 +151,7 @@ int ktui_fn_1(struct pt_regs *ctx)
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
     if (bpf_probe_read_user_str(v->f_line, sizeof(v->f_line), (void *)(PT_REGS_RC(ctx))) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch line
     v->f_latency = (u64)latency;  // ktui:fetch latency
-    if (!((u64)v->f_latency > (u64)1000000ULL)) {
+    if (!((u64)v->f_latency > (u64)1000000)) {
         ktui_count(1, KTUI_FILTERED);
         return 0;
     }
