@@ -81,7 +81,9 @@ def uprobe_probes() -> list[Probe]:
 
 
 def perf_probes() -> list[Probe]:
-    return [Probe(ProbeKind.PROFILE, "", frequency=99, actions=[Action(), Action(ActionKind.STACKS, user_stack=True)]),
+    return [Probe(ProbeKind.PROFILE, "", frequency=99, fetches=[Fetch("ip", Reg("ip"), T("symbol")),
+                                                                Fetch("at", Builtin("probe_func"))],
+                  actions=[Action(), Action(ActionKind.STACKS, user_stack=True)]),
             Probe(ProbeKind.INTERVAL, "", period_ns=1_000_000_000, actions=[Action(ActionKind.COUNT)])]
 
 

@@ -51,6 +51,8 @@ static __always_inline int ktui_active(u32 probe, u32 tgid)
 /* ---- probe 0: profile:hz:99 (profile_99hz) ---- */
 struct ktui_ev_0 {
     struct ktui_hdr hdr;
+    u64 f_ip;  /* symbol */
+    u64 f_at;  /* symbol */
 };
 BPF_RINGBUF_OUTPUT(ktui_ring_0, 256);
 struct ktui_stackkey_0 { s32 k; s32 u; u32 pid; };
@@ -74,6 +76,8 @@ int ktui_fn_0(struct bpf_perf_event_data *ctx)
     v->hdr.kstack = ktui_stacks.get_stackid(ctx, 0);
     v->hdr.ustack = ktui_stacks.get_stackid(ctx, BPF_F_USER_STACK);
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
+    v->f_ip = (u64)ctx->regs.ip;  // ktui:fetch ip
+    v->f_at = (u64)PT_REGS_IP((&ctx->regs));  // ktui:fetch at
     int ok = 1;
     if (ktui_ring_0.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */
