@@ -122,7 +122,7 @@ def test_merged_updates_keep_the_newest_events_within_the_window():
 def test_ring_sizes_are_powers_of_two_pages_within_bounds():
     for n in (1, 2, 3, 10, 100, 10_000):
         pages = default_ring_pages(n)
-        assert pages & (pages - 1) == 0 and (1 << 20) <= pages * PAGE <= (32 << 20)
+        assert pages & (pages - 1) == 0 and (1 << 20) <= pages * PAGE <= (16 << 20)
 
 
 def test_record_splits_the_command_at_the_double_dash():
