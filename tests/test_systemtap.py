@@ -138,6 +138,27 @@ def test_real_catalog_without_dwarf_refuses_a_source_file_filter():
     assert probes and all(p.kind is K.KRETPROBE and "fork" in p.target for p in probes)
 
 
+def test_real_catalog_gives_parms_and_tracepoint_categories():
+    """$$parms from this kernel's BTF; kernel.trace's category and syscall globs from its tracefs."""
+    catalog_mod = pytest.importorskip("ktui.catalog")
+    try:
+        cat = catalog_mod.Catalog.load()
+    except (KtuiError, OSError) as err:
+        pytest.skip(f"no kernel catalog here: {err}")
+    entry = cat.lookup("kprobe:kernel_clone")
+    if entry is None or not entry.args:
+        pytest.skip("this kernel's catalog has no BTF arguments for kernel_clone")
+    (probe,) = parse_systemtap('probe kernel.function("kernel_clone") { printf("%s", $$parms) }', cat)
+    assert probe.fetches == [Fetch(a.name, Arg(index=i + 1, name=a.name)) for i, a in enumerate(entry.args)]
+    (tp,) = parse_systemtap('probe kernel.trace("sched_switch") { printf("%s", $$parms) }', cat)
+    fields = cat.lookup("tracepoint:sched:sched_switch").args
+    assert tp.target == "sched:sched_switch"
+    assert [f.name for f in tp.fetches] == [a.name for a in fields]
+    enters = parse_systemtap("syscall.getppid, syscall.open*", cat)
+    assert enters[0].target == "syscalls:sys_enter_getppid"
+    assert {p.target for p in enters[1:]} >= {"syscalls:sys_enter_openat"}
+
+
 def test_trace_and_syscall_globs_through_catalog():
     cat = fake_kernel()
     assert [p.target for p in parse_systemtap('kernel.trace("sched_switch")', cat)] == ["sched:sched_switch"]
