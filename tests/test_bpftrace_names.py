@@ -264,8 +264,10 @@ def _bpftrace_reads(name: str) -> list[str]:
     exe = shutil.which("bpftrace")
     if exe is None:
         pytest.skip("bpftrace is not installed")
-    out = subprocess.run([exe, "-d", "-e", f"{name} {{}}"], capture_output=True, text=True, timeout=30).stdout
-    lines = out.split("AST after: parser", 1)[1].split("Program\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    run = subprocess.run([exe, "-d", "-e", f"{name} {{}}"], capture_output=True, text=True, timeout=30)
+    if "AST after: parser" not in run.stdout:  # e.g. not root, or a bpftrace that prints no AST
+        pytest.skip(f"bpftrace -d printed no AST here: {(run.stderr.strip().splitlines() or ['?'])[0]}")
+    lines = run.stdout.split("AST after: parser", 1)[1].split("Program\n", 1)[1].split("\n\n", 1)[0].splitlines()
     return [line.strip() for line in lines if line.startswith(" ") and not line.startswith("  ")]
 
 
