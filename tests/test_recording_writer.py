@@ -235,3 +235,33 @@ def test_a_really_full_disk_is_one_error_and_keeps_the_committed_chunks(tmp_path
             assert r.count() == committed > 0
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_flush_means_committed_even_while_the_timer_writes(tmp_path):
+    path = tmp_path / "r.ktrec"
+    w = RecordingWriter.create(path, IDENT, LAYOUTS, chunk_events=500, max_age_s=0.001)
+    conn = sqlite3.connect(str(path))
+    total = 0
+    for i in range(40):
+        w.append(i % 2, records(LAYOUTS[i % 2], 37 * (i + 1), t0=10**6 * (i + 1)))
+        total += 37 * (i + 1)
+        if i % 3 == 0:
+            time.sleep(0.002)  # let the timer take a buffer now and then
+        w.flush()
+        assert conn.execute("SELECT sum(count) FROM chunks").fetchone()[0] == total
+    conn.close()
+    w.close()
+
+
+def test_big_records_make_smaller_chunks(tmp_path):
+    from ktui.events import FieldLayout, ProbeLayout
+
+    big = ProbeLayout(0, "big", "uprobe:/bin/x:f", (FieldLayout("data", "S4096", "string"),))
+    path = tmp_path / "r.ktrec"
+    w = RecordingWriter.create(path, IDENT, [big])
+    a = np.zeros(3000, dtype=big.dtype)
+    a["ts"] = np.arange(3000)
+    w.append(0, a)
+    w.close()
+    r = RecordingReader.open(path)
+    assert r.count() == 3000 and max(c.count for c in r.chunks) <= (4 << 20) // big.record_size

@@ -156,14 +156,22 @@ class RecordingWriter:
                             f"{layout.record_size}-byte layout", where=str(self.path))
         self._check_open()
         self._raise_failure()
-        records = records.view(layout.dtype) if records.dtype != layout.dtype else records
+        if records.dtype != layout.dtype:
+            try:
+                records = records.view(layout.dtype)
+            except (ValueError, TypeError) as err:
+                raise KtuiError(f"records of probe {probe_id} cannot be read with its layout ({err})",
+                                where=str(self.path)) from None
         full = []
         with self._buf_lock:
             buf = self._buffers.get(probe_id)
             pos = 0
             while pos < len(records):
                 if buf is None:
-                    buf = self._buffers[probe_id] = _Buffer(np.empty(self._chunk_events, dtype=layout.dtype))
+                    # About 4 MiB of raw records a chunk: big enough to compress well, small
+                    # enough that seeking decodes little, whatever the record size.
+                    n = max(256, min(self._chunk_events, (4 << 20) // layout.record_size))
+                    buf = self._buffers[probe_id] = _Buffer(np.empty(n, dtype=layout.dtype))
                 # Copy: the engine's array may be a view over ring-buffer memory it reuses.
                 take = min(len(records) - pos, len(buf.data) - buf.n)
                 buf.data[buf.n:buf.n + take] = records[pos:pos + take]
@@ -205,13 +213,16 @@ class RecordingWriter:
             finally:
                 self._queue.task_done()
 
-    def _store_safely(self, probe_id: int, records: np.ndarray) -> None:
-        if self._failure is not None:
+    def _store_safely(self, probe_id: int | None, records: np.ndarray | None) -> None:
+        if self._failure is not None or records is None:
             return  # after a failure nothing more is written; what was committed stays readable
         try:
             self._store(probe_id, records)
         except KtuiError as err:
             self._failure = err
+        except Exception as err:  # noqa: BLE001 -- a dead writer thread would hang flush(); say it instead
+            self._failure = KtuiError(f"cannot write the recording ({type(err).__name__}: {err}); "
+                                      "what was written before stays readable", where=str(self.path))
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -315,6 +326,9 @@ class RecordingWriter:
             self._buffers.clear()
         for item in items:
             self._submit(*item)
+        # A barrier: the worker may be storing an old buffer its timer took; it reaches
+        # this only after that, so join() returns when everything taken is committed.
+        self._queue.put((None, None))
         self._queue.join()
         self._raise_failure()
 
