@@ -164,3 +164,15 @@ def test_cli_import_then_export(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing.ktrec"), "-f", "jsonl", "-o", str(tmp_path / "x")]) == 4
     assert "no such file" in capsys.readouterr().err
     assert sorted(os.listdir(FIX)) == sorted(p.name for p in FIX.iterdir())  # nothing written beside inputs
+
+
+def test_cli_import_from_standard_input(tmp_path, capsys, monkeypatch):
+    text = "\n".join(ln for ln in (FIX / "kprobes_modern.txt").read_text().splitlines() if not ln.startswith("#"))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    rec = tmp_path / "stdin.ktrec"
+    assert main(["import", "-", "-o", str(rec)]) == 0
+    out, err = capsys.readouterr()
+    assert "imported 9 event(s)" in out and "<stdin>:10: unknown event format" in err
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"nothing here\n")))
+    assert main(["import", "-", "-o", str(tmp_path / "x.ktrec")]) == 4
+    assert capsys.readouterr().err.startswith("ktui: <stdin>: holds no ftrace event lines")

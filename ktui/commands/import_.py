@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 
+from ktui.errors import FileFormatError
 from ktui.formats.ftrace import import_ftrace
+from ktui.recording.tempdirs import private_tempdir
 
 
 def add_parser(subparsers) -> None:
@@ -16,7 +20,7 @@ def add_parser(subparsers) -> None:
         "function tracer. Each distinct event becomes a probe with fields inferred from its values. Lines "
         "that cannot be read are listed with their line numbers; the rest is imported.",
     )
-    p.add_argument("file", metavar="FILE", help="ftrace text")
+    p.add_argument("file", metavar="FILE", help="ftrace text ('-' reads standard input, e.g. from trace_pipe)")
     p.add_argument("-o", "--output", required=True, metavar="RECORDING", help="the recording to create")
     p.add_argument("--force", action="store_true", help="replace RECORDING if it exists")
     p.add_argument("--host", help="host name to show for this trace (default: the file name)")
@@ -24,7 +28,22 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = import_ftrace(args.file, args.output, overwrite=args.force, host=args.host)
+    if args.file != "-":
+        report = import_ftrace(args.file, args.output, overwrite=args.force, host=args.host)
+    else:
+        # The importer reads twice (types first, then records): spool the stream privately.
+        workdir = private_tempdir("import")
+        try:
+            spool = os.path.join(workdir, "stdin.txt")
+            with open(spool, "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f)
+            try:
+                report = import_ftrace(spool, args.output, overwrite=args.force, host=args.host or "stdin")
+            except FileFormatError as err:
+                raise FileFormatError(err.message, where="<stdin>") from None
+            report.path = "<stdin>"
+        finally:
+            shutil.rmtree(workdir, True)
     for line in report.problem_lines():
         print(f"ktui: {line}", file=sys.stderr)
     print(f"{args.output}: {report.summary()}")
