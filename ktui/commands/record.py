@@ -136,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
         for state in source.states.values():
             if state.status == "failed":
                 print(f"ktui: {state.spec}: not recorded: {state.reason}", file=sys.stderr)
+        if not args.quiet:
+            for note in source.notes:  # fallbacks the compiler took (a kprobe placed on a tracepoint...)
+                print(f"ktui: note: {note}", file=sys.stderr)
         meta = {"argv": ["ktui", "record", *sys.argv[2:]] if sys.argv[1:2] == ["record"] else [],
                 "specs": list(args.specs), "target_pid": source.target_pid, "notes": source.notes}
         if args.command_argv:
