@@ -4,6 +4,31 @@ Events are stored as the engine's raw record bytes (one probe per chunk, header 
 fetched values, see ktui.events), sorted by time inside the chunk and compressed
 with zstandard. Everything else (probes, counters, stacks, symbols) is small and
 lives in plain tables, JSON where the value is a structure.
+
+Reading one without ktui (Python, sqlite3, numpy, zstandard):
+
+    meta(key, value)          JSON values: format = "ktui-recording", schema_version,
+                              kernel {release, version, machine, build_id}, host,
+                              start_ns/end_ns (CLOCK_MONOTONIC of the host),
+                              clock_offset_ns (realtime - monotonic at start), ...
+    probes(probe_id, spec, layout)
+                              spec: the probe model (Probe.to_dict()), JSON;
+                              layout: {probe_id, name, spec, fields: [{name, dtype, display}]}.
+                              A record is the 56-byte header (ts u64, probe, cpu, pid, tid,
+                              uid u32, kstack, ustack s32, flags u32, comm[16]) then the
+                              fields at C alignment, the whole padded to 8 bytes.
+    chunks(id, probe_id, first_ts, last_ts, count, codec, data)
+                              codec "zstd": data decompresses to count records of that
+                              probe's layout, sorted by ts. Times are stored as signed
+                              64-bit integers (SQLite's only kind): add 2**64 if negative.
+    counters(probe_id, cpu, hits, delivered, dropped, filtered, missed)
+    probe_states(probe_id, status, reason)
+    stacks(probe_id, kernel, user, count)      frames as JSON lists, innermost first
+    stack_ids(space, stack_id, addrs)          "k"/"u": the addresses behind an event's
+                                               kstack/ustack id, JSON
+    histograms(probe_id, value, scale, buckets)  buckets: JSON [[low, high, count], ...]
+    symbols(space, scope, addr, name)          "k" with scope "", or "u" with the pid or
+                                               binary path; nearest symbol at or below
 """
 
 from __future__ import annotations
