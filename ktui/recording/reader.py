@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import urllib.parse
 import weakref
 from collections import OrderedDict
@@ -65,6 +66,7 @@ class RecordingReader:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = 16
         self._decompressor = zstandard.ZstdDecompressor()
+        self._io_lock = threading.RLock()
         self._bad_chunks: set[int] = set()
         self._truncated = truncated
         if truncated:
@@ -296,7 +298,8 @@ class RecordingReader:
 
     def _query(self, what: str, sql: str, params: tuple = ()) -> list:
         try:
-            return self._conn.execute(sql, params).fetchall()
+            with self._io_lock:
+                return self._conn.execute(sql, params).fetchall()
         except DB_ERRORS as err:
             self.problems.append(f"{self.path}: {what} unreadable ({err}); shown without them")
             return []
@@ -445,6 +448,11 @@ class RecordingReader:
             yield c
 
     def _chunk(self, c: ChunkInfo, cache: bool = True) -> np.ndarray | None:
+        # Replay's worker reads while the UI thread may search: one at a time here.
+        with self._io_lock:
+            return self._chunk_locked(c, cache)
+
+    def _chunk_locked(self, c: ChunkInfo, cache: bool) -> np.ndarray | None:
         hit = self._cache.get(c.id)
         if hit is not None:
             self._cache.move_to_end(c.id)

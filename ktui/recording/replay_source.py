@@ -379,8 +379,9 @@ class ReplaySource:
                 if not len(arr):
                     continue
                 new_id = t.ids.get(old_id, old_id)
+                # A copy, writable like the live engine's arrays (the reader's are read-only views).
+                arr = arr.copy()
                 if new_id != old_id or t.shift_ns:
-                    arr = arr.copy()
                     arr["probe"] = new_id
                     arr["ts"] = arr["ts"].astype(np.int64) + t.shift_ns
                 out[new_id] = arr
