@@ -10,7 +10,7 @@
 # exits 0 (skipped), or 1 when KTUI_REQUIRE_LIVE=1 (CI), where a skip is a failure.
 #
 # Environment: KTUI_VM_NO_SETUP=1 installs nothing; KTUI_VM_KERNEL=PATH boots that
-# image; KTUI_VNG=PATH uses that vng; KTUI_VM_TIMEOUT=seconds (default 900) ends a
+# image; KTUI_VNG=PATH uses that vng; KTUI_VM_TIMEOUT=seconds (default 1200) ends a
 # hung VM; KTUI_VM_MEMORY (default 2G), KTUI_VM_CPUS (default 2); KTUI_VM_JUNIT=PATH
 # receives the guest's JUnit XML report.
 set -uo pipefail
@@ -70,7 +70,7 @@ say "booting $vmlinuz under QEMU (software emulation); logs in $rundir"
 start=$(date +%s)
 # KVM guests hang on these machines: software emulation only. The repository is an
 # overlay in the guest (writable there, untouched here); only $rundir is shared.
-PATH="$(dirname "$vng"):$PATH" timeout -k 30 "${KTUI_VM_TIMEOUT:-900}" \
+PATH="$(dirname "$vng"):$PATH" timeout -k 30 "${KTUI_VM_TIMEOUT:-1200}" \
     "$vng" --run "$vmlinuz" --disable-kvm --user root \
     --cpus "${KTUI_VM_CPUS:-2}" --memory "${KTUI_VM_MEMORY:-2G}" \
     --rwdir="$rundir" --overlay-rwdir="$repo" --cwd "$repo" \
@@ -81,7 +81,7 @@ elapsed=$(($(date +%s) - start))
 if [[ ! -f $rundir/booted ]]; then
     tail -n 20 "$rundir/console.log" >&2
     if [[ $vng_status -eq 124 ]]; then
-        cannot_run "the VM did not start within ${KTUI_VM_TIMEOUT:-900} s."
+        cannot_run "the VM did not start within ${KTUI_VM_TIMEOUT:-1200} s."
     fi
     cannot_run "the VM did not start (vng exited with status $vng_status; its last lines are above)."
 fi
