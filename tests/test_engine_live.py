@@ -178,7 +178,7 @@ def test_updates_are_at_most_about_30_a_second():
     sink = Collect()
     source = LiveSource(parse_spec(GETPPID))
     _run(source, sink, lambda: time.sleep(1.0))
-    assert 5 <= len(sink.updates) <= 35
+    assert 1 <= len(sink.updates) <= 35  # the bound is the point; a busy machine may merge more
 
 
 def test_the_event_window_stays_bounded():
