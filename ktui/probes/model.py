@@ -45,8 +45,8 @@ class ProbeKind(StrEnum):
 # Value types, as kprobe_events spells them: u8..u64, s8..s64, x8..x64, string,
 # ustring, symbol, b<width>@<offset>/<container bits>.
 
-_INT_TYPE = re.compile(r"^([usx])(8|16|32|64)$")
-_BITFIELD = re.compile(r"^b(\d+)@(\d+)/(8|16|32|64)$")
+_INT_TYPE = re.compile(r"([usx])(8|16|32|64)\Z")
+_BITFIELD = re.compile(r"b([0-9]+)@([0-9]+)/(8|16|32|64)\Z")
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def expr_from_dict(data: Any, where: str = "fetch") -> FetchExpr:
     return expr
 
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def _validate_expr(expr: FetchExpr, where: str) -> None:
@@ -230,7 +230,7 @@ def _validate_expr(expr: FetchExpr, where: str) -> None:
         case Imm(value) | Deref(value, _, _) if not isinstance(value, int) or isinstance(value, bool):
             raise bad("offsets and immediates must be integers")
         case SymAddr(symbol, offset, address):
-            if symbol is not None and (not isinstance(symbol, str) or not re.match(r"^[A-Za-z_.$][\w.$]*$", symbol)):
+            if symbol is not None and (not isinstance(symbol, str) or not re.match(r"[A-Za-z_.$][\w.$]*\Z", symbol, re.ASCII)):
                 raise bad(f"symbol {symbol!r} is not a symbol name")
             if not isinstance(offset, int) or (address is not None and not isinstance(address, int)):
                 raise bad("addresses and offsets must be integers")
@@ -414,7 +414,7 @@ class Probe:
             if not isinstance(v, str):
                 raise FileFormatError(f"{key} must be a string", where=where)
             strings[key] = v
-        if strings["target"] and not re.match(r"^[\w.:$@/+-]*$", strings["target"]):
+        if strings["target"] and not re.match(r"[\w.:$@/+-]*\Z", strings["target"], re.ASCII):
             raise FileFormatError(f"target {strings['target']!r} holds characters no symbol has", where=where)
         for key in ("name", "group"):
             if strings[key] and not _IDENT.match(strings[key]):
