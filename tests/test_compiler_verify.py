@@ -97,3 +97,33 @@ def test_random_valid_probes_pass_the_verifier(probe_list):
     prog = compile_session(probe_list, facts=FACTS_HERE, fallback=False)
     results = check_program(prog)
     assert all(r.ok for r in results), [r.message for r in results if not r.ok]
+
+
+from ktui.probes.filter import format_filter  # noqa: E402
+from ktui.probes.filter_ast import BoolOp, Compare, IntLit, Name, Not, StrLit  # noqa: E402
+
+_int_names = st.sampled_from(["pid", "tid", "uid", "cpu", "gid", "dfd", "mode"])
+_str_names = st.sampled_from(["comm", "filename"])
+_cmp = st.one_of(
+    st.builds(Compare, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), _int_names.map(Name),
+              st.integers(-(1 << 63), (1 << 64) - 1).map(IntLit)),
+    st.builds(Compare, st.sampled_from(["==", "!=", "prefix"]), _str_names.map(Name),
+              st.text(st.characters(min_codepoint=32, blacklist_categories=("Cc", "Cs")), max_size=20).map(StrLit)),
+    st.builds(Compare, st.sampled_from(["==", "!="]), st.just(Name("comm")), st.just(Name("filename"))))
+_filters = st.recursive(_cmp, lambda inner: st.one_of(
+    st.builds(BoolOp, st.sampled_from(["and", "or"]), st.lists(inner, min_size=2, max_size=3).map(tuple)),
+    st.builds(Not, inner)), max_leaves=6)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_filters, min_size=3, max_size=3))
+def test_random_filters_pass_the_verifier(trees):
+    from ktui.probes.model import ValueType
+
+    probes = [Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_openat",
+                    fetches=[Fetch("filename", Arg(name="filename"), ValueType.parse("ustring"))],
+                    filter=format_filter(tree)) for tree in trees]
+    prog = compile_session(probes, facts=FACTS_HERE)
+    assert all(cp.error is None for cp in prog.probes), [cp.error for cp in prog.probes]
+    results = check_program(prog)
+    assert all(r.ok for r in results), [r.message for r in results if not r.ok]
