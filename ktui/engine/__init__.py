@@ -16,3 +16,14 @@ Modules, one job each:
   launch.py       a command started held until its probes are attached (`-- COMMAND`)
   cleanup.py      SIGTERM/SIGHUP behave as Ctrl-C; every running source stops at exit
 """
+
+__all__ = ["LiveSource"]
+
+
+def __getattr__(name: str):
+    # Imported on first use: the package's small modules stay cheap to import alone.
+    if name == "LiveSource":
+        from ktui.engine.live_source import LiveSource
+
+        return LiveSource
+    raise AttributeError(name)
