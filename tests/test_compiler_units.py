@@ -104,3 +104,13 @@ def test_bad_input_is_a_sentence():
         compile_session([], facts=NOTHING)
     prog = compile_session([Probe(ProbeKind.PROFILE, "", frequency=0)], facts=NOTHING)
     assert prog.probes[0].attach.kind == "none" and "frequency" in prog.probes[0].error
+
+
+def test_header_values_under_another_name_get_their_own_column():
+    from ktui.probes.model import Builtin
+
+    probes = [Probe(ProbeKind.PROFILE, "", frequency=9, fetches=[
+        Fetch("who", Builtin("comm"), ValueType.parse("string")), Fetch("comm", Builtin("comm")),
+        Fetch("stack", Builtin("kstack")), Fetch("thread", Builtin("tid"))])]
+    cp = compile_session(probes, facts=NOTHING).probes[0]
+    assert [(f.name, f.dtype) for f in cp.layout.fields] == [("who", "S64"), ("stack", "<i4"), ("thread", "<u4")]

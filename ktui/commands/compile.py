@@ -58,7 +58,7 @@ def _json(program) -> str:
             "probe_id": cp.probe_id, "spec": cp.probe.spec, "name": cp.probe.name,
             "layout": cp.layout.to_dict(), "record_size": cp.layout.record_size,
             "attach": [vars(plan) for plan in cp.attach_plans] if cp.attach.kind != "none" else [],
-            "ring": cp.ring, "maps": cp.maps, "notes": cp.notes, "error": cp.error,
+            "ring": cp.ring, "maps": cp.maps, "hist": cp.hist or None, "notes": cp.notes, "error": cp.error,
         })
     return json.dumps({"ring_pages": program.ring_pages, "probes": out}, indent=2)
 

@@ -112,8 +112,8 @@ class ProbeCompiler:
         if not _IDENT.match(fetch.name):
             raise FetchError(f"fetch name {fetch.name!r} is not an identifier", where=where)
         expr = fetch.expr
-        if isinstance(expr, Builtin) and expr.name in HEADER_BUILTINS:
-            return None  # every record's header carries it
+        if isinstance(expr, Builtin) and expr.name in HEADER_BUILTINS and expr.name == fetch.name:
+            return None  # every record's header carries it (a fetch named otherwise gets its own column)
         at_entry = self._stashed(expr)
         if contains_arg(expr) and self.pl.main.is_return and not at_entry and self.pl.main.kind != "kretfunc":
             raise FetchError("arguments are not available at a return probe without its entry side", where=where)

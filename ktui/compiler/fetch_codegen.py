@@ -96,6 +96,8 @@ class FetchGen:
                     return ValueType("symbol", 64)
                 if name in ("gid", "pid", "tid", "uid", "cpu"):
                     return ValueType("u", 32)
+                if name in ("kstack", "ustack"):
+                    return ValueType("s", 32)
                 if name == "comm":
                     return ValueType("string", 0)
                 return ValueType("u", 64)
@@ -297,7 +299,11 @@ class FetchGen:
         """One line of C that sets ``dest`` (a record member) and sets header flag ``bit``
         when a memory read faults (the value is then 0, as the kernel's tracer shows "(fault)")."""
         if isinstance(expr, Builtin) and expr.name == "comm":
-            raise FetchError("comm is in every event's header already")
+            if not vtype.is_string:
+                raise FetchError("comm is a string: fetch it with type string")
+            return f"bpf_get_current_comm({dest}, sizeof({dest}));"
+        if isinstance(expr, Builtin) and expr.name in ("kstack", "ustack"):
+            return f"{dest} = ({c_type(vtype)})v->hdr.{expr.name};"
         mark = f"v->hdr.flags |= KTUI_FAULT({bit});" if bit < 31 else ""
         if vtype.is_string:
             addr, user = self._string_source(expr, vtype)
