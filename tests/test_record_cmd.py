@@ -143,13 +143,18 @@ def test_a_signal_stops_with_a_complete_file_and_detaches(tmp_path, sig):
 
 @pytest.mark.live
 def test_sigkill_leaves_nothing_in_uprobe_events_or_the_kernel(tmp_path):
+    """A uprobe, a tracepoint and a sampling probe: all attached by fds the kernel closes with the process."""
     binary = str(uprobe_target_binary())
     out = tmp_path / "r.ktrec"
     assert binary not in _uprobe_events()
-    proc = _ktui("record", f"uprobe:{binary}:{UPROBE_SYMBOL}", "-o", str(out), "--duration", "60")
+    proc = _ktui("record", f"uprobe:{binary}:{UPROBE_SYMBOL}", GETPPID, "profile:hz:49", "-o", str(out),
+                 "--duration", "60")
     try:
         assert _wait_for(lambda: any(p["pid"] == proc.pid and p.get("fd_type") == "uprobe"
                                      for p in _bpftool("perf", "show"))), "the uprobe never attached"
+        # bpftool lists tracepoint and uprobe attachments by pid (not sampling ones): wait for both.
+        assert _wait_for(lambda: {p.get("fd_type") for p in _bpftool("perf", "show") if p["pid"] == proc.pid}
+                         >= {"uprobe", "tracepoint"})
         prog_ids = {p["prog_id"] for p in _bpftool("perf", "show") if p["pid"] == proc.pid}
         # Attached through the uprobe PMU (an fd), so nothing was written to uprobe_events.
         assert binary not in _uprobe_events()
