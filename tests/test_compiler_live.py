@@ -162,6 +162,9 @@ def test_uprobe_and_uretprobe_with_entry_argument():
         assert (ret["latency"] > 0).all() and (ret["flags"] == 0).all()
         hits, sub, drop, filt = _counters(b, 1)
         assert (hits, sub, drop, filt) == (n, n - 50, 0, 50)
+        entries = b[b"ktui_entries"]
+        assert prog.probes[1].maps["entries"] == "ktui_entries"
+        assert [sum(entries[ct.c_int(2 + slot)]) for slot in (0, 1)] == [n, n]  # every return found its entry
     finally:
         b.cleanup()
 

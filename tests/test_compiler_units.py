@@ -78,7 +78,7 @@ def test_uprobe_plans_carry_the_target_process_and_entry_helpers():
     assert [(p.kind, p.fn_name, p.pid, p.binary, p.sym) for p in cp.attach_plans] == [
         ("uprobe", "ktui_fn_0_entry", 1234, "/bin/bash", "readline"),
         ("uretprobe", "ktui_fn_0", 1234, "/bin/bash", "readline")]
-    assert cp.maps == {"ring": "ktui_ring_0", "start": "ktui_start_0"}
+    assert cp.maps == {"ring": "ktui_ring_0", "start": "ktui_start_0", "entries": "ktui_entries"}
 
 
 @needs_root

@@ -19,7 +19,9 @@ What the program expects from whoever loads it (the engine, tests):
 - header ``flags``: bit i (< 31) = fetch i's memory read faulted (value 0, the kernel
   tracer's "(fault)"); bit 31 = a return was seen without its entry (entry values 0);
 - maps by role in ``cp.maps``: "ring", "count", "hist" (spec in ``cp.hist``),
-  "stacks" (key {s32 k; s32 u; u32 pid}), "start" (entry stash by tid), "scratch";
+  "stacks" (key {s32 k; s32 u; u32 pid}), "start" (entry stash by tid), "scratch",
+  "entries" (per CPU, slot probe*2: calls seen by the entry helper, probe*2+1: returns
+  that found their entry; calls - returns = returns missed (maxactive) or still running);
   the stack map is ``ktui_stacks`` when ``prog.uses_stacks``.
 A probe with ``error`` set and ``attach.kind == "none"`` has no code; with ``error`` set
 and a real attach kind it has code (it passes the verifier) but cannot attach here.

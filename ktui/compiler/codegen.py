@@ -263,6 +263,7 @@ class ProbeCompiler:
         if self.pl.entry is not None:
             stash = f"ktui_start_{pid}"
             maps["start"] = stash
+            maps["entries"] = "ktui_entries"
             out.append(f"BPF_HASH({stash}, u32, struct {rec}, {AGG_ENTRIES});  /* entry side, by thread */")
         action_code, hist, decls, uses_stacks_agg, str_eq = self._actions(actions, fields, maps)
         out.extend(decls)
@@ -333,7 +334,8 @@ class ProbeCompiler:
             body.append("    u32 flt = 0;")
         body.append("    v->hdr.ts = bpf_ktime_get_ns();")
         body += fetch
-        body += ["    u32 tid = id;", f"    {stash}.update(&tid, v);", "    return 0;", "}"]
+        body += ["    u32 tid = id;", f"    {stash}.update(&tid, v);", f"    ktui_count_entry({self.id}, 0);",
+                 "    return 0;", "}"]
         return "\n".join(body)
 
     def _main_function(self, fn, rec, stash, fields, scratch, kstack, ustack, cond, action_code) -> str:
@@ -352,6 +354,7 @@ class ProbeCompiler:
         if stash:
             body += ["    u32 tid = id;", f"    struct {rec} *entry = {stash}.lookup(&tid);",
                      "    if (entry) {", "        __builtin_memcpy(v, entry, sizeof(*v));",
+                     f"        ktui_count_entry({pid}, 1);",
                      f"        {stash}.delete(&tid);", "    } else {",
                      "        v->hdr.flags |= KTUI_NO_ENTRY;  /* entry not seen: its values are 0 */", "    }"]
             if uses_latency:

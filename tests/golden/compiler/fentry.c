@@ -46,6 +46,18 @@ static __always_inline int ktui_active(u32 probe, u32 tgid)
     return 1;
 }
 
+/* Entry-side helpers count calls (slot probe*2) and returns that found their entry
+   (probe*2 + 1): the difference is returns missed (kretprobe maxactive) or still running. */
+BPF_PERCPU_ARRAY(ktui_entries, u64, 6);
+
+static __always_inline void ktui_count_entry(u32 probe, u32 slot)
+{
+    u32 i = probe * 2 + slot;
+    u64 *c = ktui_entries.lookup(&i);
+    if (c)
+        *c += 1;
+}
+
 /* ---- probe 0: fentry:do_sys_openat2 (do_sys_openat2) ---- */
 struct ktui_ev_0 {
     struct ktui_hdr hdr;
@@ -132,6 +144,7 @@ int kfunc__vfs_read(u64 *ctx)
     v->hdr.ts = bpf_ktime_get_ns();
     u32 tid = id;
     ktui_start_2.update(&tid, v);
+    ktui_count_entry(2, 0);
     return 0;
 }
 int kretfunc__vfs_read(u64 *ctx)
@@ -148,6 +161,7 @@ int kretfunc__vfs_read(u64 *ctx)
     struct ktui_ev_2 *entry = ktui_start_2.lookup(&tid);
     if (entry) {
         __builtin_memcpy(v, entry, sizeof(*v));
+        ktui_count_entry(2, 1);
         ktui_start_2.delete(&tid);
     } else {
         v->hdr.flags |= KTUI_NO_ENTRY;  /* entry not seen: its values are 0 */

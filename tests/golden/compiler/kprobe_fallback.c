@@ -46,6 +46,18 @@ static __always_inline int ktui_active(u32 probe, u32 tgid)
     return 1;
 }
 
+/* Entry-side helpers count calls (slot probe*2) and returns that found their entry
+   (probe*2 + 1): the difference is returns missed (kretprobe maxactive) or still running. */
+BPF_PERCPU_ARRAY(ktui_entries, u64, 10);
+
+static __always_inline void ktui_count_entry(u32 probe, u32 slot)
+{
+    u32 i = probe * 2 + slot;
+    u64 *c = ktui_entries.lookup(&i);
+    if (c)
+        *c += 1;
+}
+
 static __always_inline u64 ktui_read_k8(u64 addr, u32 *flt)
 {
     u8 val = 0;
@@ -285,6 +297,7 @@ int ktui_fn_4_entry(struct ktui_tp_4_enter *ctx)
     if (bpf_probe_read_user_str(v->f_filename, sizeof(v->f_filename), (void *)ctx->f_filename) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch filename
     u32 tid = id;
     ktui_start_4.update(&tid, v);
+    ktui_count_entry(4, 0);
     return 0;
 }
 int ktui_fn_4(struct ktui_tp_4 *ctx)
@@ -301,6 +314,7 @@ int ktui_fn_4(struct ktui_tp_4 *ctx)
     struct ktui_ev_4 *entry = ktui_start_4.lookup(&tid);
     if (entry) {
         __builtin_memcpy(v, entry, sizeof(*v));
+        ktui_count_entry(4, 1);
         ktui_start_4.delete(&tid);
     } else {
         v->hdr.flags |= KTUI_NO_ENTRY;  /* entry not seen: its values are 0 */

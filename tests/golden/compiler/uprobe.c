@@ -46,6 +46,18 @@ static __always_inline int ktui_active(u32 probe, u32 tgid)
     return 1;
 }
 
+/* Entry-side helpers count calls (slot probe*2) and returns that found their entry
+   (probe*2 + 1): the difference is returns missed (kretprobe maxactive) or still running. */
+BPF_PERCPU_ARRAY(ktui_entries, u64, 4);
+
+static __always_inline void ktui_count_entry(u32 probe, u32 slot)
+{
+    u32 i = probe * 2 + slot;
+    u64 *c = ktui_entries.lookup(&i);
+    if (c)
+        *c += 1;
+}
+
 static __always_inline u64 ktui_read_u8(u64 addr, u32 *flt)
 {
     u8 val = 0;
@@ -119,6 +131,7 @@ int ktui_fn_1_entry(struct pt_regs *ctx)
     v->hdr.ts = bpf_ktime_get_ns();
     u32 tid = id;
     ktui_start_1.update(&tid, v);
+    ktui_count_entry(1, 0);
     return 0;
 }
 int ktui_fn_1(struct pt_regs *ctx)
@@ -135,6 +148,7 @@ int ktui_fn_1(struct pt_regs *ctx)
     struct ktui_ev_1 *entry = ktui_start_1.lookup(&tid);
     if (entry) {
         __builtin_memcpy(v, entry, sizeof(*v));
+        ktui_count_entry(1, 1);
         ktui_start_1.delete(&tid);
     } else {
         v->hdr.flags |= KTUI_NO_ENTRY;  /* entry not seen: its values are 0 */
