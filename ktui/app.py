@@ -66,6 +66,7 @@ class KtuiApp(App):
         Binding("5", "show_tab('probes')", "Probes", id="app.tab_probes"),
         Binding("ctrl+n", "add_probe", "Add probe", id="app.add_probe"),
         Binding("ctrl+g", "show_c", "Show C", id="app.show_c"),
+        Binding("escape", "leave_input", "Leave the text box", show=False, id="app.leave_input"),
         Binding("b", "toggle_browser", "Browser", show=False, id="app.browser"),
         Binding("p", "pause_replay", "Pause", id="app.pause"),
         Binding("left_square_bracket", "seek(-10)", "Back 10s", show=False, id="app.seek_back"),
@@ -340,7 +341,7 @@ class KtuiApp(App):
     # --- probes: added, toggled, removed while tracing ------------------------------------
     def _show_probes(self) -> None:
         table = self.query_one(ProbeList)
-        if self.mode == "live":
+        if self.mode == "live" and (self.probes or self.source is None):
             table.show([(p.enabled, p.name, p.spec) for p in self.probes], self.states)
         elif self.source is not None:
             rows = [(True, lay.name, lay.spec) for _, lay in sorted(self.source.layouts.items())]
@@ -358,6 +359,7 @@ class KtuiApp(App):
     @on(ProbeSubmitted)
     def _probe_submitted(self, event: ProbeSubmitted) -> None:
         self.add_probes(event.probes)
+        self.action_show_tab("stream")  # the user wants to see what the new probe catches
 
     def add_probes(self, probes: list[Probe]) -> None:
         taken = {p.name for p in self.probes}
@@ -487,6 +489,13 @@ class KtuiApp(App):
 
     def action_show_c(self) -> None:
         self.query_one(ProbeEditor).action_show_c()
+
+    def action_leave_input(self) -> None:
+        if isinstance(self.focused, Input):
+            if self.focused.id == "stream-filter" and not self.focused.value:
+                self.focused.display = False
+            self.query_one(EventStream).focus() if self.query_one(TabbedContent).active == "stream" \
+                else self.query_one(TabbedContent).focus()
 
     def action_toggle_browser(self) -> None:
         browser = self.query_one("#browser")

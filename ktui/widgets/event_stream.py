@@ -25,9 +25,22 @@ from textual.widgets import Input, Static
 from ktui.events import ProbeLayout
 from ktui.widgets.value_format import format_value
 
-# Column widths; the values column takes the rest of the line.
-TIME_W, CPU_W, COMM_W, PID_W, PROBE_W = 12, 3, 15, 7, 18
-HEADER = f"{'TIME(s)':>{TIME_W}} {'CPU':>{CPU_W}} {'COMM':<{COMM_W}} {'PID':>{PID_W}} {'PROBE':<{PROBE_W}} VALUES"
+# Column widths (time, cpu, comm, pid, probe); the values column takes the rest of the line.
+# Below 100 cells the narrow set leaves room for values at 80x24.
+WIDE = (12, 3, 15, 7, 18)
+NARROW = (10, 2, 10, 6, 12)
+
+
+def columns_for(width: int) -> tuple[int, int, int, int, int]:
+    return WIDE if width >= 100 else NARROW
+
+
+def header_for(width: int) -> str:
+    t, c, m, p, r = columns_for(width)
+    return f"{'TIME(s)':>{t}} {'CPU'[:c]:>{c}} {'COMM':<{m}} {'PID':>{p}} {'PROBE':<{r}} VALUES"
+
+
+HEADER = header_for(100)
 
 
 class EventWindow:
@@ -117,7 +130,8 @@ class EventWindow:
             self.first += extra
         if len(self._visible) and self._visible[0] < self.first:
             self._visible = self._visible[np.searchsorted(self._visible, self.first):]
-        oldest = int(self._chunk_of[0]) if len(self._chunk_of) else self._next_chunk
+        # Chunks of one update interleave by time: the oldest still referenced is the minimum, not the first.
+        oldest = int(self._chunk_of.min()) if len(self._chunk_of) else self._next_chunk
         for cid in [c for c in self._chunks if c < oldest]:
             del self._chunks[cid]
 
@@ -262,6 +276,9 @@ class EventStream(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self._strips.clear()
+        header = self.parent.query("#stream-header") if self.parent is not None else []
+        for h in header:
+            h.update(header_for(self.size.width))
         self._resize()
         self._follow_end()
 
@@ -281,23 +298,24 @@ class EventStream(ScrollView, can_focus=True):
 
     def _render_row(self, absolute: int, width: int) -> Strip:
         probe_id, rec = self.window.record(absolute)
-        text = self.row_text(probe_id, rec)
+        text = self.row_text(probe_id, rec, columns_for(width))
         text.truncate(width, overflow="ellipsis")
         segments = list(text.render(self.app.console))
         return Strip(segments).extend_cell_length(width, self.rich_style).crop(0, width)
 
-    def row_text(self, probe_id: int, rec: np.void) -> Text:
+    def row_text(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE) -> Text:
+        time_w, cpu_w, comm_w, pid_w, probe_w = cols
         layout = self.layouts.get(probe_id)
         base = self.window.base_ts or 0
         secs = (int(rec["ts"]) - base) / 1e9
         comm = bytes(rec["comm"]).split(b"\0", 1)[0].decode(errors="replace")
         name = layout.name if layout else f"probe{probe_id}"
         text = Text(no_wrap=True)
-        text.append(f"{secs:>{TIME_W}.6f} ", "dim")
-        text.append(f"{int(rec['cpu']):>{CPU_W}} ", "cyan")
-        text.append(f"{comm[:COMM_W]:<{COMM_W}} ", "bold")
-        text.append(f"{int(rec['pid']):>{PID_W}} ", "green")
-        text.append(f"{name[:PROBE_W]:<{PROBE_W}} ", "magenta")
+        text.append(f"{secs:>{time_w}.6f} ", "dim")
+        text.append(f"{int(rec['cpu']):>{cpu_w}} ", "cyan")
+        text.append(f"{comm[:comm_w]:<{comm_w}} ", "bold")
+        text.append(f"{int(rec['pid']):>{pid_w}} ", "green")
+        text.append(f"{name[:probe_w]:<{probe_w}} ", "magenta")
         if layout:
             values = " ".join(f"{f.name}={format_value(rec[f.name], f.display, self.symbolize, int(rec['pid']))}"
                               for f in layout.fields)

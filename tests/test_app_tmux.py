@@ -1,0 +1,125 @@
+"""End to end: the real `ktui` in tmux on the live kernel, driven by keys, read from the screen."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import getppid_binary, getppid_child
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(180)]
+KTUI = Path(sys.executable).with_name("ktui")
+SESSION = f"ktui-e2e-{os.getpid()}"
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+
+def screen() -> str:
+    return tmux("capture-pane", "-p", "-t", SESSION)
+
+
+def wait_screen(predicate, timeout: float = 40.0) -> str:
+    deadline = time.monotonic() + timeout
+    text = screen()
+    while time.monotonic() < deadline:
+        text = screen()
+        if predicate(text):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"the screen never showed what was expected:\n{text}")
+
+
+def prog_ids_of(pid: int) -> set[int]:
+    """BPF programs a process holds, from its file descriptors' fdinfo (bpftool here lacks pid info)."""
+    ids = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            for line in info.read_text().splitlines():
+                if line.startswith("prog_id:"):
+                    ids.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return ids
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for tmux to reap it has exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def ktui_pid(pane_pid: int) -> int:
+    """The ktui process: the pane's process or its child (tmux may start it through sh)."""
+    for _ in range(50):
+        for pid in [pane_pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pane_pid)], capture_output=True,
+                                                                   text=True).stdout.split()]:
+            try:
+                if "ktui" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                    return pid
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise AssertionError("ktui did not start")
+
+
+@pytest.fixture
+def ktui_in_tmux():
+    if shutil.which("tmux") is None or shutil.which("bpftool") is None:
+        pytest.fail("tmux and bpftool are needed for the end-to-end test (apt-get install tmux bpftool)")
+    getppid_binary()  # built before the screen is watched
+    tmux("new-session", "-d", "-x", "120", "-y", "40", "-s", SESSION, "-e", "TERM=xterm-256color",
+         # The test session pins COLUMNS/LINES (conftest); ktui must see the real tmux size.
+         "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI))
+    tmux("set-option", "-t", SESSION, "remain-on-exit", "on")  # a crash stays readable on the screen
+    subprocess.run(["tmux", "resize-window", "-t", SESSION, "-x", "120", "-y", "40"], capture_output=True)
+    try:
+        yield int(tmux("list-panes", "-t", SESSION, "-F", "#{pane_pid}").split()[0])
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+
+
+def test_ktui_live_in_tmux_add_a_tracepoint_by_keys_and_see_its_events(ktui_in_tmux):
+    pid = ktui_pid(ktui_in_tmux)
+    # The default session comes alive: openat events stream without any key.
+    wait_screen(lambda s: "sys_enter_op" in s and "LIVE" in s)
+    # Add a probe through keys: search, pick, add.
+    time.sleep(1.0)  # let startup settle (the catalog's first listing) before typing
+    tmux("send-keys", "-t", SESSION, "/")
+    time.sleep(0.5)
+    tmux("send-keys", "-t", SESSION, "-l", "sys_enter_getppid")
+    wait_screen(lambda s: "syscalls:sys_enter_ge" in s)
+    tmux("send-keys", "-t", SESSION, "Enter")
+    wait_screen(lambda s: "Probe point" in s)
+    tmux("send-keys", "-t", SESSION, "C-n")
+    wait_screen(lambda s: "4/4" in s)  # the status line counts the new probe attached
+    wait_screen(lambda s: "TIME(s)" in s)  # adding a probe shows the stream
+    comm = getppid_binary().name[:10]  # the narrow COMM column shows 10 characters
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and comm not in screen():
+        getppid_child(20)
+        time.sleep(0.3)
+    # The narrow PROBE column shows 12 characters: "sys_enter_ge".
+    wait_screen(lambda s: any(comm in line and "sys_enter_ge" in line for line in s.splitlines()), timeout=5)
+    loaded = prog_ids_of(pid)
+    assert loaded, "ktui should hold its BPF programs while tracing"
+    # Quit detaches everything.
+    tmux("send-keys", "-t", SESSION, "q")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.1)
+    assert not alive(pid), f"ktui did not exit on q:\n{screen()}"
+    time.sleep(1.0)  # the kernel frees programs after the last reference goes
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
+    still = {p["id"] for p in json.loads(out or "[]")} & loaded
+    assert not still, f"programs left in the kernel after quit: {still}"
