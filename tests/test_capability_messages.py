@@ -285,3 +285,22 @@ def test_summary_warnings_put_the_biggest_limit_first():
     assert summary_warnings(report) == ["not root: live tracing unavailable, replay works", "BCC not installed: live tracing unavailable"]
     assert summary_warnings(Report({"lockdown": Check(False, "x", value="confidentiality")})) == ["lockdown confidentiality: kernel reads blocked"]
     assert summary_warnings(Report({"tracepoint": Check(True, "ok")})) == []
+
+
+@pytest.mark.live
+def test_kprobe_explanations_where_kprobes_exist():
+    """The counterpart of the no-kprobes sentence: runs on a kernel with kprobes (the kprobe VM)."""
+    if _kernel_has_no_kprobes():
+        pytest.skip("this kernel has no kprobes (its sentence is tested above)")
+    explain.clear_cache()
+    assert explain_attach_failure("kprobe", "vfs_read") == "kprobe vfs_read should attach here; doctor found nothing in the way (see `ktui doctor`)"
+    functions = explain._kallsyms()
+    blacklisted = sorted(n for n in explain._kprobe_blacklist() if n in functions)
+    if blacklisted:
+        name = blacklisted[0]
+        assert explain_attach_failure("kprobe", name) == (
+            f"{name} is on the kernel's kprobe blacklist (kprobes there could crash the kernel); choose a caller or a tracepoint")
+    traceable = explain._readable_lines("/sys/kernel/tracing/available_filter_functions")
+    if traceable is not None:
+        name = sorted(n for n in functions - traceable - explain._kprobe_blacklist() if "." not in n)[0]
+        assert explain_attach_failure("kretprobe", name).startswith(f"{name} is not traceable: it is absent from available_filter_functions")

@@ -81,7 +81,8 @@ def _kallsyms() -> frozenset[str]:
 @functools.lru_cache(maxsize=1)
 def _kprobe_blacklist() -> frozenset[str]:
     text, _ = facts.read_pseudo_fs("debugfs", "kprobes/blacklist")
-    return frozenset(line.split()[-1] for line in (text or "").splitlines() if line.split())
+    # "0xstart-0xend\tsymbol [module]"
+    return frozenset(parts[1] for parts in map(str.split, (text or "").splitlines()) if len(parts) >= 2)
 
 
 def _readable_lines(path: str) -> set[str] | None:
