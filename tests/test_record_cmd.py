@@ -112,12 +112,11 @@ def test_a_pid_that_does_not_exist_is_a_clear_error(tmp_path, capsys):
 
 @pytest.mark.live
 def test_an_unwritable_output_is_a_clear_error_and_leaves_no_probe(tmp_path, capsys):
-    before = {p["id"] for p in _bpftool("prog", "show")}
     assert main(["record", GETPPID, "-o", "/proc/ktui-cannot-write.ktrec"]) != 0
     err = capsys.readouterr().err
     assert "cannot" in err and "Traceback" not in err
-    leftover = {p["id"] for p in _bpftool("prog", "show") if p.get("name", "").startswith("ktui_")} - before
-    assert not leftover
+    # The probe was attached before the file failed: it must be gone (other processes' may not be).
+    assert not [p for p in _bpftool("perf", "show") if p["pid"] == os.getpid()]
 
 
 @pytest.mark.live
