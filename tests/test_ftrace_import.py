@@ -274,3 +274,17 @@ def test_live_capture_of_n_calls_imports_n_events(tmp_path):
     ev = _by_name(reader)
     assert set(ev["sys_exit_getppid"]["ret"].tolist()) == {os.getppid()}
     assert set(ev["sys_enter_getppid"]["pid"].tolist()) == {os.getpid()}
+
+
+def test_free_text_events_keep_their_text(tmp_path):
+    """trace_marker writes and events with their own print format (real capture from this machine)."""
+    report, reader = _import(tmp_path, "markers_workqueue.txt")
+    assert report.problem_count == 0
+    ev = _by_name(reader)
+    marks = ev["tracing_mark_write"]
+    assert marks["text"].tolist() == [b"hello from ktui tests", b""]
+    assert marks[["x", "y"]].tolist()[1] == (1, b"two words")
+    wq = ev["workqueue_execute_start"]
+    assert len(wq) == 6
+    assert wq["text"].tolist()[0] == b"work struct 000000001487e6b3: function wb_update_bandwidth_workfn"
+    assert wq["comm"].tolist()[0] == b"kworker/u8:2"

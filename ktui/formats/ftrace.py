@@ -4,7 +4,8 @@ Every line is ``comm-pid [cpu] flags timestamp: body``; the TGID column
 (``record-tgid``) and the irq-info flags are optional, and comm may hold spaces and
 dashes. Bodies come in five shapes, all parsed into named fields:
 
-- tracepoints: ``sched_switch: prev_comm=bash prev_pid=1 ... ==> next_comm=...``
+- tracepoints: ``sched_switch: prev_comm=bash prev_pid=1 ... ==> next_comm=...``, and
+  free text (``tracing_mark_write: hello``) as one ``text`` field
 - kprobes: ``myprobe: (do_sys_openat2+0x0/0x170) dfd=0xffffff9c filename="/etc/x"``
 - return probes: ``myret: (__x64_sys_openat+0x55/0x80 <- do_sys_openat2) ret=-2``
 - syscalls: ``sys_openat(dfd: 0xffffff9c, ...)`` and ``sys_openat -> 0x3``
@@ -257,7 +258,9 @@ def parse_line(line: str) -> ParsedLine | str:
         head.target = event
     pairs, leftover = split_fields(rest)
     if leftover and not pairs:
-        return f"event {event}: fields are not key=value ({_clip(rest)})"
+        # Free text (trace_marker writes, trace_printk, events with their own print format).
+        head.fields.append(("text", rest.strip()))
+        return head
     if leftover:
         head.fields.append(("text", leftover))
     head.fields += pairs
