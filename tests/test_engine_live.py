@@ -319,3 +319,18 @@ def test_two_probes_on_one_tracepoint_both_count_and_both_detach():
     perf = json.loads(subprocess.run(["bpftool", "perf", "show", "--json"], capture_output=True, text=True,
                                      check=True).stdout or "[]")
     assert not [p for p in perf if p["pid"] == os.getpid()]
+
+
+def test_stop_from_inside_the_sink_does_not_hang():
+    source = LiveSource(parse_spec(GETPPID))
+    stopped = threading.Event()
+
+    def sink(update):
+        if not stopped.is_set():
+            stopped.set()
+            source.stop()
+
+    source.start(sink)
+    assert stopped.wait(10)
+    assert source.finished.wait(10)
+    source.stop()

@@ -265,13 +265,14 @@ class LiveSource:
         self._stopped = True
         self._stop.set()
         for t in self._threads:
-            if t.name in ("ktui-drain", "ktui-aggregates"):
+            if t.name in ("ktui-drain", "ktui-aggregates") and t is not threading.current_thread():
                 t.join()
         with self._outbox_cv:
             self._outbox_cv.notify_all()
         self._record_q.put(None)
         for t in self._threads:
-            t.join()
+            if t is not threading.current_thread():  # stop() may be called from the sink
+                t.join()
         self._teardown()
         cleanup.unregister(self)
         if self.command is not None and self.command.returncode is None:
