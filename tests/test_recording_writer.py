@@ -265,3 +265,18 @@ def test_big_records_make_smaller_chunks(tmp_path):
     w.close()
     r = RecordingReader.open(path)
     assert r.count() == 3000 and max(c.count for c in r.chunks) <= (4 << 20) // big.record_size
+
+
+def test_a_refused_creation_leaves_no_file(tmp_path):
+    from ktui.events import FieldLayout, ProbeLayout
+
+    path = tmp_path / "r.ktrec"
+    with pytest.raises(KtuiError, match="share a probe id"):
+        RecordingWriter.create(path, IDENT, [LAYOUTS[0], LAYOUTS[0]])
+    with pytest.raises(KtuiError, match="unusable layout"):
+        RecordingWriter.create(path, IDENT, [ProbeLayout(0, "x", "y", (FieldLayout("a", "nonsense"),))])
+    with pytest.raises(KtuiError, match="description"):
+        RecordingWriter.create(path, IDENT, LAYOUTS, meta={"bad": object()})
+    with pytest.raises(KtuiError, match="2 probe models for 1 layouts"):
+        RecordingWriter.create(path, IDENT, LAYOUTS[:1], [{}, {}])
+    assert os.listdir(tmp_path) == []

@@ -71,6 +71,16 @@ class RecordingWriter:
         session name...). An existing file is refused unless ``overwrite``.
         """
         path = Path(path)
+        by_id = _probes_by_id(layouts, probes)
+        ids = [layout.probe_id for layout in layouts]
+        if len(set(ids)) != len(ids):
+            raise KtuiError("two layouts share a probe id", where=str(path))
+        for layout in layouts:
+            try:
+                layout.dtype  # noqa: B018 -- a bad field type is refused before any file exists
+            except (TypeError, ValueError) as err:
+                raise KtuiError(f"probe {layout.probe_id} ({layout.name}) has an unusable layout: {err}",
+                                where=str(path)) from None
         if overwrite:
             for suffix in ("", *SIDE_FILES):
                 try:
@@ -92,7 +102,7 @@ class RecordingWriter:
         finally:
             os.close(fd)
 
-        by_id = _probes_by_id(layouts, probes)
+        conn = None
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -122,10 +132,17 @@ class RecordingWriter:
                 conn.execute("INSERT INTO probes VALUES (?, ?, ?)",
                              (layout.probe_id, json.dumps(by_id.get(layout.probe_id, {})), json.dumps(layout.to_dict())))
             conn.execute("COMMIT")
-        except sqlite3.Error as err:
-            raise KtuiError(f"cannot write the recording: {err}", where=str(path)) from None
-        except (TypeError, ValueError) as err:
-            raise KtuiError(f"cannot store the recording's description: {err}", where=str(path)) from None
+        except (sqlite3.Error, TypeError, ValueError) as err:
+            # Nothing half-made stays behind: the file is ours, created a moment ago.
+            if conn is not None:
+                conn.close()
+            for suffix in ("", *SIDE_FILES):
+                try:
+                    os.unlink(f"{path}{suffix}")
+                except OSError:
+                    pass
+            what = "write the recording" if isinstance(err, sqlite3.Error) else "store the recording's description"
+            raise KtuiError(f"cannot {what}: {err}", where=str(path)) from None
         return cls(path, conn, {l.probe_id: l for l in layouts}, chunk_events=chunk_events,
                    max_age_s=max_age_s, level=level)
 
