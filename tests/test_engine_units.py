@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ktui.engine.counters import DeliveredCounts, probe_counters
 from ktui.engine.histograms import buckets_from_slots, linear_bounds, log2_bounds
-from ktui.engine.live_source import _merge_updates, default_ring_pages
+from ktui.engine.live_source import LiveSource, default_ring_pages
 from ktui.engine.ringbuf import PAGE
 from ktui.engine.stacks import UNKNOWN, KernelSymbols, UserSymbols, _read_elf
 from ktui.events import HEADER_DTYPE, N_COUNTERS, Update
@@ -109,14 +109,22 @@ def test_delivered_counts_per_cpu_and_probe_counters():
     assert no_ring.delivered == [0, 0]
 
 
-def test_merged_updates_keep_the_newest_events_within_the_window():
+def test_updates_waiting_for_a_slow_sink_merge_keeping_the_newest_events():
+    source = LiveSource([], window_events=10)  # no kernel: only the handoff is exercised
     a = np.zeros(8, HEADER_DTYPE)
     a["ts"] = np.arange(8)
     b = np.zeros(8, HEADER_DTYPE)
     b["ts"] = np.arange(8, 16)
-    merged = _merge_updates(Update(events={0: a}, message="old"), Update(events={0: b}), window=10)
-    assert list(merged.events[0]["ts"]) == list(range(6, 16))
-    assert merged.message == "old"
+    source._post(Update(message="old"), {0: [a]})
+    source._post(Update(elapsed_s=2.0), {0: [b]})  # the sink has not taken the first yet
+    got = []
+    source._sink = got.append
+    source._stop.set()
+    source.finished.set()
+    source._post_loop()
+    assert len(got) == 1
+    assert list(got[0].events[0]["ts"]) == list(range(6, 16))
+    assert got[0].elapsed_s == 2.0 and got[0].message == "old"
 
 
 def test_ring_sizes_are_powers_of_two_pages_within_bounds():

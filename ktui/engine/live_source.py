@@ -677,16 +677,3 @@ def _merge_stacks(stacks: list[StackTrace]) -> list[StackTrace]:
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def _merge_updates(old: Update, new: Update, window: int) -> Update:
-    events = dict(old.events)
-    for gid, recs in new.events.items():
-        if gid in events:
-            both = np.concatenate([events[gid], recs])
-            events[gid] = both[-window:] if len(both) > window else both
-        else:
-            events[gid] = recs
-    new.events = events
-    new.message = new.message or old.message
-    return new
