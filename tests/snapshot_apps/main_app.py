@@ -9,13 +9,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fake_source import FakeSource, fake_catalog, getppid_layout, openat_layout, populated_updates  # noqa: E402
 from ktui.app import KtuiApp  # noqa: E402
+from ktui.app_updates import merge_updates  # noqa: E402
 
 
 class StillApp(KtuiApp):
     """KtuiApp with the text cursor not blinking, so pictures are stable."""
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # Textual also runs KtuiApp.on_mount (handlers run for every class in the MRO): no super() here.
         from textual.widgets import Input
 
         for box in self.query(Input):
@@ -23,7 +24,8 @@ class StillApp(KtuiApp):
 
 
 def populated(mode: str = "live", banner: str = "", **kw) -> StillApp:
-    source = FakeSource({0: getppid_layout(0), 1: openat_layout(1)}, populated_updates())
+    # One update, merged up front: whether two updates coalesce in the app depends on thread timing.
+    source = FakeSource({0: getppid_layout(0), 1: openat_layout(1)}, [merge_updates(*populated_updates())])
     return StillApp(source=source, catalog_loader=fake_catalog, mode=mode, banner=banner, **kw)
 
 
