@@ -31,9 +31,11 @@ def test_filters_become_plain_comparisons():
     assert _c("pid > 18446744073709551615") == "((u64)v->hdr.pid > (u64)18446744073709551615ULL)"
     assert _c("!(pid != 1) || ret >= 0 and pid <= 9") == (
         "(!((u64)v->hdr.pid != (u64)1) || (((s64)v->f_ret >= (s64)0) && ((u64)v->hdr.pid <= (u64)9)))")
-    assert _c('comm == "sh"') == "(KTUI_BYTE(v->hdr.comm, 0) == 's' && KTUI_BYTE(v->hdr.comm, 1) == 'h' && KTUI_BYTE(v->hdr.comm, 2) == 0)"
-    assert _c('comm =~ "a*"') == "(KTUI_BYTE(v->hdr.comm, 0) == 'a')"
-    assert _c('comm != "*/"') == "!(KTUI_BYTE(v->hdr.comm, 0) == 42 && KTUI_BYTE(v->hdr.comm, 1) == 47 && KTUI_BYTE(v->hdr.comm, 2) == 0)"
+    assert _c('comm == "sh"') == (
+        "(((KTUI_BYTE(v->hdr.comm, 0) ^ 's') | (KTUI_BYTE(v->hdr.comm, 1) ^ 'h') | KTUI_BYTE(v->hdr.comm, 2)) == 0)")
+    assert _c('comm =~ "a*"') == "(((KTUI_BYTE(v->hdr.comm, 0) ^ 'a')) == 0)"
+    assert _c('comm != "*/"') == (
+        "!(((KTUI_BYTE(v->hdr.comm, 0) ^ 42) | (KTUI_BYTE(v->hdr.comm, 1) ^ 47) | KTUI_BYTE(v->hdr.comm, 2)) == 0)")
     assert _c('s == comm') == "ktui_str_eq(v->f_s, v->hdr.comm, 16)"
 
 
@@ -114,3 +116,12 @@ def test_header_values_under_another_name_get_their_own_column():
         Fetch("stack", Builtin("kstack")), Fetch("thread", Builtin("tid"))])]
     cp = compile_session(probes, facts=NOTHING).probes[0]
     assert [(f.name, f.dtype) for f in cp.layout.fields] == [("who", "S64"), ("stack", "<i4"), ("thread", "<u4")]
+
+
+@needs_root
+def test_maxactive_adds_the_entry_helper_that_makes_missed_returns_countable():
+    plain, counted = compile_session([Probe(ProbeKind.KRETPROBE, "vfs_read"),
+                                      Probe(ProbeKind.KRETPROBE, "vfs_read", maxactive=50)], facts=KPROBES).probes
+    assert plain.helpers == [] and "entries" not in plain.maps
+    assert [h.kind for h in counted.helpers] == ["kprobe"] and counted.maps["entries"] == "ktui_entries"
+    assert counted.attach.maxactive == 50

@@ -124,7 +124,9 @@ def _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
 
     def kprobe_sites() -> Placement:
         main = Site("kretprobe" if ret else "kprobe", symbol, func_args=args, ret_ctype=ret_ctype)
-        entry = Site("kprobe", symbol, func_args=args) if ret and (latency or args_at_return) else None
+        # maxactive set: the user cares about missed returns, which the entry helper makes countable
+        wants_entry = latency or args_at_return or probe.maxactive > 0
+        entry = Site("kprobe", symbol, func_args=args) if ret and wants_entry else None
         return Placement(main, entry)
 
     def fentry_sites() -> Placement:

@@ -39,15 +39,16 @@ def _string_compare(op: Operand, lit: str, prefix: bool) -> str:
     data = lit.encode("utf-8", "surrogatepass")
     if len(data) >= op.size:
         return "0"  # longer than the stored (NUL-terminated) string can be: never equal
-    # Byte by byte (KTUI_BYTE reads through a volatile pointer: otherwise clang merges the
-    # compares into wide or library-call forms the verifier refuses). Plain letters and
-    # digits are shown as character literals, every other byte as a number.
-    checks = [f"KTUI_BYTE({op.c}, {i}) == {_char(b)}" for i, b in enumerate(data)]
+    # Byte by byte, differences OR-ed together and tested once: a chain of branches
+    # (one per byte) makes the verifier walk too many paths. KTUI_BYTE reads through a
+    # volatile pointer, else clang merges the loads into forms the verifier refuses.
+    # Plain letters and digits are shown as character literals, other bytes as numbers.
+    terms = [f"(KTUI_BYTE({op.c}, {i}) ^ {_char(b)})" for i, b in enumerate(data)]
     if not prefix:
-        checks.append(f"KTUI_BYTE({op.c}, {len(data)}) == 0")
-    if not checks:
+        terms.append(f"KTUI_BYTE({op.c}, {len(data)})")
+    if not terms:
         return "1"
-    return "(" + " && ".join(checks) + ")"
+    return "((" + " | ".join(terms) + ") == 0)"
 
 
 def filter_condition(node: Node, resolve) -> str:

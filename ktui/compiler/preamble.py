@@ -97,7 +97,10 @@ def preamble(n_probes: int, reads: set[str], stacks: bool, str_eq: bool, perf: b
         if name in reads:
             out += ["", _read_helper(name)]
     if str_eq:
+        # Branch-free: differences count only while the first string has not ended.
         out += ["", "static __always_inline int ktui_str_eq(const char *a, const char *b, int n)", "{",
-                "    #pragma unroll", "    for (int i = 0; i < 64; i++) {", "        if (i >= n || a[i] != b[i])",
-                "            return i >= n;", "        if (!a[i])", "            return 1;", "    }", "    return 1;", "}"]
+                "    u64 alive = 1, diff = 0;", "    #pragma unroll", "    for (int i = 0; i < 64; i++) {",
+                "        if (i < n) {", "            u64 x = KTUI_BYTE(a, i), y = KTUI_BYTE(b, i);",
+                "            diff |= (x ^ y) * alive;", "            alive &= (x + 255) >> 8;  /* 0 once a ends */",
+                "        }", "    }", "    return diff == 0;", "}"]
     return "\n".join(out)

@@ -249,7 +249,7 @@ int ktui_fn_3(struct pt_regs *ctx)
     if (bpf_probe_read_kernel_str(v->f_dev, sizeof(v->f_dev), (void *)(ktui_read_k64(PT_REGS_PARM1(ctx) + 16, &flt) + 280)) < 0) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch dev
     flt = 0; v->f_ifindex = (s32)ktui_read_k32(PT_REGS_PARM2(ctx) + 224, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(2);  // ktui:fetch ifindex
     flt = 0; v->f_pkt_type = (u8)(((ktui_read_k8(PT_REGS_PARM1(ctx) + 128, &flt)) >> 0) & 0x7); if (flt) v->hdr.flags |= KTUI_FAULT(3);  // ktui:fetch pkt_type
-    if (!(KTUI_BYTE(v->f_dev, 0) == 'l' && KTUI_BYTE(v->f_dev, 1) == 'o')) {
+    if (!(((KTUI_BYTE(v->f_dev, 0) ^ 'l') | (KTUI_BYTE(v->f_dev, 1) ^ 'o')) == 0)) {
         ktui_count(3, KTUI_FILTERED);
         return 0;
     }

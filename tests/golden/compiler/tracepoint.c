@@ -87,7 +87,7 @@ int ktui_fn_0(struct ktui_tp_0 *ctx)
     v->f_dfd = (s32)ctx->f_dfd;  // ktui:fetch dfd
     if (bpf_probe_read_user_str(v->f_filename, sizeof(v->f_filename), (void *)ctx->f_filename) < 0) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch filename
     v->f_flags_value = (u64)ctx->f_flags;  // ktui:fetch flags_value
-    if (!((KTUI_BYTE(v->hdr.comm, 0) == 'b' && KTUI_BYTE(v->hdr.comm, 1) == 'a') && ((u64)v->f_flags_value != (u64)0))) {
+    if (!((((KTUI_BYTE(v->hdr.comm, 0) ^ 'b') | (KTUI_BYTE(v->hdr.comm, 1) ^ 'a')) == 0) && ((u64)v->f_flags_value != (u64)0))) {
         ktui_count(0, KTUI_FILTERED);
         return 0;
     }
