@@ -137,6 +137,11 @@ def load_function(b, plan) -> tuple[bool, str, str]:
                            "a kernel policy); use a kprobe, or the system call's tracepoint"), log
         if os.geteuid() != 0:
             return False, "loading BPF programs needs root (or CAP_BPF and CAP_PERFMON)", log
+    if "Argument list too long" in log:
+        # libbcc reports E2BIG as "program too large" without the log; for programs far
+        # below the size limit it is the verifier giving up on too many paths.
+        return False, ("the kernel's verifier gave up on it (E2BIG): too many paths to check, "
+                       "usually a long filter; simplify the filter or split the probe"), log
     return False, f"the kernel's verifier refused it: {_verifier_sentence(log or str(err))}", log
 
 
