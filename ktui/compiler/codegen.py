@@ -11,6 +11,7 @@ from ktui.errors import KtuiError
 from ktui.events import HEADER_FIELDS, FieldLayout, ProbeLayout
 from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, Probe, ProbeKind, Retval, ValueType
 
+from ktui.compiler.action_codegen import compile_actions
 from ktui.compiler.fallback import Placement, wants_latency
 from ktui.compiler.fetch_codegen import HEADER_BUILTINS, FetchError, FetchGen, contains_arg
 from ktui.compiler.filter_codegen import Operand, filter_condition
@@ -19,7 +20,7 @@ from ktui.compiler.program import AttachPlan
 from ktui.compiler.sites import Site
 from ktui.compiler.tracepoint_struct import struct_text
 
-AGG_ENTRIES = 10240  # entries of count/stack-count maps and of entry stashes
+AGG_ENTRIES = 10240  # entries of entry stashes (in flight calls)
 STACK_RECORD_MAX = 256  # larger records are built in a per-CPU scratch map, not on the 512-byte BPF stack
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_FIELDS = {"comm": ("v->hdr.comm", "string", 16), "pid": ("v->hdr.pid", "int", 0),
@@ -27,8 +28,6 @@ _HEADER_FIELDS = {"comm": ("v->hdr.comm", "string", 16), "pid": ("v->hdr.pid", "
                   "ts": ("v->hdr.ts", "int", 0), "kstack": ("v->hdr.kstack", "int", 0),
                   "ustack": ("v->hdr.ustack", "int", 0)}
 _HEADER_NAMES = frozenset(n for n, _ in HEADER_FIELDS) | {"hdr"}
-_KEY_DECLS = {"comm": "char comm[16]", "pid": "u32 pid", "tid": "u32 tid", "uid": "u32 uid", "cpu": "u32 cpu",
-              "ts": "u64 ts", "kstack": "s32 kstack", "ustack": "s32 ustack"}
 
 
 def comment(text: str) -> str:
@@ -265,7 +264,8 @@ class ProbeCompiler:
             maps["start"] = stash
             maps["entries"] = "ktui_entries"
             out.append(f"BPF_HASH({stash}, u32, struct {rec}, {AGG_ENTRIES});  /* entry side, by thread */")
-        action_code, hist, decls, uses_stacks_agg, str_eq = self._actions(actions, fields, maps)
+        action_code, hist, decls, uses_stacks_agg = compile_actions(self, actions, fields, maps)
+        str_eq = False
         out.extend(decls)
         kstack = probe.kind is ProbeKind.PROFILE or any(
             isinstance(f.expr, Builtin) and f.expr.name == "kstack" for f in probe.fetches) or any(
@@ -374,82 +374,5 @@ class ProbeCompiler:
         body += action_code
         body += [f"    ktui_count({pid}, ok ? KTUI_SUBMITTED : KTUI_DROPPED);", "    return 0;", "}"]
         return "\n".join(body)
-
-    def _actions(self, actions: list[Action], fields, maps):
-        pid = self.id
-        code: list[str] = []
-        decls: list[str] = []
-        hist: dict = {}
-        stacks = False
-        counts = {}
-        for action in actions:
-            kind = action.kind
-            n = counts.get(kind, 0)
-            counts[kind] = n + 1
-            suffix = "" if n == 0 else f"_{n}"
-            if kind is ActionKind.STREAM:
-                if n == 0:
-                    code.append(f"    if (ktui_ring_{pid}.ringbuf_output(v, sizeof(*v), 0) != 0)")
-                    code.append("        ok = 0;  /* ring full: counted as dropped */")
-            elif kind is ActionKind.COUNT:
-                name = f"ktui_count_{pid}{suffix}"
-                maps["count" + suffix] = name
-                if action.key:
-                    key = f"ktui_ck_{pid}{suffix}"
-                    members, sets = [], []
-                    for k in action.key:
-                        op = self.operand(k, fields)
-                        k = self.aliases.get(k, k)
-                        f = next((f for f in fields if f.name == k), None)
-                        members.append(f"    {c_decl(f.vtype, 'f_' + k) if f else _KEY_DECLS[k]};")
-                        member = f"f_{k}" if f else k
-                        if op.kind == "string":
-                            sets.append(f"        __builtin_memcpy(k.{member}, {op.c}, sizeof(k.{member}));")
-                        else:
-                            sets.append(f"        k.{member} = {op.c};")
-                    decls += [f"struct {key} {{", *members, "};", f"BPF_HASH({name}, struct {key}, u64, {AGG_ENTRIES});"]
-                    code += ["    {", f"        struct {key} k;", "        __builtin_memset(&k, 0, sizeof(k));", *sets]
-                else:
-                    decls.append(f"BPF_HASH({name}, u32, u64, 1);")
-                    code += ["    {", "        u32 k = 0;"]
-                code += ["        u64 zero = 0;", f"        u64 *c = {name}.lookup_or_try_init(&k, &zero);",
-                         "        if (c)", "            __sync_fetch_and_add(c, 1);", "        else",
-                         "            ok = 0;  /* map full */", "    }"]
-            elif kind is ActionKind.HIST:
-                name = f"ktui_hist_{pid}{suffix}"
-                maps["hist" + suffix] = name
-                value = action.value or "latency"
-                op = self.operand(value, fields)
-                if op.kind == "string":
-                    raise FetchError(f"a histogram needs a number, and {value} is a string", where=self.probe.name)
-                val = f"(s64){op.c} < 0 ? 0 : (u64){op.c}" if op.signed else f"(u64){op.c}"
-                if action.scale == "linear":
-                    nb = -(-(action.hi - action.lo) // action.step)
-                    decls.append(f"BPF_HISTOGRAM({name}, int, {nb + 2});  /* [0]: below {action.lo}, "
-                                 f"[{nb + 1}]: {action.hi} and above */")
-                    code += ["    {", f"        s64 x = (s64){op.c};",
-                             f"        int b = x < {action.lo}LL ? 0 : x >= {action.hi}LL ? {nb + 1} : "
-                             f"1 + (int)((x - ({action.lo}LL)) / {action.step});",
-                             f"        {name}.atomic_increment(b);", "    }"]
-                    hist = {"map": name, "value": value, "scale": "linear", "lo": action.lo, "hi": action.hi,
-                            "step": action.step, "buckets": nb + 2}
-                else:
-                    decls.append(f"BPF_HISTOGRAM({name}, int, 65);  /* slot = bit length of the value (bpf_log2l) */")
-                    code.append(f"    {name}.atomic_increment(bpf_log2l({val}));")
-                    hist = {"map": name, "value": value, "scale": "log2", "buckets": 65}
-            elif kind is ActionKind.STACKS:
-                name = f"ktui_stackcount_{pid}{suffix}"
-                maps["stacks" + suffix] = name
-                stacks = True
-                decls += ["struct ktui_stackkey_%d%s { s32 k; s32 u; u32 pid; };" % (pid, suffix),
-                          f"BPF_HASH({name}, struct ktui_stackkey_{pid}{suffix}, u64, {AGG_ENTRIES});"]
-                code += ["    {", f"        struct ktui_stackkey_{pid}{suffix} k = {{}};",
-                         "        k.k = " + ("v->hdr.kstack;" if action.kernel_stack else "-1;"),
-                         "        k.u = " + ("v->hdr.ustack;" if action.user_stack else "-1;"),
-                         "        k.pid = " + ("v->hdr.pid;" if action.user_stack else "0;"),
-                         "        u64 zero = 0;", f"        u64 *c = {name}.lookup_or_try_init(&k, &zero);",
-                         "        if (c)", "            __sync_fetch_and_add(c, 1);", "        else",
-                         "            ok = 0;", "    }"]
-        return code, hist, decls, stacks, False
 
     _all_fields: list[RecordField] = []
