@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
         "compile",
         help="print the BCC program for probe specs; --check loads it into the verifier",
         description="Compile probe specs (bpftrace names like kprobe:do_sys_openat2, kprobe_events lines "
-                    "like 'p:myprobe do_sys_openat2 dfd=%%di', SystemTap points like "
+                    "like 'p:myprobe do_sys_openat2 dfd=%di', SystemTap points like "
                     "'kernel.function(\"ip_rcv\")') into one BCC program and print it. Notes about "
                     "fallbacks and probes that cannot be placed go to stderr.",
     )
