@@ -51,7 +51,7 @@ SLOW_PANES_HZ = 4  # stacks, histograms and counts redraw at most this often
 class KtuiApp(App):
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses (tests) live elsewhere
     TITLE = "ktui"
-    AUTO_FOCUS = "#stream"
+    AUTO_FOCUS = "#event-stream"
 
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -133,14 +133,19 @@ class KtuiApp(App):
         yield StatusBar(id="status")
         yield Footer()
 
+    def main_query(self, selector, expect_type=None):
+        """query_one on the main screen: a modal (help, generated C, palette) may be on top."""
+        screen = self.screen_stack[0] if self.screen_stack else self.screen
+        return screen.query_one(selector, expect_type) if expect_type else screen.query_one(selector)
+
     def on_mount(self) -> None:
-        self.query_one("#banner").display = bool(self.banner)
-        self.query_one(StreamFilter).display = False
-        status = self.query_one(StatusBar)
+        self.main_query("#banner").display = bool(self.banner)
+        self.main_query(StreamFilter).display = False
+        status = self.main_query(StatusBar)
         status.set_state(mode=self.mode, warnings=self.warnings)
         editable = self.mode == "live"
-        self.query_one(ProbeList).read_only = not editable
-        self.query_one(ProbeEditor).disabled = not editable
+        self.main_query(ProbeList).read_only = not editable
+        self.main_query(ProbeEditor).disabled = not editable
         self._show_probes()
         self._check_size()
         self._load_catalog()
@@ -160,7 +165,7 @@ class KtuiApp(App):
     def _check_size(self) -> None:
         w, h = self.size
         small = w < MIN_WIDTH or h < MIN_HEIGHT
-        self.query_one("#too-small", Static).update(
+        self.main_query("#too-small", Static).update(
             f"The terminal is {w}x{h}; ktui needs at least {MIN_WIDTH}x{MIN_HEIGHT}. Enlarge it (q quits)."
             if small else "")
         self.screen.set_class(small, "too-small")
@@ -184,7 +189,7 @@ class KtuiApp(App):
 
     @on(CatalogLoaded)
     def _catalog_loaded(self, event: CatalogLoaded) -> None:
-        browser = self.query_one(SymbolBrowser)
+        browser = self.main_query(SymbolBrowser)
         if event.catalog is None:
             browser.set_error(event.error)
         else:
@@ -202,7 +207,7 @@ class KtuiApp(App):
 
     @work(thread=True, group="source", exit_on_error=False)
     def _start_source(self, source: EventSource) -> None:
-        self.call_from_thread(self.query_one(StatusBar).set_state, message="starting: compiling and attaching…")
+        self.call_from_thread(self.main_query(StatusBar).set_state, message="starting: compiling and attaching…")
         try:
             with self._source_lock:
                 source.start(self._sink)
@@ -214,20 +219,20 @@ class KtuiApp(App):
 
     def _source_started(self) -> None:
         self._bind_layouts()
-        self.query_one(StatusBar).set_state(message="")
+        self.main_query(StatusBar).set_state(message="")
         if not getattr(self.source, "live", True) and hasattr(self.source, "play"):
             self.source.play()  # a replay starts paused; the panes should move at once
 
     def _source_failed(self, sentence: str) -> None:
-        self.query_one(StatusBar).set_state(mode="stopped", message="")
+        self.main_query(StatusBar).set_state(mode="stopped", message="")
         self.show_banner(sentence)
-        editor = self.query_one(ProbeEditor)
+        editor = self.main_query(ProbeEditor)
         if editor.is_mounted:
             editor.show_error("spec", sentence)
 
     def show_banner(self, sentence: str) -> None:
         self.banner = sentence
-        banner = self.query_one("#banner", Static)
+        banner = self.main_query("#banner", Static)
         banner.update(sentence)
         banner.display = bool(sentence)
 
@@ -235,7 +240,7 @@ class KtuiApp(App):
         if self.source is None:
             return
         symbolize = getattr(self.source, "symbolize", None)
-        self.query_one(EventStream).set_layouts(dict(self.source.layouts), symbolize)
+        self.main_query(EventStream).set_layouts(dict(self.source.layouts), symbolize)
         self._show_probes()
 
     def _names(self) -> dict[int, str]:
@@ -266,7 +271,7 @@ class KtuiApp(App):
         self.call_from_thread(self._reset_panes, clear)
         enabled = [p for p in self.probes if p.enabled]
         if not enabled:
-            self.call_from_thread(self.query_one(StatusBar).set_state, message="no probe enabled")
+            self.call_from_thread(self.main_query(StatusBar).set_state, message="no probe enabled")
             return
         try:
             source = self.source_factory(list(self.probes))
@@ -279,8 +284,8 @@ class KtuiApp(App):
 
     def _reset_panes(self, clear: bool) -> None:
         if clear:
-            self.query_one(EventStream).clear()
-        self.query_one(CpuCounts).reset()
+            self.main_query(EventStream).clear()
+        self.main_query(CpuCounts).reset()
         self.states = {}
         self._show_probes()
 
@@ -288,22 +293,22 @@ class KtuiApp(App):
     def _update_arrived(self, _event: UpdateArrived) -> None:
         with self._pending_lock:
             update, self._pending = self._pending, None
-        if update is None:
-            return
+        if update is None or not self.screen_stack or self._exit_renderables or not self.is_running:
+            return  # quitting: the panes may already be gone
         with self.batch_update():
             self.apply_update(update)
 
     def apply_update(self, update: Update) -> None:
-        stream = self.query_one(EventStream)
+        stream = self.main_query(EventStream)
         if self.source is not None and set(self.source.layouts) != set(stream.layouts):
             self._bind_layouts()
         generation = getattr(self.source, "seek_generation", 0)
         if generation != self._seek_generation:  # a seek: what the panes show is from elsewhere in time
             self._seek_generation = generation
             stream.clear()
-            self.query_one(CpuCounts).reset()
+            self.main_query(CpuCounts).reset()
         stream.append(update.events)
-        self.query_one(StatusBar).apply(update)
+        self.main_query(StatusBar).apply(update)
         if update.probes:
             states = {s.probe_id: s for s in update.probes}
             if states != self.states:
@@ -311,7 +316,7 @@ class KtuiApp(App):
                 self._show_probes()
                 failed = [s for s in update.probes if s.status == "failed"]
                 if failed:
-                    self.query_one(ProbeEditor).show_error("spec", f"{failed[0].spec}: {failed[0].reason}")
+                    self.main_query(ProbeEditor).show_error("spec", f"{failed[0].spec}: {failed[0].reason}")
         self._latest = update if self._latest is None else merge_updates(self._latest, Update(
             counters=update.counters, stacks=update.stacks, histograms=update.histograms,
             elapsed_s=update.elapsed_s, now_ns=update.now_ns))
@@ -319,7 +324,7 @@ class KtuiApp(App):
         if now - self._slow_drawn >= 1 / SLOW_PANES_HZ or update.finished:
             self._draw_slow_panes()
         if update.finished:
-            self.query_one(StatusBar).set_state(message=update.message or "replay finished")
+            self.main_query(StatusBar).set_state(message=update.message or "replay finished")
         self.updates_applied += 1
         self.last_applied = now
 
@@ -330,17 +335,17 @@ class KtuiApp(App):
         self._slow_drawn = time.monotonic()
         names = self._names()
         if latest.counters:
-            self.query_one(CpuCounts).set_counters(latest.counters, source_seconds(latest), names)
+            self.main_query(CpuCounts).set_counters(latest.counters, source_seconds(latest), names)
         if latest.stacks:
-            self.query_one(Stacks).set_stacks(latest.stacks, names)
+            self.main_query(Stacks).set_stacks(latest.stacks, names)
         if latest.histograms:
-            self.query_one(Histograms).set_histograms(latest.histograms, names)
+            self.main_query(Histograms).set_histograms(latest.histograms, names)
         self._latest = Update(counters=latest.counters, stacks=latest.stacks, histograms=latest.histograms,
                               elapsed_s=latest.elapsed_s, now_ns=latest.now_ns)
 
     # --- probes: added, toggled, removed while tracing ------------------------------------
     def _show_probes(self) -> None:
-        table = self.query_one(ProbeList)
+        table = self.main_query(ProbeList)
         if self.mode == "live" and (self.probes or self.source is None):
             table.show([(p.enabled, p.name, p.spec) for p in self.probes], self.states)
         elif self.source is not None:
@@ -352,9 +357,9 @@ class KtuiApp(App):
         if self.mode != "live":
             self.notify("Replay is read-only: probes cannot be added.", severity="warning")
             return
-        self.query_one(ProbeEditor).load_entry(event.entry)
+        self.main_query(ProbeEditor).load_entry(event.entry)
         self.action_show_tab("probes")
-        self.query_one("#editor-spec", Input).focus()
+        self.main_query("#editor-spec", Input).focus()
 
     @on(ProbeSubmitted)
     def _probe_submitted(self, event: ProbeSubmitted) -> None:
@@ -409,9 +414,9 @@ class KtuiApp(App):
         try:
             change()
         except KtuiError as err:
-            self.call_from_thread(self.query_one(ProbeEditor).show_error, "spec", str(err))
+            self.call_from_thread(self.main_query(ProbeEditor).show_error, "spec", str(err))
         except Exception as err:
-            self.call_from_thread(self.query_one(ProbeEditor).show_error, "spec", f"the probe change failed: {err}")
+            self.call_from_thread(self.main_query(ProbeEditor).show_error, "spec", f"the probe change failed: {err}")
 
     @on(ProbeEditor.ShowCRequested)
     def _show_c(self, event: ProbeEditor.ShowCRequested) -> None:
@@ -420,10 +425,10 @@ class KtuiApp(App):
 
             program = compile_session(event.probes)
         except ImportError:
-            self.query_one(ProbeEditor).show_error("spec", "The compiler is not available in this build.")
+            self.main_query(ProbeEditor).show_error("spec", "The compiler is not available in this build.")
             return
         except KtuiError as err:
-            self.query_one(ProbeEditor).show_error("spec", str(err))
+            self.main_query(ProbeEditor).show_error("spec", str(err))
             return
         notes = []
         for cp in getattr(program, "probes", []):
@@ -434,19 +439,23 @@ class KtuiApp(App):
         self.push_screen(CodeView(program.c_text, "\n".join(notes)))
 
     # --- the stream's filter box ---------------------------------------------------------
+    @on(EventStream.FollowChanged)
+    def _follow_changed(self, event: EventStream.FollowChanged) -> None:
+        self.main_query(StatusBar).set_state(following=event.follow)
+
     @on(EventStream.FilterRequested)
     def _filter_requested(self) -> None:
-        box = self.query_one(StreamFilter)
+        box = self.main_query(StreamFilter)
         box.display = True
         box.focus()
 
     @on(Input.Submitted, "#stream-filter")
     def _stream_filter(self, event: Input.Submitted) -> None:
         event.stop()
-        self.query_one(EventStream).set_filter(event.value)
+        self.main_query(EventStream).set_filter(event.value)
         if not event.value.strip():
             event.input.display = False
-        self.query_one(EventStream).focus()
+        self.main_query(EventStream).focus()
 
     # --- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -457,7 +466,7 @@ class KtuiApp(App):
         return True
 
     async def action_quit(self) -> None:
-        self.query_one(StatusBar).set_state(message="stopping: detaching probes…")
+        self.main_query(StatusBar).set_state(message="stopping: detaching probes…")
         await asyncio.to_thread(self.stop_source)
         self.exit()
 
@@ -469,36 +478,36 @@ class KtuiApp(App):
             self.push_screen(HelpScreen(binding_rows(self)))
 
     def action_focus_search(self) -> None:
-        if not self.query_one("#browser").display:
-            self.query_one("#browser").display = True
-        self.query_one("#symbol-search", Input).focus()
+        if not self.main_query("#browser").display:
+            self.main_query("#browser").display = True
+        self.main_query("#symbol-search", Input).focus()
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        self.main_query(TabbedContent).active = tab
         if tab == "stream":
-            self.query_one(EventStream).focus()
+            self.main_query(EventStream).focus()
         elif tab == "probes":
-            self.query_one(ProbeList).focus()
+            self.main_query(ProbeList).focus()
         self._draw_slow_panes()
 
     def action_add_probe(self) -> None:
         if self.mode != "live":
             self.notify("Replay is read-only: probes cannot be added.", severity="warning")
             return
-        self.query_one(ProbeEditor).action_add_probe()
+        self.main_query(ProbeEditor).action_add_probe()
 
     def action_show_c(self) -> None:
-        self.query_one(ProbeEditor).action_show_c()
+        self.main_query(ProbeEditor).action_show_c()
 
     def action_leave_input(self) -> None:
         if isinstance(self.focused, Input):
             if self.focused.id == "stream-filter" and not self.focused.value:
                 self.focused.display = False
-            self.query_one(EventStream).focus() if self.query_one(TabbedContent).active == "stream" \
-                else self.query_one(TabbedContent).focus()
+            self.main_query(EventStream).focus() if self.main_query(TabbedContent).active == "stream" \
+                else self.main_query(TabbedContent).focus()
 
     def action_toggle_browser(self) -> None:
-        browser = self.query_one("#browser")
+        browser = self.main_query("#browser")
         browser.display = not browser.display
 
     def action_pause_replay(self) -> None:
@@ -506,20 +515,20 @@ class KtuiApp(App):
             return
         self.replay_paused = not self.replay_paused
         (self.source.pause if self.replay_paused else self.source.play)()
-        self.query_one(StatusBar).set_state(paused=self.replay_paused)
+        self.main_query(StatusBar).set_state(paused=self.replay_paused)
 
     def action_seek(self, seconds: float) -> None:
         source = self.source
         if source is None or not hasattr(source, "seek"):
             return
         source.seek(int(getattr(source, "position_ns", 0) + seconds * 1e9))
-        self.query_one(StatusBar).set_state(message=f"seek {seconds:+g}s")
+        self.main_query(StatusBar).set_state(message=f"seek {seconds:+g}s")
 
     def action_step(self) -> None:
         if self.source is not None and hasattr(self.source, "step"):
             self.replay_paused = True
             self.source.step(1)
-            self.query_one(StatusBar).set_state(paused=True)
+            self.main_query(StatusBar).set_state(paused=True)
 
     def action_speed(self, factor: float) -> None:
         setter = getattr(self.source, "set_speed", None) or getattr(self.source, "speed", None)
@@ -527,7 +536,7 @@ class KtuiApp(App):
             return
         self.replay_speed = max(0.125, min(64.0, self.replay_speed * factor))
         setter(self.replay_speed)
-        self.query_one(StatusBar).set_state(message=f"speed x{self.replay_speed:g}")
+        self.main_query(StatusBar).set_state(message=f"speed x{self.replay_speed:g}")
 
     def action_save_session(self) -> None:
         path = self.session_path
@@ -562,12 +571,12 @@ class KtuiApp(App):
 
     def _palette_runner(self, action: str) -> Callable[[], None]:
         def run() -> None:
-            target = {"toggle_follow": "#stream", "filter": "#stream",
-                      "clear": "#stream", "toggle": "#probe-list", "remove": "#probe-list",
+            target = {"toggle_follow": "#event-stream", "filter": "#event-stream",
+                      "clear": "#event-stream", "toggle": "#probe-list", "remove": "#probe-list",
                       "cycle_mode": "#browser"}
             name = action.split("(")[0]
             if name in target:
-                self.call_later(self.run_action, action, self.query_one(target[name]))
+                self.call_later(self.run_action, action, self.main_query(target[name]))
             else:
                 self.call_later(self.run_action, action)
         return run

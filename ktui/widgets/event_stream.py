@@ -266,6 +266,16 @@ class EventStream(ScrollView, can_focus=True):
         self.follow = True
         super().action_scroll_end()
 
+    class FollowChanged(Message):
+        """Following the newest rows, or paused for reading (the status line shows which)."""
+
+        def __init__(self, follow: bool) -> None:
+            super().__init__()
+            self.follow = follow
+
+    def watch_follow(self, follow: bool) -> None:
+        self.post_message(self.FollowChanged(follow))
+
     class FilterRequested(Message):
         """The user asked to filter the stream (the pane shows its filter box)."""
 
@@ -332,5 +342,5 @@ class EventStreamPane(Vertical):
 
     def compose(self):
         yield Static(HEADER, id="stream-header", markup=False)
-        yield EventStream(id="stream")
+        yield EventStream(id="event-stream")
         yield StreamFilter(placeholder="filter: pid=N  cpu=N  probe=NAME  or text in comm", id="stream-filter")

@@ -13,7 +13,8 @@ class StatusBar(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self.mode = "starting"  # "live", "replay", "demo", "stopped"
-        self.paused = False
+        self.paused = False  # a replay's clock is paused
+        self.following = True  # the stream shows the newest events
         self.rate = 0.0
         self.delivered = self.dropped = self.filtered = 0
         self.probes: list[ProbeState] = []
@@ -42,7 +43,9 @@ class StatusBar(Static):
         self.update(self._text())
 
     def set_state(self, *, mode: str | None = None, paused: bool | None = None, message: str | None = None,
-                  warnings: list[str] | None = None) -> None:
+                  warnings: list[str] | None = None, following: bool | None = None) -> None:
+        if following is not None:
+            self.following = following
         if mode is not None:
             self.mode = mode
         if paused is not None:
@@ -59,6 +62,7 @@ class StatusBar(Static):
         t.append(f" {self.mode.upper()} ", style=f"reverse {style}")
         if self.paused:
             t.append(" PAUSED ", style="reverse bold")
+        t.append(" FOLLOW" if self.following else " HELD", style="" if self.following else "bold yellow")
         t.append(f" {human_count(self.rate)} ev/s", style="bold")
         t.append(f"  delivered {self.delivered:,}")
         t.append(f"  dropped {self.dropped:,}", style="bold red" if self.dropped else "")
