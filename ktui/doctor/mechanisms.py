@@ -9,6 +9,7 @@ is left behind. Nothing here needs BCC or headers.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import errno
 import mmap
 import os
@@ -287,13 +288,27 @@ def raw_tracepoint(ctx: Context) -> Check:
 
 
 def _libc_path() -> str | None:
+    found = _libc_getpid()
+    return found[0] if found else None
+
+
+def _libc_getpid() -> tuple[str, int] | None:
+    """(libc path, file offset of getpid) from where this process has libc mapped:
+    dlsym's address mapped back through /proc/self/maps, instant and exact."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    address = ctypes.cast(libc.getpid, ctypes.c_void_p).value
+    if not address:
+        return None
     try:
         with open("/proc/self/maps") as maps:
             for line in maps:
-                path = line.split()[-1] if len(line.split()) >= 6 else ""
-                if os.path.basename(path).startswith("libc.so") or os.path.basename(path).startswith("libc-"):
-                    return path
-    except OSError:
+                parts = line.split()
+                if len(parts) < 6:
+                    continue
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                if start <= address < end:
+                    return parts[5], address - start + int(parts[2], 16)
+    except (OSError, ValueError):
         return None
     return None
 
@@ -333,10 +348,10 @@ def uprobe(ctx: Context) -> Check:
         config, line = _config_line(ctx, "CONFIG_UPROBE_EVENTS")
         return Check(False, "uprobes are not available: no uprobe PMU" + (" (kernel built without CONFIG_UPROBE_EVENTS)" if config == "n" else "") + "; tracepoints still work", [line, f"{PMU_DIR}/uprobe absent"])
     evidence.append(f"{PMU_DIR}/uprobe/type = {pmu_type}")
-    libc = _libc_path()
-    offset = elf_symbol_offset(libc, "getpid") if libc else None
-    if libc is None or offset is None:
+    found = _libc_getpid()
+    if found is None:
         return Check(None, "the uprobe PMU exists, but doctor found no libc getpid to try it on", evidence)
+    libc, offset = found
     evidence.append(f"getpid at file offset {offset:#x} in {libc}")
     stage = [f"perf_event_open(uprobe {libc}:getpid)"]
 
