@@ -172,6 +172,12 @@ def test_kretprobe_open_reports_only_failures_with_the_name_fetched_at_entry():
 # --- schedule: kernel stacks and a per-CPU count with its rate -------------------------------
 
 
+def _sched_counts() -> list[int]:
+    """Per-CPU calls of __schedule() as the scheduler counts them (/proc/schedstat's sched_count)."""
+    rows = [line.split() for line in Path("/proc/schedstat").read_text().splitlines() if line.startswith("cpu")]
+    return [int(row[3]) for row in rows]
+
+
 def test_schedule_stacks_resolve_and_per_cpu_count_has_a_rate():
     from ktui.probes.model import Action, ActionKind
     from ktui.kernel import possible_cpus
@@ -184,14 +190,21 @@ def test_schedule_stacks_resolve_and_per_cpu_count_has_a_rate():
         for _ in range(sleeps):
             time.sleep(0.001)  # each sleep calls schedule() in this thread
 
+    # The scheduler's own per-CPU count bounds ktui's: every schedule() enters __schedule(),
+    # which also runs from preemption and idle without schedule().
+    Path("/proc/sys/kernel/sched_schedstats").write_text("1")
+    before = _sched_counts()
     traced = trace([probe], sleep_often, settle_s=1.0)
+    after = _sched_counts()
     counters = traced.counters[0]
-    assert len(counters.hits) == possible_cpus()
+    assert len(counters.hits) == possible_cpus() == len(before)
+    for cpu, hits in enumerate(counters.hits):
+        assert hits <= after[cpu] - before[cpu], (cpu, hits, before, after)
     total = sum(counters.hits)
     assert total >= sleeps
     assert traced.elapsed_s > 0
-    rate = total / traced.elapsed_s
-    assert rate >= sleeps / traced.elapsed_s
+    rate = total / traced.elapsed_s  # calls per second over the run, as the panes show it
+    assert rate > 0
 
     kallsyms = {line.split()[2] for line in Path("/proc/kallsyms").read_text().splitlines()}
     assert traced.stacks, "no stacks were aggregated"
