@@ -2,7 +2,7 @@
 # The README's second command: set up (idempotent), run the whole test suite on this
 # machine's kernel, then the kprobe VM suite (scripts/test-kernel.sh) where the
 # machine can run it. Exits non-zero when anything failed.
-#   sudo ./scripts/test.sh [pytest arguments for the host suite]
+#   sudo ./scripts/test.sh [pytest arguments for the host suite; default: tests]
 # CI=true implies KTUI_REQUIRE_LIVE=1: live tests and the VM suite must run, not skip.
 # KTUI_TEST_KERNEL=0 leaves the VM suite out (refused when KTUI_REQUIRE_LIVE=1).
 set -uo pipefail
@@ -12,15 +12,19 @@ cd "$repo" || exit 1
 say() { echo "test: $*" >&2; }
 
 [[ ${CI:-} == true ]] && export KTUI_REQUIRE_LIVE=1
+SECONDS=0
 "$repo/scripts/setup.sh" || { say "setup failed"; exit 1; }
+setup_s=$SECONDS
 
 results=$(mktemp -d /tmp/ktui-test.XXXXXX)
 trap 'rm -rf "$results"' EXIT
 
 say "host suite: pytest tests (tests/kernel runs in the VM below)"
-.venv/bin/python -m pytest tests --ignore=tests/kernel -p no:cacheprovider \
+(($#)) || set -- tests  # arguments, when given, choose what to run instead of all of tests/
+.venv/bin/python -m pytest --ignore=tests/kernel -p no:cacheprovider \
     --junitxml="$results/host.xml" "$@"
 host=$?
+host_s=$((SECONDS - setup_s))
 if [[ $host -eq 5 ]]; then
     say "the host suite collected no tests"
     host=0
@@ -34,7 +38,7 @@ else
     vm=$?
 fi
 
-say "host suite status $host, kprobe VM suite status $vm"
+say "host suite status $host, kprobe VM suite status $vm; seconds: setup $setup_s, host suite $host_s, VM suite $((SECONDS - setup_s - host_s))"
 # One closing line over both suites (pytest's own last line covers only the VM's).
 /usr/bin/python3 "$repo/scripts/junit_totals.py" "$results"/*.xml
 [[ $host -eq 0 && $vm -eq 0 ]]
