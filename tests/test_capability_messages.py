@@ -45,9 +45,11 @@ def shared_tmp():
 
 
 def _run(args: list[str], env: dict[str, str] | None = None, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
+    """`ktui ARGS` as a user would start it: without the BCC_KERNEL_SOURCE this test process set."""
+    base = {k: v for k, v in os.environ.items() if k != "BCC_KERNEL_SOURCE"}
     return subprocess.run(
         [*(prefix or []), sys.executable, "-m", "ktui", *args],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env={**base, **(env or {})},
     )
 
 
@@ -304,3 +306,16 @@ def test_kprobe_explanations_where_kprobes_exist():
     if traceable is not None:
         name = sorted(n for n in functions - traceable - explain._kprobe_blacklist() if "." not in n)[0]
         assert explain_attach_failure("kretprobe", name).startswith(f"{name} is not traceable: it is absent from available_filter_functions")
+
+
+@pytest.mark.live
+def test_an_unwritable_cache_is_one_sentence_naming_the_fix():
+    out = _run(["doctor", "--json"], env={"KTUI_CACHE_DIR": "/proc/ktui-cannot-write-here"})
+    assert out.returncode == 0 and out.stderr == ""
+    head = json.loads(out.stdout)["headers"]
+    if head["value"] != "generic":
+        pytest.skip(f"this machine uses {head['value']} headers, not the generic fallback that needs the cache")
+    assert head["ok"] is False
+    _one_sentence(head["why"])
+    assert head["why"].startswith("could not assemble generic kernel headers in ktui's cache")
+    assert head["why"].endswith("(KTUI_CACHE_DIR chooses a writable place): until then BCC cannot compile probes; browsing and replay still work")

@@ -100,7 +100,9 @@ def _compile_and_attach(bcc, headers, priv: Privileges, bcc_check: Check, head: 
         chosen = headers.ensure_headers()
     except (KtuiError, OSError) as err:
         head.ok = False
-        head.why = f"{err}"
+        head.why = str(err)
+        if head.value == "generic":
+            head.why += " (KTUI_CACHE_DIR chooses a writable place): until then BCC cannot compile probes; browsing and replay still work"
         return
     if chosen.kind == "generic":
         head.evidence.append(f"merged tree: BCC_KERNEL_SOURCE={os.environ.get('BCC_KERNEL_SOURCE', '')}")
