@@ -103,7 +103,8 @@ if ((want_vm)) && installed "linux-image-$flavour" && installed "linux-headers-$
 fi
 
 stamp=.venv/.ktui-setup
-stamp_text="$(sha256sum pyproject.toml | cut -d' ' -f1) $($PY -c 'import sys; print(sys.version)' 2>/dev/null | head -1)"
+stamp_of() { echo "$(sha256sum pyproject.toml | cut -d' ' -f1) $($PY -c 'import sys; print(sys.version)' 2>/dev/null | head -1)"; }
+stamp_text=$(stamp_of)
 venv_ok=0
 if [[ -x .venv/bin/ktui && -x .venv/bin/python && -f $stamp && $(cat "$stamp") == "$stamp_text" ]] \
     && .venv/bin/python -c 'import ktui' 2>/dev/null; then
@@ -178,7 +179,7 @@ if ((!venv_ok)); then
         || { cat "$log" >&2; rm -f "$log"; die "pip install -e '.[test]' failed (its output is above)."; }
     rm -f "$log"
     [[ -x .venv/bin/ktui ]] || die "pip finished but .venv/bin/ktui is missing."
-    echo "$stamp_text" >"$stamp"
+    stamp_of >"$stamp"  # anew: apt may have just installed the interpreter
 fi
 
 # --- the VM harness's own tool venv --------------------------------------------
