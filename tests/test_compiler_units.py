@@ -125,3 +125,21 @@ def test_maxactive_adds_the_entry_helper_that_makes_missed_returns_countable():
     assert plain.helpers == [] and "entries" not in plain.maps
     assert [h.kind for h in counted.helpers] == ["kprobe"] and counted.maps["entries"] == "ktui_entries"
     assert counted.attach.maxactive == 50
+
+
+def test_catalog_verdicts_explain_functions_that_cannot_be_probed():
+    class Entry:
+        def __init__(self, verdict, reason):
+            self.traceability, self.traceability_reason, self.args, self.return_type = verdict, reason, [], "int"
+
+    class Catalog:
+        def lookup(self, name):
+            return {"kprobe:hidden_fn": Entry("notrace", "absent from available_filter_functions"),
+                    "kprobe:fine_fn": Entry("traceable", "")}.get(name)
+
+    probes = [Probe(ProbeKind.KPROBE, "hidden_fn"), Probe(ProbeKind.KPROBE, "fine_fn"), Probe(ProbeKind.KPROBE, "nope_fn")]
+    hidden, fine, nope = compile_session(probes, Catalog(), facts=KPROBES).probes
+    assert hidden.error == ("kprobe:hidden_fn cannot be attached: the catalog says hidden_fn is notrace "
+                            "(absent from available_filter_functions)")
+    assert hidden.attach.kind == "kprobe" and fine.error is None
+    assert nope.error == "kprobe:nope_fn cannot be attached: this kernel has no function nope_fn"

@@ -54,6 +54,18 @@ class TypeSource:
         except KtuiError:
             return None
 
+    def traceability(self, symbol: str) -> tuple[str, str]:
+        """(verdict, reason) from the catalog, ("unknown", "") without one."""
+        if self.catalog is None:
+            return "unknown", ""
+        try:
+            entry = self.catalog.lookup(f"kprobe:{symbol}")
+        except (KtuiError, AttributeError, KeyError, TypeError):
+            return "unknown", ""
+        if entry is None:
+            return "missing", f"the catalog has no kernel function {symbol}"
+        return str(getattr(entry, "traceability", "unknown")), str(getattr(entry, "traceability_reason", ""))
+
     def raw_tracepoint_args(self, name: str) -> list[tuple[str, str]] | None:
         btf = self.btf()
         if btf is None:

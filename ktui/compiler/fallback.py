@@ -17,6 +17,7 @@ from ktui.compiler.fetch_codegen import contains_arg
 from ktui.compiler.sites import Site
 from ktui.compiler.tracepoint_struct import read_fields
 
+UNTRACEABLE = ("blacklisted", "notrace", "inlined", "duplicate", "init", "missing")
 _SYSCALL_PREFIXES = ("__x64_sys_", "__ia32_sys_", "__se_sys_", "__do_sys_", "ksys_", "do_sys_", "__sys_", "sys_")
 
 
@@ -137,6 +138,16 @@ def _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
     native = fentry_sites if wants_fentry else kprobe_sites
     if not fallback:
         return native()
+    verdict, why = types.traceability(symbol)
+    if verdict in UNTRACEABLE and (facts.kprobes or wants_fentry):
+        # The catalog knows the function cannot be probed by name: say so before the kernel does.
+        placement = native()
+        if verdict == "missing":
+            placement.error = f"{probe.spec} cannot be attached: this kernel has no function {symbol}"
+        else:
+            placement.error = f"{probe.spec} cannot be attached: the catalog says {symbol} is {verdict}" + (
+                f" ({why})" if why else "")
+        return placement
     if wants_fentry and facts.fentry and proto is not None:
         return fentry_sites()
     if not wants_fentry and facts.kprobes:
