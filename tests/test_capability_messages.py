@@ -35,9 +35,10 @@ def _kernel_has_no_kprobes() -> bool:
     return not Path("/sys/bus/event_source/devices/kprobe").exists()
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def shared_tmp():
-    """A directory an unprivileged user can write (pytest's tmp_path is root-only)."""
+    """A directory an unprivileged user can write (pytest's tmp_path is root-only); one per
+    module, so the merged headers tree is built in it once."""
     path = tempfile.mkdtemp(prefix="ktui-test-")
     os.chmod(path, 0o777)
     yield path
@@ -76,7 +77,9 @@ def _unprivileged(kind: str, cache: str) -> list[str]:
 @pytest.mark.parametrize("who", ["nobody", "no_caps"])
 def test_unprivileged_doctor_says_needs_root_and_exits_cleanly(who, shared_tmp):
     prefix = _unprivileged(who, shared_tmp)
-    out = _run(["doctor", "--json"], env={"HOME": shared_tmp, "KTUI_CACHE_DIR": shared_tmp}, prefix=prefix)
+    # uid 0 without capabilities still owns root's cache; nobody needs one it can write.
+    env = {} if prefix is NO_CAPS else {"HOME": shared_tmp, "KTUI_CACHE_DIR": shared_tmp}
+    out = _run(["doctor", "--json"], env=env, prefix=prefix)
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""
     data = json.loads(out.stdout)
@@ -91,7 +94,7 @@ def test_unprivileged_doctor_says_needs_root_and_exits_cleanly(who, shared_tmp):
     assert data["btf"]["ok"] is True
     for check in data.values():
         _one_sentence(check["why"])
-    human = _run(["doctor", "--no-compile"], env={"HOME": shared_tmp, "KTUI_CACHE_DIR": shared_tmp}, prefix=prefix)
+    human = _run(["doctor", "--no-compile"], env=env, prefix=prefix)
     assert human.returncode == 0 and human.stderr == ""
     assert "live tracing unavailable, replay works" in human.stdout
 
@@ -115,8 +118,8 @@ def test_unprivileged_attach_failure_is_explained_as_privilege(shared_tmp):
 
 
 @pytest.mark.live
-def test_no_bcc_is_one_sentence_and_the_kernel_checks_still_run(shared_tmp):
-    out = _run(["doctor", "--json"], env={"KTUI_BCC_PATH": shared_tmp})
+def test_no_bcc_is_one_sentence_and_the_kernel_checks_still_run(tmp_path):
+    out = _run(["doctor", "--json"], env={"KTUI_BCC_PATH": str(tmp_path)})
     assert out.returncode == 0 and out.stderr == ""
     data = json.loads(out.stdout)
     bcc = data["bcc"]
@@ -126,7 +129,7 @@ def test_no_bcc_is_one_sentence_and_the_kernel_checks_still_run(shared_tmp):
     assert "still work" in bcc["why"]
     # Doctor asks the kernel directly: no BCC does not change what the kernel can do.
     assert data["tracepoint"]["ok"] is True and data["uprobe"]["ok"] is True
-    human = _run(["doctor"], env={"KTUI_BCC_PATH": shared_tmp})
+    human = _run(["doctor"], env={"KTUI_BCC_PATH": str(tmp_path)})
     assert "BCC not installed: live tracing unavailable" in human.stdout
 
 
@@ -134,14 +137,14 @@ def test_no_bcc_is_one_sentence_and_the_kernel_checks_still_run(shared_tmp):
 
 
 @pytest.mark.live
-def test_broken_headers_turn_the_compile_failure_into_a_sentence(shared_tmp):
-    out = _run(["doctor", "--json"], env={"BCC_KERNEL_SOURCE": shared_tmp})
+def test_broken_headers_turn_the_compile_failure_into_a_sentence(tmp_path):
+    out = _run(["doctor", "--json"], env={"BCC_KERNEL_SOURCE": str(tmp_path)})
     assert out.returncode == 0
     assert out.stderr == ""  # clang's and modprobe's noise is captured as evidence, not printed
     head = json.loads(out.stdout)["headers"]
     assert head["ok"] is False
     _one_sentence(head["why"])
-    assert head["why"].startswith(f"BCC could not compile a test program with BCC_KERNEL_SOURCE={shared_tmp}")
+    assert head["why"].startswith(f"BCC could not compile a test program with BCC_KERNEL_SOURCE={tmp_path}")
     assert "first error:" in head["why"] and "browsing and replay still work" in head["why"]
 
 
