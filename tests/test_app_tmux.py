@@ -105,12 +105,18 @@ def test_ktui_live_in_tmux_add_a_tracepoint_by_keys_and_see_its_events(ktui_in_t
     wait_screen(lambda s: "4/4" in s)  # the status line counts the new probe attached
     wait_screen(lambda s: "TIME(s)" in s)  # adding a probe shows the stream
     comm = getppid_binary().name[:10]  # the narrow COMM column shows 10 characters
+
+
+    def shows_getppid(text: str) -> bool:  # the narrow PROBE column shows 12 characters: "sys_enter_ge"
+        return any(comm in line and "sys_enter_ge" in line for line in text.splitlines())
+
     deadline = time.monotonic() + 40
-    while time.monotonic() < deadline and comm not in screen():
-        getppid_child(20)
+    seen = screen()
+    while time.monotonic() < deadline and not shows_getppid(seen):
+        getppid_child(20)  # other processes' openat events scroll by too: call until it is seen
         time.sleep(0.3)
-    # The narrow PROBE column shows 12 characters: "sys_enter_ge".
-    wait_screen(lambda s: any(comm in line and "sys_enter_ge" in line for line in s.splitlines()), timeout=5)
+        seen = screen()
+    assert shows_getppid(seen), seen
     loaded = prog_ids_of(pid)
     assert loaded, "ktui should hold its BPF programs while tracing"
     # Quit detaches everything.
@@ -123,3 +129,20 @@ def test_ktui_live_in_tmux_add_a_tracepoint_by_keys_and_see_its_events(ktui_in_t
     out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
     still = {p["id"] for p in json.loads(out or "[]")} & loaded
     assert not still, f"programs left in the kernel after quit: {still}"
+
+
+def test_sigterm_detaches_everything(ktui_in_tmux):
+    import signal
+
+    pid = ktui_pid(ktui_in_tmux)
+    wait_screen(lambda s: "LIVE" in s and "probes 3/3" in s)
+    loaded = prog_ids_of(pid)
+    assert loaded
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.1)
+    assert not alive(pid), f"ktui did not exit on SIGTERM:\n{screen()}"
+    time.sleep(1.0)
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
+    assert not ({p["id"] for p in json.loads(out or "[]")} & loaded), "programs left in the kernel after SIGTERM"
