@@ -359,4 +359,20 @@ async def test_updates_coalesce_without_losing_events():
         assert np.all(np.diff(ts.astype(np.int64)) > 0)
 
 
+@pytest.mark.live  # the compiler reads the tracepoint's format from tracefs
+async def test_show_the_generated_program():
+    app = app_with(mode="live", source_factory=RecordingFactory())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"sys_enter_getppid", "enter", "ctrl+g")
+        await settle(app, pilot)
+        from ktui.widgets.code_view import CodeView
+
+        assert isinstance(app.screen, CodeView), str(app.main_query("#editor-spec-error").render())
+        assert "sys_enter_getppid" in app.screen.c_text
+        assert "bpf_probe_write_user" not in app.screen.c_text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CodeView)
+
+
 run_async_tests(globals())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import pytest
 
 from fake_source import run_async_tests
-from helpers import getppid_binary, getppid_child
+from helpers import getppid_binary
 from ktui.app import KtuiApp
 from ktui.app_main import _live_factory
 from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
@@ -28,15 +30,26 @@ async def wait_for(pilot, predicate, timeout: float = 30.0) -> bool:
     return predicate()
 
 
+def parked_child() -> subprocess.Popen:
+    """A child whose pid is known before it runs the workload: it waits for a byte, then execs
+    the getppid loop (same pid), so a filter on its pid is exact even with other tests running."""
+    code = "import os, sys; sys.stdin.buffer.read(1); os.execv(sys.argv[1], sys.argv[1:])"
+    binary = str(getppid_binary())
+    return subprocess.Popen([sys.executable, "-c", code, binary, str(N)], stdin=subprocess.PIPE)
+
+
 async def test_live_tracepoint_streams_exactly_n_events_into_the_panes():
-    comm = getppid_binary().name[:15]  # the kernel keeps 15 characters of a command name
-    probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", filter=f'comm == "{comm}"',
+    child = parked_child()
+    pid = child.pid
+    probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", filter=f"pid == {pid}",
                   actions=[Action(ActionKind.STREAM), Action(ActionKind.COUNT, key=("cpu",))])
     app = KtuiApp(probes=[probe], source_factory=_live_factory, mode="live")
     async with app.run_test(size=(120, 40)) as pilot:
         assert await wait_for(pilot, lambda: app.states.get(0) is not None and app.states[0].status == "attached"), \
             f"the probe never attached: {app.states} / {app.banner}"
-        pid = await asyncio.to_thread(getppid_child, N)
+        child.stdin.write(b"x")
+        child.stdin.close()
+        assert await asyncio.to_thread(child.wait) == 0
         stream = app.query_one(EventStream)
         assert await wait_for(pilot, lambda: stream.window.count(pid=pid) >= N)
         await pilot.pause(0.5)  # anything extra would arrive by now

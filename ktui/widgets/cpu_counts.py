@@ -45,8 +45,10 @@ class CpuCounts(Static):
                     self._rates.setdefault((probe_id, cpu), deque(maxlen=HISTORY)).append(max(0, hits - before) / dt)
             if prev is None or elapsed_s > prev[0]:
                 self._prev[probe_id] = (elapsed_s, list(c.hits))
+        shape = {pid: len(c.hits) for pid, c in counters.items()}
+        relayout = shape != {pid: len(c.hits) for pid, c in self.counters.items()}
         self.counters = dict(counters)
-        self.update(self._table())
+        self.update(self._table(), layout=relayout)  # same rows: no relayout of the screen
 
     def _table(self):
         if not self.counters:

@@ -21,7 +21,7 @@ class StatusBar(Static):
         self.warnings: list[str] = []
         self.message = ""
         self._last: tuple[float, int] | None = None
-        self.update(self._text())
+        self.update(self._text(), layout=False)  # one line, fixed size: no relayout per frame
 
     def apply(self, update: Update) -> None:
         totals = [c.totals() for c in update.counters.values()]
@@ -40,7 +40,7 @@ class StatusBar(Static):
             self.probes = list(update.probes)
         if update.message:
             self.message = update.message
-        self.update(self._text())
+        self.update(self._text(), layout=False)  # one line, fixed size: no relayout per frame
 
     def set_state(self, *, mode: str | None = None, paused: bool | None = None, message: str | None = None,
                   warnings: list[str] | None = None, following: bool | None = None) -> None:
@@ -54,7 +54,7 @@ class StatusBar(Static):
             self.message = message
         if warnings is not None:
             self.warnings = warnings
-        self.update(self._text())
+        self.update(self._text(), layout=False)  # one line, fixed size: no relayout per frame
 
     def _text(self) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
