@@ -88,6 +88,7 @@ class KtuiApp(App):
         banner: str = "",
         session_path: str | None = None,
         warnings: list[str] | None = None,
+        warnings_loader: Callable[[], list[str]] | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -98,6 +99,7 @@ class KtuiApp(App):
         self.banner = banner
         self.session_path = session_path
         self.warnings = list(warnings or [])
+        self.warnings_loader = warnings_loader
         self.states: dict[int, ProbeState] = {}
         self.replay_paused = False
         self.replay_speed = 1.0
@@ -149,6 +151,8 @@ class KtuiApp(App):
         self._show_probes()
         self._check_size()
         self._load_catalog()
+        if self.warnings_loader is not None:
+            self._load_warnings()
         if self.source is not None:
             self._bind_layouts()
             self._start_source(self.source)
@@ -186,6 +190,18 @@ class KtuiApp(App):
             self.post_message(CatalogLoaded(None, f"The symbol catalog could not be loaded: {err}"))
             return
         self.post_message(CatalogLoaded(catalog))
+
+    @work(thread=True, group="doctor", exit_on_error=False)
+    def _load_warnings(self) -> None:
+        try:
+            warnings = list(self.warnings_loader())
+        except Exception:  # advice only: without it the status line just has no warning
+            return
+        self.call_from_thread(self._show_warnings, warnings)
+
+    def _show_warnings(self, warnings: list[str]) -> None:
+        self.warnings = warnings
+        self.main_query(StatusBar).set_state(warnings=warnings)
 
     @on(CatalogLoaded)
     def _catalog_loaded(self, event: CatalogLoaded) -> None:

@@ -52,10 +52,11 @@ def live_unavailable() -> str | None:
 
 
 def _warnings() -> list[str]:
+    """The doctor's short warnings for the status line (runs in a worker: it probes the kernel)."""
     try:
-        from ktui.doctor import summary_warnings
+        from ktui.doctor import diagnose, summary_warnings
 
-        return list(summary_warnings())
+        return list(summary_warnings(diagnose(compile_check=False)))
     except Exception:  # the doctor is advice: its absence never stops the app
         return []
 
@@ -110,7 +111,7 @@ def run_app(args) -> int:
     why = "You asked for the demo (--demo)." if getattr(args, "demo", False) else live_unavailable()
     if why is None:
         app = KtuiApp(probes=probes, source_factory=_live_factory, catalog_loader=_catalog_loader(),
-                      mode="live", session_path=session, warnings=_warnings())
+                      mode="live", session_path=session, warnings_loader=_warnings)
         return _run(app)
     banner = f"Live tracing is unavailable: {why} Showing the bundled demo recording, read-only."
     source = None
@@ -121,7 +122,7 @@ def run_app(args) -> int:
             banner = f"Live tracing is unavailable: {why} The demo recording cannot be opened: {err}"
     else:
         banner = f"Live tracing is unavailable: {why} The demo recording is not bundled in this build."
-    app = KtuiApp(source=source, mode="demo", banner=banner, catalog_loader=_catalog_loader(), warnings=_warnings())
+    app = KtuiApp(source=source, mode="demo", banner=banner, catalog_loader=_catalog_loader(), warnings_loader=_warnings)
     return _run(app)
 
 

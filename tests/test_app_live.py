@@ -65,4 +65,24 @@ async def test_live_tracepoint_streams_exactly_n_events_into_the_panes():
     assert app.source is None and source._stopped
 
 
+
+
+
+async def test_a_probe_that_cannot_attach_says_why_and_the_rest_keep_running():
+    """kprobes are absent on this kernel: the new probe fails with the engine's sentence, next to the
+    field and in the probe list, while the tracepoint keeps streaming."""
+    app = KtuiApp(probes=[Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid")], source_factory=_live_factory,
+                  mode="live")
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: app.states.get(0) is not None)
+        app.add_probes([Probe(ProbeKind.KPROBE, "vfs_read")])
+        assert await wait_for(pilot, lambda: app.states.get(1) is not None and app.states[1].status == "failed")
+        from ktui.doctor import diagnose
+
+        if diagnose(compile_check=False).checks["kprobe"].ok:
+            pytest.skip("this kernel has kprobes: the failure path is not reachable here")
+        error = str(app.main_query("#editor-spec-error").render())
+        assert "kprobe" in error and "CONFIG_KPROBES" in error
+        assert app.main_query("#probe-list").get_row_at(1)[3].plain.startswith("failed: ")
+        assert app.states[0].status == "attached" and app.is_running
 run_async_tests(globals())
