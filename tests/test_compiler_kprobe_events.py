@@ -60,12 +60,15 @@ def test_kprobe_events_line_values_match_what_the_kernel_tracer_prints():
     prog = compile_session(probes, facts=FACTS_HERE)
     assert [cp.error for cp in prog.probes] == [None, None]
     ensure_headers()
+    from ktui.engine.attach import attach_plan, detach
+
     b = bpf_class()(text=prog.c_text.encode())
+    attached = []
     try:
         got = {0: [], 1: []}
         for cp in prog.probes:
             b[b"ktui_enabled"][ct.c_int(cp.probe_id)] = ct.c_uint(1)
-            b.attach_uprobe(name=binary.encode(), sym=b"ktui_tcp_like", fn_name=cp.fn_name.encode())
+            attached += attach_plan(b, cp.attach)  # the engine's attach keeps both fds (BCC's records keep one)
 
             def callback(_ctx, data, size, pid=cp.probe_id):
                 got[pid].append(ct.string_at(data, size))
@@ -74,10 +77,12 @@ def test_kprobe_events_line_values_match_what_the_kernel_tracer_prints():
         n = 50
         child = subprocess.Popen([binary, str(n)])
         child.wait()
+        detach(attached)
         b.ring_buffer_consume()
         seed = np.frombuffer(b"".join(got[0]), prog.probes[0].layout.dtype)
         fixed = np.frombuffer(b"".join(got[1]), prog.probes[1].layout.dtype)
     finally:
+        detach(attached)
         b.cleanup()
     seed, fixed = seed[seed["pid"] == child.pid], fixed[fixed["pid"] == child.pid]
     assert len(seed) == len(fixed) == n

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import ctypes as ct
 
+import subprocess
+
 import numpy as np
 import pytest
-
-import subprocess
 
 from helpers import UPROBE_SYMBOL, UPROBE_TARGET_C, build_c, getppid_binary, getppid_child
 from ktui.compiler import KernelFacts, compile_session
@@ -31,30 +31,28 @@ def _load(prog):
     return b
 
 
+# Attached through the engine's attach_plan, which keeps every fd: BCC's own records keep
+# one per tracepoint or uprobe, so its cleanup would leave a second program on the same
+# point attached (and the engine's no-leftovers tests in this process would see it).
+_ATTACHED: dict[int, list] = {}
+
+
 def _attach(b, plan):
-    if plan.kind == "tracepoint":
-        b.attach_tracepoint(tp=plan.event.encode(), fn_name=plan.fn_name.encode())
-    elif plan.kind in ("uprobe", "uretprobe"):
-        attach = b.attach_uprobe if plan.kind == "uprobe" else b.attach_uretprobe
-        attach(name=plan.binary.encode(), sym=plan.sym.encode(), fn_name=plan.fn_name.encode(), pid=plan.pid)
-    else:
-        raise AssertionError(plan.kind)
+    from ktui.engine.attach import attach_plan
+
+    _ATTACHED.setdefault(id(b), []).extend(attach_plan(b, plan))
 
 
-def _detach_all(b, prog):
+def _detach_all(b, prog=None):
     """Counters are read after detaching: other processes on the machine may hit the same events."""
-    done = set()
-    for cp in prog.probes:
-        for plan in cp.attach_plans:
-            key = (plan.kind, plan.event, plan.binary)
-            if key in done:  # BCC detaches every program on the same point at once
-                continue
-            done.add(key)
-            if plan.kind == "tracepoint":
-                b.detach_tracepoint(tp=plan.event.encode())
-            elif plan.kind in ("uprobe", "uretprobe"):
-                detach = b.detach_uprobe if plan.kind == "uprobe" else b.detach_uretprobe
-                detach(name=plan.binary.encode(), sym=plan.sym.encode(), pid=plan.pid)
+    from ktui.engine.attach import detach
+
+    detach(_ATTACHED.pop(id(b), []))
+
+
+def _close(b):
+    _detach_all(b)
+    b.cleanup()
 
 
 def _counters(b, probe_id):
@@ -111,7 +109,7 @@ def test_tracepoint_counts_exactly_and_records_decode():
         assert c_hits == c_sub + c_drop + c_filt and c_drop == 0 and c_filt == 0
         assert sum(per_cpu.values()) == c_sub >= n
     finally:
-        b.cleanup()
+        _close(b)
 
 
 def test_target_process_and_disable():
@@ -129,7 +127,7 @@ def test_target_process_and_disable():
         assert _counters(b, 1) == [0, 0, 0, 0]
         assert _counters(b, 0)[HITS] < 1000
     finally:
-        b.cleanup()
+        _close(b)
 
 
 def test_uprobe_and_uretprobe_with_entry_argument():
@@ -166,14 +164,7 @@ def test_uprobe_and_uretprobe_with_entry_argument():
         assert prog.probes[1].maps["entries"] == "ktui_entries"
         assert [sum(entries[ct.c_int(2 + slot)]) for slot in (0, 1)] == [n, n]  # every return found its entry
     finally:
-        b.cleanup()
-
-
-def _attach_plan(b, plan):
-    if plan.kind == "raw_tracepoint":
-        b.attach_raw_tracepoint(tp=plan.event.encode(), fn_name=plan.fn_name.encode())
-    else:
-        _attach(b, plan)
+        _close(b)
 
 
 def test_struct_members_by_name_read_the_right_kernel_memory():
@@ -191,13 +182,13 @@ def test_struct_members_by_name_read_the_right_kernel_memory():
     assert prog.probes[0].error is None, prog.probes[0].error
     b = _load(prog)
     try:
-        _attach_plan(b, prog.probes[0].attach)
+        _attach(b, prog.probes[0].attach)
         child = subprocess.Popen(["/bin/true"])
         child.wait()
-        b.detach_raw_tracepoint(tp=b"sched_process_exec")
+        _detach_all(b)
         events = _drain(b, prog.probes[0].ring, prog.probes[0].layout)
     finally:
-        b.cleanup()
+        _close(b)
     mine = events[events["pid"] == child.pid]
     assert len(mine) == 1
     e = mine[0]
@@ -220,16 +211,15 @@ def test_syscall_function_falls_back_to_its_tracepoint_with_exact_counts():
     b = _load(prog)
     try:
         for cp in prog.probes:
-            _attach_plan(b, cp.attach)
+            _attach(b, cp.attach)
         child = getppid_child(n)
-        b.detach_tracepoint(tp=b"syscalls:sys_enter_getppid")
-        b.detach_raw_tracepoint(tp=b"sys_enter")
+        _detach_all(b)
         tp_events = _drain(b, fallback.ring, fallback.layout)
         raw_events = _drain(b, raw.ring, raw.layout)
         for pid in (0, 1):
             hits, sub, drop, filt = _counters(b, pid)
             assert hits == sub + drop + filt and drop == 0
     finally:
-        b.cleanup()
+        _close(b)
     assert (tp_events["pid"] == child).sum() == n
     assert (raw_events["pid"] == child).sum() == n and (raw_events["nr"] == 110).all()
