@@ -477,8 +477,8 @@ class KtuiApp(App):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause_replay", "speed", "seek", "step"):
             return self.mode != "live" and hasattr(self.source, "pause")
-        if action == "save_session":
-            return self.mode == "live"
+        if action in ("save_session", "add_probe", "show_c"):
+            return self.mode == "live"  # a replay is read-only: hide what would change it
         return True
 
     async def action_quit(self) -> None:
