@@ -117,7 +117,7 @@ def test_kernel_clone_args_by_name_from_btf():
 
 
 def _list_json(ktui_bin: str, pattern: str) -> list[dict]:
-    result = subprocess.run([ktui_bin, "list", "--json", "-v", "--no-cache", pattern],
+    result = subprocess.run([ktui_bin, "list", "--json", "-v", pattern],
                             capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
