@@ -140,7 +140,27 @@ class KtuiApp(App):
         screen = self.screen_stack[0] if self.screen_stack else self.screen
         return screen.query_one(selector, expect_type) if expect_type else screen.query_one(selector)
 
+    def load_keymap(self) -> None:
+        """Remap keys by binding id from keymap.toml in ktui's config directory (or $KTUI_KEYMAP):
+        ``"app.quit" = "ctrl+q"``. A bad file is reported in the status line, never fatal."""
+        import os
+        import tomllib
+
+        import platformdirs
+
+        path = Path(os.environ.get("KTUI_KEYMAP") or Path(platformdirs.user_config_dir("ktui")) / "keymap.toml")
+        if not path.is_file():
+            return
+        try:
+            data = tomllib.loads(path.read_text())
+            keymap = {str(k): str(v) for k, v in data.items() if isinstance(v, str)}
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            self.warnings.insert(0, f"{path}: keymap ignored: {err}")
+            return
+        self.set_keymap(keymap)
+
     def on_mount(self) -> None:
+        self.load_keymap()
         self.main_query("#banner").display = bool(self.banner)
         self.main_query(StreamFilter).display = False
         status = self.main_query(StatusBar)
@@ -200,8 +220,8 @@ class KtuiApp(App):
         self.call_from_thread(self._show_warnings, warnings)
 
     def _show_warnings(self, warnings: list[str]) -> None:
-        self.warnings = warnings
-        self.main_query(StatusBar).set_state(warnings=warnings)
+        self.warnings = [w for w in self.warnings if "keymap ignored" in w] + warnings
+        self.main_query(StatusBar).set_state(warnings=self.warnings)
 
     @on(CatalogLoaded)
     def _catalog_loaded(self, event: CatalogLoaded) -> None:

@@ -7,6 +7,7 @@ the real record layout, per-CPU counters, stacks and histograms, with a fixed cl
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Callable
 
@@ -15,6 +16,9 @@ import numpy as np
 from ktui.events import (FieldLayout, Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update)
 
 T0 = 1_000_000_000_000  # a fixed boot-time clock
+
+# A developer's own keymap must not change what the tests press (tests that need one set it).
+os.environ.setdefault("KTUI_KEYMAP", os.devnull)
 
 
 def getppid_layout(probe_id: int = 0) -> ProbeLayout:

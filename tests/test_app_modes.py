@@ -75,4 +75,42 @@ async def test_updates_keep_flowing_under_a_modal():
         assert app.main_query(EventStream).window.total == 10
 
 
+
+
+async def test_keys_remap_by_binding_id(tmp_path, monkeypatch):
+    keymap = tmp_path / "keymap.toml"
+    keymap.write_text('"app.tab_cpus" = "c"\n')
+    monkeypatch.setenv("KTUI_KEYMAP", str(keymap))
+    app = KtuiApp(source=FakeSource({0: getppid_layout(0)}), catalog_loader=fake_catalog)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        app.main_query(EventStream).blur()
+        await pilot.press("c")
+        await pilot.pause()
+        assert app.main_query("#panes").active == "cpus"
+
+
+async def test_a_bad_keymap_is_reported_not_fatal(tmp_path, monkeypatch):
+    keymap = tmp_path / "keymap.toml"
+    keymap.write_text("this is not toml")
+    monkeypatch.setenv("KTUI_KEYMAP", str(keymap))
+    app = KtuiApp(source=FakeSource({0: getppid_layout(0)}), catalog_loader=fake_catalog)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "keymap ignored" in app.main_query("#status").warnings[0]
+
+
+async def test_pasted_systemtap_point_builds_a_probe():
+    from fake_source import RecordingFactory
+
+    app = KtuiApp(catalog_loader=fake_catalog, mode="live", source_factory=RecordingFactory())
+    async with app.run_test(size=(100, 32)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("5")
+        app.main_query("#editor-spec").value = 'kernel.function("vfs_read").return'
+        await pilot.press("ctrl+n")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [p.spec for p in app.probes] == ["kretprobe:vfs_read"]
 run_async_tests(globals())
