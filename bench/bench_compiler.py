@@ -85,7 +85,7 @@ def main() -> int:
     rates["minimal BCC counter (baseline)"] = loop_rate(args.calls)
     b.cleanup()
     for label, action in (("ktui COUNT by cpu", Action(ActionKind.COUNT, key=("cpu",))),
-                          ("ktui STREAM (ring, unread)", Action())):
+                          ("ktui STREAM (ring never read: fills, then drops)", Action())):
         prog = compile_session([Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", actions=[action])],
                                facts=FACTS, ring_pages=4096)
         b = BPF(text=prog.c_text.encode())
