@@ -136,6 +136,14 @@ class Histogram:
 
 
 @dataclass
+class KeyCounts:
+    """A COUNT action's table, kept in the kernel: each key (values of the action's key fetches) and its count."""
+    probe_id: int
+    key_names: tuple[str, ...]
+    rows: list[tuple[tuple, int]]  # (key values, count), largest count first
+
+
+@dataclass
 class Update:
     """What a source (live engine or replay) hands the panes, at most ~30 times a second.
 
@@ -148,6 +156,7 @@ class Update:
     probes: list[ProbeState] = field(default_factory=list)
     stacks: list[StackTrace] = field(default_factory=list)
     histograms: list[Histogram] = field(default_factory=list)
+    counts: list[KeyCounts] = field(default_factory=list)
     now_ns: int = 0  # the source's clock (event time base), for rates and the status line
     elapsed_s: float = 0.0
     message: str = ""  # a status sentence (a warning, "replay finished"...)
