@@ -458,3 +458,10 @@ def uprobe_safe_fetchargs(draw):
 def test_kernel_parser_agrees_on_generated_fetchargs(kernel_parser, args):
     probe = parse_kprobe_event(f"p f {args}")
     assert kernel_parser.define(args) == [_expected_field(f) for f in probe.fetches]
+
+
+@pytest.mark.parametrize("line", ["p +", "r +", "p sym+", "p :x +", "p sym+-", "p +1"])
+def test_a_sign_with_nothing_after_it_is_a_sentence(line):
+    """Found by hypothesis: `'' in "+-"` is true in Python, so an empty offset once indexed past the end."""
+    with pytest.raises(ParseError):
+        parse_kprobe_event(line)

@@ -16,7 +16,7 @@ FETCHARGS map onto model fetch expressions:
 Types follow the kernel: an omitted type is x64 (x86-64's word), $comm is a string.
 As in the kernel, a string type reads the string AT the address the expression names
 instead of the word there: ``+0(%di):string`` is the string at address %di+0 (not at
-*(%di+0)), ``@sym:string`` the string at sym, ``\IMM:string`` the string at address IMM.
+*(%di+0)), ``@sym:string`` the string at sym, ``\\IMM:string`` the string at address IMM.
 Unnamed arguments are called arg1..argN by their position, as the kernel does.
 """
 
@@ -75,7 +75,7 @@ def _err(message: str, line: str, pos: int) -> ParseError:
 def _kernel_int(text: str) -> int | None:
     """kstrtol(text, 0): 0x.. hex, 0.. octal, else decimal; None if it is not a number."""
     sign = 1
-    if text[:1] in "+-":
+    if text[:1] in ("+", "-"):
         sign, text = (-1 if text[0] == "-" else 1), text[1:]
     if re.fullmatch(r"0[xX][0-9A-Fa-f]+", text):
         return sign * int(text[2:], 16)
@@ -198,7 +198,7 @@ def _parse_target(text: str, pos: int, line: str, kind: ProbeKind) -> dict:
     if "+" in text:
         sym, _, off_text = text.partition("+")
         off = _kernel_int(off_text)
-        if off is None or off_text[:1] in "+-":
+        if off is None or off_text[:1] in ("+", "-"):
             raise _err(f"expected an offset after '+', found {off_text!r}", line, pos + len(sym) + 1)
         offset = off
     if not sym:
@@ -315,7 +315,7 @@ def _parse_expr(text: str, pos: int, line: str, kind: ProbeKind, offset: int, de
         return Imm(value)
     if text.startswith("@"):
         return _parse_at(text, pos, line)
-    if text[:1] in "+-":
+    if text[:1] in ("+", "-"):
         m = _DEREF.match(text)
         if m is None:
             raise _err("expected +|-[u]OFFS(FETCHARG), like +8(%di)", line, pos)
@@ -354,7 +354,7 @@ def _parse_at(text: str, pos: int, line: str) -> SymAddr:
     off = 0
     if sign:
         value = _kernel_int(off_text)
-        if value is None or off_text[:1] in "+-" or value >= 1 << 63:
+        if value is None or off_text[:1] in ("+", "-") or value >= 1 << 63:
             raise _err(f"expected an offset after '{sign}', found {off_text!r}", line, pos + 2 + len(sym))
         off = -value if sign == "-" else value
     return SymAddr(symbol=sym, offset=off)
