@@ -524,6 +524,8 @@ class KtuiApp(App):
             self.main_query(EventStream).focus()
         elif tab == "probes":
             self.main_query(ProbeList).focus()
+        elif tab == "stacks":
+            self.main_query(Stacks).focus()  # Enter expands the stack under the cursor
         self._draw_slow_panes()
 
     def action_add_probe(self) -> None:

@@ -52,8 +52,8 @@ class Stacks(Tree):
                     node.add_leaf(Text("-- user --", "dim"))
                 for frame in s.user:
                     node.add_leaf(Text(frame))
-        if 0 <= cursor < len(ordered):
-            self.cursor_line = cursor
+        if ordered:  # keep the reader's place; start on the most frequent stack
+            self.cursor_line = cursor if 0 <= cursor < len(ordered) else 0
 
     def _walk(self):
         return list(self.root.children)
