@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
