@@ -148,7 +148,11 @@ class KtuiApp(App):
         import platformdirs
 
         path = Path(os.environ.get("KTUI_KEYMAP") or Path(platformdirs.user_config_dir("ktui")) / "keymap.toml")
-        if not path.is_file():
+        try:
+            if not path.is_file():
+                return
+        except OSError as err:  # an unreadable config directory (another user's HOME): say so, keep going
+            self.warnings.insert(0, f"{path}: keymap ignored: {err.strerror or err}")
             return
         try:
             data = tomllib.loads(path.read_text())

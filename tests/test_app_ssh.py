@@ -1,0 +1,255 @@
+"""Over SSH for real: a private sshd on a loopback port, a tmux session running `ssh -tt ... ktui`,
+driven by send-keys and read with capture-pane (issue 6, "Terminals").
+
+The sshd is this machine's Debian openssh-server with a throwaway config, host key and client
+key in tmp_path; it runs in the foreground (-D -e) and is killed at teardown. Where sshd, ssh,
+tmux or bpftool are missing the tests skip with the reason (in CI, KTUI_REQUIRE_LIVE=1, they fail).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import require_live
+from helpers import getppid_binary, getppid_child
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(240)]
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout under test (CI clones elsewhere)
+KTUI = REPO / ".venv" / "bin" / "ktui"
+SSHD = Path("/usr/sbin/sshd")
+
+
+def missing(reason: str) -> None:
+    if require_live():
+        pytest.fail(f"KTUI_REQUIRE_LIVE=1 but the SSH test cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A loopback port from 2222 up (random start), free right now."""
+    start = 2222 + random.randrange(20000)
+    for port in range(start, start + 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free loopback port for sshd")
+
+
+class Tmux:
+    def __init__(self, socket_name: str, session: str) -> None:
+        self.socket, self.session = socket_name, session
+
+    def __call__(self, *args: str, check: bool = True) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=check, capture_output=True, text=True).stdout
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", self.session)
+
+    def wait(self, predicate, timeout: float = 60.0, what: str = "") -> str:
+        deadline = time.monotonic() + timeout
+        text = self.screen()
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if predicate(text):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"the screen never showed {what or 'what was expected'}:\n{text}")
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A private sshd on 127.0.0.1:<port> accepting one fresh client key for root (and nobody)."""
+    for tool in ("ssh", "ssh-keygen", "tmux", "bpftool"):
+        if shutil.which(tool) is None:
+            missing(f"{tool} is not installed (apt-get install openssh-client openssh-server tmux bpftool)")
+    if not SSHD.exists():
+        missing(f"{SSHD} is not installed (apt-get install openssh-server)")
+    if not KTUI.exists():
+        missing(f"{KTUI} is missing: the checkout's venv is not set up")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    host_key, client_key = keys / "host_ed25519", keys / "client_ed25519"
+    for key in (host_key, client_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    authorized = keys / "authorized_keys"
+    authorized.write_text(Path(f"{client_key}.pub").read_text())
+    authorized.chmod(0o644)
+    port = free_port()
+    config = tmp_path / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
+        f"AuthorizedKeysFile {authorized}", "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
+        "UsePAM no", "StrictModes no", f"PidFile {tmp_path / 'sshd.pid'}", "AcceptEnv LANG LC_*",
+        "PrintMotd no", "PrintLastLog no", "Subsystem sftp internal-sftp", "",
+    ]))
+    os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
+    log = (tmp_path / "sshd.log").open("w")
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"sshd exited at once:\n{(tmp_path / 'sshd.log').read_text()}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"sshd never listened on {port}:\n{(tmp_path / 'sshd.log').read_text()}")
+        yield {"port": port, "key": client_key, "log": tmp_path / "sshd.log"}
+    finally:
+        proc.kill()
+        proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def tmux_ssh(sshd):
+    """Start `ssh -tt ... <remote command>` in a private tmux server; yields (tmux, start)."""
+    tmux = Tmux(f"ktui-ssh-{os.getpid()}", "ssh")
+    started = []
+
+    def start(remote: str, user: str = "root") -> int:
+        ssh = ["ssh", "-tt", "-i", str(sshd["key"]), "-o", "StrictHostKeyChecking=no",
+               "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+               "-p", str(sshd["port"]), f"{user}@127.0.0.1", remote]
+        tmux("new-session", "-d", "-x", "100", "-y", "30", "-s", tmux.session, "-e", "TERM=xterm-256color", *ssh)
+        tmux("set-option", "-t", tmux.session, "remain-on-exit", "on")  # what ssh printed stays readable
+        started.append(True)
+        return int(tmux("list-panes", "-t", tmux.session, "-F", "#{pane_pid}").split()[0])
+
+    try:
+        yield tmux, start
+    finally:
+        if started:
+            tmux("kill-server", check=False)
+
+
+def pane_dead(tmux: Tmux) -> bool:
+    return tmux("list-panes", "-t", tmux.session, "-F", "#{pane_dead}", check=False).strip() == "1"
+
+
+def remote_ktui(marker: str) -> int:
+    """The ktui process sshd started for this test (its command line carries a marker in the environment)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                environ = (proc / "environ").read_bytes()
+            except OSError:
+                continue
+            if str(KTUI).encode() in cmdline and marker.encode() in environ:
+                return int(proc.name)
+        time.sleep(0.1)
+    raise AssertionError("ktui did not start behind sshd")
+
+
+def prog_ids_of(pid: int) -> set[int]:
+    ids = set()
+    try:
+        infos = list(Path(f"/proc/{pid}/fdinfo").iterdir())
+    except OSError:
+        return ids
+    for info in infos:
+        try:
+            for line in info.read_text().splitlines():
+                if line.startswith("prog_id:"):
+                    ids.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return ids
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_ktui_over_ssh_add_a_tracepoint_by_keys_and_see_its_events(tmux_ssh):
+    tmux, start = tmux_ssh
+    marker = f"KTUI_SSH_TEST={os.getpid()}-{random.randrange(1 << 30)}"
+    getppid_binary()  # built before the screen is watched
+    start(f"env {marker} TERM=xterm-256color {KTUI}")
+    pid = remote_ktui(marker)
+    # The default session comes alive over the SSH pty: LIVE with its three probes attached.
+    tmux.wait(lambda s: "LIVE" in s and "probes 3/3" in s, what="the live status line")
+    time.sleep(1.0)  # let startup settle (the catalog's first listing) before typing
+    tmux.keys("/")
+    time.sleep(0.5)
+    tmux.keys("sys_enter_getppid", literal=True)
+    tmux.wait(lambda s: "syscalls:sys_enter_ge" in s, what="the catalog entry")
+    tmux.keys("Enter")
+    tmux.wait(lambda s: "Probe point" in s, what="the probe editor")
+    tmux.keys("C-n")
+    tmux.wait(lambda s: "probes 4/4" in s, what="the new probe attached")
+    tmux.wait(lambda s: "TIME(s)" in s, what="the stream")
+    comm = getppid_binary().name[:10]  # the narrow COMM column (100 columns) shows 10 characters
+
+    def shows_getppid(text: str) -> bool:  # the narrow PROBE column shows 12 characters
+        return any(comm in line and "sys_enter_ge" in line for line in text.splitlines())
+
+    deadline = time.monotonic() + 40
+    seen = tmux.screen()
+    while time.monotonic() < deadline and not shows_getppid(seen):
+        getppid_child(20)
+        time.sleep(0.3)
+        seen = tmux.screen()
+    assert shows_getppid(seen), seen
+    loaded = prog_ids_of(pid)
+    assert loaded, "ktui should hold its BPF programs while tracing"
+    tmux.keys("q")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (alive(pid) or not pane_dead(tmux)):
+        time.sleep(0.1)
+    assert not alive(pid), f"ktui did not exit on q:\n{tmux.screen()}"
+    assert pane_dead(tmux), f"the ssh session did not end after q:\n{tmux.screen()}"
+    time.sleep(1.0)  # the kernel frees programs after the last reference goes
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
+    still = {p["id"] for p in json.loads(out or "[]")} & loaded
+    assert not still, f"programs left in the kernel after quit over ssh: {still}"
+
+
+def test_demo_over_ssh_as_a_user_without_root(tmux_ssh, request):
+    """A user without root over SSH: ktui cannot trace, says why in its banner, plays the demo read-only,
+    and q ends the session. Debian's nobody has no login shell, so the SSH login is root's and the
+    remote command drops to nobody with runuser, as an admin's ``ssh host sudo -u user ktui`` would."""
+    tmux, start = tmux_ssh
+    if shutil.which("runuser") is None:
+        missing("runuser is not installed (util-linux)")
+    home = Path(tempfile.mkdtemp(prefix="ktui-ssh-home-"))  # under /tmp: pytest's tmp_path is root's alone
+    request.addfinalizer(lambda: shutil.rmtree(home, ignore_errors=True))
+    os.chown(home, 65534, 65534)
+    start(f"runuser -u nobody -- env HOME={home} XDG_CACHE_HOME={home}/.cache XDG_CONFIG_HOME={home}/.config "
+          f"XDG_DATA_HOME={home}/.local/share TERM=xterm-256color {KTUI}")
+    text = tmux.wait(lambda s: " DEMO " in s and "delivered" in s and "needs root" in s, what="the demo banner")
+    # The recording plays: events reach the stream (a count above zero in the status line).
+    tmux.wait(lambda s: "delivered 0 " not in s, what="the demo's events")
+    assert "Traceback" not in text
+    tmux.keys("q")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not pane_dead(tmux):
+        time.sleep(0.1)
+    assert pane_dead(tmux), f"the ssh session did not end after q:\n{tmux.screen()}"
