@@ -30,6 +30,7 @@ from ktui.widgets.cpu_counts import CpuCounts
 from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter
 from ktui.widgets.help_screen import HelpScreen, binding_rows
 from ktui.widgets.histograms import Histograms
+from ktui.widgets.key_counts import KeyCountsView
 from ktui.widgets.messages import (CatalogLoaded, EntryChosen, ProbeRemoved, ProbeSubmitted, ProbeToggled,
                                    UpdateArrived)
 from ktui.widgets.probe_editor import ProbeEditor
@@ -122,6 +123,7 @@ class KtuiApp(App):
                 with TabPane("CPUs", id="cpus"):
                     with VerticalScroll():
                         yield CpuCounts(id="cpu-counts")
+                        yield KeyCountsView(id="key-counts")
                 with TabPane("Stacks", id="stacks"):
                     yield Stacks(id="stacks-tree")
                 with TabPane("Hists", id="hists"):
@@ -325,6 +327,8 @@ class KtuiApp(App):
         if clear:
             self.main_query(EventStream).clear()
         self.main_query(CpuCounts).reset()
+        self.main_query(KeyCountsView).reset()
+        self._latest = None
         self.states = {}
         self._show_probes()
 
@@ -346,6 +350,7 @@ class KtuiApp(App):
             self._seek_generation = generation
             stream.clear()
             self.main_query(CpuCounts).reset()
+            self.main_query(KeyCountsView).reset()
         stream.append(update.events)
         self.main_query(StatusBar).apply(update)
         if update.probes:
@@ -357,7 +362,7 @@ class KtuiApp(App):
                 if failed:
                     self.main_query(ProbeEditor).show_error("spec", f"{failed[0].spec}: {failed[0].reason}")
         self._latest = update if self._latest is None else merge_updates(self._latest, Update(
-            counters=update.counters, stacks=update.stacks, histograms=update.histograms,
+            counters=update.counters, stacks=update.stacks, histograms=update.histograms, counts=update.counts,
             elapsed_s=update.elapsed_s, now_ns=update.now_ns))
         now = time.monotonic()
         if now - self._slow_drawn >= 1 / SLOW_PANES_HZ or update.finished:
@@ -379,8 +384,11 @@ class KtuiApp(App):
             self.main_query(Stacks).set_stacks(latest.stacks, names)
         if latest.histograms:
             self.main_query(Histograms).set_histograms(latest.histograms, names)
+        if latest.counts:  # counts by cpu are the per-CPU tables above them: only keyed tables here
+            self.main_query(KeyCountsView).set_counts([kc for kc in latest.counts if kc.key_names != ("cpu",)],
+                                                      names)
         self._latest = Update(counters=latest.counters, stacks=latest.stacks, histograms=latest.histograms,
-                              elapsed_s=latest.elapsed_s, now_ns=latest.now_ns)
+                              counts=latest.counts, elapsed_s=latest.elapsed_s, now_ns=latest.now_ns)
 
     # --- probes: added, toggled, removed while tracing ------------------------------------
     def _show_probes(self) -> None:

@@ -1,7 +1,7 @@
 """Coalescing Updates: when the UI is busy, a source's updates merge instead of queueing.
 
-Events are deltas, so they are concatenated (nothing is lost); counters, stacks and
-histograms are snapshots, so the newer one wins. This keeps at most one update
+Events are deltas, so they are concatenated (nothing is lost); counters, stacks,
+histograms and COUNT tables are snapshots, so the newer one wins. This keeps at most one update
 message in the app's queue however fast the source is (toolong's ``can_replace``
 idea, without dropping events).
 """
@@ -26,6 +26,7 @@ def merge_updates(older: Update, newer: Update) -> Update:
         probes=newer.probes or older.probes,
         stacks=newer.stacks or older.stacks,
         histograms=newer.histograms or older.histograms,
+        counts=newer.counts or older.counts,
         now_ns=newer.now_ns or older.now_ns,
         elapsed_s=newer.elapsed_s or older.elapsed_s,
         message=newer.message or older.message,

@@ -13,7 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from ktui.events import (FieldLayout, Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update)
+from ktui.events import (FieldLayout, Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeState, StackTrace,
+                         Update)
 
 T0 = 1_000_000_000_000  # a fixed boot-time clock
 
@@ -79,6 +80,15 @@ def sample_histogram() -> Histogram:
                                             enumerate([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 18, 96, 240, 120, 31, 4])])
 
 
+def sample_counts() -> list[KeyCounts]:
+    """A COUNT by (pid, comm) on openat as the engine hands it over, and the derived count by cpu."""
+    return [
+        KeyCounts(1, ("pid", "comm"), [((777, b"cat"), 10), ((4242, b"loadgen"), 7), ((1, b"systemd"), 3),
+                                       ((312, b"sshd"), 1)]),
+        KeyCounts(0, ("cpu",), [((0,), 30), ((1,), 30)]),
+    ]
+
+
 class FakeSource:
     """Hands a fixed list of Updates to the sink (synchronously on start, or from a thread)."""
 
@@ -129,7 +139,8 @@ def populated_updates() -> list[Update]:
                    counters=counters_for({0: 30, 1: 10, 2: 369}), probes=states, elapsed_s=1.0, now_ns=T0 + 10**9)
     second = Update(events={0: make_events(g, 30, start=30)},
                     counters=counters_for({0: 60, 1: 10, 2: 738}, dropped=5), probes=states,
-                    stacks=sample_stacks(), histograms=[sample_histogram()], elapsed_s=2.0, now_ns=T0 + 2 * 10**9)
+                    stacks=sample_stacks(), histograms=[sample_histogram()], counts=sample_counts(),
+                    elapsed_s=2.0, now_ns=T0 + 2 * 10**9)
     return [first, second]
 
 

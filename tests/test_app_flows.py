@@ -375,4 +375,68 @@ async def test_show_the_generated_program():
         assert not isinstance(app.screen, CodeView)
 
 
+async def test_count_per_key_from_the_editor_builds_a_keyed_count():
+    """The editor's count key (builtins or arguments) becomes the COUNT action's key; an argument counted
+    by is fetched; a name that is neither is a sentence under the field and nothing is added."""
+    factory = RecordingFactory()
+    app = app_with(mode="live", source_factory=factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"sys_enter_openat", "enter")
+        await settle(app, pilot)
+        key = app.query_one("#editor-count-key")
+        assert key.value == "cpu"
+        key.value = "pid nosuch"
+        await pilot.pause()
+        error = str(app.query_one("#editor-count-error").render())
+        assert "count key 'nosuch' is neither a builtin" in error and "filename" in error
+        await pilot.press("ctrl+n")
+        await settle(app, pilot)
+        assert app.probes == []
+        key.value = "pid, comm, dfd"
+        await pilot.pause()
+        assert str(app.query_one("#editor-count-error").render()) == ""
+        await pilot.press("ctrl+n")
+        await settle(app, pilot)
+        probe = factory.calls[-1][-1]
+        counts = [a for a in probe.actions if a.kind is ActionKind.COUNT]
+        assert [a.key for a in counts] == [("pid", "comm", "dfd")]
+        assert [f.name for f in probe.fetches] == ["dfd"]
+
+
+async def test_count_tables_show_in_the_cpus_tab_sorted_by_count():
+    from fake_source import sample_counts
+    from ktui.events import KeyCounts
+    from ktui.widgets.key_counts import KeyCountsView
+
+    unsorted = KeyCounts(1, ("comm",), [((b"a",), 1), ((b"b",), 9), ((b"c",), 4)])
+    source = FakeSource({0: getppid_layout(0), 1: openat_layout(1)},
+                        [Update(counters=counters_for({0: 60, 1: 21}), counts=sample_counts() + [unsorted],
+                                elapsed_s=1.0)])
+    app = app_with(source, mode="live")
+    async with app.run_test(size=(100, 50)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await settle(app, pilot)
+        view = app.query_one(KeyCountsView)
+        assert view.display
+        # The count by cpu is the per-CPU table above: only the keyed tables are listed here.
+        assert [kc.key_names for kc in view.tables] == [("pid", "comm"), ("comm",)]
+        import io
+
+        from rich.console import Console
+
+        out = io.StringIO()
+        Console(file=out, width=100, color_system=None).print(view._render_all())
+        lines = [line.split() for line in out.getvalue().splitlines()]
+        assert ["sys_enter_openat", "count", "by", "pid,", "comm:", "21", "in", "4", "keys"] in lines
+        rows = [line[:3] for line in lines if len(line) == 4 and line[2].isdigit()]
+        assert rows == [["777", "cat", "10"], ["4242", "loadgen", "7"], ["1", "systemd", "3"], ["312", "sshd", "1"]]
+        comm_rows = [line[:2] for line in lines if len(line) == 3 and line[0] in "abc"]
+        assert comm_rows == [["b", "9"], ["c", "4"], ["a", "1"]]  # sorted by count, whatever order arrived
+        # A new source starts from zero: the tables go with the old one.
+        app._reset_panes(False)
+        assert view.tables == [] and not view.display
+
+
 run_async_tests(globals())

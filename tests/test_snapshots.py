@@ -67,8 +67,9 @@ def test_demo_banner(snap_compare):
 
 
 def test_cpu_tab(snap_compare):
-    """The CPUs tab: one table per probe, hits per CPU with share bars, 5 drops in red on CPU 0."""
-    assert snap_compare(populated(), press=["2"], terminal_size=(100, 30), run_before=settled)
+    """The CPUs tab: one table per probe, hits per CPU with share bars, 5 drops in red on CPU 0; below them
+    the COUNT table of openat by (pid, comm), largest first."""
+    assert snap_compare(populated(), press=["2"], terminal_size=(100, 40), run_before=settled)
 
 
 def test_stacks_tab_expanded(snap_compare):
@@ -181,6 +182,25 @@ def _counts(state: str):
 def test_cpu_counts(snap_compare, state):
     """Per-CPU counts: the empty hint; hits, rates (300/s then 600/s) as sparklines, 7 drops on CPU 0."""
     assert snap_compare(_counts(state), terminal_size=(80, 14), run_before=settled)
+
+
+def _key_counts():
+    from fake_source import sample_counts
+    from ktui.events import KeyCounts
+    from ktui.widgets.key_counts import KeyCountsView
+
+    many = KeyCounts(0, ("comm",), [((f"worker{i}".encode(),), 1000 - 10 * i) for i in range(55)])
+
+    def setup(app):
+        app.query_one(KeyCountsView).set_counts([sample_counts()[0], many],
+                                                {0: "sys_enter_getppid", 1: "sys_enter_openat"})
+    return WidgetApp(lambda: KeyCountsView(), setup)
+
+
+def test_key_counts(snap_compare):
+    """COUNT tables: openat by (pid, comm), largest first with bars; getppid by comm, 50 rows then
+    '5 more' summing the tail (the top of it fits the picture)."""
+    assert snap_compare(_key_counts(), terminal_size=(80, 20), run_before=settled)
 
 
 def _stacks(state: str):

@@ -51,9 +51,13 @@ class ProbeEditor(VerticalScroll):
                 yield RadioButton("both+latency", id="where-both")
             with VerticalScroll(id="editor-actions"):
                 yield Checkbox("stream events", value=True, id="act-stream")
-                yield Checkbox("count per CPU", value=True, id="act-count")
+                yield Checkbox("count per key", value=True, id="act-count")
                 yield Checkbox("kernel stacks", id="act-stacks")
                 yield Checkbox("histogram", id="act-hist")
+        with Horizontal(id="editor-count-row"):
+            yield Label("Count key:", id="editor-count-label")
+            yield Input(value="cpu", placeholder="cpu, or e.g. pid,comm (builtins or arguments)", id="editor-count-key")
+        yield Static("", id="editor-count-error", markup=False, classes="field-error")
         yield Label("Arguments / fields to record:")
         yield SelectionList[str](id="editor-args")
         yield Label("Filter (e.g. pid == 1234 && comm == \"bash\"):")
@@ -125,8 +129,33 @@ class ProbeEditor(VerticalScroll):
             self._fill_args()
         self.query_one("#editor-spec-error", Static).update("")
 
+    @on(Input.Changed, "#editor-count-key")
+    def _count_key_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        try:
+            self.count_key()
+        except KtuiError as err:
+            self.show_error("count", err.message)
+            return
+        self.query_one("#editor-count-error", Static).update("")
+
+    def count_key(self, fetched: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """The COUNT action's key: builtins (pid, comm, cpu...) or argument names, comma or space separated.
+        ``fetched``: names the probe already records (a pasted kprobe_events line names its own)."""
+        text = self.query_one("#editor-count-key", Input).value
+        names = tuple(n for n in text.replace(",", " ").split() if n)
+        known = [n for n in BUILTINS if n not in ("ts", "kstack", "ustack", "latency", "probe_func")]
+        args = [a.name for a in self.args if a.name and not a.name.startswith("__")]
+        for n in names:
+            if n not in known and n not in args and n not in fetched:
+                raise KtuiError(f"count key {n!r} is neither a builtin ({', '.join(known)}) nor an argument"
+                                + (f" ({', '.join(args)})" if args else ""), where="count")
+        if len(set(names)) != len(names):
+            raise KtuiError("a count key names each value once", where="count")
+        return names or ("cpu",)
+
     def show_error(self, field: str, sentence: str) -> None:
-        """Put a compile/attach error next to its field ("spec" or "filter")."""
+        """Put a compile/attach error next to its field ("spec", "filter" or "count")."""
         self.query_one(f"#editor-{field}-error", Static).update(Text(sentence, style="bold red"))
 
     # --- building ------------------------------------------------------------------
@@ -168,7 +197,11 @@ class ProbeEditor(VerticalScroll):
             if checks["stream"]:
                 actions.append(Action(ActionKind.STREAM))
             if checks["count"]:
-                actions.append(Action(ActionKind.COUNT, key=("cpu",)))
+                key = self.count_key(tuple(f.name for f in probe.fetches))
+                for name in key:  # an argument counted by must be fetched
+                    if name not in BUILTINS and all(f.name != name for f in probe.fetches):
+                        probe.fetches.append(Fetch(name, Arg(name=name)))
+                actions.append(Action(ActionKind.COUNT, key=key))
             if checks["stacks"]:
                 actions.append(Action(ActionKind.STACKS))
             if checks["hist"]:
@@ -185,7 +218,7 @@ class ProbeEditor(VerticalScroll):
         try:
             probes = self.build()
         except KtuiError as err:
-            self.show_error("filter" if err.where == "filter" else "spec", err.message)
+            self.show_error(err.where if err.where in ("filter", "count") else "spec", err.message)
             return
         self.query_one("#editor-spec-error", Static).update(
             Text(f"added {', '.join(p.spec for p in probes)}", style="green"))
@@ -195,7 +228,7 @@ class ProbeEditor(VerticalScroll):
         try:
             probes = self.build()
         except KtuiError as err:
-            self.show_error("filter" if err.where == "filter" else "spec", err.message)
+            self.show_error(err.where if err.where in ("filter", "count") else "spec", err.message)
             return
         self.post_message(self.ShowCRequested(probes))
 
