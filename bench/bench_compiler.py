@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers import getppid_binary  # noqa: E402
 
 from ktui.compiler import KernelFacts, compile_session  # noqa: E402
+from ktui.compiler.control import set_enabled  # noqa: E402
 from ktui.compiler.verify import bpf_class, check_program, compile_module  # noqa: E402
 from ktui.headers import ensure_headers  # noqa: E402
 from ktui.probes.model import Action, ActionKind, Arg, Fetch, Probe, ProbeKind  # noqa: E402
@@ -89,7 +90,7 @@ def main() -> int:
         prog = compile_session([Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", actions=[action])],
                                facts=FACTS, ring_pages=4096)
         b = BPF(text=prog.c_text.encode())
-        b[b"ktui_enabled"][ct.c_int(0)] = ct.c_uint(1)
+        set_enabled(b, 0, True)
         b.attach_tracepoint(tp=b"syscalls:sys_enter_getppid", fn_name=prog.probes[0].fn_name.encode())
         rates[label] = loop_rate(args.calls)
         hits = sum(b[b"ktui_counters"][ct.c_int(0)]) // 3

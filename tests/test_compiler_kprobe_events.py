@@ -15,6 +15,7 @@ import pytest
 from compiler_cases import FACTS_HERE, KPROBE_EVENTS_SEED
 from helpers import build_c
 from ktui.compiler import compile_session
+from ktui.compiler.control import set_enabled
 from ktui.compiler.verify import bpf_class
 from ktui.probes.model import ProbeKind
 from ktui.probes.spec import parse_spec
@@ -67,7 +68,7 @@ def test_kprobe_events_line_values_match_what_the_kernel_tracer_prints():
     try:
         got = {0: [], 1: []}
         for cp in prog.probes:
-            b[b"ktui_enabled"][ct.c_int(cp.probe_id)] = ct.c_uint(1)
+            set_enabled(b, cp.probe_id, True)
             attached += attach_plan(b, cp.attach)  # the engine's attach keeps both fds (BCC's records keep one)
 
             def callback(_ctx, data, size, pid=cp.probe_id):

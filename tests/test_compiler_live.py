@@ -12,6 +12,7 @@ import pytest
 
 from helpers import UPROBE_SYMBOL, UPROBE_TARGET_C, build_c, getppid_binary, getppid_child
 from ktui.compiler import KernelFacts, compile_session
+from ktui.compiler.control import set_enabled, set_target
 from ktui.compiler.verify import bpf_class
 from ktui.events import HITS, N_COUNTERS
 from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, Probe, ProbeKind, Retval, ValueType
@@ -27,7 +28,7 @@ def _load(prog):
     ensure_headers()
     b = bpf_class()(text=prog.c_text.encode())
     for cp in prog.probes:
-        b[b"ktui_enabled"][ct.c_int(cp.probe_id)] = ct.c_uint(1)
+        set_enabled(b, cp.probe_id, True)
     return b
 
 
@@ -81,6 +82,8 @@ def test_tracepoint_counts_exactly_and_records_decode():
               filter=f'comm == "{comm}"'),
         Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", name="getppid_cpu",
               actions=[Action(ActionKind.COUNT, key=("cpu",))]),
+        Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", name="getppid_pid",
+              actions=[Action(ActionKind.COUNT, key=("pid",))]),
     ]
     prog = compile_session(probes, facts=NO_KPROBES)
     assert all(cp.error is None for cp in prog.probes), [cp.error for cp in prog.probes]
@@ -90,7 +93,7 @@ def test_tracepoint_counts_exactly_and_records_decode():
             _attach(b, cp.attach)
         child = getppid_child(n)
         _detach_all(b, prog)
-        stream, count = prog.probes
+        stream, count, by_pid = prog.probes
         events = _drain(b, stream.ring, stream.layout)
         hits, submitted, dropped, filtered = _counters(b, 0)
         mine = events[events["pid"] == child]
@@ -103,11 +106,19 @@ def test_tracepoint_counts_exactly_and_records_decode():
         assert set(mine["comm"]) == {comm.encode()}
         assert (mine["kstack"] == -1).all() and (mine["flags"] == 0).all()
         assert np.all(np.diff(mine["ts"].astype(np.int64)) >= 0)
-        # the COUNT probe: the per-CPU counts add up to its hits; all hits were aggregated
+        # the COUNT by cpu: no code of its own, it is the per-CPU HITS (a probe without a ring
+        # does not count SUBMITTED: user space derives it as hits - dropped - filtered)
+        assert count.counts == [{"map": None, "key": ("cpu",)}] and "count" not in count.maps
+        assert count.ring is None
         c_hits, c_sub, c_drop, c_filt = _counters(b, 1)
-        per_cpu = {k.f_cpu if hasattr(k, "f_cpu") else k.cpu: v.value for k, v in b[count.maps["count"].encode()].items()}
-        assert c_hits == c_sub + c_drop + c_filt and c_drop == 0 and c_filt == 0
-        assert sum(per_cpu.values()) == c_sub >= n
+        assert c_sub == 0 and c_drop == 0 and c_filt == 0 and c_hits >= n
+        # the COUNT by pid: a per-CPU hash, exactly n for the child
+        [spec] = by_pid.counts
+        assert spec == {"map": "ktui_count_2", "key": ("pid",)}
+        table = {k.pid: sum(v) for k, v in b[spec["map"].encode()].items()}
+        assert table[child] == n
+        p_hits, p_sub, p_drop, p_filt = _counters(b, 2)
+        assert p_sub == 0 and p_drop == 0 and p_filt == 0 and p_hits == sum(table.values())
     finally:
         _close(b)
 
@@ -118,8 +129,8 @@ def test_target_process_and_disable():
     prog = compile_session(probes, facts=NO_KPROBES)
     b = _load(prog)
     try:
-        b[b"ktui_enabled"][ct.c_int(1)] = ct.c_uint(0)  # probe b disabled: not even a hit
-        b[b"ktui_config"][ct.c_int(0)] = ct.c_uint(1)  # only init (pid 1) would count
+        set_enabled(b, 1, False)  # probe b disabled: not even a hit
+        set_target(b, 1)  # only init (pid 1) would count
         for cp in prog.probes:
             _attach(b, cp.attach)
         getppid_child(1000)

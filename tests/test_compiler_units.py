@@ -94,7 +94,9 @@ def test_perf_plans_and_aggregation_maps():
     assert (prof.attach.kind, prof.attach.ev_type, prof.attach.ev_config, prof.attach.sample_freq) == ("perf_event", 1, 0, 99)
     assert (tick.attach.sample_period, tick.attach.cpu) == (250_000_000, 0)
     assert prof.maps == {"stacks": "ktui_stackcount_0"} and prof.ring is None and prog.uses_stacks
-    assert tick.maps == {"count": "ktui_count_1"}
+    # a count by nothing is the probe's hits (less filtered) in ktui_counters: no map, no code
+    assert tick.maps == {} and tick.counts == [{"map": None, "key": ()}]
+    assert "ktui_count_1" not in prog.c_text
     assert hist.hist == {"map": "ktui_hist_2", "value": "count", "scale": "linear", "lo": 0, "hi": 100, "step": 10,
                          "buckets": 12}
 

@@ -334,3 +334,44 @@ def test_stop_from_inside_the_sink_does_not_hang():
     assert stopped.wait(10)
     assert source.finished.wait(10)
     source.stop()
+
+
+def test_count_actions_reach_the_updates_exactly():
+    """COUNT by pid (a per-CPU hash read by the engine), by cpu and by nothing (both from the
+    per-CPU counters): exactly n for the traced child."""
+    from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
+
+    n = 7_000
+    probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid",
+                  actions=[Action(ActionKind.COUNT, key=("pid",)), Action(ActionKind.COUNT, key=("cpu",)),
+                           Action(ActionKind.COUNT)])
+    sink = Collect()
+    source = LiveSource([probe], target=TargetProcess(command=[str(getppid_binary()), str(n)]))
+    _run(source, sink, lambda: source.finished.wait(30))
+    final = sink.updates[-1]
+    assert final.finished
+    by_pid, by_cpu, total = final.counts  # in the order of the actions
+    assert (by_pid.probe_id, by_pid.key_names, by_pid.rows) == (0, ("pid",), [((source.target_pid,), n)])
+    assert by_cpu.key_names == ("cpu",) and sum(c for _, c in by_cpu.rows) == n
+    assert [c for _, c in by_cpu.rows] == sorted((c for _, c in by_cpu.rows), reverse=True)
+    assert (total.key_names, total.rows) == ((), [((), n)])
+    counters = final.counters[0]
+    assert sum(counters.hits) == n and sum(counters.delivered) == n
+    assert sum(counters.dropped) == 0 and sum(counters.filtered) == 0
+
+
+def test_a_uretprobe_reports_zero_missed_when_every_call_returns():
+    from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
+
+    n = 4_321
+    binary = str(uprobe_target_binary())
+    probe = Probe(ProbeKind.URETPROBE, UPROBE_SYMBOL, binary=binary, actions=[Action(ActionKind.HIST, value="latency")])
+    sink = Collect()
+    source = LiveSource([probe], target=TargetProcess(command=[binary, str(n)]))
+    _run(source, sink, lambda: source.finished.wait(30))
+    final = sink.updates[-1]
+    assert final.probes[0].status == "attached", final.probes[0].reason
+    counters = final.counters[0]
+    assert sum(counters.hits) == n and counters.missed == 0
+    [hist] = final.histograms
+    assert sum(c for _, _, c in hist.buckets) == n

@@ -105,8 +105,12 @@ def test_delivered_counts_per_cpu_and_probe_counters():
     c = probe_counters(kernel, delivered.get(0))
     assert c.delivered == [2, 4] and c.hits == [3, 5] and c.dropped == [1, 1]
     assert c.totals()["hits"] == c.totals()["delivered"] + c.totals()["dropped"]
-    no_ring = probe_counters(kernel, None)  # in-kernel aggregation: submitted is what was delivered
-    assert no_ring.delivered == [0, 0]
+    # in-kernel aggregation: the kernel does not count SUBMITTED; delivered = hits - dropped - filtered
+    kernel[3] = [1, 0]  # filtered
+    no_ring = probe_counters(kernel, None)
+    assert no_ring.delivered == [1, 4] and no_ring.filtered == [1, 0]
+    t = no_ring.totals()
+    assert t["hits"] == t["delivered"] + t["dropped"] + t["filtered"]
 
 
 def test_updates_waiting_for_a_slow_sink_merge_keeping_the_newest_events():

@@ -149,7 +149,9 @@ def _load(ring_pages: int):
 
     ensure_headers()
     bpf = load_bcc().BPF(text=contract_program(ring_pages))
-    bpf["ktui_enabled"][ct.c_int(0)] = ct.c_uint32(1)
+    from ktui.compiler.control import set_enabled
+
+    set_enabled(bpf, 0, True)
     bpf.attach_tracepoint(tp=CONTRACT_TRACEPOINT, fn_name="probe_0")
     table = bpf["ktui_ring_0"]
     return bpf, RingReader(table.map_fd, table.max_entries, LAYOUT.dtype)
@@ -163,7 +165,9 @@ def _counter(bpf, slot: int) -> list[int]:
 def test_exactly_n_events_for_n_calls():
     bpf, reader = _load(256)  # 1 MB: all 5000 fit without a concurrent reader
     try:
-        bpf["ktui_config"][ct.c_int(0)] = ct.c_uint32(0)
+        from ktui.compiler.control import set_target
+
+        set_target(bpf, 0)
         n = 5000
         pid = getppid_child(n)
         out = reader.read()

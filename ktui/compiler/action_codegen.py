@@ -14,9 +14,16 @@ _KEY_DECLS = {"comm": "char comm[16]", "pid": "u32 pid", "tid": "u32 tid", "uid"
               "ts": "u64 ts", "kstack": "s32 kstack", "ustack": "s32 ustack"}
 
 
-def compile_actions(pc, actions: list[Action], fields, maps):
+DERIVED_KEYS = ((), ("cpu",))  # counts the per-CPU counters already hold
+
+
+def compile_actions(pc, actions: list[Action], fields, maps, counts_out: list | None = None):
     """C for a probe's actions: (statements, histogram spec, map declarations, uses stacks?).
-    Each statement block clears ``ok`` when its map or ring is full."""
+    Each statement block clears ``ok`` when its map or ring is full.
+
+    ``counts_out`` receives one spec per COUNT action: {"map": name or None, "key": names}.
+    A COUNT keyed by nothing or by cpu has no code and no map: it is the probe's per-CPU
+    hits minus filtered, which ``ktui_counters`` holds already ("map": None)."""
     pid = pc.id
     code: list[str] = []
     decls: list[str] = []
@@ -33,28 +40,31 @@ def compile_actions(pc, actions: list[Action], fields, maps):
                 code.append(f"    if (ktui_ring_{pid}.ringbuf_output(v, sizeof(*v), 0) != 0)")
                 code.append("        ok = 0;  /* ring full: counted as dropped */")
         elif kind is ActionKind.COUNT:
+            if tuple(action.key) in DERIVED_KEYS:
+                if counts_out is not None:
+                    counts_out.append({"map": None, "key": tuple(action.key)})
+                continue
             name = f"ktui_count_{pid}{suffix}"
             maps["count" + suffix] = name
-            if action.key:
-                key = f"ktui_ck_{pid}{suffix}"
-                members, sets = [], []
-                for k in action.key:
-                    op = pc.operand(k, fields)
-                    k = pc.aliases.get(k, k)
-                    f = next((f for f in fields if f.name == k), None)
-                    members.append(f"    {c_decl(f.vtype, 'f_' + k) if f else _KEY_DECLS[k]};")
-                    member = f"f_{k}" if f else k
-                    if op.kind == "string":
-                        sets.append(f"        __builtin_memcpy(k.{member}, {op.c}, sizeof(k.{member}));")
-                    else:
-                        sets.append(f"        k.{member} = {op.c};")
-                decls += [f"struct {key} {{", *members, "};", f"BPF_HASH({name}, struct {key}, u64, {AGG_ENTRIES});"]
-                code += ["    {", f"        struct {key} k;", "        __builtin_memset(&k, 0, sizeof(k));", *sets]
-            else:
-                decls.append(f"BPF_HASH({name}, u32, u64, 1);")
-                code += ["    {", "        u32 k = 0;"]
+            if counts_out is not None:
+                counts_out.append({"map": name, "key": tuple(action.key)})
+            key = f"ktui_ck_{pid}{suffix}"
+            members, sets = [], []
+            for k in action.key:
+                op = pc.operand(k, fields)
+                k = pc.aliases.get(k, k)
+                f = next((f for f in fields if f.name == k), None)
+                members.append(f"    {c_decl(f.vtype, 'f_' + k) if f else _KEY_DECLS[k]};")
+                member = f"f_{k}" if f else k
+                if op.kind == "string":
+                    sets.append(f"        __builtin_memcpy(k.{member}, {op.c}, sizeof(k.{member}));")
+                else:
+                    sets.append(f"        k.{member} = {op.c};")
+            decls += [f"struct {key} {{", *members, "};",
+                      f"BPF_PERCPU_HASH({name}, struct {key}, u64, {AGG_ENTRIES});  /* per CPU: no atomics */"]
+            code += ["    {", f"        struct {key} k;", "        __builtin_memset(&k, 0, sizeof(k));", *sets]
             code += ["        u64 zero = 0;", f"        u64 *c = {name}.lookup_or_try_init(&k, &zero);",
-                     "        if (c)", "            __sync_fetch_and_add(c, 1);", "        else",
+                     "        if (c)", "            *c += 1;", "        else",
                      "            ok = 0;  /* map full */", "    }"]
         elif kind is ActionKind.HIST:
             name = f"ktui_hist_{pid}{suffix}"

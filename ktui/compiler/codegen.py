@@ -58,6 +58,7 @@ class ProbeCode:
     hist: dict = field(default_factory=dict)
     uses_stacks: bool = False
     uses_str_eq: bool = False
+    counts: list[dict] = field(default_factory=list)
 
 
 def _site_plan(probe: Probe, site: Site, fn: str, target_pid: int | None) -> AttachPlan:
@@ -264,7 +265,8 @@ class ProbeCompiler:
             maps["start"] = stash
             maps["entries"] = "ktui_entries"
             out.append(f"BPF_HASH({stash}, u32, struct {rec}, {AGG_ENTRIES});  /* entry side, by thread */")
-        action_code, hist, decls, uses_stacks_agg = compile_actions(self, actions, fields, maps)
+        counts: list[dict] = []
+        action_code, hist, decls, uses_stacks_agg = compile_actions(self, actions, fields, maps, counts)
         str_eq = False
         out.extend(decls)
         kstack = probe.kind is ProbeKind.PROFILE or any(
@@ -287,7 +289,7 @@ class ProbeCompiler:
             except KtuiError as err:
                 raise FetchError(f"filter: {err.message}", where=probe.name) from None
             str_eq = str_eq or "ktui_str_eq" in cond
-        out.append(self._main_function(fn, rec, stash, main_fields, scratch, kstack, ustack, cond, action_code))
+        out.append(self._main_function(fn, rec, stash, main_fields, scratch, kstack, ustack, cond, action_code, ring))
         fn_name = fn
         if self.pl.main.kind in ("kfunc", "kretfunc"):
             if not _IDENT.match(self.pl.main.event):
@@ -305,7 +307,7 @@ class ProbeCompiler:
         reads = self.main.reads | (self.entry.reads if self.entry else set())
         return ProbeCode("\n".join(out), layout, fn_name, attach, helpers, ring, maps, reads,
                          notes=self.notes, hist=hist, uses_stacks=kstack or ustack or uses_stacks_agg,
-                         uses_str_eq=str_eq)
+                         uses_str_eq=str_eq, counts=counts)
 
     def _record_start(self, rec: str, scratch: bool) -> list[str]:
         if scratch:
@@ -326,8 +328,8 @@ class ProbeCompiler:
 
     def _entry_function(self, fn: str, rec: str, stash: str, fields: list[RecordField], scratch: bool) -> str:
         body = [f"int {fn}({self.pl.entry.ctx_decl})", "{",
-                "    u64 id = bpf_get_current_pid_tgid();",
-                f"    if (!ktui_active({self.id}, id >> 32))", "        return 0;"]
+                f"    if (!ktui_active({self.id}))", "        return 0;",
+                "    u64 id = bpf_get_current_pid_tgid();"]
         body += self._record_start(rec, scratch)
         fetch = self._fetch_lines(self.entry, fields, self._all_fields)
         if any("flt" in line for line in fetch):
@@ -338,41 +340,66 @@ class ProbeCompiler:
                  "    return 0;", "}"]
         return "\n".join(body)
 
-    def _main_function(self, fn, rec, stash, fields, scratch, kstack, ustack, cond, action_code) -> str:
+    def _main_function(self, fn, rec, stash, fields, scratch, kstack, ustack, cond, action_code, ring) -> str:
+        """The probe's function. A streaming probe builds its whole record (header and every
+        fetch). An aggregation-only probe (no ring) computes only what its filter and actions
+        use: a count needs no header, no comm, no clock; and it does not count SUBMITTED
+        (user space derives it: submitted = hits - dropped - filtered)."""
         site = self.pl.main
         pid = self.id
         body = [f"int {fn}({site.ctx_decl})", "{",
-                "    u64 id = bpf_get_current_pid_tgid();",
-                f"    if (!ktui_active({pid}, id >> 32))", "        return 0;",
+                f"    if (!ktui_active({pid}))", "        return 0;",
                 f"    ktui_count({pid}, KTUI_HITS);"]
-        body += self._record_start(rec, scratch)
         fetch = self._fetch_lines(self.main, fields, self._all_fields)
-        uses_latency = any(isinstance(f.expr, Builtin) and f.expr.name == "latency" for f in self._all_fields)
+        uses = "\n".join(([cond] if cond else []) + action_code)
+        can_fail = "ok = 0" in uses
+        header = [("ts", "    v->hdr.ts = now;"), ("probe", f"    v->hdr.probe = {pid};"),
+                  ("cpu", "    v->hdr.cpu = bpf_get_smp_processor_id();"),
+                  ("pid", "    v->hdr.pid = id >> 32;"), ("tid", "    v->hdr.tid = (u32)id;"),
+                  ("uid", "    v->hdr.uid = (u32)bpf_get_current_uid_gid();"),
+                  ("kstack", "    v->hdr.kstack = " + ("ktui_stacks.get_stackid(ctx, 0);" if kstack else "-1;")),
+                  ("ustack", "    v->hdr.ustack = " + ("ktui_stacks.get_stackid(ctx, BPF_F_USER_STACK);"
+                                                       if ustack else "-1;")),
+                  ("comm", "    bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));")]
+        if ring is None:
+            used_fields = set(re.findall(r"v->f_(\w+)", uses))
+            fetch = [line for line, f in zip(fetch, fields) if f.name in used_fields]
+            used_hdr = set(re.findall(r"v->hdr\.(\w+)", "\n".join(fetch) + "\n" + uses))
+            header = [(name, line) for name, line in header if name in used_hdr]
+        latency = any(re.search(r"\blatency\b", line) for line in fetch)
+        needs_v = bool(stash or fetch or header or "v->" in uses)
+        needs_id = bool(stash) or any(name in ("pid", "tid") for name, _ in header)
+        needs_now = latency or any(name == "ts" for name, _ in header)
+        if needs_v:
+            body += self._record_start(rec, scratch)
         if any("flt" in line for line in fetch):
             body.append("    u32 flt = 0;")
-        body.append("    u64 now = bpf_ktime_get_ns();")
+        if needs_id:
+            body.append("    u64 id = bpf_get_current_pid_tgid();")
+        if needs_now:
+            body.append("    u64 now = bpf_ktime_get_ns();")
         if stash:
             body += ["    u32 tid = id;", f"    struct {rec} *entry = {stash}.lookup(&tid);",
                      "    if (entry) {", "        __builtin_memcpy(v, entry, sizeof(*v));",
                      f"        ktui_count_entry({pid}, 1);",
                      f"        {stash}.delete(&tid);", "    } else {",
                      "        v->hdr.flags |= KTUI_NO_ENTRY;  /* entry not seen: its values are 0 */", "    }"]
-            if uses_latency:
+            if latency:
                 body.append("    u64 latency = (v->hdr.flags & KTUI_NO_ENTRY) ? 0 : now - v->hdr.ts;")
-        elif uses_latency:
+        elif latency:
             body.append("    u64 latency = 0;")
-        body += ["    v->hdr.ts = now;", f"    v->hdr.probe = {pid};", "    v->hdr.cpu = bpf_get_smp_processor_id();",
-                 "    v->hdr.pid = id >> 32;", "    v->hdr.tid = (u32)id;",
-                 "    v->hdr.uid = (u32)bpf_get_current_uid_gid();",
-                 "    v->hdr.kstack = " + ("ktui_stacks.get_stackid(ctx, 0);" if kstack else "-1;"),
-                 "    v->hdr.ustack = " + ("ktui_stacks.get_stackid(ctx, BPF_F_USER_STACK);" if ustack else "-1;"),
-                 "    bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));"]
+        body += [line for _, line in header]
         body += fetch
         if cond is not None:
             body += [f"    if (!{cond}) {{", f"        ktui_count({pid}, KTUI_FILTERED);", "        return 0;", "    }"]
-        body.append("    int ok = 1;")
+        if ring or can_fail:
+            body.append("    int ok = 1;")
         body += action_code
-        body += [f"    ktui_count({pid}, ok ? KTUI_SUBMITTED : KTUI_DROPPED);", "    return 0;", "}"]
+        if ring:
+            body.append(f"    ktui_count({pid}, ok ? KTUI_SUBMITTED : KTUI_DROPPED);")
+        elif can_fail:
+            body.append(f"    if (!ok)\n        ktui_count({pid}, KTUI_DROPPED);  /* a map was full */")
+        body += ["    return 0;", "}"]
         return "\n".join(body)
 
     _all_fields: list[RecordField] = []

@@ -6,6 +6,11 @@ from __future__ import annotations
 from ktui.events import DROPPED, FILTERED, HITS, N_COUNTERS, SUBMITTED
 
 STACK_MAP_ENTRIES = 16384
+def control_slots(n_probes: int) -> int:
+    """Bytes of ``enabled`` in ``struct ktui_control``: the struct stays a multiple of 8 bytes."""
+    return (n_probes + 4 + 7) // 8 * 8 - 4
+
+
 _READ_ORDER = [f"ktui_read_{m}{b}" for m in ("k", "u") for b in (8, 16, 32, 64)]
 
 
@@ -51,8 +56,14 @@ def preamble(n_probes: int, reads: set[str], stacks: bool, str_eq: bool, perf: b
         "};",
         "",
         f"BPF_PERCPU_ARRAY(ktui_counters, u64, {n_probes * N_COUNTERS});  /* probe * {N_COUNTERS} + KTUI_* */",
-        f"BPF_ARRAY(ktui_enabled, u32, {n_probes});  /* 1 = probe enabled (written by the engine) */",
-        "BPF_ARRAY(ktui_config, u32, 4);  /* [0]: target tgid, 0 = every process */",
+        "",
+        "/* What the engine controls, in one value looked up once per hit: the target process",
+        "   and which probes run (see ktui.compiler.control). */",
+        "struct ktui_control {",
+        "    u32 target;  /* thread group id to trace, 0 = every process */",
+        f"    u8 enabled[{control_slots(n_probes)}];  /* 1 = probe i runs */",
+        "};",
+        "BPF_ARRAY(ktui_config, struct ktui_control, 1);",
     ]
     if stacks:
         out.append(f"BPF_STACK_TRACE(ktui_stacks, {STACK_MAP_ENTRIES});")
@@ -66,16 +77,14 @@ def preamble(n_probes: int, reads: set[str], stacks: bool, str_eq: bool, perf: b
         "        *c += 1;  /* per-CPU: no atomics needed */",
         "}",
         "",
-        "static __always_inline int ktui_active(u32 probe, u32 tgid)",
+        "/* probe is a constant: one array lookup; the thread group id is asked for only with a target */",
+        "static __always_inline int ktui_active(u32 probe)",
         "{",
-        "    u32 *on = ktui_enabled.lookup(&probe);",
-        "    if (!on || !*on)",
-        "        return 0;",
         "    u32 zero = 0;",
-        "    u32 *target = ktui_config.lookup(&zero);",
-        "    if (target && *target && *target != tgid)",
+        "    struct ktui_control *ctl = ktui_config.lookup(&zero);",
+        "    if (!ctl || !ctl->enabled[probe])",
         "        return 0;",
-        "    return 1;",
+        "    return !ctl->target || ctl->target == (u32)(bpf_get_current_pid_tgid() >> 32);",
         "}",
     ]
     if entries:

@@ -54,6 +54,9 @@ class CompiledProbe:
     error: str | None = None  # why this probe cannot be placed here (its code may still be verified)
     helpers: list[AttachPlan] = field(default_factory=list)  # entry-side programs, attach before ``attach``
     hist: dict[str, object] = field(default_factory=dict)  # HIST: value, scale, lo, hi, step, buckets
+    # COUNT actions in order: {"map": BPF_HASH name, or None for a count by nothing or by cpu,
+    # which is the probe's per-CPU hits - filtered in ktui_counters; "key": key names}
+    counts: list[dict] = field(default_factory=list)
 
     @property
     def attach_plans(self) -> list[AttachPlan]:

@@ -102,7 +102,8 @@ def compile_session(probes: list[Probe], catalog=None, target_pid: int | None = 
         str_eq |= code.uses_str_eq or "ktui_str_eq" in code.text
         uses_perf |= placement.main.kind == "perf_event"
         compiled.append(CompiledProbe(probe, pid, code.layout, code.fn_name, code.attach, code.ring, code.maps,
-                                      placement.notes + code.notes, placement.error, code.helpers, code.hist))
+                                      placement.notes + code.notes, placement.error, code.helpers, code.hist,
+                                      code.counts))
     entries = any("entries" in cp.maps for cp in compiled)
     head = preamble(len(probes), reads, uses_stacks, str_eq, uses_perf, entries)
     text = head + "\n\n" + "\n\n".join(sections) + "\n"

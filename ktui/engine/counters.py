@@ -3,6 +3,21 @@
 For every probe on every CPU: hits = delivered + dropped + filtered + in flight,
 where in flight is what was submitted to the ring and not yet read. Read the
 kernel's counters *after* draining the rings, so delivered never runs ahead.
+
+A probe without a ring (aggregation only) does not count SUBMITTED in the kernel
+(one increment less per hit): its delivered is derived, hits - dropped - filtered,
+i.e. every hit that reached its maps. The slots are read in the order FILTERED,
+DROPPED, SUBMITTED, HITS: the kernel counts HITS first, so a hit happening during
+the read is in none or only in HITS, and the derived count is never negative.
+
+Missed returns (kretprobe/uretprobe): the entry helper counts calls (``ktui_entries``
+slot probe*2) and the return side counts returns that found their entry (probe*2+1).
+missed = calls - matched returns - calls still running, where "still running" is the
+number of entries waiting in the probe's stash map. An approximation: a return the
+kernel missed leaves its entry in the stash until that thread calls again, so while
+running it is counted as still running (an undercount), and a recursive call that
+overwrote its caller's entry counts as missed. Once the traced calls have all
+returned (the stash is empty) it is exact.
 """
 
 from __future__ import annotations
@@ -12,7 +27,7 @@ import threading
 
 import numpy as np
 
-from ktui.events import DROPPED, FILTERED, HITS, N_COUNTERS, SUBMITTED, ProbeCounters
+from ktui.events import DROPPED, FILTERED, HITS, N_COUNTERS, ProbeCounters
 from ktui.kernel import possible_cpus
 
 
@@ -41,7 +56,7 @@ class KernelCounters:
     def _read(self, probe_ids, out):
         for pid in probe_ids:
             rows = np.zeros((N_COUNTERS, self.ncpu), dtype=np.int64)
-            for slot in range(N_COUNTERS):
+            for slot in reversed(range(N_COUNTERS)):  # HITS last: see the module's docstring
                 index = pid * N_COUNTERS + slot
                 if index >= self.slots:
                     break
@@ -74,10 +89,11 @@ class DeliveredCounts:
 
 
 def probe_counters(kernel: np.ndarray, delivered: np.ndarray | None, missed: int = 0) -> ProbeCounters:
-    """One probe's ProbeCounters. Without a ring (in-kernel aggregation) delivered = submitted."""
+    """One probe's ProbeCounters. Without a ring (in-kernel aggregation) the kernel does not count
+    SUBMITTED: delivered = hits - dropped - filtered (what reached its maps)."""
     ncpu = kernel.shape[1]
     if delivered is None:
-        got = kernel[SUBMITTED]
+        got = np.maximum(kernel[HITS] - kernel[DROPPED] - kernel[FILTERED], 0)
     else:
         got = np.zeros(max(ncpu, len(delivered)), dtype=np.int64)
         got[: len(delivered)] = delivered
@@ -88,3 +104,37 @@ def probe_counters(kernel: np.ndarray, delivered: np.ndarray | None, missed: int
         filtered=[int(v) for v in kernel[FILTERED]],
         missed=missed,
     )
+
+
+class EntryCounters:
+    """Reads ``ktui_entries`` (PERCPU_ARRAY of u64: slot probe*2 calls, probe*2+1 matched returns)."""
+
+    def __init__(self, bpf, map_name: str = "ktui_entries"):
+        from bcc.libbcc import lib
+
+        self._lookup = lib.bpf_lookup_elem
+        table = bpf.get_table(map_name)
+        self._fd = table.map_fd
+        self.slots = int(table.max_entries)
+        self.ncpu = possible_cpus()
+        self._key = ct.c_uint32(0)
+        self._value = np.zeros(self.ncpu, dtype="<u8")
+        self._value_ptr = self._value.ctypes.data_as(ct.c_void_p)
+        self._lock = threading.Lock()
+
+    def calls_and_returns(self, probe_id: int) -> tuple[int, int]:
+        out = []
+        with self._lock:
+            for slot in (probe_id * 2 + 1, probe_id * 2):  # returns first: never more returns than calls
+                if slot >= self.slots:
+                    return 0, 0
+                self._key.value = slot
+                out.append(int(self._value.sum()) if self._lookup(self._fd, ct.byref(self._key),
+                                                                      self._value_ptr) == 0 else 0)
+        returns, calls = out
+        return calls, returns
+
+
+def missed_returns(calls: int, returns: int, in_flight: int) -> int:
+    """Returns the kernel missed, approximately (see the module's docstring)."""
+    return max(calls - returns - in_flight, 0)

@@ -29,19 +29,20 @@ import numpy as np
 
 from ktui.engine import cleanup
 from ktui.engine.attach import AttachError, Attachment, attach_plan, detach
-from ktui.engine.counters import DeliveredCounts, KernelCounters, probe_counters
+from ktui.engine.counters import DeliveredCounts, EntryCounters, KernelCounters, missed_returns, probe_counters
 from ktui.engine.histograms import read_histogram
 from ktui.engine.launch import StoppedCommand, process_alive
 from ktui.engine.ringbuf import PAGE, RingPoller, RingReader
 from ktui.engine.stacks import UNKNOWN, KernelSymbols, StackReader, UserSymbols
 from ktui.errors import KtuiError, UsageError
-from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update
+from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update
 from ktui.kernel import possible_cpus
 
 RING_BUDGET_BYTES = 64 << 20  # ring memory for a whole session, shared by its probes
 RING_MIN_BYTES, RING_MAX_BYTES = 1 << 20, 16 << 20  # RSS counts a ring twice (mapped twice)
 RECORD_QUEUE_BYTES = 32 << 20  # events waiting for the recorder before the drain waits (and the kernel drops)
-STACKS_EVERY_S = 0.5  # stack and histogram maps are read less often than counters
+STACKS_EVERY_S = 0.5  # stack, histogram and count maps are read less often than counters
+COUNT_ROWS_MAX = 500  # rows of a COUNT table handed on (the largest counts)
 BATCH_MIN, BATCH_PAUSE_S = 8192, 0.002  # a ring of RING_MIN_BYTES holds ~14k records: pausing 2 ms is safe
 
 
@@ -53,6 +54,7 @@ class _Unit:
     global_ids: dict[int, int]  # the program's probe id -> the session's
     readers: list[tuple[int, RingReader]] = field(default_factory=list)  # (session id, reader)
     counters: KernelCounters | None = None
+    entries: EntryCounters | None = None
     stacks: StackReader | None = None
     attachments: list[Attachment] = field(default_factory=list)
 
@@ -90,6 +92,9 @@ class LiveSource:
         self._stack_counts: dict[int, dict[tuple, int]] = {}
         self._stack_ids: set[tuple[int, int]] = set()  # (kstack or -1, ustack or -1) seen in records, unit 0
         self._histograms: list[Histogram] = []
+        self._map_counts: dict[tuple[int, str], KeyCounts] = {}  # (probe id, map) -> as last read (aggregates)
+        self._in_flight: dict[int, int] = {}  # probe id -> entries waiting in its stash (calls running)
+        self._counts_due = 0.0  # a big COUNT table is read less often (its read time x 10)
         self._stacks: list[StackTrace] = []
         self._ksyms: KernelSymbols | None = None
         self._usyms = UserSymbols()
@@ -173,9 +178,12 @@ class LiveSource:
     def _load_unit(self, program, global_ids: dict[int, int]) -> _Unit:
         from ktui.bccload import load_bcc
 
-        bcc = load_bcc()
+        from ktui.compiler.verify import bpf_class
+
+        load_bcc()
         try:
-            bpf = bcc.BPF(text=program.c_text.encode())
+            # BCC's auto-attach off: fentry programs are named kfunc__<fn>, which plain BPF would attach
+            bpf = bpf_class()(text=program.c_text.encode())
         except Exception as err:  # BCC: "Failed to compile BPF module" / verifier text on stderr
             raise KtuiError("the generated BPF program did not compile or load; `ktui compile` shows it "
                             f"({str(err).splitlines()[0] if str(err) else type(err).__name__}).",
@@ -211,8 +219,12 @@ class LiveSource:
         unit.counters = KernelCounters(bpf)
         if getattr(unit.program, "uses_stacks", False) or _has_table(bpf, "ktui_stacks"):
             unit.stacks = StackReader(bpf)
+        if _has_table(bpf, "ktui_entries"):
+            unit.entries = EntryCounters(bpf)
         if self.target_pid and _has_table(bpf, "ktui_config"):
-            bpf[b"ktui_config"][ct.c_int(0)] = ct.c_uint32(self.target_pid)
+            from ktui.compiler.control import set_target
+
+            set_target(bpf, self.target_pid)
 
     def _attach_one(self, unit: _Unit, cp, gid: int) -> ProbeState:
         spec = cp.layout.spec or cp.probe.spec
@@ -232,8 +244,10 @@ class LiveSource:
 
     @staticmethod
     def _write_enabled(unit: _Unit, local_id: int, enabled: bool) -> None:
-        if _has_table(unit.bpf, "ktui_enabled"):
-            unit.bpf[b"ktui_enabled"][ct.c_int(local_id)] = ct.c_uint32(1 if enabled else 0)
+        if _has_table(unit.bpf, "ktui_config"):
+            from ktui.compiler.control import set_enabled
+
+            set_enabled(unit.bpf, local_id, enabled)
 
     # ------------------------------------------------------------------ control
 
@@ -327,8 +341,35 @@ class LiveSource:
                     continue
                 rows = unit.counters.read(unit.global_ids.keys())
                 for local, gid in unit.global_ids.items():
-                    has_ring = bool(self._compiled[gid].ring)
-                    out[gid] = probe_counters(rows[local], self._delivered.get(gid) if has_ring else None)
+                    cp = self._compiled[gid]
+                    has_ring = bool(cp.ring)
+                    missed = 0
+                    if unit.entries is not None and "entries" in cp.maps:
+                        calls, returns = unit.entries.calls_and_returns(local)
+                        missed = missed_returns(calls, returns, self._in_flight.get(gid, 0))
+                    out[gid] = probe_counters(rows[local], self._delivered.get(gid) if has_ring else None, missed)
+        return out
+
+    def key_counts(self, counters: dict[int, ProbeCounters] | None = None) -> list[KeyCounts]:
+        """Every COUNT action's table: by nothing or by cpu from the counters (hits - filtered
+        per CPU), keyed ones as last read from their maps (every STACKS_EVERY_S or slower)."""
+        counters = self.counters() if counters is None else counters
+        out = []
+        for gid, cp in sorted(self._compiled.items()):
+            c = counters.get(gid)
+            if c is None:
+                continue
+            for spec in getattr(cp, "counts", ()):
+                if spec["map"] is not None:
+                    read = self._map_counts.get((gid, spec["map"]))
+                    out.append(read if read is not None else KeyCounts(gid, tuple(spec["key"]), []))
+                    continue
+                per_cpu = [h - f for h, f in zip(c.hits, c.filtered)]
+                if spec["key"] == ("cpu",):
+                    rows = sorted((((cpu,), n) for cpu, n in enumerate(per_cpu) if n > 0), key=lambda r: -r[1])
+                else:
+                    rows = [((), sum(per_cpu))]
+                out.append(KeyCounts(gid, tuple(spec["key"]), rows))
         return out
 
     def recent(self, probe_id: int) -> np.ndarray:
@@ -414,7 +455,9 @@ class LiveSource:
                 poller = self._poller
                 got = self._drain_once()
                 if got == 0 and poller is not None:
-                    poller.wait(0.01)
+                    # With no ring (aggregation only) there is nothing to wait for but the next update:
+                    # waking 100 times a second would take CPU from the traced program for nothing.
+                    poller.wait(0.01 if self._has_rings() else max(next_update - time.monotonic(), 0.0))
                 elif got < BATCH_MIN:
                     # Let records accumulate: the cost of a read is per batch, not per event,
                     # and a spinning reader would take the CPU from the traced program.
@@ -432,9 +475,15 @@ class LiveSource:
                 message = f"{os.path.basename(self.command.argv[0])} exited with status {self.command.returncode}"
             elif self.target_pid and not self._stop.is_set():
                 message = f"process {self.target_pid} exited"
-            self._read_aggregates()
+            try:
+                self._read_aggregates(final=True)
+            except Exception as err:  # the final update (and finished) must come whatever a map read does
+                message = message or f"reading the in-kernel aggregates failed ({err})"
             self._publish(time.monotonic(), finished=True, message=message)
             self.finished.set()
+
+    def _has_rings(self) -> bool:
+        return any(u.readers for u in self._units)
 
     def _target_gone(self) -> bool:
         if self.command is not None:
@@ -446,10 +495,11 @@ class LiveSource:
     def _publish(self, now: float, *, finished: bool = False, message: str = "") -> None:
         fresh, self._fresh = self._fresh, {}
         counters = self.counters()
+        counts = self.key_counts(counters)
         if self.recorder_error is not None and not message:
             message = str(self.recorder_error)
         update = Update(counters=counters, probes=[_copy_state(s) for s in self.states.values()],
-                        stacks=list(self._stacks), histograms=list(self._histograms),
+                        stacks=list(self._stacks), histograms=list(self._histograms), counts=counts,
                         now_ns=time.monotonic_ns(), elapsed_s=now - self._t0, message=message, finished=finished)
         self.last_update = update
         if finished and self.recorder is not None:
@@ -458,14 +508,19 @@ class LiveSource:
 
     def _aggregate_loop(self) -> None:
         while not self._stop.wait(STACKS_EVERY_S):
-            self._read_aggregates()
+            try:
+                self._read_aggregates()
+            except Exception:  # a map read failing now is retried at the next round; tracing goes on
+                pass
 
-    def _read_aggregates(self) -> None:
+    def _read_aggregates(self, final: bool = False) -> None:
         with self._agg_lock:
-            self._read_aggregates_locked()
+            self._read_aggregates_locked(final)
 
-    def _read_aggregates_locked(self) -> None:
-        hists, stacks = [], []
+    def _read_aggregates_locked(self, final: bool = False) -> None:
+        hists, stacks, counts = [], [], {}
+        read_counts = final or time.monotonic() >= self._counts_due
+        t0 = time.monotonic()
         with self._lock:
             units = list(self._units)
         for unit in units:
@@ -482,6 +537,20 @@ class LiveSource:
                 stack_map = cp.maps.get("stacks") or cp.maps.get("stackcount")
                 if stack_map and unit.stacks is not None:
                     stacks.extend(self._read_stack_counts(unit, stack_map, gid))
+                stash = cp.maps.get("start")
+                if stash and "entries" in cp.maps:
+                    try:
+                        self._in_flight[gid] = _map_len(unit.bpf.get_table(stash.encode()))
+                    except (KeyError, OSError):
+                        pass
+                if read_counts:
+                    for spec in getattr(cp, "counts", ()):
+                        if spec["map"] is not None:
+                            try:
+                                counts[(gid, spec["map"])] = read_key_counts(unit.bpf, spec["map"], gid,
+                                                                             tuple(spec["key"]))
+                            except (KeyError, OSError):
+                                pass
         with self._lock:
             counted = {gid: dict(table) for gid, table in self._stack_counts.items()}
         for gid, table in counted.items():
@@ -489,6 +558,9 @@ class LiveSource:
             for (ks, us, pid), count in table.items():
                 stacks.append(StackTrace(gid, self._frames(unit, ks, None), self._frames(unit, us, pid), count))
         self._histograms, self._stacks = hists, _merge_stacks(stacks)
+        if read_counts:
+            self._map_counts = counts
+            self._counts_due = time.monotonic() + max(0.0, 10 * (time.monotonic() - t0) - STACKS_EVERY_S)
 
     def _read_stack_counts(self, unit: _Unit, map_name: str, gid: int) -> list[StackTrace]:
         out = []
@@ -600,6 +672,9 @@ class LiveSource:
             rec.set_stacks(update.stacks)
         if update.histograms:
             rec.set_histograms(update.histograms)
+        if update.counts:  # the recording format has no table of its own for them: kept as metadata
+            rec.set_meta(key_counts=[{"probe_id": k.probe_id, "key_names": list(k.key_names),
+                                      "rows": [[list(key), n] for key, n in k.rows]} for k in update.counts])
         self._record_stack_ids()
 
     def _record_stack_ids(self) -> None:
@@ -643,6 +718,47 @@ def _trim_heap() -> None:
         ct.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def _plain(value):
+    """A key member as a Python value: bytes (comm, strings) as text, numbers as int."""
+    if isinstance(value, bytes):
+        return value.split(b"\0", 1)[0].decode("utf-8", "replace")
+    if hasattr(value, "value"):
+        return _plain(value.value)
+    return int(value) if not isinstance(value, (str, float)) else value
+
+
+def read_key_counts(bpf, map_name: str, probe_id: int, key_names: tuple[str, ...]) -> KeyCounts:
+    """A COUNT map (per-CPU hash, struct key of the key names in order) as rows, largest first, capped."""
+    table = bpf.get_table(map_name.encode())
+    rows = []
+    for key, value in table.items():
+        n = _total(value)
+        fields = [name for name, *_ in getattr(key, "_fields_", ()) if not name.startswith("__pad")]
+        values = tuple(_plain(getattr(key, f)) for f in fields) if fields else (_plain(key),)
+        rows.append((values, n))
+    rows.sort(key=lambda r: -r[1])
+    return KeyCounts(probe_id, key_names, rows[:COUNT_ROWS_MAX])
+
+
+def _total(value) -> int:
+    """A per-CPU u64 value summed, however BCC hands it over (raw bytes, a list, a ctypes array)."""
+    if isinstance(value, (bytes, bytearray)):
+        return int(np.frombuffer(bytes(value[: len(value) // 8 * 8]), "<u8").sum())
+    if hasattr(value, "value"):
+        return int(value.value)
+    try:
+        return sum(int(getattr(v, "value", v)) for v in value)
+    except TypeError:
+        return int(value)
+
+
+def _map_len(table) -> int:
+    n = 0
+    for _ in table.keys():
+        n += 1
+    return n
 
 
 def _has_table(bpf, name: str) -> bool:

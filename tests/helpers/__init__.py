@@ -120,7 +120,7 @@ def contract_program(ring_pages: int = 64) -> str:
     """A hand-written BCC program following the compiler's contract, for testing the reader alone.
 
     Probe 0 on tracepoint syscalls:sys_enter_getppid, fetching one u64 (the call's
-    sequence number on this CPU), with the counters, enable and target maps.
+    sequence number on this CPU), with the counters and the control value (enabled flags, target).
     """
     return r"""
 #include <uapi/linux/ptrace.h>
@@ -128,8 +128,8 @@ struct ktui_hdr { u64 ts; u32 probe; u32 cpu; u32 pid; u32 tid; u32 uid;
                   s32 kstack; s32 ustack; u32 flags; char comm[16]; };
 struct rec0 { struct ktui_hdr h; u64 seq; };
 BPF_PERCPU_ARRAY(ktui_counters, u64, 4);
-BPF_ARRAY(ktui_enabled, u32, 1);
-BPF_ARRAY(ktui_config, u32, 1);
+struct ktui_control { u32 target; u8 enabled[4]; };
+BPF_ARRAY(ktui_config, struct ktui_control, 1);
 BPF_RINGBUF_OUTPUT(ktui_ring_0, RING_PAGES);
 
 static inline void bump(int slot) {
@@ -139,11 +139,10 @@ static inline void bump(int slot) {
 
 int probe_0(void *ctx) {
     int zero = 0;
-    u32 *en = ktui_enabled.lookup(&zero);
-    if (!en || !*en) return 0;
+    struct ktui_control *ctl = ktui_config.lookup(&zero);
+    if (!ctl || !ctl->enabled[0]) return 0;
     u64 id = bpf_get_current_pid_tgid();
-    u32 *tgt = ktui_config.lookup(&zero);
-    if (tgt && *tgt && *tgt != (u32)(id >> 32)) return 0;
+    if (ctl->target && ctl->target != (u32)(id >> 32)) return 0;
     bump(0);
     struct rec0 *r = ktui_ring_0.ringbuf_reserve(sizeof(struct rec0));
     if (!r) { bump(2); return 0; }

@@ -23,8 +23,14 @@ struct ktui_hdr {
 };
 
 BPF_PERCPU_ARRAY(ktui_counters, u64, 8);  /* probe * 4 + KTUI_* */
-BPF_ARRAY(ktui_enabled, u32, 2);  /* 1 = probe enabled (written by the engine) */
-BPF_ARRAY(ktui_config, u32, 4);  /* [0]: target tgid, 0 = every process */
+
+/* What the engine controls, in one value looked up once per hit: the target process
+   and which probes run (see ktui.compiler.control). */
+struct ktui_control {
+    u32 target;  /* thread group id to trace, 0 = every process */
+    u8 enabled[4];  /* 1 = probe i runs */
+};
+BPF_ARRAY(ktui_config, struct ktui_control, 1);
 
 static __always_inline void ktui_count(u32 probe, u32 slot)
 {
@@ -34,16 +40,14 @@ static __always_inline void ktui_count(u32 probe, u32 slot)
         *c += 1;  /* per-CPU: no atomics needed */
 }
 
-static __always_inline int ktui_active(u32 probe, u32 tgid)
+/* probe is a constant: one array lookup; the thread group id is asked for only with a target */
+static __always_inline int ktui_active(u32 probe)
 {
-    u32 *on = ktui_enabled.lookup(&probe);
-    if (!on || !*on)
-        return 0;
     u32 zero = 0;
-    u32 *target = ktui_config.lookup(&zero);
-    if (target && *target && *target != tgid)
+    struct ktui_control *ctl = ktui_config.lookup(&zero);
+    if (!ctl || !ctl->enabled[probe])
         return 0;
-    return 1;
+    return !ctl->target || ctl->target == (u32)(bpf_get_current_pid_tgid() >> 32);
 }
 
 /* Entry-side helpers count calls (slot probe*2) and returns that found their entry
@@ -78,25 +82,16 @@ struct ktui_ck_0 {
     char comm[16];
     u32 cpu;
 };
-BPF_HASH(ktui_count_0, struct ktui_ck_0, u64, 10240);
+BPF_PERCPU_HASH(ktui_count_0, struct ktui_ck_0, u64, 10240);  /* per CPU: no atomics */
 int ktui_fn_0(struct ktui_tp_0 *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(0, id >> 32))
+    if (!ktui_active(0))
         return 0;
     ktui_count(0, KTUI_HITS);
     struct ktui_ev_0 rec;
     struct ktui_ev_0 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
-    u64 now = bpf_ktime_get_ns();
-    v->hdr.ts = now;
-    v->hdr.probe = 0;
     v->hdr.cpu = bpf_get_smp_processor_id();
-    v->hdr.pid = id >> 32;
-    v->hdr.tid = (u32)id;
-    v->hdr.uid = (u32)bpf_get_current_uid_gid();
-    v->hdr.kstack = -1;
-    v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
     v->f_count = (u64)ctx->f_count;  // ktui:fetch count
     int ok = 1;
@@ -114,11 +109,12 @@ int ktui_fn_0(struct ktui_tp_0 *ctx)
         u64 zero = 0;
         u64 *c = ktui_count_0.lookup_or_try_init(&k, &zero);
         if (c)
-            __sync_fetch_and_add(c, 1);
+            *c += 1;
         else
             ok = 0;  /* map full */
     }
-    ktui_count(0, ok ? KTUI_SUBMITTED : KTUI_DROPPED);
+    if (!ok)
+        ktui_count(0, KTUI_DROPPED);  /* a map was full */
     return 0;
 }
 
@@ -131,9 +127,9 @@ BPF_HASH(ktui_start_1, u32, struct ktui_ev_1, 10240);  /* entry side, by thread 
 BPF_HISTOGRAM(ktui_hist_1, int, 65);  /* slot = bit length of the value (bpf_log2l) */
 int ktui_fn_1_entry(struct pt_regs *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(1, id >> 32))
+    if (!ktui_active(1))
         return 0;
+    u64 id = bpf_get_current_pid_tgid();
     struct ktui_ev_1 rec;
     struct ktui_ev_1 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
@@ -145,13 +141,13 @@ int ktui_fn_1_entry(struct pt_regs *ctx)
 }
 int ktui_fn_1(struct pt_regs *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(1, id >> 32))
+    if (!ktui_active(1))
         return 0;
     ktui_count(1, KTUI_HITS);
     struct ktui_ev_1 rec;
     struct ktui_ev_1 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     u32 tid = id;
     struct ktui_ev_1 *entry = ktui_start_1.lookup(&tid);
@@ -163,18 +159,7 @@ int ktui_fn_1(struct pt_regs *ctx)
         v->hdr.flags |= KTUI_NO_ENTRY;  /* entry not seen: its values are 0 */
     }
     u64 latency = (v->hdr.flags & KTUI_NO_ENTRY) ? 0 : now - v->hdr.ts;
-    v->hdr.ts = now;
-    v->hdr.probe = 1;
-    v->hdr.cpu = bpf_get_smp_processor_id();
-    v->hdr.pid = id >> 32;
-    v->hdr.tid = (u32)id;
-    v->hdr.uid = (u32)bpf_get_current_uid_gid();
-    v->hdr.kstack = -1;
-    v->hdr.ustack = -1;
-    bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
     v->f_latency = (u64)latency;  // ktui:fetch latency
-    int ok = 1;
     ktui_hist_1.atomic_increment(bpf_log2l((u64)v->f_latency));
-    ktui_count(1, ok ? KTUI_SUBMITTED : KTUI_DROPPED);
     return 0;
 }

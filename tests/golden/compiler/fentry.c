@@ -23,8 +23,14 @@ struct ktui_hdr {
 };
 
 BPF_PERCPU_ARRAY(ktui_counters, u64, 12);  /* probe * 4 + KTUI_* */
-BPF_ARRAY(ktui_enabled, u32, 3);  /* 1 = probe enabled (written by the engine) */
-BPF_ARRAY(ktui_config, u32, 4);  /* [0]: target tgid, 0 = every process */
+
+/* What the engine controls, in one value looked up once per hit: the target process
+   and which probes run (see ktui.compiler.control). */
+struct ktui_control {
+    u32 target;  /* thread group id to trace, 0 = every process */
+    u8 enabled[4];  /* 1 = probe i runs */
+};
+BPF_ARRAY(ktui_config, struct ktui_control, 1);
 
 static __always_inline void ktui_count(u32 probe, u32 slot)
 {
@@ -34,16 +40,14 @@ static __always_inline void ktui_count(u32 probe, u32 slot)
         *c += 1;  /* per-CPU: no atomics needed */
 }
 
-static __always_inline int ktui_active(u32 probe, u32 tgid)
+/* probe is a constant: one array lookup; the thread group id is asked for only with a target */
+static __always_inline int ktui_active(u32 probe)
 {
-    u32 *on = ktui_enabled.lookup(&probe);
-    if (!on || !*on)
-        return 0;
     u32 zero = 0;
-    u32 *target = ktui_config.lookup(&zero);
-    if (target && *target && *target != tgid)
+    struct ktui_control *ctl = ktui_config.lookup(&zero);
+    if (!ctl || !ctl->enabled[probe])
         return 0;
-    return 1;
+    return !ctl->target || ctl->target == (u32)(bpf_get_current_pid_tgid() >> 32);
 }
 
 /* Entry-side helpers count calls (slot probe*2) and returns that found their entry
@@ -66,13 +70,13 @@ struct ktui_ev_0 {
 BPF_RINGBUF_OUTPUT(ktui_ring_0, 256);
 int kfunc__do_sys_openat2(u64 *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(0, id >> 32))
+    if (!ktui_active(0))
         return 0;
     ktui_count(0, KTUI_HITS);
     struct ktui_ev_0 rec;
     struct ktui_ev_0 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     v->hdr.ts = now;
     v->hdr.probe = 0;
@@ -100,13 +104,13 @@ struct ktui_ev_1 {
 BPF_RINGBUF_OUTPUT(ktui_ring_1, 256);
 int kretfunc__do_sys_openat2(u64 *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(1, id >> 32))
+    if (!ktui_active(1))
         return 0;
     ktui_count(1, KTUI_HITS);
     struct ktui_ev_1 rec;
     struct ktui_ev_1 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     v->hdr.ts = now;
     v->hdr.probe = 1;
@@ -135,9 +139,9 @@ BPF_RINGBUF_OUTPUT(ktui_ring_2, 256);
 BPF_HASH(ktui_start_2, u32, struct ktui_ev_2, 10240);  /* entry side, by thread */
 int kfunc__vfs_read(u64 *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(2, id >> 32))
+    if (!ktui_active(2))
         return 0;
+    u64 id = bpf_get_current_pid_tgid();
     struct ktui_ev_2 rec;
     struct ktui_ev_2 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
@@ -149,13 +153,13 @@ int kfunc__vfs_read(u64 *ctx)
 }
 int kretfunc__vfs_read(u64 *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(2, id >> 32))
+    if (!ktui_active(2))
         return 0;
     ktui_count(2, KTUI_HITS);
     struct ktui_ev_2 rec;
     struct ktui_ev_2 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     u32 tid = id;
     struct ktui_ev_2 *entry = ktui_start_2.lookup(&tid);

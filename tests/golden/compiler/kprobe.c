@@ -23,8 +23,14 @@ struct ktui_hdr {
 };
 
 BPF_PERCPU_ARRAY(ktui_counters, u64, 20);  /* probe * 4 + KTUI_* */
-BPF_ARRAY(ktui_enabled, u32, 5);  /* 1 = probe enabled (written by the engine) */
-BPF_ARRAY(ktui_config, u32, 4);  /* [0]: target tgid, 0 = every process */
+
+/* What the engine controls, in one value looked up once per hit: the target process
+   and which probes run (see ktui.compiler.control). */
+struct ktui_control {
+    u32 target;  /* thread group id to trace, 0 = every process */
+    u8 enabled[12];  /* 1 = probe i runs */
+};
+BPF_ARRAY(ktui_config, struct ktui_control, 1);
 
 static __always_inline void ktui_count(u32 probe, u32 slot)
 {
@@ -34,16 +40,14 @@ static __always_inline void ktui_count(u32 probe, u32 slot)
         *c += 1;  /* per-CPU: no atomics needed */
 }
 
-static __always_inline int ktui_active(u32 probe, u32 tgid)
+/* probe is a constant: one array lookup; the thread group id is asked for only with a target */
+static __always_inline int ktui_active(u32 probe)
 {
-    u32 *on = ktui_enabled.lookup(&probe);
-    if (!on || !*on)
-        return 0;
     u32 zero = 0;
-    u32 *target = ktui_config.lookup(&zero);
-    if (target && *target && *target != tgid)
+    struct ktui_control *ctl = ktui_config.lookup(&zero);
+    if (!ctl || !ctl->enabled[probe])
         return 0;
-    return 1;
+    return !ctl->target || ctl->target == (u32)(bpf_get_current_pid_tgid() >> 32);
 }
 
 /* Entry-side helpers count calls (slot probe*2) and returns that found their entry
@@ -97,14 +101,14 @@ struct ktui_ev_0 {
 BPF_RINGBUF_OUTPUT(ktui_ring_0, 256);
 int ktui_fn_0(struct pt_regs *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(0, id >> 32))
+    if (!ktui_active(0))
         return 0;
     ktui_count(0, KTUI_HITS);
     struct ktui_ev_0 rec;
     struct ktui_ev_0 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
     u32 flt = 0;
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     v->hdr.ts = now;
     v->hdr.probe = 0;
@@ -141,14 +145,14 @@ struct ktui_ev_1 {
 BPF_RINGBUF_OUTPUT(ktui_ring_1, 256);
 int ktui_fn_1(struct pt_regs *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(1, id >> 32))
+    if (!ktui_active(1))
         return 0;
     ktui_count(1, KTUI_HITS);
     struct ktui_ev_1 rec;
     struct ktui_ev_1 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
     u32 flt = 0;
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     v->hdr.ts = now;
     v->hdr.probe = 1;
@@ -184,14 +188,14 @@ struct ktui_ev_2 {
 BPF_RINGBUF_OUTPUT(ktui_ring_2, 256);
 int ktui_fn_2(struct pt_regs *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(2, id >> 32))
+    if (!ktui_active(2))
         return 0;
     ktui_count(2, KTUI_HITS);
     struct ktui_ev_2 rec;
     struct ktui_ev_2 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
     u32 flt = 0;
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     v->hdr.ts = now;
     v->hdr.probe = 2;
@@ -227,14 +231,14 @@ struct ktui_ev_3 {
 BPF_RINGBUF_OUTPUT(ktui_ring_3, 256);
 int ktui_fn_3(struct pt_regs *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(3, id >> 32))
+    if (!ktui_active(3))
         return 0;
     ktui_count(3, KTUI_HITS);
     struct ktui_ev_3 rec;
     struct ktui_ev_3 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
     u32 flt = 0;
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     v->hdr.ts = now;
     v->hdr.probe = 3;
@@ -270,9 +274,9 @@ BPF_RINGBUF_OUTPUT(ktui_ring_4, 256);
 BPF_HASH(ktui_start_4, u32, struct ktui_ev_4, 10240);  /* entry side, by thread */
 int ktui_fn_4_entry(struct pt_regs *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(4, id >> 32))
+    if (!ktui_active(4))
         return 0;
+    u64 id = bpf_get_current_pid_tgid();
     struct ktui_ev_4 rec;
     struct ktui_ev_4 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
@@ -285,13 +289,13 @@ int ktui_fn_4_entry(struct pt_regs *ctx)
 }
 int ktui_fn_4(struct pt_regs *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(4, id >> 32))
+    if (!ktui_active(4))
         return 0;
     ktui_count(4, KTUI_HITS);
     struct ktui_ev_4 rec;
     struct ktui_ev_4 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     u32 tid = id;
     struct ktui_ev_4 *entry = ktui_start_4.lookup(&tid);

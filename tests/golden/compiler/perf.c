@@ -24,8 +24,14 @@ struct ktui_hdr {
 };
 
 BPF_PERCPU_ARRAY(ktui_counters, u64, 8);  /* probe * 4 + KTUI_* */
-BPF_ARRAY(ktui_enabled, u32, 2);  /* 1 = probe enabled (written by the engine) */
-BPF_ARRAY(ktui_config, u32, 4);  /* [0]: target tgid, 0 = every process */
+
+/* What the engine controls, in one value looked up once per hit: the target process
+   and which probes run (see ktui.compiler.control). */
+struct ktui_control {
+    u32 target;  /* thread group id to trace, 0 = every process */
+    u8 enabled[4];  /* 1 = probe i runs */
+};
+BPF_ARRAY(ktui_config, struct ktui_control, 1);
 BPF_STACK_TRACE(ktui_stacks, 16384);
 
 static __always_inline void ktui_count(u32 probe, u32 slot)
@@ -36,16 +42,14 @@ static __always_inline void ktui_count(u32 probe, u32 slot)
         *c += 1;  /* per-CPU: no atomics needed */
 }
 
-static __always_inline int ktui_active(u32 probe, u32 tgid)
+/* probe is a constant: one array lookup; the thread group id is asked for only with a target */
+static __always_inline int ktui_active(u32 probe)
 {
-    u32 *on = ktui_enabled.lookup(&probe);
-    if (!on || !*on)
-        return 0;
     u32 zero = 0;
-    u32 *target = ktui_config.lookup(&zero);
-    if (target && *target && *target != tgid)
+    struct ktui_control *ctl = ktui_config.lookup(&zero);
+    if (!ctl || !ctl->enabled[probe])
         return 0;
-    return 1;
+    return !ctl->target || ctl->target == (u32)(bpf_get_current_pid_tgid() >> 32);
 }
 
 /* ---- probe 0: profile:hz:99 (profile_99hz) ---- */
@@ -59,13 +63,13 @@ struct ktui_stackkey_0 { s32 k; s32 u; u32 pid; };
 BPF_HASH(ktui_stackcount_0, struct ktui_stackkey_0, u64, 10240);
 int ktui_fn_0(struct bpf_perf_event_data *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(0, id >> 32))
+    if (!ktui_active(0))
         return 0;
     ktui_count(0, KTUI_HITS);
     struct ktui_ev_0 rec;
     struct ktui_ev_0 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     v->hdr.ts = now;
     v->hdr.probe = 0;
@@ -101,36 +105,10 @@ int ktui_fn_0(struct bpf_perf_event_data *ctx)
 struct ktui_ev_1 {
     struct ktui_hdr hdr;
 };
-BPF_HASH(ktui_count_1, u32, u64, 1);
 int ktui_fn_1(struct bpf_perf_event_data *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(1, id >> 32))
+    if (!ktui_active(1))
         return 0;
     ktui_count(1, KTUI_HITS);
-    struct ktui_ev_1 rec;
-    struct ktui_ev_1 *v = &rec;
-    __builtin_memset(v, 0, sizeof(*v));
-    u64 now = bpf_ktime_get_ns();
-    v->hdr.ts = now;
-    v->hdr.probe = 1;
-    v->hdr.cpu = bpf_get_smp_processor_id();
-    v->hdr.pid = id >> 32;
-    v->hdr.tid = (u32)id;
-    v->hdr.uid = (u32)bpf_get_current_uid_gid();
-    v->hdr.kstack = -1;
-    v->hdr.ustack = -1;
-    bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    int ok = 1;
-    {
-        u32 k = 0;
-        u64 zero = 0;
-        u64 *c = ktui_count_1.lookup_or_try_init(&k, &zero);
-        if (c)
-            __sync_fetch_and_add(c, 1);
-        else
-            ok = 0;  /* map full */
-    }
-    ktui_count(1, ok ? KTUI_SUBMITTED : KTUI_DROPPED);
     return 0;
 }

@@ -23,8 +23,14 @@ struct ktui_hdr {
 };
 
 BPF_PERCPU_ARRAY(ktui_counters, u64, 12);  /* probe * 4 + KTUI_* */
-BPF_ARRAY(ktui_enabled, u32, 3);  /* 1 = probe enabled (written by the engine) */
-BPF_ARRAY(ktui_config, u32, 4);  /* [0]: target tgid, 0 = every process */
+
+/* What the engine controls, in one value looked up once per hit: the target process
+   and which probes run (see ktui.compiler.control). */
+struct ktui_control {
+    u32 target;  /* thread group id to trace, 0 = every process */
+    u8 enabled[4];  /* 1 = probe i runs */
+};
+BPF_ARRAY(ktui_config, struct ktui_control, 1);
 BPF_STACK_TRACE(ktui_stacks, 16384);
 
 static __always_inline void ktui_count(u32 probe, u32 slot)
@@ -35,16 +41,14 @@ static __always_inline void ktui_count(u32 probe, u32 slot)
         *c += 1;  /* per-CPU: no atomics needed */
 }
 
-static __always_inline int ktui_active(u32 probe, u32 tgid)
+/* probe is a constant: one array lookup; the thread group id is asked for only with a target */
+static __always_inline int ktui_active(u32 probe)
 {
-    u32 *on = ktui_enabled.lookup(&probe);
-    if (!on || !*on)
-        return 0;
     u32 zero = 0;
-    u32 *target = ktui_config.lookup(&zero);
-    if (target && *target && *target != tgid)
+    struct ktui_control *ctl = ktui_config.lookup(&zero);
+    if (!ctl || !ctl->enabled[probe])
         return 0;
-    return 1;
+    return !ctl->target || ctl->target == (u32)(bpf_get_current_pid_tgid() >> 32);
 }
 
 /* ---- probe 0: tracepoint:syscalls:sys_enter_openat (sys_enter_openat) ---- */
@@ -67,13 +71,13 @@ struct ktui_ev_0 {
 BPF_RINGBUF_OUTPUT(ktui_ring_0, 256);
 int ktui_fn_0(struct ktui_tp_0 *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(0, id >> 32))
+    if (!ktui_active(0))
         return 0;
     ktui_count(0, KTUI_HITS);
     struct ktui_ev_0 rec;
     struct ktui_ev_0 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     v->hdr.ts = now;
     v->hdr.probe = 0;
@@ -114,13 +118,13 @@ struct ktui_ev_1 {
 BPF_RINGBUF_OUTPUT(ktui_ring_1, 256);
 int ktui_fn_1(struct ktui_tp_1 *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(1, id >> 32))
+    if (!ktui_active(1))
         return 0;
     ktui_count(1, KTUI_HITS);
     struct ktui_ev_1 rec;
     struct ktui_ev_1 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
+    u64 id = bpf_get_current_pid_tgid();
     u64 now = bpf_ktime_get_ns();
     v->hdr.ts = now;
     v->hdr.probe = 1;
@@ -160,29 +164,18 @@ struct ktui_ev_2 {
 struct ktui_ck_2 {
     s32 f_next_pid;
 };
-BPF_HASH(ktui_count_2, struct ktui_ck_2, u64, 10240);
+BPF_PERCPU_HASH(ktui_count_2, struct ktui_ck_2, u64, 10240);  /* per CPU: no atomics */
 struct ktui_stackkey_2 { s32 k; s32 u; u32 pid; };
 BPF_HASH(ktui_stackcount_2, struct ktui_stackkey_2, u64, 10240);
 int ktui_fn_2(struct ktui_tp_2 *ctx)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    if (!ktui_active(2, id >> 32))
+    if (!ktui_active(2))
         return 0;
     ktui_count(2, KTUI_HITS);
     struct ktui_ev_2 rec;
     struct ktui_ev_2 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
-    u64 now = bpf_ktime_get_ns();
-    v->hdr.ts = now;
-    v->hdr.probe = 2;
-    v->hdr.cpu = bpf_get_smp_processor_id();
-    v->hdr.pid = id >> 32;
-    v->hdr.tid = (u32)id;
-    v->hdr.uid = (u32)bpf_get_current_uid_gid();
     v->hdr.kstack = ktui_stacks.get_stackid(ctx, 0);
-    v->hdr.ustack = -1;
-    bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    if (bpf_probe_read_kernel_str(v->f_prev_comm, sizeof(v->f_prev_comm), ctx->f_prev_comm) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch prev_comm
     v->f_next_pid = (s32)ctx->f_next_pid;  // ktui:fetch next_pid
     int ok = 1;
     {
@@ -192,7 +185,7 @@ int ktui_fn_2(struct ktui_tp_2 *ctx)
         u64 zero = 0;
         u64 *c = ktui_count_2.lookup_or_try_init(&k, &zero);
         if (c)
-            __sync_fetch_and_add(c, 1);
+            *c += 1;
         else
             ok = 0;  /* map full */
     }
@@ -208,6 +201,7 @@ int ktui_fn_2(struct ktui_tp_2 *ctx)
         else
             ok = 0;
     }
-    ktui_count(2, ok ? KTUI_SUBMITTED : KTUI_DROPPED);
+    if (!ok)
+        ktui_count(2, KTUI_DROPPED);  /* a map was full */
     return 0;
 }

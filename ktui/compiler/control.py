@@ -1,0 +1,42 @@
+"""Writing a loaded program's control value (``struct ktui_control`` in ``ktui_config[0]``):
+which probes run and which process is traced. One value, so a hit costs one array lookup.
+
+    set_enabled(bpf, probe_id, True)    # every probe starts disabled
+    set_target(bpf, tgid)               # 0 = every process
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import threading
+
+_lock = threading.Lock()  # read-modify-write of the one value
+
+
+def _update(bpf, change) -> None:
+    table = bpf[b"ktui_config"]
+    key = ct.c_int(0)
+    with _lock:
+        value = table[key]
+        change(value)
+        table[key] = value
+
+
+def set_enabled(bpf, probe_id: int, enabled: bool) -> None:
+    def change(value):
+        if not 0 <= probe_id < len(value.enabled):
+            raise IndexError(f"probe {probe_id} is not in this program")
+        value.enabled[probe_id] = 1 if enabled else 0
+
+    _update(bpf, change)
+
+
+def set_target(bpf, tgid: int | None) -> None:
+    def change(value):
+        value.target = int(tgid or 0)
+
+    _update(bpf, change)
+
+
+def enabled(bpf, probe_id: int) -> bool:
+    return bool(bpf[b"ktui_config"][ct.c_int(0)].enabled[probe_id])
