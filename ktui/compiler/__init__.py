@@ -11,11 +11,20 @@ What the program expects from whoever loads it (the engine, tests):
 - build it with ``ktui.compiler.verify.bpf_class()`` (BCC's BPF with load-time
   auto-attach off: fentry programs must be named ``kfunc__<fn>``/``kretfunc__<fn>``
   for libbcc to find their BTF id, and plain BPF would attach those by itself);
-- write 1 to ``ktui_enabled[probe_id]`` for every probe that should run (the map
-  starts at 0: a disabled probe returns before counting anything);
-- ``ktui_config[0]`` = target tgid (0 = every process), e.g. ``prog.target_pid``;
+- enable every probe that should run and set the target with ``ktui.compiler.control``
+  (``set_enabled(bpf, probe_id, True)``, ``set_target(bpf, tgid)``): both live in one
+  value, ``struct ktui_control`` in ``ktui_config[0]`` (``target``: tgid, 0 = every process;
+  ``enabled[probe_id]``), so a hit costs one array lookup; every probe starts disabled;
+  ``prog.target_pid`` is the target the program was compiled for;
 - counters: ``ktui_counters`` (per CPU) slot probe*4 + HITS/SUBMITTED/DROPPED/FILTERED;
-  every hit is exactly one of submitted, dropped (ring full, map full), filtered;
+  every hit is exactly one of submitted, dropped (ring full, map full), filtered. A probe
+  without a ring (``cp.ring is None``: aggregation only) does not count SUBMITTED: read it
+  as hits - dropped - filtered (read HITS last: it is counted first);
+- an aggregation-only probe computes only what its filter and actions use (no header,
+  no comm, no clock for a plain count); a streaming probe builds the whole record;
+- ``cp.counts``: the COUNT actions in order, {"map": name, "key": names}; a count by
+  nothing or by cpu has "map": None and no code: it is hits - filtered per CPU from
+  ``ktui_counters``; keyed counts are ``BPF_PERCPU_HASH`` maps (struct key, u64 per CPU);
 - header ``flags``: bit i (< 31) = fetch i's memory read faulted (value 0, the kernel
   tracer's "(fault)"); bit 31 = a return was seen without its entry (entry values 0);
 - maps by role in ``cp.maps``: "ring", "count", "hist" (spec in ``cp.hist``),
