@@ -201,3 +201,35 @@ def test_a_recorded_profile_keeps_its_stacks_symbolized_for_replay(tmp_path):
         assert frames and sum(f in names for f in frames) >= 0.9 * len(frames)
         stacks = rec.stacks()
         assert stacks and sum(s.count for s in stacks) <= rec.count()
+
+
+@pytest.mark.live
+def test_count_tables_are_kept_in_the_recording_meta(tmp_path):
+    """The recording format has no table for COUNT results: the engine keeps the final ones as
+    metadata (key_counts), exactly n for the traced child."""
+    from ktui.engine.live_source import LiveSource
+    from ktui.kernel import kernel_identity
+    from ktui.probes.model import Action, ActionKind, Probe, ProbeKind, TargetProcess
+    from ktui.recording import RecordingWriter
+
+    n = 3_000
+    probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid",
+                  actions=[Action(ActionKind.COUNT, key=("pid",)), Action(ActionKind.COUNT)])
+    source = LiveSource([probe], target=TargetProcess(command=[str(getppid_binary()), str(n)]))
+    source.prepare()
+    out = tmp_path / "counts.ktrec"
+    rec = RecordingWriter.create(out, kernel_identity(), list(source.layouts.values()),
+                                 {0: probe.to_dict()}, {})
+    source.recorder = rec
+    source.start(lambda update: None)
+    try:
+        assert source.finished.wait(30)
+    finally:
+        source.stop()
+        rec.close()
+    with RecordingReader.open(out) as reader:
+        kept = reader.meta["key_counts"]
+        totals = reader.counters()[0].totals()
+    assert kept == [{"probe_id": 0, "key_names": ["pid"], "rows": [[[source.target_pid], n]]},
+                    {"probe_id": 0, "key_names": [], "rows": [[[], n]]}]
+    assert totals["hits"] == n and totals["delivered"] == n and totals["dropped"] == 0
