@@ -155,6 +155,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--presses", type=int, default=30)
     parser.add_argument("--live", action="store_true", help="the real engine on a flat-out getppid loop")
+    parser.add_argument("--profile", metavar="N", type=int, default=0,
+                        help="profile the loaded run (cProfile, the UI thread) and print the top N functions")
     args = parser.parse_args()
     os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
 
@@ -168,9 +170,17 @@ def main() -> int:
         source, label = live_source(), "live engine, getppid flat out"
     else:
         source, label = SyntheticSource(args.rate), f"synthetic {args.rate:,} events/s"
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         loaded = asyncio.run(measure(source, args.seconds, args.presses))
     finally:
+        if profiler is not None:
+            profiler.disable()
         if loader is not None:
             loader.kill()
             loader.wait()
@@ -186,6 +196,12 @@ def main() -> int:
         b, v = baseline[key], loaded[key]
         ratio = f"{v / b:.2f}" if b else "-"
         print(f"{key:28}{b:>14,.1f}{unit:2}{v:>34,.1f}{unit:2}{ratio:>8}   {goal}")
+    if profiler is not None:
+        import pstats
+
+        print(f"\nprofile of the loaded run (UI thread), top {args.profile} by own time:")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
     ok = loaded["hold_key_median_ms"] < 100 and loaded["refreshes_per_s"] >= 10
     print("goals met" if ok else "goals NOT met")
     return 0

@@ -19,14 +19,15 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabbedContent, TabPane
 
-from ktui.app_updates import merge_updates
+from ktui.app_updates import merge_many, merge_updates
 from ktui.errors import KtuiError
 from ktui.events import EventSource, ProbeState, Update
 from ktui.probes.model import Probe
 from ktui.widgets.code_view import CodeView
 from ktui.widgets.cpu_counts import CpuCounts
+from ktui.widgets.footer import KtuiFooter
 from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter
 from ktui.widgets.help_screen import HelpScreen, binding_rows
 from ktui.widgets.histograms import Histograms
@@ -103,7 +104,7 @@ class KtuiApp(App):
         self.states: dict[int, ProbeState] = {}
         self.replay_paused = False
         self.replay_speed = 1.0
-        self._pending: Update | None = None
+        self._pending: list[Update] = []  # updates not yet applied, oldest first (one message queued for them)
         self._pending_lock = threading.Lock()
         self._source_lock = threading.Lock()
         self._latest: Update | None = None  # last snapshot for panes that redraw slowly
@@ -111,6 +112,8 @@ class KtuiApp(App):
         self.updates_applied = 0
         self._seek_generation = 0
         self.last_applied = 0.0  # monotonic time of the last applied update (bench, tests)
+        self._panes: dict[type, object] = {}
+        self._shown_tab = "stream"
 
     # --- layout --------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -134,7 +137,7 @@ class KtuiApp(App):
                     yield ProbeList(id="probe-list")
         yield Static("", id="too-small", markup=False)
         yield StatusBar(id="status")
-        yield Footer()
+        yield KtuiFooter()
 
     def main_query(self, selector, expect_type=None):
         """query_one on the main screen: a modal (help, generated C, palette) may be on top."""
@@ -239,11 +242,10 @@ class KtuiApp(App):
     # --- the source --------------------------------------------------------------------
     def _sink(self, update: Update) -> None:
         """Called on the source's thread: merge into the pending update, post at most one message."""
-        with self._pending_lock:
-            if self._pending is not None:
-                self._pending = merge_updates(self._pending, update)
+        with self._pending_lock:  # O(1) under the lock: the UI thread never waits on a merge
+            self._pending.append(update)
+            if len(self._pending) > 1:
                 return
-            self._pending = update
         self.post_message(UpdateArrived(update))
 
     @work(thread=True, group="source", exit_on_error=False)
@@ -308,7 +310,7 @@ class KtuiApp(App):
     def _replace_source(self, clear: bool) -> None:
         self.stop_source()
         with self._pending_lock:
-            self._pending = None
+            self._pending = []
         self.call_from_thread(self._reset_panes, clear)
         enabled = [p for p in self.probes if p.enabled]
         if not enabled:
@@ -335,24 +337,37 @@ class KtuiApp(App):
     @on(UpdateArrived)
     def _update_arrived(self, _event: UpdateArrived) -> None:
         with self._pending_lock:
-            update, self._pending = self._pending, None
-        if update is None or not self.screen_stack or self._exit_renderables or not self.is_running:
+            pending, self._pending = self._pending, []
+        if not pending or not self.screen_stack or self._exit_renderables or not self.is_running:
             return  # quitting: the panes may already be gone
+        update = merge_many(pending)
         with self.batch_update():
             self.apply_update(update)
 
+    def pane(self, cls):
+        """The main screen's one widget of this class, looked up once (panes are never remounted):
+        a DOM query per update per pane was a measurable share of the UI thread under load."""
+        widget = self._panes.get(cls)
+        if widget is None:
+            widget = self._panes[cls] = self.main_query(cls)
+        return widget
+
+    @property
+    def active_tab(self) -> str:
+        return self.pane(TabbedContent).active
+
     def apply_update(self, update: Update) -> None:
-        stream = self.main_query(EventStream)
+        stream = self.pane(EventStream)
         if self.source is not None and set(self.source.layouts) != set(stream.layouts):
             self._bind_layouts()
         generation = getattr(self.source, "seek_generation", 0)
         if generation != self._seek_generation:  # a seek: what the panes show is from elsewhere in time
             self._seek_generation = generation
             stream.clear()
-            self.main_query(CpuCounts).reset()
-            self.main_query(KeyCountsView).reset()
-        stream.append(update.events)
-        self.main_query(StatusBar).apply(update)
+            self.pane(CpuCounts).reset()
+            self.pane(KeyCountsView).reset()
+        stream.append(update.events, visible=self.active_tab == "stream")  # hidden: keep the rows, draw nothing
+        self.pane(StatusBar).apply(update)
         if update.probes:
             states = {s.probe_id: s for s in update.probes}
             if states != self.states:
@@ -373,20 +388,23 @@ class KtuiApp(App):
         self.last_applied = now
 
     def _draw_slow_panes(self) -> None:
+        """Counters feed the per-CPU rates whether shown or not (cheap); stacks, histograms and COUNT
+        tables are drawn only into the pane on screen (a stacks tree rebuild relays out the screen),
+        and the pane a tab switch shows is drawn then."""
         latest = self._latest
         if latest is None:
             return
         self._slow_drawn = time.monotonic()
         names = self._names()
+        active = self.active_tab
         if latest.counters:
-            self.main_query(CpuCounts).set_counters(latest.counters, source_seconds(latest), names)
-        if latest.stacks:
-            self.main_query(Stacks).set_stacks(latest.stacks, names)
-        if latest.histograms:
-            self.main_query(Histograms).set_histograms(latest.histograms, names)
-        if latest.counts:  # counts by cpu are the per-CPU tables above them: only keyed tables here
-            self.main_query(KeyCountsView).set_counts([kc for kc in latest.counts if kc.key_names != ("cpu",)],
-                                                      names)
+            self.pane(CpuCounts).set_counters(latest.counters, source_seconds(latest), names)
+        if latest.stacks and active == "stacks":
+            self.pane(Stacks).set_stacks(latest.stacks, names)
+        if latest.histograms and active == "hists":
+            self.pane(Histograms).set_histograms(latest.histograms, names)
+        if latest.counts and active == "cpus":  # counts by cpu are the per-CPU tables: only keyed ones here
+            self.pane(KeyCountsView).set_counts([kc for kc in latest.counts if kc.key_names != ("cpu",)], names)
         self._latest = Update(counters=latest.counters, stacks=latest.stacks, histograms=latest.histograms,
                               counts=latest.counts, elapsed_s=latest.elapsed_s, now_ns=latest.now_ns)
 
@@ -530,13 +548,25 @@ class KtuiApp(App):
         self.main_query("#symbol-search", Input).focus()
 
     def action_show_tab(self, tab: str) -> None:
-        self.main_query(TabbedContent).active = tab
+        self.pane(TabbedContent).active = tab
         if tab == "stream":
-            self.main_query(EventStream).focus()
+            self.pane(EventStream).focus()
         elif tab == "probes":
-            self.main_query(ProbeList).focus()
+            self.pane(ProbeList).focus()
         elif tab == "stacks":
-            self.main_query(Stacks).focus()  # Enter expands the stack under the cursor
+            self.pane(Stacks).focus()  # Enter expands the stack under the cursor
+        self._pane_shown(tab)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id != self._shown_tab:  # a click on a tab (keys already drew it)
+            self._pane_shown(event.pane.id or "")
+
+    def _pane_shown(self, tab: str) -> None:
+        """A pane came on screen: draw what it missed while hidden."""
+        self._shown_tab = tab
+        if tab == "stream":
+            self.pane(EventStream).catch_up()
         self._draw_slow_panes()
 
     def action_add_probe(self) -> None:

@@ -32,3 +32,27 @@ def merge_updates(older: Update, newer: Update) -> Update:
         message=newer.message or older.message,
         finished=older.finished or newer.finished,
     )
+
+
+def merge_many(updates: list[Update]) -> Update:
+    """Updates in arrival order as one: each probe's events concatenated once (merging pairwise
+    would copy the growing arrays again for every update), the newest snapshots."""
+    if len(updates) == 1:
+        return updates[0]
+    parts: dict[int, list[np.ndarray]] = {}
+    for u in updates:
+        for probe_id, arr in u.events.items():
+            parts.setdefault(probe_id, []).append(arr)
+    events = {pid: (arrs[0] if len(arrs) == 1 else np.concatenate([a for a in arrs if len(a)] or arrs[:1]))
+              for pid, arrs in parts.items()}
+    merged = Update(events=events, finished=any(u.finished for u in updates))
+    for u in updates:  # the newest non-empty snapshot of each kind wins
+        merged.counters = u.counters or merged.counters
+        merged.probes = u.probes or merged.probes
+        merged.stacks = u.stacks or merged.stacks
+        merged.histograms = u.histograms or merged.histograms
+        merged.counts = u.counts or merged.counts
+        merged.now_ns = u.now_ns or merged.now_ns
+        merged.elapsed_s = u.elapsed_s or merged.elapsed_s
+        merged.message = u.message or merged.message
+    return merged

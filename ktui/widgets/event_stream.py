@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.cache import LRUCache
@@ -41,6 +44,8 @@ def header_for(width: int) -> str:
 
 
 HEADER = header_for(100)
+_DIM, _CYAN, _BOLD = Style(dim=True), Style(color="cyan"), Style(bold=True)
+_GREEN, _MAGENTA, _PLAIN = Style(color="green"), Style(color="magenta"), Style()
 
 
 class EventWindow:
@@ -202,6 +207,7 @@ class EventStream(ScrollView, can_focus=True):
         self.layouts: dict[int, ProbeLayout] = {}
         self.symbolize: Callable[[int, int | None], str] | None = None
         self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(2048)
+        self._stale = False  # rows arrived while hidden, not yet sized or scrolled to
 
     # --- data in -------------------------------------------------------------
     def set_layouts(self, layouts: dict[int, ProbeLayout], symbolize: Callable | None = None) -> None:
@@ -210,12 +216,26 @@ class EventStream(ScrollView, can_focus=True):
         self._strips.clear()
         self.refresh()
 
-    def append(self, events: dict[int, np.ndarray]) -> None:
+    def append(self, events: dict[int, np.ndarray], *, visible: bool = True) -> None:
+        """Add events; ``visible=False`` (another tab is shown) keeps them and draws nothing until
+        ``catch_up``: scrolling and repainting a hidden pane thirty times a second is wasted work."""
         if not events or not self.window.append(events):
             return
+        if not visible:
+            self._stale = True
+            return
+        self._stale = False
         self._resize()
         self._follow_end()
         self.refresh()
+
+    def catch_up(self) -> None:
+        """The pane is on screen again: size, scroll and paint for the rows that arrived meanwhile."""
+        if self._stale:
+            self._stale = False
+            self._resize()
+            self._follow_end()
+            self.refresh()
 
     def _follow_end(self) -> None:
         if self.follow:
@@ -307,29 +327,53 @@ class EventStream(ScrollView, can_focus=True):
         return strip.crop(scroll_x, scroll_x + width)
 
     def _render_row(self, absolute: int, width: int) -> Strip:
+        """One row as segments built directly (the same segments ``row_text`` renders to, without a
+        rich Text and a console render per row: rows are painted thirty times a second when following)."""
         probe_id, rec = self.window.record(absolute)
+        segments: list[Segment] = []
+        used = 0
+        for text, style in self.row_pieces(probe_id, rec, columns_for(width)):
+            n = cell_len(text)
+            if used + n > width:  # as Text.truncate(width, overflow="ellipsis") does
+                if width - 1 < used:  # the cut falls in an earlier piece: render it the slow way
+                    return self._render_row_text(probe_id, rec, width)
+                segments.append(Segment(set_cell_size(text, width - 1 - used) + "…", style))
+                used = width
+                break
+            segments.append(Segment(text, style))
+            used += n
+        return Strip(segments, used).extend_cell_length(width, self.rich_style)
+
+    def _render_row_text(self, probe_id: int, rec: np.void, width: int) -> Strip:
         text = self.row_text(probe_id, rec, columns_for(width))
         text.truncate(width, overflow="ellipsis")
         segments = list(text.render(self.app.console))
         return Strip(segments).extend_cell_length(width, self.rich_style).crop(0, width)
 
-    def row_text(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE) -> Text:
+    def row_pieces(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE) -> list[tuple[str, Style]]:
         time_w, cpu_w, comm_w, pid_w, probe_w = cols
         layout = self.layouts.get(probe_id)
         base = self.window.base_ts or 0
         secs = (int(rec["ts"]) - base) / 1e9
         comm = bytes(rec["comm"]).split(b"\0", 1)[0].decode(errors="replace")
         name = layout.name if layout else f"probe{probe_id}"
+        pieces = [
+            (f"{secs:>{time_w}.6f} ", _DIM),
+            (f"{int(rec['cpu']):>{cpu_w}} ", _CYAN),
+            (f"{comm[:comm_w]:<{comm_w}} ", _BOLD),
+            (f"{int(rec['pid']):>{pid_w}} ", _GREEN),
+            (f"{name[:probe_w]:<{probe_w}} ", _MAGENTA),
+        ]
+        if layout and layout.fields:
+            pieces.append((" ".join(
+                f"{f.name}={format_value(rec[f.name], f.display, self.symbolize, int(rec['pid']))}"
+                for f in layout.fields), _PLAIN))
+        return pieces
+
+    def row_text(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE) -> Text:
         text = Text(no_wrap=True)
-        text.append(f"{secs:>{time_w}.6f} ", "dim")
-        text.append(f"{int(rec['cpu']):>{cpu_w}} ", "cyan")
-        text.append(f"{comm[:comm_w]:<{comm_w}} ", "bold")
-        text.append(f"{int(rec['pid']):>{pid_w}} ", "green")
-        text.append(f"{name[:probe_w]:<{probe_w}} ", "magenta")
-        if layout:
-            values = " ".join(f"{f.name}={format_value(rec[f.name], f.display, self.symbolize, int(rec['pid']))}"
-                              for f in layout.fields)
-            text.append(values)
+        for piece, style in self.row_pieces(probe_id, rec, cols):
+            text.append(piece, style or None)
         return text
 
 
