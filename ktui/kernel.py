@@ -106,3 +106,18 @@ def possible_cpus() -> int:
         lo, _, hi = part.partition("-")
         total += (int(hi) if hi else int(lo)) - int(lo) + 1
     return total
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process exists and has not exited (a zombie has exited for our purposes)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

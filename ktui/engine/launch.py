@@ -13,6 +13,7 @@ import signal
 from ktui.errors import UsageError
 
 
+
 class StoppedCommand:
     def __init__(self, argv: list[str]):
         if not argv:
@@ -76,17 +77,3 @@ class StoppedCommand:
                 self.returncode = -1
         return self.returncode
 
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie has exited for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False

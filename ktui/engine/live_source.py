@@ -31,7 +31,8 @@ from ktui.engine import cleanup
 from ktui.engine.attach import AttachError, Attachment, attach_plan, detach
 from ktui.engine.counters import DeliveredCounts, EntryCounters, KernelCounters, missed_returns, probe_counters
 from ktui.engine.histograms import read_histogram
-from ktui.engine.launch import StoppedCommand, process_alive
+from ktui.engine.launch import StoppedCommand
+from ktui.kernel import process_alive
 from ktui.engine.ringbuf import PAGE, RingPoller, RingReader
 from ktui.engine.stacks import UNKNOWN, KernelSymbols, StackReader, UserSymbols
 from ktui.errors import KtuiError, UsageError

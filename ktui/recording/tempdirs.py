@@ -11,6 +11,8 @@ import re
 import shutil
 import tempfile
 
+from ktui.kernel import process_alive
+
 _NAME = re.compile(r"^ktui-(?:replay|import|export)-(\d+)-")
 
 
@@ -28,7 +30,7 @@ def sweep_stale() -> None:
         return
     for name in names:
         m = _NAME.match(name)
-        if not m or int(m[1]) == os.getpid() or _alive(int(m[1])):
+        if not m or int(m[1]) == os.getpid() or process_alive(int(m[1])):
             continue
         path = os.path.join(base, name)
         try:
@@ -37,13 +39,3 @@ def sweep_stale() -> None:
             continue
         if st.st_uid == os.geteuid() and not os.path.islink(path) and os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
