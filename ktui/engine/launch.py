@@ -13,7 +13,6 @@ import signal
 from ktui.errors import UsageError
 
 
-
 class StoppedCommand:
     def __init__(self, argv: list[str]):
         if not argv:
@@ -76,4 +75,3 @@ class StoppedCommand:
             except ChildProcessError:
                 self.returncode = -1
         return self.returncode
-
