@@ -27,8 +27,8 @@ from ktui.events import EventSource, ProbeState, Update
 from ktui.probes.model import Probe
 from ktui.widgets.code_view import CodeView
 from ktui.widgets.cpu_counts import CpuCounts
+from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter, StreamSearch
 from ktui.widgets.footer import KtuiFooter
-from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter
 from ktui.widgets.help_screen import HelpScreen, binding_rows
 from ktui.widgets.histograms import Histograms
 from ktui.widgets.key_counts import KeyCountsView
@@ -514,6 +514,23 @@ class KtuiApp(App):
         box.display = True
         box.focus()
 
+    @on(EventStream.SearchRequested)
+    def _search_requested(self) -> None:
+        box = self.main_query(StreamSearch)
+        box.display = True
+        box.focus()
+
+    @on(Input.Submitted, "#stream-search")
+    def _stream_search(self, event: Input.Submitted) -> None:
+        event.stop()
+        stream = self.main_query(EventStream)
+        found = stream.set_search(event.value)
+        if not event.value.strip():
+            event.input.display = False
+        elif not found:
+            self.notify(f"no row matches {event.value.strip()!r}", severity="warning", timeout=2)
+        stream.focus()
+
     @on(Input.Submitted, "#stream-filter")
     def _stream_filter(self, event: Input.Submitted) -> None:
         event.stop()
@@ -580,7 +597,7 @@ class KtuiApp(App):
 
     def action_leave_input(self) -> None:
         if isinstance(self.focused, Input):
-            if self.focused.id == "stream-filter" and not self.focused.value:
+            if self.focused.id in ("stream-filter", "stream-search") and not self.focused.value:
                 self.focused.display = False
             self.main_query(EventStream).focus() if self.main_query(TabbedContent).active == "stream" \
                 else self.main_query(TabbedContent).focus()
@@ -650,7 +667,8 @@ class KtuiApp(App):
 
     def _palette_runner(self, action: str) -> Callable[[], None]:
         def run() -> None:
-            target = {"toggle_follow": "#event-stream", "filter": "#event-stream",
+            target = {"toggle_follow": "#event-stream", "filter": "#event-stream", "search": "#event-stream",
+                      "find": "#event-stream",
                       "clear": "#event-stream", "toggle": "#probe-list", "remove": "#probe-list",
                       "cycle_mode": "#browser"}
             name = action.split("(")[0]

@@ -309,6 +309,40 @@ async def test_stream_follow_pause_and_filter():
         assert stream.window.visible_count == 100
 
 
+async def test_stream_find_next_and_previous():
+    """s searches (the filter's syntax) without hiding rows: Enter finds the first match from the top row
+    on screen, n the next, N the previous, and the view stops following to keep the match in sight."""
+    g = getppid_layout(0)
+    events = make_events(g, 300)
+    marked = [40, 41, 200]  # rows of pid 777 among pid 4242's
+    events["pid"][marked] = 777
+    source = FakeSource({0: g}, [Update(events={0: events})])
+    app = app_with(source, mode="live")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        stream = app.query_one(EventStream)
+        stream.focus()
+        await pilot.press("home")  # read from the top (stops following)
+        await settle(app, pilot)
+        await pilot.press("s", *"pid=777", "enter")
+        await settle(app, pilot)
+        found = lambda: stream.window.record(stream.match_abs)[1]["ts"]  # noqa: E731
+        assert stream.match_abs is not None and int(found()) == int(events["ts"][40])
+        assert not stream.follow and stream.window.visible_count == 300  # nothing hidden
+        await pilot.press("n")
+        assert int(found()) == int(events["ts"][41])
+        await pilot.press("n")
+        assert int(found()) == int(events["ts"][200])
+        assert stream.scroll_offset.y <= 200 < stream.scroll_offset.y + stream.scrollable_content_region.height
+        await pilot.press("n")  # no later match: stays, says so
+        assert int(found()) == int(events["ts"][200])
+        await pilot.press("N", "N")
+        assert int(found()) == int(events["ts"][40])
+        # The found row is drawn reversed.
+        y = 40 - int(stream.scroll_offset.y)
+        assert any(seg.style and seg.style.reverse for seg in stream.render_line(y))
+
+
 async def test_help_lists_every_key_with_its_binding_id():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:

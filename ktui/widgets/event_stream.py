@@ -46,6 +46,7 @@ def header_for(width: int) -> str:
 HEADER = header_for(100)
 _DIM, _CYAN, _BOLD = Style(dim=True), Style(color="cyan"), Style(bold=True)
 _GREEN, _MAGENTA, _PLAIN = Style(color="green"), Style(color="magenta"), Style()
+_FOUND = Style(reverse=True)  # the row the quick search found
 
 
 class EventWindow:
@@ -146,6 +147,27 @@ class EventWindow:
         all_abs = np.arange(self.first, self.first + len(self._chunk_of), dtype=np.int64)
         self._visible = self._filter_new(all_abs, self._chunk_of, self._row_of)
 
+    def find(self, match: Callable[[int, np.ndarray], np.ndarray], start: int, step: int,
+             block: int = 4096) -> int | None:
+        """The first visible index from ``start`` going ``step`` (+1 or -1) whose row matches, or None.
+        Rows are tested a block at a time, vectorized per delivered chunk."""
+        n = len(self._visible)
+        i = max(0, min(start, n - 1)) if n else 0
+        while 0 <= i < n:
+            lo, hi = (i, min(n, i + block)) if step > 0 else (max(0, i - block + 1), i + 1)
+            idx = self._visible[lo:hi] - self.first
+            chunks = self._chunk_of[idx]
+            hits = np.zeros(len(idx), bool)
+            for cid in np.unique(chunks):
+                sel = chunks == cid
+                probe_id, arr = self._chunks[int(cid)]
+                hits[sel] = match(probe_id, arr[self._row_of[idx[sel]]])
+            found = np.flatnonzero(hits)
+            if len(found):
+                return lo + int(found[0] if step > 0 else found[-1])
+            i = hi if step > 0 else lo - 1
+        return None
+
     def visible_abs(self, index: int) -> int:
         return int(self._visible[index])
 
@@ -197,6 +219,9 @@ class EventStream(ScrollView, can_focus=True):
         Binding("space", "toggle_follow", "Follow/pause", id="stream.follow"),
         Binding("f", "filter", "Filter", id="stream.filter"),
         Binding("c", "clear", "Clear", id="stream.clear", show=False),
+        Binding("s", "search", "Find", id="stream.search", show=False),
+        Binding("n", "find(1)", "Find next", id="stream.find_next", show=False),
+        Binding("N", "find(-1)", "Find previous", id="stream.find_previous", show=False),
     ]
 
     follow: reactive[bool] = reactive(True)
@@ -208,6 +233,8 @@ class EventStream(ScrollView, can_focus=True):
         self.symbolize: Callable[[int, int | None], str] | None = None
         self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(2048)
         self._stale = False  # rows arrived while hidden, not yet sized or scrolled to
+        self.search_query = ""  # the quick search (s), found with n / N; rows stay shown
+        self.match_abs: int | None = None  # the row found last (drawn reversed)
 
     # --- data in -------------------------------------------------------------
     def set_layouts(self, layouts: dict[int, ProbeLayout], symbolize: Callable | None = None) -> None:
@@ -245,6 +272,7 @@ class EventStream(ScrollView, can_focus=True):
 
     def clear(self) -> None:
         self.window.clear()
+        self.match_abs = None
         self._strips.clear()
         self._resize()
         self.refresh()
@@ -268,6 +296,56 @@ class EventStream(ScrollView, can_focus=True):
 
     def action_clear(self) -> None:
         self.clear()
+
+    def action_search(self) -> None:
+        self.post_message(self.SearchRequested())
+
+    def set_search(self, query: str) -> bool:
+        """Search for ``query`` (the filter's syntax) from the row on screen, forward. Returns found."""
+        self.search_query = query.strip()
+        self._set_match(None)
+        if not self.search_query:
+            return False
+        return self.find(1, first=True)
+
+    def action_find(self, step: int) -> None:
+        if not self.search_query:
+            self.post_message(self.SearchRequested())
+            return
+        if not self.find(step):
+            self.notify(f"no {'later' if step > 0 else 'earlier'} row matches {self.search_query!r}",
+                        severity="warning", timeout=2)
+
+    def find(self, step: int, *, first: bool = False) -> bool:
+        """Move to the next (step 1) or previous (-1) row matching the search; reading stops following."""
+        match = text_filter(self.search_query, self.layouts)
+        if match is None:
+            return False
+        current = self._match_index()
+        if current is None:  # from the rows on screen: the top one forward, the bottom one back
+            top = int(self.scroll_offset.y)
+            start = top if step > 0 else top + self.scrollable_content_region.height - 1
+        else:
+            start = current if first else current + step
+        index = self.window.find(match, start, step)
+        if index is None:
+            return False
+        self.follow = False
+        self._set_match(self.window.visible_abs(index))
+        height = max(1, self.scrollable_content_region.height)
+        if not (self.scroll_offset.y <= index < self.scroll_offset.y + height):
+            self.scroll_to(y=max(0, index - height // 2), animate=False, immediate=True)
+        return True
+
+    def _match_index(self) -> int | None:
+        if self.match_abs is None or self.match_abs < self.window.first:
+            return None
+        i = int(np.searchsorted(self.window._visible, self.match_abs))
+        return i if i < self.window.visible_count and self.window.visible_abs(i) == self.match_abs else None
+
+    def _set_match(self, absolute: int | None) -> None:
+        self.match_abs = absolute
+        self.refresh()
 
     # Moving up means the user wants to read: stop following.
     def action_scroll_up(self) -> None:
@@ -299,6 +377,9 @@ class EventStream(ScrollView, can_focus=True):
     class FilterRequested(Message):
         """The user asked to filter the stream (the pane shows its filter box)."""
 
+    class SearchRequested(Message):
+        """The user asked to search the stream (the pane shows its search box)."""
+
     # --- rendering -------------------------------------------------------------
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -324,6 +405,8 @@ class EventStream(ScrollView, can_focus=True):
         if strip is None:
             strip = self._render_row(absolute, width)
             self._strips[key] = strip
+        if absolute == self.match_abs:
+            strip = strip.apply_style(_FOUND)
         return strip.crop(scroll_x, scroll_x + width)
 
     def _render_row(self, absolute: int, width: int) -> Strip:
@@ -381,10 +464,16 @@ class StreamFilter(Input):
     """The stream's quick filter box (Escape hides it)."""
 
 
+class StreamSearch(Input):
+    """The stream's quick search box: Enter finds the first match, then n / N (Escape hides it)."""
+
+
 class EventStreamPane(Vertical):
-    """Header, the stream and its filter box."""
+    """Header, the stream, its filter box and its search box."""
 
     def compose(self):
         yield Static(HEADER, id="stream-header", markup=False)
         yield EventStream(id="event-stream")
         yield StreamFilter(placeholder="filter: pid=N  cpu=N  probe=NAME  or text in comm", id="stream-filter")
+        yield StreamSearch(placeholder="find (then n / N): pid=N  cpu=N  probe=NAME  or text in comm",
+                           id="stream-search")
