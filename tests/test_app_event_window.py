@@ -62,3 +62,22 @@ def test_interleaved_chunks_survive_trimming():
                        0: make_events(LAYOUTS[0], 3, start=3 * i)})
         for j in range(len(window)):
             window.record(window.first + j)
+
+
+def test_merge_many_concatenates_each_probe_once_in_order_and_keeps_the_newest_snapshots():
+    from fake_source import counters_for, sample_counts
+    from ktui.app_updates import merge_many
+    from ktui.events import Update
+
+    g, o = LAYOUTS[0], LAYOUTS[1]
+    ups = [Update(events={0: make_events(g, 3)}, counters=counters_for({0: 3}), elapsed_s=1.0),
+           Update(events={0: make_events(g, 0, start=3), 1: make_events(o, 2)}, counts=sample_counts(),
+                  message="hello"),
+           Update(events={0: make_events(g, 4, start=3)}, counters=counters_for({0: 7}), elapsed_s=2.0,
+                  finished=True)]
+    merged = merge_many(ups)
+    assert merged.events[0]["ts"].tolist() == make_events(g, 7)["ts"].tolist()
+    assert len(merged.events[1]) == 2
+    assert merged.counters == counters_for({0: 7}) and merged.elapsed_s == 2.0
+    assert merged.counts == sample_counts() and merged.message == "hello" and merged.finished
+    assert merge_many(ups[:1]) is ups[0]

@@ -343,6 +343,39 @@ async def test_stream_find_next_and_previous():
         assert any(seg.style and seg.style.reverse for seg in stream.render_line(y))
 
 
+async def test_footer_follows_focus_and_rebuilds_once_per_change():
+    """The footer shows the focused pane's keys; a tab switch rebuilds it once, and a bindings signal
+    that changes nothing shown rebuilds nothing."""
+    from ktui.widgets.footer import KtuiFooter
+
+    app = app_with(FakeSource({0: getppid_layout(0)}, populated_updates()[:1]), mode="live")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        footer = app.query_one(KtuiFooter)
+        rebuilt = []
+        original = footer.recompose
+
+        async def counted():
+            rebuilt.append(1)
+            await original()
+        footer.recompose = counted
+
+        def shown() -> list[str]:
+            return [k.description for k in footer.query("FooterKey")]
+        assert "Follow/pause" in shown()
+        await pilot.press("5")
+        await settle(app, pilot)
+        assert "Follow/pause" not in shown() and "Enable/disable" in shown()
+        assert len(rebuilt) == 1
+        app.screen.refresh_bindings()
+        app.screen.refresh_bindings()
+        await settle(app, pilot)
+        assert len(rebuilt) == 1
+        await pilot.press("1")
+        await settle(app, pilot)
+        assert "Follow/pause" in shown() and len(rebuilt) == 2
+
+
 async def test_help_lists_every_key_with_its_binding_id():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:
