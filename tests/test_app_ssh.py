@@ -14,6 +14,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +27,9 @@ from helpers import getppid_binary, getppid_child
 pytestmark = [pytest.mark.live, pytest.mark.timeout(240)]
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout under test (CI clones elsewhere)
-KTUI = REPO / ".venv" / "bin" / "ktui"
+KTUI = REPO / ".venv" / "bin" / "ktui"  # the checkout's venv (scripts/setup.sh); else the running venv's ktui
+if not KTUI.exists():
+    KTUI = Path(sys.executable).with_name("ktui")
 SSHD = Path("/usr/sbin/sshd")
 
 
