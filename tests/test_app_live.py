@@ -68,6 +68,32 @@ async def test_live_tracepoint_streams_exactly_n_events_into_the_panes():
 
 
 
+async def test_live_count_by_pid_reaches_the_cpus_tab_exactly():
+    """A COUNT keyed by pid on the real kernel: its table in the CPUs tab holds the parked child's pid
+    with exactly N (the filter keeps everyone else out)."""
+    from ktui.widgets.key_counts import KeyCountsView
+
+    child = parked_child()
+    pid = child.pid
+    probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", filter=f"pid == {pid}",
+                  actions=[Action(ActionKind.COUNT, key=("pid",))])
+    app = KtuiApp(probes=[probe], source_factory=_live_factory, mode="live")
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await wait_for(pilot, lambda: app.states.get(0) is not None and app.states[0].status == "attached"), \
+            f"the probe never attached: {app.states} / {app.banner}"
+        await pilot.press("2")
+        child.stdin.write(b"x")
+        child.stdin.close()
+        assert await asyncio.to_thread(child.wait) == 0
+        view = app.query_one(KeyCountsView)
+
+        def rows():
+            return [r for t in view.tables if t.key_names == ("pid",) for r in t.rows]
+        assert await wait_for(pilot, lambda: rows() == [((pid,), N)]), rows()
+        assert view.display
+        await pilot.press("q")
+
+
 async def test_a_probe_that_cannot_attach_says_why_and_the_rest_keep_running():
     """kprobes are absent on this kernel: the new probe fails with the engine's sentence, next to the
     field and in the probe list, while the tracepoint keeps streaming."""

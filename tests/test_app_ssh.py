@@ -143,7 +143,10 @@ def tmux_ssh(sshd):
         yield tmux, start
     finally:
         if started:
+            socket_path = tmux("display-message", "-p", "#{socket_path}", check=False).strip()
             tmux("kill-server", check=False)
+            if socket_path:  # kill-server leaves its socket file behind
+                Path(socket_path).unlink(missing_ok=True)
 
 
 def pane_dead(tmux: Tmux) -> bool:
