@@ -15,6 +15,9 @@
 # receives the guest's JUnit XML report.
 set -uo pipefail
 
+if [[ $EUID -ne 0 && -z ${KTUI_NO_SUDO:-} ]] && command -v sudo >/dev/null; then
+    exec sudo -- "$0" "$@"  # QEMU, apt and kprobes need root
+fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 1
 

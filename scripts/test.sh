@@ -2,11 +2,16 @@
 # The README's second command: set up (idempotent), run the whole test suite on this
 # machine's kernel, then the kprobe VM suite (scripts/test-kernel.sh) where the
 # machine can run it. Exits non-zero when anything failed.
-#   sudo ./scripts/test.sh [pytest arguments for the host suite; default: tests]
+#   ./scripts/test.sh [pytest arguments for the host suite; default: tests]
+# Not root: the script runs itself again through sudo when sudo exists (tracing needs root);
+# KTUI_NO_SUDO=1 keeps it as the current user (ktui then opens its demo and says why).
 # CI=true implies KTUI_REQUIRE_LIVE=1: live tests and the VM suite must run, not skip.
 # KTUI_TEST_KERNEL=0 leaves the VM suite out (refused when KTUI_REQUIRE_LIVE=1).
 set -uo pipefail
 
+if [[ $EUID -ne 0 && -z ${KTUI_NO_SUDO:-} ]] && command -v sudo >/dev/null; then
+    exec sudo -- "$0" "$@"
+fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 1
 say() { echo "test: $*" >&2; }
