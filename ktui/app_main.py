@@ -29,7 +29,7 @@ def default_probes() -> list[Probe]:
 def live_unavailable() -> str | None:
     """The sentence saying why live tracing cannot run here, or None when it can."""
     if os.geteuid() != 0:
-        return "Live tracing needs root (BPF programs need CAP_BPF and CAP_PERFMON); run ktui with sudo."
+        return "it needs root (BPF programs need CAP_BPF and CAP_PERFMON); run ktui with sudo."
     try:
         from ktui.bccload import load_bcc
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(60)
 def test_not_root_is_one_sentence(monkeypatch):
     monkeypatch.setattr(app_main.os, "geteuid", lambda: 1000)
     why = app_main.live_unavailable()
-    assert why.startswith("Live tracing needs root") and why.endswith(".")
+    assert why.startswith("it needs root") and why.endswith(".")
 
 
 def test_default_session_is_valid_probes():

@@ -61,7 +61,7 @@ def test_main_screen_empty(snap_compare):
 
 def test_demo_banner(snap_compare):
     """Demo mode: the banner says why live tracing is unavailable; DEMO in the status line."""
-    app = populated(mode="demo", banner="Live tracing is unavailable: Live tracing needs root (BPF programs need "
+    app = populated(mode="demo", banner="Live tracing is unavailable: it needs root (BPF programs need "
                     "CAP_BPF and CAP_PERFMON); run ktui with sudo. Showing the bundled demo recording, read-only.")
     assert snap_compare(app, terminal_size=(100, 30), run_before=settled)
 
