@@ -31,10 +31,10 @@ from ktui.events import DROPPED, FILTERED, HITS, N_COUNTERS, ProbeCounters
 from ktui.kernel import possible_cpus
 
 
-class KernelCounters:
-    """Reads ``ktui_counters`` (PERCPU_ARRAY of u64, slot probe_id * 4 + kind) with raw lookups."""
+class PerCpuArray:
+    """Raw lookups in a BPF per-CPU array of u64 (no Python object per CPU, one shared buffer)."""
 
-    def __init__(self, bpf, map_name: str = "ktui_counters"):
+    def __init__(self, bpf, map_name: str):
         from bcc.libbcc import lib  # loaded by ktui.bccload before any BPF object exists
 
         self._lookup = lib.bpf_lookup_elem
@@ -45,25 +45,39 @@ class KernelCounters:
         self._key = ct.c_uint32(0)
         self._value = np.zeros(self.ncpu, dtype="<u8")
         self._value_ptr = self._value.ctypes.data_as(ct.c_void_p)
-        self._lock = threading.Lock()  # the key and value buffers are shared
+        self.lock = threading.Lock()  # the key and value buffers are shared: hold it around lookups
+
+    def lookup(self, index: int) -> np.ndarray | None:
+        """The per-CPU values of one slot (a view of the shared buffer), or None if absent."""
+        if index >= self.slots:
+            return None
+        self._key.value = index
+        if self._lookup(self._fd, ct.byref(self._key), self._value_ptr) != 0:
+            return None
+        return self._value
+
+
+class KernelCounters:
+    """Reads ``ktui_counters`` (PERCPU_ARRAY of u64, slot probe_id * 4 + kind)."""
+
+    def __init__(self, bpf, map_name: str = "ktui_counters"):
+        self._array = PerCpuArray(bpf, map_name)
+        self.ncpu = self._array.ncpu
 
     def read(self, probe_ids) -> dict[int, np.ndarray]:
         """probe id -> array of shape (N_COUNTERS, ncpu)."""
         out = {}
-        with self._lock:
-            return self._read(probe_ids, out)
-
-    def _read(self, probe_ids, out):
-        for pid in probe_ids:
-            rows = np.zeros((N_COUNTERS, self.ncpu), dtype=np.int64)
-            for slot in reversed(range(N_COUNTERS)):  # HITS last: see the module's docstring
-                index = pid * N_COUNTERS + slot
-                if index >= self.slots:
-                    break
-                self._key.value = index
-                if self._lookup(self._fd, ct.byref(self._key), self._value_ptr) == 0:
-                    rows[slot] = self._value
-            out[pid] = rows
+        with self._array.lock:
+            for pid in probe_ids:
+                rows = np.zeros((N_COUNTERS, self.ncpu), dtype=np.int64)
+                for slot in reversed(range(N_COUNTERS)):  # HITS last: see the module's docstring
+                    index = pid * N_COUNTERS + slot
+                    if index >= self._array.slots:
+                        break
+                    value = self._array.lookup(index)
+                    if value is not None:
+                        rows[slot] = value
+                out[pid] = rows
         return out
 
 
@@ -110,27 +124,16 @@ class EntryCounters:
     """Reads ``ktui_entries`` (PERCPU_ARRAY of u64: slot probe*2 calls, probe*2+1 matched returns)."""
 
     def __init__(self, bpf, map_name: str = "ktui_entries"):
-        from bcc.libbcc import lib
-
-        self._lookup = lib.bpf_lookup_elem
-        table = bpf.get_table(map_name)
-        self._fd = table.map_fd
-        self.slots = int(table.max_entries)
-        self.ncpu = possible_cpus()
-        self._key = ct.c_uint32(0)
-        self._value = np.zeros(self.ncpu, dtype="<u8")
-        self._value_ptr = self._value.ctypes.data_as(ct.c_void_p)
-        self._lock = threading.Lock()
+        self._array = PerCpuArray(bpf, map_name)
 
     def calls_and_returns(self, probe_id: int) -> tuple[int, int]:
+        if probe_id * 2 + 1 >= self._array.slots:
+            return 0, 0
         out = []
-        with self._lock:
+        with self._array.lock:
             for slot in (probe_id * 2 + 1, probe_id * 2):  # returns first: never more returns than calls
-                if slot >= self.slots:
-                    return 0, 0
-                self._key.value = slot
-                out.append(int(self._value.sum()) if self._lookup(self._fd, ct.byref(self._key),
-                                                                      self._value_ptr) == 0 else 0)
+                value = self._array.lookup(slot)
+                out.append(int(value.sum()) if value is not None else 0)
         returns, calls = out
         return calls, returns
 
