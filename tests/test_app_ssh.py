@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from conftest import require_live
-from helpers import getppid_binary, getppid_child
+from helpers import getppid_binary, getppid_child, prog_ids_of
+from ktui.kernel import process_alive as alive
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(240)]
 
@@ -169,29 +170,6 @@ def remote_ktui(marker: str) -> int:
                 return int(proc.name)
         time.sleep(0.1)
     raise AssertionError("ktui did not start behind sshd")
-
-
-def prog_ids_of(pid: int) -> set[int]:
-    ids = set()
-    try:
-        infos = list(Path(f"/proc/{pid}/fdinfo").iterdir())
-    except OSError:
-        return ids
-    for info in infos:
-        try:
-            for line in info.read_text().splitlines():
-                if line.startswith("prog_id:"):
-                    ids.add(int(line.split()[1]))
-        except OSError:
-            pass
-    return ids
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_ktui_over_ssh_add_a_tracepoint_by_keys_and_see_its_events(tmux_ssh):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import getppid_binary, getppid_child
+from helpers import getppid_binary, getppid_child, prog_ids_of
+from ktui.kernel import process_alive as alive
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(180)]
 KTUI = Path(sys.executable).with_name("ktui")
@@ -36,27 +37,6 @@ def wait_screen(predicate, timeout: float = 40.0) -> str:
             return text
         time.sleep(0.2)
     raise AssertionError(f"the screen never showed what was expected:\n{text}")
-
-
-def prog_ids_of(pid: int) -> set[int]:
-    """BPF programs a process holds, from its file descriptors' fdinfo (bpftool here lacks pid info)."""
-    ids = set()
-    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
-        try:
-            for line in info.read_text().splitlines():
-                if line.startswith("prog_id:"):
-                    ids.add(int(line.split()[1]))
-        except OSError:
-            pass
-    return ids
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for tmux to reap it has exited)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def ktui_pid(pane_pid: int) -> int:

@@ -180,3 +180,20 @@ def contract_compiled(ring_pages: int = 256):
     plan = AttachPlan("tracepoint", "probe_0", "TRACEPOINT", event=CONTRACT_TRACEPOINT)
     cp = CompiledProbe(probe, 0, layout, "probe_0", plan, "ktui_ring_0")
     return CompiledProgram(contract_program(ring_pages), [cp], ring_pages)
+
+
+def prog_ids_of(pid: int) -> set[int]:
+    """BPF programs a process holds, from its file descriptors' fdinfo (bpftool here lacks pid info)."""
+    ids = set()
+    try:
+        infos = list(Path(f"/proc/{pid}/fdinfo").iterdir())
+    except OSError:
+        return ids
+    for info in infos:
+        try:
+            for line in info.read_text().splitlines():
+                if line.startswith("prog_id:"):
+                    ids.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return ids
