@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand

@@ -96,7 +96,7 @@ def bcc_version() -> str | None:
     except BccUnavailable:
         return None
     try:
-        from bcc.version import __version__  # type: ignore[import-not-found]
+        from bcc.version import __version__
 
         return str(__version__)
     except ImportError:

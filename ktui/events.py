@@ -10,7 +10,8 @@ store raw record bytes in compressed chunks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class FieldLayout:
         return {"name": self.name, "dtype": self.dtype, "display": self.display}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FieldLayout":
+    def from_dict(cls, d: dict) -> FieldLayout:
         return cls(str(d["name"]), str(d["dtype"]), str(d.get("display", "u")))
 
 
@@ -86,7 +87,7 @@ class ProbeLayout:
                 "fields": [f.to_dict() for f in self.fields]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ProbeLayout":
+    def from_dict(cls, d: dict) -> ProbeLayout:
         return cls(int(d["probe_id"]), str(d["name"]), str(d["spec"]),
                    tuple(FieldLayout.from_dict(f) for f in d.get("fields", [])))
 
@@ -101,7 +102,7 @@ class ProbeCounters:
     missed: int = 0  # kretprobe instances missed (maxactive exhausted)
 
     @classmethod
-    def zeros(cls, ncpu: int) -> "ProbeCounters":
+    def zeros(cls, ncpu: int) -> ProbeCounters:
         return cls([0] * ncpu, [0] * ncpu, [0] * ncpu, [0] * ncpu)
 
     def totals(self) -> dict[str, int]:

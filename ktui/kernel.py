@@ -27,7 +27,7 @@ class KernelIdentity:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "KernelIdentity":
+    def from_dict(cls, data: dict) -> KernelIdentity:
         return cls(**{k: str(data.get(k, "")) for k in ("release", "version", "machine", "build_id")})
 
 

@@ -42,7 +42,7 @@ class Session:
     # -- reading --------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Session":
+    def load(cls, path: str | os.PathLike) -> Session:
         path = Path(path)
         try:
             text = path.read_bytes().decode("utf-8")
@@ -57,7 +57,7 @@ class Session:
         return cls.from_toml(text, str(path))
 
     @classmethod
-    def from_toml(cls, text: str, where: str = "session") -> "Session":
+    def from_toml(cls, text: str, where: str = "session") -> Session:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
@@ -65,7 +65,7 @@ class Session:
         return cls.from_dict(data, where)
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "session") -> "Session":
+    def from_dict(cls, data: dict, where: str = "session") -> Session:
         def bad(key: str, problem: str) -> FileFormatError:
             return FileFormatError(f"{key}: {problem}", where=where)
 

@@ -24,12 +24,19 @@ setup_s=$SECONDS
 results=$(mktemp -d /tmp/ktui-test.XXXXXX)
 trap 'rm -rf "$results"' EXIT
 
+say "lint and types: ruff check, mypy (config in pyproject.toml)"
+.venv/bin/ruff check --quiet ktui tests bench scripts
+lint=$?
+.venv/bin/mypy
+types=$?
+lint_s=$((SECONDS - setup_s))
+
 say "host suite: pytest tests (tests/kernel runs in the VM below)"
 (($#)) || set -- tests  # arguments, when given, choose what to run instead of all of tests/
 .venv/bin/python -m pytest --ignore=tests/kernel -p no:cacheprovider \
     --junitxml="$results/host.xml" "$@"
 host=$?
-host_s=$((SECONDS - setup_s))
+host_s=$((SECONDS - setup_s - lint_s))
 if [[ $host -eq 5 ]]; then
     say "the host suite collected no tests"
     host=0
@@ -43,7 +50,7 @@ else
     vm=$?
 fi
 
-say "host suite status $host, kprobe VM suite status $vm; seconds: setup $setup_s, host suite $host_s, VM suite $((SECONDS - setup_s - host_s))"
+say "ruff status $lint, mypy status $types, host suite status $host, kprobe VM suite status $vm; seconds: setup $setup_s, lint $lint_s, host suite $host_s, VM suite $((SECONDS - setup_s - lint_s - host_s))"
 # One closing line over both suites (pytest's own last line covers only the VM's).
 /usr/bin/python3 "$repo/scripts/junit_totals.py" "$results"/*.xml
-[[ $host -eq 0 && $vm -eq 0 ]]
+[[ $lint -eq 0 && $types -eq 0 && $host -eq 0 && $vm -eq 0 ]]

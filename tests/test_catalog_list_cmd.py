@@ -33,7 +33,7 @@ def ktui(*args, **kw):
 def test_list_tracepoints_and_verbose(capsys):
     assert main(["list", "tracepoint:sched:*"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert "tracepoint:sched:sched_switch" in out and all(l.startswith("tracepoint:sched:") for l in out)
+    assert "tracepoint:sched:sched_switch" in out and all(line.startswith("tracepoint:sched:") for line in out)
     assert main(["list", "-v", "tracepoint:syscalls:sys_enter_openat"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "tracepoint:syscalls:sys_enter_openat"
@@ -56,7 +56,7 @@ def test_everything_does_not_crash_and_head_is_quiet():
     r = ktui()
     assert r.returncode == 0 and r.stderr == ""
     lines = r.stdout.splitlines()
-    assert len(lines) > 10_000 and all(":" in l for l in lines[:100])
+    assert len(lines) > 10_000 and all(":" in line for line in lines[:100])
     p = subprocess.Popen(f"{sys.executable} -m ktui list | head -3", shell=True, cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = p.communicate(timeout=120)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ktui.catalog import Catalog, Entry
-from ktui.catalog.search import compile_glob, compile_regex, glob_to_regex, literal_prefix, longest_literal
+from ktui.catalog.search import compile_glob, glob_to_regex, literal_prefix, longest_literal
 from ktui.errors import KtuiError, UsageError
 
 NAMES = [

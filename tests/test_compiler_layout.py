@@ -57,7 +57,7 @@ def _run_c(tmp_path, src: str) -> dict[str, tuple[int, dict[str, int]]]:
 def test_record_structs_match_numpy_dtypes(tmp_path):
     rng = random.Random(4)
     probes = []
-    for i in range(40):
+    for _i in range(40):
         n = rng.randint(0, 7)
         fetches = [Fetch(f"v{j}", Imm(j), ValueType.parse(rng.choice(TYPES))) for j in range(n)]
         if rng.random() < 0.3:

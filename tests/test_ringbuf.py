@@ -91,7 +91,7 @@ def test_records_that_straddle_the_end_of_the_data_area_read_whole():
     reader = RingReader(ring.fd, ring.size, LAYOUT.dtype)
     stride = 8 + LAYOUT.record_size
     total = 0
-    for rnd in range(3):  # three laps around a one-page ring
+    for _rnd in range(3):  # three laps around a one-page ring
         batch = ring.size // stride
         for i in range(batch):
             ring.push(_record(total + i))

@@ -75,7 +75,7 @@ class FieldPath:
 class BTF:
     """One BTF blob (vmlinux, or a module's split BTF on top of ``base``)."""
 
-    def __init__(self, data: bytes, *, base: "BTF | None" = None, name: str = "vmlinux",
+    def __init__(self, data: bytes, *, base: BTF | None = None, name: str = "vmlinux",
                  offsets: array | None = None):
         self.name = name
         self.base = base
@@ -183,7 +183,7 @@ class BTF:
         self._str_cache[off] = s
         return s
 
-    def _rec(self, tid: int) -> tuple["BTF", int]:
+    def _rec(self, tid: int) -> tuple[BTF, int]:
         if tid < self.first_id:
             if self.base is None:
                 raise FileFormatError(f"BTF of {self.name} refers to type id {tid}, which does not exist.")
@@ -459,7 +459,7 @@ def parse_btf(data: bytes, *, base: BTF | None = None, name: str = "BTF") -> BTF
     """Parse a BTF blob; any malformation is a FileFormatError."""
     try:
         btf = BTF(data, base=base, name=name)
-        btf.funcs  # index eagerly so a malformed name table is reported here
+        _ = btf.funcs  # index eagerly so a malformed name table is reported here
         return btf
     except KtuiError:
         raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ CACHE_FORMAT = 3
 class _Loader:
     __slots__ = ("cat", "i")
 
-    def __init__(self, cat: "Catalog", i: int):
+    def __init__(self, cat: Catalog, i: int):
         self.cat, self.i = cat, i
 
     def __call__(self, entry: Entry) -> Details:
@@ -30,7 +30,7 @@ class _Loader:
 
 
 class _EntryList(Sequence):
-    def __init__(self, cat: "Catalog"):
+    def __init__(self, cat: Catalog):
         self._cat = cat
 
     def __len__(self) -> int:
@@ -88,7 +88,7 @@ class Catalog:
     # ---- construction ------------------------------------------------------------
     @classmethod
     def load(cls, *, use_cache: bool = True, debuginfo: str | None = None, mount: bool = True,
-             btf: str | None = None) -> "Catalog":
+             btf: str | None = None) -> Catalog:
         """The kernel's catalog: kallsyms + BTF + tracepoints (+ DWARF from ``debuginfo``).
         ``btf`` reads another BTF file instead of /sys/kernel/btf/vmlinux (no cache then)."""
         from ktui.catalog.kernel_build import load_kernel_catalog
@@ -99,14 +99,14 @@ class Catalog:
         return cat
 
     @classmethod
-    def for_binary(cls, path: str, *, debuginfo: str | None = None) -> "Catalog":
+    def for_binary(cls, path: str, *, debuginfo: str | None = None) -> Catalog:
         """Uprobe points of one program or library: ELF FUNC symbols, DWARF params when present."""
         from ktui.catalog.elf_symbols import binary_catalog
 
         return binary_catalog(path, debuginfo=debuginfo)
 
     @classmethod
-    def from_entries(cls, entries: Iterable[Entry], *, origin: str, notes: list[str] | None = None) -> "Catalog":
+    def from_entries(cls, entries: Iterable[Entry], *, origin: str, notes: list[str] | None = None) -> Catalog:
         rows = sorted(entries, key=lambda e: e.name)
         n = len(rows)
         modules = sorted({e.module for e in rows if e.module})
@@ -505,7 +505,7 @@ class Catalog:
         return self._rank(q, rows, sp[first], traceability, limit)
 
     def _rank(self, q: str, rows, sp, traceability, limit) -> list[int]:
-        text, starts = self._ftext, self._fstarts
+        _text, starts = self._ftext, self._fstarts
         if traceability is not None:
             codes = np.asarray(sorted(self._trace_codes(traceability)), dtype=np.uint8)
             keep = np.isin(self.trace[rows], codes)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable
+from collections.abc import Callable
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Entry:
                  module: str | None = None, traceability: str = "unknown", traceability_reason: str = "",
                  addresses: list[int] | None = None, clones: list[str] | None = None,
                  clone_of: str | None = None, offset: int | None = None, details: Details | None = None,
-                 loader: Callable[["Entry"], Details] | None = None):
+                 loader: Callable[[Entry], Details] | None = None):
         self.kind = kind
         self.name = name
         self.symbol = symbol

@@ -29,7 +29,7 @@ def compile_actions(pc, actions: list[Action], fields, maps, counts_out: list | 
     decls: list[str] = []
     hist: dict = {}
     stacks = False
-    counts = {}
+    counts: dict = {}
     for action in actions:
         kind = action.kind
         n = counts.get(kind, 0)
@@ -92,7 +92,7 @@ def compile_actions(pc, actions: list[Action], fields, maps, counts_out: list | 
             name = f"ktui_stackcount_{pid}{suffix}"
             maps["stacks" + suffix] = name
             stacks = True
-            decls += ["struct ktui_stackkey_%d%s { s32 k; s32 u; u32 pid; };" % (pid, suffix),
+            decls += [f"struct ktui_stackkey_{pid}{suffix} {{ s32 k; s32 u; u32 pid; }};",
                       f"BPF_HASH({name}, struct ktui_stackkey_{pid}{suffix}, u64, {AGG_ENTRIES});"]
             code += ["    {", f"        struct ktui_stackkey_{pid}{suffix} k = {{}};",
                      "        k.k = " + ("v->hdr.kstack;" if action.kernel_stack else "-1;"),

@@ -29,7 +29,7 @@ class KernelFacts:
     fentry_reason: str = ""  # why fentry is unavailable, in words
 
     @classmethod
-    def detect(cls, need_fentry: bool = True) -> "KernelFacts":
+    def detect(cls, need_fentry: bool = True) -> KernelFacts:
         tracefs = tracefs_path()
         kprobes = bool(tracefs and os.path.exists(os.path.join(tracefs, "kprobe_events"))) or os.path.exists(
             "/sys/bus/event_source/devices/kprobe")
@@ -152,7 +152,6 @@ def _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
         return fentry_sites()
     if not wants_fentry and facts.kprobes:
         return kprobe_sites()
-    notes: list[str] = []
     missing = []
     if not facts.kprobes:
         missing.append("kprobes are not available in this kernel (no kprobe_events: CONFIG_KPROBES is not set)")

@@ -79,7 +79,7 @@ class FetchGen:
                     if vt is not None:
                         return vt
                 return ValueType("s", 64)
-            case Member(base, path):
+            case Member(_, path):
                 fp = self._member(expr)
                 if fp.is_char_array:
                     return ValueType("string", 0)

@@ -84,7 +84,7 @@ def compile_module(prog: CompiledProgram, cflags: list[str] | None = None):
         except Exception:  # BCC raises bare Exception; the reason is in its stderr output
             pass
     log = out[0] if out else ""
-    first = next((l for l in log.splitlines() if ": error:" in l), "")
+    first = next((line for line in log.splitlines() if ": error:" in line), "")
     m = re.match(r".*?:(\d+):(\d+): error: (.*)", first)
     if m:
         pid, fetch = _probe_at_line(prog.c_text, int(m.group(1)))
@@ -102,9 +102,9 @@ def _who(prog: CompiledProgram, pid: int | None, fetch: str | None) -> str:
 
 
 def _verifier_sentence(log: str) -> str:
-    lines = [l.strip() for l in log.splitlines() if l.strip()]
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
     skip = ("bpf: Failed to load program", "processed ", "HINT:", "verification time")
-    useful = [l for l in lines if not l.startswith(skip) and not re.match(r"^\d+: \(", l) and not l.startswith(";")]
+    useful = [line for line in lines if not line.startswith(skip) and not re.match(r"^\d+: \(", line) and not line.startswith(";")]
     return useful[-1] if useful else (lines[-1] if lines else "no log")
 
 

@@ -55,7 +55,7 @@ def _context() -> Context:
     return Context(priv, config, source, tracefs_path(mount=priv.euid == 0))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mechanism(name: str) -> Check:
     """One mechanism's check, tried once per process (each is a few syscalls)."""
     ctx = _context()

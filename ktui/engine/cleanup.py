@@ -13,7 +13,7 @@ import signal
 import threading
 import weakref
 
-_running: "weakref.WeakSet" = weakref.WeakSet()
+_running: weakref.WeakSet = weakref.WeakSet()
 
 
 def register(source) -> None:

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -121,7 +121,7 @@ class LiveSource:
         self.last_update: Update | None = None
 
     @classmethod
-    def from_program(cls, program, **kwargs) -> "LiveSource":
+    def from_program(cls, program, **kwargs) -> LiveSource:
         """A source for an already compiled program (tests, or a caller that compiled itself)."""
         return cls([cp.probe for cp in program.probes], program=program, **kwargs)
 
@@ -445,7 +445,7 @@ class LiveSource:
                 table[(ks, us, pid)] = table.get((ks, us, pid), 0) + c
                 if first_unit:
                     self._stack_ids.add((ks, us))
-        for (ks, us, pid) in uniq.tolist():
+        for (_ks, us, pid) in uniq.tolist():
             if us >= 0:
                 self._usyms.remember(pid)  # while the process still lives
 
@@ -525,7 +525,7 @@ class LiveSource:
         with self._lock:
             units = list(self._units)
         for unit in units:
-            for local, gid in unit.global_ids.items():
+            for _local, gid in unit.global_ids.items():
                 cp = self._compiled[gid]
                 if self.states[gid].status == "failed":
                     continue
@@ -686,7 +686,7 @@ class LiveSource:
         kernel, user, ksyms, usyms = {}, {}, {}, {}
         pids_of: dict[int, int] = {}
         for table in self._stack_counts.values():
-            for ks, us, pid in table:
+            for _ks, us, pid in table:
                 if us >= 0:
                     pids_of[us] = pid
         for ks, us in self._stack_ids:

@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class EventInfo:
     kind: str  # "tracepoint", "kprobe", "kretprobe", "syscall_enter", "syscall_exit", "function"
     name: str
     target: str
-    fields: dict[str, "Column"] = field(default_factory=dict)
+    fields: dict[str, Column] = field(default_factory=dict)
     count: int = 0
     probe_id: int = -1
     layout: ProbeLayout | None = None
@@ -189,7 +189,7 @@ class ImportReport:
 def looks_like_ftrace(path: str | os.PathLike) -> bool:
     """The file's start reads as ftrace text (a header, or event lines)."""
     try:
-        with open(path, "r", encoding="utf-8", errors="surrogateescape") as f:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
             head = f.read(16384)
     except OSError:
         return False
@@ -276,7 +276,7 @@ def split_fields(text: str) -> tuple[list[tuple[str, str]], str]:
     tokens = text.split()
     if '"' not in text and all("=" in t and t[0] != "=" or t == "==>" for t in tokens):
         # The common case, every token is key=value: no scanning needed.
-        return [tuple(t.split("=", 1)) for t in tokens if t != "==>"], ""
+        return [(k, v) for k, _, v in (t.partition("=") for t in tokens if t != "==>")], ""
     pairs: list[tuple[str, str]] = []
     words: list[str] = []
     pos, n = 0, len(text)
@@ -323,7 +323,7 @@ def _field_name(key: str, taken: set[str]) -> str:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
-        with open(path, "r", encoding="utf-8", errors="surrogateescape", newline="") as f:
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
             for no, line in enumerate(f, 1):
                 yield no, line.rstrip("\r\n")
     except OSError as err:
@@ -472,7 +472,7 @@ def _fill(path: Path, events: dict, writer, ncpu: int) -> dict[int, ProbeCounter
     buffers: dict[tuple[str, str], list[ParsedLine]] = {k: [] for k in events}
     counts = {info.probe_id: [0] * ncpu for info in events.values()}
     printed, ties = None, 0
-    for no, line in _lines(path):
+    for _no, line in _lines(path):
         if not line.strip() or line[0] == "#":
             continue
         parsed = parse_line(line)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import IO, Iterator
+from typing import IO
+from collections.abc import Iterator
 
 import numpy as np
 

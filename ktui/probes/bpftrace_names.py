@@ -68,7 +68,7 @@ GLOB_CHARS = re.compile(r"[*?\[\]{}]")
 
 _NUMBER = r"(?:0[xX][0-9A-Fa-f]+|[0-9]+)"
 _SYM_OFFSET = re.compile(rf"^(.+?)\+({_NUMBER})\Z")
-_ADDRESS = re.compile(rf"^0[xX][0-9A-Fa-f]+\Z")
+_ADDRESS = re.compile(r"^0[xX][0-9A-Fa-f]+\Z")
 
 _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _COMPACT_PERIOD = re.compile(r"^([0-9]+)(hz|s|ms|us|ns)\Z")

@@ -231,7 +231,7 @@ class _Parser:
                 raise self.error("a condition", after=tok)
             inner = self.or_expr()
             if not self.at_op(")"):
-                raise self.error("')' to close the '(' at column %d" % (tok.pos + 1))
+                raise self.error(f"')' to close the '(' at column {tok.pos + 1}")
             self.take()
             self.depth -= 1
             return inner

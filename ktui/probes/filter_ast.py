@@ -16,7 +16,6 @@ strings (comm, string fetches); integers with integers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -40,25 +39,25 @@ class StrLit:
 @dataclass(frozen=True)
 class Compare:
     op: str  # == != < <= > >=, or "prefix" for =~ "abc*"
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
     pos: int = 0
 
 
 @dataclass(frozen=True)
 class BoolOp:
     op: str  # "and" | "or"
-    args: tuple["Node", ...]
+    args: tuple[Node, ...]
     pos: int = 0
 
 
 @dataclass(frozen=True)
 class Not:
-    arg: "Node"
+    arg: Node
     pos: int = 0
 
 
-Node = Union[Name, IntLit, StrLit, Compare, BoolOp, Not]
+Node = Name | IntLit | StrLit | Compare | BoolOp | Not
 
 
 def names_in(node: Node) -> list[Name]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Union
+from typing import Any
 
 from ktui.errors import FileFormatError
 
@@ -57,7 +57,7 @@ class ValueType:
     bit_offset: int = 0  # bitfield only
 
     @classmethod
-    def parse(cls, text: str) -> "ValueType":
+    def parse(cls, text: str) -> ValueType:
         text = text.strip()
         if m := _INT_TYPE.match(text):
             return cls(m.group(1), int(m.group(2)))
@@ -143,14 +143,14 @@ class SymAddr:
 class Deref:
     """+|-[u]OFFS(inner): read memory at inner + offset (user memory when user=True)."""
     offset: int
-    inner: "FetchExpr"
+    inner: FetchExpr
     user: bool = False
 
 
 @dataclass(frozen=True)
 class Member:
     """base->a.b: a struct member by name, resolved through the catalog's BTF."""
-    base: "FetchExpr"
+    base: FetchExpr
     path: tuple[str, ...]
 
 
@@ -162,7 +162,7 @@ class Builtin:
 
 BUILTINS = ("comm", "pid", "tid", "uid", "gid", "cpu", "ts", "kstack", "ustack", "latency", "probe_func")
 
-FetchExpr = Union[Reg, Arg, Retval, StackSlot, StackPtr, Imm, SymAddr, Deref, Member, Builtin]
+FetchExpr = Reg | Arg | Retval | StackSlot | StackPtr | Imm | SymAddr | Deref | Member | Builtin
 
 _EXPR_TYPES: dict[str, type] = {
     cls.__name__: cls for cls in (Reg, Arg, Retval, StackSlot, StackPtr, Imm, SymAddr, Deref, Member, Builtin)
@@ -258,7 +258,7 @@ class Fetch:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "fetch") -> "Fetch":
+    def from_dict(cls, data: Any, where: str = "fetch") -> Fetch:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not _IDENT.match(data["name"]):
             raise FileFormatError("a fetch needs a name that is an identifier", where=where)
         vtype = None
@@ -301,7 +301,7 @@ class Action:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "action") -> "Action":
+    def from_dict(cls, data: Any, where: str = "action") -> Action:
         if not isinstance(data, dict):
             raise FileFormatError("an action must be a table", where=where)
         try:
@@ -396,7 +396,7 @@ class Probe:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "probe") -> "Probe":
+    def from_dict(cls, data: Any, where: str = "probe") -> Probe:
         if not isinstance(data, dict):
             raise FileFormatError("a probe must be a table", where=where)
         known = {"kind", "target", "name", "group", "module", "binary", "offset", "address", "fetches", "filter",

@@ -26,7 +26,7 @@ def records(layout: ProbeLayout, n: int, t0: int = 1_000_000, step: int = 100, s
     a["kstack"] = -1
     a["ustack"] = -1
     a["comm"] = np.array([b"worker-%d" % i for i in range(npid)])[a["pid"] - 1000]
-    names = layout.dtype.names
+    names = layout.dtype.names or ()
     if "ret" in names:
         a["ret"] = rng.integers(-2, 10, n)
     if "filename" in names:

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import zstandard
@@ -63,7 +63,7 @@ class RecordingWriter:
     def create(cls, path: str | os.PathLike, identity: KernelIdentity, layouts: Sequence[ProbeLayout],
                probes: Sequence[dict] | Mapping[int, dict] = (), meta: Mapping | None = None, *,
                overwrite: bool = False, chunk_events: int = 65536, max_age_s: float = 0.5,
-               level: int = 1) -> "RecordingWriter":
+               level: int = 1) -> RecordingWriter:
         """Create a new recording, readable by its owner only (0600 from the first byte).
 
         ``probes`` holds each probe's model (``Probe.to_dict()``), either in the order
@@ -143,7 +143,7 @@ class RecordingWriter:
                     pass
             what = "write the recording" if isinstance(err, sqlite3.Error) else "store the recording's description"
             raise KtuiError(f"cannot {what}: {err}", where=str(path)) from None
-        return cls(path, conn, {l.probe_id: l for l in layouts}, chunk_events=chunk_events,
+        return cls(path, conn, {lay.probe_id: lay for lay in layouts}, chunk_events=chunk_events,
                    max_age_s=max_age_s, level=level)
 
     # -- probes -------------------------------------------------------------
@@ -372,7 +372,7 @@ class RecordingWriter:
             with self._lock:
                 self._conn.close()
 
-    def __enter__(self) -> "RecordingWriter":
+    def __enter__(self) -> RecordingWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,7 +8,7 @@ and rendered strips are kept in an LRU cache (toolong's ``LogLines`` pattern).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from rich.cells import cell_len, set_cell_size

@@ -8,7 +8,7 @@ Searches run in a thread worker; the newest query cancels the previous one.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual import on, work

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno as _errno
-from typing import Callable
+from collections.abc import Callable
 
 
 def format_value(value, display: str, symbolize: Callable[[int, int | None], str] | None = None,

@@ -315,7 +315,7 @@ def _kernel_probe_lists(tracefs: Path) -> dict[str, str]:
     }
     registered = Path("/sys/kernel/debug/kprobes/list")
     if registered.exists():  # every kprobe, including those made through the perf PMU
-        lists["kprobes/list"] = "\n".join(l for l in registered.read_text().splitlines() if "ip_rcv" in l)
+        lists["kprobes/list"] = "\n".join(line for line in registered.read_text().splitlines() if "ip_rcv" in line)
     return lists
 
 

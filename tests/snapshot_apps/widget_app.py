@@ -6,7 +6,7 @@ Pictures only: every behaviour shown here is also tested on a real kernel.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from textual.app import App
 from textual.widget import Widget
