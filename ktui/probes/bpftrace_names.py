@@ -23,6 +23,8 @@ import fnmatch
 import re
 
 from ktui.errors import UsageError
+from ktui.numbers import ADDRESS, DECIMAL_OR_HEX, FILE_OFFSET, KERNEL_OFFSET, PERIOD_COUNT, NumberError, Range, clip
+from ktui.numbers import parse_int
 from ktui.probes.model import Probe, ProbeKind
 
 MAX_EXPANSION = 1000  # BCC refuses more than 1000 open probes in one process
@@ -80,10 +82,12 @@ def is_glob(text: str) -> bool:
     return bool(GLOB_CHARS.search(text))
 
 
-def _number(text: str, what: str, source: str) -> int:
-    if not re.fullmatch(_NUMBER, text):
-        raise UsageError(f"{source!r}: {what} {text!r} is not a number")
-    return int(text, 16 if text[:2].lower() == "0x" else 10)
+def _number(text: str, what: str, source: str, limits: Range) -> int:
+    """bpftrace spells numbers in names as decimal or 0x hex; a leading 0 is not octal."""
+    try:
+        return parse_int(text, DECIMAL_OR_HEX, what, limits)
+    except NumberError as err:
+        raise UsageError(f"{clip(source)!r}: {err}") from None
 
 
 def parse_bpftrace_names(text: str, catalog=None) -> list[Probe]:
@@ -162,11 +166,11 @@ def _kernel_function(kind: ProbeKind, rest: str, source: str) -> Probe:
         module = None
     offset = 0
     if m := _SYM_OFFSET.match(sym):
-        sym, offset = m.group(1), _number(m.group(2), "offset", source)
+        sym, offset = m.group(1), _number(m.group(2), "the offset", source, KERNEL_OFFSET)
         if kind is not ProbeKind.KPROBE and offset:
             raise UsageError(f"{source!r}: only a kprobe takes an offset; {kind} attaches to the function itself")
     if _ADDRESS.match(sym) and kind is ProbeKind.KPROBE and module is None:
-        address = int(sym, 16) + offset
+        address = _number(sym, "the address", source, ADDRESS) + offset
         if address >= 1 << 64:
             raise UsageError(f"{source!r}: the address does not fit in 64 bits")
         return Probe(kind, "", address=address, source=source, name=f"kprobe_{address:x}")
@@ -199,10 +203,11 @@ def _uprobe(kind: ProbeKind, rest: str, source: str) -> Probe:
     if _ADDRESS.match(sym):
         if kind is ProbeKind.URETPROBE:
             raise UsageError(f"{source!r}: a uretprobe attaches to a function, not an address")
-        return Probe(kind, "", binary=binary, offset=int(sym, 16), source=source, name=f"uprobe_{sym[2:].lower()}")
+        return Probe(kind, "", binary=binary, offset=_number(sym, "the offset", source, FILE_OFFSET), source=source,
+                     name=f"uprobe_{sym[2:].lower()}")
     offset = 0
     if m := _SYM_OFFSET.match(sym):
-        sym, offset = m.group(1), _number(m.group(2), "offset", source)
+        sym, offset = m.group(1), _number(m.group(2), "the offset", source, FILE_OFFSET)
         if kind is ProbeKind.URETPROBE and offset:
             raise UsageError(f"{source!r}: only a uprobe takes an offset; a uretprobe attaches to the function itself")
     if not USYMBOL.match(sym):
@@ -224,11 +229,9 @@ def _period(rest: str, source: str, default_unit: str | None) -> tuple[str, int]
         raise UsageError(f"{source!r}: expected UNIT:COUNT with UNIT one of hz, s, ms, us, ns (like {example})")
     if unit not in ("hz", *_NS_PER_UNIT):
         raise UsageError(f"{source!r}: unknown unit {unit!r} (known: hz, s, ms, us, ns)")
-    if not count.isascii() or not count.isdigit() or int(count) <= 0:
-        raise UsageError(f"{source!r}: the count must be a positive whole number")
-    if len(count) > 12:
-        raise UsageError(f"{source!r}: {count} is too large")
-    return unit, int(count)
+    if not count.isascii() or not count.isdigit() or count.strip("0") == "":
+        raise UsageError(f"{clip(source)!r}: the count must be a positive whole number")
+    return unit, _number(count, "the count", source, PERIOD_COUNT)
 
 
 def _profile(rest: str, source: str) -> Probe:

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from ktui.errors import ParseError
+from ktui.numbers import DECIMAL_OR_HEX, NumberError, parse_int
 from ktui.probes.filter_ast import BoolOp, Compare, IntLit, Name, Node, Not, StrLit
 
 MAX_LENGTH = 4096
@@ -82,7 +83,10 @@ def tokenize(text: str) -> list[Token]:
         if kind == "badnum":
             raise ParseError(f"{m.group()!r} is not a number (decimal like 42 or -1, hex like 0x2a)", text=text, pos=i)
         if kind == "int":
-            value = int(m.group(), 16 if "x" in m.group().lower() else 10)
+            try:  # decimal or 0x hex; a leading 0 is not octal here (010 is ten)
+                value = parse_int(m.group(), DECIMAL_OR_HEX, "", None, signed=True)
+            except NumberError as err:
+                raise ParseError(str(err), text=text, pos=i) from None
             if not INT_MIN <= value <= INT_MAX:
                 raise ParseError(f"{m.group()} does not fit in 64 bits", text=text, pos=i)
             tokens.append(Token("int", m.group(), i, value))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 
 from ktui.errors import ParseError, UsageError
+from ktui.numbers import DECIMAL, INT64, KERNEL_OFFSET, U64, C, NumberError, parse_int
 from ktui.probes.model import (
     STRING,
     X64,
@@ -72,18 +73,21 @@ def _err(message: str, line: str, pos: int) -> ParseError:
     return ParseError(message, text=line, pos=pos)
 
 
-def _kernel_int(text: str) -> int | None:
-    """kstrtol(text, 0): 0x.. hex, 0.. octal, else decimal; None if it is not a number."""
-    sign = 1
-    if text[:1] in ("+", "-"):
-        sign, text = (-1 if text[0] == "-" else 1), text[1:]
-    if re.fullmatch(r"0[xX][0-9A-Fa-f]+", text):
-        return sign * int(text[2:], 16)
-    if re.fullmatch(r"0[0-7]*", text):
-        return sign * int(text, 8)
-    if re.fullmatch(r"[1-9][0-9]*", text):
-        return sign * int(text)
-    return None
+_KERNEL_NUMBER = re.compile(r"[+-]?(?:0[xX][0-9A-Fa-f]+|[0-9]+)\Z")
+
+
+def _kernel_int(text: str, line: str, pos: int, what: str = "") -> int | None:
+    """kstrtol(text, 0): 0x.. hex, 0.. octal, else decimal; None if it does not look like a number.
+
+    A number that looks like one but is not (``08``: octal has no 8), or has too many digits,
+    is a ParseError at ``pos``.
+    """
+    if not _KERNEL_NUMBER.match(text):
+        return None
+    try:
+        return parse_int(text, C, what, INT64, signed=True)
+    except NumberError as err:
+        raise _err(str(err), line, pos) from None
 
 
 def parse_kprobe_events(text: str) -> list[Probe]:
@@ -117,7 +121,10 @@ def parse_kprobe_event(line: str) -> Probe:
                          f"its own probes when it stops")
     if maxactive_text and op == "p":
         raise _err("MAXACTIVE is only for return probes: write r" + maxactive_text, line, hpos + 1)
-    maxactive = int(maxactive_text) if maxactive_text else 0
+    try:
+        maxactive = parse_int(maxactive_text, DECIMAL, "MAXACTIVE", U64) if maxactive_text else 0
+    except NumberError as err:
+        raise _err(str(err), line, hpos + 1) from None
     if maxactive > MAXACTIVE_MAX:
         raise _err(f"MAXACTIVE {maxactive} is more than the kernel allows ({MAXACTIVE_MAX})", line, hpos + 1)
     group, name = "", ""
@@ -181,7 +188,7 @@ def _parse_target(text: str, pos: int, line: str, kind: ProbeKind) -> dict:
             raise _err("'%return' is for 'p' lines; an 'r' line is already a return probe", line, pos + len(text) - 7)
         is_return = True
         text = text[: -len("%return")]
-    if (addr := _kernel_int(text)) is not None and text[:1] not in "+-":
+    if (addr := _kernel_int(text, line, pos, "the address")) is not None and text[:1] not in "+-":
         if is_return:
             raise _err("a return probe needs a function symbol, not an address", line, pos)
         if addr < 0 or addr >= 1 << 64:
@@ -197,9 +204,12 @@ def _parse_target(text: str, pos: int, line: str, kind: ProbeKind) -> dict:
     sym = text
     if "+" in text:
         sym, _, off_text = text.partition("+")
-        off = _kernel_int(off_text)
+        off = _kernel_int(off_text, line, pos + len(sym) + 1, "the offset")
         if off is None or off_text[:1] in ("+", "-"):
             raise _err(f"expected an offset after '+', found {off_text!r}", line, pos + len(sym) + 1)
+        if off > KERNEL_OFFSET.hi:
+            raise _err(f"the offset {off} is out of range: it must be {KERNEL_OFFSET.describe()}", line,
+                       pos + len(sym) + 1)
         offset = off
     if not sym:
         raise _err("expected a symbol to probe", line, pos)
@@ -282,7 +292,7 @@ def _parse_expr(text: str, pos: int, line: str, kind: ProbeKind, offset: int, de
             raise _err(f"unknown register %{reg} (x86-64 pt_regs names: {', '.join(X86_64_REGISTERS)})", line, pos)
         return Reg(reg)
     if m := _ARGN.match(text):
-        n = int(m.group(1))
+        n = _small(m.group(1), line, pos)
         if not 1 <= n <= 32:
             raise _err(f"$arg{n}: argument numbers go from 1 to 32", line, pos)
         if offset:
@@ -295,7 +305,7 @@ def _parse_expr(text: str, pos: int, line: str, kind: ProbeKind, offset: int, de
     if text == "$stack":
         return StackPtr()
     if m := _STACKN.match(text):
-        n = int(m.group(1))
+        n = _small(m.group(1), line, pos)
         if n >= 512:
             raise _err(f"$stack{n}: stack entries go from 0 to 511", line, pos)
         return StackSlot(n)
@@ -305,7 +315,7 @@ def _parse_expr(text: str, pos: int, line: str, kind: ProbeKind, offset: int, de
         known = "$argN, $retval, $stack, $stackN, $comm"
         raise _err(f"unknown variable {text!r} (known: {known})", line, pos)
     if text.startswith("\\"):
-        value = _kernel_int(text[1:])
+        value = _kernel_int(text[1:], line, pos + 1, "the immediate")
         if value is None:
             if text[1:2] == '"':
                 raise _err("immediate strings are not supported", line, pos)
@@ -320,7 +330,7 @@ def _parse_expr(text: str, pos: int, line: str, kind: ProbeKind, offset: int, de
         if m is None:
             raise _err("expected +|-[u]OFFS(FETCHARG), like +8(%di)", line, pos)
         sign, user, off_text, inner_text = m.groups()
-        off = _kernel_int(off_text)
+        off = _kernel_int(off_text, line, pos + 1 + len(user), "the offset")
         if off is None:
             raise _err(f"{off_text!r} is not an offset", line, pos + 1 + len(user))
         if off >= 1 << 63:
@@ -340,9 +350,17 @@ def _parse_expr(text: str, pos: int, line: str, kind: ProbeKind, offset: int, de
                f"$stack, $comm, +|-OFFS(FETCHARG) or \\IMM)", line, pos)
 
 
+def _small(digits: str, line: str, pos: int) -> int:
+    """$argN / $stackN's N: decimal; the callers bound it further with their own sentences."""
+    try:
+        return parse_int(digits, DECIMAL, "", U64)
+    except NumberError as err:
+        raise _err(str(err), line, pos) from None
+
+
 def _parse_at(text: str, pos: int, line: str) -> SymAddr:
     rest = text[1:]
-    addr = _kernel_int(rest)
+    addr = _kernel_int(rest, line, pos + 1, "the address")
     if addr is not None and rest[:1] not in "+-":
         if addr >= 1 << 64:
             raise _err("the address does not fit in 64 bits", line, pos + 1)
@@ -353,7 +371,7 @@ def _parse_at(text: str, pos: int, line: str) -> SymAddr:
     sym, sign, off_text = m.groups()
     off = 0
     if sign:
-        value = _kernel_int(off_text)
+        value = _kernel_int(off_text, line, pos + 2 + len(sym), "the offset")
         if value is None or off_text[:1] in ("+", "-") or value >= 1 << 63:
             raise _err(f"expected an offset after '{sign}', found {off_text!r}", line, pos + 2 + len(sym))
         off = -value if sign == "-" else value

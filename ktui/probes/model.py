@@ -46,7 +46,7 @@ class ProbeKind(StrEnum):
 # ustring, symbol, b<width>@<offset>/<container bits>.
 
 _INT_TYPE = re.compile(r"([usx])(8|16|32|64)\Z")
-_BITFIELD = re.compile(r"b([0-9]+)@([0-9]+)/(8|16|32|64)\Z")
+_BITFIELD = re.compile(r"b([0-9]{1,2})@([0-9]{1,2})/(8|16|32|64)\Z")
 
 
 @dataclass(frozen=True)

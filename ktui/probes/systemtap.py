@@ -42,6 +42,7 @@ import re
 from dataclasses import dataclass, field
 
 from ktui.errors import KtuiError, ParseError, UsageError
+from ktui.numbers import INT64, PERIOD_NS, U64, C, NumberError, Range, check_range, parse_int
 from ktui.probes.bpftrace_names import MAX_EXPANSION, MODULE, SYMBOL, is_glob
 from ktui.probes.filter import format_string, parse_filter
 from ktui.probes.model import (
@@ -127,6 +128,14 @@ def _unquote(s: str) -> str:
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
 
+def _number(tok: Tok, text: str, limits: Range) -> int:
+    """A number token as SystemTap reads it (strtoll base 0: 0x hex, a leading 0 octal)."""
+    try:
+        return parse_int(tok.text, C, "", limits)
+    except NumberError as err:
+        raise ParseError(str(err), text=text, pos=tok.pos) from None
+
+
 class _Stream:
     def __init__(self, text: str, toks: list[Tok]):
         self.text = text
@@ -183,7 +192,7 @@ def _parse_point(s: _Stream) -> tuple[list[_Component], str]:
             if s.tok.kind == "string":
                 arg = _unquote(s.take().text)
             elif s.tok.kind == "number":
-                arg = int(s.take().text, 0)
+                arg = _number(s.take(), s.text, U64)
             else:
                 raise s.error('a quoted name or a number')
             s.expect(")")
@@ -420,7 +429,11 @@ def _timer(comps, source: str, notes: list[str]) -> Probe:
         n = _int_arg(unit, source)
         if n > 10**12:
             raise UsageError(f"'{source}': {n} is too large")
-        return Probe(ProbeKind.INTERVAL, "", period_ns=n * _TIMER_NS[unit.name], source=source)
+        try:
+            period_ns = check_range(n * _TIMER_NS[unit.name], "the period in nanoseconds", PERIOD_NS)
+        except NumberError as err:
+            raise UsageError(f"'{source}': {err}") from None
+        return Probe(ProbeKind.INTERVAL, "", period_ns=period_ns, source=source)
     raise UsageError(f"'{source}': unknown timer '{unit.name}' (known: s, ms, us, ns, hz, profile)")
 
 
@@ -656,12 +669,12 @@ def _condition(s: _Stream, ctx: _Ctx) -> str:
             out.append(_CONDITION_VALUE[tok.text])
             continue
         if tok.kind == "number":
-            out.append(str(int(tok.text, 0)))
+            out.append(str(_number(tok, ctx.text, INT64)))
         elif tok.kind == "string":
             out.append(format_string(_unquote(tok.text)))
         elif tok.kind == "op" and tok.text == "-" and s.peek().kind == "number":
             s.take()
-            out.append("-" + str(int(s.tok.text, 0)))
+            out.append("-" + str(_number(s.tok, ctx.text, INT64)))
         elif tok.kind == "op" and tok.text in _CONDITION_OPS:
             out.append(tok.text)
         else:
