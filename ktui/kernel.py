@@ -13,6 +13,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ktui.numbers import PID
+
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
@@ -110,6 +112,8 @@ def possible_cpus() -> int:
 
 def process_alive(pid: int) -> bool:
     """Whether a process exists and has not exited (a zombie has exited for our purposes)."""
+    if not 0 < pid <= PID.hi:  # kill(0 or -1, 0) asks about groups; no pid beyond PID_MAX_LIMIT exists
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

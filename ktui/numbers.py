@@ -82,6 +82,11 @@ def clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit // 2]}...({len(text)} characters)"
 
 
+def shown_int(value: int) -> str:
+    """An int for a sentence; a huge one by its size (str() refuses more than 4300 digits)."""
+    return str(value) if value.bit_length() <= 128 else f"of {value.bit_length()} bits"
+
+
 def _subject(what: str, shown: str) -> str:
     """'the offset '0x1'' or, with no name for the use, just the number as written."""
     return f"{what} {shown!r}" if what else repr(shown)
@@ -133,5 +138,45 @@ def _spelling(dialect: Dialect) -> str:
 def check_range(value: int, what: str, limits: Range) -> int:
     """A value computed from parsed numbers (address + offset, count * unit) inside ``limits``."""
     if not limits.lo <= value <= limits.hi:
-        raise NumberError(f"{what + ' ' if what else ''}{value} is out of range: it must be {limits.describe()}")
+        raise NumberError(f"{what + ' ' if what else ''}{shown_int(value)} is out of range: it must be {limits.describe()}")
     return value
+
+
+# ---------------------------------------------------------------------------
+# Command-line options (argparse ``type=``): a bad value is argparse's one-line error.
+
+MAX_DURATION_S = 366 * 24 * 3600  # a year: longer is a typo, and timers refuse huge timeouts
+
+
+def duration_arg(text: str) -> float:
+    """--duration SECONDS: a finite positive number of seconds, at most a year."""
+    import argparse
+    import math
+
+    try:
+        value = float(text) if len(text) <= 40 else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or value > MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"{clip(text, 40)!r} is not a duration: give a positive number of seconds "
+                                         f"up to {MAX_DURATION_S:,} (a year)")
+    return value
+
+
+def pid_arg(text: str) -> int:
+    """-p/--pid PID of a process to trace: a process id the kernel could hand out (1 to 4194304)."""
+    return _pid(text, PID)
+
+
+def event_pid_arg(text: str) -> int:
+    """--pid PID to select events by: as pid_arg, and 0 (the idle task's events)."""
+    return _pid(text, Range(0, PID.hi, PID.why))
+
+
+def _pid(text: str, limits: Range) -> int:
+    import argparse
+
+    try:
+        return parse_int(text.strip(), DECIMAL, "the pid", limits)
+    except NumberError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

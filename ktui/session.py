@@ -20,13 +20,18 @@ import tomli_w
 
 from ktui.errors import FileFormatError, KtuiError
 from ktui.kernel import KernelIdentity
-from ktui.probes.model import Probe, ProbeKind, Retval, TargetProcess, Arg
+from ktui.inputs import read_bounded
+from ktui.probes.model import MAX_EXPR_DEPTH, Arg, Probe, ProbeKind, Retval, TargetProcess
 
 SESSION_VERSION = 1
 TOP_KEYS = ("version", "kernel", "target", "probes", "layout", "settings")
 KERNEL_KEYS = ("release", "version", "machine", "build_id")
 TARGET_KEYS = ("pid", "command")
 MAX_DEPTH = 8  # nesting of layout/settings tables; deeper is not a layout, it is a mistake
+# Brackets and braces open at once in the text, checked before the (recursive) TOML parser runs:
+# layout/settings (MAX_DEPTH) and fetch expressions (MAX_EXPR_DEPTH) inside a probe table.
+MAX_TOML_DEPTH = MAX_EXPR_DEPTH + 8
+MAX_SESSION_BYTES = 16 << 20  # read whole; sessions are kilobytes
 
 
 @dataclass
@@ -45,11 +50,11 @@ class Session:
     def load(cls, path: str | os.PathLike) -> Session:
         path = Path(path)
         try:
-            text = path.read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            raise FileFormatError("no such session file", where=str(path)) from None
-        except IsADirectoryError:
-            raise FileFormatError("is a directory, not a session file", where=str(path)) from None
+            text = read_bounded(path, what="a session file", max_size=MAX_SESSION_BYTES).decode("utf-8")
+        except FileFormatError as err:
+            if err.message == "no such file":
+                raise FileFormatError("no such session file", where=str(path)) from None
+            raise
         except OSError as err:
             raise FileFormatError(f"cannot read the session: {err.strerror}", where=str(path)) from None
         except UnicodeDecodeError as err:
@@ -58,10 +63,20 @@ class Session:
 
     @classmethod
     def from_toml(cls, text: str, where: str = "session") -> Session:
+        if len(text) > MAX_SESSION_BYTES:
+            raise FileFormatError(f"is more than {MAX_SESSION_BYTES:,} characters; a session file is at most that",
+                                  where=where)
+        if (depth := toml_depth(text)) > MAX_TOML_DEPTH:
+            raise FileFormatError(f"nests arrays or tables {depth} deep (a session nests at most {MAX_TOML_DEPTH})",
+                                  where=where)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise FileFormatError(f"not valid TOML: {err}", where=where) from None
+        except ValueError as err:  # an integer of more than 4300 digits
+            raise FileFormatError(f"not a session: {err}", where=where) from None
+        except RecursionError:
+            raise FileFormatError("nests too deep to be a session", where=where) from None
         return cls.from_dict(data, where)
 
     @classmethod
@@ -266,6 +281,47 @@ def _arg_names(entry) -> set[str] | None:
 
 
 # -- helpers -----------------------------------------------------------------------
+
+def toml_depth(text: str) -> int:
+    """How deep '[' and '{' nest in TOML text, outside strings and comments: one linear pass.
+
+    Table headers ([a], [[a]]) count too, at most 2. Unclosed strings end the scan (the TOML
+    parser then says what is wrong); the answer only has to be right for text that parses.
+    """
+    depth = deepest = 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        elif c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "\"'":
+            quote = c * 3 if text.startswith(c * 3, i) else c
+            j = i + len(quote)
+            while True:
+                k = text.find(quote, j)
+                if k < 0:
+                    return deepest
+                # A basic string's escaped quote (\") does not end it: count the backslashes before it.
+                if c == '"':
+                    slashes = 0
+                    while k - slashes - 1 >= j and text[k - slashes - 1] == "\\":
+                        slashes += 1
+                    if slashes % 2:
+                        j = k + 1
+                        continue
+                break
+            i = k + len(quote)
+            continue
+        i += 1
+    return deepest
+
 
 def _table(value: Any, key: str, bad) -> dict:
     if not isinstance(value, dict):

@@ -7,6 +7,7 @@ import shutil
 import sys
 
 from ktui.formats.rows import create_output
+from ktui.numbers import event_pid_arg
 from ktui.recording.replay_source import open_recording
 from ktui.recording.tempdirs import private_tempdir
 
@@ -24,7 +25,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("file", metavar="FILE", help="a recording, or ftrace text")
     p.add_argument("--format", "-f", choices=FORMATS, required=True)
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write ('-' for stdout)")
-    p.add_argument("--pid", type=int, help="only events of this process")
+    p.add_argument("--pid", type=event_pid_arg, help="only events of this process")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run)
 

@@ -47,4 +47,6 @@ def run(args: argparse.Namespace) -> int:
     for line in report.problem_lines():
         print(f"ktui: {line}", file=sys.stderr)
     print(f"{args.output}: {report.summary()}")
-    return 0
+    # Lines that could not be read are damage: said above, and the exit status says it too
+    # (the rest is imported and kept).
+    return FileFormatError.exit_code if report.problem_count else 0

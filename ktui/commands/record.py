@@ -14,6 +14,7 @@ import sys
 import time
 
 from ktui.errors import KtuiError, UsageError
+from ktui.numbers import duration_arg, pid_arg
 
 PROGRESS_EVERY_S = 0.5
 
@@ -44,8 +45,8 @@ def add_parser(subparsers) -> None:
                    help="probes: bpftrace names (tracepoint:syscalls:sys_enter_openat), kprobe_events lines "
                         "or SystemTap points")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the recording to create (refused if it exists)")
-    p.add_argument("-d", "--duration", type=float, metavar="SECONDS", help="stop after this long")
-    p.add_argument("-p", "--pid", type=int, help="trace only this process")
+    p.add_argument("-d", "--duration", type=duration_arg, metavar="SECONDS", help="stop after this long")
+    p.add_argument("-p", "--pid", type=pid_arg, help="trace only this process")
     p.add_argument("--ring-pages", type=int, metavar="N", help="pages per ring buffer (a power of two)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.epilog = "Add `-- COMMAND ARGS...` to start a command (held until the probes are attached) and trace it."

@@ -21,6 +21,7 @@ rest is imported.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,32 +31,47 @@ from collections.abc import Iterator
 import numpy as np
 
 from ktui.errors import FileFormatError, KtuiError
+from ktui.inputs import check_input, open_input
+from ktui.numbers import CPU, PID
 from ktui.events import HEADER_FIELDS, FieldLayout, ProbeCounters, ProbeLayout
 from ktui.kernel import KernelIdentity
 from ktui.probes.model import Probe, ProbeKind
 
 MAX_STRING = 128  # longer string values are cut (and the cut reported)
+# Each distinct event becomes a probe (its own layout, table and counters). A kernel with every
+# tracepoint enabled prints a few thousand kinds; more than this is not ftrace text.
+MAX_EVENT_KINDS = 10_000
+MAX_CPUS = CPU.hi + 1  # the kernel's NR_CPUS limit (8192): counters are per CPU
+MAX_TS_NS = (1 << 64) - 1  # records hold u64 nanoseconds
+MAX_LINE = 1 << 20  # characters; a longer line is reported and skipped
+MAX_FIELDS = 256  # per event (a tracepoint has a few dozen)
+MAX_DIGITS = 20  # 2**64 is 20 decimal digits: longer digit runs are not values a kernel prints
 BATCH = 65536
 HEADER_NAMES = {name for name, _ in HEADER_FIELDS}
 
+# Linear on any line: the leading blanks and comm's first character cannot overlap (\s* then
+# \S), so a line of 100,000 spaces is one pass, not one pass per space. ASCII: \d must not take
+# '²' or '٣' (int() refuses some, numpy others).
 LINE = re.compile(
-    r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+"
+    r"^\s*(?P<comm>\S.*?)-(?P<pid>\d+)\s+"
     r"(?:\(\s*(?P<tgid>\d+|-+)\)\s+)?"
     r"\[(?P<cpu>\d+)\]\s+"
     r"(?:(?P<flags>[.a-zA-Z0-9]{4,5})\s+)?"
-    r"(?P<sec>\d+)(?:\.(?P<frac>\d+))?:\s(?P<body>.*)$"
+    r"(?P<sec>\d+)(?:\.(?P<frac>\d+))?:\s(?P<body>.*)$",
+    re.ASCII,
 )
-SYSCALL_ENTER = re.compile(r"^(?P<name>sys_\w+)\((?P<args>.*)\)\s*$")
-SYSCALL_EXIT = re.compile(r"^(?P<name>sys_\w+) -> (?P<ret>0x[0-9a-fA-F]+|-?\d+)\s*$")
+SYSCALL_ENTER = re.compile(r"^(?P<name>sys_\w+)\((?P<args>.*)\)\s*$", re.ASCII)
+SYSCALL_EXIT = re.compile(r"^(?P<name>sys_\w+) -> (?P<ret>0x[0-9a-fA-F]+|-?\d+)\s*$", re.ASCII)
 NAMED = re.compile(r"^(?P<event>[\w.$-]+):\s?(?P<rest>.*)$")
 FUNCTION = re.compile(r"^(?P<func>[\w.$]+) <-(?P<parent>[\w.$]+)\s*$")
 PROBE_LOC = re.compile(r"^\((?P<loc>[^()]*)\)\s*(?P<args>.*)$")
 KEY = re.compile(r'([A-Za-z_$][^\s="]*)=')
-NEXT_KEY = re.compile(r'\s+(?:==>\s+)?[A-Za-z_$][^\s="]*=')
+# (?<!\s): a search tries only the start of each run of blanks, not every blank in it (linear).
+NEXT_KEY = re.compile(r'(?<!\s)\s+(?:==>\s+)?[A-Za-z_$][^\s="]*=')
 QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"(?=\s|$)')
-LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?P<n>\d+) EVENTS\]")
-ENTRIES = re.compile(r"entries-in-buffer/entries-written:\s*(?P<buf>\d+)/(?P<written>\d+)\s+#P:(?P<ncpu>\d+)")
-DEC = re.compile(r"^-?\d+$")
+LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?P<n>\d+) EVENTS\]", re.ASCII)
+ENTRIES = re.compile(r"entries-in-buffer/entries-written:\s*(?P<buf>\d+)/(?P<written>\d+)\s+#P:(?P<ncpu>\d+)",
+                     re.ASCII)
 HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 BARE_HEX = re.compile(r"^[0-9a-f]{1,16}$")
 POINTER_HEX = re.compile(r"^[0-9a-f]{8,16}$")
@@ -109,7 +125,8 @@ class Column:
 
     def see(self, value: str) -> None:
         if self.dec:
-            if value.isdigit() or (value[:1] == "-" and value[1:].isdigit()):
+            digits = value[1:] if value[:1] == "-" else value
+            if digits.isascii() and digits.isdigit() and len(digits) <= MAX_DIGITS:
                 v = int(value)
                 self.negative |= v < 0
                 self.big |= v >= 1 << 63
@@ -205,11 +222,18 @@ def parse_line(line: str) -> ParsedLine | str:
     if not m:
         return "not an event line (expected comm-pid [cpu] timestamp: event)"
     frac = (m["frac"] or "")[:9].ljust(9, "0")
-    ts = int(m["sec"]) * 1_000_000_000 + int(frac)
-    tgid = int(m["tgid"]) if m["tgid"] and m["tgid"][0] != "-" else None
+    sec = m["sec"]
+    if len(sec) > MAX_DIGITS or (ts := int(sec) * 1_000_000_000 + int(frac)) > MAX_TS_NS:
+        return f"the timestamp {_clip(sec, 24)} s is beyond 2^64 ns"
+    tid, cpu = _bounded(m["pid"], PID.hi), _bounded(m["cpu"], CPU.hi)
+    tgid = _bounded(m["tgid"], PID.hi) if m["tgid"] and m["tgid"][0] != "-" else None
+    if tid is None or (m["tgid"] and m["tgid"][0] != "-" and tgid is None):
+        return f"the pid {_clip(m['pid'] if tid is None else m['tgid'], 24)} is more than a kernel hands out ({PID.hi})"
+    if cpu is None:
+        return f"CPU {_clip(m['cpu'], 24)} is more than a kernel has ({MAX_CPUS} at most)"
     body = m["body"]
     is_sys = body.startswith("sys_")
-    head = ParsedLine(m["comm"], int(m["pid"]), tgid, int(m["cpu"]), ts, ("", ""), "", [],
+    head = ParsedLine(m["comm"], tid, tgid, cpu, ts, ("", ""), "", [],
                       10 ** (9 - min(len(m["frac"] or ""), 9)))
     if is_sys and (sm := SYSCALL_ENTER.match(body)):
         name = sm["name"][4:]
@@ -228,6 +252,8 @@ def parse_line(line: str) -> ParsedLine | str:
         head.key = ("syscall_exit", f"sys_exit_{name}")
         head.target = f"syscalls:sys_exit_{name}"
         ret = sm["ret"]
+        if len(ret) > MAX_DIGITS:
+            return f"the return value {_clip(ret, 24)} does not fit in 64 bits"
         value = int(ret, 16) if ret.startswith("0x") else int(ret)
         if value >= 1 << 63:  # printed as unsigned hex; the syscall returned a negative errno
             value -= 1 << 64
@@ -265,6 +291,14 @@ def parse_line(line: str) -> ParsedLine | str:
         head.fields.append(("text", leftover))
     head.fields += pairs
     return head
+
+
+def _bounded(digits: str, hi: int) -> int | None:
+    """ASCII digits (the regexes are ASCII) as an int up to ``hi``; None beyond, before converting long text."""
+    if len(digits) > MAX_DIGITS:
+        return None
+    value = int(digits)
+    return value if value <= hi else None
 
 
 def split_fields(text: str) -> tuple[list[tuple[str, str]], str]:
@@ -321,10 +355,20 @@ def _field_name(key: str, taken: set[str]) -> str:
     return name
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, line), or (line number, None) for a line longer than MAX_LINE (skipped
+    without holding it whole: a file of one endless line is read in bounded memory)."""
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-            for no, line in enumerate(f, 1):
+        with io.TextIOWrapper(open_input(path, what="ftrace text"), encoding="utf-8", errors="surrogateescape",
+                              newline="") as f:
+            no = 0
+            while line := f.readline(MAX_LINE + 1):
+                no += 1
+                if len(line) > MAX_LINE and line[-1] not in "\r\n":
+                    while (more := f.readline(MAX_LINE)) and more[-1] not in "\r\n":
+                        pass
+                    yield no, None
+                    continue
                 yield no, line.rstrip("\r\n")
     except OSError as err:
         raise FileFormatError(f"cannot read: {err.strerror}", where=str(path)) from None
@@ -337,15 +381,29 @@ def _scan(path: Path, report: ImportReport) -> tuple[dict[tuple[str, str], Event
     stack_lines = 0
     for no, line in _lines(path):
         report.lines += 1
+        if line is None:
+            report.problem(no, f"the line is longer than {MAX_LINE:,} characters")
+            continue
         if not line.strip():
             continue
         if line.startswith("#"):
             if m := ENTRIES.search(line):
-                ncpu = int(m["ncpu"])
-                report.overwritten = max(0, int(m["written"]) - int(m["buf"]))
+                header_cpus = _bounded(m["ncpu"], MAX_CPUS)
+                if header_cpus is None:
+                    report.problem(no, f"the header's #P:{_clip(m['ncpu'], 24)} is more CPUs than a kernel has "
+                                       f"({MAX_CPUS} at most); the CPUs of the events are used")
+                else:
+                    ncpu = max(ncpu, header_cpus)
+                written, buf = _bounded(m["written"], MAX_TS_NS), _bounded(m["buf"], MAX_TS_NS)
+                if written is not None and buf is not None:
+                    report.overwritten = max(0, written - buf)
             continue
         if m := LOST.match(line):
-            report.lost[int(m["cpu"])] = report.lost.get(int(m["cpu"]), 0) + int(m["n"])
+            cpu, n = _bounded(m["cpu"], CPU.hi), _bounded(m["n"], MAX_TS_NS)
+            if cpu is None or n is None:
+                report.problem(no, f"a LOST line with a CPU or count beyond what a kernel prints: {_clip(line)}")
+            else:
+                report.lost[cpu] = report.lost.get(cpu, 0) + n
             continue
         if line.startswith("#####") or line.lstrip().startswith("=>") or line.strip() == "<stack trace>" \
                 or line.strip() == "<user stack trace>":
@@ -355,9 +413,21 @@ def _scan(path: Path, report: ImportReport) -> tuple[dict[tuple[str, str], Event
         if isinstance(parsed, str):
             report.problem(no, f"{parsed}: {_clip(line)}")
             continue
+        if len(parsed.fields) > MAX_FIELDS:
+            report.problem(no, f"{len(parsed.fields)} fields are more than an event has ({MAX_FIELDS} at most): "
+                               f"{_clip(line)}")
+            continue
         info = events.get(parsed.key)
         if info is None:
+            if len(events) >= MAX_EVENT_KINDS:
+                raise FileFormatError(f"holds more than {MAX_EVENT_KINDS:,} kinds of event (line {no} starts one "
+                                      f"more); ftrace text from a kernel has a few thousand at most",
+                                      where=str(path))
             info = events[parsed.key] = EventInfo(parsed.key[0], parsed.key[1], parsed.target)
+        # Exact, so that _fill (which keeps a line only if every key is a field) keeps the same lines.
+        if len(info.fields) + len({k for k, _ in parsed.fields if k not in info.fields}) > MAX_FIELDS:
+            report.problem(no, f"event {_clip(info.name, 40)} would have more than {MAX_FIELDS} fields: {_clip(line)}")
+            continue
         info.count += 1
         for key, value in parsed.fields:
             info.fields.setdefault(key, Column()).see(value)
@@ -367,7 +437,7 @@ def _scan(path: Path, report: ImportReport) -> tuple[dict[tuple[str, str], Event
     return events, ncpu
 
 
-def _spec_and_probe(info: EventInfo, name: str) -> tuple[str, dict]:
+def _spec_and_probe(info: EventInfo, name: str, systems: dict[str, str]) -> tuple[str, dict]:
     kind = info.kind
     if kind in ("syscall_enter", "syscall_exit"):
         return f"tracepoint:{info.target}", Probe(ProbeKind.TRACEPOINT, info.target, name=name).to_dict()
@@ -376,26 +446,39 @@ def _spec_and_probe(info: EventInfo, name: str) -> tuple[str, dict]:
         return f"{pk}:{info.target}", Probe(pk, info.target, name=name, source=f"ftrace {kind} event {info.name}").to_dict()
     if kind == "function":
         return "ftrace:function", {}
-    system = _system_of(info.name)
+    system = _system_of(info.name, systems)
     target = f"{system}:{info.name}" if system else info.name
     probe = Probe(ProbeKind.TRACEPOINT, target, name=name).to_dict() if system else {}
     return f"tracepoint:{target}", probe
 
 
-def _system_of(event: str) -> str | None:
+def _system_of(event: str, systems: dict[str, str]) -> str | None:
     for system, prefixes in KNOWN_SYSTEMS.items():
         if event.startswith(prefixes):
             return system
+    return systems.get(event)
+
+
+def _tracefs_systems() -> dict[str, str]:
+    """This machine's own events -> their system, when tracefs is mounted: read once per import
+    (one lookup per event kind would be thousands of directory listings)."""
     from ktui.kernel import TRACEFS_CANDIDATES
 
-    for base in TRACEFS_CANDIDATES:  # this machine's own events, when tracefs is already mounted
+    found: dict[str, str] = {}
+    for base in TRACEFS_CANDIDATES:
         try:
-            for system in os.listdir(os.path.join(base, "events")):
-                if os.path.isdir(os.path.join(base, "events", system, event)):
-                    return system
+            systems = sorted(os.listdir(os.path.join(base, "events")))
         except OSError:
             continue
-    return None
+        for system in systems:
+            try:
+                for event in os.listdir(os.path.join(base, "events", system)):
+                    found.setdefault(event, system)
+            except OSError:  # a file (enable, header_page) or a vanished system
+                continue
+        if found:
+            break
+    return found
 
 
 def _ident(text: str) -> str:
@@ -411,8 +494,7 @@ def import_ftrace(path: str | os.PathLike, out: str | os.PathLike, *, overwrite:
     path, out = Path(path), Path(out)
     if path.resolve() == out.resolve():
         raise KtuiError("the recording would overwrite the text it is imported from", where=str(out))
-    if not path.is_file():
-        raise FileFormatError("no such file" if not path.exists() else "is not a regular file", where=str(path))
+    check_input(path, what="ftrace text")  # a FIFO or device is refused, not read (or waited on)
     report = ImportReport(str(path))
     events, ncpu = _scan(path, report)
     if not events:
@@ -420,6 +502,7 @@ def import_ftrace(path: str | os.PathLike, out: str | os.PathLike, *, overwrite:
             f" ({report.problem_lines(1)[0]})" if report.problems else ""), where=str(path))
 
     layouts, probes = [], {}
+    systems = _tracefs_systems()
     for probe_id, info in enumerate(sorted(events.values(), key=lambda e: (e.kind, e.name))):
         taken: set[str] = set()
         fields = []
@@ -436,7 +519,7 @@ def import_ftrace(path: str | os.PathLike, out: str | os.PathLike, *, overwrite:
                 report.notes.append(f"{info.name}: {column.cut} value(s) of {key} longer than {MAX_STRING} bytes were cut")
         info.probe_id = probe_id
         name = _ident(info.name)
-        spec, probe = _spec_and_probe(info, name)
+        spec, probe = _spec_and_probe(info, name, systems)
         info.layout = ProbeLayout(probe_id, name, spec, tuple(fields))
         info.names = names  # type: ignore[attr-defined]
         layouts.append(info.layout)
@@ -473,14 +556,14 @@ def _fill(path: Path, events: dict, writer, ncpu: int) -> dict[int, ProbeCounter
     counts = {info.probe_id: [0] * ncpu for info in events.values()}
     printed, ties = None, 0
     for _no, line in _lines(path):
-        if not line.strip() or line[0] == "#":
+        if line is None or not line.strip() or line[0] == "#":
             continue
         parsed = parse_line(line)
         if isinstance(parsed, str):
             continue
         info = events.get(parsed.key)
-        if info is None:
-            continue
+        if info is None or len(parsed.fields) > MAX_FIELDS or any(k not in info.fields for k, _ in parsed.fields):
+            continue  # _scan reported it (every field of a line it kept is in info.fields)
         # Events printed with the same (microsecond) time keep their text order: the
         # n-th of them gets n ns added, below the text's precision. Pairing an exit
         # with its entry depends on it.

@@ -8,6 +8,11 @@ What it shows:
 - a counter of events per CPU over time;
 - process and thread names from the recorded comm.
 Times are microseconds (the format's unit) with nanosecond decimals.
+
+The trace is written as it is read, in bounded memory: each event is written when it is
+read; only the entries still waiting for their return are held, and only for probes whose
+return side is in the recording too (a kprobe without its kretprobe opens no slice), at
+most MAX_OPEN deep per thread and function (deeper, the oldest is counted unpaired).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ktui.recording.reader import RecordingReader
 
 CPUS_PID = 5_000_000  # above Linux's largest pid_max (2^22), so it never meets a real process
 HEADER_KEYS = ("ts", "cpu", "pid", "tid", "comm", "probe")
+MAX_OPEN = 1024  # entries waiting for their return, per thread and function (deeper recursion is lost returns)
 
 
 def pair_key(spec: str) -> tuple[str, str, str] | None:
@@ -41,14 +47,25 @@ def pair_key(spec: str) -> tuple[str, str, str] | None:
     return None
 
 
+def _paired(reader: RecordingReader) -> dict[str, tuple[str, str, str]]:
+    """probe name -> pair_key, for probes whose other side is in the recording too."""
+    keys = {lay.name: pair_key(lay.spec) for lay in reader.layouts.values()}
+    sides: dict[str, set[str]] = defaultdict(set)
+    for pk in keys.values():
+        if pk is not None:
+            sides[pk[0]].add(pk[1])
+    return {name: pk for name, pk in keys.items() if pk is not None and sides[pk[0]] == {"entry", "return"}}
+
+
 def _us(ts_ns: int) -> float:
     return ts_ns / 1000.0
 
 
 def export_perfetto(reader: RecordingReader, out: IO[str], *, pid: int | None = None, probe_ids=None) -> dict:
     """Write the trace; returns counts of what was written (instants, slices, counters)."""
-    pairs = {lay.name: pair_key(lay.spec) for lay in reader.layouts.values()}
-    open_entries: dict[tuple[int, str], list[dict]] = defaultdict(list)
+    pairs = _paired(reader)
+    # (tid, pair) -> entries waiting for their return: (ts, pid, the entry's own values).
+    open_entries: dict[tuple[int, str], list[tuple[int, int, dict]]] = defaultdict(list)
     thread_names: dict[tuple[int, int], str] = {}
     cpus: set[int] = set()
     lo, hi = reader.time_range()
@@ -83,19 +100,24 @@ def export_perfetto(reader: RecordingReader, out: IO[str], *, pid: int | None = 
             continue
         key, side, name = pk
         if side == "entry":
-            open_entries[(tid, key)].append(row)
+            waiting = open_entries[(tid, key)]
+            if len(waiting) >= MAX_OPEN:
+                del waiting[0]
+                stats["unpaired"] += 1
+            waiting.append((ts, row["pid"], {k: v for k, v in row.items() if k not in HEADER_KEYS}))
             continue
         stack = open_entries.get((tid, key))
         if not stack:
             stats["unpaired"] += 1
             continue
-        entry = stack.pop()
-        slice_args = {k: v for k, v in entry.items() if k not in HEADER_KEYS}
+        entry_ts, entry_pid, slice_args = stack.pop()
+        if not stack:
+            del open_entries[(tid, key)]
         for k, v in row.items():
             if k not in HEADER_KEYS:
                 slice_args[k if k not in slice_args else f"return.{k}"] = v
-        emit({"ph": "X", "name": name, "pid": entry["pid"], "tid": tid, "ts": _us(entry["ts"]),
-              "dur": (ts - entry["ts"]) / 1000.0, "args": slice_args})
+        emit({"ph": "X", "name": name, "pid": entry_pid, "tid": tid, "ts": _us(entry_ts),
+              "dur": (ts - entry_ts) / 1000.0, "args": slice_args})
         stats["slices"] += 1
     stats["unpaired"] += sum(len(s) for s in open_entries.values())
 

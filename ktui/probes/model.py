@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from ktui.errors import FileFormatError
+from ktui.numbers import ADDRESS, FILE_OFFSET, HZ, MAXACTIVE, PERIOD_NS, shown_int
 
 
 class ProbeKind(StrEnum):
@@ -181,7 +182,14 @@ def expr_to_dict(expr: FetchExpr) -> dict[str, Any]:
     return data
 
 
-def expr_from_dict(data: Any, where: str = "fetch") -> FetchExpr:
+# Deepest fetch expression a file may hold: kprobe_events' own bound (ktui.probes.kprobe_events
+# MAX_DEPTH) plus a member path; deeper is a hostile file, refused before Python's recursion limit.
+MAX_EXPR_DEPTH = 32
+
+
+def expr_from_dict(data: Any, where: str = "fetch", depth: int = 0) -> FetchExpr:
+    if depth > MAX_EXPR_DEPTH:
+        raise FileFormatError(f"a fetch expression nests deeper than {MAX_EXPR_DEPTH} levels", where=where)
     if not isinstance(data, dict) or data.get("op") not in _EXPR_TYPES:
         raise FileFormatError(f"a fetch expression must be a table with op one of {sorted(_EXPR_TYPES)}", where=where)
     cls = _EXPR_TYPES[data["op"]]
@@ -190,7 +198,7 @@ def expr_from_dict(data: Any, where: str = "fetch") -> FetchExpr:
         if key == "op":
             continue
         if key in ("inner", "base"):
-            kwargs[key] = expr_from_dict(value, where)
+            kwargs[key] = expr_from_dict(value, where, depth + 1)
         elif key == "path":
             if not isinstance(value, list) or not all(isinstance(p, str) and p.isidentifier() for p in value):
                 raise FileFormatError("a member path must be a list of C identifiers", where=where)
@@ -201,7 +209,8 @@ def expr_from_dict(data: Any, where: str = "fetch") -> FetchExpr:
         expr = cls(**kwargs)
     except TypeError as err:
         raise FileFormatError(f"bad {data['op']} fetch: {err}", where=where) from None
-    _validate_expr(expr, where)
+    if depth == 0:  # it walks the whole tree
+        _validate_expr(expr, where)
     return expr
 
 
@@ -229,11 +238,17 @@ def _validate_expr(expr: FetchExpr, where: str) -> None:
                 raise bad("stack slot must be an integer from 0 to 511")
         case Imm(value) | Deref(value, _, _) if not isinstance(value, int) or isinstance(value, bool):
             raise bad("offsets and immediates must be integers")
+        case Imm(value) if not -(1 << 63) <= value < 1 << 64:
+            raise bad("an immediate must fit in 64 bits")
+        case Deref(value, _, _) if not -(1 << 63) <= value < 1 << 63:
+            raise bad("a dereference offset must fit in 64 bits")
         case SymAddr(symbol, offset, address):
             if symbol is not None and (not isinstance(symbol, str) or not re.match(r"[A-Za-z_.$][\w.$]*\Z", symbol, re.ASCII)):
                 raise bad(f"symbol {symbol!r} is not a symbol name")
             if not isinstance(offset, int) or (address is not None and not isinstance(address, int)):
                 raise bad("addresses and offsets must be integers")
+            if not -(1 << 63) <= offset < 1 << 63 or (address is not None and not 0 <= address < 1 << 64):
+                raise bad("addresses and offsets must fit in 64 bits")
         case Builtin(name):
             if name not in BUILTINS:
                 raise bad(f"unknown builtin {name!r} (known: {', '.join(BUILTINS)})")
@@ -426,14 +441,20 @@ class Probe:
                 raise FileFormatError(f"{key} must be a string", where=where)
             opt_strings[key] = v
         ints = {}
-        for key in ("offset", "maxactive", "frequency", "period_ns"):
+        for key, limits in (("offset", FILE_OFFSET), ("maxactive", MAXACTIVE), ("frequency", HZ),
+                            ("period_ns", PERIOD_NS)):
             v = data.get(key, 0)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise FileFormatError(f"{key} must be a non-negative integer", where=where)
+            if v and not limits.lo <= v <= limits.hi:  # 0: not set
+                raise FileFormatError(f"{key} {shown_int(v)} is out of range: it must be {limits.describe()}",
+                                      where=where)
             ints[key] = v
         address = data.get("address")
         if address is not None and (not isinstance(address, int) or isinstance(address, bool)):
             raise FileFormatError("address must be an integer", where=where)
+        if address is not None and not ADDRESS.lo <= address <= ADDRESS.hi:
+            raise FileFormatError(f"address is out of range: it must be {ADDRESS.describe()}", where=where)
         for key in ("latency", "enabled"):
             if key in data and not isinstance(data[key], bool):
                 raise FileFormatError(f"{key} must be true or false", where=where)

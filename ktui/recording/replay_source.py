@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from ktui.errors import KtuiError
+from ktui.errors import FileFormatError, KtuiError
+from ktui.inputs import NotRegularFileError, open_input
 from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update
 from ktui.recording.reader import SQLITE_MAGIC, RecordingReader
 from ktui.recording.tempdirs import private_tempdir
@@ -42,11 +43,13 @@ class Track:
 def open_recording(path: str | os.PathLike, workdir: str | None = None) -> RecordingReader:
     """A recording, or ftrace text imported into ``workdir`` (never next to the input)."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
+    try:  # a FIFO or a device is refused here, before anything opens it blocking (SQLite, the importer)
+        with open_input(path, what="a recording (or ftrace text)") as f:
             head = f.read(len(SQLITE_MAGIC))
-    except OSError:
-        head = b""
+    except NotRegularFileError:
+        raise
+    except (FileFormatError, OSError):
+        head = b""  # missing or unreadable: the reader says so in its own words
     if head == SQLITE_MAGIC or workdir is None or not head:
         return RecordingReader.open(path)
     from ktui.formats.ftrace import looks_like_ftrace, import_ftrace
