@@ -147,7 +147,7 @@ def bpftrace_rate(loadgen: str, producers: int, seconds: float) -> float:
 
 def ktui_count_rate(loadgen: str, producers: int, seconds: float) -> tuple[float, int]:
     """The producers' rate under a ktui count-only probe (no events leave the kernel)."""
-    from ktui.engine.live_source import LiveSource
+    from ktui.sources.live import LiveSource
     from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
 
     probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", actions=[Action(ActionKind.COUNT)])
@@ -245,7 +245,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench_engine needs root (BPF).", file=sys.stderr)
         return 1
-    from ktui.engine.live_source import default_ring_pages
+    from ktui.sources.live import default_ring_pages
     from ktui.headers import ensure_headers
 
     ensure_headers()

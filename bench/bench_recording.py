@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from ktui.events import FieldLayout, ProbeLayout  # noqa: E402
 from ktui.kernel import kernel_identity  # noqa: E402
-from ktui.recording import RecordingReader, RecordingWriter, ReplaySource  # noqa: E402
+from ktui.recording import RecordingReader, RecordingWriter  # noqa: E402
+from ktui.sources.replay import ReplaySource  # noqa: E402
 
 ENGINE_RATE = 2.65e6  # events/s delivered by the engine's mmap ring reader here (KERNEL.md)
 BATCH = 16384

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ktui.errors import CapabilityError, KtuiError
+from ktui.errors import KtuiError
 from ktui.probes.model import Action, ActionKind, Arg, Fetch, Probe, ProbeKind, ValueType
 
 DEMO_RECORDING = Path(__file__).resolve().parent / "data" / "demo.ktrec"
@@ -44,10 +44,6 @@ def live_unavailable() -> str | None:
         ensure_headers()
     except Exception as err:
         return str(err)
-    try:
-        _live_source_class()
-    except ImportError:
-        return "The live engine is not part of this build."
     return None
 
 
@@ -75,23 +71,15 @@ def _load_session(path: str) -> list[Probe]:
     return list(Session.load(path).probes)
 
 
-def _live_source_class():
-    try:
-        from ktui.engine import LiveSource
-    except ImportError:
-        from ktui.engine.live_source import LiveSource
-    return LiveSource
-
-
 def _live_factory(probes: list[Probe]):
-    return _live_source_class()(list(probes))
+    from ktui.sources.live import LiveSource
+
+    return LiveSource(list(probes))
 
 
 def _replay_source(paths: list[str]):
-    try:
-        from ktui.recording import ReplaySource
-    except ImportError:
-        raise CapabilityError("Replay is not part of this build (ktui.recording.ReplaySource is missing).") from None
+    from ktui.sources.replay import ReplaySource
+
     return ReplaySource([str(p) for p in paths])
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import (UPROBE_SYMBOL, busy_loop_binary, getppid_binary, getppid_child, run_uprobe_target,
                      uprobe_target_binary)
-from ktui.engine.live_source import LiveSource
+from ktui.sources.live import LiveSource
 from ktui.errors import KtuiError, UsageError
 from ktui.probes.model import TargetProcess
 from ktui.probes.spec import parse_spec

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ktui.engine.counters import DeliveredCounts, probe_counters
 from ktui.engine.histograms import buckets_from_slots, linear_bounds, log2_bounds
-from ktui.engine.live_source import LiveSource, default_ring_pages
+from ktui.sources.live import LiveSource, default_ring_pages
 from ktui.engine.ringbuf import PAGE
 from ktui.engine.stacks import UNKNOWN, KernelSymbols, UserSymbols, _read_elf
 from ktui.events import HEADER_DTYPE, N_COUNTERS, Update

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from ktui.errors import FileFormatError, KtuiError
 from ktui.formats.ftrace import ParsedLine, import_ftrace, looks_like_ftrace, parse_line, split_fields
-from ktui.recording import RecordingReader, ReplaySource
+from ktui.recording import RecordingReader
+from ktui.sources.replay import ReplaySource
 
 FIX = Path(__file__).parent / "fixtures" / "ftrace"
 REAL = ["sched_syscalls.txt", "sched_syscalls_noirq.txt", "sched_syscalls_tgid.txt", "mixed.txt"]

@@ -210,7 +210,7 @@ def test_a_recorded_profile_keeps_its_stacks_symbolized_for_replay(tmp_path):
 def test_count_tables_are_kept_in_the_recording_meta(tmp_path):
     """The recording format has no table for COUNT results: the engine keeps the final ones as
     metadata (key_counts), exactly n for the traced child."""
-    from ktui.engine.live_source import LiveSource
+    from ktui.sources.live import LiveSource
     from ktui.kernel import kernel_identity
     from ktui.probes.model import Action, ActionKind, Probe, ProbeKind, TargetProcess
     from ktui.recording import RecordingWriter

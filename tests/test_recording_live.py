@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from ktui.formats.jsonl import export_jsonl
-from ktui.recording import RecordingReader, ReplaySource
+from ktui.recording import RecordingReader
+from ktui.sources.replay import ReplaySource
 
 N = 20000
 PRODUCER = ("import ctypes, sys\nlibc = ctypes.CDLL(None)\n"

@@ -13,7 +13,8 @@ import pytest
 from ktui.errors import KtuiError
 from ktui.events import ProbeCounters, Update
 from ktui.kernel import KernelIdentity
-from ktui.recording import RecordingReader, RecordingWriter, ReplaySource
+from ktui.recording import RecordingReader, RecordingWriter
+from ktui.sources.replay import ReplaySource
 from ktui.recording.synthetic import LAYOUTS, records
 
 IDENT = KernelIdentity("6.1.0-test", "#1", "x86_64", "abc")

@@ -8,7 +8,7 @@ import sys
 
 from ktui.formats.rows import create_output
 from ktui.numbers import event_pid_arg
-from ktui.recording.replay_source import open_recording
+from ktui.sources.replay import open_recording
 from ktui.recording.tempdirs import private_tempdir
 
 FORMATS = ("perfetto", "jsonl")

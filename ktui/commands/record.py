@@ -110,7 +110,7 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     from ktui.engine.cleanup import install_termination_handlers
-    from ktui.engine.live_source import LiveSource
+    from ktui.sources.live import LiveSource
     from ktui.kernel import kernel_identity
     from ktui.probes.model import TargetProcess
     from ktui.recording import RecordingWriter

@@ -5,7 +5,7 @@ test_kprobes.py kills this with SIGKILL and checks that the kernel is left clean
 import sys
 import time
 
-from ktui.engine.live_source import LiveSource
+from ktui.sources.live import LiveSource
 from ktui.probes.spec import parse_spec
 
 probes = [p for spec in sys.argv[1:] for p in parse_spec(spec)]

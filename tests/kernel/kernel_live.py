@@ -33,7 +33,7 @@ class Traced:
 def trace(probes, workload: Callable[[], Any], *, settle_s: float = 0.5) -> Traced:
     """Attach ``probes`` with ktui.engine's LiveSource, run ``workload``, detach, and
     return every event and the final counters. Fails if a probe did not attach."""
-    from ktui.engine.live_source import LiveSource
+    from ktui.sources.live import LiveSource
 
     source = LiveSource(probes)
     updates: list = []
