@@ -1,9 +1,11 @@
 """The Textual app: symbol browser, probe editor and live panes around one EventSource.
 
-Data flows one way (memray's pattern): the source's thread calls ``_sink``; updates
+Data flows one way (memray's pattern): the source's thread calls ``sink``; updates
 coalesce into one pending Update and one queued message; the handler applies it to
 the panes inside ``batch_update()``. Widgets render what they are given and post
-messages up; the app owns the session's probes and the source.
+messages up. What each mode does with them lives in a controller (``ktui/screens/``):
+live probes and the source's life, replay controls, the editor's requests, recording.
+The app composes the panes and forwards to those controllers.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
-from ktui.app_updates import merge_many, merge_updates
 from ktui.errors import KtuiError
 from ktui.events import EventSource, ProbeState, Update
 from ktui.probes.model import Probe
-from ktui.widgets.code_view import CodeView
+from ktui.screens.editor import EditorController
+from ktui.screens.live import LiveController
+from ktui.screens.replay import ReplayController
 from ktui.widgets.cpu_counts import CpuCounts
 from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter, StreamSearch
 from ktui.widgets.footer import KtuiFooter
@@ -92,21 +95,19 @@ class KtuiApp(App):
         warnings_loader: Callable[[], list[str]] | None = None,
     ) -> None:
         super().__init__()
-        self.source = source
-        self.probes: list[Probe] = list(probes or [])
-        self.source_factory = source_factory
+        self.initial_source = source
+        self.live = LiveController(self, list(probes or []), source_factory)
+        self.replay = ReplayController(self)
+        self.editor = EditorController(self)
         self.catalog_loader = catalog_loader
         self.mode = mode  # "live", "replay", "demo"
         self.banner = banner
         self.session_path = session_path
         self.warnings = list(warnings or [])
         self.warnings_loader = warnings_loader
-        self.states: dict[int, ProbeState] = {}
-        self.replay_paused = False
-        self.replay_speed = 1.0
+        self.states: dict[int, ProbeState] = {}  # by probe id, as the source last said
         self._pending: list[Update] = []  # updates not yet applied, oldest first (one message queued for them)
         self._pending_lock = threading.Lock()
-        self._source_lock = threading.Lock()
         self._latest: Update | None = None  # last snapshot for panes that redraw slowly
         self._slow_drawn = 0.0
         self.updates_applied = 0
@@ -176,16 +177,16 @@ class KtuiApp(App):
         editable = self.mode == "live"
         self.main_query(ProbeList).read_only = not editable
         self.main_query(ProbeEditor).disabled = not editable
-        self._show_probes()
+        self.show_probes()
         self._check_size()
         self._load_catalog()
         if self.warnings_loader is not None:
             self._load_warnings()
-        if self.source is not None:
-            self._bind_layouts()
-            self._start_source(self.source)
-        elif self.mode == "live" and self.source_factory is not None and self.probes:
-            self._restart_source()
+        if self.initial_source is not None:
+            self.live.adopt(self.initial_source)
+            self.initial_source = None
+        elif self.mode == "live" and self.live.probes:
+            self.live.restart()
         try:  # SIGTERM quits like q does, so the source detaches its probes
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: self.call_later(self.action_quit))
         except (RuntimeError, ValueError, NotImplementedError):  # not the main thread (tests)
@@ -239,39 +240,45 @@ class KtuiApp(App):
         else:
             browser.set_catalog(event.catalog)
 
-    # --- the source --------------------------------------------------------------------
-    def _sink(self, update: Update) -> None:
-        """Called on the source's thread: merge into the pending update, post at most one message."""
+    # --- the source (its life is the live controller's) ---------------------------------
+    @property
+    def source(self) -> EventSource | None:
+        return self.live.slot.source
+
+    @property
+    def probes(self) -> list[Probe]:
+        """The session's probes: those with ids, then those being added."""
+        return self.live.all_probes()
+
+    @property
+    def replay_paused(self) -> bool:
+        return self.replay.paused
+
+    def sink(self, update: Update, generation: int) -> None:
+        """Called on the source's thread: queue the update, post at most one message for the queue.
+        Updates of a source already replaced are dropped."""
+        if generation != self.live.slot.generation:
+            return
         with self._pending_lock:  # O(1) under the lock: the UI thread never waits on a merge
             self._pending.append(update)
             if len(self._pending) > 1:
                 return
         self.post_message(UpdateArrived(update))
 
-    @work(thread=True, group="source", exit_on_error=False)
-    def _start_source(self, source: EventSource) -> None:
-        self.call_from_thread(self.main_query(StatusBar).set_state, message="starting: compiling and attaching…")
-        try:
-            with self._source_lock:
-                source.start(self._sink)
-        except Exception as err:  # a KtuiError sentence, or anything the source did not foresee
-            sentence = str(err) if isinstance(err, KtuiError) else f"tracing could not start: {err}"
-            self.call_from_thread(self._source_failed, sentence)
-            return
-        self.call_from_thread(self._source_started)
+    def discard_pending(self) -> None:
+        with self._pending_lock:
+            self._pending = []
 
-    def _source_started(self) -> None:
-        self._bind_layouts()
+    def source_started(self) -> None:
+        self.bind_layouts()
         self.main_query(StatusBar).set_state(message="")
-        if not getattr(self.source, "live", True) and hasattr(self.source, "play"):
-            self.source.play()  # a replay starts paused; the panes should move at once
+        if self.source is not None and not self.source.live:
+            self.replay.started()
 
-    def _source_failed(self, sentence: str) -> None:
+    def source_failed(self, sentence: str) -> None:
         self.main_query(StatusBar).set_state(mode="stopped", message="")
         self.show_banner(sentence)
-        editor = self.main_query(ProbeEditor)
-        if editor.is_mounted:
-            editor.show_error("spec", sentence)
+        self.editor.show_error(sentence)
 
     def show_banner(self, sentence: str) -> None:
         self.banner = sentence
@@ -279,60 +286,32 @@ class KtuiApp(App):
         banner.update(sentence)
         banner.display = bool(sentence)
 
-    def _bind_layouts(self) -> None:
-        if self.source is None:
+    def bind_layouts(self) -> None:
+        source = self.source
+        if source is None:
             return
-        symbolize = getattr(self.source, "symbolize", None)
-        self.main_query(EventStream).set_layouts(dict(self.source.layouts), symbolize)
-        self._show_probes()
+        self.main_query(EventStream).set_layouts(dict(source.layouts), source.symbolize)
+        self.show_probes()
 
     def _names(self) -> dict[int, str]:
         layouts = self.source.layouts if self.source is not None else {}
         names = {pid: lay.name for pid, lay in layouts.items()}
-        for i, p in enumerate(self.probes):
-            names.setdefault(i, p.name)
+        for pid, p in self.live.probes.items():
+            names.setdefault(pid, p.name)
         return names
 
     def stop_source(self) -> None:
         """Stop the source (detaches every live probe). Idempotent, callable from any thread."""
-        with self._source_lock:
-            source, self.source = self.source, None
-            if source is not None:
-                source.stop()
+        self.live.slot.stop()
 
-    def _restart_source(self, *, clear: bool = False) -> None:
-        """Probes changed and the source cannot change them in place: a new source for the new set."""
-        if self.source_factory is None:
-            return
-        self._replace_source(clear)
-
-    @work(thread=True, exclusive=True, group="restart", exit_on_error=False)
-    def _replace_source(self, clear: bool) -> None:
-        self.stop_source()
-        with self._pending_lock:
-            self._pending = []
-        self.call_from_thread(self._reset_panes, clear)
-        enabled = [p for p in self.probes if p.enabled]
-        if not enabled:
-            self.call_from_thread(self.main_query(StatusBar).set_state, message="no probe enabled")
-            return
-        try:
-            source = self.source_factory(list(self.probes))
-        except Exception as err:
-            sentence = str(err) if isinstance(err, KtuiError) else f"tracing could not start: {err}"
-            self.call_from_thread(self._source_failed, sentence)
-            return
-        self.source = source
-        self._start_source(source)
-
-    def _reset_panes(self, clear: bool) -> None:
+    def reset_panes(self, clear: bool) -> None:
         if clear:
             self.main_query(EventStream).clear()
         self.main_query(CpuCounts).reset()
         self.main_query(KeyCountsView).reset()
         self._latest = None
         self.states = {}
-        self._show_probes()
+        self.show_probes()
 
     @on(UpdateArrived)
     def _update_arrived(self, _event: UpdateArrived) -> None:
@@ -340,7 +319,7 @@ class KtuiApp(App):
             pending, self._pending = self._pending, []
         if not pending or not self.screen_stack or self._exit_renderables or not self.is_running:
             return  # quitting: the panes may already be gone
-        update = merge_many(pending)
+        update = Update.merge(pending)
         with self.batch_update():
             self.apply_update(update)
 
@@ -359,8 +338,9 @@ class KtuiApp(App):
     def apply_update(self, update: Update) -> None:
         stream = self.pane(EventStream)
         if self.source is not None and set(self.source.layouts) != set(stream.layouts):
-            self._bind_layouts()
-        generation = getattr(self.source, "seek_generation", 0)
+            self.bind_layouts()
+        playback = self.replay.playback
+        generation = playback.seek_generation if playback is not None else 0
         if generation != self._seek_generation:  # a seek: what the panes show is from elsewhere in time
             self._seek_generation = generation
             stream.clear()
@@ -372,13 +352,12 @@ class KtuiApp(App):
             states = {s.probe_id: s for s in update.probes}
             if states != self.states:
                 self.states = states
-                self._show_probes()
+                self.show_probes()
                 failed = [s for s in update.probes if s.status == "failed"]
                 if failed:
-                    self.main_query(ProbeEditor).show_error("spec", f"{failed[0].spec}: {failed[0].reason}")
-        self._latest = update if self._latest is None else merge_updates(self._latest, Update(
-            counters=update.counters, stacks=update.stacks, histograms=update.histograms, counts=update.counts,
-            elapsed_s=update.elapsed_s, now_ns=update.now_ns))
+                    self.editor.show_error(f"{failed[0].spec}: {failed[0].reason}")
+        snapshots = update.snapshots()
+        self._latest = snapshots if self._latest is None else Update.merge([self._latest, snapshots])
         now = time.monotonic()
         if now - self._slow_drawn >= 1 / SLOW_PANES_HZ or update.finished:
             self._draw_slow_panes()
@@ -405,103 +384,49 @@ class KtuiApp(App):
             self.pane(Histograms).set_histograms(latest.histograms, names)
         if latest.counts and active == "cpus":  # counts by cpu are the per-CPU tables: only keyed ones here
             self.pane(KeyCountsView).set_counts([kc for kc in latest.counts if kc.key_names != ("cpu",)], names)
-        self._latest = Update(counters=latest.counters, stacks=latest.stacks, histograms=latest.histograms,
-                              counts=latest.counts, elapsed_s=latest.elapsed_s, now_ns=latest.now_ns)
+        self._latest = latest.snapshots()
 
-    # --- probes: added, toggled, removed while tracing ------------------------------------
-    def _show_probes(self) -> None:
+    # --- probes: added, toggled, removed while tracing (the live controller) ----------------
+    def show_probes(self) -> None:
         table = self.main_query(ProbeList)
         if self.mode == "live" and (self.probes or self.source is None):
-            table.show([(p.enabled, p.name, p.spec) for p in self.probes], self.states)
+            table.show(self.live.rows(), self.states)
         elif self.source is not None:
-            rows = [(True, lay.name, lay.spec) for _, lay in sorted(self.source.layouts.items())]
+            rows = [(pid, True, lay.name, lay.spec) for pid, lay in sorted(self.source.layouts.items())]
             table.show(rows, self.states)
+
+    def add_probes(self, probes: list[Probe]) -> None:
+        self.live.add(probes)
+        self.show_probes()
+
+    def toggle_probe(self, probe_id: int) -> None:
+        self.live.toggle(probe_id)
+        self.show_probes()
+
+    def remove_probe(self, probe_id: int) -> None:
+        self.live.remove(probe_id)
+        self.show_probes()
 
     @on(EntryChosen)
     def _entry_chosen(self, event: EntryChosen) -> None:
-        if self.mode != "live":
-            self.notify("Replay is read-only: probes cannot be added.", severity="warning")
-            return
-        self.main_query(ProbeEditor).load_entry(event.entry)
-        self.action_show_tab("probes")
-        self.main_query("#editor-spec", Input).focus()
+        self.editor.entry_chosen(event.entry)
 
     @on(ProbeSubmitted)
     def _probe_submitted(self, event: ProbeSubmitted) -> None:
         self.add_probes(event.probes)
         self.action_show_tab("stream")  # the user wants to see what the new probe catches
 
-    def add_probes(self, probes: list[Probe]) -> None:
-        taken = {p.name for p in self.probes}
-        for p in probes:
-            base, n = p.name, 2
-            while p.name in taken:  # names are the panes' labels: keep them unique
-                p.name, n = f"{base}_{n}", n + 1
-            taken.add(p.name)
-            self.probes.append(p)
-        adder = getattr(self.source, "add_probe", None)
-        if adder is not None:
-            self._change_in_place(lambda: [adder(p) for p in probes])
-        else:
-            self._restart_source()
-        self._show_probes()
-
     @on(ProbeToggled)
     def _probe_toggled(self, event: ProbeToggled) -> None:
-        self.toggle_probe(event.index)
-
-    def toggle_probe(self, index: int) -> None:
-        if not 0 <= index < len(self.probes):
-            return
-        probe = self.probes[index]
-        probe.enabled = not probe.enabled
-        enabler = getattr(self.source, "enable_probe", None)
-        if enabler is not None:
-            self._change_in_place(lambda: enabler(index, probe.enabled))
-        else:
-            self._restart_source()
-        self.states.pop(index, None)
-        self._show_probes()
+        self.toggle_probe(event.probe_id)
 
     @on(ProbeRemoved)
     def _probe_removed(self, event: ProbeRemoved) -> None:
-        self.remove_probe(event.index)
-
-    def remove_probe(self, index: int) -> None:
-        if not 0 <= index < len(self.probes):
-            return
-        del self.probes[index]
-        self._restart_source(clear=True)  # ids shift: start clean rather than mislabel old events
-        self._show_probes()
-
-    @work(thread=True, group="probe-change", exit_on_error=False)
-    def _change_in_place(self, change: Callable[[], object]) -> None:
-        try:
-            change()
-        except KtuiError as err:
-            self.call_from_thread(self.main_query(ProbeEditor).show_error, "spec", str(err))
-        except Exception as err:
-            self.call_from_thread(self.main_query(ProbeEditor).show_error, "spec", f"the probe change failed: {err}")
+        self.remove_probe(event.probe_id)
 
     @on(ProbeEditor.ShowCRequested)
     def _show_c(self, event: ProbeEditor.ShowCRequested) -> None:
-        try:
-            from ktui.compiler import compile_session
-
-            program = compile_session(event.probes)
-        except ImportError:
-            self.main_query(ProbeEditor).show_error("spec", "The compiler is not available in this build.")
-            return
-        except KtuiError as err:
-            self.main_query(ProbeEditor).show_error("spec", str(err))
-            return
-        notes = []
-        for cp in getattr(program, "probes", []):
-            if getattr(cp, "error", None):
-                notes.append(f"✗ {cp.error}")
-            for note in getattr(cp, "notes", []) or []:
-                notes.append(f"· {note}")
-        self.push_screen(CodeView(program.c_text, "\n".join(notes)))
+        self.editor.show_c(event.probes)
 
     # --- the stream's filter box ---------------------------------------------------------
     @on(EventStream.FollowChanged)
@@ -542,7 +467,7 @@ class KtuiApp(App):
     # --- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause_replay", "speed", "seek", "step"):
-            return self.mode != "live" and hasattr(self.source, "pause")
+            return self.mode != "live" and self.replay.playback is not None
         if action in ("save_session", "add_probe", "show_c"):
             return self.mode == "live"  # a replay is read-only: hide what would change it
         return True
@@ -607,52 +532,19 @@ class KtuiApp(App):
         browser.display = not browser.display
 
     def action_pause_replay(self) -> None:
-        if self.source is None or not hasattr(self.source, "pause"):
-            return
-        self.replay_paused = not self.replay_paused
-        (self.source.pause if self.replay_paused else self.source.play)()
-        self.main_query(StatusBar).set_state(paused=self.replay_paused)
+        self.replay.toggle_pause()
 
     def action_seek(self, seconds: float) -> None:
-        source = self.source
-        if source is None or not hasattr(source, "seek"):
-            return
-        source.seek(int(getattr(source, "position_ns", 0) + seconds * 1e9))
-        self.main_query(StatusBar).set_state(message=f"seek {seconds:+g}s")
+        self.replay.seek(seconds)
 
     def action_step(self) -> None:
-        if self.source is not None and hasattr(self.source, "step"):
-            self.replay_paused = True
-            self.source.step(1)
-            self.main_query(StatusBar).set_state(paused=True)
+        self.replay.step()
 
     def action_speed(self, factor: float) -> None:
-        setter = getattr(self.source, "set_speed", None) or getattr(self.source, "speed", None)
-        if not callable(setter):
-            return
-        self.replay_speed = max(0.125, min(64.0, self.replay_speed * factor))
-        setter(self.replay_speed)
-        self.main_query(StatusBar).set_state(message=f"speed x{self.replay_speed:g}")
+        self.replay.change_speed(factor)
 
     def action_save_session(self) -> None:
-        path = self.session_path
-        try:
-            from ktui.session import Session
-        except ImportError:
-            self.notify("Saving sessions is not available in this build.", severity="error")
-            return
-        try:
-            session = Session(probes=list(self.probes))
-            if path is None:
-                from ktui.paths import data_dir
-
-                path = str(data_dir() / "session.toml")
-            session.save(path)
-        except (KtuiError, OSError) as err:
-            self.notify(f"The session was not saved: {err}", severity="error")
-            return
-        self.session_path = path
-        self.notify(f"Session saved to {path}")
+        self.editor.save_session()
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)

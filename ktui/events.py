@@ -10,10 +10,13 @@ store raw record bytes in compressed chunks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ktui.probes.model import Probe
 
 # The C struct every record starts with (the compiler emits the same layout):
 #   struct ktui_hdr { u64 ts; u32 probe; u32 cpu; u32 pid; u32 tid; u32 uid;
@@ -163,14 +166,60 @@ class Update:
     message: str = ""  # a status sentence (a warning, "replay finished"...)
     finished: bool = False
 
+    @classmethod
+    def merge(cls, updates: Sequence[Update], *, window: int | None = None) -> Update:
+        """The one rule for coalescing updates (engine outbox, app queue, slow panes alike).
 
+        Updates in arrival order become one: events are deltas, so each probe's are
+        concatenated once (nothing lost; with ``window``, only each probe's newest ``window``
+        are kept); counters, probe states, stacks, histograms, COUNT tables, clocks and the
+        message are snapshots, so the newest non-empty one wins; finished sticks.
+        """
+        if len(updates) == 1 and window is None:
+            return updates[0]
+        parts: dict[int, list[np.ndarray]] = {}
+        for u in updates:
+            for probe_id, arr in u.events.items():
+                parts.setdefault(probe_id, []).append(arr)
+        events = {}
+        for probe_id, arrs in parts.items():
+            if window is not None:  # drop whole old arrays first, so the concatenation copies only what stays
+                n = sum(len(a) for a in arrs)
+                while len(arrs) > 1 and n - len(arrs[0]) >= window:
+                    n -= len(arrs.pop(0))
+            nonempty = [a for a in arrs if len(a)]
+            arr = arrs[0] if len(arrs) == 1 else np.concatenate(nonempty or arrs[:1])
+            events[probe_id] = arr[-window:] if window is not None and len(arr) > window else arr
+        merged = cls(events=events, finished=any(u.finished for u in updates))
+        for u in updates:
+            merged.counters = u.counters or merged.counters
+            merged.probes = u.probes or merged.probes
+            merged.stacks = u.stacks or merged.stacks
+            merged.histograms = u.histograms or merged.histograms
+            merged.counts = u.counts or merged.counts
+            merged.now_ns = u.now_ns or merged.now_ns
+            merged.elapsed_s = u.elapsed_s or merged.elapsed_s
+            merged.message = u.message or merged.message
+        return merged
+
+    def snapshots(self) -> Update:
+        """This update without its events (what the slowly redrawn panes keep)."""
+        return Update(counters=self.counters, stacks=self.stacks, histograms=self.histograms, counts=self.counts,
+                      now_ns=self.now_ns, elapsed_s=self.elapsed_s)
+
+
+# --- What a source is and what it can do -------------------------------------------------
+# Declared capabilities (harlequin's adapters, STYLE.md): the app asks ``isinstance(source,
+# ProbeControl)`` once, never getattr. Each is @runtime_checkable so that question is cheap.
+
+@runtime_checkable
 class EventSource(Protocol):
     """Live tracing and replay both feed the panes through this interface.
 
     ``start`` begins producing Updates on the source's own thread and calls ``sink``
     with each (the app turns that into a Textual message with post_message, which
     is thread-safe). ``stop`` ends it and releases everything (for live: detaches
-    every probe). ``layouts`` says how to decode each probe's events.
+    every probe); it is idempotent. ``layouts`` says how to decode each probe's events.
     """
 
     layouts: dict[int, ProbeLayout]
@@ -181,3 +230,53 @@ class EventSource(Protocol):
     def stop(self) -> None: ...
 
     def symbolize(self, address: int, pid: int | None = None) -> str: ...
+
+
+@runtime_checkable
+class ProbeControl(Protocol):
+    """Probes changed while tracing, keyed by the ids the source hands out (never list positions).
+
+    ``probe_ids`` are the ids of the probes the source was built with, in their order, known
+    before ``start``. ``add_probe`` allocates the next id under the source's lock before it
+    compiles, so two calls never share one; a probe that fails to load keeps its id (state
+    "failed"), so later ids do not shift. Unknown ids raise UsageError."""
+
+    probe_ids: list[int]
+
+    def add_probe(self, probe: Probe) -> int: ...
+
+    def enable_probe(self, probe_id: int, enabled: bool) -> None: ...
+
+    def remove_probe(self, probe_id: int) -> None: ...
+
+
+@runtime_checkable
+class Playback(Protocol):
+    """A source that moves through time at the user's command (replay)."""
+
+    seek_generation: int  # bumps on every seek: the panes drop what they show
+
+    @property
+    def position_ns(self) -> int: ...
+
+    def play(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def step(self, n: int = 1) -> None: ...
+
+    def seek(self, t_ns: int) -> None: ...
+
+    def set_speed(self, speed: float | None) -> None: ...
+
+
+@runtime_checkable
+class Recordable(Protocol):
+    """A source that can write what it shows to a recording file while it runs (live)."""
+
+    @property
+    def recording_path(self) -> str | None: ...
+
+    def start_recording(self, path: str) -> None: ...
+
+    def stop_recording(self) -> str: ...  # one sentence: what was written where

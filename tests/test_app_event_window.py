@@ -64,10 +64,11 @@ def test_interleaved_chunks_survive_trimming():
             window.record(window.first + j)
 
 
-def test_merge_many_concatenates_each_probe_once_in_order_and_keeps_the_newest_snapshots():
+def test_update_merge_concatenates_each_probe_once_in_order_and_keeps_the_newest_snapshots():
     from fake_source import counters_for, sample_counts
-    from ktui.app_updates import merge_many
     from ktui.events import Update
+
+    merge_many = Update.merge
 
     g, o = LAYOUTS[0], LAYOUTS[1]
     ups = [Update(events={0: make_events(g, 3)}, counters=counters_for({0: 3}), elapsed_s=1.0),
@@ -81,3 +82,7 @@ def test_merge_many_concatenates_each_probe_once_in_order_and_keeps_the_newest_s
     assert merged.counters == counters_for({0: 7}) and merged.elapsed_s == 2.0
     assert merged.counts == sample_counts() and merged.message == "hello" and merged.finished
     assert merge_many(ups[:1]) is ups[0]
+    # With a window, each probe keeps only its newest events (the engine's outbox under a slow sink).
+    kept = Update.merge(ups, window=5)
+    assert kept.events[0]["ts"].tolist() == make_events(g, 7)["ts"].tolist()[-5:]
+    assert len(kept.events[1]) == 2 and kept.finished

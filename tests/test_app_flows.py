@@ -187,19 +187,27 @@ async def test_started_probe_streams_events_counts_and_stacks_then_disable_it():
 
 
 class InPlaceSource(FakeSource):
-    """A source that changes probes in place, as LiveSource does."""
+    """A source that changes probes in place, as LiveSource does (it declares events.ProbeControl)."""
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.toggles: list[tuple[int, bool]] = []
         self.added: list[Probe] = []
+        self.removed: list[int] = []
+        self.probe_ids = sorted(self.layouts)
 
     def enable_probe(self, probe_id: int, enabled: bool) -> None:
         self.toggles.append((probe_id, enabled))
 
     def add_probe(self, probe) -> int:
         self.added.append(probe)
-        return len(self.layouts) + len(self.added) - 1
+        probe_id = max(self.probe_ids, default=-1) + 1
+        self.probe_ids.append(probe_id)
+        return probe_id
+
+    def remove_probe(self, probe_id: int) -> None:
+        self.removed.append(probe_id)
+        self.probe_ids.remove(probe_id)
 
 
 async def test_probes_change_in_place_while_tracing():
@@ -221,6 +229,19 @@ async def test_probes_change_in_place_while_tracing():
         await pilot.press("ctrl+n")
         await settle(app, pilot)
         assert [p.spec for p in source.added] == ["tracepoint:sched:sched_switch"]
+        assert app.live.probes[1].spec == "tracepoint:sched:sched_switch"  # keyed by the id the source gave
+        # The rows name probes by id: removing the first, then toggling the (now first) row hits id 1.
+        await pilot.press("5")
+        table = app.query_one(ProbeList)
+        table.focus()
+        table.move_cursor(row=0)
+        await pilot.press("delete")
+        await settle(app, pilot)
+        assert source.removed == [0]
+        table.move_cursor(row=0)
+        await pilot.press("space")
+        await settle(app, pilot)
+        assert source.toggles[-1] == (1, False)
         assert not source.stopped
 
 
@@ -502,7 +523,7 @@ async def test_count_tables_show_in_the_cpus_tab_sorted_by_count():
         comm_rows = [line[:2] for line in lines if len(line) == 3 and line[0] in "abc"]
         assert comm_rows == [["b", "9"], ["c", "4"], ["a", "1"]]  # sorted by count, whatever order arrived
         # A new source starts from zero: the tables go with the old one.
-        app._reset_panes(False)
+        app.reset_panes(False)
         assert view.tables == [] and not view.display
 
 

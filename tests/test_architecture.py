@@ -1,4 +1,5 @@
-"""The core stands without Textual: an import-linter contract, and a check that it bites."""
+"""The shape of the code: the core stands without Textual (an import-linter contract, and a check
+that it bites), Textual lives only where the UI lives, and no import cycle exists in ktui."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-UI = ("ktui/app", "ktui/widgets/")
+UI = ("ktui/app", "ktui/tui", "ktui/widgets/", "ktui/screens/")  # the only places Textual code may live
 
 
 def _lint_imports() -> subprocess.CompletedProcess:
@@ -37,8 +38,125 @@ def test_no_core_module_imports_textual_even_lazily():
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            if any(n == "textual" or n.startswith(("textual.", "ktui.widgets", "ktui.app")) for n in names):
+            if any(n == "textual" or n.startswith(("textual.", "ktui.widgets", "ktui.screens", "ktui.app", "ktui.tui")) for n in names):
                 if rel == "ktui/cli.py" and names == ["ktui.app_main"]:
                     continue  # the entry point starts the app lazily; it holds no core logic
                 offenders.append(f"{rel}:{node.lineno} imports {names}")
     assert offenders == []
+
+
+def test_textual_is_imported_only_from_the_ui_paths():
+    offenders = []
+    for path in sorted((ROOT / "ktui").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(UI):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), rel)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                if any(n == "textual" or n.startswith("textual.") for n in names):
+                    offenders.append(rel)
+    assert offenders == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(tree: ast.AST):
+    """Every import that can run, function-level ones included; `if TYPE_CHECKING:` bodies never run."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """ktui's modules and the ktui modules each imports (`from pkg import submodule` is an edge to the
+    submodule, not to the package's __init__: that is how a package's own modules reach each other)."""
+    files = {_module_name(p): p for p in (ROOT / "ktui").rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in _runtime_imports(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in files}
+                continue
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(up + ([node.module] if node.module else []))
+            for a in node.names:
+                if f"{base}.{a.name}" in files:
+                    edges.add(f"{base}.{a.name}")
+                elif base in files:
+                    edges.add(base)
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one module (Tarjan, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(component)
+    return cycles
+
+
+# The catalog's loader imports its builders lazily and they build a Catalog: known, owned by the
+# catalog's rework (issue 13); nothing outside it may join or add a cycle.
+KNOWN_CYCLE = {"ktui.catalog.core", "ktui.catalog.dwarf", "ktui.catalog.elf_symbols", "ktui.catalog.kernel_build"}
+
+
+def test_no_import_cycle_in_ktui():
+    cycles = [c for c in import_cycles(import_graph()) if not c <= KNOWN_CYCLE]
+    assert cycles == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = import_graph()
+    graph["ktui.recording.writer"] = graph["ktui.recording.writer"] | {"ktui.sources.replay"}
+    assert any({"ktui.recording.writer", "ktui.sources.replay", "ktui.formats.ftrace"} <= c
+               for c in import_cycles(graph))

@@ -182,5 +182,5 @@ class StackReader:
             return []
         try:
             return [int(a) for a in self._table.walk(stack_id)]
-        except (KeyError, Exception):  # an id evicted from the map (hash collision) reads as nothing
+        except (KeyError, OSError):  # an id evicted from the map (hash collision) reads as nothing
             return []

@@ -58,6 +58,7 @@ class _Unit:
     entries: EntryCounters | None = None
     stacks: StackReader | None = None
     attachments: list[Attachment] = field(default_factory=list)
+    by_probe: dict[int, list[Attachment]] = field(default_factory=dict)  # session id -> its attachments
 
 
 class LiveSource:
@@ -68,6 +69,11 @@ class LiveSource:
     def __init__(self, probes, catalog=None, target=None, ring_pages: int | None = None, recorder=None,
                  *, window_events: int = 100_000, update_hz: float = 30.0, program=None):
         self.probes = list(probes)
+        # Ids are handed out here, never taken from list positions by callers: the probes given
+        # now get 0..n-1 in order (known before start), each add_probe the next one, under _lock.
+        self.probe_ids: list[int] = list(range(len(self.probes)))
+        self._next_id = len(self.probes)
+        self._removed: set[int] = set()
         self.catalog = catalog
         self.target = target
         self.ring_pages = ring_pages
@@ -209,6 +215,12 @@ class LiveSource:
             bpf.cleanup()
             raise
         with self._lock:
+            if self._stopped:  # stop() ran while this unit was attaching: it must not outlive the source
+                detach(unit.attachments)
+                for _, reader in unit.readers:
+                    reader.close()
+                bpf.cleanup()
+                raise UsageError("tracing has stopped: the probe was not added.")
             self._units.append(unit)
             if self._poller is not None:
                 for _, reader in unit.readers:
@@ -239,6 +251,7 @@ class LiveSource:
             detach(attached)  # an entry helper attached before its return probe failed
             return ProbeState(gid, cp.layout.name, spec, "failed", str(err))
         unit.attachments += attached
+        unit.by_probe[gid] = attached
         enabled = bool(getattr(cp.probe, "enabled", True))
         self._write_enabled(unit, cp.probe_id, enabled)
         return ProbeState(gid, cp.layout.name, spec, "attached" if enabled else "disabled")
@@ -308,27 +321,69 @@ class LiveSource:
                 self._poller.close()
                 self._poller = None
 
-    def enable_probe(self, probe_id: int, enabled: bool) -> None:
+    def _loaded(self, probe_id: int) -> tuple[_Unit, int, ProbeState]:
+        """The unit, program-local id and state of a loaded probe (UsageError for an unknown,
+        failed or removed id)."""
         state = self.states.get(probe_id)
-        if state is None or state.status == "failed":
+        unit = self._unit_of.get(probe_id)
+        if state is None or unit is None or state.status == "failed" or probe_id in self._removed:
             raise UsageError(f"probe {probe_id} is not attached.")
-        unit = self._unit_of[probe_id]
         local = next(k for k, v in unit.global_ids.items() if v == probe_id)
-        self._write_enabled(unit, local, enabled)
-        state.status = "attached" if enabled else "disabled"
+        return unit, local, state
+
+    def enable_probe(self, probe_id: int, enabled: bool) -> None:
+        with self._lock:
+            unit, local, state = self._loaded(probe_id)
+            self._write_enabled(unit, local, enabled)
+            state.status = "attached" if enabled else "disabled"
+
+    def remove_probe(self, probe_id: int) -> None:
+        """Switch the probe off and detach it; its events already delivered keep their layout."""
+        with self._lock:
+            if probe_id in self.states and self.states[probe_id].status == "failed":
+                del self.states[probe_id]
+                self._removed.add(probe_id)
+                return
+            unit, local, _ = self._loaded(probe_id)
+            self._write_enabled(unit, local, False)
+            attached = unit.by_probe.pop(probe_id, [])
+            unit.attachments[:] = [a for a in unit.attachments if a not in attached]
+            detach(attached)
+            # The ring stays mapped until teardown (the drain may be reading it right now); it
+            # just leaves the list the drain walks.
+            unit.readers[:] = [(gid, r) for gid, r in unit.readers if gid != probe_id]
+            self._removed.add(probe_id)
+            del self.states[probe_id]
+            if probe_id in self.probe_ids:
+                self.probe_ids.remove(probe_id)
 
     def add_probe(self, probe) -> int:
-        """Attach one more probe while the others run (a BPF object of its own); returns its id."""
-        gid = max(self.layouts, default=-1) + 1
-        program = self._compile([probe])
-        if self.target_pid and not program.target_pid:
-            program.target_pid = self.target_pid
-        unit = self._load_unit(program, {program.probes[0].probe_id: gid})
-        for cp in program.probes:
-            self.probes.append(cp.probe)
+        """Attach one more probe while the others run (a BPF object of its own); returns its id.
+
+        The id is taken under the lock before the (second-long) compile, so concurrent calls get
+        distinct ids; a probe that cannot be compiled or loaded keeps its id with state "failed"
+        and the reason (the next update carries it), so no later id shifts."""
+        with self._lock:
+            if self._stopped:
+                raise UsageError("tracing has stopped: the probe was not added.")
+            gid = self._next_id
+            self._next_id += 1
+            self.probe_ids.append(gid)
+            self.states[gid] = ProbeState(gid, probe.name, probe.spec, "pending")
+        try:
+            program = self._compile([probe])
+            if self.target_pid and not program.target_pid:
+                program.target_pid = self.target_pid
+            self._load_unit(program, {program.probes[0].probe_id: gid})
+        except Exception as err:
+            reason = str(err) if isinstance(err, KtuiError) else f"the probe could not be loaded ({err})"
+            with self._lock:
+                if gid in self.states:
+                    self.states[gid] = ProbeState(gid, probe.name, probe.spec, "failed", reason)
+            return gid
+        self.probes.append(program.probes[0].probe)
         if self.recorder is not None:
             self._record_q.put(("probe", gid, self.layouts[gid], self._compiled[gid].probe.to_dict()))
-        del unit
         return gid
 
     # ------------------------------------------------------------------ reading
@@ -342,6 +397,8 @@ class LiveSource:
                     continue
                 rows = unit.counters.read(unit.global_ids.keys())
                 for local, gid in unit.global_ids.items():
+                    if gid in self._removed:
+                        continue
                     cp = self._compiled[gid]
                     has_ring = bool(cp.ring)
                     missed = 0
@@ -357,7 +414,7 @@ class LiveSource:
         counters = self.counters() if counters is None else counters
         out = []
         for gid, cp in sorted(self._compiled.items()):
-            c = counters.get(gid)
+            c = counters.get(gid) if gid not in self._removed else None
             if c is None:
                 continue
             for spec in getattr(cp, "counts", ()):
@@ -499,7 +556,7 @@ class LiveSource:
         counts = self.key_counts(counters)
         if self.recorder_error is not None and not message:
             message = str(self.recorder_error)
-        update = Update(counters=counters, probes=[_copy_state(s) for s in self.states.values()],
+        update = Update(counters=counters, probes=[_copy_state(s) for s in list(self.states.values())],
                         stacks=list(self._stacks), histograms=list(self._histograms), counts=counts,
                         now_ns=time.monotonic_ns(), elapsed_s=now - self._t0, message=message, finished=finished)
         self.last_update = update
@@ -527,7 +584,8 @@ class LiveSource:
         for unit in units:
             for _local, gid in unit.global_ids.items():
                 cp = self._compiled[gid]
-                if self.states[gid].status == "failed":
+                state = self.states.get(gid)
+                if state is None or state.status == "failed":
                     continue
                 hist_map = cp.maps.get("hist")
                 if hist_map:
@@ -657,8 +715,9 @@ class LiveSource:
                 if time.monotonic() - last_counters > 1.0 and self.recorder_error is None:
                     rec.set_counters(self.counters())
                     last_counters = time.monotonic()
-            except KtuiError as err:
-                self.recorder_error = err
+            except Exception as err:  # the recorder is a sink: it fails alone, tracing goes on
+                self.recorder_error = err if isinstance(err, KtuiError) else \
+                    KtuiError(f"the recording stopped: {err.strerror if isinstance(err, OSError) else err}")
                 with self._record_cv:
                     self._record_cv.notify_all()
 

@@ -41,14 +41,16 @@ class ProbeSubmitted(Message):
 
 
 class ProbeToggled(Message):
-    """Enable or disable the probe at ``index`` in the session."""
+    """Enable or disable the probe with this id (the id its source handed out)."""
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, probe_id: int) -> None:
         super().__init__()
-        self.index = index
+        self.probe_id = probe_id
 
 
 class ProbeRemoved(Message):
-    def __init__(self, index: int) -> None:
+    """Remove the probe with this id from the session."""
+
+    def __init__(self, probe_id: int) -> None:
         super().__init__()
-        self.index = index
+        self.probe_id = probe_id

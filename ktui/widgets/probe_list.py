@@ -27,24 +27,35 @@ class ProbeList(DataTable):
     def on_mount(self) -> None:
         self.add_columns("on", "probe", "point", "status")
 
-    def show(self, rows: list[tuple[bool, str, str]], states: dict[int, ProbeState]) -> None:
-        """rows: (enabled, name, spec) per probe id; states: what the source said about each."""
+    def show(self, rows: list[tuple[int | None, bool, str, str]], states: dict[int, ProbeState]) -> None:
+        """rows: (probe id, enabled, name, spec), the id None while the source has not handed one
+        out yet (a probe being added); states: what the source said about each id."""
         row = self.cursor_row
         self.clear()
-        for i, (enabled, name, spec) in enumerate(rows):
-            st = states.get(i)
+        for i, (probe_id, enabled, name, spec) in enumerate(rows):
+            st = states.get(probe_id) if probe_id is not None else None
             status = st.status if st else ("pending" if enabled else "disabled")
             label = Text(status, style=STATUS_STYLE.get(status, ""))
             if st and st.reason:
                 label.append(f": {st.reason}", style="red")
-            self.add_row("●" if enabled else "○", name, spec, label, key=str(i))
+            key = str(probe_id) if probe_id is not None else f"pending-{i}"
+            self.add_row("●" if enabled else "○", name, spec, label, key=key)
         if rows:
             self.move_cursor(row=min(max(row, 0), len(rows) - 1))
 
+    def _cursor_probe_id(self) -> int | None:
+        """The id of the probe under the cursor; None for a probe still being added."""
+        if not self.row_count or self.read_only:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value or ""
+        return int(key) if key.isdigit() else None
+
     def action_toggle(self) -> None:
-        if self.row_count and not self.read_only:
-            self.post_message(ProbeToggled(self.cursor_row))
+        probe_id = self._cursor_probe_id()
+        if probe_id is not None:
+            self.post_message(ProbeToggled(probe_id))
 
     def action_remove(self) -> None:
-        if self.row_count and not self.read_only:
-            self.post_message(ProbeRemoved(self.cursor_row))
+        probe_id = self._cursor_probe_id()
+        if probe_id is not None:
+            self.post_message(ProbeRemoved(probe_id))

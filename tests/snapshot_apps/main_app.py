@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fake_source import FakeSource, fake_catalog, getppid_layout, openat_layout, populated_updates  # noqa: E402
 from ktui.app import KtuiApp  # noqa: E402
-from ktui.app_updates import merge_updates  # noqa: E402
+from ktui.events import Update  # noqa: E402
 
 
 class StillApp(KtuiApp):
@@ -25,7 +25,7 @@ class StillApp(KtuiApp):
 
 def populated(mode: str = "live", banner: str = "", **kw) -> StillApp:
     # One update, merged up front: whether two updates coalesce in the app depends on thread timing.
-    source = FakeSource({0: getppid_layout(0), 1: openat_layout(1)}, [merge_updates(*populated_updates())])
+    source = FakeSource({0: getppid_layout(0), 1: openat_layout(1)}, [Update.merge(populated_updates())])
     return StillApp(source=source, catalog_loader=fake_catalog, mode=mode, banner=banner, **kw)
 
 
