@@ -44,6 +44,7 @@ RING_MIN_BYTES, RING_MAX_BYTES = 1 << 20, 16 << 20  # RSS counts a ring twice (m
 RECORD_QUEUE_BYTES = 32 << 20  # events waiting for the recorder before the drain waits (and the kernel drops)
 STACKS_EVERY_S = 0.5  # stack, histogram and count maps are read less often than counters
 COUNT_ROWS_MAX = 500  # rows of a COUNT table handed on (the largest counts)
+OUTBOX_MAX = 4  # updates waiting for a slow sink before they are merged (and trimmed to the window)
 BATCH_MIN, BATCH_PAUSE_S = 8192, 0.002  # a ring of RING_MIN_BYTES holds ~14k records: pausing 2 ms is safe
 
 
@@ -110,9 +111,7 @@ class LiveSource:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sink: Callable[[Update], None] | None = None
-        self._outbox: Update | None = None  # the newest snapshot not yet handed over
-        self._outbox_parts: dict[int, deque] = {}  # its events, not yet concatenated
-        self._outbox_n: dict[int, int] = {}
+        self._outbox: list[tuple[Update, dict[int, list[np.ndarray]]]] = []  # not yet handed over, oldest first
         self._outbox_cv = threading.Condition()
         self._agg_lock = threading.Lock()
         self._record_q: queue.Queue = queue.Queue()
@@ -657,33 +656,32 @@ class LiveSource:
     # ------------------------------------------------------------------ handoffs
 
     def _post(self, update: Update, fresh: dict[int, list[np.ndarray]]) -> None:
-        """Leave the update for the post thread; if it has not taken the last one, the new one
-        replaces its snapshots and adds its events, of which the newest window_events are kept."""
+        """Leave the update, with the event arrays read since the last one, for the post thread.
+        When the sink is slow, what waits is merged (Update.merge, newest window_events per probe)."""
         with self._outbox_cv:
-            if self._outbox is not None and self._outbox.message and not update.message:
-                update.message = self._outbox.message
-            self._outbox = update
-            for gid, parts in fresh.items():
-                kept = self._outbox_parts.setdefault(gid, deque())
-                kept.extend(parts)
-                n = self._outbox_n.get(gid, 0) + sum(len(p) for p in parts)
-                while len(kept) > 1 and n - len(kept[0]) >= self.window_events:
-                    n -= len(kept.popleft())
-                self._outbox_n[gid] = n
+            self._outbox.append((update, fresh))
+            if len(self._outbox) > OUTBOX_MAX:
+                self._outbox = [(Update.merge(self._as_updates(self._outbox), window=self.window_events), {})]
             self._outbox_cv.notify()
+
+    @staticmethod
+    def _as_updates(pending: list[tuple[Update, dict[int, list[np.ndarray]]]]) -> list[Update]:
+        """Each read's events as an update of its own, then the snapshot they came with, in order."""
+        out: list[Update] = []
+        for update, fresh in pending:
+            out.extend(Update(events={gid: arr}) for gid, parts in fresh.items() for arr in parts)
+            out.append(update)
+        return out
 
     def _post_loop(self) -> None:
         while True:
             with self._outbox_cv:
-                while self._outbox is None and not (self._stop.is_set() and self.finished.is_set()):
+                while not self._outbox and not (self._stop.is_set() and self.finished.is_set()):
                     self._outbox_cv.wait(0.1)
-                update, self._outbox = self._outbox, None
-                parts, self._outbox_parts, self._outbox_n = self._outbox_parts, {}, {}
-            if update is None:
+                pending, self._outbox = self._outbox, []
+            if not pending:
                 return
-            events = {gid: _concat(list(p)) for gid, p in parts.items() if p}
-            update.events = {gid: (e[-self.window_events:] if len(e) > self.window_events else e)
-                             for gid, e in events.items()}
+            update = Update.merge(self._as_updates(pending), window=self.window_events)
             if self._sink is not None:
                 try:
                     self._sink(update)
