@@ -111,4 +111,66 @@ async def test_a_probe_that_cannot_attach_says_why_and_the_rest_keep_running():
         assert "kprobe" in error and "CONFIG_KPROBES" in error
         assert app.main_query("#probe-list").get_row_at(1)[3].plain.startswith("failed: ")
         assert app.states[0].status == "attached" and app.is_running
+@pytest.mark.timeout(400)
+async def test_quick_probe_changes_while_events_flow_keep_ids_unique_and_hit_their_probe():
+    """Many adds, toggles and removes submitted at once through the app while a child makes getppid
+    calls: every probe gets an id of its own, each toggle reaches the kernel's switch for its own
+    probe, a removed probe is gone, and after quit none of the programs is in the kernel."""
+    import json
+    import os
+
+    from helpers import busy_loop_binary, prog_ids_of
+    from ktui.compiler.control import enabled as kernel_enabled
+
+    busy = subprocess.Popen([str(busy_loop_binary()), "600000"])  # killed at the end
+    try:
+        pid = busy.pid
+        spec = "syscalls:sys_enter_getppid"
+        app = KtuiApp(probes=[Probe(ProbeKind.TRACEPOINT, spec, filter=f"pid == {pid}")],
+                      source_factory=_live_factory, mode="live")
+        async with app.run_test(size=(120, 40)) as pilot:
+            assert await wait_for(pilot, lambda: app.states.get(0) is not None
+                                  and app.states[0].status == "attached"), app.banner
+            # Five probes submitted back to back (each compiles for about a second), toggles on the
+            # first probe in between: nothing waits for anything.
+            for i in range(5):
+                app.add_probes([Probe(ProbeKind.TRACEPOINT, spec, filter=f"pid == {pid} && tid > {i}")])
+                app.toggle_probe(0)
+            assert await wait_for(pilot, lambda: not app.live.adding, timeout=90), "adds never got ids"
+            ids = list(app.live.probes)
+            assert len(ids) == len(set(ids)) == 6
+            source = app.source
+            assert sorted(source.probe_ids) == sorted(ids)
+            # Toggle every odd id off, remove id 2: each change must land on its own probe.
+            for probe_id in ids[1::2]:
+                app.toggle_probe(probe_id)
+            app.remove_probe(ids[2])
+            await app.workers.wait_for_complete()
+            # Probe 0 was toggled five times (off), the odd ids once (off), the rest never (on).
+            want = {i: i != ids[0] and i not in ids[1::2] for i in ids if i != ids[2]}
+            assert await wait_for(pilot, lambda: ids[2] not in app.states and all(
+                app.states.get(i) is not None and app.states[i].status == ("attached" if on else "disabled")
+                for i, on in want.items())), app.states
+            for probe_id, on in want.items():
+                unit = source._unit_of[probe_id]
+                local = next(k for k, v in unit.global_ids.items() if v == probe_id)
+                assert kernel_enabled(unit.bpf, local) is on, probe_id
+                assert app.live.probes[probe_id].enabled is on
+            # Events keep flowing for a probe that is on.
+            pane = app.pane(CpuCounts)
+            assert await wait_for(pilot, lambda: ids[4] in pane.counters and sum(pane.counters[ids[4]].delivered) > 0), \
+                (ids, {k: c.totals() for k, c in source.counters().items()}, busy.poll())
+            loaded = prog_ids_of(os.getpid())
+            assert loaded
+            await pilot.press("q")
+            await pilot.pause(0.2)
+        assert app.source is None
+        time.sleep(1.0)  # the kernel frees programs after the last reference goes
+        out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
+        assert not ({p["id"] for p in json.loads(out or "[]")} & loaded), "programs left in the kernel after quit"
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 run_async_tests(globals())
