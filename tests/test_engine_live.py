@@ -375,3 +375,37 @@ def test_a_uretprobe_reports_zero_missed_when_every_call_returns():
     assert sum(counters.hits) == n and counters.missed == 0
     [hist] = final.histograms
     assert sum(c for _, _, c in hist.buckets) == n
+
+
+
+def _stacks_only_profile():
+    from ktui.probes.model import Action, ActionKind
+
+    probes = parse_spec("profile:hz:99")
+    probes[0].actions = [Action(ActionKind.STACKS, kernel_stack=True)]  # no ring: delivered is derived
+    return probes
+
+
+@pytest.mark.parametrize("make_probes", [lambda: parse_spec(GETPPID), lambda: parse_spec("profile:hz:99"),
+                                         _stacks_only_profile], ids=["getppid", "profile-stream", "profile-stacks"])
+def test_counters_balance_per_probe_and_cpu_at_stop_under_a_full_rate_producer(make_probes):
+    """Stopped while getppid loops run flat out on every CPU: the final update's counters balance for
+    every CPU (nothing in flight is lost, ktui's own teardown is not counted; issue 11 item 6)."""
+    import subprocess
+
+    from ktui.kernel import possible_cpus
+
+    producers = [subprocess.Popen([str(busy_loop_binary()), "60000"]) for _ in range(max(possible_cpus(), 1))]
+    sink = Collect()
+    try:
+        _run(LiveSource(make_probes()), sink, lambda: time.sleep(1.5))  # stop() while the producers still run
+    finally:
+        for p in producers:
+            p.kill()
+            p.wait()
+    final = sink.updates[-1]
+    assert final.finished
+    c = final.counters[0]
+    assert sum(c.hits) > 50, c  # the probe really fired while the producers ran
+    for cpu in range(len(c.hits)):
+        assert c.hits[cpu] == c.delivered[cpu] + c.dropped[cpu] + c.filtered[cpu], (cpu, c)

@@ -44,6 +44,7 @@ RING_MIN_BYTES, RING_MAX_BYTES = 1 << 20, 16 << 20  # RSS counts a ring twice (m
 RECORD_QUEUE_BYTES = 32 << 20  # events waiting for the recorder before the drain waits (and the kernel drops)
 STACKS_EVERY_S = 0.5  # stack, histogram and count maps are read less often than counters
 COUNT_ROWS_MAX = 500  # rows of a COUNT table handed on (the largest counts)
+IN_FLIGHT_GRACE_S = 0.01  # after the switch-off, for program runs already past it (they take microseconds)
 OUTBOX_MAX = 4  # updates waiting for a slow sink before they are merged (and trimmed to the window)
 BATCH_MIN, BATCH_PAUSE_S = 8192, 0.002  # a ring of RING_MIN_BYTES holds ~14k records: pausing 2 ms is safe
 
@@ -290,6 +291,7 @@ class LiveSource:
         if self._stopped:
             return
         self._stopped = True
+        self._quiesce()  # before the drain's last read: what it counts after this is nothing
         self._stop.set()
         for t in self._threads:
             if t.name in ("ktui-drain", "ktui-aggregates") and t is not threading.current_thread():
@@ -526,7 +528,8 @@ class LiveSource:
                     if self._target_gone():
                         break
         finally:
-            self._drain_once()
+            self._quiesce()
+            self._drain_in_flight()
             message = ""
             if self.command is not None and self.command.returncode is not None:
                 message = f"{os.path.basename(self.command.argv[0])} exited with status {self.command.returncode}"
@@ -538,6 +541,28 @@ class LiveSource:
                 message = message or f"reading the in-kernel aggregates failed ({err})"
             self._publish(time.monotonic(), finished=True, message=message)
             self.finished.set()
+
+    def _quiesce(self) -> None:
+        """Switch every probe off in the kernel (the control value) without detaching anything.
+        A program checks the switch before it counts a hit, so from here on the counters only
+        move for runs already past the check, and ktui's own teardown (bpf() calls, closing fds,
+        a command exiting) is never counted: hits = delivered + dropped + filtered at stop."""
+        with self._lock:
+            units = list(self._units)
+        for unit in units:
+            for local in unit.global_ids:
+                try:
+                    self._write_enabled(unit, local, False)
+                except (IndexError, OSError, KeyError):  # a program without that slot: nothing runs it
+                    pass
+
+    def _drain_in_flight(self) -> None:
+        """Runs already past the switch finish within microseconds: let them, then read every ring
+        until it is empty, so their events are delivered before the last counters are read."""
+        time.sleep(IN_FLIGHT_GRACE_S)
+        for _ in range(100):
+            if self._drain_once() == 0 and not any(r.pending_bytes() for u in self._units for _, r in u.readers):
+                return
 
     def _has_rings(self) -> bool:
         return any(u.readers for u in self._units)
