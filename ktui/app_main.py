@@ -47,6 +47,13 @@ def live_unavailable() -> str | None:
     return None
 
 
+TRACING_SELF = "tracing ktui itself (--trace-self)"
+
+
+def _warnings_with(first: str):
+    return lambda: [first, *_warnings()]
+
+
 def _warnings() -> list[str]:
     """The doctor's short warnings for the status line (runs in a worker: it probes the kernel)."""
     try:
@@ -71,10 +78,10 @@ def _load_session(path: str) -> list[Probe]:
     return list(Session.load(path).probes)
 
 
-def _live_factory(probes: list[Probe]):
+def _live_factory(probes: list[Probe], trace_self: bool = False):
     from ktui.sources.live import LiveSource
 
-    return LiveSource(list(probes))
+    return LiveSource(list(probes), trace_self=trace_self)
 
 
 def _replay_source(paths: list[str]):
@@ -98,8 +105,11 @@ def run_app(args) -> int:
     probes = _load_session(session) if session and Path(session).exists() else default_probes()
     why = "You asked for the demo (--demo)." if getattr(args, "demo", False) else live_unavailable()
     if why is None:
-        app = KtuiApp(probes=probes, source_factory=_live_factory, catalog_loader=_catalog_loader(),
-                      mode="live", session_path=session, warnings_loader=_warnings)
+        trace_self = bool(getattr(args, "trace_self", False))
+        app = KtuiApp(probes=probes, source_factory=lambda ps: _live_factory(ps, trace_self),
+                      catalog_loader=_catalog_loader(), mode="live", session_path=session,
+                      warnings=[TRACING_SELF] if trace_self else None,
+                      warnings_loader=_warnings_with(TRACING_SELF) if trace_self else _warnings)
         return _run(app)
     banner = f"Live tracing is unavailable: {why} Showing the bundled demo recording, read-only."
     source = None

@@ -38,6 +38,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ktui {__version__}")
     parser.add_argument("--session", metavar="FILE", help="open (and save to) this session file")
     parser.add_argument("--demo", action="store_true", help="open the bundled demo recording read-only")
+    parser.add_argument("--trace-self", action="store_true",
+                        help="let probes see ktui's own process too (off: its system calls would flood the stream)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _wanted_modules(sys.argv[1:] if argv is None else argv):
         try:

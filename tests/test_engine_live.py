@@ -409,3 +409,28 @@ def test_counters_balance_per_probe_and_cpu_at_stop_under_a_full_rate_producer(m
     assert sum(c.hits) > 50, c  # the probe really fired while the producers ran
     for cpu in range(len(c.hits)):
         assert c.hits[cpu] == c.delivered[cpu] + c.dropped[cpu] + c.filtered[cpu], (cpu, c)
+
+
+@pytest.mark.parametrize("trace_self", [False, True])
+def test_ktui_does_not_trace_itself_unless_asked(trace_self):
+    """getppid from ktui's own process: unseen by default, seen exactly with trace_self; a child's
+    calls are seen either way."""
+    import os
+
+    n = 500
+    sink = Collect()
+    source = LiveSource(parse_spec(GETPPID), trace_self=trace_self)
+
+    def work():
+        time.sleep(0.3)
+        for _ in range(n):
+            os.getppid()
+        child = getppid_child(n)
+        time.sleep(0.5)
+        return child
+
+    children = []
+    _run(source, sink, lambda: children.append(work()))
+    events = sink.events(0)
+    assert int((events["pid"] == children[0]).sum()) == n
+    assert int((events["pid"] == os.getpid()).sum()) == (n if trace_self else 0)

@@ -49,6 +49,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("-p", "--pid", type=pid_arg, help="trace only this process")
     p.add_argument("--ring-pages", type=int, metavar="N", help="pages per ring buffer (a power of two)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--trace-self", action="store_true", help="let probes see ktui's own process too")
     p.epilog = "Add `-- COMMAND ARGS...` to start a command (held until the probes are attached) and trace it."
     p.set_defaults(run=run)
 
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     install_termination_handlers()
     progress = _Progress(args.quiet)
-    source = LiveSource(probes, target=target, ring_pages=args.ring_pages)
+    source = LiveSource(probes, target=target, ring_pages=args.ring_pages, trace_self=args.trace_self)
     recorder = None
     interrupted = False
     try:

@@ -14,6 +14,7 @@ What the program expects from whoever loads it (the engine, tests):
 - enable every probe that should run and set the target with ``ktui.compiler.control``
   (``set_enabled(bpf, probe_id, True)``, ``set_target(bpf, tgid)``): both live in one
   value, ``struct ktui_control`` in ``ktui_config[0]`` (``target``: tgid, 0 = every process;
+  ``exclude``: a tgid never traced, ktui's own unless asked, ``set_exclude``;
   ``enabled[probe_id]``), so a hit costs one array lookup; every probe starts disabled;
   ``prog.target_pid`` is the target the program was compiled for;
 - counters: ``ktui_counters`` (per CPU) slot probe*4 + HITS/SUBMITTED/DROPPED/FILTERED;

@@ -3,6 +3,7 @@ which probes run and which process is traced. One value, so a hit costs one arra
 
     set_enabled(bpf, probe_id, True)    # every probe starts disabled
     set_target(bpf, tgid)               # 0 = every process
+    set_exclude(bpf, tgid)              # a process never traced (ktui itself), 0 = none
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def set_enabled(bpf, probe_id: int, enabled: bool) -> None:
 def set_target(bpf, tgid: int | None) -> None:
     def change(value):
         value.target = int(tgid or 0)
+
+    _update(bpf, change)
+
+
+def set_exclude(bpf, tgid: int | None) -> None:
+    def change(value):
+        value.exclude = int(tgid or 0)
 
     _update(bpf, change)
 

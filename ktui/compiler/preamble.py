@@ -8,7 +8,7 @@ from ktui.events import DROPPED, FILTERED, HITS, N_COUNTERS, SUBMITTED
 STACK_MAP_ENTRIES = 16384
 def control_slots(n_probes: int) -> int:
     """Bytes of ``enabled`` in ``struct ktui_control``: the struct stays a multiple of 8 bytes."""
-    return (n_probes + 4 + 7) // 8 * 8 - 4
+    return (n_probes + 8 + 7) // 8 * 8 - 8
 
 
 _READ_ORDER = [f"ktui_read_{m}{b}" for m in ("k", "u") for b in (8, 16, 32, 64)]
@@ -61,6 +61,7 @@ def preamble(n_probes: int, reads: set[str], stacks: bool, str_eq: bool, perf: b
         "   and which probes run (see ktui.compiler.control). */",
         "struct ktui_control {",
         "    u32 target;  /* thread group id to trace, 0 = every process */",
+        "    u32 exclude;  /* thread group id never traced (ktui itself), 0 = none */",
         f"    u8 enabled[{control_slots(n_probes)}];  /* 1 = probe i runs */",
         "};",
         "BPF_ARRAY(ktui_config, struct ktui_control, 1);",
@@ -77,14 +78,18 @@ def preamble(n_probes: int, reads: set[str], stacks: bool, str_eq: bool, perf: b
         "        *c += 1;  /* per-CPU: no atomics needed */",
         "}",
         "",
-        "/* probe is a constant: one array lookup; the thread group id is asked for only with a target */",
+        "/* probe is a constant: one array lookup; the thread group id is asked for only with a target",
+        "   or an excluded process */",
         "static __always_inline int ktui_active(u32 probe)",
         "{",
         "    u32 zero = 0;",
         "    struct ktui_control *ctl = ktui_config.lookup(&zero);",
         "    if (!ctl || !ctl->enabled[probe])",
         "        return 0;",
-        "    return !ctl->target || ctl->target == (u32)(bpf_get_current_pid_tgid() >> 32);",
+        "    if (!ctl->target && !ctl->exclude)",
+        "        return 1;",
+        "    u32 tgid = bpf_get_current_pid_tgid() >> 32;",
+        "    return (!ctl->target || ctl->target == tgid) && tgid != ctl->exclude;",
         "}",
     ]
     if entries:

@@ -69,8 +69,11 @@ class LiveSource:
     live = True
 
     def __init__(self, probes, catalog=None, target=None, ring_pages: int | None = None, recorder=None,
-                 *, window_events: int = 100_000, update_hz: float = 30.0, program=None):
+                 *, window_events: int = 100_000, update_hz: float = 30.0, program=None, trace_self: bool = False):
         self.probes = list(probes)
+        # ktui's own system calls (opening files, bpf(), its threads waking) would flood a stream
+        # of its own making: its process is excluded in the kernel unless asked.
+        self.trace_self = trace_self
         # Ids are handed out here, never taken from list positions by callers: the probes given
         # now get 0..n-1 in order (known before start), each add_probe the next one, under _lock.
         self.probe_ids: list[int] = list(range(len(self.probes)))
@@ -234,10 +237,13 @@ class LiveSource:
             unit.stacks = StackReader(bpf)
         if _has_table(bpf, "ktui_entries"):
             unit.entries = EntryCounters(bpf)
-        if self.target_pid and _has_table(bpf, "ktui_config"):
-            from ktui.compiler.control import set_target
+        if _has_table(bpf, "ktui_config"):
+            from ktui.compiler.control import set_exclude, set_target
 
-            set_target(bpf, self.target_pid)
+            if self.target_pid:
+                set_target(bpf, self.target_pid)
+            if not self.trace_self:
+                set_exclude(bpf, os.getpid())
 
     def _attach_one(self, unit: _Unit, cp, gid: int) -> ProbeState:
         spec = cp.layout.spec or cp.probe.spec

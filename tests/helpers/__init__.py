@@ -128,7 +128,7 @@ struct ktui_hdr { u64 ts; u32 probe; u32 cpu; u32 pid; u32 tid; u32 uid;
                   s32 kstack; s32 ustack; u32 flags; char comm[16]; };
 struct rec0 { struct ktui_hdr h; u64 seq; };
 BPF_PERCPU_ARRAY(ktui_counters, u64, 4);
-struct ktui_control { u32 target; u8 enabled[4]; };
+struct ktui_control { u32 target; u32 exclude; u8 enabled[8]; };
 BPF_ARRAY(ktui_config, struct ktui_control, 1);
 BPF_RINGBUF_OUTPUT(ktui_ring_0, RING_PAGES);
 
@@ -143,6 +143,7 @@ int probe_0(void *ctx) {
     if (!ctl || !ctl->enabled[0]) return 0;
     u64 id = bpf_get_current_pid_tgid();
     if (ctl->target && ctl->target != (u32)(id >> 32)) return 0;
+    if (ctl->exclude == (u32)(id >> 32)) return 0;
     bump(0);
     struct rec0 *r = ktui_ring_0.ringbuf_reserve(sizeof(struct rec0));
     if (!r) { bump(2); return 0; }

@@ -28,7 +28,8 @@ BPF_PERCPU_ARRAY(ktui_counters, u64, 12);  /* probe * 4 + KTUI_* */
    and which probes run (see ktui.compiler.control). */
 struct ktui_control {
     u32 target;  /* thread group id to trace, 0 = every process */
-    u8 enabled[4];  /* 1 = probe i runs */
+    u32 exclude;  /* thread group id never traced (ktui itself), 0 = none */
+    u8 enabled[8];  /* 1 = probe i runs */
 };
 BPF_ARRAY(ktui_config, struct ktui_control, 1);
 
@@ -40,14 +41,18 @@ static __always_inline void ktui_count(u32 probe, u32 slot)
         *c += 1;  /* per-CPU: no atomics needed */
 }
 
-/* probe is a constant: one array lookup; the thread group id is asked for only with a target */
+/* probe is a constant: one array lookup; the thread group id is asked for only with a target
+   or an excluded process */
 static __always_inline int ktui_active(u32 probe)
 {
     u32 zero = 0;
     struct ktui_control *ctl = ktui_config.lookup(&zero);
     if (!ctl || !ctl->enabled[probe])
         return 0;
-    return !ctl->target || ctl->target == (u32)(bpf_get_current_pid_tgid() >> 32);
+    if (!ctl->target && !ctl->exclude)
+        return 1;
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    return (!ctl->target || ctl->target == tgid) && tgid != ctl->exclude;
 }
 
 /* Entry-side helpers count calls (slot probe*2) and returns that found their entry
