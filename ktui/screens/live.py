@@ -11,7 +11,8 @@ two from ever running at once).
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from ktui.errors import KtuiError
 from ktui.events import EventSource, ProbeControl
@@ -69,7 +70,10 @@ class LiveController:
             return
         for p in probes:
             self.adding.append(p)
-            self._change(lambda p=p: self._added(p, control.add_probe(p)))
+            self._change(self._adder(control, p))
+
+    def _adder(self, control: ProbeControl, probe: Probe) -> Callable[[], None]:
+        return lambda: self._added(probe, control.add_probe(probe))
 
     def _added(self, probe: Probe, probe_id: int) -> None:
         def keep() -> None:

@@ -11,7 +11,7 @@ the app drops those of an older one.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ktui.events import EventSource, Update
 
