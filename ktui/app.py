@@ -28,6 +28,7 @@ from ktui.events import EventSource, ProbeState, Update
 from ktui.probes.model import Probe
 from ktui.screens.editor import EditorController
 from ktui.screens.live import LiveController
+from ktui.screens.recording import RecordingController
 from ktui.screens.replay import ReplayController
 from ktui.widgets.cpu_counts import CpuCounts
 from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter, StreamSearch
@@ -79,6 +80,7 @@ class KtuiApp(App):
         Binding("plus", "speed(2)", "Faster", show=False, id="app.faster"),
         Binding("minus", "speed(0.5)", "Slower", show=False, id="app.slower"),
         Binding("ctrl+s", "save_session", "Save", id="app.save"),
+        Binding("ctrl+r", "record", "Record", id="app.record"),
     ]
 
     def __init__(
@@ -99,6 +101,7 @@ class KtuiApp(App):
         self.live = LiveController(self, list(probes or []), source_factory)
         self.replay = ReplayController(self)
         self.editor = EditorController(self)
+        self.recording = RecordingController(self)
         self.catalog_loader = catalog_loader
         self.mode = mode  # "live", "replay", "demo"
         self.banner = banner
@@ -348,6 +351,7 @@ class KtuiApp(App):
             self.pane(KeyCountsView).reset()
         stream.append(update.events, visible=self.active_tab == "stream")  # hidden: keep the rows, draw nothing
         self.pane(StatusBar).apply(update)
+        self.recording.check()
         if update.probes:
             states = {s.probe_id: s for s in update.probes}
             if states != self.states:
@@ -468,7 +472,7 @@ class KtuiApp(App):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause_replay", "speed", "seek", "step"):
             return self.mode != "live" and self.replay.playback is not None
-        if action in ("save_session", "add_probe", "show_c"):
+        if action in ("save_session", "add_probe", "show_c", "record"):
             return self.mode == "live"  # a replay is read-only: hide what would change it
         return True
 
@@ -545,6 +549,9 @@ class KtuiApp(App):
 
     def action_save_session(self) -> None:
         self.editor.save_session()
+
+    def action_record(self) -> None:
+        self.recording.toggle()
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)

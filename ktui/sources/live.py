@@ -8,9 +8,10 @@ Threads, each with one job, so a slow consumer never stalls the drain:
   replaced), never queued without bound, and the merging is done by this thread;
 - the aggregates thread reads stack and histogram maps and symbolizes, which can
   take long for big maps, off the drain's path;
-- the record thread gives every event to the recorder (when there is one); its
-  queue has a byte budget, and when that is spent the drain waits, so the kernel
-  drops (and counts) rather than ktui growing without bound.
+- the recorder, when there is one, is a sink of the same drained stream as the panes
+  (``ktui/engine/recorder_sink.py``): its own thread and byte-budgeted queue; a recorder
+  that fails or stalls is reported and detached, tracing goes on. ``ktui record`` gives
+  one at construction; the app starts and stops one while tracing (events.Recordable).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import ctypes as ct
 import gc
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -32,6 +32,7 @@ from ktui.engine.attach import AttachError, Attachment, attach_plan, detach
 from ktui.engine.counters import DeliveredCounts, EntryCounters, KernelCounters, missed_returns, probe_counters
 from ktui.engine.histograms import read_histogram
 from ktui.engine.launch import StoppedCommand
+from ktui.engine.recorder_sink import RecorderSink
 from ktui.kernel import process_alive
 from ktui.engine.ringbuf import PAGE, RingPoller, RingReader
 from ktui.engine.stacks import UNKNOWN, KernelSymbols, StackReader, UserSymbols
@@ -41,7 +42,6 @@ from ktui.kernel import possible_cpus
 
 RING_BUDGET_BYTES = 64 << 20  # ring memory for a whole session, shared by its probes
 RING_MIN_BYTES, RING_MAX_BYTES = 1 << 20, 16 << 20  # RSS counts a ring twice (mapped twice)
-RECORD_QUEUE_BYTES = 32 << 20  # events waiting for the recorder before the drain waits (and the kernel drops)
 STACKS_EVERY_S = 0.5  # stack, histogram and count maps are read less often than counters
 COUNT_ROWS_MAX = 500  # rows of a COUNT table handed on (the largest counts)
 IN_FLIGHT_GRACE_S = 0.01  # after the switch-off, for program runs already past it (they take microseconds)
@@ -90,7 +90,8 @@ class LiveSource:
         self.notes: list[str] = []
         self.target_pid: int | None = None
         self.command: StoppedCommand | None = None
-        self.recorder_error: KtuiError | None = None
+        self._recording: RecorderSink | None = None  # the recorder sink, while one is attached
+        self._recording_error: KtuiError | None = None  # why the last one stopped early
         self.finished = threading.Event()  # the drain has ended (stop, or the target exited)
         self._precompiled = program
         self._units: list[_Unit] = []
@@ -118,9 +119,6 @@ class LiveSource:
         self._outbox: list[tuple[Update, dict[int, list[np.ndarray]]]] = []  # not yet handed over, oldest first
         self._outbox_cv = threading.Condition()
         self._agg_lock = threading.Lock()
-        self._record_q: queue.Queue = queue.Queue()
-        self._record_bytes = 0
-        self._record_cv = threading.Condition()
         self._poller: RingPoller | None = None
         self._t0 = 0.0
         self._prepared = False
@@ -287,8 +285,9 @@ class LiveSource:
         self._threads = [threading.Thread(target=self._drain_loop, name="ktui-drain", daemon=True),
                          threading.Thread(target=self._post_loop, name="ktui-post", daemon=True),
                          threading.Thread(target=self._aggregate_loop, name="ktui-aggregates", daemon=True)]
-        if self.recorder is not None:
-            self._threads.append(threading.Thread(target=self._record_loop, name="ktui-record", daemon=True))
+        if self.recorder is not None and self._recording is None:  # `ktui record`: the recorder is the sink
+            self._recording = RecorderSink(self.recorder, str(self.recorder.path), self.counters)
+            self._recording.start()
         for t in self._threads:
             t.start()
 
@@ -304,7 +303,6 @@ class LiveSource:
                 t.join()
         with self._outbox_cv:
             self._outbox_cv.notify_all()
-        self._record_q.put(None)
         for t in self._threads:
             if t is not threading.current_thread():  # stop() may be called from the sink
                 t.join()
@@ -389,9 +387,76 @@ class LiveSource:
                     self.states[gid] = ProbeState(gid, probe.name, probe.spec, "failed", reason)
             return gid
         self.probes.append(program.probes[0].probe)
-        if self.recorder is not None:
-            self._record_q.put(("probe", gid, self.layouts[gid], self._compiled[gid].probe.to_dict()))
+        recording = self._recording
+        if recording is not None:
+            recording.probe(self.layouts[gid], self._compiled[gid].probe.to_dict())
         return gid
+
+    # ------------------------------------------------------------------ recording (events.Recordable)
+
+    @property
+    def _own(self) -> RecorderSink | None:
+        """The sink of a recorder given by the caller (`ktui record`): ended only by stop()."""
+        return self._recording if self.recorder is not None else None
+
+    @property
+    def recorder_error(self) -> KtuiError | None:
+        recording = self._recording
+        return recording.error if recording is not None and recording.error is not None else self._recording_error
+
+    @property
+    def recording_path(self) -> str | None:
+        recording = self._recording
+        return recording.path if recording is not None and recording.error is None else None
+
+    def start_recording(self, path: str) -> None:
+        """Record the running probes' events from now on into a new file (0600, refused if it exists)."""
+        from ktui.kernel import kernel_identity
+        from ktui.recording import RecordingWriter
+
+        with self._lock:
+            if self._recording is not None:
+                raise UsageError(f"already recording to {self._recording.path}.")
+            if not self._threads or self._stopped:
+                raise UsageError("tracing is not running: there is nothing to record.")
+            ids = [gid for gid, s in list(self.states.items()) if s.status != "failed" and gid in self._compiled]
+            layouts = [self.layouts[gid] for gid in ids]
+            models = {gid: self._compiled[gid].probe.to_dict() for gid in ids}
+        meta = {"argv": [], "specs": [lay.spec for lay in layouts], "target_pid": self.target_pid,
+                "notes": list(self.notes), "recorded_from": "app"}
+        writer = RecordingWriter.create(path, kernel_identity(), layouts, models, meta)
+        # Counters in the file count from here: the session's so far are the baseline.
+        recording = RecorderSink(writer, path, self.counters, baseline=self.counters(), owns_writer=True)
+        recording.start()
+        self._recording_error = None
+        self._recording = recording
+
+    def stop_recording(self) -> str:
+        """Finish the recording (its counters, stacks, histograms); one sentence on what was written."""
+        recording = self._recording
+        if recording is None:
+            if self._recording_error is not None:
+                err, self._recording_error = self._recording_error, None
+                return str(err)
+            raise UsageError("no recording is running.")
+        self._end_recording(recording, self._snapshot())
+        err, self._recording_error = self._recording_error, None
+        if err is not None:
+            return f"{err} {recording.events_written:,} events were written to {recording.path}."
+        return f"{recording.events_written:,} events recorded to {recording.path}"
+
+    def _end_recording(self, recording: RecorderSink, update: Update) -> None:
+        if self._recording is recording and recording is not self._own:
+            self._recording = None  # the drain hands it nothing more
+        recording.finish(update, self._record_stack_ids)
+        if recording.error is not None:
+            self._recording_error = recording.error
+
+    def _snapshot(self) -> Update:
+        counters = self.counters()
+        return Update(counters=counters, probes=[_copy_state(s) for s in list(self.states.values())],
+                      stacks=list(self._stacks), histograms=list(self._histograms),
+                      counts=self.key_counts(counters), now_ns=time.monotonic_ns())
 
     # ------------------------------------------------------------------ reading
 
@@ -487,13 +552,9 @@ class LiveSource:
         self._window_n[gid] = n
         if unit.stacks is not None:
             self._count_stacks(gid, recs, unit is self._units[0])
-        if self.recorder is not None and self.recorder_error is None:
-            with self._record_cv:
-                while self._record_bytes > RECORD_QUEUE_BYTES and not self._stop.is_set() \
-                        and self.recorder_error is None:
-                    self._record_cv.wait(0.1)
-                self._record_bytes += recs.nbytes
-            self._record_q.put(("events", gid, recs))
+        recording = self._recording
+        if recording is not None:
+            recording.events(gid, recs, self._stop)
 
     def _count_stacks(self, gid: int, recs: np.ndarray, first_unit: bool) -> None:
         k, u = recs["kstack"], recs["ustack"]
@@ -590,8 +651,11 @@ class LiveSource:
                         stacks=list(self._stacks), histograms=list(self._histograms), counts=counts,
                         now_ns=time.monotonic_ns(), elapsed_s=now - self._t0, message=message, finished=finished)
         self.last_update = update
-        if finished and self.recorder is not None:
-            self._record_q.put(("final", update))  # its snapshots; the events went one by one
+        recording = self._recording
+        if recording is not None and (finished or (recording.error is not None and recording is not self._own)):
+            # The end (its snapshots; the events went one by one), or a recording from the app that
+            # failed: finished now, so the file holds what was written and is readable.
+            self._end_recording(recording, update)
         self._post(update, fresh)
 
     def _aggregate_loop(self) -> None:
@@ -721,52 +785,7 @@ class LiveSource:
             if update.finished:
                 return
 
-    def _record_loop(self) -> None:
-        rec = self.recorder
-        last_counters = time.monotonic()
-        while True:
-            item = self._record_q.get()
-            if item is None:
-                return
-            try:
-                if item[0] == "events":
-                    _, gid, recs = item
-                    with self._record_cv:
-                        self._record_bytes -= recs.nbytes
-                        self._record_cv.notify_all()
-                    if self.recorder_error is None:
-                        rec.append(gid, recs)
-                elif item[0] == "probe":
-                    _, gid, layout, model = item
-                    rec.add_probe(layout, model)
-                elif item[0] == "final":
-                    self._finish_recording(item[1])
-                if time.monotonic() - last_counters > 1.0 and self.recorder_error is None:
-                    rec.set_counters(self.counters())
-                    last_counters = time.monotonic()
-            except Exception as err:  # the recorder is a sink: it fails alone, tracing goes on
-                self.recorder_error = err if isinstance(err, KtuiError) else \
-                    KtuiError(f"the recording stopped: {err.strerror if isinstance(err, OSError) else err}")
-                with self._record_cv:
-                    self._record_cv.notify_all()
-
-    def _finish_recording(self, update: Update) -> None:
-        rec = self.recorder
-        if self.recorder_error is not None:
-            return
-        rec.flush()
-        rec.set_counters(update.counters)
-        rec.set_probe_states(update.probes)
-        if update.stacks:
-            rec.set_stacks(update.stacks)
-        if update.histograms:
-            rec.set_histograms(update.histograms)
-        if update.counts:  # the recording format has no table of its own for them: kept as metadata
-            rec.set_meta(key_counts=[{"probe_id": k.probe_id, "key_names": list(k.key_names),
-                                      "rows": [[list(key), n] for key, n in k.rows]} for k in update.counts])
-        self._record_stack_ids()
-
-    def _record_stack_ids(self) -> None:
+    def _record_stack_ids(self, rec) -> None:
         """The addresses behind the stack ids events carry, with their symbols, for replay."""
         if not self._stack_ids or not self._units or self._units[0].stacks is None:
             return
@@ -787,8 +806,8 @@ class LiveSource:
                 pid = pids_of.get(us, 0)
                 for a in user[us]:
                     usyms[(pid, a)] = self._usyms.lookup(pid, a)
-        self.recorder.add_stack_ids(kernel, user)
-        self.recorder.add_symbols(ksyms, usyms)
+        rec.add_stack_ids(kernel, user)
+        rec.add_symbols(ksyms, usyms)
 
 
 def default_ring_pages(n_probes: int) -> int:

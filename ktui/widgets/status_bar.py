@@ -20,6 +20,7 @@ class StatusBar(Static):
         self.probes: list[ProbeState] = []
         self.warnings: list[str] = []
         self.message = ""
+        self.recording = ""  # the file a recording from the app writes to, while it runs
         self._last: tuple[float, int] | None = None
         self.update(self._text(), layout=False)  # one line, fixed size: no relayout per frame
 
@@ -43,7 +44,10 @@ class StatusBar(Static):
         self.update(self._text(), layout=False)  # one line, fixed size: no relayout per frame
 
     def set_state(self, *, mode: str | None = None, paused: bool | None = None, message: str | None = None,
-                  warnings: list[str] | None = None, following: bool | None = None) -> None:
+                  warnings: list[str] | None = None, following: bool | None = None,
+                  recording: str | None = None) -> None:
+        if recording is not None:
+            self.recording = recording
         if following is not None:
             self.following = following
         if mode is not None:
@@ -60,6 +64,8 @@ class StatusBar(Static):
         t = Text(no_wrap=True, overflow="ellipsis")
         style = {"live": "bold green", "replay": "bold yellow", "demo": "bold yellow"}.get(self.mode, "bold")
         t.append(f" {self.mode.upper()} ", style=f"reverse {style}")
+        if self.recording:  # first after the mode: an 80-column line must still show it
+            t.append(" ● REC ", style="reverse bold red")
         if self.paused:
             t.append(" PAUSED ", style="reverse bold")
         t.append(" FOLLOW" if self.following else " HELD", style="" if self.following else "bold yellow")

@@ -1,0 +1,160 @@
+"""The recorder as one sink of the drained stream (the panes are the other).
+
+It runs on a thread of its own behind a queue with a byte budget. When the budget is spent
+the drain waits (the kernel then drops, and counts it) - but never for long: a writer that
+has not caught up within STALL_S, or whose thread has ended, is declared failed. Any
+failure (a full disk, an I/O error, a bug) is kept as one sentence, the sink detaches
+(nothing more is queued or written), and tracing goes on; what was written stays readable.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ktui.errors import KtuiError
+from ktui.events import ProbeCounters, ProbeLayout, Update
+
+RECORD_QUEUE_BYTES = 32 << 20  # events waiting for the writer before the drain waits
+STALL_S = 10.0  # the longest the drain waits for a writer that does not catch up
+COUNTERS_EVERY_S = 1.0  # counters written this often, so a killed run still has recent ones
+
+
+def _sentence(err: BaseException) -> KtuiError:
+    if isinstance(err, KtuiError):
+        return err
+    if isinstance(err, OSError):
+        return KtuiError(f"the recording stopped: {err.strerror or err}.")
+    return KtuiError(f"the recording stopped: {err}.")
+
+
+def counters_since(now: Mapping[int, ProbeCounters], base: Mapping[int, ProbeCounters]) -> dict[int, ProbeCounters]:
+    """Counters counted after ``base`` was read (a recording started while tracing ran)."""
+    out = {}
+    for gid, c in now.items():
+        b = base.get(gid)
+        if b is None:
+            out[gid] = c
+            continue
+        out[gid] = ProbeCounters([x - y for x, y in zip(c.hits, b.hits)],
+                                 [x - y for x, y in zip(c.delivered, b.delivered)],
+                                 [x - y for x, y in zip(c.dropped, b.dropped)],
+                                 [x - y for x, y in zip(c.filtered, b.filtered)], max(c.missed - b.missed, 0))
+    return out
+
+
+class RecorderSink:
+    def __init__(self, writer: Any, path: str, counters: Callable[[], dict[int, ProbeCounters]], *,
+                 baseline: Mapping[int, ProbeCounters] | None = None, owns_writer: bool = False) -> None:
+        self.writer = writer  # a ktui.recording.RecordingWriter
+        self.path = path
+        self.error: KtuiError | None = None
+        self.events_written = 0
+        self._counters = counters
+        self._baseline = dict(baseline or {})
+        self._owns_writer = owns_writer
+        self._q: queue.Queue[tuple | None] = queue.Queue()
+        self._bytes = 0
+        self._cv = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="ktui-record", daemon=True)
+        self._closed = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # --- fed by the drain (its thread) -----------------------------------------------------
+    def events(self, probe_id: int, records: np.ndarray, stopping: threading.Event) -> None:
+        if self.error is not None or self._closed:
+            return
+        with self._cv:
+            since = None
+            while self._bytes > RECORD_QUEUE_BYTES and self.error is None and not stopping.is_set():
+                now = time.monotonic()
+                since = since or now
+                if not self._thread.is_alive():
+                    self._fail(KtuiError("the recording stopped: its writer thread ended."))
+                elif now - since >= STALL_S:
+                    self._fail(KtuiError(f"the recording stopped: writing {self.path} fell "
+                                         f"{RECORD_QUEUE_BYTES >> 20} MiB behind for {STALL_S:g} s."))
+                else:
+                    self._cv.wait(0.1)
+            if self.error is not None or self._closed:
+                return
+            self._bytes += records.nbytes
+            self._q.put(("events", probe_id, records))
+
+    def probe(self, layout: ProbeLayout, model: dict) -> None:
+        if self.error is None and not self._closed:
+            self._q.put(("probe", layout, model))
+
+    def finish(self, update: Update, stack_ids: Callable[[Any], None] | None = None) -> None:
+        """The final snapshots (after the last events), then the thread ends; the writer is closed
+        here when this sink made it. Idempotent."""
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            self._q.put(("final", update, stack_ids))
+            self._q.put(None)
+        if self._thread.is_alive():
+            self._thread.join()
+        if self._owns_writer:
+            try:
+                self.writer.close()
+            except Exception as err:
+                self._fail(err)
+
+    # --- its thread ---------------------------------------------------------------------------
+    def _fail(self, err: BaseException) -> None:
+        with self._cv:
+            if self.error is None:
+                self.error = _sentence(err)
+            self._cv.notify_all()
+
+    def _loop(self) -> None:
+        rec = self.writer
+        counted = time.monotonic()
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            try:
+                if item[0] == "events":
+                    _, probe_id, records = item
+                    with self._cv:
+                        self._bytes -= records.nbytes
+                        self._cv.notify_all()
+                    if self.error is None:
+                        rec.append(probe_id, records)
+                        self.events_written += len(records)
+                elif self.error is not None:
+                    continue  # detached: what is queued is let go without writing
+                elif item[0] == "probe":
+                    rec.add_probe(item[1], item[2])
+                elif item[0] == "final":
+                    self._finish(item[1], item[2])
+                if self.error is None and time.monotonic() - counted > COUNTERS_EVERY_S:
+                    rec.set_counters(counters_since(self._counters(), self._baseline))
+                    counted = time.monotonic()
+            except Exception as err:  # a sink fails alone: reported, detached, tracing goes on
+                self._fail(err)
+
+    def _finish(self, update: Update, stack_ids: Callable[[Any], None] | None) -> None:
+        rec = self.writer
+        rec.flush()
+        rec.set_counters(counters_since(update.counters, self._baseline))
+        rec.set_probe_states(update.probes)
+        if update.stacks:
+            rec.set_stacks(update.stacks)
+        if update.histograms:
+            rec.set_histograms(update.histograms)
+        if update.counts:  # the recording format has no table of its own for them: kept as metadata
+            rec.set_meta(key_counts=[{"probe_id": k.probe_id, "key_names": list(k.key_names),
+                                      "rows": [[list(key), n] for key, n in k.rows]} for k in update.counts])
+        if stack_ids is not None:
+            stack_ids(rec)
