@@ -282,14 +282,15 @@ class LiveSource:
         _trim_heap()
         if self.command is not None:
             self.command.release()
-        self._threads = [threading.Thread(target=self._drain_loop, name="ktui-drain", daemon=True),
-                         threading.Thread(target=self._post_loop, name="ktui-post", daemon=True),
-                         threading.Thread(target=self._aggregate_loop, name="ktui-aggregates", daemon=True)]
         if self.recorder is not None and self._recording is None:  # `ktui record`: the recorder is the sink
             self._recording = RecorderSink(self.recorder, str(self.recorder.path), self.counters)
             self._recording.start()
-        for t in self._threads:
-            t.start()
+        # Listed once started: a signal (Ctrl-C) arriving in between leaves stop() only started ones to join.
+        for target, name in ((self._drain_loop, "ktui-drain"), (self._post_loop, "ktui-post"),
+                             (self._aggregate_loop, "ktui-aggregates")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         """Detach everything, deliver what is left, finish the recorder's data. Safe to call twice."""
@@ -306,6 +307,9 @@ class LiveSource:
         for t in self._threads:
             if t is not threading.current_thread():  # stop() may be called from the sink
                 t.join()
+        recording = self._recording
+        if recording is not None and not self.finished.is_set():  # stopped before the drain ran (a signal
+            self._end_recording(recording, self._snapshot())   # during start): the file still gets its end
         self._teardown()
         cleanup.unregister(self)
         if self.command is not None and self.command.returncode is None:
