@@ -30,6 +30,12 @@ def live_unavailable() -> str | None:
     """The sentence saying why live tracing cannot run here, or None when it can."""
     if os.geteuid() != 0:
         return "it needs root (BPF programs need CAP_BPF and CAP_PERFMON); run ktui with sudo."
+    from ktui.engine.ringbuf import check_memory_ordering
+
+    try:
+        check_memory_ordering()
+    except KtuiError as err:
+        return str(err)
     try:
         from ktui.bccload import load_bcc
 

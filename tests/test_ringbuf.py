@@ -237,3 +237,14 @@ def test_a_concurrent_drain_delivers_a_fast_producer_whole():
     finally:
         reader.close()
         bpf.cleanup()
+
+
+def test_live_reading_refuses_clearly_where_plain_loads_are_not_ordered():
+    from ktui.engine.ringbuf import check_memory_ordering
+
+    check_memory_ordering("x86_64")  # TSO: plain loads are acquire loads
+    for machine in ("aarch64", "ppc64le", "riscv64"):
+        with pytest.raises(KtuiError) as err:
+            check_memory_ordering(machine)
+        sentence = str(err.value)
+        assert machine in sentence and "replaying recordings works" in sentence and "\n" not in sentence

@@ -15,6 +15,7 @@ padded to 8 bytes. Positions only grow; the data offset is pos & (size - 1).
 from __future__ import annotations
 
 import mmap
+import platform
 import select
 
 import numpy as np
@@ -28,10 +29,26 @@ PAGE = mmap.PAGESIZE
 _SIZE_MASK = np.uint32(~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF)
 
 
+# Reading a record after seeing its header committed needs the producer's stores to be visible in
+# order. x86-64 keeps loads ordered (TSO), so plain loads through numpy are an acquire there. On
+# weakly ordered machines (aarch64, ppc64, riscv64) that needs an acquire load or a barrier, which
+# Python cannot express: rather than read torn records, live tracing refuses there.
+ORDERED_MACHINES = ("x86_64", "amd64")
+
+
+def check_memory_ordering(machine: str | None = None) -> None:
+    """Raise a one-sentence KtuiError on a machine where this reader's loads are not ordered."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in ORDERED_MACHINES:
+        raise KtuiError(f"live tracing is not supported on {machine}: ktui reads BPF ring buffers with plain "
+                        "loads, which are ordered only on x86-64 (replaying recordings works everywhere).")
+
+
 class RingReader:
     """One ring of fixed-size records (one probe's): ``read()`` returns the committed ones."""
 
     def __init__(self, map_fd: int, data_size: int, dtype: np.dtype):
+        check_memory_ordering()
         if data_size <= 0 or data_size & (data_size - 1) or data_size % PAGE:
             raise KtuiError(f"a ring buffer of {data_size} bytes is not a power-of-two number of pages.")
         self.fd = map_fd
@@ -59,7 +76,7 @@ class RingReader:
     def read(self) -> np.ndarray:
         """Copy out every committed record (stopping at the first still being written), then release them."""
         cons = int(self._cons[0])
-        # x86 keeps loads in order, so every record below a header read as committed is complete.
+        # Ordered loads (check_memory_ordering): every record below a header read as committed is complete.
         prod = int(self._prod[0])
         parts: list[np.ndarray] = []
         while cons < prod:

@@ -21,7 +21,6 @@ import gc
 import os
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
@@ -99,8 +98,6 @@ class LiveSource:
         self._unit_of: dict[int, _Unit] = {}
         self._ncpu = possible_cpus()
         self._delivered = DeliveredCounts(self._ncpu)
-        self._window: dict[int, deque] = {}
-        self._window_n: dict[int, int] = {}
         self._fresh: dict[int, list[np.ndarray]] = {}
         self._stack_counts: dict[int, dict[tuple, int]] = {}
         self._stack_ids: set[tuple[int, int]] = set()  # (kstack or -1, ustack or -1) seen in records, unit 0
@@ -140,8 +137,10 @@ class LiveSource:
             return
         self._prepared = True
         from ktui.bccload import load_bcc
+        from ktui.engine.ringbuf import check_memory_ordering
         from ktui.headers import ensure_headers
 
+        check_memory_ordering()  # before any work: one sentence on a machine the reader is not correct on
         self._resolve_target()
         try:
             ensure_headers()
@@ -506,13 +505,6 @@ class LiveSource:
                 out.append(KeyCounts(gid, tuple(spec["key"]), rows))
         return out
 
-    def recent(self, probe_id: int) -> np.ndarray:
-        """The window of most recent events of one probe (bounded by window_events)."""
-        parts = list(self._window.get(probe_id, ()))
-        if not parts:
-            return np.empty(0, self.layouts[probe_id].dtype)
-        return np.concatenate(parts)
-
     def symbolize(self, address: int, pid: int | None = None) -> str:
         if pid:
             return self._usyms.lookup(pid, address)
@@ -548,12 +540,6 @@ class LiveSource:
         self._delivered.add(gid, recs)
         fresh = self._fresh.setdefault(gid, [])
         fresh.append(recs)
-        win = self._window.setdefault(gid, deque())
-        win.append(recs)
-        n = self._window_n.get(gid, 0) + len(recs)
-        while n - len(win[0]) >= self.window_events:
-            n -= len(win.popleft())
-        self._window_n[gid] = n
         if unit.stacks is not None:
             self._count_stacks(gid, recs, unit is self._units[0])
         recording = self._recording
