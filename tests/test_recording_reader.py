@@ -175,7 +175,7 @@ def test_truncated_recording_shows_what_survives(rec, tmp_path):
         RecordingReader.open(cut)
 
 
-def test_damaged_layout_is_a_clear_error(rec, tmp_path):
+def test_damaged_layout_skips_that_probe_and_counts_its_events(rec, tmp_path):
     p = tmp_path / "lay.ktrec"
     shutil.copy(rec, p)
     conn = sqlite3.connect(p)
@@ -183,8 +183,12 @@ def test_damaged_layout_is_a_clear_error(rec, tmp_path):
                  (json.dumps({"probe_id": 1, "name": "x", "spec": "y", "fields": [{"name": "a", "dtype": "zz"}]}),))
     conn.commit()
     conn.close()
-    with pytest.raises(FileFormatError, match="probe 1"):
-        RecordingReader.open(p)
+    r = RecordingReader.open(p)
+    assert set(r.layouts) == {0}
+    assert r.count() == 20000  # probe 0 whole
+    assert r.damage.probes == 1 and r.damage.chunks == 10 and r.damage.events == 10000
+    summary = r.damage_summary()
+    assert summary is not None and "10 chunks (10,000 events)" in summary and "probe 1" in summary
 
 
 _SMALL: dict[str, bytes] = {}

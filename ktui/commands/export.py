@@ -6,6 +6,7 @@ import argparse
 import shutil
 import sys
 
+from ktui.errors import FileFormatError
 from ktui.formats.rows import create_output
 from ktui.numbers import event_pid_arg
 from ktui.sources.replay import open_recording
@@ -34,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     workdir = private_tempdir("export")
     try:
         reader = open_recording(args.file, workdir)
-        for problem in reader.problems:
-            print(f"ktui: {problem}", file=sys.stderr)
+        for warning in reader.warnings:  # an unfinished recording: said, not an error
+            print(f"ktui: {warning}", file=sys.stderr)
         out = create_output(args.output, args.force)
         try:
             if args.format == "jsonl":
@@ -43,18 +44,27 @@ def run(args: argparse.Namespace) -> int:
 
                 n = export_jsonl(reader, out, pid=args.pid)
                 summary = f"{n} event(s)"
+                exported = f"{n:,} event(s)"
             else:
                 from ktui.formats.perfetto import export_perfetto
 
                 stats = export_perfetto(reader, out, pid=args.pid)
                 summary = (f"{stats['instants']} event(s) on per-CPU tracks, {stats['slices']} slice(s), "
                            f"{stats['counters']} counter sample(s)")
+                exported = f"{stats['instants']:,} event(s)"
         finally:
             if out is not sys.stdout:
                 out.close()
+        # Damage is found while reading (a chunk decodes or it does not): said once, at the end,
+        # with what was still exported, and the exit status says the export is incomplete.
+        damage = reader.damage_summary()
         reader.close()
         if args.output != "-":
             print(f"{args.output}: {summary}")
+        if damage is not None:
+            where = "standard output" if args.output == "-" else args.output
+            print(f"ktui: {damage}; {exported} exported to {where} without them.", file=sys.stderr)
+            return FileFormatError.exit_code
         return 0
     finally:
         shutil.rmtree(workdir, True)

@@ -6,14 +6,19 @@ as they were. A recording whose recorder was killed still has its write-ahead lo
 beside it; SQLite would have to write to fold it in, so we copy the file and its
 log into a private temporary directory and read the copy instead.
 
-Damage is contained per chunk: a chunk that does not decompress or decode is
-skipped, named in ``problems``, and everything else stays readable.
+Damage is contained per chunk and per row: a chunk that does not decompress or
+decode, or an aggregate row whose values are not what the format says, is skipped,
+named in ``problems`` and counted in ``damage``; everything else stays readable.
+Every value is checked by ktui.recording.schema before it is used, so a hostile
+file costs bounded time and memory and gives sentences, never a traceback.
+A recording whose recorder never closed it (killed) is ``unfinished``: its events
+up to the last commit and its counters as last written are there, and ``warnings``
+says so.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import os
 import shutil
 import sqlite3
@@ -37,6 +42,29 @@ from ktui.recording.tempdirs import private_tempdir
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # sqlite3 decodes SQLite's error messages as UTF-8; a damaged schema can put raw bytes in them.
 DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+
+
+@dataclass
+class Damage:
+    """What a reader could not read so far (it grows as damaged chunks are met)."""
+    chunks: int = 0  # chunks skipped
+    events: int = 0  # events in them, as the chunk index counts them
+    unknown_chunks: int = 0  # of those, chunks whose own event count is unreadable
+    rows: int = 0  # aggregate and meta rows skipped (counters, stacks, histograms, symbols, meta values)
+    probes: int = 0  # probes whose layout is unreadable (their chunks are counted above)
+
+    def parts(self) -> list[str]:
+        out = []
+        if self.chunks:
+            n = f"{self.events:,} event{'s' if self.events != 1 else ''}"
+            if self.unknown_chunks:
+                n += " and more" if self.events else "of unknown number"
+            out.append(f"{self.chunks:,} chunk{'s' if self.chunks != 1 else ''} ({n})")
+        if self.probes:
+            out.append(f"{self.probes:,} probe layout{'s' if self.probes != 1 else ''}")
+        if self.rows:
+            out.append(f"{self.rows:,} other row{'s' if self.rows != 1 else ''}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -63,6 +91,9 @@ class RecordingReader:
             self._finalizer = weakref.finalize(self, shutil.rmtree, private_dir, True)
         self.recovered = recovered  # the recorder did not close it: read through its write-ahead log
         self.problems: list[str] = []  # damage found so far, one sentence each, naming file and place
+        self.damage = Damage()
+        self.warnings: list[str] = []  # not damage, but worth saying (an unfinished recording)
+        self.unfinished = False
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = 16
         self._decompressor = zstandard.ZstdDecompressor()
@@ -164,27 +195,33 @@ class RecordingReader:
         if "meta" not in tables or app_id not in (0, schema.APPLICATION_ID):
             raise self._fail("header", "not a ktui recording (an SQLite database of something else)")
         try:
-            self.meta = {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
-        except (*DB_ERRORS, ValueError, TypeError) as err:
+            rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
+        except DB_ERRORS as err:
             raise self._fail("meta table", f"unreadable ({err})") from None
+        self.meta, bad = schema.check_meta(rows)
         if self.meta.get("format") != schema.FORMAT_NAME:
             raise self._fail("meta table", "not a ktui recording (no format mark)")
         version = self.meta.get("schema_version")
         if version != schema.SCHEMA_VERSION:
-            raise self._fail("meta table", f"recording format version {version!r}; this ktui reads version "
+            shown = version if isinstance(version, int) and abs(version) < 1 << 64 else "(not a number)"
+            raise self._fail("meta table", f"recording format version {shown!r}; this ktui reads version "
                              f"{schema.SCHEMA_VERSION}")
+        for problem in bad:
+            self._row_damage(f"{problem}; ignored")
         missing = {"probes", "chunks", "counters", "stacks", "histograms", "symbols", "probe_states",
                    "stack_ids"} - tables
         if missing:
             raise self._fail("schema", f"missing table(s) {', '.join(sorted(missing))}")
-        try:
-            self.identity = KernelIdentity.from_dict(self.meta.get("kernel") or {})
-        except (TypeError, AttributeError):
-            raise self._fail("meta table", "kernel identity is not a table") from None
+        self.identity = KernelIdentity.from_dict(self.meta.get("kernel") or {})
         self.host = str(self.meta.get("host") or self.path.stem)
-        self.start_ns = _int_or_none(self.meta.get("start_ns"))
-        self.end_ns = _int_or_none(self.meta.get("end_ns"))
-        self.clock_offset_ns = _int_or_none(self.meta.get("clock_offset_ns")) or 0
+        self.start_ns = self.meta.get("start_ns")
+        self.end_ns = self.meta.get("end_ns")
+        self.clock_offset_ns = self.meta.get("clock_offset_ns") or 0
+        if self.end_ns is None and "end_ns" in self.meta:
+            # The writer stores end_ns only when it closes the file: this one was never closed.
+            self.unfinished = True
+            self.warnings.append(f"{self.path}: the recording is unfinished (its recorder was killed or crashed): "
+                                 "it holds the events and counters written until then")
         self.layouts: dict[int, ProbeLayout] = {}
         self.probes: dict[int, dict] = {}
         try:
@@ -193,14 +230,31 @@ class RecordingReader:
             raise self._fail("probes table", f"unreadable ({err})") from None
         for probe_id, spec, layout in rows:
             try:
-                lay = ProbeLayout.from_dict(json.loads(layout))
-                lay.dtype  # noqa: B018 -- validates every field type now, not mid-replay
-                if lay.probe_id != probe_id:
-                    raise ValueError(f"layout says probe {lay.probe_id}")
+                schema.integer(probe_id, "the probe id")
+                lay = ProbeLayout.from_dict(schema.check_layout(schema.loads(layout, "its layout"), probe_id))
+                if lay.dtype.itemsize > schema.MAX_RECORD_BYTES:
+                    raise schema.SchemaError(f"its records are {lay.dtype.itemsize:,} bytes long")
+                model = schema.loads(spec, "its model")
                 self.layouts[probe_id] = lay
-                self.probes[probe_id] = json.loads(spec)
+                self.probes[probe_id] = model if isinstance(model, dict) else {}
             except (ValueError, TypeError, KeyError, AttributeError) as err:
-                raise self._fail(f"probe {probe_id}", f"layout unreadable ({err})") from None
+                self.damage.probes += 1
+                self.problems.append(f"{self.path}: probe {_shown(probe_id)}: layout unreadable ({err}); "
+                                     "its events are skipped")
+
+    def _row_damage(self, sentence: str) -> None:
+        self.damage.rows += 1
+        if self.damage.rows <= 20:  # the count says how many; a few sentences say what
+            self.problems.append(f"{self.path}: {sentence}")
+
+    def damage_summary(self) -> str | None:
+        """One sentence for everything this reader could not read so far, or None when it read everything."""
+        if not self.problems:
+            return None
+        parts = self.damage.parts()
+        what = " and ".join(parts) if parts else "part of the file"
+        first = self.problems[0].removeprefix(f"{self.path}: ")
+        return f"{self.path}: {what} could not be read (first: {first})"
 
     def _load_chunk_index(self) -> None:
         cols = "id, probe_id, first_ts, last_ts, count, codec"
@@ -209,14 +263,39 @@ class RecordingReader:
         except DB_ERRORS as err:
             rows = self._salvage_chunk_index(cols, err)
         chunks = []
-        for cid, probe_id, first, last, count, codec in rows:
-            if probe_id not in self.layouts or not isinstance(count, int) or count < 0:
-                self.problems.append(f"{self.path}: chunk {cid}: belongs to no known probe or has a bad count; skipped")
-                continue
-            chunks.append(ChunkInfo(cid, probe_id, schema.from_sql_u64(first), schema.from_sql_u64(last), count, codec))
+        for row in rows:
+            try:
+                chunks.append(self._check_chunk_row(row))
+            except schema.SchemaError as err:
+                self._chunk_damage(row[0], row[4], f"chunk {_shown(row[0])}: {err}; skipped")
         self.chunks = chunks
         self.first_ts = min((c.first_ts for c in chunks), default=self.start_ns or 0)
         self.last_ts = max((c.last_ts for c in chunks), default=self.first_ts)
+
+    def _check_chunk_row(self, row: tuple) -> ChunkInfo:
+        cid, probe_id, first, last, count, codec = row
+        schema.integer(cid, "its id")
+        layout = self.layouts.get(probe_id) if isinstance(probe_id, int) else None
+        if layout is None:
+            raise schema.SchemaError(f"it belongs to no readable probe ({_shown(probe_id)})")
+        first = schema.from_sql_u64(schema.integer(first, "its first time"))
+        last = schema.from_sql_u64(schema.integer(last, "its last time"))
+        if last < first:
+            raise schema.SchemaError("its last time is before its first")
+        most = schema.MAX_CHUNK_BYTES // layout.record_size
+        schema.integer(count, "its event count", 1, most)
+        if codec != schema.CODEC_ZSTD:
+            raise schema.SchemaError(f"its codec {_shown(codec)} is not one this ktui reads")
+        return ChunkInfo(cid, probe_id, first, last, count, codec)
+
+    def _chunk_damage(self, cid: object, count: object, sentence: str) -> None:
+        self.damage.chunks += 1
+        if isinstance(count, int) and 0 <= count <= schema.MAX_CHUNK_BYTES:
+            self.damage.events += count
+        else:
+            self.damage.unknown_chunks += 1
+        if self.damage.chunks <= 20:
+            self.problems.append(f"{self.path}: {sentence}")
 
     def _salvage_chunk_index(self, cols: str, err: Exception) -> list:
         """Damaged table: find chunk ids through whichever index still reads, then fetch each row alone."""
@@ -241,6 +320,8 @@ class RecordingReader:
                 lost += 1
             else:
                 rows.append(row)
+        self.damage.chunks += lost
+        self.damage.unknown_chunks += lost
         self.problems.append(f"{self.path}: chunk table damaged ({err}); {len(rows)} chunk(s) readable"
                              + (f", {lost} lost" if lost else "") + ", later ones may be missing")
         rows.sort(key=lambda r: (r[2], r[0]))
@@ -254,21 +335,27 @@ class RecordingReader:
 
     def counters(self) -> dict[int, ProbeCounters]:
         out: dict[int, ProbeCounters] = {}
-        for probe_id, cpu, hits, delivered, dropped, filtered, missed in self._query(
-                "counters", "SELECT probe_id, cpu, hits, delivered, dropped, filtered, missed FROM counters "
-                            "ORDER BY probe_id, cpu"):
-            if not 0 <= cpu < 65536:
+        for row in self._query("counters", "SELECT probe_id, cpu, hits, delivered, dropped, filtered, missed "
+                                           "FROM counters ORDER BY probe_id, cpu"):
+            try:
+                probe_id, cpu, hits, delivered, dropped, filtered, missed = schema.check_counter_row(row)
+            except schema.SchemaError as err:
+                self._row_damage(f"a counter row of probe {_shown(row[0])}: {err}; skipped")
                 continue
             c = out.setdefault(probe_id, ProbeCounters([], [], [], []))
             for values, v in ((c.hits, hits), (c.delivered, delivered), (c.dropped, dropped), (c.filtered, filtered)):
                 values.extend([0] * (cpu + 1 - len(values)))
-                values[cpu] = int(v)
-            c.missed += int(missed)
+                values[cpu] = v
+            c.missed += missed
         return out
 
     def probe_states(self) -> list[ProbeState]:
-        states = {pid: (status, reason) for pid, status, reason in
-                  self._query("probe states", "SELECT probe_id, status, reason FROM probe_states")}
+        states = {}
+        for probe_id, status, reason in self._query("probe states", "SELECT probe_id, status, reason FROM probe_states"):
+            try:
+                states[probe_id] = (schema.text(status, "its status", 64), schema.text(reason, "its reason"))
+            except schema.SchemaError as err:
+                self._row_damage(f"the state of probe {_shown(probe_id)}: {err}; skipped")
         out = []
         for probe_id, layout in self.layouts.items():
             status, reason = states.get(probe_id, ("recorded", ""))
@@ -280,10 +367,12 @@ class RecordingReader:
         for probe_id, kernel, user, count in self._query(
                 "stacks", "SELECT probe_id, kernel, user, count FROM stacks ORDER BY count DESC"):
             try:
-                out.append(StackTrace(probe_id, tuple(map(str, json.loads(kernel))), tuple(map(str, json.loads(user))),
-                                      int(count)))
-            except (ValueError, TypeError):
-                self.problems.append(f"{self.path}: a stack of probe {probe_id} is unreadable; skipped")
+                out.append(StackTrace(schema.integer(probe_id, "its probe id"),
+                                      schema.check_frames(kernel, "its kernel frames"),
+                                      schema.check_frames(user, "its user frames"),
+                                      schema.integer(count, "its count", 0, schema.U64_MAX)))
+            except schema.SchemaError as err:
+                self._row_damage(f"a stack of probe {_shown(probe_id)}: {err}; skipped")
         return out
 
     def histograms(self) -> list[Histogram]:
@@ -291,9 +380,10 @@ class RecordingReader:
         for probe_id, value, scale, buckets in self._query(
                 "histograms", "SELECT probe_id, value, scale, buckets FROM histograms ORDER BY probe_id, value"):
             try:
-                out.append(Histogram(probe_id, value, scale, [tuple(int(x) for x in b) for b in json.loads(buckets)]))
-            except (ValueError, TypeError):
-                self.problems.append(f"{self.path}: a histogram of probe {probe_id} is unreadable; skipped")
+                out.append(Histogram(schema.integer(probe_id, "its probe id"), schema.text(value, "its value"),
+                                     schema.text(scale, "its scale", 64), schema.check_buckets(buckets)))
+            except schema.SchemaError as err:
+                self._row_damage(f"a histogram of probe {_shown(probe_id)}: {err}; skipped")
         return out
 
     def _query(self, what: str, sql: str, params: tuple = ()) -> list:
@@ -301,7 +391,7 @@ class RecordingReader:
             with self._io_lock:
                 return self._conn.execute(sql, params).fetchall()
         except DB_ERRORS as err:
-            self.problems.append(f"{self.path}: {what} unreadable ({err}); shown without them")
+            self._row_damage(f"{what} unreadable ({err}); shown without them")
             return []
 
     # -- symbols ------------------------------------------------------------------
@@ -311,6 +401,10 @@ class RecordingReader:
             table: dict[tuple[str, str], tuple[list[int], list[str]]] = {}
             for space, scope, addr, name in self._query(
                     "symbols", "SELECT space, scope, addr, name FROM symbols ORDER BY space, scope, addr"):
+                if not (isinstance(space, str) and isinstance(scope, str) and isinstance(addr, int)
+                        and isinstance(name, str) and len(name) <= schema.MAX_TEXT):
+                    self._row_damage(f"a symbol ({_shown(name)}) is not (space, scope, address, name); skipped")
+                    continue
                 addrs, names = table.setdefault((space, scope), ([], []))
                 addrs.append(schema.from_sql_u64(addr))
                 names.append(name)
@@ -341,8 +435,9 @@ class RecordingReader:
         if not rows:
             return []
         try:
-            addrs = [int(a) for a in json.loads(rows[0][0])]
-        except (ValueError, TypeError):
+            addrs = schema.check_addresses(rows[0][0])
+        except schema.SchemaError as err:
+            self._row_damage(f"stack {stack_id}: {err}; shown without frames")
             return []
         return [self.symbolize(a, pid if user else None) if not user or pid is not None else f"0x{a:x}"
                 for a in addrs]
@@ -464,16 +559,26 @@ class RecordingReader:
             if row is None:
                 raise ValueError("missing")
             blob = row[0]
-            if c.codec != schema.CODEC_ZSTD:
-                raise ValueError(f"unknown codec {c.codec!r}")
+            if not isinstance(blob, bytes):
+                raise ValueError(f"its data is {type(blob).__name__}, not compressed bytes")
             expected = c.count * layout.record_size
+            # The frame header states the decoded size and zstandard allocates that much:
+            # a damaged or hostile header must not choose our memory use.
+            size = zstandard.frame_content_size(blob)
+            if size not in (expected, -1):
+                raise ValueError(f"its frame says {size} bytes, expected {expected}")
             raw = self._decompressor.decompress(blob, max_output_size=expected)
             if len(raw) != expected:
                 raise ValueError(f"holds {len(raw)} bytes, expected {expected}")
             data = np.frombuffer(raw, dtype=layout.dtype)
-        except (*DB_ERRORS, zstandard.ZstdError, ValueError, TypeError) as err:
+            ts = data["ts"]
+            # Frames without a checksum (older files) can decode damaged bytes into
+            # plausible records: the times must still match the index and be sorted.
+            if int(ts[0]) != c.first_ts or int(ts[-1]) != c.last_ts or bool(np.any(ts[1:] < ts[:-1])):
+                raise ValueError("its event times do not match its index")
+        except (*DB_ERRORS, zstandard.ZstdError, ValueError, TypeError, MemoryError) as err:
             self._bad_chunks.add(c.id)
-            self.problems.append(f"{self.path}: {place} is damaged ({err}); skipped, the rest is readable")
+            self._chunk_damage(c.id, c.count, f"{place} is damaged ({err}); skipped, the rest is readable")
             return None
         if cache:
             self._cache[c.id] = data
@@ -512,5 +617,7 @@ def _nonempty(path: str) -> bool:
         return False
 
 
-def _int_or_none(v) -> int | None:
-    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+def _shown(value: object) -> str:
+    """A value from the file, short enough for a sentence."""
+    s = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else "a huge number"
+    return s if len(s) <= 40 else s[:37] + "..."

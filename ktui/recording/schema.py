@@ -33,6 +33,9 @@ Reading one without ktui (Python, sqlite3, numpy, zstandard):
 
 from __future__ import annotations
 
+import json
+import re
+
 SCHEMA_VERSION = 1
 FORMAT_NAME = "ktui-recording"
 # SQLite's application_id header field: "ktui", so `file` and we can tell our files apart.
@@ -83,3 +86,189 @@ def to_sql_u64(value: int) -> int:
 
 def from_sql_u64(value: int) -> int:
     return value & ((1 << 64) - 1)
+
+
+# -- validation of what a file holds ------------------------------------------------
+#
+# A recording is input like any other: whoever wrote it chose every value. Each value
+# the reader uses passes one of these checks first, so a hostile or damaged file gives
+# a sentence (and is counted as damage), never a traceback, a hang or a huge allocation.
+
+U64_MAX = (1 << 64) - 1
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+MAX_JSON_CHARS = 16 << 20  # one JSON value (a layout, a stack, a meta value)
+MAX_CHUNK_BYTES = 64 << 20  # decoded size of one chunk (the writer makes about 4 MiB)
+MAX_RECORD_BYTES = 1 << 16  # one event's record
+MAX_FIELDS = 256  # fetched values per probe
+MAX_CPUS = 8192  # counter rows per probe
+MAX_TEXT = 4096  # a name, spec, reason, frame
+MAX_STACK_FRAMES = 1024
+MAX_BUCKETS = 4096
+_DTYPE = re.compile(r"[<>|=]?(?:[iu][1248]|f[48]|S[1-9][0-9]{0,4})")
+
+
+class SchemaError(ValueError):
+    """A value of a recording that is not what the format says; str() is the problem."""
+
+
+def loads(text: object, what: str) -> object:
+    """JSON text of a recording: plain JSON only (no NaN/Infinity), bounded length and depth."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not isinstance(text, str):
+        raise SchemaError(f"{what} is not JSON text")
+    if len(text) > MAX_JSON_CHARS:
+        raise SchemaError(f"{what} is {len(text):,} characters long (at most {MAX_JSON_CHARS:,} are read)")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise SchemaError(f"{what} is nested too deeply") from None
+    except ValueError as err:
+        raise SchemaError(f"{what} is not valid JSON ({err})") from None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def integer(value: object, what: str, lo: int = I64_MIN, hi: int = I64_MAX) -> int:
+    """An integer (not a float, text, bool or NULL) within [lo, hi]."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SchemaError(f"{what} is {_kind(value)}, not an integer")
+    if not lo <= value <= hi:
+        raise SchemaError(f"{what} {_short(value)} is out of range ({lo}..{hi})")
+    return value
+
+
+def text(value: object, what: str, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise SchemaError(f"{what} is {_kind(value)}, not text")
+    if len(value) > limit:
+        raise SchemaError(f"{what} is {len(value):,} characters long (at most {limit:,})")
+    return value
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return f"a real number ({value!r})"
+    if isinstance(value, (bytes, bytearray)):
+        return "a blob"
+    if isinstance(value, str):
+        return f"text ({_short(value)})"
+    return f"a {type(value).__name__}"
+
+
+def _short(value: object) -> str:
+    s = repr(value) if not isinstance(value, int) else (str(value) if value.bit_length() < 200 else "a huge number")
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+# Meta keys with a meaning to the reader, and their check. Other keys are free (the
+# command line, notes...) and are only held to plain, bounded JSON.
+def _opt_u64(v: object, what: str) -> int | None:
+    return None if v is None else integer(v, what, 0, U64_MAX)
+
+
+def _opt_i64(v: object, what: str) -> int | None:
+    return None if v is None else integer(v, what)
+
+
+def _opt_text(v: object, what: str) -> str | None:
+    return None if v is None else text(v, what)
+
+
+def _kernel(v: object, what: str) -> dict:
+    if not isinstance(v, dict):
+        raise SchemaError(f"{what} is not a table")
+    return {k: text(v.get(k, ""), f"{what}.{k}") for k in ("release", "version", "machine", "build_id")
+            if v.get(k) is not None}
+
+
+META_CHECKS = {
+    "start_ns": _opt_u64, "end_ns": _opt_u64, "first_event_ns": _opt_u64, "last_event_ns": _opt_u64,
+    "clock_offset_ns": _opt_i64, "host": _opt_text, "kernel": _kernel, "created": _opt_text,
+    "ktui_version": _opt_text,
+}
+
+
+def check_meta(rows: list[tuple[object, object]]) -> tuple[dict, list[str]]:
+    """The meta table's rows -> (values that passed, one problem per value that did not).
+
+    format and schema_version are checked by the caller (a file without them is not
+    a recording at all); every other bad value is dropped and named.
+    """
+    meta: dict = {}
+    problems: list[str] = []
+    for key, value in rows:
+        if not isinstance(key, str) or len(key) > MAX_TEXT:
+            problems.append("a meta key is not text")
+            continue
+        try:
+            v = loads(value, f"meta {key!r}")
+            check = META_CHECKS.get(key)
+            meta[key] = check(v, f"meta {key!r}") if check is not None else v
+        except SchemaError as err:
+            problems.append(str(err))
+    return meta, problems
+
+
+def check_layout(data: object, probe_id: int) -> dict:
+    """A probe's layout JSON (already loaded) checked before ProbeLayout is built from it."""
+    if not isinstance(data, dict):
+        raise SchemaError("its layout is not a table")
+    if integer(data.get("probe_id"), "its layout's probe_id") != probe_id:
+        raise SchemaError(f"its layout says probe {data.get('probe_id')}")
+    text(data.get("name"), "its name")
+    text(data.get("spec"), "its spec")
+    fields = data.get("fields", [])
+    if not isinstance(fields, list) or len(fields) > MAX_FIELDS:
+        raise SchemaError(f"its fields are not a list of at most {MAX_FIELDS}")
+    names = set()
+    for f in fields:
+        if not isinstance(f, dict):
+            raise SchemaError("a field is not a table")
+        name = text(f.get("name"), "a field name", 256)
+        dtype = text(f.get("dtype"), f"field {name!r}'s type", 16)
+        if not _DTYPE.fullmatch(dtype):
+            raise SchemaError(f"field {name!r} has type {dtype!r}, not one a recording uses")
+        text(f.get("display", "u"), f"field {name!r}'s display", 32)
+        if name in names:
+            raise SchemaError(f"two fields are named {name!r}")
+        names.add(name)
+    return data
+
+
+def check_counter_row(row: tuple) -> tuple[int, int, int, int, int, int, int]:
+    probe_id, cpu, *values = row
+    out = (integer(probe_id, "probe id"), integer(cpu, "cpu", 0, MAX_CPUS - 1),
+           *(integer(v, "a counter", 0, U64_MAX) for v in values))
+    return out  # type: ignore[return-value]
+
+
+def check_frames(value: object, what: str) -> tuple[str, ...]:
+    frames = loads(value, what)
+    if not isinstance(frames, list) or len(frames) > MAX_STACK_FRAMES:
+        raise SchemaError(f"{what} is not a list of at most {MAX_STACK_FRAMES} frames")
+    return tuple(text(f, f"a frame of {what}") for f in frames)
+
+
+def check_buckets(value: object) -> list[tuple[int, int, int]]:
+    buckets = loads(value, "buckets")
+    if not isinstance(buckets, list) or len(buckets) > MAX_BUCKETS:
+        raise SchemaError(f"buckets are not a list of at most {MAX_BUCKETS}")
+    out = []
+    for b in buckets:
+        if not isinstance(b, list) or len(b) != 3:
+            raise SchemaError("a bucket is not [low, high, count]")
+        out.append((integer(b[0], "a bucket bound", I64_MIN, U64_MAX), integer(b[1], "a bucket bound", I64_MIN, U64_MAX),
+                    integer(b[2], "a bucket count", 0, U64_MAX)))
+    return out
+
+
+def check_addresses(value: object) -> list[int]:
+    addrs = loads(value, "stack addresses")
+    if not isinstance(addrs, list) or len(addrs) > MAX_STACK_FRAMES:
+        raise SchemaError(f"stack addresses are not a list of at most {MAX_STACK_FRAMES}")
+    return [integer(a, "an address", 0, U64_MAX) for a in addrs]

@@ -43,7 +43,9 @@ class RecordingWriter:
         self._max_age_s = max_age_s
         # zstd's own worker threads: at the engine's full rate one core cannot keep up
         # with level 1, two can (bench/bench_recording.py).
-        self._compressor = zstandard.ZstdCompressor(level=level, threads=min(2, os.cpu_count() or 1))
+        # The checksum lets the reader tell a damaged chunk from one that decodes to wrong records.
+        self._compressor = zstandard.ZstdCompressor(level=level, threads=min(2, os.cpu_count() or 1),
+                                                    write_checksum=True)
         self._buffers: dict[int, _Buffer] = {}
         self._buf_lock = threading.Lock()  # the buffers (caller's thread and the worker's timer)
         self._lock = threading.RLock()  # the database connection

@@ -59,7 +59,8 @@ def open_recording(path: str | os.PathLike, workdir: str | None = None) -> Recor
     out = Path(workdir) / f"{len(os.listdir(workdir))}-{path.stem}.ktrec"
     report = import_ftrace(path, out)
     reader = RecordingReader.open(out)
-    reader.problems[:0] = report.problem_lines()
+    # Lines the ftrace parser skipped are its report, as `ktui import` prints them; not damage of the recording.
+    reader.warnings[:0] = report.problem_lines()
     return reader
 
 
@@ -80,7 +81,8 @@ class ReplaySource:
             shutil.rmtree(self._workdir, True)
             raise
         self._build_tracks(readers, paths)
-        self.problems: list[str] = [p for t in self.tracks for p in t.reader.problems]
+        self._problems_shown = 0  # damage sentences already sent in an Update's message
+        self.stopped_reason: str | None = None  # set when the worker died: "replay stopped: <reason>"
         self._interval = 1.0 / min(rate_hz, 30.0)
         self._max_batch = max_batch
         self._lock = threading.Condition()
@@ -136,6 +138,23 @@ class ReplaySource:
         self.start_ns = min((s for s, _ in spans), default=0)
         self.end_ns = max((e for _, e in spans), default=self.start_ns)
         self.total_events = sum(t.reader.count() for t in self.tracks)
+
+    # -- damage -----------------------------------------------------------------------
+
+    @property
+    def problems(self) -> list[str]:
+        """Damage found so far in every file (grows as damaged chunks are met), one sentence each."""
+        return [p for t in self.tracks for p in t.reader.problems]
+
+    @property
+    def warnings(self) -> list[str]:
+        """What is worth saying but not damage: an unfinished recording, lines an ftrace import skipped."""
+        return [w for t in self.tracks for w in t.reader.warnings]
+
+    def damage_summary(self) -> str | None:
+        """One sentence per damaged file (what could not be read), or None when everything read."""
+        parts = [s for t in self.tracks if (s := t.reader.damage_summary()) is not None]
+        return "; ".join(parts) or None
 
     # -- aggregates, remapped ----------------------------------------------------------
 
@@ -307,9 +326,19 @@ class ReplaySource:
                 update = self._next_update(dt_ns)
                 if update is not None and self._sink is not None:
                     self._sink(update)
-        except KtuiError as err:  # a reader failed mid-replay: say so, stop cleanly
+        except Exception as err:  # noqa: BLE001 -- a dead worker must say so, never leave the screen waiting
+            # A reader failed mid-replay (damage no check foresaw, a file gone): one sentence,
+            # and the replay ends in a state the status line shows.
+            reason = str(err) if isinstance(err, KtuiError) else f"{type(err).__name__}: {err}"
+            reason = reason.splitlines()[0][:300] if reason.strip() else type(err).__name__
+            with self._lock:
+                self._playing = False
+                self.stopped_reason = f"replay stopped: {reason}"
             if self._sink is not None:
-                self._sink(Update(message=str(err), finished=True))
+                try:
+                    self._sink(Update(message=self.stopped_reason, finished=True))
+                except Exception:  # noqa: BLE001 -- the app is gone; nothing left to tell
+                    pass
 
     def _next_update(self, dt_ns: int) -> Update | None:
         with self._lock:
@@ -351,8 +380,16 @@ class ReplaySource:
                 self._playing = False
                 messages.append("replay finished")
             position = self._position
-        if self.problems and reset:
-            messages.extend(self.problems[:3])
+        problems = self.problems
+        if finished:
+            damage = self.damage_summary()
+            if damage:
+                messages.append(damage)
+        elif len(problems) > self._problems_shown:  # damage met since the last Update: say it now
+            messages.extend(problems[self._problems_shown:self._problems_shown + 3])
+        self._problems_shown = len(problems)
+        if reset and self.seek_generation == 0:
+            messages.extend(self.warnings[:2])
         if self._aggregates is None:  # a recording does not change: read its aggregates once
             self._aggregates = (self.counters(), self.probe_states(), self.stacks(), self.histograms())
         counters, probes, stacks, histograms = self._aggregates
