@@ -1,8 +1,10 @@
 """`ktui record SPEC... -o FILE [--duration S] [-p PID] [-- COMMAND ARGS...]`: record without the UI.
 
 The proof that the engine stands alone. It stops when the duration ends, the traced
-command (or process) exits, or on Ctrl-C / SIGTERM; in every case the probes are
-detached and the recording is complete and readable.
+command (or process) exits, or on Ctrl-C / SIGTERM / SIGHUP; in every case the probes
+are detached and the recording is complete and readable. Shutdown is idempotent: any
+number of signals at any moment leave either no file or a complete one, and the last
+line says which (see _Shutdown).
 """
 
 from __future__ import annotations
@@ -17,6 +19,52 @@ from ktui.errors import KtuiError, UsageError
 from ktui.numbers import duration_arg, pid_arg
 
 PROGRESS_EVERY_S = 0.5
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Shutdown:
+    """The stop signals of one `ktui record`: the first stops it, later ones are only counted.
+
+    A signal unwinds the main thread (as KeyboardInterrupt) at most once, and only while
+    that is safe: while the probes are being prepared (no file exists yet) or while
+    recording (the finally clause detaches and finishes the file). While the file is
+    being created or finished, a signal is remembered and acted on afterwards, so the
+    file is never left half-made and the message never claims a file that is not there.
+    """
+
+    def __init__(self) -> None:
+        self.phase = "preparing"  # preparing, creating, recording, finishing, done
+        self.signal_name: str | None = None  # the first stop signal received
+        self.count = 0
+        self._raised = False
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        for sig in STOP_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handler)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _handler(self, signum: int, frame) -> None:
+        self.count += 1
+        if self.signal_name is None:
+            self.signal_name = signal.Signals(signum).name
+        self._maybe_raise()
+
+    def enter(self, phase: str) -> None:
+        self.phase = phase
+        self._maybe_raise()
+
+    def _maybe_raise(self) -> None:
+        if self.signal_name is not None and not self._raised and self.phase in ("preparing", "recording"):
+            self._raised = True
+            raise KeyboardInterrupt(self.signal_name)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.signal_name is not None
 
 
 class _RecordParser(argparse.ArgumentParser):
@@ -110,30 +158,48 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ktui.engine.cleanup import install_termination_handlers
-    from ktui.sources.live import LiveSource
-    from ktui.kernel import kernel_identity
-    from ktui.probes.model import TargetProcess
-    from ktui.recording import RecordingWriter
-
-    if args.pid is not None and args.command_argv:
-        raise UsageError("give either -p PID or -- COMMAND, not both.")
-    if args.duration is not None and args.duration <= 0:
-        raise UsageError("--duration must be a positive number of seconds.")
-    _check_output(args.output)
-    probes = _parse_probes(args.specs)
-    target = None
-    if args.pid is not None:
-        target = TargetProcess(pid=args.pid)
-    elif args.command_argv:
-        target = TargetProcess(command=list(args.command_argv))
-
-    install_termination_handlers()
-    progress = _Progress(args.quiet)
-    source = LiveSource(probes, target=target, ring_pages=args.ring_pages, trace_self=args.trace_self)
-    recorder = None
-    interrupted = False
+    # First thing: a signal while the probe modules load (a second or more) must end in a sentence too.
+    shutdown = _Shutdown()
+    shutdown.install()
     try:
+        return _record(args, shutdown)
+    finally:
+        shutdown.phase = "done"
+        # As the `ktui record` process: nothing is left to stop, and a late signal (a
+        # supervisor's second SIGTERM) must not turn a finished recording's exit status into
+        # a kill. SIG_IGN, because Python's finalization resets its own handlers to the
+        # default (which kills) but leaves ignored signals ignored. Called in another
+        # program's process (tests call main()), give that program its handlers back.
+        if sys.argv[1:2] == ["record"]:
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+        else:
+            shutdown.restore()
+
+
+def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
+    progress = _Progress(args.quiet)
+    recorder = None
+    closed = False
+    source = None
+    try:
+        if args.pid is not None and args.command_argv:
+            raise UsageError("give either -p PID or -- COMMAND, not both.")
+        if args.duration is not None and args.duration <= 0:
+            raise UsageError("--duration must be a positive number of seconds.")
+        _check_output(args.output)
+        probes = _parse_probes(args.specs)
+        from ktui.sources.live import LiveSource
+        from ktui.kernel import kernel_identity
+        from ktui.probes.model import TargetProcess
+        from ktui.recording import RecordingWriter
+
+        target = None
+        if args.pid is not None:
+            target = TargetProcess(pid=args.pid)
+        elif args.command_argv:
+            target = TargetProcess(command=list(args.command_argv))
+        source = LiveSource(probes, target=target, ring_pages=args.ring_pages, trace_self=args.trace_self)
         source.prepare()
         for state in source.states.values():
             if state.status == "failed":
@@ -146,8 +212,10 @@ def run(args: argparse.Namespace) -> int:
         if args.command_argv:
             meta["command"] = list(args.command_argv)
         by_id = {cp_id: source._compiled[cp_id].probe.to_dict() for cp_id in source.layouts}
+        shutdown.enter("creating")
         recorder = RecordingWriter.create(args.output, kernel_identity(), list(source.layouts.values()), by_id, meta)
         source.recorder = recorder
+        shutdown.enter("recording")  # a signal that came while creating stops it here, file complete
         source.start(progress.sink)
         deadline = time.monotonic() + args.duration if args.duration else None
         while not source.finished.is_set():
@@ -158,26 +226,45 @@ def run(args: argparse.Namespace) -> int:
             source.finished.wait(0.1)
             progress.show()
     except KeyboardInterrupt:
-        interrupted = True
+        if not shutdown.interrupted:  # raised by something else than our handler: still a stop
+            shutdown.signal_name = "SIGINT"
     finally:
-        # A second Ctrl-C must not cut the recording short while it is being finished.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        # From here on signals are only counted: a second Ctrl-C or SIGTERM must not cut
+        # the detaching or the finishing of the file short. (A plain attribute store: no
+        # signal handler can run between entering this clause and it.)
+        shutdown.phase = "finishing"
+        if source is not None:
             source.stop()
-            if recorder is not None:
+        if recorder is not None:
+            try:
                 recorder.close()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-    if source.last_update is not None:
+                closed = True
+            except KtuiError as err:
+                print(f"ktui: {err}", file=sys.stderr)
+    if source is not None and source.last_update is not None:
         progress.last = source.last_update
+    if recorder is None:
+        # Stopped before the file was created: say so, there is nothing to open.
+        why = f"interrupted by {shutdown.signal_name}" if shutdown.interrupted else "stopped"
+        print(f"ktui: {why} before the recording started: no file was written ({args.output} does not exist).",
+              file=sys.stderr)
+        return 130 if shutdown.interrupted else 1
     progress.show(force=True)
-    if not args.quiet:
-        if progress.tty:
-            sys.stderr.write("\n")
-        hits, delivered, dropped = progress.totals()
-        why = "interrupted" if interrupted else (source.last_update.message if source.last_update else "") or "done"
-        print(f"ktui: {why}: {delivered:,} events of {hits:,} hits written to {args.output}"
+    if progress.tty and not args.quiet:
+        sys.stderr.write("\n")
+    hits, delivered, dropped = progress.totals()
+    if shutdown.interrupted:
+        why = "interrupted" + (f" ({shutdown.count} signals; the later ones waited for the file)"
+                               if shutdown.count > 1 else "")
+    else:
+        why = (source.last_update.message if source is not None and source.last_update else "") or "done"
+    if not closed:
+        print(f"ktui: {why}: the recording {args.output} is incomplete (it could not be finished); replay "
+              f"shows what it holds", file=sys.stderr)
+        return 1
+    if not args.quiet or shutdown.interrupted:
+        print(f"ktui: {why}: {delivered:,} events of {hits:,} hits written to {args.output}, complete"
               + (f"; {dropped:,} dropped by full ring buffers" if dropped else ""), file=sys.stderr)
-    if source.recorder_error is not None:
+    if source is not None and source.recorder_error is not None:
         raise source.recorder_error
     return 0

@@ -1,6 +1,7 @@
 """Writing a recording: the engine hands raw record arrays, we store compressed chunks.
 
-Crash safety: the database runs in WAL mode with synchronous=NORMAL and every chunk
+Crash safety: the database runs in WAL mode with synchronous=NORMAL (with an
+exclusive lock on filesystems that cannot share WAL's index, ktui.recording.filesystems) and every chunk
 is its own transaction, so a SIGKILL of the recorder loses at most the events still
 buffered here (less than one chunk, at most ``max_age_s`` old). ``close`` folds the
 WAL back into the file and returns it to rollback-journal mode, so a finished
@@ -27,6 +28,7 @@ from ktui.errors import KtuiError
 from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace
 from ktui.kernel import KernelIdentity
 from ktui.recording import schema
+from ktui.recording.filesystems import wal_can_share_memory
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
@@ -107,6 +109,10 @@ class RecordingWriter:
         conn = None
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            if not wal_can_share_memory(path):
+                # NFS, 9p...: no shared -shm mapping; an exclusive lock taken before WAL mode
+                # keeps the WAL index in this process (see ktui.recording.filesystems).
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA application_id={schema.APPLICATION_ID}")

@@ -12,6 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 export KTUI_IN_KERNEL_VM=1 KTUI_REQUIRE_LIVE=1 PYTHONDONTWRITEBYTECODE=1
 # The guest's /root is read-only; ktui's cache and data live in guest memory.
 export HOME=/run/ktui-home KTUI_CACHE_DIR=/run/ktui-home/cache KTUI_DATA_DIR=/run/ktui-home/data
+# The run directory is the host's, shared over 9p: the test of recordings on network filesystems writes there.
+export KTUI_VM_SHARE=$rundir
 mkdir -p "$HOME"
 # The guest kernel has its own headers (/lib/modules/$(uname -r)/build): use them.
 unset BCC_KERNEL_SOURCE
