@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -329,6 +328,9 @@ def test_hostile_aggregates_are_counted_and_replay_finishes(base, tmp_path, case
         src.stop()
     assert src.damage_summary() is not None and "1 other row could not be read" in src.damage_summary()
     assert len(states) == 2
+    # The file holds 3 counter rows, 1 stack and 1 histogram: exactly the damaged one is missing.
+    read = sum(len(c.hits) for c in counters.values()) + len(stacks) + len(hists)
+    assert read == (5 if case.startswith(("symbol", "probe state")) else 4)
     message = _replay_to_end(p)
     assert "replay finished" in message
     if "symbol" not in case:  # symbols are read when a stack is shown, not by playing

@@ -28,7 +28,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import zstandard
@@ -110,7 +110,7 @@ class RecordingReader:
     # -- opening --------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "RecordingReader":
+    def open(cls, path: str | os.PathLike) -> RecordingReader:
         path = Path(path)
         where = str(path)
         try:
@@ -495,7 +495,7 @@ class RecordingReader:
         parts: list[np.ndarray] = []
         horizon = until_ns  # exclusive bound
         n = 0
-        for i, c in enumerate(candidates):
+        for c in candidates:
             if horizon is not None and c.first_ts >= horizon:
                 break
             data = self._chunk(c)
@@ -596,7 +596,7 @@ class RecordingReader:
         if self._private_dir:
             self._finalizer()
 
-    def __enter__(self) -> "RecordingReader":
+    def __enter__(self) -> RecordingReader:
         return self
 
     def __exit__(self, *exc) -> None:
