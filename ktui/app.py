@@ -352,6 +352,8 @@ class KtuiApp(App):
         stream.append(update.events, visible=self.active_tab == "stream")  # hidden: keep the rows, draw nothing
         self.pane(StatusBar).apply(update)
         self.recording.check()
+        if update.damage and not self.banner.endswith(update.damage):  # a damaged recording: said on screen
+            self.show_banner(f"{self.banner.split(' Damaged: ')[0]} Damaged: {update.damage}")
         if update.probes:
             states = {s.probe_id: s for s in update.probes}
             if states != self.states:

@@ -165,6 +165,9 @@ class Update:
     elapsed_s: float = 0.0
     message: str = ""  # a status sentence (a warning, "replay finished"...)
     finished: bool = False
+    # What a replay could not read so far (damaged chunks, rows), one sentence per file; "" when
+    # everything read. A snapshot like the counters: the app keeps it on screen as a banner.
+    damage: str = ""
 
     @classmethod
     def merge(cls, updates: Sequence[Update], *, window: int | None = None) -> Update:
@@ -200,6 +203,7 @@ class Update:
             merged.now_ns = u.now_ns or merged.now_ns
             merged.elapsed_s = u.elapsed_s or merged.elapsed_s
             merged.message = u.message or merged.message
+            merged.damage = u.damage or merged.damage
         return merged
 
     def snapshots(self) -> Update:

@@ -210,6 +210,7 @@ def test_a_recorded_profile_keeps_its_stacks_symbolized_for_replay(tmp_path):
 def test_count_tables_are_kept_in_the_recording_meta(tmp_path):
     """The recording format has no table for COUNT results: the engine keeps the final ones as
     metadata (key_counts), exactly n for the traced child."""
+    from ktui.events import KeyCounts
     from ktui.sources.live import LiveSource
     from ktui.kernel import kernel_identity
     from ktui.probes.model import Action, ActionKind, Probe, ProbeKind, TargetProcess
@@ -233,6 +234,16 @@ def test_count_tables_are_kept_in_the_recording_meta(tmp_path):
     with RecordingReader.open(out) as reader:
         kept = reader.meta["key_counts"]
         totals = reader.counters()[0].totals()
+        tables = reader.key_counts()
     assert kept == [{"probe_id": 0, "key_names": ["pid"], "rows": [[[source.target_pid], n]]},
                     {"probe_id": 0, "key_names": [], "rows": [[[], n]]}]
+    # ...and replay hands them to the panes as the live engine did.
+    assert tables == [KeyCounts(0, ("pid",), [((source.target_pid,), n)]), KeyCounts(0, (), [((), n)])]
+    from ktui.sources.replay import ReplaySource
+
+    replay = ReplaySource([out])
+    try:
+        assert replay.key_counts() == tables
+    finally:
+        replay.stop()
     assert totals["hits"] == n and totals["delivered"] == n and totals["dropped"] == 0

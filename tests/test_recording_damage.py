@@ -21,7 +21,7 @@ from ktui.errors import KtuiError
 from ktui.events import Histogram, ProbeCounters, StackTrace
 from ktui.kernel import KernelIdentity
 from ktui.recording import RecordingReader, RecordingWriter
-from ktui.recording.replay_source import ReplaySource
+from ktui.sources.replay import ReplaySource
 from ktui.recording.synthetic import LAYOUTS, records
 
 IDENT = KernelIdentity("6.1.0-test", "#1", "x86_64", "abc")
@@ -344,6 +344,40 @@ def test_an_infinite_counter_is_one_damaged_row(base, tmp_path):
     r.counters()
     assert r.damage.rows == 1
     r.close()
+
+
+def test_count_tables_come_back_from_the_file_and_hostile_ones_are_counted(base, tmp_path):
+    from ktui.events import KeyCounts
+
+    p = _copy(base, tmp_path)
+    tables = [{"probe_id": 1, "key_names": ["pid", "comm"], "rows": [[[42, "sh"], 9], [[7, "x"], 2]]}]
+    _sql(p, _set_meta("key_counts", json.dumps(tables)))
+    got: list = []
+    src = ReplaySource([p])
+    try:
+        src.start(got.append)
+        assert _wait(lambda: got)
+    finally:
+        src.stop()
+    assert got[0].counts == [KeyCounts(1, ("pid", "comm"), [((42, "sh"), 9), ((7, "x"), 2)])]
+    for hostile in ('[{"probe_id": 1, "key_names": ["pid"], "rows": [[[1], Infinity]]}]',
+                    '[{"probe_id": 1, "key_names": ["pid"], "rows": [[[1, 2], 3]]}]',
+                    '[{"probe_id": 1, "key_names": ["pid"], "rows": [[[1.5], 3]]}]', DEEP):
+        _sql(p, _set_meta("key_counts", hostile))
+        with RecordingReader.open(p) as r:
+            assert r.key_counts() == [] and r.key_counts() == []
+            assert r.damage.rows == 1 and r.damage_summary() is not None
+
+
+def _wait(predicate, timeout: float = 10.0) -> bool:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def test_a_clean_file_exports_with_exit_0_and_nothing_on_stderr(base, tmp_path):

@@ -34,7 +34,7 @@ import numpy as np
 import zstandard
 
 from ktui.errors import FileFormatError
-from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace
+from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeState, StackTrace
 from ktui.kernel import KernelIdentity
 from ktui.recording import schema
 from ktui.recording.tempdirs import private_tempdir
@@ -94,6 +94,7 @@ class RecordingReader:
         self.damage = Damage()
         self.warnings: list[str] = []  # not damage, but worth saying (an unfinished recording)
         self.unfinished = False
+        self._key_counts_damaged = False
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = 16
         self._decompressor = zstandard.ZstdDecompressor()
@@ -385,6 +386,20 @@ class RecordingReader:
             except schema.SchemaError as err:
                 self._row_damage(f"a histogram of probe {_shown(probe_id)}: {err}; skipped")
         return out
+
+    def key_counts(self) -> list[KeyCounts]:
+        """The COUNT tables as the recorder last saw them (kept in meta 'key_counts')."""
+        value = self.meta.get("key_counts")
+        if value is None:
+            return []
+        try:
+            tables = schema.check_key_counts(value)
+        except schema.SchemaError as err:
+            if not self._key_counts_damaged:  # said once, however often the panes ask
+                self._key_counts_damaged = True
+                self._row_damage(f"{err}; COUNT tables skipped")
+            return []
+        return [KeyCounts(pid, names, rows) for pid, names, rows in tables if pid in self.layouts]
 
     def _query(self, what: str, sql: str, params: tuple = ()) -> list:
         try:

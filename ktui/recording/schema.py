@@ -272,3 +272,35 @@ def check_addresses(value: object) -> list[int]:
     if not isinstance(addrs, list) or len(addrs) > MAX_STACK_FRAMES:
         raise SchemaError(f"stack addresses are not a list of at most {MAX_STACK_FRAMES}")
     return [integer(a, "an address", 0, U64_MAX) for a in addrs]
+
+
+MAX_KEY_ROWS = 1 << 20  # rows of one COUNT table
+MAX_KEY_FIELDS = 16
+
+
+def check_key_counts(value: object) -> list[tuple[int, tuple[str, ...], list[tuple[tuple, int]]]]:
+    """The COUNT tables kept in meta 'key_counts': [{probe_id, key_names, rows: [[key values], n]}]."""
+    if not isinstance(value, list):
+        raise SchemaError("meta 'key_counts' is not a list")
+    out = []
+    for table in value:
+        if not isinstance(table, dict):
+            raise SchemaError("a COUNT table is not a table")
+        probe_id = integer(table.get("probe_id"), "a COUNT table's probe id")
+        names = table.get("key_names")
+        rows = table.get("rows")
+        if not isinstance(names, list) or len(names) > MAX_KEY_FIELDS:
+            raise SchemaError(f"COUNT table of probe {probe_id}: key names are not a list of at most {MAX_KEY_FIELDS}")
+        if not isinstance(rows, list) or len(rows) > MAX_KEY_ROWS:
+            raise SchemaError(f"COUNT table of probe {probe_id}: rows are not a list of at most {MAX_KEY_ROWS:,}")
+        key_names = tuple(text(n, "a key name", 256) for n in names)
+        checked = []
+        for row in rows:
+            if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], list)
+                    and len(row[0]) == len(key_names)):
+                raise SchemaError(f"COUNT table of probe {probe_id}: a row is not [[key values], count]")
+            key = tuple(k if isinstance(k, str) and len(k) <= MAX_TEXT else integer(k, "a key value", I64_MIN, U64_MAX)
+                        for k in row[0])
+            checked.append((key, integer(row[1], "a count", 0, U64_MAX)))
+        out.append((probe_id, key_names, checked))
+    return out

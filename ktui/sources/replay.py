@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from ktui.errors import FileFormatError, KtuiError
+from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update
 from ktui.inputs import NotRegularFileError, open_input
-from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update
 from ktui.recording.reader import SQLITE_MAGIC, RecordingReader
 from ktui.recording.tempdirs import private_tempdir
 
@@ -82,6 +82,7 @@ class ReplaySource:
             raise
         self._build_tracks(readers, paths)
         self._problems_shown = 0  # damage sentences already sent in an Update's message
+        self._damage_for, self._damage = 0, ""  # the damage summary, for that many problems
         self.stopped_reason: str | None = None  # set when the worker died: "replay stopped: <reason>"
         self._interval = 1.0 / min(rate_hz, 30.0)
         self._max_batch = max_batch
@@ -101,7 +102,7 @@ class ReplaySource:
         self.probe_filter: set[int] | None = None
         self.comm_filter: bytes | None = None
         self.seek_generation = 0  # bumps on every seek: the panes should drop what they show
-        self._aggregates: tuple | None = None
+        self._aggregates: tuple | None = None  # counters, states, stacks, histograms, COUNT tables
 
     # -- building the timeline ------------------------------------------------------
 
@@ -176,6 +177,10 @@ class ReplaySource:
     def histograms(self) -> list[Histogram]:
         return [replace(h, probe_id=t.ids[h.probe_id]) for t in self.tracks for h in t.reader.histograms()
                 if h.probe_id in t.ids]
+
+    def key_counts(self) -> list[KeyCounts]:
+        return [replace(k, probe_id=t.ids[k.probe_id]) for t in self.tracks for k in t.reader.key_counts()
+                if k.probe_id in t.ids]
 
     def track_of(self, probe_id: int) -> Track:
         for t in self.tracks:
@@ -391,10 +396,13 @@ class ReplaySource:
         if reset and self.seek_generation == 0:
             messages.extend(self.warnings[:2])
         if self._aggregates is None:  # a recording does not change: read its aggregates once
-            self._aggregates = (self.counters(), self.probe_states(), self.stacks(), self.histograms())
-        counters, probes, stacks, histograms = self._aggregates
+            self._aggregates = (self.counters(), self.probe_states(), self.stacks(), self.histograms(),
+                                self.key_counts())
+        counters, probes, stacks, histograms, counts = self._aggregates
+        if len(problems) != self._damage_for:  # one summary per change, not per frame
+            self._damage_for, self._damage = len(problems), self.damage_summary() or ""
         return Update(events=events, counters=counters, probes=probes, stacks=stacks,
-                      histograms=histograms, now_ns=min(position, self.end_ns),
+                      histograms=histograms, counts=counts, damage=self._damage, now_ns=min(position, self.end_ns),
                       elapsed_s=(min(position, self.end_ns) - self.start_ns) / 1e9,
                       message="; ".join(m for m in messages if m), finished=finished)
 
