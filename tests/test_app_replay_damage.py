@@ -1,0 +1,77 @@
+"""The app says what a replay could not read (a banner that stays) and why a replay stopped
+(the status line), instead of sitting at "delivered 0"."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fake_source import run_async_tests
+from ktui.app import KtuiApp
+from ktui.kernel import KernelIdentity
+from ktui.recording import RecordingWriter
+from ktui.recording.replay_source import ReplaySource
+from ktui.recording.synthetic import LAYOUTS, records
+from ktui.widgets.status_bar import StatusBar
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _damaged(tmp_path: Path) -> Path:
+    """4 chunks of 500 events, one byte of chunk 2 flipped where it lies in the file."""
+    p = tmp_path / "bad.ktrec"
+    w = RecordingWriter.create(p, KernelIdentity("r", "v", "m", "b"), LAYOUTS, chunk_events=500)
+    w.append(0, records(LAYOUTS[0], 2000, t0=1_000_000_000, step=10_000, seed=1))
+    w.close()
+    conn = sqlite3.connect(f"file:{p}?mode=ro&immutable=1", uri=True)
+    blob = conn.execute("SELECT data FROM chunks WHERE id=2").fetchone()[0]
+    conn.close()
+    raw = bytearray(p.read_bytes())
+    at = raw.find(blob[:64])
+    raw[at + 40] ^= 0x20
+    p.write_bytes(bytes(raw))
+    return p
+
+
+async def _until(pilot, predicate, tries: int = 400) -> bool:
+    for _ in range(tries):
+        await pilot.pause(0.05)
+        if predicate():
+            return True
+    return False
+
+
+async def test_a_damaged_recording_keeps_a_banner_saying_what_was_lost(tmp_path):
+    source = ReplaySource([_damaged(tmp_path)])
+    source.set_speed(None)
+    app = KtuiApp(source=source, mode="replay", banner="Replaying bad.ktrec (read-only).")
+    async with app.run_test(size=(80, 24)) as pilot:
+        source.play()
+        assert await _until(pilot, lambda: "replay finished" in app.main_query(StatusBar).message)
+        assert app.banner.startswith("Replaying bad.ktrec (read-only). Damaged: ")
+        assert "1 chunk (500 events) could not be read" in app.banner
+        assert app.main_query(StatusBar).delivered == 1500
+        await pilot.press("q")
+
+
+async def test_an_error_in_the_replay_thread_shows_replay_stopped(tmp_path, monkeypatch):
+    source = ReplaySource([_damaged(tmp_path)])
+    reader = source.tracks[0].reader
+
+    def vanished(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    app = KtuiApp(source=source, mode="replay", banner="Replaying bad.ktrec (read-only).")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await _until(pilot, lambda: app.main_query(StatusBar).delivered > 0)
+        monkeypatch.setattr(reader, "read", vanished)
+        source.play()
+        status = app.main_query(StatusBar)
+        assert await _until(pilot, lambda: status.message.startswith("replay stopped: "))
+        assert status.message == "replay stopped: OSError: [Errno 5] Input/output error"
+        await pilot.press("q")
+
+
+run_async_tests(globals())
