@@ -32,6 +32,24 @@ def filesystem_type_hex(path: str) -> str:
     return f"{f_type:x}"
 
 
+@pytest.mark.parametrize("path", ["/tmp", "/proc/self", "/sys/kernel", "/dev/shm", "/"])
+def test_mount_type_is_what_findmnt_says(path):
+    shown = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", path], capture_output=True, text=True,
+                           check=True).stdout
+    assert filesystems.mount_type(path) == shown.split()[-1]  # mounts stacked on one point: the top one
+
+
+def test_a_9p_mount_is_known_by_the_mount_table_although_statfs_says_ext4(tmp_path):
+    """Inside the VM the share's statfs f_type is the host's ext4; mountinfo says 9p."""
+    info = tmp_path / "mountinfo"
+    info.write_text("22 1 0:20 / / rw,relatime - ext4 /dev/vda1 rw\n"
+                    "40 22 0:35 / /tmp/ktui-vm.x rw,relatime - 9p ktui rw,trans=virtio\n"
+                    "41 22 0:36 / /mnt/with\\040space rw - nfs4 host:/e rw\n")
+    assert filesystems.mount_type("/tmp/ktui-vm.x/a/new.ktrec", str(info)) == "9p"
+    assert filesystems.mount_type("/tmp/ktui-vm.xy", str(info)) == "ext4"
+    assert filesystems.mount_type("/mnt/with space/r.ktrec", str(info)) == "nfs4"
+
+
 def test_unknown_paths_are_treated_as_without_shared_memory(tmp_path):
     assert filesystems.filesystem_type(tmp_path / "missing" / "x") is None
     assert not filesystems.wal_can_share_memory(tmp_path / "missing" / "x")

@@ -7,6 +7,10 @@ folder) or worse. The writer is the only connection to a recording while it is w
 (a reader of an unfinished recording copies the file and its log and reads the copy), so
 on those filesystems it takes the database lock exclusively before entering WAL mode:
 SQLite then keeps the index in the writer's own memory and never creates ``-shm``.
+
+The filesystem is known by its mount (/proc/self/mountinfo) and by statfs(2)'s f_type.
+Both are needed: a 9p mount reports the f_type of the host's filesystem behind it
+(ext4, for the VM's share), so only the mount table says "9p" there.
 """
 
 from __future__ import annotations
@@ -52,7 +56,52 @@ def filesystem_name(f_type: int | None) -> str:
     return LOCAL.get(f_type) or NO_SHARED_MEMORY.get(f_type) or f"0x{f_type:x}"
 
 
+# mountinfo filesystem types without coherent shared memory ("fuse.*" and "fuseblk" too).
+NO_SHARED_MEMORY_MOUNTS = {"nfs", "nfs4", "9p", "cifs", "smb3", "smbfs", "ceph", "afs", "coda", "gpfs", "lustre",
+                           "ocfs2", "gfs2", "virtiofs", "ncpfs", "glusterfs", "sshfs"}
+
+
+def mount_type(path: str | os.PathLike, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The type of the mount holding path (a file or, if it does not exist yet, its directory)."""
+    target = os.path.realpath(path)
+    if not os.path.exists(target):
+        target = os.path.dirname(target)
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    best: tuple[int, str] | None = None
+    for line in lines:
+        # id parent major:minor root MOUNT_POINT options [optional...] - FSTYPE source superoptions
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if not sep or len(fields) < 5 or not right.split():
+            continue
+        point = _unescape(fields[4])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= best[0]):  # the deepest, and the later of equals, wins
+            best = (len(point), right.split()[0])
+    return best[1] if best else None
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash in mount points as \ooo octal.
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
 def wal_can_share_memory(path: str | os.PathLike) -> bool:
     """True on local filesystems; False where the -shm mapping cannot be trusted (or we cannot tell)."""
+    kind = mount_type(path)
+    if kind is None or kind in NO_SHARED_MEMORY_MOUNTS or kind.startswith("fuse"):
+        return False
     f_type = filesystem_type(path)
     return f_type is not None and f_type not in NO_SHARED_MEMORY

@@ -24,11 +24,11 @@ CALLS = f"import os\nfor _ in range({N}): os.getppid()"
 
 @pytest.fixture
 def share(tmp_path) -> Path:
-    from ktui.recording.filesystems import filesystem_name, filesystem_type
+    from ktui.recording.filesystems import mount_type, wal_can_share_memory
 
     root = os.environ.get("KTUI_VM_SHARE")
     assert root, "guest.sh exports KTUI_VM_SHARE (the shared run directory)"
-    assert filesystem_name(filesystem_type(root)) == "9p", (root, filesystem_type(root))
+    assert mount_type(root) == "9p" and not wal_can_share_memory(root), Path("/proc/self/mountinfo").read_text()
     d = Path(root) / f"recordings-{os.getpid()}-{tmp_path.name}"
     d.mkdir()
     return d
