@@ -233,14 +233,16 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
         # the detaching or the finishing of the file short. (A plain attribute store: no
         # signal handler can run between entering this clause and it.)
         shutdown.phase = "finishing"
-        if source is not None:
-            source.stop()
-        if recorder is not None:
-            try:
-                recorder.close()
-                closed = True
-            except KtuiError as err:
-                print(f"ktui: {err}", file=sys.stderr)
+        try:
+            if source is not None:
+                source.stop()
+        finally:  # the file is finished even when detaching reported an error
+            if recorder is not None:
+                try:
+                    recorder.close()
+                    closed = True
+                except KtuiError as err:
+                    print(f"ktui: {err}", file=sys.stderr)
     if source is not None and source.last_update is not None:
         progress.last = source.last_update
     if recorder is None:
