@@ -12,7 +12,7 @@ from fake_source import run_async_tests
 from ktui.app import KtuiApp
 from ktui.kernel import KernelIdentity
 from ktui.recording import RecordingWriter
-from ktui.recording.replay_source import ReplaySource
+from ktui.sources.replay import ReplaySource
 from ktui.recording.synthetic import LAYOUTS, records
 from ktui.widgets.status_bar import StatusBar
 
