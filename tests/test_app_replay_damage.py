@@ -45,10 +45,8 @@ async def _until(pilot, predicate, tries: int = 400) -> bool:
 
 async def test_a_damaged_recording_keeps_a_banner_saying_what_was_lost(tmp_path):
     source = ReplaySource([_damaged(tmp_path)])
-    source.set_speed(None)
     app = KtuiApp(source=source, mode="replay", banner="Replaying bad.ktrec (read-only).")
-    async with app.run_test(size=(80, 24)) as pilot:
-        source.play()
+    async with app.run_test(size=(80, 24)) as pilot:  # the app starts playing by itself
         assert await _until(pilot, lambda: "replay finished" in app.main_query(StatusBar).message)
         assert app.banner.startswith("Replaying bad.ktrec (read-only). Damaged: ")
         assert "1 chunk (500 events) could not be read" in app.banner
