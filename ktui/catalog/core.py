@@ -140,7 +140,10 @@ class Catalog:
             return e
         name = self.names[i]
         kind = KINDS[self.kind[i]]
-        symbol = name.split(":", 1)[1] if kind != "uprobe" else name.rsplit(":", 1)[1]
+        if kind == "usdt":  # usdt:/path:provider:name -> provider:name
+            symbol = ":".join(name.rsplit(":", 2)[1:])
+        else:
+            symbol = name.split(":", 1)[1] if kind != "uprobe" else name.rsplit(":", 1)[1]
         ex = self.extras.get(i, {})
         code = int(self.trace[i])
         addr = int(self.addr[i]) or None

@@ -12,8 +12,10 @@ KIND_ALIASES = {
     "t": "tracepoint", "tracepoint": "tracepoint",
     "rt": "rawtracepoint", "rawtracepoint": "rawtracepoint",
     "u": "uprobe", "uprobe": "uprobe", "uretprobe": "uprobe", "ur": "uprobe",
+    "U": "usdt", "usdt": "usdt",
 }
-KINDS = ("kprobe", "rawtracepoint", "tracepoint", "uprobe")
+# Sorted as the names sort ("uprobe:" < "usdt:"): the catalog keeps kinds in contiguous ranges.
+KINDS = ("kprobe", "rawtracepoint", "tracepoint", "uprobe", "usdt")
 
 
 def expand_alias(pattern: str) -> str:

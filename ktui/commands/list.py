@@ -33,6 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--debuginfo", metavar="PATH", help="vmlinux, module or program with DWARF: source lines, "
                                                        "parameters and locals")
     p.add_argument("--binary", metavar="PATH", help="list the uprobe points of this program or library")
+    p.add_argument("-p", "--pid", type=int, default=None, metavar="PID",
+                   help="list the USDT markers of every file this running process maps ('usdt:*')")
     p.add_argument("--btf", metavar="PATH", help=argparse_suppress())
     p.add_argument("--no-cache", action="store_true", help="rebuild the kernel catalog instead of using the cache")
     p.set_defaults(run=run)
@@ -56,9 +58,33 @@ def _binary_from_pattern(pattern: str | None) -> str | None:
     return None
 
 
+def _usdt_path_from_pattern(pattern: str | None) -> str | None:
+    """``usdt:/usr/bin/python3.11:*`` names its file, as in bpftrace."""
+    if not pattern:
+        return None
+    head, sep, rest = pattern.partition(":")
+    if sep and head in ("usdt", "U") and rest.startswith("/"):
+        path = rest.split(":", 1)[0]
+        if not any(c in path for c in "*?[{"):
+            return path
+    return None
+
+
 def _load(args):
     from ktui.catalog import Catalog
 
+    usdt_path = _usdt_path_from_pattern(args.pattern)
+    if args.pid is not None or usdt_path:  # USDT markers come from files, not from the kernel's catalog
+        from ktui.catalog.usdt import process_entries, usdt_entries
+
+        if args.pid is not None:
+            if args.pid <= 0:
+                raise UsageError("-p needs a process id above 0.")
+            return Catalog.from_entries(process_entries(args.pid), origin=f"pid {args.pid}"), None
+        return Catalog.from_entries(usdt_entries([usdt_path]), origin=usdt_path), None
+    if args.pattern and args.pattern.partition(":")[0] in ("usdt", "U"):
+        raise UsageError("USDT markers are listed per file or process: give the path "
+                         "(ktui list 'usdt:/usr/bin/python3.11:*') or a process (ktui list -p PID 'usdt:*').")
     binary = args.binary or _binary_from_pattern(args.pattern)
     if binary:
         return Catalog.for_binary(binary, debuginfo=args.debuginfo), binary
@@ -96,7 +122,7 @@ def _verbose_lines(e) -> list[str]:
         out.append(f"    {a.ctype} {a.name}" if a.name else f"    {a.ctype}")
     if e.kind in ("kprobe", "uprobe") and e.return_type:
         out.append(f"    {e.return_type} retval")
-    if e.args_note and not e.args:
+    if e.args_note and (not e.args or e.kind == "usdt"):
         out.append(f"    // {e.args_note}")
     if e.source:
         out.append(f"    // source: {e.source}")
