@@ -89,11 +89,18 @@ def test_comma_separated_points():
 
 @pytest.mark.parametrize("text, message", [
     ("foo", "'foo' is not a probe name: it should start with one of kprobe, kretprobe, fentry, fexit, tracepoint, "
-            "rawtracepoint, uprobe, uretprobe, profile, interval and ':'"),
+            "rawtracepoint, uprobe, uretprobe, usdt, profile, interval, software, hardware and ':'"),
     ("BEGIN", "'BEGIN': ktui marks the start of a session itself; BEGIN is not a probe here"),
     ("END", "'END': ktui marks the end of a session itself; END is not a probe here"),
-    ("usdt:/bin/x:p:n", "'usdt:/bin/x:p:n': USDT probes are not supported yet; use a uprobe on the function instead"),
-    ("hardware:cache-misses:1000", "'hardware:cache-misses:1000': hardware perf events are not supported; use profile:hz:N for sampling"),
+    ("usdt:bin/x:p:n", "'usdt:bin/x:p:n': give the program or library by its full path (usdt:/usr/bin/python3.11:...)"),
+    ("usdt:/bin/x:p:n:m", "'usdt:/bin/x:p:n:m': expected usdt:PATH:PROVIDER:NAME (or usdt:PATH:NAME), "
+     "like usdt:/usr/bin/python3.11:python:function__entry"),
+    ("usdt:/bin/x:p;q:n", "'usdt:/bin/x:p;q:n': 'p;q' is not a USDT provider or marker name"),
+    ("hardware:cache-mises:1000", "'hardware:cache-mises:1000': 'cache-mises' is not a hardware event (known: "
+     "cpu-cycles, instructions, cache-references, cache-misses, branch-instructions, branch-misses, bus-cycles, "
+     "frontend-stalls, backend-stalls, ref-cycles)"),
+    ("software:faults:0", "'software:faults:0': the period (events per sample) must be a positive whole number"),
+    ("s:cs:99999999999999999999", "'s:cs:99999999999999999999': the period 99999999999999999999 is too large"),
     ("kprobe:", "'kprobe:' names no kprobe target"),
     ("kprobe:a:b:c", "'kprobe:a:b:c': expected kprobe:SYMBOL or kprobe:MODULE:SYMBOL"),
     ("kprobe:1abc", "'kprobe:1abc': '1abc' is not a kernel symbol name"),
@@ -274,3 +281,23 @@ def _bpftrace_reads(name: str) -> list[str]:
 @pytest.mark.parametrize("name", BPFTRACE_NAMES)
 def test_bpftrace_reads_each_name_as_ktui_does(name):
     assert [_ours(p) for p in parse_bpftrace_names(name)] == [_from_bpftrace_ast(a) for a in _bpftrace_reads(name)]
+
+
+def test_usdt_and_perf_event_names():
+    import os
+
+    (p,) = parse_bpftrace_names("usdt:/usr/bin/python3.11:python:function__entry")
+    assert (p.kind, p.binary, p.target, p.spec) == (K.USDT, "/usr/bin/python3.11", "python:function__entry",
+                                                    "usdt:/usr/bin/python3.11:python:function__entry")
+    (p,) = parse_bpftrace_names("U:/usr/bin/python3.11:line")
+    assert (p.kind, p.target) == (K.USDT, "line")
+    (p,) = parse_bpftrace_names("software:page-faults:1")
+    assert (p.kind, p.target, p.period, p.spec) == (K.SOFTWARE, "page-faults", 1, "software:page-faults:1")
+    (p,) = parse_bpftrace_names("s:faults")  # alias, bpftrace's default period
+    assert (p.target, p.period) == ("page-faults", 100)
+    (p,) = parse_bpftrace_names("h:cycles")
+    assert (p.kind, p.target, p.period) == (K.HARDWARE, "cpu-cycles", 1_000_000)
+    assert Probe.from_dict(p.to_dict()).to_dict() == p.to_dict()
+    if os.path.exists("/usr/bin/python3.11"):
+        probes = parse_bpftrace_names("usdt:/usr/bin/python3.11:python:function__*")
+        assert sorted(p.target for p in probes) == ["python:function__entry", "python:function__return"]

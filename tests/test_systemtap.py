@@ -84,15 +84,20 @@ def test_point_list():
     ("timer.jiffies(1000)", "'timer.jiffies(1000)': jiffies depend on the kernel's HZ; write timer.ms(N) instead"),
     ("timer.ms(200).randomize(50)", "'timer.ms(200).randomize(50)': randomized timers are not supported"),
     ("timer.ms(0)", "'timer.ms(0)': ms(...) takes a positive number"),
-    ("perf.hw.cpu_cycles", "'perf.hw.cpu_cycles': only perf.sw.cpu_clock sampling is supported (hardware and other "
-     "perf events are not)"),
+    ("perf.hw.cpu_cyclez", "'perf.hw.cpu_cyclez': 'cpu-cyclez' is not a hardware event (known: cpu-cycles, "
+     "instructions, cache-references, cache-misses, branch-instructions, branch-misses, bus-cycles, "
+     "frontend-stalls, backend-stalls, ref-cycles)"),
+    ("perf.sw.page_faults.sample(0)", "'perf.sw.page_faults.sample(0)': sample(...) takes a positive number"),
+    ('process("/bin/x").mark("a b")', "'process(\"/bin/x\").mark(\"a b\")': 'a b' is not a USDT provider or marker name"),
+    ('process("/bin/x").provider("p").function("f")', "'process(\"/bin/x\").provider(\"p\").function(\"f\")': "
+     "expected process(\"PATH\").mark(\"NAME\") (or process(\"PATH\").provider(\"P\").mark(\"NAME\"))"),
     ("vfs.read", "'vfs.read': the probe point 'vfs' is not one ktui can map (known: kernel.function, "
-     "module().function, process().function, kernel.trace, syscall.NAME, timer.*, perf.sw.cpu_clock)"),
+     "module().function, process().function, process().mark, kernel.trace, syscall.NAME, timer.*, perf.sw.*, perf.hw.*)"),
     ('process.function("main")', "'process.function(\"main\")': process.function needs a program path "
      "(process(\"/usr/bin/ls\")); ktui does not take a target process from -x/-c here"),
     ('module("ext4; x").function("f")', "'module(\"ext4; x\").function(\"f\")': 'ext4; x' is not a kernel module name"),
-    ('process("/bin/x").mark("m")', "'process(\"/bin/x\").mark(\"m\")': process(...).mark is not supported "
-     "(process(...).function(...) is)"),
+    ('process("/bin/x").statement("m")', "'process(\"/bin/x\").statement(\"m\")': process(...).statement is not "
+     "supported (process(...).function(...) and process(...).mark(...) are)"),
     ('kernel.function("x").return.maxactive(5000)', "'kernel.function(\"x\").return.maxactive(5000)': maxactive 5000 "
      "is more than the kernel allows (4096)"),
 ])
@@ -377,3 +382,21 @@ def test_any_values_give_fetches_or_a_sentence(text):
     except KtuiError:
         return
     assert len({f.name for f in fetches}) == len(fetches)
+
+
+def test_systemtap_marks_and_perf_events():
+    import os
+
+    from ktui.probes.model import ProbeKind as PK
+
+    if os.path.exists("/usr/bin/python3.11"):
+        (p,) = parse_systemtap('process("/usr/bin/python3.11").mark("function__entry")')
+        assert (p.kind, p.binary, p.target) == (PK.USDT, "/usr/bin/python3.11", "function__entry")
+        (p,) = parse_systemtap('process("/usr/bin/python3.11").provider("python").mark("line")')
+        assert (p.kind, p.target) == (PK.USDT, "python:line")
+    (p,) = parse_systemtap("perf.sw.page_faults.sample(10)")
+    assert (p.kind, p.target, p.period) == (PK.SOFTWARE, "page-faults", 10)
+    (p,) = parse_systemtap("perf.hw.cache_misses")
+    assert (p.kind, p.target, p.period) == (PK.HARDWARE, "cache-misses", 1_000_000)
+    (p,) = parse_systemtap("perf.sw.cpu_clock")  # still sampled by time, as before
+    assert p.kind is PK.PROFILE

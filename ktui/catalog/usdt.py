@@ -324,3 +324,41 @@ def find_marker(path: str, provider: str | None, name: str) -> UsdtMarker:
         raise FileFormatError(f"{path} has a marker {name} in providers {', '.join(providers)}; "
                               f"name one: usdt:{path}:PROVIDER:{name}.")
     return hits[0]
+
+
+def arg_fetch(marker: UsdtMarker, i: int, column: str):
+    """Argument ``i`` (0-based) of the marker as a probe-model Fetch named ``column``: a
+    register, user memory at base+offset, or an immediate, typed from the note's size and
+    signedness (a known ``char *`` as a user string). Built from decoded numbers and
+    register names only; KtuiError when the operand cannot be fetched."""
+    from ktui.probes.model import Deref, Fetch, Imm, Reg, ValueType
+
+    a = marker.args[i]
+    ctype = arg_names(marker)[i][1]
+    if a.kind == "unsupported":
+        raise KtuiError(f"argument {i} of USDT marker {marker.provider}:{marker.name} ({a.spec}): {a.error}")
+    if a.kind == "mem" and a.index:
+        raise KtuiError(f"argument {i} of USDT marker {marker.provider}:{marker.name} is {a.spec}, memory at an "
+                        "indexed address; ktui does not fetch those")
+    if ctype.replace(" ", "") in ("constchar*", "char*") and a.size == 8:
+        vtype = ValueType("ustring", 0)
+    else:
+        vtype = ValueType("s" if a.signed else "u", a.size * 8)
+    if a.kind == "reg":
+        expr = Reg(a.reg)
+    elif a.kind == "imm":
+        expr = Imm(a.offset)
+    else:
+        expr = Deref(a.offset, Reg(a.reg), user=True)
+    return Fetch(column, expr, vtype)
+
+
+def arg_index(marker: UsdtMarker, name: str) -> int | None:
+    """The 0-based argument a name means here: ``argN`` (bpftrace's names) or the provider's own name."""
+    m = re.fullmatch(r"arg([0-9]{1,2})", name)
+    if m and int(m.group(1)) < len(marker.args):
+        return int(m.group(1))
+    for i, (n, _) in enumerate(arg_names(marker)):
+        if n == name:
+            return i
+    return None

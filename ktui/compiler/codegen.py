@@ -75,6 +75,10 @@ def _site_plan(probe: Probe, site: Site, fn: str, target_pid: int | None) -> Att
         return AttachPlan(kind, event=site.event, binary=probe.binary or "", sym=probe.target,
                           offset=probe.offset if not probe.target else 0, address=probe.address,
                           pid=target_pid if target_pid else -1, **common)
+    if kind == "usdt" or probe.kind.is_perf_event:
+        from ktui.compiler.usdt_plan import site_plan
+
+        return site_plan(probe, site, fn, target_pid)
     # perf_event: PERF_TYPE_SOFTWARE / PERF_COUNT_SW_CPU_CLOCK, sampled by frequency or period.
     if probe.kind is ProbeKind.PROFILE:
         if probe.frequency <= 0:
@@ -269,10 +273,11 @@ class ProbeCompiler:
         action_code, hist, decls, uses_stacks_agg = compile_actions(self, actions, fields, maps, counts)
         str_eq = False
         out.extend(decls)
-        kstack = probe.kind is ProbeKind.PROFILE or any(
+        sampling = probe.kind in (ProbeKind.PROFILE, ProbeKind.SOFTWARE, ProbeKind.HARDWARE)
+        kstack = sampling or any(
             isinstance(f.expr, Builtin) and f.expr.name == "kstack" for f in probe.fetches) or any(
             a.kind is ActionKind.STACKS and a.kernel_stack for a in actions)
-        ustack = probe.kind is ProbeKind.PROFILE or any(
+        ustack = sampling or any(
             isinstance(f.expr, Builtin) and f.expr.name == "ustack" for f in probe.fetches) or any(
             a.kind is ActionKind.STACKS and a.user_stack for a in actions)
 

@@ -100,6 +100,14 @@ def place(probe: Probe, probe_id: int, facts: KernelFacts, types: TypeSource, fa
         if latency:
             raise KtuiError("a raw tracepoint has no return to measure latency against")
         return Placement(Site("raw_tracepoint", probe.target, func_args=types.raw_tracepoint_args(probe.target)))
+    if kind is ProbeKind.USDT:
+        from ktui.compiler.usdt_plan import place_usdt
+
+        return place_usdt(probe, latency)
+    if kind.is_perf_event:
+        from ktui.compiler.usdt_plan import place_perf_event
+
+        return place_perf_event(probe, latency)
     if kind in (ProbeKind.PROFILE, ProbeKind.INTERVAL):
         if latency:
             raise KtuiError(f"{kind} probes have no return to measure latency against")

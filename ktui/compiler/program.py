@@ -39,6 +39,9 @@ class AttachPlan:
     sample_freq: int = 0
     sample_period: int = 0
     cpu: int = -1  # perf_event: one CPU (-1: every CPU)
+    # usdt: (file offset, semaphore file offset or 0) of every location of the marker in
+    # ``binary``; attached through the uprobe PMU with ref_ctr_offset (ktui.perfopen)
+    locations: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass

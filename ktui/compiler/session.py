@@ -78,7 +78,12 @@ def compile_session(probes: list[Probe], catalog=None, target_pid: int | None = 
         try:
             placement = place(probe, pid, facts, types, fallback)
             node = _parse_filter(probe)
-            pc = ProbeCompiler(probe, pid, placement, types, ring_pages, target_pid, resolve, node)
+            code_probe = probe
+            if placement.main.kind == "usdt":  # marker arguments -> register/memory fetches
+                from ktui.compiler.usdt_plan import lower_usdt, wanted_names
+
+                code_probe = lower_usdt(probe, placement.main, wanted_names(probe, node))
+            pc = ProbeCompiler(code_probe, pid, placement, types, ring_pages, target_pid, resolve, node)
             if node is not None:
                 from ktui.probes.filter import check_filter
 

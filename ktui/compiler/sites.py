@@ -12,9 +12,9 @@ PT_REGS = ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp", "ip", "flags", "cs", 
            "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 ARG_REGS = ("di", "si", "dx", "cx", "r8", "r9")  # the x86_64 calling convention
 
-PT_REGS_KINDS = ("kprobe", "kretprobe", "uprobe", "uretprobe")
+PT_REGS_KINDS = ("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt")
 PROG_TYPES = {
-    "kprobe": "KPROBE", "kretprobe": "KPROBE", "uprobe": "KPROBE", "uretprobe": "KPROBE",
+    "kprobe": "KPROBE", "kretprobe": "KPROBE", "uprobe": "KPROBE", "uretprobe": "KPROBE", "usdt": "KPROBE",
     "tracepoint": "TRACEPOINT", "raw_tracepoint": "RAW_TRACEPOINT", "perf_event": "PERF_EVENT",
     "kfunc": "TRACING", "kretfunc": "TRACING",
 }
@@ -28,6 +28,7 @@ class Site:
     tp_fields: list[TpField] = field(default_factory=list)
     func_args: list[tuple[str, str]] | None = None  # BTF/raw-tracepoint prototype: (name, ctype)
     ret_ctype: str | None = None
+    usdt: tuple = ()  # usdt: the marker's locations (ktui.catalog.usdt.UsdtMarker), all of one provider:name
 
     @property
     def is_return(self) -> bool:
@@ -36,7 +37,7 @@ class Site:
 
     @property
     def user(self) -> bool:
-        return self.kind in ("uprobe", "uretprobe")
+        return self.kind in ("uprobe", "uretprobe", "usdt")
 
     @property
     def has_regs(self) -> bool:

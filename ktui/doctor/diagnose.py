@@ -184,6 +184,7 @@ def diagnose(
         ("raw_tracepoint", lambda: mechanisms.raw_tracepoint(ctx)),
         ("uprobe", lambda: mechanisms.uprobe(ctx)),
         ("perf_event", lambda: mechanisms.perf_event(ctx, paranoid)),
+        ("hardware_events", _hardware_events),
         ("ringbuf", lambda: mechanisms.ringbuf(ctx)),
         ("stack_map", lambda: mechanisms.stack_map(ctx)),
         ("lockdown", lambda: _lockdown(ctx)),
@@ -199,6 +200,12 @@ def diagnose(
     except Exception as err:  # noqa: BLE001 - see _guarded
         checks["bcc"] = checks["headers"] = _unexpected("bcc and headers", err)
     return Report(checks)
+
+
+def _hardware_events() -> Check:
+    from ktui.doctor.pmu import hardware_events
+
+    return hardware_events()
 
 
 def _unexpected(name: str, err: BaseException) -> Check:

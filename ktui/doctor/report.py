@@ -27,6 +27,7 @@ ORDER = (
     "raw_tracepoint",
     "uprobe",
     "perf_event",
+    "hardware_events",
     "ringbuf",
     "stack_map",
     "lockdown",

@@ -100,12 +100,38 @@ def attach_plan(bpf, plan) -> list[Attachment]:
     """Attach one program of a probe as its AttachPlan says; AttachError on failure.
 
     Returns what was attached; the caller detaches it with ``detach``."""
+    if plan.kind == "usdt":
+        return attach_usdt(bpf, plan)
     try:
         _attach(bpf, plan)
     except BaseException:
         detach(_take_fds(bpf))  # a perf event may have opened on some CPUs before failing
         raise
     return _take_fds(bpf)
+
+
+def attach_usdt(bpf, plan) -> list[Attachment]:
+    """A USDT marker: a uprobe at each of its locations, opened through the uprobe PMU
+    with the semaphore's file offset as ref_ctr_offset (ktui.perfopen), so the kernel
+    raises the semaphore while the fds are open and lowers it when they close, also
+    when ktui is killed. BCC's Python attach_uprobe takes no ref_ctr_offset."""
+    from ktui.perfopen import open_uprobe
+
+    if not os.path.exists(plan.binary):
+        raise AttachError(f"{plan.binary} does not exist.")
+    try:
+        prog_fd = _load(bpf, plan).fd
+    except Exception as err:  # BCC raises bare Exception when the verifier refuses
+        raise AttachError(f"the program for USDT marker {plan.event} did not load ({str(err).strip()}).") from None
+    out: list[Attachment] = []
+    try:
+        for offset, ref_ctr in plan.locations:
+            out += [Attachment(fd, True) for fd in open_uprobe(plan.binary, offset, ref_ctr, plan.pid, prog_fd)]
+    except OSError as err:
+        detach(out)
+        raise AttachError(f"the USDT marker {plan.event} in {plan.binary} could not attach "
+                          f"({err.strerror or err}).") from None
+    return out
 
 
 def _attach(bpf, plan) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from ktui.errors import UsageError
+from ktui.errors import KtuiError, UsageError
 from ktui.numbers import ADDRESS, DECIMAL_OR_HEX, FILE_OFFSET, KERNEL_OFFSET, PERIOD_COUNT, NumberError, Range, clip
 from ktui.numbers import parse_int
 from ktui.probes.model import Probe, ProbeKind
@@ -40,18 +40,15 @@ KIND_NAMES: dict[str, ProbeKind] = {
     "uretprobe": ProbeKind.URETPROBE, "ur": ProbeKind.URETPROBE,
     "profile": ProbeKind.PROFILE, "p": ProbeKind.PROFILE,
     "interval": ProbeKind.INTERVAL, "i": ProbeKind.INTERVAL,
+    "usdt": ProbeKind.USDT, "U": ProbeKind.USDT,
+    "software": ProbeKind.SOFTWARE, "s": ProbeKind.SOFTWARE,
+    "hardware": ProbeKind.HARDWARE, "h": ProbeKind.HARDWARE,
 }
 
 # bpftrace providers ktui does not offer, with what to use instead.
 UNSUPPORTED = {
     "BEGIN": "ktui marks the start of a session itself; BEGIN is not a probe here",
     "END": "ktui marks the end of a session itself; END is not a probe here",
-    "usdt": "USDT probes are not supported yet; use a uprobe on the function instead",
-    "U": "USDT probes are not supported yet; use a uprobe on the function instead",
-    "software": "software perf events are not supported; use profile:hz:N for sampling",
-    "s": "software perf events are not supported; use profile:hz:N for sampling",
-    "hardware": "hardware perf events are not supported; use profile:hz:N for sampling",
-    "h": "hardware perf events are not supported; use profile:hz:N for sampling",
     "watchpoint": "watchpoints are not supported",
     "w": "watchpoints are not supported",
     "asyncwatchpoint": "watchpoints are not supported",
@@ -134,13 +131,18 @@ def parse_bpftrace_name(text: str, catalog=None) -> list[Probe]:
     if head in UNSUPPORTED:
         raise UsageError(f"{source!r}: {UNSUPPORTED[head]}")
     if not sep or head not in KIND_NAMES:
-        known = "kprobe, kretprobe, fentry, fexit, tracepoint, rawtracepoint, uprobe, uretprobe, profile, interval"
+        known = ("kprobe, kretprobe, fentry, fexit, tracepoint, rawtracepoint, uprobe, uretprobe, usdt, profile, "
+                 "interval, software, hardware")
         raise UsageError(f"{source!r} is not a probe name: it should start with one of {known} and ':'")
     kind = KIND_NAMES[head]
     if kind is ProbeKind.PROFILE:
         return [_profile(rest, source)]
     if kind is ProbeKind.INTERVAL:
         return [_interval(rest, source)]
+    if kind.is_perf_event:
+        return [perf_event_probe(kind, rest, source)]
+    if kind is ProbeKind.USDT:
+        return usdt_probes(rest, source)
     if not rest:
         raise UsageError(f"{source!r} names no {kind} target")
     if is_glob(rest):
@@ -306,3 +308,68 @@ def _from_entry(kind: ProbeKind, entry, source: str) -> Probe | None:
         binary = name.split(":", 1)[1].rsplit(":", 1)[0] if name.count(":") >= 2 else None
         return Probe(kind, symbol, binary=binary, source=source)
     return Probe(kind, symbol, module=getattr(entry, "module", None), source=source)
+
+
+# ---------------------------------------------------------------------------
+# USDT markers and perf events.
+
+USDT_NAME = re.compile(r"^[A-Za-z_][\w]*\Z", re.ASCII)
+USDT_GLOB = re.compile(r"^[\w*?\[\]!{},]+\Z", re.ASCII)
+
+
+def usdt_probes(rest: str, source: str) -> list[Probe]:
+    """usdt:PATH:PROVIDER:NAME or usdt:PATH:NAME; a glob in PROVIDER/NAME expands over the
+    file's own markers (read from its .note.stapsdt, no kernel catalog needed)."""
+    parts = rest.split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise UsageError(f"{source!r}: expected usdt:PATH:PROVIDER:NAME (or usdt:PATH:NAME), "
+                         f"like usdt:/usr/bin/python3.11:python:function__entry")
+    path = parts[0]
+    if any(ord(c) < 32 or c == "\x7f" for c in path):
+        raise UsageError(f"{source!r}: the path holds a control character")
+    if not path.startswith("/"):
+        raise UsageError(f"{source!r}: give the program or library by its full path (usdt:/usr/bin/python3.11:...)")
+    provider, name = (parts[1], parts[2]) if len(parts) == 3 else (None, parts[1])
+    words = [w for w in (provider, name) if w is not None]
+    if any(is_glob(w) for w in words):
+        if not all(USDT_GLOB.match(w) for w in words):
+            raise UsageError(f"{source!r}: a provider or marker name holds characters no marker has")
+        from ktui.catalog.usdt import read_markers
+
+        try:
+            markers = read_markers(path)
+        except KtuiError as err:
+            raise UsageError(f"{source!r}: {err.message}") from None
+        probes = [Probe(ProbeKind.USDT, f"{m.provider}:{m.name}", binary=path, source=source)
+                  for m in markers if fnmatch.fnmatchcase(m.name, name)
+                  and (provider is None or fnmatch.fnmatchcase(m.provider, provider))]
+        unique = {p.target: p for p in probes}
+        if not unique:
+            raise UsageError(f"{source!r} matches no USDT marker of {path}")
+        if len(unique) > MAX_EXPANSION:
+            raise UsageError(f"{source!r} matches {len(unique)} markers; at most {MAX_EXPANSION} can be attached at once")
+        return list(unique.values())
+    for w in words:
+        if not USDT_NAME.match(w):
+            raise UsageError(f"{source!r}: {w!r} is not a USDT provider or marker name")
+    target = f"{provider}:{name}" if provider else name
+    return [Probe(ProbeKind.USDT, target, binary=path, source=source)]
+
+
+def perf_event_probe(kind: ProbeKind, rest: str, source: str) -> Probe:
+    """software:EVENT[:PERIOD] / hardware:EVENT[:PERIOD] with bpftrace's names, aliases and default periods."""
+    from ktui.probes.perf_events import MAX_PERIOD, lookup, names
+
+    event, _, count = rest.partition(":")
+    ev = lookup(str(kind), event)
+    if ev is None:
+        raise UsageError(f"{source!r}: {event!r} is not a {kind} event (known: {', '.join(names(str(kind)))})")
+    if not count:
+        period = ev.default_period
+    else:
+        if not count.isascii() or not count.isdigit() or int(count) <= 0:
+            raise UsageError(f"{source!r}: the period (events per sample) must be a positive whole number")
+        if len(count) > 19 or int(count) > MAX_PERIOD:
+            raise UsageError(f"{source!r}: the period {count} is too large")
+        period = int(count)
+    return Probe(kind, ev.name, period=period, source=source)

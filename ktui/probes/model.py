@@ -15,6 +15,7 @@ from typing import Any
 
 from ktui.errors import FileFormatError
 from ktui.numbers import ADDRESS, FILE_OFFSET, HZ, MAXACTIVE, PERIOD_NS, shown_int
+from ktui.probes.perf_events import PERF_PERIOD
 
 
 class ProbeKind(StrEnum):
@@ -28,6 +29,9 @@ class ProbeKind(StrEnum):
     URETPROBE = "uretprobe"
     PROFILE = "profile"
     INTERVAL = "interval"
+    USDT = "usdt"  # a USDT (SDT) marker: binary + "provider:name"
+    SOFTWARE = "software"  # perf software event: target is its name (ktui.probes.perf_events), every `period` events
+    HARDWARE = "hardware"  # perf hardware event: the same, counted by the CPU's PMU
 
     @property
     def is_return(self) -> bool:
@@ -40,6 +44,10 @@ class ProbeKind(StrEnum):
     @property
     def is_user(self) -> bool:
         return self in (ProbeKind.UPROBE, ProbeKind.URETPROBE)
+
+    @property
+    def is_perf_event(self) -> bool:
+        return self in (ProbeKind.SOFTWARE, ProbeKind.HARDWARE)
 
 
 # ---------------------------------------------------------------------------
@@ -370,6 +378,7 @@ class Probe:
     latency: bool = False  # kprobe/uprobe: pair entry with return and record the time between
     frequency: int = 0  # profile: Hz
     period_ns: int = 0  # interval: nanoseconds
+    period: int = 0  # software/hardware perf event: one sample every `period` events
     enabled: bool = True
     source: str = ""  # how the user wrote it ("kprobe:do_sys_openat2", a kprobe_events line...): shown, not executed
 
@@ -386,8 +395,10 @@ class Probe:
             return f"profile:hz:{self.frequency}"
         if k is ProbeKind.INTERVAL:
             return f"interval:ms:{self.period_ns // 1_000_000}" if self.period_ns % 1_000_000 == 0 else f"interval:us:{self.period_ns // 1000}"
-        if k.is_user:
+        if k.is_user or k is ProbeKind.USDT:
             return f"{k}:{self.binary}:{self.target}"
+        if k.is_perf_event:
+            return f"{k}:{self.target}:{self.period}"
         if self.module and k.is_kernel_function:
             return f"{k}:{self.module}:{self.target}"
         return f"{k}:{self.target}"
@@ -397,7 +408,7 @@ class Probe:
         for key in ("group", "module", "binary", "filter", "source"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
-        for key in ("offset", "maxactive", "frequency", "period_ns"):
+        for key in ("offset", "maxactive", "frequency", "period_ns", "period"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
         if self.address is not None:
@@ -415,7 +426,7 @@ class Probe:
         if not isinstance(data, dict):
             raise FileFormatError("a probe must be a table", where=where)
         known = {"kind", "target", "name", "group", "module", "binary", "offset", "address", "fetches", "filter",
-                 "actions", "maxactive", "latency", "frequency", "period_ns", "enabled", "source"}
+                 "actions", "maxactive", "latency", "frequency", "period_ns", "period", "enabled", "source"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise FileFormatError(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})", where=where)
@@ -442,7 +453,7 @@ class Probe:
             opt_strings[key] = v
         ints = {}
         for key, limits in (("offset", FILE_OFFSET), ("maxactive", MAXACTIVE), ("frequency", HZ),
-                            ("period_ns", PERIOD_NS)):
+                            ("period_ns", PERIOD_NS), ("period", PERF_PERIOD)):
             v = data.get(key, 0)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise FileFormatError(f"{key} must be a non-negative integer", where=where)

@@ -235,7 +235,8 @@ def _point_probes(comps: list[_Component], source: str, catalog, notes: list[str
     if head == "perf":
         return [_perf(comps, source)]
     raise UsageError(f"'{source}': the probe point '{head}' is not one ktui can map (known: kernel.function, "
-                     f"module().function, process().function, kernel.trace, syscall.NAME, timer.*, perf.sw.cpu_clock)")
+                     f"module().function, process().function, process().mark, kernel.trace, syscall.NAME, timer.*, "
+                     f"perf.sw.*, perf.hw.*)")
 
 
 def _str_arg(comp: _Component, source: str) -> str:
@@ -332,9 +333,12 @@ def _process(comps, source: str, catalog) -> list[Probe]:
     binary = _str_arg(comps[0], source)
     if any(ord(c) < 32 or c == "\x7f" for c in binary):
         raise UsageError(f"'{source}': the program path holds a control character")
+    if len(comps) >= 2 and comps[1].name in ("mark", "provider"):
+        return _mark(comps, binary, source)
     if len(comps) < 2 or comps[1].name != "function":
         what = comps[1].name if len(comps) > 1 else "nothing"
-        raise UsageError(f"'{source}': process(...).{what} is not supported (process(...).function(...) is)")
+        raise UsageError(f"'{source}': process(...).{what} is not supported "
+                         f"(process(...).function(...) and process(...).mark(...) are)")
     func, file = _split_pattern(_str_arg(comps[1], source), source)
     is_return, maxactive = _suffix(comps, 2, source)
     if maxactive:
@@ -437,11 +441,31 @@ def _timer(comps, source: str, notes: list[str]) -> Probe:
     raise UsageError(f"'{source}': unknown timer '{unit.name}' (known: s, ms, us, ns, hz, profile)")
 
 
+def _mark(comps, binary: str, source: str) -> list[Probe]:
+    """process("PATH").mark("NAME") and process("PATH").provider("P").mark("NAME"): a USDT marker."""
+    from ktui.probes.bpftrace_names import usdt_probes
+
+    provider = None
+    rest = comps[1:]
+    if rest[0].name == "provider":
+        provider = _str_arg(rest[0], source)
+        rest = rest[1:]
+    if len(rest) != 1 or rest[0].name != "mark":
+        raise UsageError(f"'{source}': expected process(\"PATH\").mark(\"NAME\") "
+                         f"(or process(\"PATH\").provider(\"P\").mark(\"NAME\"))")
+    name = _str_arg(rest[0], source)
+    spec = f"{binary}:{provider}:{name}" if provider else f"{binary}:{name}"
+    probes = usdt_probes(spec, source)
+    return probes
+
+
 def _perf(comps, source: str) -> Probe:
     names = _names(comps)
+    if len(names) >= 3 and names[1] in ("sw", "hw") and names[:3] != ["perf", "sw", "cpu_clock"]:
+        return _perf_event(comps, source)
     if names[:3] != ["perf", "sw", "cpu_clock"]:
-        raise UsageError(f"'{source}': only perf.sw.cpu_clock sampling is supported (hardware and other "
-                         f"perf events are not)")
+        raise UsageError(f"'{source}': expected perf.sw.EVENT or perf.hw.EVENT (like perf.sw.page_faults, "
+                         f"perf.hw.cache_misses), optionally .sample(N)")
     period = PERF_DEFAULT_PERIOD_NS
     for c in comps[3:]:
         if c.name == "sample":
@@ -451,6 +475,22 @@ def _perf(comps, source: str) -> Probe:
     if 1_000_000_000 % period:
         raise UsageError(f"'{source}': a period of {period} ns is not a whole number of samples a second")
     return Probe(ProbeKind.PROFILE, "", frequency=1_000_000_000 // period, source=source)
+
+
+def _perf_event(comps, source: str) -> Probe:
+    """perf.sw.page_faults[.sample(N)] / perf.hw.cache_misses[.sample(N)]: SystemTap spells
+    perf's event names with underscores."""
+    from ktui.probes.bpftrace_names import perf_event_probe
+
+    kind = ProbeKind.SOFTWARE if comps[1].name == "sw" else ProbeKind.HARDWARE
+    event = comps[2].name.replace("_", "-")
+    period = ""
+    for c in comps[3:]:
+        if c.name == "sample":
+            period = str(_int_arg(c, source))
+        else:
+            raise UsageError(f"'{source}': unknown part '.{c.name}' (expected .sample(N))")
+    return perf_event_probe(kind, f"{event}:{period}" if period else event, source)
 
 
 # ---------------------------------------------------------------------------
