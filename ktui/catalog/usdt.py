@@ -43,7 +43,7 @@ for _n in range(8, 16):
 _REGS["rip"] = ("ip", 64)
 
 _NUM = r"-?(?:0[xX][0-9a-fA-F]+|[0-9]+)"
-_SPEC = re.compile(rf"(?P<sign>-?)(?P<size>1|2|4|8)@(?P<op>\S+)\Z")
+_SPEC = re.compile(r"(?P<sign>-?)(?P<size>1|2|4|8)@(?P<op>\S+)\Z")
 _OP_REG = re.compile(r"%(?P<reg>[a-z0-9]{2,4})\Z")
 _OP_IMM = re.compile(rf"\$(?P<imm>{_NUM})\Z")
 _OP_MEM = re.compile(rf"(?P<off>{_NUM})?\(%(?P<base>[a-z0-9]{{2,4}})"
@@ -344,6 +344,7 @@ def arg_fetch(marker: UsdtMarker, i: int, column: str):
         vtype = ValueType("ustring", 0)
     else:
         vtype = ValueType("s" if a.signed else "u", a.size * 8)
+    expr: Reg | Imm | Deref
     if a.kind == "reg":
         expr = Reg(a.reg)
     elif a.kind == "imm":

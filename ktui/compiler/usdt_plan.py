@@ -118,18 +118,17 @@ def place_perf_event(probe: Probe, latency: bool) -> Placement:
 
 
 def site_plan(probe: Probe, site: Site, fn: str, target_pid: int | None) -> AttachPlan:
-    common = {"fn_name": fn, "prog_type": site.prog_type}
     if site.kind == "usdt":
         locations = tuple((m.offset, m.semaphore_offset) for m in site.usdt)
-        return AttachPlan("usdt", event=site.event, binary=site.usdt[0].path, offset=locations[0][0],
-                          pid=target_pid if target_pid else -1, locations=locations, **common)
+        return AttachPlan("usdt", fn, site.prog_type, event=site.event, binary=site.usdt[0].path,
+                          offset=locations[0][0], pid=target_pid if target_pid else -1, locations=locations)
     from ktui.probes.perf_events import lookup
 
     ev = lookup(str(probe.kind), probe.target)
     if ev is None:
         raise KtuiError(f"{probe.target!r} is not a {probe.kind} event")
-    return AttachPlan("perf_event", event=probe.spec, ev_type=ev.type, ev_config=ev.config,
-                      sample_period=probe.period, **common)
+    return AttachPlan("perf_event", fn, site.prog_type, event=probe.spec, ev_type=ev.type, ev_config=ev.config,
+                      sample_period=probe.period)
 
 
 def wanted_names(probe: Probe, filter_node) -> list[str]:

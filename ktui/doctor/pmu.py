@@ -12,7 +12,8 @@ def hardware_events() -> Check:
     from ktui.perfopen import CPU_PMU, hardware_event_status
     from ktui.probes.perf_events import HARDWARE
 
-    offered, refused = [], []
+    offered: list[str] = []
+    refused: list[str] = []
     evidence = [f"{CPU_PMU}: {'present' if os.path.isdir(CPU_PMU) else 'absent'}"]
     reasons: dict[str, list[str]] = {}
     for ev in HARDWARE:
