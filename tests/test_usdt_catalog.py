@@ -123,3 +123,27 @@ def test_bad_usdt_listings_are_one_sentence():
         assert out.returncode != 0
         assert want in out.stderr and "Traceback" not in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_the_kernel_catalog_lists_perf_events_for_the_browser():
+    from ktui.catalog import Catalog
+    from ktui.perfopen import hardware_event_status
+    from ktui.probes.perf_events import EVENTS
+
+    cat = Catalog.load()
+    names = [e.name for e in cat.search("software:*")] + [e.name for e in cat.search("h:*")]
+    assert sorted(names) == sorted(f"{ev.kind}:{ev.name}" for ev in EVENTS)
+    e = cat.lookup("software:page-faults")
+    assert e.kind == "software" and e.symbol == "page-faults" and e.traceability == "traceable"
+    assert "page faults" in e.args_note
+    for ev in EVENTS:
+        if ev.kind == "hardware":
+            ok, why = hardware_event_status(ev.config)
+            h = cat.lookup(f"hardware:{ev.name}")
+            assert (h.traceability == "traceable") is ok
+            assert ok or why in h.traceability_reason
+    # An entry's name is a spec the editor can parse as it is.
+    from ktui.probes.spec import parse_spec
+
+    (p,) = parse_spec(e.name)
+    assert (p.spec, p.period) == ("software:page-faults:100", 100)

@@ -174,9 +174,10 @@ def test_usdt_events_recorded_and_replayed(tmp_path):
 
     rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
     events = [r for r in rows if r.get("pid") == caller.pid]
-    assert events and all(r.get("probe_spec", ENTRY) == ENTRY for r in events)
-    names = [r.get("funcname") or r.get("fields", {}).get("funcname") for r in events]
+    assert events and {r["probe"] for r in events} == {"function__entry"}
+    names = [r["funcname"] for r in events]
     assert names.count("target_fn") == n and names.count("other_fn") == n, events[:3]
+    assert {r["filename"] for r in events if r["funcname"] == "target_fn"} == {str(SCRIPT)}
 
 
 def test_page_faults_of_a_child_are_at_least_the_pages_it_touches():

@@ -16,7 +16,7 @@ from ktui.errors import KtuiError, UsageError
 
 KINDS = _search.KINDS  # sorted order of "kind:" prefixes: kprobe < rawtracepoint < tracepoint < uprobe
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4  # 4: kinds hardware/software/usdt (kind codes moved)
 
 
 class _Loader:
@@ -211,6 +211,12 @@ class Catalog:
                 return Details([], note="tracefs is not available, so tracepoint fields cannot be read")
             fields = read_format(self.tracefs, group, event)
             return Details([Arg(f.name, f.ctype, f.offset, f.size, f.signed) for f in fields if not f.common])
+        if e.kind in ("software", "hardware"):
+            from ktui.probes.perf_events import lookup
+
+            ev = lookup(e.kind, e.symbol)
+            return Details([], note=f"{ev.what}; a sample every {ev.default_period} events unless "
+                                    f"{e.name}:PERIOD says otherwise" if ev else None)
         if e.kind == "rawtracepoint":
             args = self.btf().raw_tracepoint_args(e.symbol) or []
             return Details([Arg(n or f"arg{k}", t) for k, (n, t) in enumerate(args)], return_type="void")

@@ -32,6 +32,24 @@ def load_kernel_catalog(use_cache: bool = True, mount: bool = True, btf_path: st
     return cat
 
 
+def _perf_event_rows(names, kinds, addrs, mods, traces, refs, extras) -> None:
+    """perf's software and hardware events (ktui.probes.perf_events), so the browser lists them."""
+    from ktui.perfopen import hardware_event_status
+    from ktui.probes.perf_events import EVENTS
+
+    for ev in EVENTS:
+        name = f"{ev.kind}:{ev.name}"
+        ok, why = (True, "a perf software event, sampled on every CPU") if ev.kind == "software" else \
+            hardware_event_status(ev.config)
+        names.append(name)
+        kinds.append(KIND_CODE[ev.kind])
+        addrs.append(0)
+        mods.append(-1)
+        traces.append(CODE["traceable"] if ok else CODE["unknown"])
+        refs.append(-1)
+        extras[name] = {"reason": why if ok else f"this machine cannot sample it: {why}"}
+
+
 def _from_payload(data: dict) -> Catalog:
     cols = {c: np.frombuffer(data[c], dtype=_DTYPES[c]) for c in _COLUMNS}
     return Catalog(data["names"], cols["kind"], cols["addr"], cols["mod"], cols["trace"], cols["ref"],
@@ -210,6 +228,7 @@ def build_kernel_catalog(mount: bool = True, btf_path: str | None = None) -> tup
         extras_by_name["rawtracepoint:" + tpn] = {"reason": "BTF has its btf_trace_ typedef: a raw tracepoint of this kernel"}
     for full in rows_name[len(rows_name) - len(trace_typedefs) - len(events): len(rows_name) - len(trace_typedefs)]:
         extras_by_name[full] = {"reason": tp_reason}
+    _perf_event_rows(rows_name, rows_kind, rows_addr, rows_mod, rows_trace, rows_ref, extras_by_name)
 
     order = sorted(range(len(rows_name)), key=rows_name.__getitem__)
     names = [rows_name[i] for i in order]

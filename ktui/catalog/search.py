@@ -13,9 +13,10 @@ KIND_ALIASES = {
     "rt": "rawtracepoint", "rawtracepoint": "rawtracepoint",
     "u": "uprobe", "uprobe": "uprobe", "uretprobe": "uprobe", "ur": "uprobe",
     "U": "usdt", "usdt": "usdt",
+    "s": "software", "software": "software", "h": "hardware", "hardware": "hardware",
 }
-# Sorted as the names sort ("uprobe:" < "usdt:"): the catalog keeps kinds in contiguous ranges.
-KINDS = ("kprobe", "rawtracepoint", "tracepoint", "uprobe", "usdt")
+# Sorted as the names sort: the catalog keeps each kind in one contiguous range of rows.
+KINDS = ("hardware", "kprobe", "rawtracepoint", "software", "tracepoint", "uprobe", "usdt")
 
 
 def expand_alias(pattern: str) -> str:

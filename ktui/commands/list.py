@@ -129,6 +129,8 @@ def _verbose_lines(e) -> list[str]:
     if e.locals:
         for a in e.locals:
             out.append(f"    // local: {a.ctype} {a.name}")
+    if e.kind in ("software", "hardware"):
+        out.append(f"    // {e.traceability}: {e.traceability_reason}")
     if e.kind in ("kprobe", "uprobe"):
         where = ""
         if e.address:

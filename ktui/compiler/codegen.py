@@ -209,7 +209,7 @@ class ProbeCompiler:
         else:
             for n in arg_site.arg_names():
                 names[n] = "int"
-        if arg_site.kind not in ("perf_event",):
+        if arg_site.kind not in ("perf_event", "usdt"):  # usdt: its arguments are fetches by name
             count = len(arg_site.arg_names()) if (arg_site.func_args is not None or arg_site.kind == "tracepoint") else 6
             for i in range(1, count + 1):
                 names[f"arg{i}"] = "int"

@@ -27,7 +27,8 @@ from ktui.widgets.messages import EntryChosen
 
 MODES = ("glob", "regex", "fuzzy")
 KIND_MARK = {"kprobe": ("k", "cyan"), "tracepoint": ("t", "green"), "rawtracepoint": ("r", "blue"),
-             "uprobe": ("u", "magenta")}
+             "uprobe": ("u", "magenta"), "usdt": ("U", "magenta"), "software": ("s", "blue"),
+             "hardware": ("h", "blue")}
 # One glyph per traceability so the list says at a glance what can be probed.
 TRACE_MARK = {"traceable": (" ", ""), "blacklisted": ("✗", "red"), "notrace": ("✗", "red"),
               "inlined": ("i", "yellow"), "clone": ("c", "yellow"), "duplicate": ("d", "yellow"),
@@ -175,6 +176,8 @@ def entry_detail(entry) -> Text:
     if entry.kind == "tracepoint":
         t.append("fields: ", "dim")
         t.append(", ".join(str(a) for a in args) or "(none)")
+    elif entry.kind in ("software", "hardware"):
+        pass  # a perf event has no arguments: its note says what it counts
     else:
         t.append(f"{ret or '?'} {entry.symbol}(", "cyan")
         t.append(", ".join(str(a) for a in args), "cyan")
