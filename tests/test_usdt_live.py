@@ -16,7 +16,7 @@ import pytest
 
 from helpers import busy_loop_binary
 from ktui.catalog.usdt import find_marker
-from ktui.engine.live_source import LiveSource
+from ktui.sources.live import LiveSource
 from ktui.probes.model import Action, ActionKind
 from ktui.probes.spec import parse_spec
 
