@@ -103,11 +103,13 @@ def place(probe: Probe, probe_id: int, facts: KernelFacts, types: TypeSource, fa
     if kind is ProbeKind.USDT:
         from ktui.compiler.usdt_plan import place_usdt
 
-        return place_usdt(probe, latency)
+        site, notes, error = place_usdt(probe, latency)
+        return Placement(site, None, notes, error)
     if kind.is_perf_event:
         from ktui.compiler.usdt_plan import place_perf_event
 
-        return place_perf_event(probe, latency)
+        site, error = place_perf_event(probe, latency)
+        return Placement(site, None, [], error)
     if kind in (ProbeKind.PROFILE, ProbeKind.INTERVAL):
         if latency:
             raise KtuiError(f"{kind} probes have no return to measure latency against")

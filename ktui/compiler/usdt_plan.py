@@ -15,7 +15,6 @@ import dataclasses
 from ktui.errors import KtuiError
 from ktui.probes.model import Arg, Fetch, Probe, ProbeKind
 
-from ktui.compiler.fallback import Placement
 from ktui.compiler.program import AttachPlan
 from ktui.compiler.sites import Site
 
@@ -40,7 +39,8 @@ def _markers(probe: Probe):
     return tuple(hits)
 
 
-def place_usdt(probe: Probe, latency: bool) -> Placement:
+def place_usdt(probe: Probe, latency: bool) -> tuple[Site, list[str], str | None]:
+    """(site, notes, error) of a USDT probe; fallback.place builds its Placement."""
     if latency:
         raise KtuiError("a USDT marker has no return to measure latency against")
     markers = _markers(probe)
@@ -54,11 +54,11 @@ def place_usdt(probe: Probe, latency: bool) -> Placement:
                      "attached and lowered when it is detached or ktui dies (uprobe PMU with ref_ctr_offset)")
     from ktui.perfopen import ref_ctr_shift
 
-    placement = Placement(site, None, notes)
+    error = None
     if any(x.semaphore for x in markers) and ref_ctr_shift() is None:
-        placement.error = (f"{probe.spec} guards its marker with a semaphore, and this kernel's uprobe PMU has "
-                           "no ref_ctr_offset support (Linux 4.20+) to raise it")
-    return placement
+        error = (f"{probe.spec} guards its marker with a semaphore, and this kernel's uprobe PMU has "
+                 "no ref_ctr_offset support (Linux 4.20+) to raise it")
+    return site, notes, error
 
 
 def lower_usdt(probe: Probe, site: Site, wanted: list[str]) -> Probe:
@@ -96,7 +96,8 @@ def lower_usdt(probe: Probe, site: Site, wanted: list[str]) -> Probe:
     return dataclasses.replace(probe, fetches=fetches)
 
 
-def place_perf_event(probe: Probe, latency: bool) -> Placement:
+def place_perf_event(probe: Probe, latency: bool) -> tuple[Site, str | None]:
+    """(site, error) of a perf software/hardware event probe."""
     from ktui.probes.perf_events import lookup
 
     if latency:
@@ -106,15 +107,15 @@ def place_perf_event(probe: Probe, latency: bool) -> Placement:
         raise KtuiError(f"{probe.target!r} is not a {probe.kind} event")
     if probe.period <= 0:
         raise KtuiError(f"a {probe.kind} event needs a period (events per sample) above 0")
-    placement = Placement(Site("perf_event", probe.spec))
+    error = None
     if probe.kind is ProbeKind.HARDWARE:
         from ktui.perfopen import hardware_event_status
 
         ok, why = hardware_event_status(ev.config)
         if not ok:
-            placement.error = (f"{probe.spec} cannot be sampled on this machine: {why}; "
-                               "`ktui doctor` lists the hardware events this machine offers")
-    return placement
+            error = (f"{probe.spec} cannot be sampled on this machine: {why}; "
+                     "`ktui doctor` lists the hardware events this machine offers")
+    return Site("perf_event", probe.spec), error
 
 
 def site_plan(probe: Probe, site: Site, fn: str, target_pid: int | None) -> AttachPlan:
