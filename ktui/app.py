@@ -30,6 +30,7 @@ from ktui.screens.editor import EditorController
 from ktui.screens.live import LiveController
 from ktui.screens.recording import RecordingController
 from ktui.screens.replay import ReplayController
+from ktui.textsafe import term_safe
 from ktui.widgets.cpu_counts import CpuCounts
 from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter, StreamSearch
 from ktui.widgets.footer import KtuiFooter
@@ -121,7 +122,7 @@ class KtuiApp(App):
 
     # --- layout --------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(self.banner, id="banner", markup=False)
+        yield Static(term_safe(self.banner), id="banner", markup=False)
         with Horizontal(id="main"):
             yield SymbolBrowser(id="browser")
             with TabbedContent(id="panes", initial="stream"):
@@ -142,6 +143,13 @@ class KtuiApp(App):
         yield Static("", id="too-small", markup=False)
         yield StatusBar(id="status")
         yield KtuiFooter()
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every toast (the app's and the widgets') shows its text as text: data in a message (a path, a
+        probe name, an error) is neither markup nor control characters sent to the terminal."""
+        super().notify(term_safe(message, multiline=True), title=term_safe(title), severity=severity,
+                       timeout=timeout, markup=False)
 
     def main_query(self, selector, expect_type=None):
         """query_one on the main screen: a modal (help, generated C, palette) may be on top."""
@@ -286,7 +294,7 @@ class KtuiApp(App):
     def show_banner(self, sentence: str) -> None:
         self.banner = sentence
         banner = self.main_query("#banner", Static)
-        banner.update(sentence)
+        banner.update(term_safe(sentence))
         banner.display = bool(sentence)
 
     def bind_layouts(self) -> None:

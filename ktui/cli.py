@@ -13,6 +13,7 @@ import sys
 
 from ktui import __version__
 from ktui.errors import KtuiError
+from ktui.textsafe import term_safe
 
 # command -> module under ktui.commands. Only the module of the command being run is
 # imported (start-up time matters for `ktui list | grep`); all of them for --help.
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_app(args)
         return int(args.run(args) or 0)
     except KtuiError as err:
-        print(f"ktui: {err}", file=sys.stderr)
+        print(f"ktui: {term_safe(err, multiline=True)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         return 130

@@ -7,6 +7,7 @@ import json
 import sys
 
 from ktui.errors import KtuiError, UsageError
+from ktui.textsafe import term_safe
 
 
 def add_parser(subparsers) -> None:
@@ -76,17 +77,17 @@ def run(args) -> int:
     program = compile_session(probes, catalog, args.pid, ring_pages=args.ring_pages or DEFAULT_RING_PAGES,
                               fallback=not args.no_fallback)
     if args.emit == "c":
-        sys.stdout.write(program.c_text)
+        sys.stdout.write(term_safe(program.c_text, multiline=True))
     elif args.emit == "json":
         print(_json(program))
     sys.stdout.flush()
     status = 0
     for cp in program.probes:
         for note in cp.notes:
-            print(f"ktui: note: {note}", file=sys.stderr)
+            print(f"ktui: note: {term_safe(note)}", file=sys.stderr)
         if cp.error:
             compiled = cp.attach.kind != "none"
-            print(f"ktui: {'warning' if compiled else 'error'}: {cp.error}", file=sys.stderr)
+            print(f"ktui: {'warning' if compiled else 'error'}: {term_safe(cp.error, multiline=True)}", file=sys.stderr)
             if not compiled:
                 status = 1
     if args.check:
@@ -95,7 +96,7 @@ def run(args) -> int:
         results = check_program(program)
         refused = [r for r in results if not r.ok]
         for r in refused:
-            print(f"ktui: refused: {r.message}", file=sys.stderr)
+            print(f"ktui: refused: {term_safe(r.message, multiline=True)}", file=sys.stderr)
         print(f"ktui: verifier: {len(results) - len(refused)} of {len(results)} functions accepted", file=sys.stderr)
         if refused:
             status = 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ktui.doctor import diagnose, render_table, summary_warnings
+from ktui.textsafe import term_safe
 
 
 def add_parser(subparsers) -> None:
@@ -29,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(report.to_json())
         return 0
-    print(render_table(report, evidence=args.evidence))
+    print(term_safe(render_table(report, evidence=args.evidence), multiline=True))
     warnings = summary_warnings(report)
     if warnings:
         print()
-        print("In short: " + "; ".join(warnings) + ".")
+        print(term_safe("In short: " + "; ".join(warnings) + "."))
     return 0

@@ -11,6 +11,7 @@ from ktui.formats.rows import create_output
 from ktui.numbers import event_pid_arg
 from ktui.sources.replay import open_recording
 from ktui.recording.tempdirs import private_tempdir
+from ktui.textsafe import term_safe
 
 FORMATS = ("perfetto", "jsonl")
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         reader = open_recording(args.file, workdir)
         for warning in reader.warnings:  # an unfinished recording: said, not an error
-            print(f"ktui: {warning}", file=sys.stderr)
+            print(f"ktui: {term_safe(warning)}", file=sys.stderr)
         out = create_output(args.output, args.force)
         try:
             if args.format == "jsonl":
@@ -60,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
         damage = reader.damage_summary()
         reader.close()
         if args.output != "-":
-            print(f"{args.output}: {summary}")
+            print(f"{term_safe(args.output)}: {summary}")
         if damage is not None:
-            where = "standard output" if args.output == "-" else args.output
-            print(f"ktui: {damage}; {exported} exported to {where} without them.", file=sys.stderr)
+            where = "standard output" if args.output == "-" else term_safe(args.output)
+            print(f"ktui: {term_safe(damage)}; {exported} exported to {where} without them.", file=sys.stderr)
             return FileFormatError.exit_code
         return 0
     finally:

@@ -10,6 +10,7 @@ import sys
 from ktui.errors import FileFormatError
 from ktui.formats.ftrace import import_ftrace
 from ktui.recording.tempdirs import private_tempdir
+from ktui.textsafe import term_safe
 
 
 def add_parser(subparsers) -> None:
@@ -45,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             shutil.rmtree(workdir, True)
     for line in report.problem_lines():
-        print(f"ktui: {line}", file=sys.stderr)
-    print(f"{args.output}: {report.summary()}")
+        print(f"ktui: {term_safe(line)}", file=sys.stderr)
+    print(f"{term_safe(args.output)}: {term_safe(report.summary())}")
     # Lines that could not be read are damage: said above, and the exit status says it too
     # (the rest is imported and kept).
     return FileFormatError.exit_code if report.problem_count else 0

@@ -7,6 +7,7 @@ import os
 import sys
 
 from ktui.errors import UsageError
+from ktui.textsafe import term_safe
 
 
 def add_parser(subparsers) -> None:
@@ -179,10 +180,10 @@ def _run(args) -> int:
         elif args.verbose:
             if any(cat.kind[i] == 0 for i in rows):  # notes are about kprobes
                 for note in cat.notes:
-                    print(f"ktui: note: {note}", file=sys.stderr)
+                    print(f"ktui: note: {term_safe(note)}", file=sys.stderr)
             chunk: list[str] = []
             for i in rows:
-                chunk.extend(_verbose_lines(cat.entry(i)))
+                chunk.extend(term_safe(line) for line in _verbose_lines(cat.entry(i)))
                 if len(chunk) > 2000:
                     out.write("\n".join(chunk) + "\n")
                     chunk = []
@@ -191,7 +192,7 @@ def _run(args) -> int:
         else:
             names = cat.names
             if rows:
-                out.write("\n".join(names[i] for i in rows) + "\n")
+                out.write("\n".join(term_safe(names[i]) for i in rows) + "\n")
         out.flush()
     except BrokenPipeError:
         # `ktui list | head`: the reader left. Point stdout at /dev/null so the exit flush is quiet.

@@ -17,6 +17,7 @@ import time
 
 from ktui.errors import KtuiError, UsageError
 from ktui.numbers import duration_arg, pid_arg
+from ktui.textsafe import term_safe
 
 PROGRESS_EVERY_S = 0.5
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -203,10 +204,10 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
         source.prepare()
         for state in source.states.values():
             if state.status == "failed":
-                print(f"ktui: {state.spec}: not recorded: {state.reason}", file=sys.stderr)
+                print(f"ktui: {term_safe(state.spec)}: not recorded: {term_safe(state.reason)}", file=sys.stderr)
         if not args.quiet:
             for note in source.notes:  # fallbacks the compiler took (a kprobe placed on a tracepoint...)
-                print(f"ktui: note: {note}", file=sys.stderr)
+                print(f"ktui: note: {term_safe(note)}", file=sys.stderr)
         meta = {"argv": ["ktui", "record", *sys.argv[2:]] if sys.argv[1:2] == ["record"] else [],
                 "specs": list(args.specs), "target_pid": source.target_pid, "notes": source.notes}
         if args.command_argv:
@@ -259,13 +260,13 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
         why = "interrupted" + (f" ({shutdown.count} signals; the later ones waited for the file)"
                                if shutdown.count > 1 else "")
     else:
-        why = (source.last_update.message if source is not None and source.last_update else "") or "done"
+        why = term_safe((source.last_update.message if source is not None and source.last_update else "") or "done")
     if not closed:
-        print(f"ktui: {why}: the recording {args.output} is incomplete (it could not be finished); replay "
+        print(f"ktui: {why}: the recording {term_safe(args.output)} is incomplete (it could not be finished); replay "
               f"shows what it holds", file=sys.stderr)
         return 1
     if not args.quiet or shutdown.interrupted:
-        print(f"ktui: {why}: {delivered:,} events of {hits:,} hits written to {args.output}, complete"
+        print(f"ktui: {why}: {delivered:,} events of {hits:,} hits written to {term_safe(args.output)}, complete"
               + (f"; {dropped:,} dropped by full ring buffers" if dropped else ""), file=sys.stderr)
     if source is not None and source.recorder_error is not None:
         raise source.recorder_error

@@ -7,14 +7,16 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static, TextArea
 
+from ktui.textsafe import term_safe
+
 
 class CodeView(ModalScreen):
     BINDINGS = [Binding("escape,q", "dismiss", "Close", id="code.close")]
 
     def __init__(self, c_text: str, notes: str = "") -> None:
         super().__init__()
-        self.c_text = c_text
-        self.notes = notes
+        self.c_text = term_safe(c_text, multiline=True)
+        self.notes = term_safe(notes, multiline=True)
 
     def compose(self):
         with Vertical(id="code-box"):

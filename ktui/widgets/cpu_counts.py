@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ktui.events import ProbeCounters
+from ktui.textsafe import term_safe
 from ktui.widgets.value_format import bar, human_count, sparkline
 
 HISTORY = 30  # rate samples kept per CPU for the sparkline
@@ -58,7 +59,7 @@ class CpuCounts(Static):
     def _probe_table(self, probe_id: int) -> Table:
         c = self.counters[probe_id]
         t = c.totals()
-        title = Text(f"{self.names.get(probe_id, f'probe{probe_id}')}  ", style="bold")
+        title = Text(f"{term_safe(self.names.get(probe_id, f'probe{probe_id}'))}  ", style="bold")
         title.append(f"{t['hits']:,} hits", style="")
         if t["dropped"]:
             title.append(f"  {t['dropped']:,} dropped", style="bold red")

@@ -26,6 +26,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from ktui.events import ProbeLayout
+from ktui.textsafe import term_safe
 from ktui.widgets.value_format import format_value
 
 # Column widths (time, cpu, comm, pid, probe); the values column takes the rest of the line.
@@ -438,8 +439,8 @@ class EventStream(ScrollView, can_focus=True):
         layout = self.layouts.get(probe_id)
         base = self.window.base_ts or 0
         secs = (int(rec["ts"]) - base) / 1e9
-        comm = bytes(rec["comm"]).split(b"\0", 1)[0].decode(errors="replace")
-        name = layout.name if layout else f"probe{probe_id}"
+        comm = term_safe(bytes(rec["comm"]).split(b"\0", 1)[0].decode(errors="replace"))
+        name = term_safe(layout.name) if layout else f"probe{probe_id}"
         pieces = [
             (f"{secs:>{time_w}.6f} ", _DIM),
             (f"{int(rec['cpu']):>{cpu_w}} ", _CYAN),
@@ -448,9 +449,9 @@ class EventStream(ScrollView, can_focus=True):
             (f"{name[:probe_w]:<{probe_w}} ", _MAGENTA),
         ]
         if layout and layout.fields:
-            pieces.append((" ".join(
+            pieces.append((term_safe(" ".join(
                 f"{f.name}={format_value(rec[f.name], f.display, self.symbolize, int(rec['pid']))}"
-                for f in layout.fields), _PLAIN))
+                for f in layout.fields)), _PLAIN))
         return pieces
 
     def row_text(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE) -> Text:

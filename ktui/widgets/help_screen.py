@@ -8,6 +8,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ktui.textsafe import term_safe
+
 
 def binding_rows(app) -> list[tuple[str, str, str, str]]:
     """(where, key, description, id) for every binding with a description, app first."""
@@ -47,6 +49,6 @@ class HelpScreen(ModalScreen):
         table.add_column("does")
         table.add_column("binding id (remap in the keymap)", style="dim")
         for row in self.rows:
-            table.add_row(*row)
+            table.add_row(*(term_safe(cell) for cell in row))
         with VerticalScroll(id="help-box"):
             yield Static(table)

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ktui.events import Histogram
+from ktui.textsafe import term_safe
 from ktui.widgets.value_format import bar, human_count, human_ns
 
 BAR_W = 40
@@ -37,9 +38,9 @@ class Histograms(Static):
             return Text(self.message, style="dim")
         blocks = []
         for h in self.histograms:
-            name = self.names.get(h.probe_id, f"probe{h.probe_id}")
+            name = term_safe(self.names.get(h.probe_id, f"probe{h.probe_id}"))
             total = sum(c for _, _, c in h.buckets)
-            blocks.append(Text(f"{name}: {h.value} ({h.scale}, {total:,} samples)", style="bold"))
+            blocks.append(Text(f"{name}: {term_safe(h.value)} ({term_safe(h.scale)}, {total:,} samples)", style="bold"))
             buckets = [b for b in h.buckets if b[2]] or h.buckets
             if buckets:  # show the span from the first to the last non-empty bucket
                 lo = h.buckets.index(buckets[0])

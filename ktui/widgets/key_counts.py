@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ktui.events import KeyCounts
+from ktui.textsafe import term_safe
 from ktui.widgets.value_format import bar
 
 MAX_ROWS = 50  # rows shown per table; the rest are summed into one line
@@ -17,8 +18,8 @@ BAR_W = 20
 
 def key_text(value) -> str:
     if isinstance(value, bytes):
-        return value.split(b"\0", 1)[0].decode(errors="replace")
-    return str(value)
+        return term_safe(value.split(b"\0", 1)[0].decode(errors="replace"))
+    return term_safe(value)
 
 
 class KeyCountsView(Static):
@@ -50,12 +51,12 @@ class KeyCountsView(Static):
     def _table(self, kc: KeyCounts) -> Group:
         rows = sorted(kc.rows, key=lambda r: -r[1])
         total = sum(n for _, n in rows)
-        name = self.names.get(kc.probe_id, f"probe{kc.probe_id}")
+        name = term_safe(self.names.get(kc.probe_id, f"probe{kc.probe_id}"))
         title = Text(f"{name}  ", style="bold", no_wrap=True, overflow="ellipsis")
-        title.append(f"count by {', '.join(kc.key_names) or 'nothing'}: {total:,} in {len(rows):,} keys")
+        title.append(f"count by {term_safe(', '.join(kc.key_names)) or 'nothing'}: {total:,} in {len(rows):,} keys")
         table = Table(box=None, padding=(0, 1), show_edge=False)  # the title above: a narrow table must not wrap it
         for k in kc.key_names:
-            table.add_column(k, justify="left" if k == "comm" else "right", no_wrap=True, max_width=32)
+            table.add_column(term_safe(k), justify="left" if k == "comm" else "right", no_wrap=True, max_width=32)
         table.add_column("count", justify="right", no_wrap=True)
         table.add_column("share", no_wrap=True)
         top = rows[0][1] if rows else 0

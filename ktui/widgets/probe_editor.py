@@ -15,6 +15,7 @@ from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSe
 
 from ktui.errors import KtuiError, ParseError
 from ktui.probes.model import (BUILTINS, Action, ActionKind, Arg, Fetch, Probe, ProbeKind, Retval)
+from ktui.textsafe import term_safe
 from ktui.widgets.messages import ProbeSubmitted
 
 FILTER_BUILTINS = {"comm": "string", "pid": "int", "tid": "int", "uid": "int", "gid": "int", "cpu": "int"}
@@ -74,7 +75,7 @@ class ProbeEditor(VerticalScroll):
             self.args = list(entry.args)
         except Exception:  # details unreadable: the probe still works without args
             self.args = []
-        self.query_one("#editor-spec", Input).value = entry.name
+        self.query_one("#editor-spec", Input).value = term_safe(entry.name)
         self._fill_args()
         is_function = entry.kind in ("kprobe", "uprobe")
         self.query_one("#editor-where", RadioSet).disabled = not is_function
@@ -85,7 +86,7 @@ class ProbeEditor(VerticalScroll):
         box.clear_options()
         for a in self.args:
             if a.name and not a.name.startswith("__"):
-                box.add_option((f"{a.ctype} {a.name}", a.name))
+                box.add_option((Text(term_safe(f"{a.ctype} {a.name}")), a.name))
 
     # --- validation as you type --------------------------------------------------
     def filter_names(self) -> dict[str, str]:
@@ -112,11 +113,11 @@ class ProbeEditor(VerticalScroll):
 
             check_filter(parse_filter(text), self.filter_names(), text=text)
         except ParseError as err:
-            out.update(Text(f"{err.caret()}\n{err}", style="bold red") if err.pos is not None
-                       else Text(str(err), style="bold red"))
+            out.update(Text(term_safe(f"{err.caret()}\n{err}", multiline=True), style="bold red") if err.pos is not None
+                       else Text(term_safe(err), style="bold red"))
             return False
         except KtuiError as err:
-            out.update(Text(str(err), style="bold red"))
+            out.update(Text(term_safe(err), style="bold red"))
             return False
         out.update(Text("✓ filter ok", style="green") if text.strip() else "")
         return True
@@ -156,7 +157,7 @@ class ProbeEditor(VerticalScroll):
 
     def show_error(self, field: str, sentence: str) -> None:
         """Put a compile/attach error next to its field ("spec", "filter" or "count")."""
-        self.query_one(f"#editor-{field}-error", Static).update(Text(sentence, style="bold red"))
+        self.query_one(f"#editor-{field}-error", Static).update(Text(term_safe(sentence, multiline=True), style="bold red"))
 
     # --- building ------------------------------------------------------------------
     @property
@@ -221,7 +222,7 @@ class ProbeEditor(VerticalScroll):
             self.show_error(err.where if err.where in ("filter", "count") else "spec", err.message)
             return
         self.query_one("#editor-spec-error", Static).update(
-            Text(f"added {', '.join(p.spec for p in probes)}", style="green"))
+            Text(term_safe(f"added {', '.join(p.spec for p in probes)}"), style="green"))
         self.post_message(ProbeSubmitted(probes))
 
     def action_show_c(self) -> None:

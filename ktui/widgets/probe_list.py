@@ -7,6 +7,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from ktui.events import ProbeState
+from ktui.textsafe import term_safe
 from ktui.widgets.messages import ProbeRemoved, ProbeToggled
 
 STATUS_STYLE = {"attached": "green", "recorded": "green", "failed": "bold red", "disabled": "dim", "pending": "yellow"}
@@ -35,11 +36,11 @@ class ProbeList(DataTable):
         for i, (probe_id, enabled, name, spec) in enumerate(rows):
             st = states.get(probe_id) if probe_id is not None else None
             status = st.status if st else ("pending" if enabled else "disabled")
-            label = Text(status, style=STATUS_STYLE.get(status, ""))
+            label = Text(term_safe(status), style=STATUS_STYLE.get(status, ""))
             if st and st.reason:
-                label.append(f": {st.reason}", style="red")
+                label.append(f": {term_safe(st.reason)}", style="red")
             key = str(probe_id) if probe_id is not None else f"pending-{i}"
-            self.add_row("●" if enabled else "○", name, spec, label, key=key)
+            self.add_row("●" if enabled else "○", Text(term_safe(name)), Text(term_safe(spec)), label, key=key)
         if rows:
             self.move_cursor(row=min(max(row, 0), len(rows) - 1))
 

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Tree
 
 from ktui.events import StackTrace
+from ktui.textsafe import term_safe
 
 MAX_STACKS = 200  # the long tail is summarized, the tree stays small
 
@@ -42,16 +43,16 @@ class Stacks(Tree):
         for s in ordered:
             top = s.kernel[0] if s.kernel else (s.user[0] if s.user else "(no stack: idle or not taken)")
             label = Text(f"{s.count:>8,} {100 * s.count / total:5.1f}%  ")
-            label.append(top, "bold")
-            label.append(f"  {self.names.get(s.probe_id, s.probe_id)}", "dim")
+            label.append(term_safe(top), "bold")
+            label.append(f"  {term_safe(self.names.get(s.probe_id, s.probe_id))}", "dim")
             node = self.root.add(label, data=_key(s), expand=_key(s) in self._expanded)
             for frame in s.kernel:  # Text, not markup: frames hold brackets ("[kernel]")
-                node.add_leaf(Text(frame))
+                node.add_leaf(Text(term_safe(frame)))
             if s.user:
                 if s.kernel:
                     node.add_leaf(Text("-- user --", "dim"))
                 for frame in s.user:
-                    node.add_leaf(Text(frame))
+                    node.add_leaf(Text(term_safe(frame)))
         if ordered:  # keep the reader's place; start on the most frequent stack
             self.cursor_line = cursor if 0 <= cursor < len(ordered) else 0
 

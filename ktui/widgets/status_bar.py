@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ktui.events import ProbeState, Update
+from ktui.textsafe import term_safe
 from ktui.widgets.value_format import human_count
 
 
@@ -63,7 +64,7 @@ class StatusBar(Static):
     def _text(self) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         style = {"live": "bold green", "replay": "bold yellow", "demo": "bold yellow"}.get(self.mode, "bold")
-        t.append(f" {self.mode.upper()} ", style=f"reverse {style}")
+        t.append(f" {term_safe(self.mode.upper())} ", style=f"reverse {style}")
         if self.recording:  # first after the mode: an 80-column line must still show it
             t.append(" ● REC ", style="reverse bold red")
         if self.paused:
@@ -80,7 +81,7 @@ class StatusBar(Static):
             if failed:
                 t.append(f" ({failed} failed)", style="bold red")
         if self.warnings:
-            t.append(f"  ! {self.warnings[0]}", style="yellow")
+            t.append(f"  ! {term_safe(self.warnings[0])}", style="yellow")
         if self.message:
-            t.append(f"  {self.message}", style="italic")
+            t.append(f"  {term_safe(self.message)}", style="italic")
         return t

@@ -24,6 +24,7 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from ktui.widgets.messages import EntryChosen
+from ktui.textsafe import term_safe
 
 MODES = ("glob", "regex", "fuzzy")
 KIND_MARK = {"kprobe": ("k", "cyan"), "tracepoint": ("t", "green"), "rawtracepoint": ("r", "blue"),
@@ -43,12 +44,12 @@ def entry_line(entry) -> Text:
     line.append(kind, kind_style)
     line.append(mark, mark_style)
     line.append(" ")
-    line.append(entry.name.split(":", 1)[1] if ":" in entry.name else entry.name,
+    line.append(term_safe(entry.name.split(":", 1)[1] if ":" in entry.name else entry.name),
                 "dim" if mark_style == "red" else "")
     if entry.clones:
         line.append(f" +{len(entry.clones)} clones", "yellow")
     if entry.module:
-        line.append(f" [{entry.module}]", "dim")
+        line.append(f" [{term_safe(entry.module)}]", "dim")
     return line
 
 
@@ -167,7 +168,7 @@ def entry_detail(entry) -> Text:
     if entry is None:
         return Text("Nothing highlighted.", style="dim")
     t = Text()
-    t.append(entry.name, "bold")
+    t.append(term_safe(entry.name), "bold")
     t.append("\n")
     try:
         args, ret, source, note = entry.args, entry.return_type, entry.source, entry.args_note
@@ -175,27 +176,27 @@ def entry_detail(entry) -> Text:
         args, ret, source, note = [], None, None, f"details unavailable: {err}"
     if entry.kind == "tracepoint":
         t.append("fields: ", "dim")
-        t.append(", ".join(str(a) for a in args) or "(none)")
+        t.append(term_safe(", ".join(str(a) for a in args)) or "(none)")
     elif entry.kind in ("software", "hardware"):
         pass  # a perf event has no arguments: its note says what it counts
     else:
-        t.append(f"{ret or '?'} {entry.symbol}(", "cyan")
-        t.append(", ".join(str(a) for a in args), "cyan")
+        t.append(term_safe(f"{ret or '?'} {entry.symbol}("), "cyan")
+        t.append(term_safe(", ".join(str(a) for a in args)), "cyan")
         t.append(")", "cyan")
     if note:
-        t.append(f"\n{note}", "dim italic")
+        t.append(f"\n{term_safe(note)}", "dim italic")
     if source:
-        t.append(f"\nsource: {source}", "dim")
+        t.append(f"\nsource: {term_safe(source)}", "dim")
     if entry.address:
         t.append(f"\naddress: {entry.address:#x}", "dim")
         if entry.module:
-            t.append(f" in {entry.module}", "dim")
+            t.append(f" in {term_safe(entry.module)}", "dim")
     style = "green" if entry.traceability == "traceable" else "yellow"
-    t.append(f"\n{entry.traceability}", style)
+    t.append(f"\n{term_safe(entry.traceability)}", style)
     if entry.traceability_reason:
-        t.append(f": {entry.traceability_reason}", "dim")
+        t.append(f": {term_safe(entry.traceability_reason)}", "dim")
     if entry.clones:
-        t.append(f"\nclones: {', '.join(entry.clones[:6])}", "yellow")
+        t.append(f"\nclones: {term_safe(', '.join(entry.clones[:6]))}", "yellow")
     if len(entry.addresses) > 1:
         t.append(f"\n{len(entry.addresses)} addresses: a probe by name is ambiguous", "yellow")
     return t
@@ -232,11 +233,11 @@ class SymbolBrowser(Vertical):
     # --- state from the app ----------------------------------------------------
     def set_loading(self, text: str = "Loading the catalog…") -> None:
         self.state = "loading"
-        self.query_one("#symbol-count", Static).update(text)
+        self.query_one("#symbol-count", Static).update(term_safe(text))
 
     def set_error(self, sentence: str) -> None:
         self.state = "error"
-        self.query_one("#symbol-count", Static).update(Text(sentence, style="bold red"))
+        self.query_one("#symbol-count", Static).update(Text(term_safe(sentence), style="bold red"))
         self.query_one("#symbol-detail", Static).update(
             Text("You can still type a probe by hand in the Probes tab.", style="dim"))
 
@@ -300,7 +301,7 @@ class SymbolBrowser(Vertical):
         event.stop()
         count = self.query_one("#symbol-count", Static)
         if event.error:
-            count.update(Text(event.error, style="bold red"))
+            count.update(Text(term_safe(event.error), style="bold red"))
             return
         total = len(self.catalog) if self.catalog is not None else 0
         count.update(Text(f"{len(event.rows):,} of {total:,} ({self.mode})", style="dim"))
