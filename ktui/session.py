@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from ktui.errors import FileFormatError, KtuiError
 from ktui.kernel import KernelIdentity
 from ktui.inputs import read_bounded
 from ktui.probes.model import MAX_EXPR_DEPTH, Arg, Probe, ProbeKind, Retval, TargetProcess
+from ktui.safe_output import output_file
 
 SESSION_VERSION = 1
 TOP_KEYS = ("version", "kernel", "target", "probes", "layout", "settings")
@@ -160,36 +160,17 @@ class Session:
             raise KtuiError(f"the session holds a value TOML cannot store: {err}") from None
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write atomically: the old file stays whole until the new one is complete on disk."""
+        """Write atomically and privately: a new 0600 file renamed over the old one when complete on
+        disk (``ktui.safe_output``), so the old file stays whole on failure and a link of that name is
+        replaced, never written through."""
         path = Path(path)
         text = self.to_toml().encode("utf-8")
-        directory = path.parent if str(path.parent) else Path(".")
         try:
-            mode = os.stat(path).st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644 & ~_umask()
-        except OSError:
-            mode = 0o600
-        tmp = None
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-            with os.fdopen(fd, "wb") as f:
+            with output_file(path, replace=True, binary=True) as f:
                 f.write(text)
-                f.flush()
-                os.fchmod(f.fileno(), mode)
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            tmp = None
-            _fsync_dir(directory)
-        except OSError as err:
-            raise KtuiError(f"cannot save the session ({err.strerror or err}); the previous file is unchanged",
+        except KtuiError as err:
+            raise KtuiError(f"cannot save the session ({err.message}); the previous file is unchanged",
                             where=str(path)) from None
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
 
 
 # -- re-resolving on another kernel ----------------------------------------------
@@ -351,27 +332,3 @@ def _drop_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_drop_none(v) for v in value]
     return value
-
-
-def _umask() -> int:
-    # os.umask() can only be read by setting it, which races with other threads: ask /proc.
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o077
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

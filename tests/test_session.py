@@ -50,13 +50,36 @@ def test_round_trip_is_exact(tmp_path):
     assert "release = \"6.1.0-18-amd64\"" in text and "build_id = \"bbbb\"" in text
 
 
-def test_save_replaces_atomically_and_keeps_the_mode(tmp_path):
+def test_save_replaces_atomically_and_is_owner_only(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text("version = 1\n")
-    os.chmod(path, 0o640)
+    os.chmod(path, 0o644)
     _session().save(path)
-    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert os.stat(path).st_mode & 0o777 == 0o600  # sessions are private like recordings (issue 11)
     assert sorted(os.listdir(tmp_path)) == ["s.toml"]
+    new = tmp_path / "new.toml"
+    old_umask = os.umask(0)
+    try:
+        _session().save(new)
+    finally:
+        os.umask(old_umask)
+    assert os.stat(new).st_mode & 0o777 == 0o600
+
+
+def test_save_replaces_a_link_and_never_writes_through_it(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.chmod(victim, 0o644)
+    link = tmp_path / "s.toml"
+    link.symlink_to(victim)
+    _session().save(link)
+    assert victim.read_text() == "precious\n" and os.stat(victim).st_mode & 0o777 == 0o644
+    assert not link.is_symlink() and Session.load(link).probes == _session().probes
+    assert os.stat(link).st_mode & 0o777 == 0o600
+    (tmp_path / "dir.toml").mkdir()
+    with pytest.raises(KtuiError, match="is a directory"):
+        _session().save(tmp_path / "dir.toml")
+    assert sorted(os.listdir(tmp_path)) == ["dir.toml", "s.toml", "victim"]
 
 
 def test_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):

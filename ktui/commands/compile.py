@@ -7,6 +7,7 @@ import json
 import sys
 
 from ktui.errors import KtuiError, UsageError
+from ktui.privilege import require_bpf
 from ktui.textsafe import term_safe
 
 
@@ -67,6 +68,8 @@ def _json(program) -> str:
 def run(args) -> int:
     from ktui.compiler import DEFAULT_RING_PAGES, compile_session
 
+    if args.check:
+        require_bpf("ktui compile --check", instead=", or leave out --check to print the program")
     catalog = _load_catalog(args.specs)
     probes = _parse(args.specs, catalog)
     if not probes:

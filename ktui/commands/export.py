@@ -7,10 +7,10 @@ import shutil
 import sys
 
 from ktui.errors import FileFormatError
-from ktui.formats.rows import create_output
 from ktui.numbers import event_pid_arg
 from ktui.sources.replay import open_recording
 from ktui.recording.tempdirs import private_tempdir
+from ktui.safe_output import check_destination, output_file
 from ktui.textsafe import term_safe
 
 FORMATS = ("perfetto", "jsonl")
@@ -22,7 +22,8 @@ def add_parser(subparsers) -> None:
         help="export a recording to Perfetto (Chrome JSON trace) or JSON Lines",
         description="perfetto: a trace ui.perfetto.dev opens, with per-CPU tracks, entry/return pairs as "
         "slices and per-CPU event counters. jsonl: one event per line (ts, cpu, pid, tid, comm, probe, "
-        "fetched values) in time order. The file is created readable by its owner only.",
+        "fetched values) in time order. The file is created readable by its owner only, under a temporary name "
+        "renamed to OUT when complete (an existing OUT, or a link of that name, is replaced, never written through).",
     )
     p.add_argument("file", metavar="FILE", help="a recording, or ftrace text")
     p.add_argument("--format", "-f", choices=FORMATS, required=True)
@@ -32,34 +33,38 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+def _export(args: argparse.Namespace, reader, out) -> tuple[str, str]:
+    if args.format == "jsonl":
+        from ktui.formats.jsonl import export_jsonl
+
+        n = export_jsonl(reader, out, pid=args.pid)
+        return f"{n} event(s)", f"{n:,} event(s)"
+    from ktui.formats.perfetto import export_perfetto
+
+    stats = export_perfetto(reader, out, pid=args.pid)
+    return (f"{stats['instants']} event(s) on per-CPU tracks, {stats['slices']} slice(s), "
+            f"{stats['counters']} counter sample(s)"), f"{stats['instants']:,} event(s)"
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.output != "-":
+        check_destination(args.output, replace=args.force)  # before reading anything
     workdir = private_tempdir("export")
     try:
         reader = open_recording(args.file, workdir)
         for warning in reader.warnings:  # an unfinished recording: said, not an error
             print(f"ktui: {term_safe(warning)}", file=sys.stderr)
-        out = create_output(args.output, args.force)
         try:
-            if args.format == "jsonl":
-                from ktui.formats.jsonl import export_jsonl
-
-                n = export_jsonl(reader, out, pid=args.pid)
-                summary = f"{n} event(s)"
-                exported = f"{n:,} event(s)"
-            else:
-                from ktui.formats.perfetto import export_perfetto
-
-                stats = export_perfetto(reader, out, pid=args.pid)
-                summary = (f"{stats['instants']} event(s) on per-CPU tracks, {stats['slices']} slice(s), "
-                           f"{stats['counters']} counter sample(s)")
-                exported = f"{stats['instants']:,} event(s)"
+            if args.output == "-":
+                summary, exported = _export(args, reader, sys.stdout)
+            else:  # a new file under a temporary name, renamed over OUT when complete: never through a link
+                with output_file(args.output, replace=args.force) as out:
+                    summary, exported = _export(args, reader, out)
+            # Damage is found while reading (a chunk decodes or it does not): said once, at the end,
+            # with what was still exported, and the exit status says the export is incomplete.
+            damage = reader.damage_summary()
         finally:
-            if out is not sys.stdout:
-                out.close()
-        # Damage is found while reading (a chunk decodes or it does not): said once, at the end,
-        # with what was still exported, and the exit status says the export is incomplete.
-        damage = reader.damage_summary()
-        reader.close()
+            reader.close()
         if args.output != "-":
             print(f"{term_safe(args.output)}: {summary}")
         if damage is not None:

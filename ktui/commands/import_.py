@@ -10,6 +10,7 @@ import sys
 from ktui.errors import FileFormatError
 from ktui.formats.ftrace import import_ftrace
 from ktui.recording.tempdirs import private_tempdir
+from ktui.safe_output import check_destination
 from ktui.textsafe import term_safe
 
 
@@ -29,6 +30,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The recording is created O_EXCL (a link of that name is removed with --force, never followed).
+    check_destination(args.output, replace=args.force)
     if args.file != "-":
         report = import_ftrace(args.file, args.output, overwrite=args.force, host=args.host)
     else:

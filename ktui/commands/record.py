@@ -17,6 +17,7 @@ import time
 
 from ktui.errors import KtuiError, UsageError
 from ktui.numbers import duration_arg, pid_arg
+from ktui.privilege import require_bpf
 from ktui.textsafe import term_safe
 
 PROGRESS_EVERY_S = 0.5
@@ -189,6 +190,7 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
         if args.duration is not None and args.duration <= 0:
             raise UsageError("--duration must be a positive number of seconds.")
         _check_output(args.output)
+        require_bpf("ktui record")
         probes = _parse_probes(args.specs)
         from ktui.sources.live import LiveSource
         from ktui.kernel import kernel_identity

@@ -241,10 +241,10 @@ def parse_line(line: str) -> ParsedLine | str:
         head.target = f"syscalls:sys_enter_{name}"
         args = sm["args"].strip()
         if args:
-            for part in args.split(", "):
+            for i, part in enumerate(args.split(", "), 1):
                 key, sep, value = part.partition(": ")
-                if not sep or not key:
-                    return f"syscall argument {part!r} is not 'name: value'"
+                if not sep or not key:  # the line's text is not repeated: the file may be a secret
+                    return f"syscall argument {i} is not 'name: value'"
                 head.fields.append((key.strip(), value.strip()))
         return head
     if is_sys and (sm := SYSCALL_EXIT.match(body)):
@@ -411,7 +411,7 @@ def _scan(path: Path, report: ImportReport) -> tuple[dict[tuple[str, str], Event
             continue
         parsed = parse_line(line)
         if isinstance(parsed, str):
-            report.problem(no, f"{parsed}: {_clip(line)}")
+            report.problem(no, parsed)  # by line number only: never a line of the file in a message
             continue
         if len(parsed.fields) > MAX_FIELDS:
             report.problem(no, f"{len(parsed.fields)} fields are more than an event has ({MAX_FIELDS} at most): "
@@ -616,7 +616,3 @@ def _convert(value: str | None, f: FieldLayout):
     if f.dtype == "<u8":
         return v & ((1 << 64) - 1)
     return v
-
-
-def _clip(text: str, n: int = 80) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"

@@ -8,14 +8,10 @@ decoded as UTF-8 with replacement; stack ids become symbolized frames.
 
 from __future__ import annotations
 
-import os
-import stat
-from typing import IO
 from collections.abc import Iterator
 
 import numpy as np
 
-from ktui.errors import KtuiError
 from ktui.events import HEADER_FIELDS, ProbeLayout
 from ktui.recording.reader import RecordingReader
 
@@ -69,22 +65,3 @@ def _rows(reader: RecordingReader, layout: ProbeLayout, arr: np.ndarray) -> Iter
         if cols["ustack"][i] >= 0:
             row["ustack"] = reader.stack_frames(cols["ustack"][i], user=True, pid=cols["pid"][i])
         yield row
-
-
-def create_output(path: str, force: bool) -> IO[str]:
-    """An export file, owner-only like the recording it comes from; refuses to overwrite unless forced."""
-    if path == "-":
-        import sys
-
-        return sys.stdout
-    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if force else os.O_EXCL)
-    try:
-        if force and os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-            raise KtuiError("exists and is not a regular file", where=path)
-        fd = os.open(path, flags, 0o600)
-        os.fchmod(fd, 0o600)
-    except FileExistsError:
-        raise KtuiError("a file of that name exists; choose another name or use --force", where=path) from None
-    except OSError as err:
-        raise KtuiError(f"cannot create the export: {err.strerror}", where=path) from None
-    return os.fdopen(fd, "w", encoding="utf-8", newline="\n")

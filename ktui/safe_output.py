@@ -1,0 +1,128 @@
+"""Creating the files ktui writes (exports, sessions): its user's only, never through a link.
+
+ktui runs as root, often in directories other users can write (/tmp, a shared project). A
+name there may be a symbolic link someone planted (``exp.jsonl -> /etc/shadow``); opening
+it for writing, even with O_TRUNC and a careful mode, writes through the link into the
+target. So no output is ever opened by its final name:
+
+1. the content goes to a new temporary file in the same directory, created with
+   ``O_CREAT | O_EXCL | O_NOFOLLOW`` and mode 0600 (the umask can only narrow it, and
+   ``fchmod`` pins it), then flushed and fsynced;
+2. the finished file gets its name by ``link`` (without ``replace``: fails if the name
+   exists, atomically, whatever the name is) or ``rename`` (with ``replace``): both act on
+   the directory entry, so an existing link is replaced, never followed;
+3. any failure (full disk, an exception while writing) removes the temporary file and
+   leaves whatever had the name before untouched.
+A directory of that name is refused. ``-`` (standard output) is the caller's business.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+from collections.abc import Iterator
+
+from ktui.errors import KtuiError
+
+MODE = 0o600
+
+
+def check_destination(path: str | os.PathLike, *, replace: bool) -> None:
+    """Refuse, before any work, a destination that cannot be written: a directory, or an existing
+    name without ``replace``. (The final link/rename checks again; this is for an early sentence.)"""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        parent = Path(path).parent
+        if not parent.is_dir():
+            raise KtuiError(f"cannot write here: the directory {parent} does not exist", where=str(path)) from None
+        return
+    except OSError as err:
+        raise KtuiError(f"cannot write here: {err.strerror}", where=str(path)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise KtuiError("is a directory; give a file name", where=str(path))
+    if not replace:
+        raise KtuiError("exists; choose another name or pass --force to replace it", where=str(path))
+
+
+@contextmanager
+def output_file(path: str | os.PathLike, *, replace: bool, binary: bool = False) -> Iterator[IO]:
+    """``with output_file(path, replace=...) as f: f.write(...)``: the file appears under ``path``,
+    complete and 0600, only when the block ends without an exception (see the module's docstring)."""
+    path = Path(path)
+    check_destination(path, replace=replace)
+    directory = path.parent
+    tmp = directory / f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, MODE)
+    except OSError as err:
+        raise KtuiError(f"cannot create a file in {directory}: {err.strerror}", where=str(path)) from None
+    placed = False
+    try:
+        os.fchmod(fd, MODE)
+        f = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        try:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as err:
+            raise KtuiError(f"cannot write: {err.strerror or err}; nothing was written", where=str(path)) from None
+        finally:
+            try:
+                f.close()
+            except OSError:
+                pass
+        _place(tmp, path, replace)
+        placed = True
+        _fsync_dir(directory)
+    finally:
+        if not placed:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _place(tmp: Path, path: Path, replace: bool) -> None:
+    """Give the finished temporary file its name, acting on the name only (never following it)."""
+    try:
+        if replace:
+            if stat.S_ISDIR(os.lstat(path).st_mode) if os.path.lexists(path) else False:
+                raise KtuiError("is a directory; give a file name", where=str(path))
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path, follow_symlinks=False)
+            except OSError as err:
+                if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                    raise
+                # A file system without hard links: the name was free a moment ago (checked again).
+                if os.path.lexists(path):
+                    raise FileExistsError(errno.EEXIST, "File exists") from None
+                os.rename(tmp, path)
+                return
+            os.unlink(tmp)
+    except FileExistsError:
+        raise KtuiError("exists; choose another name or pass --force to replace it", where=str(path)) from None
+    except IsADirectoryError:
+        raise KtuiError("is a directory; give a file name", where=str(path)) from None
+    except OSError as err:
+        raise KtuiError(f"cannot write: {err.strerror or err}", where=str(path)) from None
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
