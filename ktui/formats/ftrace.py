@@ -401,7 +401,7 @@ def _scan(path: Path, report: ImportReport) -> tuple[dict[tuple[str, str], Event
         if m := LOST.match(line):
             cpu, n = _bounded(m["cpu"], CPU.hi), _bounded(m["n"], MAX_TS_NS)
             if cpu is None or n is None:
-                report.problem(no, f"a LOST line with a CPU or count beyond what a kernel prints: {_clip(line)}")
+                report.problem(no, "a LOST line with a CPU or count beyond what a kernel prints")
             else:
                 report.lost[cpu] = report.lost.get(cpu, 0) + n
             continue
@@ -414,8 +414,7 @@ def _scan(path: Path, report: ImportReport) -> tuple[dict[tuple[str, str], Event
             report.problem(no, parsed)  # by line number only: never a line of the file in a message
             continue
         if len(parsed.fields) > MAX_FIELDS:
-            report.problem(no, f"{len(parsed.fields)} fields are more than an event has ({MAX_FIELDS} at most): "
-                               f"{_clip(line)}")
+            report.problem(no, f"{len(parsed.fields)} fields are more than an event has ({MAX_FIELDS} at most)")
             continue
         info = events.get(parsed.key)
         if info is None:
@@ -426,7 +425,7 @@ def _scan(path: Path, report: ImportReport) -> tuple[dict[tuple[str, str], Event
             info = events[parsed.key] = EventInfo(parsed.key[0], parsed.key[1], parsed.target)
         # Exact, so that _fill (which keeps a line only if every key is a field) keeps the same lines.
         if len(info.fields) + len({k for k, _ in parsed.fields if k not in info.fields}) > MAX_FIELDS:
-            report.problem(no, f"event {_clip(info.name, 40)} would have more than {MAX_FIELDS} fields: {_clip(line)}")
+            report.problem(no, f"event {_clip(info.name, 40)} would have more than {MAX_FIELDS} fields")
             continue
         info.count += 1
         for key, value in parsed.fields:
@@ -616,3 +615,8 @@ def _convert(value: str | None, f: FieldLayout):
     if f.dtype == "<u8":
         return v & ((1 << 64) - 1)
     return v
+
+
+def _clip(text: str, n: int = 80) -> str:
+    """A token of the file (a number, an event name) shortened for a message; whole lines are never quoted."""
+    return text if len(text) <= n else text[: n - 1] + "…"
