@@ -39,8 +39,8 @@ from ktui.probes.model import Probe, ProbeKind
 
 MAX_STRING = 128  # longer string values are cut (and the cut reported)
 # Each distinct event becomes a probe (its own layout, table and counters). A kernel with every
-# tracepoint enabled prints a few thousand kinds; more than this is not ftrace text.
-MAX_EVENT_KINDS = 10_000
+# tracepoint enabled prints 2,000-3,000 kinds (syscalls included); more than this is not ftrace text.
+MAX_EVENT_KINDS = 4096
 MAX_CPUS = CPU.hi + 1  # the kernel's NR_CPUS limit (8192): counters are per CPU
 MAX_TS_NS = (1 << 64) - 1  # records hold u64 nanoseconds
 MAX_LINE = 1 << 20  # characters; a longer line is reported and skipped
