@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,22 +70,73 @@ def _generic_pairs(src: Path = Path("/usr/src")) -> list[tuple[str, Path, Path]]
     return sorted(pairs, key=key, reverse=True)
 
 
+def _stamp_text(common: Path, arch: Path) -> str:
+    return f"{common}\n{arch}\n"
+
+
+def _tree_is_ours(target: Path, common: Path, arch: Path) -> bool:
+    """The finished tree is exactly what we built: directories of this user that nobody else can
+    write, symlinks pointing into the two header directories only, and our stamp. ktui runs as root
+    and BCC compiles what this tree points at, so anything else there is rebuilt, never used."""
+    from ktui.paths import is_private_file, open_cached
+
+    fd = open_cached(target / ".ktui-complete")
+    if fd is None:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        if f.read(4096) != _stamp_text(common, arch).encode():
+            return False
+    euid = os.geteuid()
+    allowed = (f"{common}/", f"{arch}/")
+    stack = [str(target)]
+    while stack:
+        d = stack.pop()
+        try:
+            st = os.lstat(d)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != euid or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return False
+            with os.scandir(d) as it:
+                for e in it:
+                    if e.is_symlink():
+                        if not os.readlink(e.path).startswith(allowed):
+                            return False
+                    elif e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif not (e.name == ".ktui-complete" and d == str(target)
+                              and is_private_file(e.stat(follow_symlinks=False))):
+                        return False
+        except OSError:
+            return False
+    return True
+
+
 def _merged_tree(common: Path, arch: Path) -> Path:
-    """Build (once) a tree of symlinks: the common half overlaid with the arch half."""
+    """Build (once) a tree of symlinks: the common half overlaid with the arch half. A tree that is
+    not exactly ours (see ``_tree_is_ours``) is rebuilt."""
     target = cache_dir() / "headers" / arch.name
-    stamp = target / ".ktui-complete"
-    if stamp.is_file():
+    if _tree_is_ours(target, common, arch):
         return target
+    os.makedirs(target.parent, mode=0o700, exist_ok=True)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    _remove(tmp)
+    tmp.mkdir(mode=0o700)
     # cp -rs is what KERNEL.md measured; it is much faster than walking in Python.
     for half, extra in ((common, []), (arch, ["--remove-destination"])):
         subprocess.run(["cp", "-rs", *extra, f"{half}/.", f"{tmp}/"], check=True, capture_output=True)
-    (tmp / ".ktui-complete").write_text(f"{common}\n{arch}\n")
-    shutil.rmtree(target, ignore_errors=True)
+    fd = os.open(tmp / ".ktui-complete", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(_stamp_text(common, arch))
+    _remove(target)
     os.replace(tmp, target)
     return target
+
+
+def _remove(path: Path) -> None:
+    """Delete a tree (or a planted file or link in its place) without following links."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 _chosen: Headers | None = None

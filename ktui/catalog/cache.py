@@ -1,27 +1,55 @@
-"""On-disk cache of the kernel catalog, keyed by the kernel's identity."""
+"""The on-disk catalog index: SQLite, keyed by the kernel's identity, data only.
+
+SQLite holds rows of text, numbers and blobs: reading a planted or damaged file can at worst give
+a wrong or no answer (both caught: the key must match, every value is checked for its type), never
+run code - unlike the pickle this replaces. The file is read only when :func:`ktui.paths.open_cached`
+says it is a private regular file of this user in the private cache directory.
+
+Layout (one file, ``catalog-kernel.sqlite``): table ``meta(k, v)`` with ``key`` (JSON of
+:func:`catalog_key`), ``names:<kind>`` (the sorted names of that kind, joined by newlines - what
+``ktui list`` prints, readable without parsing anything), and, once the whole catalog has been
+built, ``full`` (JSON of the small parts) plus ``col:<column>`` blobs (numpy column bytes).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import pickle
+import sqlite3
 import tempfile
 from pathlib import Path
 
 from ktui.catalog.btf import VMLINUX_BTF, btf_stat
 from ktui.kernel import kernel_identity, read_sysctl
-from ktui.paths import cache_dir
+from ktui.paths import cache_dir, is_private_file, open_cached
+
+INDEX_NAME = "catalog-kernel.sqlite"
+
+
+def _digest(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha1(f.read()).hexdigest()
+    except OSError:
+        return ""
 
 
 def catalog_key(format_version: int) -> dict:
-    """What invalidates the cache: kernel release and build id, the BTF file's size and mtime,
-    the loaded modules (they add symbols and tracepoints), address visibility and who reads."""
+    """What invalidates the index: kernel release and build id, the BTF file's size and mtime,
+    the loaded modules (they add symbols and tracepoints), dynamic trace events (kprobe/uprobe
+    events add tracepoints), address visibility and who reads."""
     ident = kernel_identity()
     try:
         with open("/proc/modules", "rb") as f:
             modules = hashlib.sha1(b"".join(sorted(line.split(b" ", 1)[0] for line in f))).hexdigest()
     except OSError:
         modules = ""
+    dynamic = ""
+    for tfs in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        if os.path.exists(os.path.join(tfs, "dynamic_events")):
+            dynamic = _digest(os.path.join(tfs, "dynamic_events"))
+            break
     return {
         "format": format_version,
         "release": ident.release,
@@ -29,32 +57,163 @@ def catalog_key(format_version: int) -> dict:
         "build_id": ident.build_id,
         "btf": btf_stat(VMLINUX_BTF),
         "modules": modules,
+        "dynamic_events": dynamic,
         "kptr_restrict": read_sysctl("/proc/sys/kernel/kptr_restrict"),
         "euid": os.geteuid(),
     }
 
 
 def cache_file() -> Path:
-    return cache_dir() / "catalog-kernel.pickle"
+    return cache_dir() / INDEX_NAME
+
+
+def _key_text(key: dict) -> str:
+    return json.dumps(key, sort_keys=True)
+
+
+def open_index(path: Path | None = None) -> sqlite3.Connection | None:
+    """A read-only connection to a trusted index file, or None (missing, foreign, not ours)."""
+    try:
+        path = path or cache_file()
+    except OSError:
+        return None
+    fd = open_cached(path)
+    if fd is None:
+        return None
+    try:
+        before = os.fstat(fd)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        # the name we connected to is still the file we checked (our 0700 directory makes a swap
+        # impossible for others; this is the belt to those braces)
+        now = os.stat(path, follow_symlinks=False)
+        if (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino) or not is_private_file(now):
+            conn.close()
+            return None
+        return conn
+    except (OSError, sqlite3.Error):
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_rows(conn: sqlite3.Connection, key: dict, names: list[str]) -> dict[str, object] | None:
+    """The ``meta`` values of ``names`` when the index belongs to ``key`` (missing ones left out);
+    None when it belongs to another kernel or is damaged."""
+    try:
+        marks = ",".join("?" * (len(names) + 1))
+        rows = dict(conn.execute(f"SELECT k, v FROM meta WHERE k IN ({marks})", ["key", *names]).fetchall())
+    except sqlite3.Error:
+        return None
+    if rows.get("key") != _key_text(key):
+        return None
+    rows.pop("key")
+    return rows
 
 
 def read_cache(key: dict) -> dict | None:
+    """The whole catalog's payload (see ``kernel_build``), or None."""
+    conn = open_index()
+    if conn is None:
+        return None
     try:
-        with open(cache_file(), "rb") as f:
-            data = pickle.load(f)
-    except Exception:  # a missing, partial or foreign cache is simply rebuilt
+        from ktui.catalog.core import KINDS
+        from ktui.catalog.kernel_build import _COLUMNS
+
+        rows = read_rows(conn, key, ["full", *(f"names:{k}" for k in KINDS), *(f"col:{c}" for c in _COLUMNS),
+                                      "btf_offsets"])
+    finally:
+        conn.close()
+    if not rows or not isinstance(rows.get("full"), str):
         return None
-    if not isinstance(data, dict) or data.get("key") != key:
+    try:
+        small = json.loads(rows["full"])
+        parts = [rows.get(f"names:{k}") for k in KINDS]
+        if not all(isinstance(p, (str, type(None))) for p in parts):
+            return None
+        text = "\n".join(p for p in parts if p)
+        payload = {
+            "names": text.split("\n") if text else [],
+            "modules": [str(m) for m in small["modules"]],
+            "extras": {int(i): dict(ex) for i, ex in small["extras"].items()},
+            "reasons": {int(c): str(r) for c, r in small["reasons"].items()},
+            "notes": [str(n) for n in small["notes"]],
+            "problems": {str(k): str(v) for k, v in small["problems"].items()},
+            "tracefs": small["tracefs"] if isinstance(small["tracefs"], str) else None,
+            "btf_offsets": rows.get("btf_offsets") if isinstance(rows.get("btf_offsets"), bytes) else None,
+        }
+        for c in _COLUMNS:
+            blob = rows.get(f"col:{c}")
+            if not isinstance(blob, bytes):
+                return None
+            payload[c] = blob
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return data
+    return payload
+
+
+def _section_rows(names: list[str]) -> list[tuple[str, str]]:
+    """``names:<kind>`` rows from sorted names (each kind is one contiguous run)."""
+    sections: dict[str, list[str]] = {}
+    for n in names:
+        sections.setdefault(n.split(":", 1)[0], []).append(n)
+    return [(f"names:{k}", "\n".join(v)) for k, v in sections.items()]
+
+
+def write_rows(key: dict, rows: list[tuple[str, object]], *, replace: bool) -> None:
+    """Store ``rows`` for ``key``: a new file (atomically renamed over the old one) when ``replace``
+    or when the existing one belongs to another key; else added to the existing file."""
+    try:
+        path = cache_file()
+    except OSError:
+        return  # no safe cache directory: only costs speed
+    keytext = _key_text(key)
+    if not replace:
+        conn = open_index(path)
+        same = conn is not None and read_rows(conn, key, []) is not None
+        if conn is not None:
+            conn.close()
+        if same:
+            try:
+                with sqlite3.connect(str(path)) as rw:
+                    rw.executemany("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", rows)
+                rw.close()
+                return
+            except sqlite3.Error:
+                pass  # fall through: write a fresh file
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-", suffix=".sqlite")  # 0600
+        os.close(fd)
+        conn = sqlite3.connect(tmp)
+        try:
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("CREATE TABLE meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID")
+            conn.executemany("INSERT INTO meta (k, v) VALUES (?, ?)", [("key", keytext), *rows])
+            conn.commit()
+        finally:
+            conn.close()
+        os.replace(tmp, path)
+        tmp = None
+    except (OSError, sqlite3.Error):
+        pass  # a read-only cache dir only costs speed
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def write_cache(key: dict, payload: dict) -> None:
-    path = cache_file()
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump({"key": key, **payload}, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache dir only costs speed
+    """Store the whole catalog (``kernel_build``'s payload) for ``key``."""
+    from ktui.catalog.kernel_build import _COLUMNS
+
+    small = {"modules": payload["modules"], "extras": {str(i): ex for i, ex in payload["extras"].items()},
+             "reasons": {str(c): r for c, r in payload["reasons"].items()}, "notes": payload["notes"],
+             "problems": payload["problems"], "tracefs": payload["tracefs"]}
+    rows: list[tuple[str, object]] = [("full", json.dumps(small))]
+    rows += _section_rows(payload["names"])
+    rows += [(f"col:{c}", payload[c]) for c in _COLUMNS]
+    if payload.get("btf_offsets") is not None:
+        rows.append(("btf_offsets", payload["btf_offsets"]))
+    write_rows(key, rows, replace=True)

@@ -16,7 +16,7 @@ from ktui.errors import KtuiError, UsageError
 
 KINDS = _search.KINDS  # sorted order of "kind:" prefixes: kprobe < rawtracepoint < tracepoint < uprobe
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
-CACHE_FORMAT = 4  # 4: kinds hardware/software/usdt (kind codes moved)
+CACHE_FORMAT = 5  # 4: kinds hardware/software/usdt (kind codes moved); 5: SQLite, no pickle
 
 
 class _Loader:
