@@ -6,16 +6,21 @@ own tracers need it, and it is what ``mount -t tracefs`` at boot would have done
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ktui.numbers import PID
 
-TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+# the light half lives in ktui.sysfacts (`ktui list` reads it on every run); re-exported here
+from ktui.sysfacts import (  # noqa: F401,I001
+    TRACEFS_CANDIDATES,
+    _is_tracefs,
+    _mount,
+    build_id_from_notes as _build_id_from_notes,
+    identity_fields,
+    tracefs_path,
+)
 
 
 @dataclass(frozen=True)
@@ -33,55 +38,8 @@ class KernelIdentity:
         return cls(**{k: str(data.get(k, "")) for k in ("release", "version", "machine", "build_id")})
 
 
-def _build_id_from_notes(path: str = "/sys/kernel/notes") -> str | None:
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return None
-    pos = 0
-    while pos + 12 <= len(data):
-        namesz = int.from_bytes(data[pos : pos + 4], "little")
-        descsz = int.from_bytes(data[pos + 4 : pos + 8], "little")
-        ntype = int.from_bytes(data[pos + 8 : pos + 12], "little")
-        name_start = pos + 12
-        desc_start = name_start + ((namesz + 3) & ~3)
-        name = data[name_start : name_start + namesz].rstrip(b"\0")
-        if name == b"GNU" and ntype == 3:  # NT_GNU_BUILD_ID
-            return data[desc_start : desc_start + descsz].hex()
-        pos = desc_start + ((descsz + 3) & ~3)
-    return None
-
-
 def kernel_identity() -> KernelIdentity:
-    uts = os.uname()
-    build_id = _build_id_from_notes()
-    if build_id is None:
-        try:
-            btf = Path("/sys/kernel/btf/vmlinux").read_bytes()
-            build_id = "btf-sha256:" + hashlib.sha256(btf).hexdigest()[:32]
-        except OSError:
-            build_id = ""
-    return KernelIdentity(uts.release, uts.version, uts.machine, build_id)
-
-
-def _is_tracefs(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "available_events")) or os.path.isdir(os.path.join(path, "events"))
-
-
-def _mount(source: str, target: str, fstype: str) -> bool:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    return libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None) == 0
-
-
-def tracefs_path(mount: bool = True) -> str | None:
-    """The tracefs directory; mounts it at /sys/kernel/tracing when absent and we are root."""
-    for path in TRACEFS_CANDIDATES:
-        if _is_tracefs(path):
-            return path
-    if mount and os.geteuid() == 0 and os.path.isdir(TRACEFS_CANDIDATES[0]):
-        if _mount("tracefs", TRACEFS_CANDIDATES[0], "tracefs") and _is_tracefs(TRACEFS_CANDIDATES[0]):
-            return TRACEFS_CANDIDATES[0]
-    return None
+    return KernelIdentity(*identity_fields())
 
 
 def debugfs_path(mount: bool = True) -> str | None:

@@ -86,7 +86,7 @@ def _plant(user: str, files: dict[Path, bytes], links: dict[Path, str] | None = 
 def _planted_index(extra_name: str) -> bytes:
     """An SQLite index with the right key for this kernel and one name that does not exist."""
     from ktui.catalog.cache import _key_text, catalog_key
-    from ktui.catalog.core import CACHE_FORMAT
+    from ktui.catalog.cache import CACHE_FORMAT
 
     key = catalog_key(CACHE_FORMAT)
     fd, tmp = tempfile.mkstemp(suffix=".sqlite")

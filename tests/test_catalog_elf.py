@@ -100,14 +100,41 @@ def test_missing_and_directory(tmp_path):
         elf_functions(str(tmp_path))
 
 
-def test_system_library_without_debuginfo():
+def test_system_library_with_or_without_its_debug_file():
+    """libc's own file has only .dynsym; Debian's libc6-dbg puts the rest under /usr/lib/debug/.build-id/."""
+    from ktui.catalog.elf_names import debug_file_for, read_elf_symbols
+
     libc = next((p for p in ("/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6")
                  if Path(p).exists()), None)
     if libc is None:
         pytest.skip("no libc.so.6 at the Debian path")
     cat = Catalog.for_binary(libc)
     e = cat.lookup(f"uprobe:{libc}:malloc")
-    assert e is not None and e.offset and e.args == []
+    assert e is not None and e.offset
+    own = read_elf_symbols(libc)
+    debug = debug_file_for(own.build_id)
+    if debug is None:
+        assert e.args == [] and "no DWARF" in e.args_note
+        assert len(cat) == len(own.functions)
+        return
+    # the debug file adds its .symtab (static functions) and its DWARF (found by address: malloc is
+    # an alias of __libc_malloc)
+    assert len(cat) > len(own.functions) + 1000
+    assert [(a.name, a.ctype, a.size, a.signed) for a in e.args] == [("bytes", "size_t", 8, False)]
+    assert e.return_type == "void *" and e.source and "malloc.c" in e.source
+    d = Catalog.uprobe_details(libc, "open")
+    assert [a.name for a in d.args][:2] == ["file", "oflag"] and d.args[1].signed is True
+    with pytest.raises(FileFormatError, match="no function named"):
+        Catalog.uprobe_details(libc, "no_such_function_anywhere")
+
+
+def test_uprobe_details_of_a_program_built_with_g(prog):
+    d = Catalog.uprobe_details(str(prog), "add_points")
+    assert [(a.name, a.ctype, a.size, a.signed) for a in d.args] == [
+        ("a", "const struct point *", 8, False), ("b", "struct point *", 8, False),
+        ("scale", "long unsigned int", 8, False)]
+    assert d.return_type == "long int"
+    assert Catalog.uprobe_details(str(prog), "helper_static").args[0].signed is True
 
 
 KSRC = Path(__file__).parent / "fixtures" / "catalog" / "fake_kernel.c"

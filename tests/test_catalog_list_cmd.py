@@ -46,7 +46,7 @@ def test_list_tracepoints_and_verbose(capsys):
 @pytest.mark.skipif(not KERNEL, reason="needs root and kernel BTF")
 def test_json(capsys):
     assert main(["list", "--json", "kprobe:kernel_clone"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    data = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # JSON Lines
     assert data[0]["name"] == "kprobe:kernel_clone" and data[0]["return_type"] == "pid_t"
     assert data[0]["args"] == [{"name": "args", "ctype": "struct kernel_clone_args *"}]
 
@@ -113,3 +113,91 @@ def test_unreadable_tracefs(monkeypatch, capsys):
     monkeypatch.setattr(tr, "tracefs_path", lambda mount=True: None)
     assert main(["list", "--no-cache", "tracepoint:sched:*"]) == 4
     assert "tracefs" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not KERNEL, reason="needs root and kernel BTF")
+def test_json_lines_reach_a_pipe_at_once():
+    """`ktui list --json '*'` takes seconds for everything; the first line is there long before."""
+    import select
+
+    p = subprocess.Popen([sys.executable, "-m", "ktui", "list", "--json", "*"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    try:
+        ready, _, _ = select.select([p.stdout], [], [], 60)
+        assert ready, "no first line within 60 s"
+        first = p.stdout.readline()
+        assert p.poll() is None, "the first line came only when the whole list was written"
+        entry = json.loads(first)
+        assert entry["name"].startswith("kprobe:") and "args" in entry
+        assert json.loads(p.stdout.readline())["name"] > entry["name"]
+    finally:
+        p.kill()
+        p.wait()
+
+
+PATTERNS = ["tracepoint:sched:*", "tracepoint:*", "t:sched:sched_switch", "sched_switch", "kprobe:vfs_read*",
+            "*", "rawtracepoint:sched_*", "tracepoint:syscalls:sys_enter_open*", "kprobe:{vfs_read,vfs_write}",
+            "*:sched_sw?tch", "tracepoint:nosuchgroup:*", "kprobe:zzzz_no_such_function"]
+
+
+@pytest.mark.skipif(not KERNEL, reason="needs root and kernel BTF")
+def test_names_from_the_index_are_the_catalogs_own(tmp_path):
+    """The fast path (index, tracefs) prints exactly what the full catalog prints, cold and warm."""
+    full = {p: ktui("--no-cache", p).stdout for p in PATTERNS}
+    assert full["tracepoint:sched:*"] and full["*"].count("\n") > 10_000
+    cold = ktui("tracepoint:sched:*")  # only the tracepoint section exists after this one
+    assert cold.returncode == 0 and cold.stdout == full["tracepoint:sched:*"]
+    for p in PATTERNS:  # the first kprobe pattern builds the whole index, the rest read it
+        r = ktui(p)
+        assert r.returncode == 0 and r.stderr == "", (p, r.stderr)
+        assert r.stdout == full[p], p
+    r = ktui("--kind", "tracepoint", "*sched_switch")
+    assert r.stdout == "tracepoint:sched:sched_switch\n"
+    assert ktui("--limit", "3", "tracepoint:*").stdout.splitlines() == full["tracepoint:*"].splitlines()[:3]
+
+
+@pytest.mark.skipif(not KERNEL, reason="needs root and kernel BTF")
+def test_list_imports_neither_numpy_nor_pyelftools():
+    code = ("import sys; from ktui.cli import main; main(['list', 'tracepoint:sched:*']); "
+            "main(['list', 'uprobe:/bin/bash:*read*']); print([m for m in ('numpy', 'elftools') if m in sys.modules])")
+    ktui("tracepoint:sched:*")  # warm
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.skipif(not KERNEL, reason="needs root and kernel BTF")
+def test_each_kind_is_listed_as_itself():
+    r = ktui("kretprobe:do_sys_openat2")
+    assert r.returncode == 0 and r.stdout == "kretprobe:do_sys_openat2\n"
+    assert ktui("kr:do_sys_openat2").stdout == "kretprobe:do_sys_openat2\n"
+    r = ktui("-v", "kretprobe:kernel_clone")
+    assert r.stdout.splitlines()[0] == "kretprobe:kernel_clone" and "    pid_t retval" in r.stdout
+    for head in ("fentry", "kfunc"):
+        r = ktui(f"{head}:vfs_rea*")
+        assert r.returncode == 0
+        assert "fentry:vfs_read" in r.stdout.splitlines()
+        assert all(line.startswith("fentry:") for line in r.stdout.splitlines())
+    from ktui.doctor.bootcache import fentry_check
+
+    works, why = fentry_check()
+    if works is False:  # this kernel refuses fentry: said once, on stderr, stdout stays names
+        assert r.stderr.count("\n") == 1 and "fentry" in r.stderr and why in r.stderr
+    assert ktui("fexit:vfs_read").stdout == "fexit:vfs_read\n"
+    data = [json.loads(line) for line in ktui("--json", "kretprobe:kernel_clone").stdout.splitlines()]
+    assert data[0]["name"] == "kretprobe:kernel_clone" and data[0]["kind"] == "kretprobe"
+
+
+@pytest.mark.skipif(not KERNEL, reason="needs root and kernel BTF")
+@pytest.mark.parametrize("pattern", ["foo:*", "bogus:x*", "kprobes:vfs_read"])
+def test_an_unknown_kind_is_one_sentence(pattern):
+    r = ktui(pattern)
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Unknown probe kind" in r.stderr
+
+
+@pytest.mark.skipif(not KERNEL, reason="needs root and kernel BTF")
+def test_a_void_function_has_no_retval():
+    r = ktui("-v", "kprobe:kfree")
+    assert r.returncode == 0 and "    const void * objp" in r.stdout or "const void *" in r.stdout
+    assert "retval" not in r.stdout

@@ -11,15 +11,14 @@ Every malformed input raises :class:`FileFormatError`; nothing else escapes.
 
 from __future__ import annotations
 
-import os
 import struct
 from array import array
 from dataclasses import dataclass, field
 
 from ktui.errors import FileFormatError, KtuiError
+from ktui.sysfacts import VMLINUX_BTF, btf_stat  # noqa: F401 (re-exported)
 
 BTF_MAGIC = 0xEB9F
-VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 
 # kinds
 INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
@@ -468,14 +467,6 @@ def parse_btf(data: bytes, *, base: BTF | None = None, name: str = "BTF") -> BTF
 
 
 _VMLINUX: dict[tuple, BTF] = {}
-
-
-def btf_stat(path: str = VMLINUX_BTF) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
 
 
 def load_vmlinux_btf(path: str = VMLINUX_BTF, *, offsets: array | None = None) -> BTF:

@@ -13,24 +13,22 @@ built, ``full`` (JSON of the small parts) plus ``col:<column>`` blobs (numpy col
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
-from ktui.catalog.btf import VMLINUX_BTF, btf_stat
-from ktui.kernel import kernel_identity, read_sysctl
 from ktui.paths import cache_dir, is_private_file, open_cached
+from ktui.sysfacts import TRACEFS_CANDIDATES, VMLINUX_BTF, btf_stat, identity_fields, read_text
 
 INDEX_NAME = "catalog-kernel.sqlite"
+CACHE_FORMAT = 6  # bump when what is stored, or how a row is computed, changes (6: kinds hardware/software/usdt)
 
 
-def _digest(path: str) -> str:
+def _read(path: str) -> str:
     try:
         with open(path, "rb") as f:
-            return hashlib.sha1(f.read()).hexdigest()
+            return f.read(1 << 20).decode("utf-8", "replace")
     except OSError:
         return ""
 
@@ -39,26 +37,23 @@ def catalog_key(format_version: int) -> dict:
     """What invalidates the index: kernel release and build id, the BTF file's size and mtime,
     the loaded modules (they add symbols and tracepoints), dynamic trace events (kprobe/uprobe
     events add tracepoints), address visibility and who reads."""
-    ident = kernel_identity()
-    try:
-        with open("/proc/modules", "rb") as f:
-            modules = hashlib.sha1(b"".join(sorted(line.split(b" ", 1)[0] for line in f))).hexdigest()
-    except OSError:
-        modules = ""
+    release, version, _machine, build_id = identity_fields()
+    # kept as text, not hashed: hashlib's import costs more than `ktui list` may spend in all
+    modules = ",".join(sorted(line.split(" ", 1)[0] for line in _read("/proc/modules").splitlines()))
     dynamic = ""
-    for tfs in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+    for tfs in TRACEFS_CANDIDATES:
         if os.path.exists(os.path.join(tfs, "dynamic_events")):
-            dynamic = _digest(os.path.join(tfs, "dynamic_events"))
+            dynamic = _read(os.path.join(tfs, "dynamic_events"))
             break
     return {
         "format": format_version,
-        "release": ident.release,
-        "version": ident.version,
-        "build_id": ident.build_id,
+        "release": release,
+        "version": version,
+        "build_id": build_id,
         "btf": btf_stat(VMLINUX_BTF),
         "modules": modules,
         "dynamic_events": dynamic,
-        "kptr_restrict": read_sysctl("/proc/sys/kernel/kptr_restrict"),
+        "kptr_restrict": read_text("/proc/sys/kernel/kptr_restrict"),
         "euid": os.geteuid(),
     }
 
@@ -116,22 +111,27 @@ def read_cache(key: dict) -> dict | None:
     if conn is None:
         return None
     try:
-        from ktui.catalog.core import KINDS
+        from ktui.catalog.search import KINDS
         from ktui.catalog.kernel_build import _COLUMNS
 
         rows = read_rows(conn, key, ["full", *(f"names:{k}" for k in KINDS), *(f"col:{c}" for c in _COLUMNS),
                                       "btf_offsets"])
     finally:
         conn.close()
-    if not rows or not isinstance(rows.get("full"), str):
+    full = rows.get("full") if rows else None
+    if rows is None or not isinstance(full, str):
         return None
     try:
-        small = json.loads(rows["full"])
-        parts = [rows.get(f"names:{k}") for k in KINDS]
-        if not all(isinstance(p, (str, type(None))) for p in parts):
-            return None
-        text = "\n".join(p for p in parts if p)
-        payload = {
+        small = json.loads(full)
+        parts: list[str] = []
+        for k in KINDS:
+            part = rows.get(f"names:{k}")
+            if part is not None and not isinstance(part, str):
+                return None
+            if part:
+                parts.append(part)
+        text = "\n".join(parts)
+        payload: dict[str, object] = {
             "names": text.split("\n") if text else [],
             "modules": [str(m) for m in small["modules"]],
             "extras": {int(i): dict(ex) for i, ex in small["extras"].items()},
@@ -180,6 +180,8 @@ def write_rows(key: dict, rows: list[tuple[str, object]], *, replace: bool) -> N
                 return
             except sqlite3.Error:
                 pass  # fall through: write a fresh file
+    import tempfile  # only when writing: its import costs every `ktui list` otherwise
+
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-", suffix=".sqlite")  # 0600

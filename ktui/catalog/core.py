@@ -16,7 +16,6 @@ from ktui.errors import KtuiError, UsageError
 
 KINDS = _search.KINDS  # sorted order of "kind:" prefixes: kprobe < rawtracepoint < tracepoint < uprobe
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
-CACHE_FORMAT = 5  # 4: kinds hardware/software/usdt (kind codes moved); 5: SQLite, no pickle
 
 
 class _Loader:
@@ -104,6 +103,17 @@ class Catalog:
         from ktui.catalog.elf_symbols import binary_catalog
 
         return binary_catalog(path, debuginfo=debuginfo)
+
+    @staticmethod
+    def uprobe_details(binary: str, symbol: str) -> Details:
+        """Typed arguments of one function of a program or library, for building uprobes:
+        ``Details.args`` are ``Arg(name, ctype, size=bytes, signed=bool)`` from the binary's DWARF
+        or its build-id debug file (/usr/lib/debug/.build-id/), ``return_type`` (``"void"`` when
+        none), ``source``, and ``note`` saying why ``args`` is empty when there is no DWARF.
+        Raises FileFormatError when the binary or the symbol does not exist."""
+        from ktui.catalog.elf_symbols import function_details
+
+        return function_details(binary, symbol)
 
     @classmethod
     def from_entries(cls, entries: Iterable[Entry], *, origin: str, notes: list[str] | None = None) -> Catalog:
@@ -308,10 +318,7 @@ class Catalog:
         if kinds is None:
             return [(0, len(self.names))]
         out = []
-        for k in kinds:
-            k = _search.KIND_ALIASES.get(k, k)
-            if k not in self.kind_ranges:
-                raise UsageError(f"Unknown probe kind {k!r}; kinds are: {', '.join(KINDS)}.")
+        for k in _search.kind_names(kinds):
             lo, hi = self.kind_ranges[k]
             if hi > lo:
                 out.append((lo, hi))

@@ -19,6 +19,7 @@ class DwarfFunction:
     return_type: str = "void"
     low_pc: int | None = None
     inlined_only: bool = False
+    param_info: list[tuple[int | None, bool | None]] = field(default_factory=list)  # (byte size, signed)
 
     @property
     def source(self) -> str | None:
@@ -39,10 +40,22 @@ def _ref(die, attr: str):
         return None
 
 
+_TYPES: dict[tuple[int, int], str] = {}  # (id of the DWARFInfo, DIE offset) -> spelling; one file at a time
+
+
 def type_str(die, depth: int = 0) -> str:
-    """C spelling of a DWARF type DIE (None = void)."""
+    """C spelling of a DWARF type DIE (None = void). Memoised: a type is spelled once per file,
+    however many parameters use it (most of the time DWARF reading used to go here)."""
     if die is None:
         return "void"
+    key = (id(die.dwarfinfo), die.offset)
+    got = _TYPES.get(key)
+    if got is None:
+        got = _TYPES[key] = _type_str(die, depth)
+    return got
+
+
+def _type_str(die, depth: int) -> str:
     if depth > 30:
         return "?"
     tag = die.tag
@@ -79,6 +92,31 @@ def type_str(die, depth: int = 0) -> str:
     if tag == "DW_TAG_subroutine_type":
         return f"{_subroutine(die, depth)} ({_subroutine_args(die, depth)})"
     return _name(die) or "?"
+
+
+_ENC_SIGNED = {0x05, 0x06, 0x0D}  # DW_ATE_signed, signed_char, signed_fixed
+
+
+def type_info(die, depth: int = 0) -> tuple[int | None, bool | None]:
+    """(byte size, signed) of a type DIE, through typedefs and qualifiers; pointers are unsigned."""
+    if die is None or depth > 30:
+        return None, None
+    tag = die.tag
+    if tag in ("DW_TAG_typedef", "DW_TAG_const_type", "DW_TAG_volatile_type", "DW_TAG_restrict_type",
+               "DW_TAG_atomic_type"):
+        return type_info(_ref(die, "DW_AT_type"), depth + 1)
+    if tag in ("DW_TAG_pointer_type", "DW_TAG_reference_type", "DW_TAG_rvalue_reference_type"):
+        size = die.attributes.get("DW_AT_byte_size")
+        return (size.value if size is not None else die.cu["address_size"]), False
+    size = die.attributes.get("DW_AT_byte_size")
+    nbytes = size.value if size is not None and isinstance(size.value, int) else None
+    if tag == "DW_TAG_base_type":
+        enc = die.attributes.get("DW_AT_encoding")
+        return nbytes, (enc.value in _ENC_SIGNED) if enc is not None else None
+    if tag == "DW_TAG_enumeration_type":
+        inner = _ref(die, "DW_AT_type")
+        return (type_info(inner, depth + 1) if inner is not None else (nbytes, None))
+    return nbytes, None
 
 
 def _subroutine(die, depth: int) -> str:
@@ -131,20 +169,106 @@ def _decl_file(lp, version: int, index: int, comp_dir: str | None) -> str | None
     return name
 
 
-def _vars(die, params: list, local_vars: list, top: bool = True, depth: int = 0) -> None:
+def _vars(die, params: list, local_vars: list, top: bool = True, depth: int = 0,
+          info: list | None = None) -> None:
     if depth > 20:
         return
     for c in die.iter_children():
         if c.tag == "DW_TAG_formal_parameter" and top:
             origin = _ref(c, "DW_AT_abstract_origin") or c
-            params.append((_name(origin) or f"arg{len(params)}", type_str(_ref(origin, "DW_AT_type"))))
+            t = _ref(origin, "DW_AT_type")
+            params.append((_name(origin) or f"arg{len(params)}", type_str(t)))
+            if info is not None:
+                info.append(type_info(t))
         elif c.tag == "DW_TAG_variable":
             origin = _ref(c, "DW_AT_abstract_origin") or c
             n = _name(origin)
             if n:
                 local_vars.append((n, type_str(_ref(origin, "DW_AT_type"))))
         elif c.tag == "DW_TAG_lexical_block":
-            _vars(c, params, local_vars, top=False, depth=depth + 1)
+            _vars(c, params, local_vars, top=False, depth=depth + 1, info=info)
+
+
+def no_dwarf_message(path: str) -> str:
+    return f"{path} has no DWARF debug info (build with -g, or use its debug file)."
+
+
+def _subprograms(die, depth: int = 0):
+    """The function DIEs of a unit: its children (and those of namespaces, for C++). Bodies are
+    skipped by their DW_AT_sibling links instead of parsed: most DIEs of a file are inside bodies."""
+    for c in die.iter_children():
+        if c.tag == "DW_TAG_subprogram":
+            yield c
+        elif c.tag in ("DW_TAG_namespace", "DW_TAG_module") and depth < 16:
+            yield from _subprograms(c, depth + 1)
+
+
+class _Scan:
+    """Functions found so far in one file's DWARF (one unit at a time)."""
+
+    def __init__(self, dwarf):
+        self.dwarf = dwarf
+        self.out: dict[str, DwarfFunction] = {}
+        self.by_addr: dict[int, DwarfFunction] = {}  # entry address -> function (aliases share one)
+        self.abstract: dict[int, DwarfFunction] = {}
+        self.concrete_origins: set[int] = set()
+
+    def unit(self, cu) -> None:
+        top = cu.get_top_DIE()
+        comp_dir = top.attributes.get("DW_AT_comp_dir")
+        comp_dir = comp_dir.value.decode("utf-8", "replace") if comp_dir is not None else None
+        lp, version = _file_table(self.dwarf, cu)
+        out = self.out
+        for die in _subprograms(top):
+            origin = _ref(die, "DW_AT_abstract_origin") or _ref(die, "DW_AT_specification")
+            named = die if _name(die) else origin
+            if named is None:
+                continue
+            name = _name(named)
+            has_code = "DW_AT_low_pc" in die.attributes or "DW_AT_ranges" in die.attributes
+            if origin is not None and has_code:
+                self.concrete_origins.add(origin.offset)
+            if "DW_AT_declaration" in die.attributes and not has_code:
+                continue
+            f = out.get(name)
+            if f is None or (has_code and f.low_pc is None):
+                decl = named if "DW_AT_decl_file" in named.attributes else die
+                fi = decl.attributes.get("DW_AT_decl_file")
+                li = decl.attributes.get("DW_AT_decl_line")
+                params: list = []
+                local_vars: list = []
+                info: list = []
+                _vars(die if die.has_children else named, params, local_vars, info=info)
+                low = die.attributes.get("DW_AT_low_pc")
+                f = DwarfFunction(
+                    name=name,
+                    file=_decl_file(lp, version, fi.value, comp_dir) if fi is not None else None,
+                    line=li.value if li is not None else None,
+                    params=params, locals=local_vars,
+                    return_type=type_str(_ref(named, "DW_AT_type")),
+                    low_pc=low.value if low is not None and isinstance(low.value, int) else None,
+                    param_info=info,
+                )
+                out[name] = f
+            if has_code and f.low_pc is not None:
+                self.by_addr.setdefault(f.low_pc, f)
+            if "DW_AT_inline" in die.attributes and not has_code:
+                self.abstract[die.offset] = f
+
+    def finish(self) -> dict[str, DwarfFunction]:
+        for off, f in self.abstract.items():
+            if off not in self.concrete_origins and f.low_pc is None:
+                f.inlined_only = True
+        return self.out
+
+
+def _open_dwarf(elf, path: str):
+    if not elf.has_dwarf_info():
+        raise FileFormatError(no_dwarf_message(path))
+    dwarf = elf.get_dwarf_info()
+    if not dwarf.has_debug_info:
+        raise FileFormatError(no_dwarf_message(path))
+    return dwarf
 
 
 def dwarf_functions(path: str) -> dict[str, DwarfFunction]:
@@ -155,57 +279,71 @@ def dwarf_functions(path: str) -> dict[str, DwarfFunction]:
 
     with open_elf(path) as elf:
         try:
-            if not elf.has_dwarf_info():
-                raise FileFormatError(f"{path} has no DWARF debug info (build with -g, or use its debug file).")
-            dwarf = elf.get_dwarf_info()
-            if not dwarf.has_debug_info:
-                raise FileFormatError(f"{path} has no DWARF debug info (build with -g, or use its debug file).")
-            out: dict[str, DwarfFunction] = {}
-            abstract: dict[int, DwarfFunction] = {}
-            concrete_origins: set[int] = set()
+            dwarf = _open_dwarf(elf, path)
+            _TYPES.clear()
+            scan = _Scan(dwarf)
             for cu in dwarf.iter_CUs():
-                top = cu.get_top_DIE()
-                comp_dir = top.attributes.get("DW_AT_comp_dir")
-                comp_dir = comp_dir.value.decode("utf-8", "replace") if comp_dir is not None else None
-                lp, version = _file_table(dwarf, cu)
-                for die in cu.iter_DIEs():
-                    if die.tag != "DW_TAG_subprogram":
-                        continue
-                    origin = _ref(die, "DW_AT_abstract_origin") or _ref(die, "DW_AT_specification")
-                    named = die if _name(die) else origin
-                    if named is None:
-                        continue
-                    name = _name(named)
-                    has_code = "DW_AT_low_pc" in die.attributes or "DW_AT_ranges" in die.attributes
-                    if origin is not None and has_code:
-                        concrete_origins.add(origin.offset)
-                    if "DW_AT_declaration" in die.attributes and not has_code:
-                        continue
-                    f = out.get(name)
-                    if f is None or (has_code and f.low_pc is None):
-                        decl = named if "DW_AT_decl_file" in named.attributes else die
-                        fi = decl.attributes.get("DW_AT_decl_file")
-                        li = decl.attributes.get("DW_AT_decl_line")
-                        params: list = []
-                        local_vars: list = []
-                        _vars(die if list(die.iter_children()) else named, params, local_vars)
-                        low = die.attributes.get("DW_AT_low_pc")
-                        f = DwarfFunction(
-                            name=name,
-                            file=_decl_file(lp, version, fi.value, comp_dir) if fi is not None else None,
-                            line=li.value if li is not None else None,
-                            params=params, locals=local_vars,
-                            return_type=type_str(_ref(named, "DW_AT_type")),
-                            low_pc=low.value if low is not None and isinstance(low.value, int) else None,
-                        )
-                        out[name] = f
-                    if "DW_AT_inline" in die.attributes and not has_code:
-                        abstract[die.offset] = f
-            for off, f in abstract.items():
-                if off not in concrete_origins and f.low_pc is None:
-                    f.inlined_only = True
-            return out
+                scan.unit(cu)
+            return scan.finish()
         except KtuiError:
             raise
         except (ELFError, Exception) as err:  # pyelftools raises many kinds on corrupt DWARF
             raise FileFormatError(f"{path} has corrupt DWARF debug info ({type(err).__name__}).") from None
+        finally:
+            _TYPES.clear()
+
+
+class DwarfLookup:
+    """One file's DWARF, read a function at a time: the unit holding an address is found through
+    .debug_aranges and only that unit is read (libc's debug file: milliseconds instead of seconds).
+    Without aranges, the whole file is read once."""
+
+    def __init__(self, path: str):
+        from ktui.catalog.elf_symbols import open_elf
+
+        self.path = path
+        self._ctx = open_elf(path)
+        elf = self._ctx.__enter__()
+        try:
+            self.dwarf = _open_dwarf(elf, path)
+            self.aranges = self.dwarf.get_aranges()
+        except KtuiError:
+            self.close()
+            raise
+        except Exception as err:  # noqa: BLE001 - pyelftools raises many kinds on corrupt DWARF
+            self.close()
+            raise FileFormatError(f"{path} has corrupt DWARF debug info ({type(err).__name__}).") from None
+        self._units: dict[int, _Scan] = {}
+        self._all: _Scan | None = None
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+    def function(self, name: str, address: int | None) -> DwarfFunction | None:
+        """The function at ``address`` (an alias such as libc's ``malloc`` for ``__libc_malloc``
+        is found by where it starts), else by ``name``."""
+        try:
+            if self.aranges is not None:
+                offset = self.aranges.cu_offset_at_addr(address) if address else None
+                if offset is None:
+                    return None  # no unit covers it: no DWARF for this function
+                scan = self._units.get(offset)
+                if scan is None:
+                    scan = _Scan(self.dwarf)
+                    scan.unit(self.dwarf.get_CU_at(offset))
+                    scan.finish()
+                    self._units[offset] = scan
+            else:  # no .debug_aranges: read every unit, once
+                if self._all is None:
+                    self._all = _Scan(self.dwarf)
+                    for cu in self.dwarf.iter_CUs():
+                        self._all.unit(cu)
+                    self._all.finish()
+                scan = self._all
+            return scan.by_addr.get(address) if address in scan.by_addr else scan.out.get(name)
+        except KtuiError:
+            raise
+        except Exception as err:  # noqa: BLE001 - corrupt DWARF is one sentence
+            raise FileFormatError(f"{self.path} has corrupt DWARF debug info ({type(err).__name__}).") from None

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from ktui.catalog.cache import catalog_key, read_cache, write_cache
-from ktui.catalog.core import CACHE_FORMAT, KIND_CODE, Catalog
+from ktui.catalog.cache import CACHE_FORMAT, catalog_key, read_cache, write_cache
+from ktui.catalog.core import KIND_CODE, Catalog
 from ktui.catalog.traceability import CODE, Evidence, clone_base
 from ktui.errors import KtuiError
 

@@ -19,6 +19,17 @@ KIND_ALIASES = {
 KINDS = ("hardware", "kprobe", "rawtracepoint", "software", "tracepoint", "uprobe", "usdt")
 
 
+def kind_names(kinds) -> list[str]:
+    """``--kind`` values as catalog kinds (aliases expanded); an unknown one is a UsageError."""
+    out = []
+    for k in kinds:
+        k = KIND_ALIASES.get(k, k)
+        if k not in KINDS:
+            raise UsageError(f"Unknown probe kind {k!r}; kinds are: {', '.join(KINDS)}.")
+        out.append(k)
+    return out
+
+
 def expand_alias(pattern: str) -> str:
     """``t:sched:*`` -> ``tracepoint:sched:*`` (bpftrace's short provider names)."""
     head, sep, rest = pattern.partition(":")

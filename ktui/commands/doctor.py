@@ -22,11 +22,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable: {check: {ok, why, evidence, value}}")
     p.add_argument("-v", "--evidence", action="store_true", help="show the evidence under each line")
     p.add_argument("--no-compile", action="store_true", help="skip the BCC test compile (the only slow check)")
+    p.add_argument("--refresh", action="store_true",
+                   help="try every mechanism again instead of reusing this boot's answers")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = diagnose(compile_check=not args.no_compile)
+    report = diagnose(compile_check=not args.no_compile, per_boot=True, refresh=args.refresh)
     if args.json:
         print(report.to_json())
         return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -24,7 +23,8 @@ def add_parser(subparsers) -> None:
     mode.add_argument("--fuzzy", action="store_true", help="PATTERN is a fuzzy query; best matches first")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show arguments with their types, source location and traceability")
-    p.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    p.add_argument("--json", action="store_true",
+                   help="JSON Lines: one JSON object a line, one probe point each, written as found")
     p.add_argument("--kind", action="append", metavar="K",
                    help="only this kind: kprobe, tracepoint, rawtracepoint, uprobe (repeatable)")
     p.add_argument("--traceability", action="append", metavar="T",
@@ -71,7 +71,7 @@ def _usdt_path_from_pattern(pattern: str | None) -> str | None:
     return None
 
 
-def _load(args):
+def _load(args, binary: str | None):
     from ktui.catalog import Catalog
 
     usdt_path = _usdt_path_from_pattern(args.pattern)
@@ -86,17 +86,16 @@ def _load(args):
     if args.pattern and args.pattern.partition(":")[0] in ("usdt", "U"):
         raise UsageError("USDT markers are listed per file or process: give the path "
                          "(ktui list 'usdt:/usr/bin/python3.11:*') or a process (ktui list -p PID 'usdt:*').")
-    binary = args.binary or _binary_from_pattern(args.pattern)
     if binary:
         return Catalog.for_binary(binary, debuginfo=args.debuginfo), binary
     return Catalog.load(use_cache=not args.no_cache, debuginfo=args.debuginfo, btf=args.btf), None
 
 
-def _check_problems(cat, args, kinds) -> None:
+def _check_problems(cat, args, kinds, pattern: str) -> None:
     """A source the request needs but cannot be read is an error, not a silently short list."""
     from ktui.errors import FileFormatError
 
-    pattern = args.pattern or "*"
+    pattern = pattern or "*"
     wants = set(kinds) if kinds else None
 
     def needs(kind: str) -> bool:
@@ -117,11 +116,11 @@ def _check_problems(cat, args, kinds) -> None:
         raise FileFormatError(cat.problems["btf"])
 
 
-def _verbose_lines(e) -> list[str]:
-    out = [e.name]
+def _verbose_lines(e, shown: str | None = None) -> list[str]:
+    out = [_rename(e.name, shown)]
     for a in e.args:  # bpftrace -lv spelling: "const char * filename"
         out.append(f"    {a.ctype} {a.name}" if a.name else f"    {a.ctype}")
-    if e.kind in ("kprobe", "uprobe") and e.return_type:
+    if e.kind in ("kprobe", "uprobe") and e.return_type and e.return_type != "void":
         out.append(f"    {e.return_type} retval")
     if e.args_note and (not e.args or e.kind == "usdt"):
         out.append(f"    // {e.args_note}")
@@ -158,6 +157,70 @@ def run(args) -> int:
         raise FileFormatError(f"cannot read{where}: {err.strerror or err}.") from None
 
 
+# probe kinds `ktui list` knows, and how each is shown (bpftrace's names; kr: prints kretprobe:)
+_SHOWN_AS = {"kretprobe": "kretprobe", "kr": "kretprobe", "uretprobe": "uretprobe", "ur": "uretprobe"}
+_FENTRY = {"fentry": "fentry", "kfunc": "fentry", "f": "fentry", "fexit": "fexit", "kretfunc": "fexit", "fr": "fexit"}
+
+
+def _kind_of_pattern(pattern: str) -> tuple[str, str | None, str | None]:
+    """(the pattern the catalog searches, the prefix to print instead of the catalog's, fentry/fexit)
+    Unknown kinds are one sentence (bpftrace's own names for kinds ktui does not list say why)."""
+    from ktui.catalog.search import KIND_ALIASES, KINDS
+
+    head, sep, rest = pattern.partition(":")
+    if not sep or any(c in head for c in "*?[{\\"):
+        return pattern, None, None
+    if head in _FENTRY:
+        return "kprobe:" + rest, _FENTRY[head], _FENTRY[head]
+    if head in KIND_ALIASES:
+        return pattern, _SHOWN_AS.get(head), None
+    listed = ", ".join([*KINDS, "kretprobe", "uretprobe", "fentry", "fexit"])
+    raise UsageError(f"Unknown probe kind {head!r} in {pattern!r}: ktui lists {listed}.")
+
+
+def _quick(args, mode: str, kinds, binary: str | None, fentry: str | None, pattern: str | None) -> list[str] | None:
+    """Names straight from the index (or tracefs, or the ELF symbol tables): no catalog, no numpy.
+    None when only the full catalog can answer this request."""
+    if (mode != "glob" or args.verbose or args.json or args.traceability or args.debuginfo or args.btf
+            or args.no_cache or fentry or pattern is None or args.pid is not None
+            or pattern.partition(":")[0] in ("usdt", "U") or (kinds is not None and "usdt" in kinds)):
+        return None  # USDT markers come from files and processes, not from the kernel's index
+    from ktui.catalog import quicklist
+
+    if binary:
+        if kinds is not None:
+            from ktui.catalog.search import kind_names
+
+            if "uprobe" not in kind_names(kinds):
+                return None
+        return quicklist.binary_names(binary, pattern)
+    return quicklist.kernel_names(pattern, kinds)
+
+
+def _fentry_rows(cat, rows: list[int]) -> list[int]:
+    """What fentry/fexit could attach to: kernel functions with a BTF prototype and an address."""
+    from ktui.catalog.traceability import CODE
+
+    ok = {CODE["traceable"], CODE["unknown"]}
+    return [i for i in rows if cat.ref[i] >= 0 and cat.addr[i] and int(cat.trace[i]) in ok]
+
+
+def _fentry_note() -> None:
+    """fentry names are listed where the kernel refuses fentry; say so (stderr: stdout stays names)."""
+    try:
+        from ktui.doctor.bootcache import fentry_check
+
+        check = fentry_check()
+    except Exception:  # noqa: BLE001 - a note must never break the listing
+        return
+    if check is not None and check[0] is False:
+        print(f"ktui: note: this kernel cannot attach these: {check[1]}", file=sys.stderr)
+
+
+def _rename(name: str, shown: str | None) -> str:
+    return name if shown is None else shown + name[name.index(":"):]
+
+
 def _run(args) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be zero or more.")
@@ -165,34 +228,49 @@ def _run(args) -> int:
     kinds = args.kind
     if args.fuzzy and not args.pattern:
         raise UsageError("--fuzzy needs a query.")
-    cat, binary = _load(args)
-    _check_problems(cat, args, kinds)
+    shown = fentry = None
     pattern = args.pattern if args.pattern is not None else ("*" if mode == "glob" else "")
+    if mode == "glob" and args.pattern is not None:
+        pattern, shown, fentry = _kind_of_pattern(args.pattern)
+    binary = args.binary or _binary_from_pattern(pattern)
     if binary and mode == "glob" and not pattern.startswith(("uprobe:", "u:")):
         pattern = pattern if ":" in pattern else f"uprobe:{os.path.abspath(binary)}:{pattern}"
-    rows = cat.search_indices(pattern, mode=mode, kinds=kinds, traceability=args.traceability, limit=args.limit)
+    if fentry:
+        _fentry_note()
+    names = _quick(args, mode, kinds, binary, fentry, pattern)
     out = sys.stdout
     try:
+        if names is not None:
+            if args.limit is not None:
+                names = names[:args.limit]
+            if names:
+                out.write("\n".join(term_safe(_rename(n, shown)) for n in names) + "\n")
+            out.flush()
+            return 0
+        cat, binary = _load(args, binary)
+        _check_problems(cat, args, kinds, pattern)
+        rows = cat.search_indices(pattern, mode=mode, kinds=kinds, traceability=args.traceability,
+                                  limit=None if fentry else args.limit)
+        if fentry:
+            rows = _fentry_rows(cat, rows)[:args.limit]
         if args.json:
-            data = [cat.entry(i).to_dict() for i in rows]
-            # one C-encoded write (json.dump with indent goes through the slow Python encoder)
-            out.write(json.dumps(data, indent=1 if out.isatty() else None) + "\n")
+            _write_json_lines(out, (cat.entry(i) for i in rows), shown)
         elif args.verbose:
             if any(cat.kind[i] == 0 for i in rows):  # notes are about kprobes
                 for note in cat.notes:
                     print(f"ktui: note: {term_safe(note)}", file=sys.stderr)
             chunk: list[str] = []
             for i in rows:
-                chunk.extend(term_safe(line) for line in _verbose_lines(cat.entry(i)))
+                chunk.extend(term_safe(line) for line in _verbose_lines(cat.entry(i), shown))
                 if len(chunk) > 2000:
                     out.write("\n".join(chunk) + "\n")
                     chunk = []
             if chunk:
                 out.write("\n".join(chunk) + "\n")
         else:
-            names = cat.names
+            all_names = cat.names
             if rows:
-                out.write("\n".join(term_safe(names[i]) for i in rows) + "\n")
+                out.write("\n".join(term_safe(_rename(all_names[i], shown)) for i in rows) + "\n")
         out.flush()
     except BrokenPipeError:
         # `ktui list | head`: the reader left. Point stdout at /dev/null so the exit flush is quiet.
@@ -200,3 +278,24 @@ def _run(args) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     return 0
+
+
+def _write_json_lines(out, entries, shown: str | None) -> None:
+    """One JSON object a line, flushed as it goes: a pipe sees the first probe point at once."""
+    import json
+
+    first = True
+    batch: list[str] = []
+    for e in entries:
+        d = e.to_dict()
+        if shown is not None:
+            d["name"] = _rename(d["name"], shown)
+            d["kind"] = shown
+        batch.append(json.dumps(d))
+        if first or len(batch) >= 256:
+            out.write("\n".join(batch) + "\n")
+            out.flush()
+            batch = []
+            first = False
+    if batch:
+        out.write("\n".join(batch) + "\n")

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ktui.doctor import facts, mechanisms, toolchain
+from ktui.doctor import bootcache, facts, mechanisms, toolchain
 from ktui.doctor.btfinfo import VMLINUX_BTF, check_header
 from ktui.doctor.facts import NEEDS_PRIVILEGE, Privileges
 from ktui.doctor.mechanisms import Context
@@ -159,12 +159,16 @@ def diagnose(
     compile_check: bool = True,
     btf_path: str = VMLINUX_BTF,
     config_paths: list[str] | None = None,
+    per_boot: bool = False,
+    refresh: bool = False,
 ) -> Report:
     """What this kernel and this process can trace, with evidence.
 
     ``compile_check`` compiles (and with privileges attaches) one tiny BCC program,
     the only slow part (a few tenths of a second). ``btf_path`` and ``config_paths``
     exist so tests can show a kernel without BTF or without a readable config.
+    ``per_boot`` reuses this boot's answers to the checks that cannot change within a boot
+    (ktui.doctor.bootcache); ``refresh`` asks them again (and keeps the new answers).
     """
     priv = facts.privileges()
     config, source = facts.kernel_config(config_paths)
@@ -193,7 +197,17 @@ def diagnose(
         ("tracefs", lambda: _tracefs(tfs, priv)),
         ("available_filter_functions", lambda: _filter_functions(tfs)),
     ]
-    checks: dict[str, Check] = {name: _guarded(name, step) for name, step in steps}
+    kept: dict[str, dict] = {}
+    key = None
+    if per_boot and config_paths is None:
+        key = bootcache.boot_key(btf_path, tfs)
+        kept = {} if refresh else (bootcache.load(key) or {})
+    checks: dict[str, Check] = {}
+    for name, step in steps:
+        c = kept.get(name)
+        checks[name] = Check(c["ok"], c["why"], list(c["evidence"]), c.get("value")) if c else _guarded(name, step)
+    if key is not None and any(name not in kept for name in bootcache.STABLE):
+        bootcache.store(key, {name: checks[name].to_dict() for name in bootcache.STABLE if name in checks})
     checks["kprobe_blacklist"] = _guarded("kprobe_blacklist", lambda: _kprobe_blacklist(checks["kprobe"].ok))
     try:
         checks["bcc"], checks["headers"] = toolchain.bcc_and_headers(priv, compile_check)

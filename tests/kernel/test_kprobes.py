@@ -120,7 +120,7 @@ def _list_json(ktui_bin: str, pattern: str) -> list[dict]:
     result = subprocess.run([ktui_bin, "list", "--json", "-v", pattern],
                             capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return [json.loads(line) for line in result.stdout.splitlines()]  # JSON Lines
 
 
 def test_catalog_knows_kernel_clone_from_btf_and_what_kprobes_refuse(ktui_bin):

@@ -1,0 +1,202 @@
+"""`ktui list PATTERN` beside `bpftrace -l PATTERN`, before and after the catalog index, in one run.
+
+    .venv/bin/python bench/bench_list.py [--runs 7] [--before REV]
+
+For each pattern bpftrace answers here, every round runs bpftrace, the current ktui and the ktui of
+REV (default: the commit before the index, checked out into a temporary git worktree and run by the
+same interpreter with PYTHONPATH) back to back, so the three see the same machine load:
+  cold = a fresh, empty KTUI_CACHE_DIR for each ktui run; warm = the same directory, already filled.
+Each figure is the median over the rounds; the ratio is ktui / bpftrace. Then `ktui list '*'`,
+`--json '*'`, `-v` over 1,000 kernel functions, and the app's launch to a usable browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+BEFORE_REV = "59e308c"  # main as the index work found it
+PATTERNS = ("tracepoint:*", "tracepoint:sched:*", "uprobe:/bin/bash:*read*")
+# what the `ktui` console script runs (python -m adds runpy's own start-up)
+LAUNCH = "import sys; from ktui.cli import main; sys.exit(main())"
+
+
+def ktui_cmd(*args: str) -> list[str]:
+    return [PY, "-c", LAUNCH, *args]
+
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
+    return dt, r.stdout
+
+
+def env_for(code: Path | None, cache: str) -> dict:
+    env = dict(os.environ, KTUI_CACHE_DIR=cache)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:7.1f} ms"
+
+
+def bench_patterns(before: Path | None, runs: int) -> None:
+    bpftrace = shutil.which("bpftrace")
+    print(f"\n`ktui list PATTERN` vs `bpftrace -l PATTERN`: medians of {runs} paired rounds (wall time)")
+    if not bpftrace:
+        print("  bpftrace is not installed: no comparison")
+        return
+    sides = [("after", None)] + ([("before", before)] if before else [])
+    for pattern in PATTERNS:
+        for mode in ("cold", "warm"):
+            times: dict[str, list[float]] = {"bpftrace": [], **{s: [] for s, _ in sides}}
+            outs: dict[str, str] = {}
+            warm_dirs = {s: tempfile.mkdtemp(prefix="ktui-bench-") for s, _ in sides}
+            try:
+                for s, code in sides:  # fill the warm caches once
+                    timed(ktui_cmd("list", pattern), env_for(code, warm_dirs[s]))
+                for _ in range(runs):
+                    t, outs["bpftrace"] = timed([bpftrace, "-l", pattern])
+                    times["bpftrace"].append(t)
+                    for s, code in sides:
+                        d = tempfile.mkdtemp(prefix="ktui-bench-") if mode == "cold" else warm_dirs[s]
+                        try:
+                            t, outs[s] = timed(ktui_cmd("list", pattern), env_for(code, d))
+                        finally:
+                            if mode == "cold":
+                                shutil.rmtree(d, ignore_errors=True)
+                        times[s].append(t)
+            finally:
+                for d in warm_dirs.values():
+                    shutil.rmtree(d, ignore_errors=True)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            bt = med["bpftrace"]
+            line = f"  {pattern:26} {mode}  bpftrace {ms(bt)}"
+            for s, _ in sides:
+                line += f"   ktui {s} {ms(med[s])} (ratio {med[s] / bt:4.2f})"
+            blines = sorted(x for x in outs["bpftrace"].splitlines() if x and not x.endswith(":"))
+            same = sorted(outs["after"].splitlines()) == blines
+            if before:
+                same_before = outs["after"] == outs["before"]
+                line += "   output: " + ("same as before" if same_before else "DIFFERS from before")
+            line += ", " + ("same names as bpftrace" if same else
+                            f"{len(outs['after'].splitlines())} names, bpftrace {len(blines)}")
+            print(line)
+    t = statistics.median(timed([PY, "-c", "pass"])[0] for _ in range(runs))
+    tb = statistics.median(timed([bpftrace, "--version"])[0] for _ in range(runs))
+    print(f"  (for scale: this python starting and exiting {ms(t)}; `bpftrace --version` {ms(tb)})")
+
+
+def bench_big(before: Path | None, runs: int) -> None:
+    print(f"\nbig listings, warm cache: medians of {runs} runs (before -> after)")
+    sides = [("after", None)] + ([("before", before)] if before else [])
+    cases = [("list '*'", ["list", "*"]), ("list --json '*'", ["list", "--json", "*"]),
+             ("list -v --kind kprobe --limit 1000 'kprobe:*'", ["list", "-v", "--kind", "kprobe", "--limit", "1000", "kprobe:*"])]
+    for label, args in cases:
+        res = {}
+        for s, code in sides:
+            d = tempfile.mkdtemp(prefix="ktui-bench-")
+            try:
+                timed(ktui_cmd("list", "tracepoint:sched:*"), env_for(code, d))
+                timed(ktui_cmd("list", "kprobe:vfs_read"), env_for(code, d))  # the whole index
+                ts, out = [], ""
+                for _ in range(runs):
+                    t, out = timed(ktui_cmd(*args), env_for(code, d))
+                    ts.append(t)
+                res[s] = (statistics.median(ts), len(out.encode()), out.count("\n"))
+            finally:
+                shutil.rmtree(d, ignore_errors=True)
+        text = "   ".join(f"{s} {ms(t)} ({n / 1e6:.1f} MB, {lines} lines)" for s, (t, n, lines) in res.items())
+        print(f"  {label:48} {text}")
+
+
+BROWSER = r"""
+import asyncio, os, sys, time
+t0 = time.perf_counter()
+from ktui.app import KtuiApp
+from ktui.catalog import Catalog
+async def main():
+    app = KtuiApp(demo=True) if "demo" in KtuiApp.__init__.__code__.co_varnames else KtuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        cat = None
+        for _ in range(2000):
+            cat = getattr(app, "catalog", None)
+            if cat is not None:
+                break
+            await pilot.pause(0.01)
+        rows = cat.search_indices("*sched_switch*") if cat is not None else []
+        print(time.perf_counter() - t0, len(rows))
+        app.exit()
+asyncio.run(main())
+"""
+
+
+def bench_browser(before: Path | None, runs: int) -> None:
+    """Launch to a usable browser: the app object up and its catalog answering a search."""
+    print(f"\napp launch to a browser that answers a search (headless pilot; medians of {runs}; before -> after)")
+    sides = [("after", None)] + ([("before", before)] if before else [])
+    for s, code in sides:
+        d = tempfile.mkdtemp(prefix="ktui-bench-")
+        try:
+            timed(ktui_cmd("list", "kprobe:vfs_read"), env_for(code, d))  # warm index
+            ts = []
+            for _ in range(runs):
+                r = subprocess.run([PY, "-c", BROWSER], capture_output=True, text=True, env=env_for(code, d), cwd="/",
+                                   timeout=300)
+                if r.returncode != 0 or not r.stdout.strip():
+                    print(f"  {s}: could not measure ({(r.stderr.strip().splitlines() or ['no output'])[-1]})")
+                    break
+                t, hits = r.stdout.split()
+                ts.append(float(t))
+            if ts:
+                print(f"  {s:6} {ms(statistics.median(ts))}  ({hits} hits for *sched_switch*)")
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--before", default=BEFORE_REV, help="git revision to compare with ('' for none)")
+    ap.add_argument("--skip-app", action="store_true")
+    args = ap.parse_args()
+    print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
+          f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews every figure)")
+    before = None
+    tmp = None
+    if args.before:
+        tmp = tempfile.mkdtemp(prefix="ktui-before-")
+        before = Path(tmp) / "src"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
+                       check=True, capture_output=True)
+        print(f"before = {args.before} ({before}), after = {ROOT}")
+    try:
+        bench_patterns(before, args.runs)
+        bench_big(before, max(3, args.runs // 2))
+        if not args.skip_app:
+            bench_browser(before, max(3, args.runs // 2))
+    finally:
+        if before is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
