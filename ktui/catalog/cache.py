@@ -23,6 +23,7 @@ from ktui.sysfacts import TRACEFS_CANDIDATES, VMLINUX_BTF, btf_stat, identity_fi
 
 INDEX_NAME = "catalog-kernel.sqlite"
 CACHE_FORMAT = 6  # bump when what is stored, or how a row is computed, changes (6: kinds hardware/software/usdt)
+COLUMNS = ("kind", "addr", "mod", "trace", "ref")  # the catalog's numpy columns, stored as col:<name> blobs
 
 
 def _read(path: str) -> str:
@@ -112,9 +113,8 @@ def read_cache(key: dict) -> dict | None:
         return None
     try:
         from ktui.catalog.search import KINDS
-        from ktui.catalog.kernel_build import _COLUMNS
 
-        rows = read_rows(conn, key, ["full", *(f"names:{k}" for k in KINDS), *(f"col:{c}" for c in _COLUMNS),
+        rows = read_rows(conn, key, ["full", *(f"names:{k}" for k in KINDS), *(f"col:{c}" for c in COLUMNS),
                                       "btf_offsets"])
     finally:
         conn.close()
@@ -141,7 +141,7 @@ def read_cache(key: dict) -> dict | None:
             "tracefs": small["tracefs"] if isinstance(small["tracefs"], str) else None,
             "btf_offsets": rows.get("btf_offsets") if isinstance(rows.get("btf_offsets"), bytes) else None,
         }
-        for c in _COLUMNS:
+        for c in COLUMNS:
             blob = rows.get(f"col:{c}")
             if not isinstance(blob, bytes):
                 return None
@@ -208,14 +208,12 @@ def write_rows(key: dict, rows: list[tuple[str, object]], *, replace: bool) -> N
 
 def write_cache(key: dict, payload: dict) -> None:
     """Store the whole catalog (``kernel_build``'s payload) for ``key``."""
-    from ktui.catalog.kernel_build import _COLUMNS
-
     small = {"modules": payload["modules"], "extras": {str(i): ex for i, ex in payload["extras"].items()},
              "reasons": {str(c): r for c, r in payload["reasons"].items()}, "notes": payload["notes"],
              "problems": payload["problems"], "tracefs": payload["tracefs"]}
     rows: list[tuple[str, object]] = [("full", json.dumps(small))]
     rows += _section_rows(payload["names"])
-    rows += [(f"col:{c}", payload[c]) for c in _COLUMNS]
+    rows += [(f"col:{c}", payload[c]) for c in COLUMNS]
     if payload.get("btf_offsets") is not None:
         rows.append(("btf_offsets", payload["btf_offsets"]))
     write_rows(key, rows, replace=True)

@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 
-from ktui.catalog.cache import CACHE_FORMAT, catalog_key, read_cache, write_cache
+from ktui.catalog.cache import CACHE_FORMAT, COLUMNS, catalog_key, read_cache, write_cache
 from ktui.catalog.core import KIND_CODE, Catalog
 from ktui.catalog.traceability import CODE, Evidence, clone_base
 from ktui.errors import KtuiError
 
-_COLUMNS = ("kind", "addr", "mod", "trace", "ref")
+_COLUMNS = COLUMNS
 _DTYPES = {"kind": np.uint8, "addr": np.uint64, "mod": np.int32, "trace": np.uint8, "ref": np.int64}
 
 
