@@ -75,13 +75,16 @@ def _load(args, binary: str | None):
     from ktui.catalog import Catalog
 
     usdt_path = _usdt_path_from_pattern(args.pattern)
-    if args.pid is not None or usdt_path:  # USDT markers come from files, not from the kernel's catalog
-        from ktui.catalog.usdt import process_entries, usdt_entries
+    # USDT markers come from files and processes, not from the kernel's catalog
+    if args.pid is not None:
+        from ktui.catalog.usdt import process_entries
 
-        if args.pid is not None:
-            if args.pid <= 0:
-                raise UsageError("-p needs a process id above 0.")
-            return Catalog.from_entries(process_entries(args.pid), origin=f"pid {args.pid}"), None
+        if args.pid <= 0:
+            raise UsageError("-p needs a process id above 0.")
+        return Catalog.from_entries(process_entries(args.pid), origin=f"pid {args.pid}"), None
+    if usdt_path is not None:
+        from ktui.catalog.usdt import usdt_entries
+
         return Catalog.from_entries(usdt_entries([usdt_path]), origin=usdt_path), None
     if args.pattern and args.pattern.partition(":")[0] in ("usdt", "U"):
         raise UsageError("USDT markers are listed per file or process: give the path "
