@@ -31,7 +31,8 @@ def test_json_layouts_and_fallback_notes(capsys):
     if os.path.exists("/sys/kernel/tracing/kprobe_events"):
         pytest.skip("this kernel has kprobes: no fallback to show")
     assert [a["event"] for a in openat["attach"]] == ["syscalls:sys_exit_openat2"]  # no entry values: no helper
-    assert openat["layout"]["fields"] == [{"name": "ret", "dtype": "<i8", "display": "s"}]
+    # zero-script capture records the return value; the filter's "ret" names that same column
+    assert openat["layout"]["fields"] == [{"name": "retval", "dtype": "<i8", "display": "s"}]
     assert "using the system call's tracepoints" in openat["notes"][0]
     assert ip_rcv["attach"] == [] and "unknown name 'ret'" in ip_rcv["error"]  # an entry probe has no ret
     assert code == 1 and "ktui: error: probe 1 (kprobe:ip_rcv): column 1: unknown name 'ret'" in captured.err

@@ -60,7 +60,7 @@ def _json(program) -> str:
             "probe_id": cp.probe_id, "spec": cp.probe.spec, "name": cp.probe.name,
             "layout": cp.layout.to_dict(), "record_size": cp.layout.record_size,
             "attach": [vars(plan) for plan in cp.attach_plans] if cp.attach.kind != "none" else [],
-            "ring": cp.ring, "maps": cp.maps, "hist": cp.hist or None, "notes": cp.notes, "error": cp.error,
+            "fetch_reads": cp.fetch_reads, "ring": cp.ring, "maps": cp.maps, "hist": cp.hist or None, "notes": cp.notes, "error": cp.error,
         })
     return json.dumps({"ring_pages": program.ring_pages, "probes": out}, indent=2)
 
@@ -88,6 +88,10 @@ def run(args) -> int:
     for cp in program.probes:
         for note in cp.notes:
             print(f"ktui: note: {term_safe(note)}", file=sys.stderr)
+        if cp.fetch_reads:
+            # which read each fetch uses: user or kernel memory, or no memory read at all
+            reads = ", ".join(f"{name} {read}" for name, read in cp.fetch_reads.items())
+            print(f"ktui: reads: {cp.probe.name}: {term_safe(reads)}", file=sys.stderr)
         if cp.error:
             compiled = cp.attach.kind != "none"
             print(f"ktui: {'warning' if compiled else 'error'}: {term_safe(cp.error, multiline=True)}", file=sys.stderr)

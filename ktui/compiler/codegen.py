@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ktui.errors import KtuiError
 from ktui.events import HEADER_FIELDS, FieldLayout, ProbeLayout
 from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, Probe, ProbeKind, Retval, ValueType
+from ktui.probes.resolve import Named, PointNames, has_return
 
 from ktui.compiler.action_codegen import compile_actions
 from ktui.compiler.fallback import Placement, wants_latency
@@ -59,6 +60,7 @@ class ProbeCode:
     uses_stacks: bool = False
     uses_str_eq: bool = False
     counts: list[dict] = field(default_factory=list)
+    fetch_reads: dict[str, str] = field(default_factory=dict)
 
 
 def _site_plan(probe: Probe, site: Site, fn: str, target_pid: int | None) -> AttachPlan:
@@ -106,6 +108,7 @@ class ProbeCompiler:
         self.filter_node = filter_node
         self.notes: list[str] = []
         self.aliases: dict[str, str] = {}  # filter/action name -> record column, where they differ
+        self.fetch_reads: dict[str, str] = {}
 
     # ---- fields ---------------------------------------------------------------------
     def _stashed(self, expr) -> bool:
@@ -119,7 +122,7 @@ class ProbeCompiler:
         if isinstance(expr, Builtin) and expr.name in HEADER_BUILTINS and expr.name == fetch.name:
             return None  # every record's header carries it (a fetch named otherwise gets its own column)
         at_entry = self._stashed(expr)
-        if contains_arg(expr) and self.pl.main.is_return and not at_entry and self.pl.main.kind != "kretfunc":
+        if contains_arg(expr) and self.pl.main.kind in ("kretprobe", "uretprobe") and not at_entry:
             raise FetchError("arguments are not available at a return probe without its entry side", where=where)
         gen = self.entry if at_entry else self.main
         try:
@@ -140,9 +143,27 @@ class ProbeCompiler:
             return Fetch(name, Arg(index=int(m.group(1))))
         return Fetch(name, Arg(name=name))
 
+    def default_fetches(self) -> list[Fetch]:
+        """Zero-script capture: a streaming probe that asks for nothing records what the kernel's
+        own trace line shows: every field or argument, decoded by its type, and the return
+        value where there is one."""
+        probe = self.probe
+        if probe.fetches or not any(a.kind is ActionKind.STREAM for a in (probe.actions or [Action()])):
+            return []
+        out: list[Fetch] = []
+        names = self.point_names()
+        if not probe.kind.is_return:
+            for named in names.args:
+                if named.name and not named.name.startswith("__") and named.kind(self.types.scalar_size):
+                    out.append(Fetch(named.name, Arg(name=named.name)))
+        if names.ret is not None and self.pl.main.kind != "tracepoint" or (
+                names.ret is not None and self.pl.main.tp_field(name="ret") is not None):
+            out.append(Fetch("retval", Retval()))
+        return out
+
     def fields(self) -> list[RecordField]:
         probe = self.probe
-        fetches = list(probe.fetches)
+        fetches = list(probe.fetches) or self.default_fetches()
         names = {f.name for f in fetches}
         if wants_latency(probe) and "latency" not in names:
             fetches.append(Fetch("latency", Builtin("latency")))
@@ -160,6 +181,10 @@ class ProbeCompiler:
             if name in names or name in _HEADER_FIELDS or name in self.aliases:
                 continue
             implicit = self._implicit_fetch(name)
+            same = next((f for f in fetches if f.expr == implicit.expr and f.type is None), None)
+            if same is not None:  # "ret" where "retval" is recorded already: one column, two names
+                self.aliases[name] = same.name
+                continue
             fetches.append(implicit)
             names.add(implicit.name)
             self.notes.append(f"{probe.name}: {name} is fetched for the filter or aggregation, and recorded too")
@@ -196,36 +221,36 @@ class ProbeCompiler:
             return Operand(c, kind, False, size)
         raise FetchError(f"unknown name {name!r}")
 
+    def point_names(self) -> PointNames:
+        """The names this probe offers where it runs, typed by ktui.probes.resolve (the same
+        resolution the editor uses): fields or arguments of the side that has them, the
+        return value only where there is a return, latency where entry and return pair."""
+        arg_site = self.pl.entry if self.pl.entry is not None else self.pl.main
+        names = PointNames(arg_site.named_args())
+        if has_return(self.probe) and self.probe.kind is not ProbeKind.TRACEPOINT:
+            rtype = self.pl.main.ret_ctype or "long"
+            names.ret = Named("retval", rtype, "retval")
+        names.latency = self.pl.entry is not None
+        if arg_site.kind not in ("tracepoint", "perf_event", "usdt") and arg_site.func_args is None:
+            # no prototype: $arg1..$arg6 by position, as registers
+            names.args = [Named("", "u64", "arg") for _ in range(6)]
+        return names
+
     def available_names(self) -> dict[str, str]:
         """Every name a filter or aggregation may use here -> "int" or "string"."""
-        names = {n: k for n, (_, k, _) in _HEADER_FIELDS.items()}
-        names["gid"] = "int"
-        arg_site = self.pl.entry if self.pl.entry is not None else self.pl.main
-        if arg_site.kind == "tracepoint":
-            for f in arg_site.tp_fields:
-                if not f.name.startswith("common_"):
-                    vt = f.value_type()
-                    names[f.name] = "string" if vt is not None and vt.is_string else "int"
-        else:
-            for n in arg_site.arg_names():
-                names[n] = "int"
-        if arg_site.kind not in ("perf_event", "usdt"):  # usdt: its arguments are fetches by name
-            count = len(arg_site.arg_names()) if (arg_site.func_args is not None or arg_site.kind == "tracepoint") else 6
-            for i in range(1, count + 1):
-                names[f"arg{i}"] = "int"
-        if self.pl.main.is_return:
-            names["retval"] = "int"
-        if self.pl.entry is not None:
-            names["latency"] = "int"
+        fetched: dict[str, str] = {}
         for f in self.probe.fetches:
             vt = f.type
             if vt is None:
                 try:
-                    gen = self.entry if self._stashed(f.expr) else self.main
+                    gen = self.entry if self._stashed(f.expr) and self.entry is not None else self.main
                     vt = gen.natural_type(f.expr)
                 except KtuiError:
                     vt = None
-            names[f.name] = "string" if vt is not None and vt.is_string else "int"
+            fetched[f.name] = "string" if vt is not None and vt.is_string else "int"
+        names = self.point_names().filter_names(self.types.scalar_size, fetched)
+        for name, (_c, kind, _size) in _HEADER_FIELDS.items():
+            names.setdefault(name, kind)
         return names
 
     # ---- C ----------------------------------------------------------------------------
@@ -312,7 +337,7 @@ class ProbeCompiler:
         reads = self.main.reads | (self.entry.reads if self.entry else set())
         return ProbeCode("\n".join(out), layout, fn_name, attach, helpers, ring, maps, reads,
                          notes=self.notes, hist=hist, uses_stacks=kstack or ustack or uses_stacks_agg,
-                         uses_str_eq=str_eq, counts=counts)
+                         uses_str_eq=str_eq, counts=counts, fetch_reads=self.fetch_reads)
 
     def _record_start(self, rec: str, scratch: bool) -> list[str]:
         if scratch:
@@ -328,7 +353,13 @@ class ProbeCompiler:
                 line = gen.store(f"v->f_{f.name}", f.vtype, f.expr, bit)
             except FetchError as err:
                 raise FetchError(err.message, where=f"{self.probe.name}, fetch {f.name}") from None
-            lines.append(f"    {line}  // ktui:fetch {f.name}")
+            read = gen.string_reads.get(f"v->f_{f.name}")
+            if read is None:
+                used = [r for r in ("ktui_read_u", "ktui_read_k") if r in line]
+                read = ({"ktui_read_u": "bpf_probe_read_user", "ktui_read_k": "bpf_probe_read_kernel"}[used[0]]
+                        if used else "context")
+            self.fetch_reads[f.name] = read + (" (at entry)" if f.at_entry else "")
+            lines.append(f"    {line}  // ktui:fetch {f.name} ({read})")
         return lines
 
     def _entry_function(self, fn: str, rec: str, stash: str, fields: list[RecordField], scratch: bool) -> str:

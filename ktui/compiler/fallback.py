@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ktui.errors import KtuiError
 from ktui.kernel import tracefs_path
 from ktui.probes.model import Builtin, Probe, ProbeKind
+from ktui.probes.resolve import syscall_name
 
 from ktui.compiler.btf_types import TypeSource
 from ktui.compiler.fetch_codegen import contains_arg
@@ -18,7 +19,6 @@ from ktui.compiler.sites import Site
 from ktui.compiler.tracepoint_struct import read_fields
 
 UNTRACEABLE = ("blacklisted", "notrace", "inlined", "duplicate", "init", "missing")
-_SYSCALL_PREFIXES = ("__x64_sys_", "__ia32_sys_", "__se_sys_", "__do_sys_", "ksys_", "do_sys_", "__sys_", "sys_")
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,6 @@ class Placement:
     entry: Site | None = None  # entry-side helper (arguments or start time stashed by thread)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
-
-
-def syscall_name(symbol: str) -> str | None:
-    for prefix in _SYSCALL_PREFIXES:
-        if symbol.startswith(prefix) and len(symbol) > len(prefix):
-            return symbol[len(prefix):]
-    return None
 
 
 def _reads_registers(expr) -> bool:

@@ -4,6 +4,8 @@ supplies becomes a number in the text, never C source."""
 
 from __future__ import annotations
 
+import platform
+
 from ktui.errors import KtuiError
 from ktui.probes.model import (Arg, Builtin, Deref, Imm, Member, Reg, Retval, StackPtr, StackSlot, SymAddr,
                                ValueType)
@@ -12,6 +14,11 @@ from ktui.compiler.btf_types import TypeSource
 from ktui.compiler.layout import c_type, int_type, value_type_of_ctype
 from ktui.compiler.sites import ARG_REGS, PT_REGS, Site
 
+# String reads by where the text lives. "either" (a kernel function's char pointer without a
+# __user tag: BTF here carries none) uses the compat helper, which on x86_64 reads user
+# addresses from user memory and the rest from the kernel's.
+STRING_READS = {"user": "bpf_probe_read_user_str", "kernel": "bpf_probe_read_kernel_str",
+                "either": "bpf_probe_read_str" if platform.machine() in ("x86_64", "AMD64") else "bpf_probe_read_kernel_str"}
 HEADER_BUILTINS = ("comm", "pid", "tid", "uid", "cpu", "ts", "kstack", "ustack")
 READ_SIZES = (1, 2, 4, 8)
 
@@ -47,6 +54,7 @@ class FetchGen:
         self.types = types
         self.resolve_symbol = resolve_symbol  # name -> kernel address (kallsyms), for @SYM
         self.reads: set[str] = set()
+        self.string_reads: dict[str, str] = {}  # record member -> the helper reading its string
         self._nreads = 0
 
     # ---- types --------------------------------------------------------------------
@@ -58,19 +66,15 @@ class FetchGen:
         site = self.site
         match expr:
             case Arg():
-                if site.kind == "tracepoint":
-                    f = self._tp_field(expr)
-                    vt = f.value_type()
-                    if vt is None:
-                        raise FetchError(f"tracepoint field {f.name} ({f.ctype}) is an array or struct: it cannot be fetched whole")
-                    return vt
-                ctype = self._arg_ctype(expr)
-                if ctype is not None:
-                    vt = self._ctype_type(ctype)
-                    if vt is None:
-                        raise FetchError(f"argument {self._arg_label(expr)} is {ctype}, passed by value: fetch one of its members")
-                    return vt
-                return ValueType("x", 64)
+                named = self._named(expr)
+                if named is None:
+                    return ValueType("x", 64)  # no prototype: a register's worth, shown in hex
+                vt = named.value_type(self.types.scalar_size)
+                if vt is None:
+                    what = "tracepoint field" if site.kind == "tracepoint" else "argument"
+                    raise FetchError(f"{what} {named.name} is {named.ctype}, an array or struct: "
+                                     "it cannot be fetched whole; fetch one of its members")
+                return vt
             case Retval():
                 if site.kind == "tracepoint":
                     return ValueType("s", 64)
@@ -128,6 +132,26 @@ class FetchGen:
             raise FetchError(f"BTF gives the arguments of {self.site.event} no names; use $arg1..$arg{len(args)}")
         names = ", ".join(n for n, _ in args) or "none"
         raise FetchError(f"{self.site.event} has no argument named {arg.name} (its arguments: {names})")
+
+    def _named(self, arg: Arg):
+        """The argument or field as ktui.probes.resolve types it; None when the prototype is unknown."""
+        if self.site.kind == "tracepoint":
+            self._tp_field(arg)  # says which fields exist when this one does not
+            return self.site.arg_named(name=arg.name, index=arg.index if arg.name is None else None)
+        if self.site.func_args is None:
+            if arg.name is not None:
+                self._arg_index(arg)  # raises: by name needs the prototype
+            return None
+        i = self._arg_index(arg)
+        return self.site.arg_named(index=i)
+
+    def memory(self, expr) -> str:
+        """Where a string fetch reads: "user", "kernel" or "either" (from the type, see resolve)."""
+        if isinstance(expr, Arg):
+            named = self._named(expr)
+            if named is not None:
+                return named.memory
+        return "user" if self.site.user else "kernel"
 
     def _arg_ctype(self, arg: Arg) -> str | None:
         args = self.site.func_args
@@ -271,22 +295,24 @@ class FetchGen:
         raise FetchError(f"{name} is not a number")
 
     # ---- statements -----------------------------------------------------------------
-    def _string_source(self, expr, vtype: ValueType) -> tuple[str, bool]:
-        """(address expression, user memory?) of a string fetch."""
+    def _string_source(self, expr, vtype: ValueType) -> tuple[str, str]:
+        """(address expression, "user" | "kernel" | "either") of a string fetch."""
         site = self.site
-        user = vtype.kind == "ustring" or site.user
+        user = "user" if vtype.kind == "ustring" or site.user else "kernel"
         match expr:
             case Arg() if site.kind == "tracepoint":
                 f = self._tp_field(expr)
                 if f.is_data_loc:
                     if f.ctype.startswith("__rel_loc"):
-                        return f"(void *)&ctx->{f.member} + 4 + (ctx->{f.member} & 0xffff)", False
-                    return f"(void *)ctx + (ctx->{f.member} & 0xffff)", False
+                        return f"(void *)&ctx->{f.member} + 4 + (ctx->{f.member} & 0xffff)", "kernel"
+                    return f"(void *)ctx + (ctx->{f.member} & 0xffff)", "kernel"
                 if f.is_char_array:
-                    return f"ctx->{f.member}", False
-                return f"(void *){self.scalar(expr)}", user
+                    return f"ctx->{f.member}", "kernel"
+                return f"(void *){self.scalar(expr)}", "user" if vtype.kind == "ustring" else self.memory(expr)
+            case Arg() if vtype.kind != "ustring":
+                return f"(void *)({self.scalar(expr)})", self.memory(expr)
             case Deref(offset, inner, is_user):
-                return f"(void *)({_plus(self.scalar(inner, 8), offset)})", user or is_user
+                return f"(void *)({_plus(self.scalar(inner, 8), offset)})", "user" if is_user else user
             case Member():
                 fp = self._member(expr)
                 ptr = self._member_object(expr, fp)
@@ -306,8 +332,9 @@ class FetchGen:
             return f"{dest} = ({c_type(vtype)})v->hdr.{expr.name};"
         mark = f"v->hdr.flags |= KTUI_FAULT({bit});" if bit < 31 else ""
         if vtype.is_string:
-            addr, user = self._string_source(expr, vtype)
-            helper = "bpf_probe_read_user_str" if user else "bpf_probe_read_kernel_str"
+            addr, memory = self._string_source(expr, vtype)
+            helper = STRING_READS[memory]
+            self.string_reads[dest] = helper
             call = f"{helper}({dest}, sizeof({dest}), {addr})"
             return f"if ({call} < 0) {mark}" if mark else f"{call};"
         before = self._nreads

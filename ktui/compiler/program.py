@@ -60,6 +60,9 @@ class CompiledProbe:
     # COUNT actions in order: {"map": BPF_HASH name, or None for a count by nothing or by cpu,
     # which is the probe's per-CPU hits - filtered in ktui_counters; "key": key names}
     counts: list[dict] = field(default_factory=list)
+    # fetch (record column) -> how its value is read: "bpf_probe_read_user_str", "bpf_probe_read_kernel",
+    # "context" (a register, the tracepoint record, a helper)... what `ktui compile` shows
+    fetch_reads: dict[str, str] = field(default_factory=dict)
 
     @property
     def attach_plans(self) -> list[AttachPlan]:

@@ -108,7 +108,7 @@ def compile_session(probes: list[Probe], catalog=None, target_pid: int | None = 
         uses_perf |= placement.main.kind == "perf_event"
         compiled.append(CompiledProbe(probe, pid, code.layout, code.fn_name, code.attach, code.ring, code.maps,
                                       placement.notes + code.notes, placement.error, code.helpers, code.hist,
-                                      code.counts))
+                                      code.counts, code.fetch_reads))
     entries = any("entries" in cp.maps for cp in compiled)
     head = preamble(len(probes), reads, uses_stacks, str_eq, uses_perf, entries)
     text = head + "\n\n" + "\n\n".join(sections) + "\n"

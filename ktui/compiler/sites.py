@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ktui.probes.resolve import KERNEL, Named, memory_of
+
 from ktui.compiler.tracepoint_struct import TpField, visible_fields
 
 # kprobe_events register names (x86_64) -> struct pt_regs members, which keep these names.
@@ -12,6 +14,8 @@ PT_REGS = ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp", "ip", "flags", "cs", 
            "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 ARG_REGS = ("di", "si", "dx", "cx", "r8", "r9")  # the x86_64 calling convention
 
+_POINT_KINDS = {"kprobe": "function", "kretprobe": "function", "kfunc": "function", "kretfunc": "function",
+                "uprobe": "user", "uretprobe": "user", "usdt": "user", "tracepoint": "tracepoint", "raw_tracepoint": "raw"}
 PT_REGS_KINDS = ("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt")
 PROG_TYPES = {
     "kprobe": "KPROBE", "kretprobe": "KPROBE", "uprobe": "KPROBE", "uretprobe": "KPROBE", "usdt": "KPROBE",
@@ -32,8 +36,37 @@ class Site:
 
     @property
     def is_return(self) -> bool:
-        return self.kind in ("kretprobe", "uretprobe", "kretfunc") or (
-            self.kind == "tracepoint" and ":sys_exit_" in self.event)
+        """A function's return: its return value is readable here (a tracepoint is never one:
+        sys_exit_*'s ``ret`` is a field; a kretprobe placed there reads it as retval)."""
+        return self.kind in ("kretprobe", "uretprobe", "kretfunc")
+
+    @property
+    def point_kind(self) -> str:
+        return _POINT_KINDS.get(self.kind, "none")
+
+    def arg_named(self, name: str | None = None, index: int | None = None) -> Named | None:
+        """A field or argument as ``ktui.probes.resolve`` types it (memory, string or number)."""
+        if self.kind == "tracepoint":
+            f = self.tp_field(name=name, index=index)
+            if f is None:
+                return None
+            return Named(f.name, f.ctype, "field", memory_of("tracepoint", self.event, f.ctype), f.size, f.signed)
+        args = [(n, t) for n, t in (self.func_args or []) if n != "..."]
+        found = None
+        if name is not None:
+            found = next(((n, t) for n, t in args if n == name), None)
+        elif index is not None and 1 <= index <= len(args):
+            found = args[index - 1]
+        if found is None:
+            return None
+        return Named(found[0], found[1], "arg", memory_of(self.point_kind, self.event, found[1]))
+
+    def named_args(self) -> list[Named]:
+        if self.kind == "tracepoint":
+            return [Named(f.name, f.ctype, "field", memory_of("tracepoint", self.event, f.ctype), f.size, f.signed)
+                    for f in visible_fields(self.tp_fields)]
+        return [Named(n, t, "arg", memory_of(self.point_kind, self.event, t) if self.point_kind != "none" else KERNEL)
+                for n, t in (self.func_args or []) if n != "..."]
 
     @property
     def user(self) -> bool:

@@ -98,7 +98,7 @@ int ktui_fn_0(struct ktui_tp_0 *ctx)
     __builtin_memset(v, 0, sizeof(*v));
     v->hdr.cpu = bpf_get_smp_processor_id();
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    v->f_count = (u64)ctx->f_count;  // ktui:fetch count
+    v->f_count = (u64)ctx->f_count;  // ktui:fetch count (context)
     int ok = 1;
     ktui_hist_0.atomic_increment(bpf_log2l((u64)v->f_count));
     {
@@ -164,7 +164,7 @@ int ktui_fn_1(struct pt_regs *ctx)
         v->hdr.flags |= KTUI_NO_ENTRY;  /* entry not seen: its values are 0 */
     }
     u64 latency = (v->hdr.flags & KTUI_NO_ENTRY) ? 0 : now - v->hdr.ts;
-    v->f_latency = (u64)latency;  // ktui:fetch latency
+    v->f_latency = (u64)latency;  // ktui:fetch latency (context)
     ktui_hist_1.atomic_increment(bpf_log2l((u64)v->f_latency));
     return 0;
 }

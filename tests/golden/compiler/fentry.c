@@ -92,7 +92,7 @@ int kfunc__do_sys_openat2(u64 *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    v->f_dfd = (s32)ctx[0];  // ktui:fetch dfd
+    v->f_dfd = (s32)ctx[0];  // ktui:fetch dfd (context)
     int ok = 1;
     if (ktui_ring_0.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */
@@ -126,8 +126,8 @@ int kretfunc__do_sys_openat2(u64 *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    v->f_dfd = (s32)ctx[0];  // ktui:fetch dfd
-    v->f_ret = (s32)ctx[3];  // ktui:fetch ret
+    v->f_dfd = (s32)ctx[0];  // ktui:fetch dfd (context)
+    v->f_ret = (s32)ctx[3];  // ktui:fetch ret (context)
     int ok = 1;
     if (ktui_ring_1.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */
@@ -138,6 +138,7 @@ int kretfunc__do_sys_openat2(u64 *ctx)
 /* ---- probe 2: fexit:vfs_read (vfs_read_ret) ---- */
 struct ktui_ev_2 {
     struct ktui_hdr hdr;
+    s64 f_retval;  /* s64 */
     u64 f_latency;  /* u64 */
 };
 BPF_RINGBUF_OUTPUT(ktui_ring_2, 256);
@@ -185,7 +186,8 @@ int kretfunc__vfs_read(u64 *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    v->f_latency = (u64)latency;  // ktui:fetch latency
+    v->f_retval = (s64)ctx[4];  // ktui:fetch retval (context)
+    v->f_latency = (u64)latency;  // ktui:fetch latency (context)
     int ok = 1;
     if (ktui_ring_2.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */

@@ -124,14 +124,14 @@ int ktui_fn_0(struct pt_regs *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    flt = 0; v->f_sk = (u64)ktui_read_k64(ctx->di, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch sk
-    v->f_space = (s32)ctx->si;  // ktui:fetch space
-    v->f_mss = (u32)ctx->dx;  // ktui:fetch mss
-    flt = 0; v->f_rcv_wnd = (u32)ktui_read_k32(ctx->cx, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(3);  // ktui:fetch rcv_wnd
-    flt = 0; v->f_window_clamp = (u32)ktui_read_k32(ctx->r8, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(4);  // ktui:fetch window_clamp
-    v->f_wscale_ok = (s32)ctx->r9;  // ktui:fetch wscale_ok
-    flt = 0; v->f_rsv_wscale = (u8)ktui_read_k8(ktui_read_k64(ctx->sp, &flt), &flt); if (flt) v->hdr.flags |= KTUI_FAULT(6);  // ktui:fetch rsv_wscale
-    flt = 0; v->f_init_rcv_wnd = (u32)ktui_read_k32(ctx->sp + 4, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(7);  // ktui:fetch init_rcv_wnd
+    flt = 0; v->f_sk = (u64)ktui_read_k64(ctx->di, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch sk (bpf_probe_read_kernel)
+    v->f_space = (s32)ctx->si;  // ktui:fetch space (context)
+    v->f_mss = (u32)ctx->dx;  // ktui:fetch mss (context)
+    flt = 0; v->f_rcv_wnd = (u32)ktui_read_k32(ctx->cx, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(3);  // ktui:fetch rcv_wnd (bpf_probe_read_kernel)
+    flt = 0; v->f_window_clamp = (u32)ktui_read_k32(ctx->r8, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(4);  // ktui:fetch window_clamp (bpf_probe_read_kernel)
+    v->f_wscale_ok = (s32)ctx->r9;  // ktui:fetch wscale_ok (context)
+    flt = 0; v->f_rsv_wscale = (u8)ktui_read_k8(ktui_read_k64(ctx->sp, &flt), &flt); if (flt) v->hdr.flags |= KTUI_FAULT(6);  // ktui:fetch rsv_wscale (bpf_probe_read_kernel)
+    flt = 0; v->f_init_rcv_wnd = (u32)ktui_read_k32(ctx->sp + 4, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(7);  // ktui:fetch init_rcv_wnd (bpf_probe_read_kernel)
     int ok = 1;
     if (ktui_ring_0.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */
@@ -168,10 +168,10 @@ int ktui_fn_1(struct pt_regs *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    flt = 0; v->f_flags_value = (u64)ktui_read_k64(PT_REGS_PARM1(ctx), &flt); if (flt) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch flags_value
-    flt = 0; v->f_exit_signal = (s32)ktui_read_k32(PT_REGS_PARM1(ctx) + 40, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch exit_signal
-    v->f_func = (u64)bpf_get_func_ip(ctx);  // ktui:fetch func
-    v->f_gid = (u32)(bpf_get_current_uid_gid() >> 32);  // ktui:fetch gid
+    flt = 0; v->f_flags_value = (u64)ktui_read_k64(PT_REGS_PARM1(ctx), &flt); if (flt) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch flags_value (bpf_probe_read_kernel)
+    flt = 0; v->f_exit_signal = (s32)ktui_read_k32(PT_REGS_PARM1(ctx) + 40, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch exit_signal (bpf_probe_read_kernel)
+    v->f_func = (u64)bpf_get_func_ip(ctx);  // ktui:fetch func (context)
+    v->f_gid = (u32)(bpf_get_current_uid_gid() >> 32);  // ktui:fetch gid (context)
     int ok = 1;
     if (ktui_ring_1.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */
@@ -211,13 +211,13 @@ int ktui_fn_2(struct pt_regs *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    v->f_dfd = (s32)PT_REGS_PARM1(ctx);  // ktui:fetch dfd
-    if (bpf_probe_read_user_str(v->f_filename, sizeof(v->f_filename), (void *)(PT_REGS_PARM2(ctx))) < 0) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch filename
-    flt = 0; v->f_slot1 = (u64)ktui_read_k64(ctx->sp + 8, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(2);  // ktui:fetch slot1
-    v->f_sp = (u64)ctx->sp;  // ktui:fetch sp
-    v->f_imm = (s64)(u64)(-5LL);  // ktui:fetch imm
-    flt = 0; v->f_code = (u64)ktui_read_k64(0xKERNEL_ADDRESS, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(5);  // ktui:fetch code
-    v->f_low = (u32)(((ctx->si) >> 2) & 0xf);  // ktui:fetch low
+    v->f_dfd = (s32)PT_REGS_PARM1(ctx);  // ktui:fetch dfd (context)
+    if (bpf_probe_read_user_str(v->f_filename, sizeof(v->f_filename), (void *)(PT_REGS_PARM2(ctx))) < 0) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch filename (bpf_probe_read_user_str)
+    flt = 0; v->f_slot1 = (u64)ktui_read_k64(ctx->sp + 8, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(2);  // ktui:fetch slot1 (bpf_probe_read_kernel)
+    v->f_sp = (u64)ctx->sp;  // ktui:fetch sp (context)
+    v->f_imm = (s64)(u64)(-5LL);  // ktui:fetch imm (context)
+    flt = 0; v->f_code = (u64)ktui_read_k64(0xKERNEL_ADDRESS, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(5);  // ktui:fetch code (bpf_probe_read_kernel)
+    v->f_low = (u32)(((ctx->si) >> 2) & 0xf);  // ktui:fetch low (context)
     int ok = 1;
     if (ktui_ring_2.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */
@@ -254,10 +254,10 @@ int ktui_fn_3(struct pt_regs *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    flt = 0; v->f_len = (u32)ktui_read_k32(PT_REGS_PARM1(ctx) + 112, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch len
-    if (bpf_probe_read_kernel_str(v->f_dev, sizeof(v->f_dev), (void *)(ktui_read_k64(PT_REGS_PARM1(ctx) + 16, &flt) + 280)) < 0) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch dev
-    flt = 0; v->f_ifindex = (s32)ktui_read_k32(PT_REGS_PARM2(ctx) + 224, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(2);  // ktui:fetch ifindex
-    flt = 0; v->f_pkt_type = (u8)(((ktui_read_k8(PT_REGS_PARM1(ctx) + 128, &flt)) >> 0) & 0x7); if (flt) v->hdr.flags |= KTUI_FAULT(3);  // ktui:fetch pkt_type
+    flt = 0; v->f_len = (u32)ktui_read_k32(PT_REGS_PARM1(ctx) + 112, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch len (bpf_probe_read_kernel)
+    if (bpf_probe_read_kernel_str(v->f_dev, sizeof(v->f_dev), (void *)(ktui_read_k64(PT_REGS_PARM1(ctx) + 16, &flt) + 280)) < 0) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch dev (bpf_probe_read_kernel_str)
+    flt = 0; v->f_ifindex = (s32)ktui_read_k32(PT_REGS_PARM2(ctx) + 224, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(2);  // ktui:fetch ifindex (bpf_probe_read_kernel)
+    flt = 0; v->f_pkt_type = (u8)(((ktui_read_k8(PT_REGS_PARM1(ctx) + 128, &flt)) >> 0) & 0x7); if (flt) v->hdr.flags |= KTUI_FAULT(3);  // ktui:fetch pkt_type (bpf_probe_read_kernel)
     if (!(((KTUI_BYTE(v->f_dev, 0) ^ 'l') | (KTUI_BYTE(v->f_dev, 1) ^ 'o')) == 0)) {
         ktui_count(3, KTUI_FILTERED);
         return 0;
@@ -286,7 +286,7 @@ int ktui_fn_4_entry(struct pt_regs *ctx)
     struct ktui_ev_4 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
     v->hdr.ts = bpf_ktime_get_ns();
-    if (bpf_probe_read_user_str(v->f_filename, sizeof(v->f_filename), (void *)(PT_REGS_PARM2(ctx))) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch filename
+    if (bpf_probe_read_user_str(v->f_filename, sizeof(v->f_filename), (void *)(PT_REGS_PARM2(ctx))) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch filename (bpf_probe_read_user_str)
     u32 tid = id;
     ktui_start_4.update(&tid, v);
     ktui_count_entry(4, 0);
@@ -320,7 +320,7 @@ int ktui_fn_4(struct pt_regs *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    v->f_ret = (s32)PT_REGS_RC(ctx);  // ktui:fetch ret
+    v->f_ret = (s32)PT_REGS_RC(ctx);  // ktui:fetch ret (context)
     if (!((s64)v->f_ret < (s64)0)) {
         ktui_count(4, KTUI_FILTERED);
         return 0;

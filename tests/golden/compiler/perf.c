@@ -85,8 +85,8 @@ int ktui_fn_0(struct bpf_perf_event_data *ctx)
     v->hdr.kstack = ktui_stacks.get_stackid(ctx, 0);
     v->hdr.ustack = ktui_stacks.get_stackid(ctx, BPF_F_USER_STACK);
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    v->f_ip = (u64)ctx->regs.ip;  // ktui:fetch ip
-    v->f_at = (u64)PT_REGS_IP((&ctx->regs));  // ktui:fetch at
+    v->f_ip = (u64)ctx->regs.ip;  // ktui:fetch ip (context)
+    v->f_at = (u64)PT_REGS_IP((&ctx->regs));  // ktui:fetch at (context)
     int ok = 1;
     if (ktui_ring_0.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */

@@ -80,7 +80,7 @@ int ktui_fn_0(struct bpf_raw_tracepoint_args *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    v->f_nr = (s64)ctx->args[1];  // ktui:fetch nr
+    v->f_nr = (s64)ctx->args[1];  // ktui:fetch nr (context)
     if (!((s64)v->f_nr == (s64)110)) {
         ktui_count(0, KTUI_FILTERED);
         return 0;
@@ -118,8 +118,8 @@ int ktui_fn_1(struct bpf_raw_tracepoint_args *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    v->f_preempt = (u8)ctx->args[0];  // ktui:fetch preempt
-    v->f_prev = (u64)ctx->args[1];  // ktui:fetch prev
+    v->f_preempt = (u8)ctx->args[0];  // ktui:fetch preempt (context)
+    v->f_prev = (u64)ctx->args[1];  // ktui:fetch prev (context)
     int ok = 1;
     if (ktui_ring_1.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */

@@ -93,9 +93,9 @@ int ktui_fn_0(struct ktui_tp_0 *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    v->f_dfd = (s32)ctx->f_dfd;  // ktui:fetch dfd
-    if (bpf_probe_read_user_str(v->f_filename, sizeof(v->f_filename), (void *)ctx->f_filename) < 0) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch filename
-    v->f_flags_value = (u64)ctx->f_flags;  // ktui:fetch flags_value
+    v->f_dfd = (s32)ctx->f_dfd;  // ktui:fetch dfd (context)
+    if (bpf_probe_read_user_str(v->f_filename, sizeof(v->f_filename), (void *)ctx->f_filename) < 0) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch filename (bpf_probe_read_user_str)
+    v->f_flags_value = (u64)ctx->f_flags;  // ktui:fetch flags_value (context)
     if (!((((KTUI_BYTE(v->hdr.comm, 0) ^ 'b') | (KTUI_BYTE(v->hdr.comm, 1) ^ 'a')) == 0) && ((u64)v->f_flags_value != (u64)0))) {
         ktui_count(0, KTUI_FILTERED);
         return 0;
@@ -140,8 +140,8 @@ int ktui_fn_1(struct ktui_tp_1 *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    if (bpf_probe_read_kernel_str(v->f_filename, sizeof(v->f_filename), (void *)ctx + (ctx->f_filename & 0xffff)) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch filename
-    v->f_pid2 = (s32)ctx->f_pid;  // ktui:fetch pid2
+    if (bpf_probe_read_kernel_str(v->f_filename, sizeof(v->f_filename), (void *)ctx + (ctx->f_filename & 0xffff)) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch filename (bpf_probe_read_kernel_str)
+    v->f_pid2 = (s32)ctx->f_pid;  // ktui:fetch pid2 (context)
     int ok = 1;
     if (ktui_ring_1.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */
@@ -181,7 +181,7 @@ int ktui_fn_2(struct ktui_tp_2 *ctx)
     struct ktui_ev_2 *v = &rec;
     __builtin_memset(v, 0, sizeof(*v));
     v->hdr.kstack = ktui_stacks.get_stackid(ctx, 0);
-    v->f_next_pid = (s32)ctx->f_next_pid;  // ktui:fetch next_pid
+    v->f_next_pid = (s32)ctx->f_next_pid;  // ktui:fetch next_pid (context)
     int ok = 1;
     {
         struct ktui_ck_2 k;

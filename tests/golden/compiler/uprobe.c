@@ -111,9 +111,9 @@ int ktui_fn_0(struct pt_regs *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    if (bpf_probe_read_user_str(v->f_prompt, sizeof(v->f_prompt), (void *)(PT_REGS_PARM1(ctx))) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch prompt
-    flt = 0; v->f_arg7 = (u64)ktui_read_u64(ctx->sp + 8, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch arg7
-    flt = 0; v->f_first = (u8)ktui_read_u8(PT_REGS_PARM1(ctx), &flt); if (flt) v->hdr.flags |= KTUI_FAULT(2);  // ktui:fetch first
+    if (bpf_probe_read_user_str(v->f_prompt, sizeof(v->f_prompt), (void *)(PT_REGS_PARM1(ctx))) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch prompt (bpf_probe_read_user_str)
+    flt = 0; v->f_arg7 = (u64)ktui_read_u64(ctx->sp + 8, &flt); if (flt) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch arg7 (bpf_probe_read_user)
+    flt = 0; v->f_first = (u8)ktui_read_u8(PT_REGS_PARM1(ctx), &flt); if (flt) v->hdr.flags |= KTUI_FAULT(2);  // ktui:fetch first (bpf_probe_read_user)
     int ok = 1;
     if (ktui_ring_0.ringbuf_output(v, sizeof(*v), 0) != 0)
         ok = 0;  /* ring full: counted as dropped */
@@ -172,8 +172,8 @@ int ktui_fn_1(struct pt_regs *ctx)
     v->hdr.kstack = -1;
     v->hdr.ustack = -1;
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
-    if (bpf_probe_read_user_str(v->f_line, sizeof(v->f_line), (void *)(PT_REGS_RC(ctx))) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch line
-    v->f_latency = (u64)latency;  // ktui:fetch latency
+    if (bpf_probe_read_user_str(v->f_line, sizeof(v->f_line), (void *)(PT_REGS_RC(ctx))) < 0) v->hdr.flags |= KTUI_FAULT(0);  // ktui:fetch line (bpf_probe_read_user_str)
+    v->f_latency = (u64)latency;  // ktui:fetch latency (context)
     if (!((u64)v->f_latency > (u64)1000000)) {
         ktui_count(1, KTUI_FILTERED);
         return 0;
