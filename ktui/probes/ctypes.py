@@ -7,7 +7,7 @@ name holds."""
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from ktui.probes.model import ValueType
 

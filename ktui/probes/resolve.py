@@ -18,7 +18,8 @@ the stream all ask here, so they cannot disagree:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 from ktui.probes.ctypes import int_type, is_string_ctype, value_type_of_ctype
 from ktui.probes.model import Probe, ProbeKind, ValueType
