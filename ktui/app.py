@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from collections.abc import Callable
 
-from textual import on, work
+from textual import events, on, work
+from textual.geometry import Size
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -34,9 +35,10 @@ from ktui.textsafe import term_safe
 from ktui.widgets.cpu_counts import CpuCounts
 from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter, StreamSearch
 from ktui.widgets.footer import KtuiFooter
-from ktui.widgets.help_screen import HelpScreen, binding_rows
+from ktui.widgets.help_screen import HelpScreen, available, binding_rows
 from ktui.widgets.histograms import Histograms
 from ktui.widgets.key_counts import KeyCountsView
+from ktui.widgets.no_color import use_legible_monochrome
 from ktui.widgets.messages import (CatalogLoaded, EntryChosen, ProbeRemoved, ProbeSubmitted, ProbeToggled,
                                    UpdateArrived)
 from ktui.widgets.probe_editor import ProbeEditor
@@ -51,6 +53,9 @@ def source_seconds(update: Update) -> float:
 
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16  # below this the panes cannot show a row of an event
+# Narrower than this (80x24 over SSH) the browser folds away and the panes get the width;
+# / or b brings it back. A replay folds it too: nothing can be added to a recording.
+BROWSER_MIN_WIDTH = 100
 SLOW_PANES_HZ = 4  # stacks, histograms and counts redraw at most this often
 
 
@@ -73,7 +78,7 @@ class KtuiApp(App):
         Binding("ctrl+n", "add_probe", "Add probe", id="app.add_probe"),
         Binding("ctrl+g", "show_c", "Show C", id="app.show_c"),
         Binding("escape", "leave_input", "Leave the text box", show=False, id="app.leave_input"),
-        Binding("b", "toggle_browser", "Browser", show=False, id="app.browser"),
+        Binding("b", "toggle_browser", "Browser", id="app.browser"),
         Binding("p", "pause_replay", "Pause", id="app.pause"),
         Binding("left_square_bracket", "seek(-10)", "Back 10s", show=False, id="app.seek_back"),
         Binding("right_square_bracket", "seek(10)", "Forward 10s", show=False, id="app.seek_forward"),
@@ -98,6 +103,7 @@ class KtuiApp(App):
         warnings_loader: Callable[[], list[str]] | None = None,
     ) -> None:
         super().__init__()
+        use_legible_monochrome(self)  # NO_COLOR: no colours, but no dark grey on black either
         self.initial_source = source
         self.live = LiveController(self, list(probes or []), source_factory)
         self.replay = ReplayController(self)
@@ -119,6 +125,7 @@ class KtuiApp(App):
         self.last_applied = 0.0  # monotonic time of the last applied update (bench, tests)
         self._panes: dict[type, object] = {}
         self._shown_tab = "stream"
+        self.browser_wanted: bool | None = None  # b or / said show (True) or hide (False); None: by width
 
     # --- layout --------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -129,13 +136,13 @@ class KtuiApp(App):
                 with TabPane("Stream", id="stream"):
                     yield EventStreamPane(id="stream-pane")
                 with TabPane("CPUs", id="cpus"):
-                    with VerticalScroll():
+                    with VerticalScroll(id="cpus-scroll"):
                         yield CpuCounts(id="cpu-counts")
                         yield KeyCountsView(id="key-counts")
                 with TabPane("Stacks", id="stacks"):
                     yield Stacks(id="stacks-tree")
                 with TabPane("Hists", id="hists"):
-                    with VerticalScroll():
+                    with VerticalScroll(id="hists-scroll"):
                         yield Histograms(id="histograms")
                 with TabPane("Probes", id="probes"):
                     yield ProbeEditor(id="editor")
@@ -203,16 +210,18 @@ class KtuiApp(App):
         except (RuntimeError, ValueError, NotImplementedError):  # not the main thread (tests)
             pass
 
-    def on_resize(self) -> None:
-        self._check_size()
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size)  # the event's size: self.size may still be the old one here
 
-    def _check_size(self) -> None:
-        w, h = self.size
+    def _check_size(self, size: Size | None = None) -> None:
+        w, h = size or self.size
         small = w < MIN_WIDTH or h < MIN_HEIGHT
         self.main_query("#too-small", Static).update(
             f"The terminal is {w}x{h}; ktui needs at least {MIN_WIDTH}x{MIN_HEIGHT}. Enlarge it (q quits)."
             if small else "")
         self.screen.set_class(small, "too-small")
+        if self.browser_wanted is None:  # the user has not said: fold it where it would crowd the panes
+            self.main_query("#browser").display = w >= BROWSER_MIN_WIDTH and self.mode == "live"
 
     # --- the catalog -----------------------------------------------------------------
     @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
@@ -464,18 +473,25 @@ class KtuiApp(App):
         event.stop()
         stream = self.main_query(EventStream)
         found = stream.set_search(event.value)
-        if not event.value.strip():
-            event.input.display = False
-        elif not found:
+        self.main_query(StatusBar).set_state(search_text=stream.search_query)
+        event.input.display = False  # n / N go on; the status line shows what is searched
+        if event.value.strip() and not found:
             self.notify(f"no row matches {event.value.strip()!r}", severity="warning", timeout=2)
         stream.focus()
+
+    @on(EventStream.FilterChosen)
+    def _filter_chosen(self, event: EventStream.FilterChosen) -> None:
+        """The inspector's p / c / v: the same filter as typed in the box."""
+        self.main_query(StreamFilter).value = event.query  # f shows it, ready to edit
+        self.main_query(EventStream).set_filter(event.query)
+        self.main_query(StatusBar).set_state(filter_text=event.query)
 
     @on(Input.Submitted, "#stream-filter")
     def _stream_filter(self, event: Input.Submitted) -> None:
         event.stop()
         self.main_query(EventStream).set_filter(event.value)
-        if not event.value.strip():
-            event.input.display = False
+        self.main_query(StatusBar).set_state(filter_text=event.value.strip())
+        event.input.display = False  # the status line shows the filter in force
         self.main_query(EventStream).focus()
 
     # --- actions -------------------------------------------------------------------------
@@ -501,16 +517,20 @@ class KtuiApp(App):
     def action_focus_search(self) -> None:
         if not self.main_query("#browser").display:
             self.main_query("#browser").display = True
+            self.browser_wanted = True
         self.main_query("#symbol-search", Input).focus()
 
+    def pane_focus_target(self, tab: str):
+        """The widget that holds the keyboard in each tab: never a text box, so global keys keep working."""
+        selector = {"stream": "#event-stream", "cpus": "#cpus-scroll", "stacks": "#stacks-tree",
+                    "hists": "#hists-scroll", "probes": "#probe-list"}.get(tab, "#event-stream")
+        return self.pane(TabbedContent).query_one(selector)
+
     def action_show_tab(self, tab: str) -> None:
+        # Focus moves to the new pane's widget at once: left to Textual, focus falls back to a sibling
+        # in the hidden pane (the stream's search box), which switches the tab back and eats keys.
         self.pane(TabbedContent).active = tab
-        if tab == "stream":
-            self.pane(EventStream).focus()
-        elif tab == "probes":
-            self.pane(ProbeList).focus()
-        elif tab == "stacks":
-            self.pane(Stacks).focus()  # Enter expands the stack under the cursor
+        self.pane_focus_target(tab).focus()
         self._pane_shown(tab)
 
     @on(TabbedContent.TabActivated)
@@ -535,15 +555,24 @@ class KtuiApp(App):
         self.main_query(ProbeEditor).action_show_c()
 
     def action_leave_input(self) -> None:
-        if isinstance(self.focused, Input):
-            if self.focused.id in ("stream-filter", "stream-search") and not self.focused.value:
-                self.focused.display = False
-            self.main_query(EventStream).focus() if self.main_query(TabbedContent).active == "stream" \
-                else self.main_query(TabbedContent).focus()
+        """Escape leaves a text box without changing anything it applies: the stream's filter and search
+        boxes go back to what is in force (and hide; the status line says what is), any other box keeps
+        its text; the keyboard goes to the active pane's widget."""
+        focused = self.focused
+        if not isinstance(focused, Input):
+            return
+        if focused.id == "stream-filter":
+            focused.value = self.main_query(StatusBar).filter_text
+            focused.display = False
+        elif focused.id == "stream-search":
+            focused.value = self.main_query(EventStream).search_query
+            focused.display = False
+        self.pane_focus_target(self.main_query(TabbedContent).active or "stream").focus()
 
     def action_toggle_browser(self) -> None:
         browser = self.main_query("#browser")
         browser.display = not browser.display
+        self.browser_wanted = bool(browser.display)  # the user's choice holds across resizes
 
     def action_pause_replay(self) -> None:
         self.replay.toggle_pause()
@@ -566,13 +595,47 @@ class KtuiApp(App):
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
         seen = set()
-        for b in self.BINDINGS + [*EventStream.BINDINGS, *ProbeList.BINDINGS,
-                                  *SymbolBrowser.BINDINGS]:
-            if not isinstance(b, Binding) or not b.description or b.action in seen or b.action == "quit":
-                continue
-            seen.add(b.action)
-            yield SystemCommand(f"{b.description} ({self.get_key_display(b)})", f"binding id {b.id}",
-                                self._palette_runner(b.action))
+        owners = [(self, self.BINDINGS), ("#event-stream", EventStream.BINDINGS),
+                  ("#probe-list", ProbeList.BINDINGS), ("#browser", SymbolBrowser.BINDINGS)]
+        for owner, bindings in owners:
+            node = owner if owner is self else self.main_query(owner)
+            for b in bindings:
+                if not isinstance(b, Binding) or not b.description or b.action in seen or b.action == "quit":
+                    continue
+                if not available(node, b.action):  # only what this mode can do (no replay keys live)
+                    continue
+                seen.add(b.action)
+                yield SystemCommand(f"{b.description} ({self.get_key_display(b)})", f"binding id {b.id}",
+                                    self._palette_runner(b.action))
+        yield from self._recipe_commands()
+
+    def _recipe_commands(self):
+        """The classic BCC tools as probes (ktui.probes.recipes): live only, nothing is added to a replay."""
+        from ktui.probes.recipes import RECIPES
+
+        if self.mode != "live":
+            return
+        for r in RECIPES:
+            yield SystemCommand(f"Recipe: {r.name} - {r.summary}",
+                                "adds its probes (open them in the Probes tab); says which mechanism this kernel "
+                                "offers", self._recipe_runner(r.name))
+
+    def _recipe_runner(self, name: str) -> Callable[[], None]:
+        def run() -> None:
+            self.open_recipe(name)
+        return run
+
+    def open_recipe(self, name: str) -> None:
+        from ktui.probes.recipes import Capabilities, choose, recipe
+
+        chosen = choose(recipe(name), Capabilities.of_this_kernel())
+        if not chosen.probes:
+            self.notify(chosen.reason, severity="warning", timeout=8)
+            return
+        self.add_probes(chosen.probes)
+        self.action_show_tab("probes")
+        note = f" {chosen.recipe.note}" if chosen.recipe.note and chosen.skipped else ""
+        self.notify(chosen.reason + note, timeout=10)
 
     def _palette_runner(self, action: str) -> Callable[[], None]:
         def run() -> None:

@@ -52,6 +52,8 @@ async def test_search_a_symbol_and_pick_it():
     ("glob", "tcp_*", ["kprobe:tcp_connect", "kprobe:tcp_v4_rcv"]),
     ("regex", "^kprobe:vfs_", ["kprobe:vfs_read"]),
     ("fuzzy", "dsopen", ["kprobe:do_sys_openat2"]),
+    ("auto", "dsopen", ["kprobe:do_sys_openat2"]),  # a plain word: ranked fuzzy
+    ("auto", "tcp_*", ["kprobe:tcp_connect", "kprobe:tcp_v4_rcv"]),  # a pattern: glob
 ])
 async def test_search_modes(mode, query, expected):
     app = app_with()
@@ -59,7 +61,7 @@ async def test_search_modes(mode, query, expected):
         await settle(app, pilot)
         browser = app.query_one("#browser")
         await pilot.press("slash")
-        for _ in range(3):
+        for _ in range(4):
             if browser.mode == mode:
                 break
             await pilot.press("f2")
@@ -73,7 +75,7 @@ async def test_bad_regex_is_one_sentence_and_the_app_keeps_running():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("slash", "f2", *"foo(")  # regex
+        await pilot.press("slash", "f2", "f2", *"foo(")  # auto, glob, regex
         await settle(app, pilot)
         assert "regular expression" in str(app.query_one("#symbol-count").render())
         assert app.query_one("#browser").state == "ready"
@@ -332,7 +334,8 @@ async def test_stream_follow_pause_and_filter():
 
 async def test_stream_find_next_and_previous():
     """s searches (the filter's syntax) without hiding rows: Enter finds the first match from the top row
-    on screen, n the next, N the previous, and the view stops following to keep the match in sight."""
+    on screen, n the next, N the previous, both wrapping around, and the view stops following to keep
+    the match in sight."""
     g = getppid_layout(0)
     events = make_events(g, 300)
     marked = [40, 41, 200]  # rows of pid 777 among pid 4242's
@@ -355,7 +358,9 @@ async def test_stream_find_next_and_previous():
         await pilot.press("n")
         assert int(found()) == int(events["ts"][200])
         assert stream.scroll_offset.y <= 200 < stream.scroll_offset.y + stream.scrollable_content_region.height
-        await pilot.press("n")  # no later match: stays, says so
+        await pilot.press("n")  # no later match: wraps to the first (a notice says so)
+        assert int(found()) == int(events["ts"][40])
+        await pilot.press("N")  # and back over the top to the last
         assert int(found()) == int(events["ts"][200])
         await pilot.press("N", "N")
         assert int(found()) == int(events["ts"][40])
@@ -397,7 +402,11 @@ async def test_footer_follows_focus_and_rebuilds_once_per_change():
         assert "Follow/pause" in shown() and len(rebuilt) == 2
 
 
-async def test_help_lists_every_key_with_its_binding_id():
+REPLAY_KEYS = {"app.pause", "app.seek_back", "app.seek_forward", "app.step", "app.faster", "app.slower"}
+LIVE_KEYS = {"app.add_probe", "app.show_c", "app.save", "probes.toggle", "probes.remove"}
+
+
+async def test_help_lists_every_key_of_live_mode_and_no_replay_key():
     app = app_with()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -408,10 +417,35 @@ async def test_help_lists_every_key_with_its_binding_id():
         assert isinstance(app.screen, HelpScreen)
         ids = {row[3] for row in app.screen.rows}
         for binding in KtuiApp.BINDINGS:
-            assert binding.id in ids
+            assert (binding.id in ids) == (binding.id not in REPLAY_KEYS), binding.id
         assert {"app.add_probe", "stream.follow", "probes.toggle", "browser.mode"} <= ids
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_help_and_palette_in_replay_list_the_replay_keys_and_no_live_key():
+    from ktui import app_main
+    from ktui.widgets.help_screen import HelpScreen
+
+    app = KtuiApp(source=app_main._replay_source([str(app_main.DEMO_RECORDING)]), mode="demo")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        ids = {row[3] for row in app.screen.rows}
+        assert REPLAY_KEYS <= ids
+        assert not LIVE_KEYS & ids
+        # 80x24: the list is longer than the box; the keyboard scrolls it.
+        box = app.screen.query_one("#help-box")
+        assert box.max_scroll_y > 0
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert box.scroll_y > 0
+        await pilot.press("escape")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert any("Back 10s" in t for t in titles) and any("Faster" in t for t in titles)
+        assert not any(w in t for t in titles for w in ("Add probe", "Show C", "Save", "Enable/disable"))
 
 
 async def test_every_action_is_in_the_command_palette():
@@ -422,6 +456,7 @@ async def test_every_action_is_in_the_command_palette():
         for needle in ("Add probe", "Show C", "Follow/pause", "Enable/disable", "Remove", "Search mode", "Help",
                        "Save"):
             assert any(needle in t for t in titles), needle
+        assert not any(w in t for t in titles for w in ("Back 10s", "Faster", "Pause")), titles  # live: no replay keys
 
 
 async def test_terminal_too_small_says_so():

@@ -192,8 +192,8 @@ def test_ktui_over_ssh_add_a_tracepoint_by_keys_and_see_its_events(tmux_ssh):
     tmux.wait(lambda s: "TIME(s)" in s, what="the stream")
     comm = getppid_binary().name[:10]  # the narrow COMM column (100 columns) shows 10 characters
 
-    def shows_getppid(text: str) -> bool:  # the narrow PROBE column shows 12 characters
-        return any(comm in line and "sys_enter_ge" in line for line in text.splitlines())
+    def shows_getppid(text: str) -> bool:  # the PROBE column shows the whole name
+        return any(comm in line and "sys_enter_getppid" in line for line in text.splitlines())
 
     deadline = time.monotonic() + 40
     seen = tmux.screen()

@@ -96,6 +96,21 @@ def test_help_screen(snap_compare):
     assert snap_compare(populated(), press=["f1"], terminal_size=(100, 36), run_before=settled)
 
 
+def test_main_screen_no_color_80x24(snap_compare, monkeypatch):
+    """NO_COLOR=1 at 80x24: no colours, and every column readable (the PROBE column is light on dark,
+    not grey 237 on black)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = populated()
+    monkeypatch.delenv("NO_COLOR")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settled)
+
+
+def test_help_screen_80x24(snap_compare):
+    """Help at 80x24, live: the keys of live mode only (no replay keys), without the binding-id column,
+    in a box that scrolls (scrollbar at the right)."""
+    assert snap_compare(populated(), press=["f1"], terminal_size=(80, 24), run_before=settled)
+
+
 def test_terminal_too_small(snap_compare):
     """50x12: one sentence saying the terminal is too small and how big it must be."""
     assert snap_compare(populated(), terminal_size=(50, 12), run_before=settled)
@@ -157,6 +172,18 @@ def _stream(state: str):
     return WidgetApp(lambda: EventStreamPane(), setup)
 
 
+def _stream_similar_names():
+    from ktui.events import ProbeLayout
+
+    def setup(app):
+        stream = app.query_one(EventStream)
+        o = openat_layout(0)
+        o2 = ProbeLayout(1, "sys_enter_openat2", "tracepoint:syscalls:sys_enter_openat2", o.fields)
+        stream.set_layouts({0: o, 1: o2})
+        stream.append({0: make_events(o, 20, pid=777, comm=b"cat"), 1: make_events(o2, 20, pid=778, comm=b"ls")})
+    return WidgetApp(lambda: EventStreamPane(), setup)
+
+
 @pytest.mark.parametrize("state", ["empty", "populated", "filtered"])
 def test_event_stream(snap_compare, state):
     """The stream: header only; the newest rows of two interleaved probes (following the end);
@@ -165,6 +192,15 @@ def test_event_stream(snap_compare, state):
         pilot.app.query_one("#stream-filter").display = False
         await settled(pilot)
     assert snap_compare(_stream(state), terminal_size=(100, 16), run_before=before)
+
+
+def test_event_stream_similar_names_80(snap_compare):
+    """80 columns, probes sys_enter_openat and sys_enter_openat2: both names whole in the PROBE column;
+    the values go on past the right edge (the last cell says "…")."""
+    async def before(pilot):
+        pilot.app.query_one("#stream-filter").display = False
+        await settled(pilot)
+    assert snap_compare(_stream_similar_names(), terminal_size=(80, 12), run_before=before)
 
 
 def _counts(state: str):
@@ -237,6 +273,10 @@ def _status(state: str):
             bar.apply(Update(counters=counters_for({0: 1000}, dropped=12), elapsed_s=1.0, probes=[
                 ProbeState(0, "sys_enter_getppid", "tracepoint:syscalls:sys_enter_getppid", "attached"),
                 ProbeState(1, "vfs_read", "kprobe:vfs_read", "failed", "kprobes are not available here")]))
+        elif state == "filter_80":
+            bar.set_state(mode="live", filter_text="pid=777", search_text="openat",
+                          warnings=["kprobes are absent on this kernel (CONFIG_KPROBES is not set)"])
+            bar.apply(Update(counters=counters_for({0: 123_456}, dropped=12), elapsed_s=1.0))
         else:
             bar.set_state(mode="replay", paused=True)
     return WidgetApp(lambda: StatusBar(), setup)
@@ -246,6 +286,12 @@ def _status(state: str):
 def test_status_bar(snap_compare, state):
     """Status line: LIVE with 12 dropped, 1 of 2 probes failed and the doctor's warning; REPLAY PAUSED."""
     assert snap_compare(_status(state), terminal_size=(120, 3), run_before=settled)
+
+
+def test_status_bar_80_with_filter(snap_compare):
+    """80 columns with a filter and a search active: FILTER pid=777 and FIND openat shown, the drops and
+    the warning's first words kept; 'delivered' and 'filtered' are what gave way."""
+    assert snap_compare(_status("filter_80"), terminal_size=(80, 3), run_before=settled)
 
 
 def _editor(state: str):

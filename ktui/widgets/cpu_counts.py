@@ -11,7 +11,8 @@ from textual.widgets import Static
 
 from ktui.events import ProbeCounters
 from ktui.textsafe import term_safe
-from ktui.widgets.value_format import bar, human_count, sparkline
+from ktui.units import human_count, human_rate
+from ktui.widgets.value_format import bar, sparkline
 
 HISTORY = 30  # rate samples kept per CPU for the sparkline
 
@@ -51,38 +52,62 @@ class CpuCounts(Static):
         self.counters = dict(counters)
         self.update(self._table(), layout=relayout)  # same rows: no relayout of the screen
 
+    def on_resize(self) -> None:
+        self.update(self._table())
+
     def _table(self):
         if not self.counters:
             return Text(self.message, style="dim")
         return Group(*(self._probe_table(pid) for pid in sorted(self.counters)))
 
+    def _columns(self, rows: list[dict[str, str]]) -> list[str]:
+        """The columns that fit this pane's width, least useful dropped first; counts are never cut
+        (they are at most six cells with K/M)."""
+        order = ["cpu", "hits", "rate/s", "share", "rate history", "dropped", "filtered"]
+        fixed = {"share": 10, "rate history": 12}
+
+        def width(col: str) -> int:
+            return fixed.get(col) or max([len(col)] + [len(r[col]) for r in rows])
+
+        width_avail = self.size.width or 80
+        for drop in ([], ["rate history"], ["rate history", "share"], ["rate history", "share", "filtered"],
+                     ["rate history", "share", "filtered", "rate/s"]):
+            cols = [c for c in order if c not in drop]
+            if sum(width(c) + 2 for c in cols) <= width_avail:
+                return cols
+        return ["cpu", "hits", "dropped"]
+
     def _probe_table(self, probe_id: int) -> Table:
         c = self.counters[probe_id]
         t = c.totals()
         title = Text(f"{term_safe(self.names.get(probe_id, f'probe{probe_id}'))}  ", style="bold")
-        title.append(f"{t['hits']:,} hits", style="")
+        title.append(f"{human_count(t['hits'])} hits", style="")
         if t["dropped"]:
-            title.append(f"  {t['dropped']:,} dropped", style="bold red")
-        table = Table(title=title, title_justify="left", box=None, padding=(0, 1), show_edge=False)
-        table.add_column("cpu", justify="right", no_wrap=True)
-        table.add_column("hits", justify="right", no_wrap=True)
-        table.add_column("rate/s", justify="right", no_wrap=True)
-        table.add_column("share", no_wrap=True)
-        table.add_column("rate history", no_wrap=True)
-        table.add_column("dropped", justify="right", no_wrap=True)
-        table.add_column("filtered", justify="right", no_wrap=True)
+            title.append(f"  {human_count(t['dropped'])} dropped", style="bold red")
         total = t["hits"] or 1
+        rows = []
         for cpu, hits in enumerate(c.hits):
             rates = list(self._rates.get((probe_id, cpu), ()))
+            rows.append({
+                "cpu": str(cpu), "hits": human_count(hits), "rate/s": human_rate(rates[-1] if rates else 0.0),
+                "share": bar(hits / total, 10), "rate history": sparkline(rates, 12).ljust(12),
+                "dropped": human_count(c.dropped[cpu] if cpu < len(c.dropped) else 0),
+                "filtered": human_count(c.filtered[cpu] if cpu < len(c.filtered) else 0),
+            })
+        cols = self._columns(rows)
+        table = Table(title=title, title_justify="left", box=None, padding=(0, 1), show_edge=False)
+        styles = {"share": "green", "rate history": "cyan", "filtered": "dim"}
+        for col in cols:
+            table.add_column(col, justify="left" if col in ("share", "rate history") else "right", no_wrap=True)
+        for cpu, row in enumerate(rows):
             dropped = c.dropped[cpu] if cpu < len(c.dropped) else 0
-            filtered = c.filtered[cpu] if cpu < len(c.filtered) else 0
-            table.add_row(
-                str(cpu), f"{hits:,}", human_count(rates[-1] if rates else 0.0),
-                Text(bar(hits / total, 10), style="green"),
-                Text(sparkline(rates, 12).ljust(12), style="cyan"),
-                Text(f"{dropped:,}", style="bold red" if dropped else "dim"),
-                Text(f"{filtered:,}", style="dim"),
-            )
+            cells = []
+            for col in cols:
+                style = styles.get(col, "")
+                if col == "dropped":
+                    style = "bold red" if dropped else "dim"
+                cells.append(Text(row[col], style=style))
+            table.add_row(*cells)
         return table
 
     def cpu_total(self, probe_id: int) -> int:

@@ -27,24 +27,37 @@ from textual.widgets import Input, Static
 
 from ktui.events import ProbeLayout
 from ktui.textsafe import term_safe
-from ktui.widgets.value_format import format_value
+from ktui.units import c_string, format_value, short_labels
 
-# Column widths (time, cpu, comm, pid, probe); the values column takes the rest of the line.
-# Below 100 cells the narrow set leaves room for values at 80x24.
+# Column widths (time, cpu, comm, pid, probe); the values column takes the rest of the line and
+# the stream scrolls sideways for what does not fit. The probe column is as wide as the probes'
+# labels (short_labels: never two names made equal), within a cap that leaves room for values.
 WIDE = (12, 3, 15, 7, 18)
 NARROW = (10, 2, 10, 6, 12)
+PROBE_CAP = {False: 20, True: 32}  # narrow, wide
+MAX_ROW = 4096  # cells kept of one row (a row is at most a few hundred in practice)
 
 
-def columns_for(width: int) -> tuple[int, int, int, int, int]:
-    return WIDE if width >= 100 else NARROW
+def columns_for(width: int, labels: dict[int, str] | None = None) -> tuple[int, int, int, int, int]:
+    t, c, m, p, r = WIDE if width >= 100 else NARROW
+    if labels:
+        r = max(5, max(len(v) for v in labels.values()))
+    return t, c, m, p, r
 
 
-def header_for(width: int) -> str:
-    t, c, m, p, r = columns_for(width)
+def header_for(width: int, labels: dict[int, str] | None = None) -> str:
+    t, c, m, p, r = columns_for(width, labels)
     return f"{'TIME(s)':>{t}} {'CPU'[:c]:>{c}} {'COMM':<{m}} {'PID':>{p}} {'PROBE':<{r}} VALUES"
 
 
 HEADER = header_for(100)
+FIRST_HINT = (
+    " No events yet. Next steps:",
+    "   /       search a probe point (try: schedule, openat); Enter opens it in the editor",
+    "   ctrl+p  recipes: opensnoop, execsnoop, tcpconnect, syscount, profile...",
+    "   5       this session's probes (space toggles, Delete removes)",
+    "   f1      every key of this mode",
+)
 _DIM, _CYAN, _BOLD = Style(dim=True), Style(color="cyan"), Style(bold=True)
 _GREEN, _MAGENTA, _PLAIN = Style(color="green"), Style(color="magenta"), Style()
 _FOUND = Style(reverse=True)  # the row the quick search found
@@ -192,7 +205,9 @@ class EventWindow:
 
 
 def text_filter(query: str, layouts: dict[int, ProbeLayout]) -> Callable[[int, np.ndarray], np.ndarray] | None:
-    """The stream's quick filter: ``pid=N``, ``cpu=N``, ``probe=NAME``, or text in the comm or probe name."""
+    """The stream's quick filter: ``pid=N``, ``cpu=N``, ``probe=NAME``, ``comm=NAME`` (exact), ``FIELD=VALUE``
+    for a probe's own field (a number, decimal or 0x hex, or a string, exact), or text in the comm or
+    probe name."""
     query = query.strip()
     if not query:
         return None
@@ -203,12 +218,40 @@ def text_filter(query: str, layouts: dict[int, ProbeLayout]) -> Callable[[int, n
         return lambda _p, recs: recs[key] == number
     if sep and key == "probe":
         return lambda p, recs: np.full(len(recs), value in (layouts[p].name if p in layouts else ""), bool)
+    if sep and key == "comm":
+        wanted = value.encode(errors="replace")[:15]
+        return lambda _p, recs: recs["comm"] == wanted
+    if sep and any(f.name == key for lay in layouts.values() for f in lay.fields):
+        return _field_filter(key, value, layouts)
     needle = query.encode(errors="replace")
 
     def match(p: int, recs: np.ndarray) -> np.ndarray:
         in_comm = np.char.find(recs["comm"], needle) >= 0
         name = layouts[p].name if p in layouts else ""
         return in_comm | (query in name)
+
+    return match
+
+
+def _field_filter(key: str, value: str, layouts: dict[int, ProbeLayout]) -> Callable[[int, np.ndarray], np.ndarray]:
+    """``FIELD=VALUE`` on the probes that have that field (rows of other probes never match)."""
+    try:
+        number: int | None = int(value, 0)
+    except ValueError:
+        number = None
+    text = value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else value
+    wanted = text.encode(errors="replace")
+
+    def match(p: int, recs: np.ndarray) -> np.ndarray:
+        lay = layouts.get(p)
+        if lay is None or key not in recs.dtype.names:
+            return np.zeros(len(recs), bool)
+        col = recs[key]
+        if col.dtype.kind == "S":
+            return np.asarray(col == wanted)
+        if number is None:
+            return np.zeros(len(recs), bool)
+        return np.asarray(col == number)
 
     return match
 
@@ -223,6 +266,7 @@ class EventStream(ScrollView, can_focus=True):
         Binding("s", "search", "Find", id="stream.search", show=False),
         Binding("n", "find(1)", "Find next", id="stream.find_next", show=False),
         Binding("N", "find(-1)", "Find previous", id="stream.find_previous", show=False),
+        Binding("enter", "inspect", "Inspect", id="stream.inspect"),
     ]
 
     follow: reactive[bool] = reactive(True)
@@ -234,6 +278,10 @@ class EventStream(ScrollView, can_focus=True):
         self.symbolize: Callable[[int, int | None], str] | None = None
         self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(2048)
         self._stale = False  # rows arrived while hidden, not yet sized or scrolled to
+        self.hint: list[str] = list(FIRST_HINT)  # shown until the first event arrives
+        self.labels: dict[int, str] = {}  # probe id -> the label shown in the PROBE column
+        self.cols: tuple[int, int, int, int, int] = columns_for(80)
+        self._widest = 0  # the widest row drawn so far: how far the stream scrolls sideways
         self.search_query = ""  # the quick search (s), found with n / N; rows stay shown
         self.match_abs: int | None = None  # the row found last (drawn reversed)
 
@@ -241,8 +289,29 @@ class EventStream(ScrollView, can_focus=True):
     def set_layouts(self, layouts: dict[int, ProbeLayout], symbolize: Callable | None = None) -> None:
         self.layouts = dict(layouts)
         self.symbolize = symbolize
-        self._strips.clear()
+        self._relabel()
         self.refresh()
+
+    def _relabel(self) -> None:
+        """Probe labels and column widths for this width (names change with the probes, caps with width)."""
+        width = self.size.width or 80
+        names = {pid: lay.name for pid, lay in self.layouts.items()}
+        self.labels = short_labels(names, PROBE_CAP[width >= 100]) if names else {}
+        self.cols = columns_for(width, self.labels)
+        self._strips.clear()
+        self._widest = width
+        self._update_header()
+
+    def _update_header(self) -> None:
+        """The header scrolls sideways with the rows."""
+        if self.parent is None:
+            return
+        t, c, m, p, r = self.cols
+        text = f"{'TIME(s)':>{t}} {'CPU'[:c]:>{c}} {'COMM':<{m}} {'PID':>{p}} {'PROBE':<{r}} VALUES"
+        x = int(self.scroll_offset.x)
+        for h in self.parent.query("#stream-header"):
+            if isinstance(h, Static):
+                h.update(text[x:] if x else text)
 
     def append(self, events: dict[int, np.ndarray], *, visible: bool = True) -> None:
         """Add events; ``visible=False`` (another tab is shown) keeps them and draws nothing until
@@ -285,11 +354,18 @@ class EventStream(ScrollView, can_focus=True):
         self.refresh()
 
     def _resize(self) -> None:
-        self.virtual_size = Size(self.size.width, self.window.visible_count)
+        self.virtual_size = Size(max(self.scrollable_content_region.width, self._widest), self.window.visible_count)
+
+    @property
+    def allow_horizontal_scroll(self) -> bool:
+        """Left/right scroll rows wider than the pane (no scrollbar: the row's last cell says "…")."""
+        return not self._check_disabled() and self.virtual_size.width > self.scrollable_content_region.width
 
     # --- actions ---------------------------------------------------------------
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
+        if self.follow:
+            self._set_match(None)
         self._follow_end()
 
     def action_filter(self) -> None:
@@ -302,35 +378,49 @@ class EventStream(ScrollView, can_focus=True):
         self.post_message(self.SearchRequested())
 
     def set_search(self, query: str) -> bool:
-        """Search for ``query`` (the filter's syntax) from the row on screen, forward. Returns found."""
+        """Search for ``query`` (the filter's syntax). Following the newest rows, it finds the newest
+        match (backwards from the end); held, the first match from the top row on screen, forward.
+        Either way it wraps around. Returns found."""
         self.search_query = query.strip()
         self._set_match(None)
         if not self.search_query:
             return False
-        return self.find(1, first=True)
+        return self.find(-1 if self.follow else 1, first=True)
 
     def action_find(self, step: int) -> None:
         if not self.search_query:
             self.post_message(self.SearchRequested())
             return
         if not self.find(step):
-            self.notify(f"no {'later' if step > 0 else 'earlier'} row matches {self.search_query!r}",
-                        severity="warning", timeout=2)
+            self.notify(f"no row matches {self.search_query!r}", severity="warning", timeout=2)
 
     def find(self, step: int, *, first: bool = False) -> bool:
-        """Move to the next (step 1) or previous (-1) row matching the search; reading stops following."""
+        """Move to the next (step 1) or previous (-1) row matching the search, wrapping around at
+        either end (a notice says so); reading stops following."""
         match = text_filter(self.search_query, self.layouts)
         if match is None:
+            return False
+        n = self.window.visible_count
+        if not n:
             return False
         current = self._match_index()
         if current is None:  # from the rows on screen: the top one forward, the bottom one back
             top = int(self.scroll_offset.y)
-            start = top if step > 0 else top + self.scrollable_content_region.height - 1
+            bottom = min(n - 1, top + self.scrollable_content_region.height - 1)
+            start = (top if step > 0 else bottom) if not (first and self.follow) else n - 1
         else:
             start = current if first else current + step
+        wrapped = False
+        if not 0 <= start < n:
+            start, wrapped = (0 if step > 0 else n - 1), True
         index = self.window.find(match, start, step)
+        if index is None and start != (0 if step > 0 else n - 1):
+            index = self.window.find(match, 0 if step > 0 else n - 1, step)
+            wrapped = index is not None
         if index is None:
             return False
+        if wrapped:
+            self.notify(f"search wrapped to the {'top' if step > 0 else 'bottom'}", timeout=2)
         self.follow = False
         self._set_match(self.window.visible_abs(index))
         height = max(1, self.scrollable_content_region.height)
@@ -350,8 +440,103 @@ class EventStream(ScrollView, can_focus=True):
 
     # Moving up means the user wants to read: stop following.
     def action_scroll_up(self) -> None:
+        self._move_cursor(-1)
+
+    def action_scroll_down(self) -> None:
+        self._move_cursor(1)
+
+    def _move_cursor(self, step: int) -> None:
+        """Up/down move the row cursor (the reversed row Enter inspects); the first press puts it on
+        the bottom row on screen (up) or the top one (down). Moving it means the user reads: the stream
+        stops following."""
+        n = self.window.visible_count
+        if not n:
+            return
         self.follow = False
-        super().action_scroll_up()
+        current = self._match_index()
+        if current is None:
+            top = int(self.scroll_offset.y)
+            index = min(n - 1, top + self.scrollable_content_region.height - 1) if step < 0 else min(n - 1, top)
+        else:
+            index = max(0, min(n - 1, current + step))
+        self._set_match(self.window.visible_abs(index))
+        self._scroll_to_index(index)
+
+    def _scroll_to_index(self, index: int) -> None:
+        height = max(1, self.scrollable_content_region.height)
+        top = int(self.scroll_offset.y)
+        if index < top:
+            self.scroll_to(y=index, animate=False, immediate=True)
+        elif index >= top + height:
+            self.scroll_to(y=index - height + 1, animate=False, immediate=True)
+
+    def cursor_row(self) -> int | None:
+        """The absolute number of the row Enter inspects: the cursor's, else the newest on screen."""
+        current = self._match_index()
+        if current is not None:
+            return self.window.visible_abs(current)
+        n = self.window.visible_count
+        if not n:
+            return None
+        top = int(self.scroll_offset.y)
+        return self.window.visible_abs(min(n - 1, top + self.scrollable_content_region.height - 1))
+
+    def action_inspect(self) -> None:
+        absolute = self.cursor_row()
+        if absolute is None:
+            return
+        from ktui.widgets.inspector import InspectorScreen
+
+        title, fields = self.inspect(absolute)
+
+        def chosen(query: str | None) -> None:
+            if query:
+                self.post_message(self.FilterChosen(query))
+        self.app.push_screen(InspectorScreen(title, fields), chosen)
+
+    def inspect(self, absolute: int) -> tuple[str, list]:
+        """One row's every field in full (what the inspector shows)."""
+        from ktui.units import errno_text
+        from ktui.widgets.inspector import InspectedField
+
+        probe_id, rec = self.window.record(absolute)
+        layout = self.layouts.get(probe_id)
+        name = layout.name if layout else f"probe{probe_id}"
+        base = self.window.base_ts or 0
+        comm = c_string(bytes(rec["comm"]))
+        fields = [
+            InspectedField("probe", name, layout.spec if layout else name, f"probe={name}"),
+            InspectedField("time", f"{(int(rec['ts']) - base) / 1e9:.9f}s", f"ts={int(rec['ts'])}ns", ""),
+            InspectedField("cpu", str(int(rec["cpu"])), str(int(rec["cpu"])), f"cpu={int(rec['cpu'])}"),
+            InspectedField("comm", comm, comm, f"comm={comm}"),
+            InspectedField("pid", str(int(rec["pid"])), str(int(rec["pid"])), f"pid={int(rec['pid'])}"),
+            InspectedField("tid", str(int(rec["tid"])), str(int(rec["tid"])), f"tid={int(rec['tid'])}"),
+            InspectedField("uid", str(int(rec["uid"])), str(int(rec["uid"])), f"uid={int(rec['uid'])}"),
+        ]
+        for f in layout.fields if layout else ():
+            value = rec[f.name]
+            if isinstance(value, bytes):
+                text = c_string(value)
+                fields.append(InspectedField(f.name, repr(text), repr(text), f"{f.name}={text}"))
+                continue
+            try:
+                number = int(value)
+            except (TypeError, ValueError):
+                fields.append(InspectedField(f.name, str(value), str(value), ""))
+                continue
+            shown = format_value(value, f.display, self.symbolize, int(rec["pid"]))
+            if f.display == "errno" or (f.name in ("ret", "retval") and number < 0):
+                shown = errno_text(number)
+            raw = f"{number} = {number & ((1 << 64) - 1):#x}" if number < 0 else f"{number} = {number:#x}"
+            fields.append(InspectedField(f.name, shown, raw, f"{f.name}={number}"))
+        return f"{name}  ({layout.spec if layout else ''})", fields
+
+    class FilterChosen(Message):
+        """The user chose a filter for the stream outside its box (the inspector's p / c / v)."""
+
+        def __init__(self, query: str) -> None:
+            super().__init__()
+            self.query = query
 
     def action_page_up(self) -> None:
         self.follow = False
@@ -363,6 +548,7 @@ class EventStream(ScrollView, can_focus=True):
 
     def action_scroll_end(self) -> None:
         self.follow = True
+        self._set_match(None)  # following the newest: no row cursor
         super().action_scroll_end()
 
     class FollowChanged(Message):
@@ -387,60 +573,61 @@ class EventStream(ScrollView, can_focus=True):
         self._strips.clear()
 
     def on_resize(self) -> None:
-        self._strips.clear()
-        header = self.parent.query("#stream-header") if self.parent is not None else []
-        for h in header:
-            h.update(header_for(self.size.width))
+        self._relabel()
         self._resize()
         self._follow_end()
+
+    def watch_scroll_x(self, old: float, new: float) -> None:
+        super().watch_scroll_x(old, new)
+        self._update_header()
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width  # without the scrollbar's gutter
         if index >= self.window.visible_count:
+            if not self.window.total and y < len(self.hint):  # nothing yet: say what to do next
+                return Strip([Segment(self.hint[y], _DIM if y else _BOLD)]).crop_extend(0, width, self.rich_style)
             return Strip.blank(width, self.rich_style)
         absolute = self.window.visible_abs(index)
-        key = (absolute, width)
-        strip = self._strips.get(key)
+        strip = self._strips.get((absolute, 0))
         if strip is None:
-            strip = self._render_row(absolute, width)
-            self._strips[key] = strip
+            strip = self._render_row(absolute)
+            self._strips[(absolute, 0)] = strip
+            if strip.cell_length > self._widest:  # a longer row: the stream scrolls further sideways
+                self._widest = strip.cell_length
+                self.call_later(self._resize)
         if absolute == self.match_abs:
             strip = strip.apply_style(_FOUND)
-        return strip.crop(scroll_x, scroll_x + width)
+        more = strip.cell_length > scroll_x + width  # the row goes on to the right: say so
+        strip = strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        if more and width > 1:
+            strip = Strip.join([strip.crop(0, width - 1), Strip([Segment("…", _DIM)], 1)])
+        return strip
 
-    def _render_row(self, absolute: int, width: int) -> Strip:
-        """One row as segments built directly (the same segments ``row_text`` renders to, without a
-        rich Text and a console render per row: rows are painted thirty times a second when following)."""
+    def _render_row(self, absolute: int) -> Strip:
+        """One whole row as segments built directly (no rich Text and console render per row: rows
+        are painted thirty times a second when following); the view crops it to the window."""
         probe_id, rec = self.window.record(absolute)
         segments: list[Segment] = []
         used = 0
-        for text, style in self.row_pieces(probe_id, rec, columns_for(width)):
+        for text, style in self.row_pieces(probe_id, rec, self.cols):
             n = cell_len(text)
-            if used + n > width:  # as Text.truncate(width, overflow="ellipsis") does
-                if width - 1 < used:  # the cut falls in an earlier piece: render it the slow way
-                    return self._render_row_text(probe_id, rec, width)
-                segments.append(Segment(set_cell_size(text, width - 1 - used) + "…", style))
-                used = width
+            if used + n > MAX_ROW:
+                segments.append(Segment(set_cell_size(text, MAX_ROW - used), style))
+                used = MAX_ROW
                 break
             segments.append(Segment(text, style))
             used += n
-        return Strip(segments, used).extend_cell_length(width, self.rich_style)
-
-    def _render_row_text(self, probe_id: int, rec: np.void, width: int) -> Strip:
-        text = self.row_text(probe_id, rec, columns_for(width))
-        text.truncate(width, overflow="ellipsis")
-        segments = list(text.render(self.app.console))
-        return Strip(segments).extend_cell_length(width, self.rich_style).crop(0, width)
+        return Strip(segments, used)
 
     def row_pieces(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE) -> list[tuple[str, Style]]:
         time_w, cpu_w, comm_w, pid_w, probe_w = cols
         layout = self.layouts.get(probe_id)
         base = self.window.base_ts or 0
         secs = (int(rec["ts"]) - base) / 1e9
-        comm = term_safe(bytes(rec["comm"]).split(b"\0", 1)[0].decode(errors="replace"))
-        name = term_safe(layout.name) if layout else f"probe{probe_id}"
+        comm = term_safe(c_string(bytes(rec["comm"])))
+        name = term_safe(self.labels.get(probe_id) or (layout.name if layout else f"probe{probe_id}"))
         pieces = [
             (f"{secs:>{time_w}.6f} ", _DIM),
             (f"{int(rec['cpu']):>{cpu_w}} ", _CYAN),

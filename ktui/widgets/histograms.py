@@ -8,14 +8,10 @@ from textual.widgets import Static
 
 from ktui.events import Histogram
 from ktui.textsafe import term_safe
-from ktui.widgets.value_format import bar, human_count, human_ns
+from ktui.units import LOG2_TIME_NOTE, bucket_label, human_count
+from ktui.widgets.value_format import bar
 
 BAR_W = 40
-
-
-def _label(low: int, high: int, value: str) -> str:
-    fmt = human_ns if value == "latency" else (lambda v: human_count(v) if v >= 1000 else str(v))
-    return f"[{fmt(low)}, {fmt(high)})"
 
 
 class Histograms(Static):
@@ -33,6 +29,14 @@ class Histograms(Static):
         self.names = dict(names)
         self.update(self._render_all())
 
+    def on_resize(self) -> None:
+        self.update(self._render_all())
+
+    def _bar_width(self, label_width: int) -> int:
+        """The bar takes what the label and the count leave (at most BAR_W): nothing wraps at 80 columns."""
+        room = (self.size.width or 80) - label_width - 10
+        return max(8, min(BAR_W, room))
+
     def _render_all(self):
         if not self.histograms:
             return Text(self.message, style="dim")
@@ -40,19 +44,20 @@ class Histograms(Static):
         for h in self.histograms:
             name = term_safe(self.names.get(h.probe_id, f"probe{h.probe_id}"))
             total = sum(c for _, _, c in h.buckets)
-            blocks.append(Text(f"{name}: {term_safe(h.value)} ({term_safe(h.scale)}, {total:,} samples)", style="bold"))
+            note = f"; {LOG2_TIME_NOTE}" if h.value == "latency" and h.scale == "log2" else ""
+            blocks.append(Text(f"{name}: {term_safe(h.value)} ({term_safe(h.scale)}, {human_count(total)} samples{note})", style="bold"))
             buckets = [b for b in h.buckets if b[2]] or h.buckets
             if buckets:  # show the span from the first to the last non-empty bucket
                 lo = h.buckets.index(buckets[0])
                 hi = h.buckets.index(buckets[-1])
                 buckets = h.buckets[lo:hi + 1]
             top = max((c for _, _, c in buckets), default=0) or 1
-            labels = [_label(lo_, hi_, h.value) for lo_, hi_, _ in buckets]
+            labels = [bucket_label(lo_, hi_, latency=h.value == "latency", scale=h.scale) for lo_, hi_, _ in buckets]
             width = max((len(s) for s in labels), default=0)
             for label, (_, _, count) in zip(labels, buckets):
                 line = Text(f"{label:>{width}} ")
-                line.append(bar(count / top, BAR_W), style="green")
-                line.append(f" {count:,}")
+                line.append(bar(count / top, self._bar_width(width)), style="green")
+                line.append(f" {human_count(count)}")
                 blocks.append(line)
             blocks.append(Text(""))
         return Group(*blocks)

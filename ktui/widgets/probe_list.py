@@ -19,6 +19,9 @@ class ProbeList(DataTable):
     BINDINGS = [
         Binding("space", "toggle", "Enable/disable", id="probes.toggle"),
         Binding("delete", "remove", "Remove", id="probes.remove"),
+        # DataTable's home/end scroll without moving the cursor: space would then toggle a row off screen.
+        Binding("home", "first_row", "First probe", show=False, id="probes.first"),
+        Binding("end", "last_row", "Last probe", show=False, id="probes.last"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -51,12 +54,36 @@ class ProbeList(DataTable):
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value or ""
         return int(key) if key.isdigit() else None
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("toggle", "remove"):
+            return not self.read_only  # a replay's probes are what was recorded: nothing to change
+        return True
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
+
     def action_toggle(self) -> None:
         probe_id = self._cursor_probe_id()
         if probe_id is not None:
             self.post_message(ProbeToggled(probe_id))
 
     def action_remove(self) -> None:
+        """Removing a probe restarts the others and clears the stream and the counters: ask first."""
         probe_id = self._cursor_probe_id()
-        if probe_id is not None:
-            self.post_message(ProbeRemoved(probe_id))
+        if probe_id is None:
+            return
+        from ktui.widgets.confirm import ConfirmScreen
+
+        name = str(self.get_row_at(self.cursor_row)[1])
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.post_message(ProbeRemoved(probe_id))
+        self.app.push_screen(ConfirmScreen(f"Remove the probe {name}?",
+                                           "The other probes restart, and the stream and all counters are "
+                                           "cleared."), answered)

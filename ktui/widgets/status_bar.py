@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 from ktui.events import ProbeState, Update
 from ktui.textsafe import term_safe
-from ktui.widgets.value_format import human_count
+from ktui.units import human_count, human_rate
 
 
 class StatusBar(Static):
@@ -22,6 +22,8 @@ class StatusBar(Static):
         self.warnings: list[str] = []
         self.message = ""
         self.recording = ""  # the file a recording from the app writes to, while it runs
+        self.filter_text = ""  # the stream's active filter (its box may be hidden): always said here
+        self.search_text = ""  # the stream's active search
         self._last: tuple[float, int] | None = None
         self.update(self._text(), layout=False)  # one line, fixed size: no relayout per frame
 
@@ -46,9 +48,14 @@ class StatusBar(Static):
 
     def set_state(self, *, mode: str | None = None, paused: bool | None = None, message: str | None = None,
                   warnings: list[str] | None = None, following: bool | None = None,
-                  recording: str | None = None) -> None:
+                  recording: str | None = None,
+                  filter_text: str | None = None, search_text: str | None = None) -> None:
         if recording is not None:
             self.recording = recording
+        if filter_text is not None:
+            self.filter_text = filter_text
+        if search_text is not None:
+            self.search_text = search_text
         if following is not None:
             self.following = following
         if mode is not None:
@@ -61,27 +68,63 @@ class StatusBar(Static):
             self.warnings = warnings
         self.update(self._text(), layout=False)  # one line, fixed size: no relayout per frame
 
-    def _text(self) -> Text:
-        t = Text(no_wrap=True, overflow="ellipsis")
+    def on_resize(self) -> None:
+        self.update(self._text(), layout=False)
+
+    def parts(self) -> list[tuple[int, Text]]:
+        """(priority, piece) in display order; 0 is never dropped, higher numbers go first when the
+        line is too narrow. What a person must see at 80 columns: the mode, loss, the rate, the
+        probes that failed, an active filter or search, and the first warning."""
+        parts: list[tuple[int, Text]] = []
         style = {"live": "bold green", "replay": "bold yellow", "demo": "bold yellow"}.get(self.mode, "bold")
-        t.append(f" {term_safe(self.mode.upper())} ", style=f"reverse {style}")
+        parts.append((0, Text(f" {term_safe(self.mode.upper())} ", style=f"reverse {style}")))
         if self.recording:  # first after the mode: an 80-column line must still show it
-            t.append(" ● REC ", style="reverse bold red")
+            parts.append((0, Text(" ● REC ", style="reverse bold red")))
         if self.paused:
-            t.append(" PAUSED ", style="reverse bold")
-        t.append(" FOLLOW" if self.following else " HELD", style="" if self.following else "bold yellow")
-        t.append(f" {human_count(self.rate)} ev/s", style="bold")
-        t.append(f"  delivered {self.delivered:,}")
-        t.append(f"  dropped {self.dropped:,}", style="bold red" if self.dropped else "")
-        t.append(f"  filtered {self.filtered:,}")
+            parts.append((0, Text(" PAUSED ", style="reverse bold")))
+        if self.filter_text:
+            parts.append((1, Text(f" FILTER {_short(self.filter_text)} ", style="reverse bold")))
+        if self.search_text:
+            parts.append((2, Text(f" FIND {_short(self.search_text)} ", style="reverse")))
+        parts.append((3, Text(" FOLLOW" if self.following else " HELD",
+                              style="" if self.following else "bold yellow")))
+        parts.append((1, Text(f" {human_rate(self.rate)} ev/s", style="bold")))
+        parts.append((5, Text(f"  delivered {human_count(self.delivered)}")))
+        parts.append((1 if self.dropped else 4,
+                      Text(f"  dropped {human_count(self.dropped)}", style="bold red" if self.dropped else "")))
+        parts.append((6, Text(f"  filtered {human_count(self.filtered)}")))
         if self.probes:
             attached = sum(p.status in ("attached", "recorded") for p in self.probes)
             failed = sum(p.status == "failed" for p in self.probes)
-            t.append(f"  probes {attached}/{len(self.probes)}")
+            piece = Text(f"  probes {attached}/{len(self.probes)}")
             if failed:
-                t.append(f" ({failed} failed)", style="bold red")
-        if self.warnings:
-            t.append(f"  ! {term_safe(self.warnings[0])}", style="yellow")
+                piece.append(f" ({failed} failed)", style="bold red")
+            parts.append((1 if failed else 2, piece))
         if self.message:
-            t.append(f"  {term_safe(self.message)}", style="italic")
+            parts.append((1, Text(f"  {term_safe(self.message)}", style="italic")))
+        if self.warnings:
+            more = f" (+{len(self.warnings) - 1})" if len(self.warnings) > 1 else ""
+            parts.append((2, Text(f"  ! {term_safe(self.warnings[0])}{more}", style="yellow")))
+        return parts
+
+    def _text(self) -> Text:
+        width = self.size.width or 80
+        parts = self.parts()
+        # Drop the least important pieces until the line fits; the last piece may be cut, but a
+        # warning or message is never cut to less than a few words (no bare "!").
+        while len(parts) > 1 and sum(p.cell_len for _, p in parts) > width:
+            room = width - sum(p.cell_len for _, p in parts[:-1])
+            if room >= 24 and parts[-1][0] <= 2:
+                break
+            worst = max(range(len(parts)), key=lambda i: (parts[i][0], i))
+            if parts[worst][0] == 0:
+                break
+            del parts[worst]
+        t = Text(no_wrap=True, overflow="ellipsis")
+        for _, piece in parts:
+            t.append_text(piece)
         return t
+
+
+def _short(text: str, limit: int = 20) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"

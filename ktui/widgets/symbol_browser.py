@@ -21,12 +21,15 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
+from ktui.starting_points import is_plain_word, starting_rows
 from ktui.widgets.messages import EntryChosen
 from ktui.textsafe import term_safe
 
-MODES = ("glob", "regex", "fuzzy")
+SEARCH_DELAY = 0.12  # seconds of no typing before the catalog is searched
+MODES = ("auto", "glob", "regex", "fuzzy")  # auto: a plain word is ranked fuzzy, a pattern is a glob
 KIND_MARK = {"kprobe": ("k", "cyan"), "tracepoint": ("t", "green"), "rawtracepoint": ("r", "blue"),
              "uprobe": ("u", "magenta"), "usdt": ("U", "magenta"), "software": ("s", "blue"),
              "hardware": ("h", "blue")}
@@ -139,7 +142,7 @@ class SymbolList(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width  # the scrollbar's gutter must not hide the "…"
         if self.catalog is None or index >= len(self.rows):
             return Strip.blank(width, self.rich_style)
         selected = index == self.cursor
@@ -210,22 +213,24 @@ class SymbolBrowser(Vertical):
         Binding("down", "focus_list", "To list", show=False),
     ]
 
-    mode: reactive[str] = reactive("glob")
+    mode: reactive[str] = reactive("auto")
 
     class Results(Message):
-        def __init__(self, query: str, rows: Sequence[int], error: str = "") -> None:
+        def __init__(self, query: str, rows: Sequence[int], error: str = "", how: str = "") -> None:
             super().__init__()
             self.query = query
             self.rows = rows
             self.error = error
+            self.how = how  # what the count line says about the ranking
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.catalog = None
         self.state = "loading"  # "loading", "ready", "error"
+        self._search_timer: Timer | None = None
 
     def compose(self):
-        yield Input(placeholder="search symbols (glob)", id="symbol-search")
+        yield Input(placeholder="search symbols (auto)", id="symbol-search")
         yield Static("Loading the catalog…", id="symbol-count", markup=False)
         yield SymbolList(id="symbol-list")
         yield Static("", id="symbol-detail", markup=False)
@@ -260,12 +265,31 @@ class SymbolBrowser(Vertical):
 
     @on(Input.Changed, "#symbol-search")
     def _typed(self, event: Input.Changed) -> None:
+        """Search when typing pauses (SEARCH_DELAY): a word typed or pasted at once is one search, not
+        one per key (a thread per key starves the UI of the GIL on a busy machine)."""
         event.stop()
-        self.search(event.value)
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        value = event.value
+
+        def run() -> None:
+            self._search_timer = None
+            self.search(value)
+        self._search_timer = self.set_timer(SEARCH_DELAY, run)
 
     @on(Input.Submitted, "#symbol-search")
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if self._search_timer is not None and self.catalog is not None:
+            # Enter right after typing: the debounced search has not run yet; run it now so Enter
+            # picks the first match of what was typed, never an entry of the previous list.
+            self._search_timer.stop()
+            self._search_timer = None
+            try:
+                rows, how = self.find_rows(self.catalog, event.value, self.mode)
+            except Exception:  # a bad pattern: the search says why when it runs
+                rows, how = (), self.mode
+            self._results(self.Results(event.value.strip(), rows, how=how))
         entry = self.query_one(SymbolList).entry
         if entry is not None:  # posted here, not on the list: a message sent to a child stops at its sender
             self.post_message(EntryChosen(entry))
@@ -275,26 +299,36 @@ class SymbolBrowser(Vertical):
             return
         self._search(self.catalog, query, self.mode)
 
+    @staticmethod
+    def find_rows(catalog, query: str, mode: str) -> tuple[Sequence[int], str]:
+        """The rows for ``query`` in ``mode`` and what the count line says about their order."""
+        query = query.strip()
+        how = mode
+        if not query:  # where investigations start first, then everything by name
+            rows, popular = starting_rows(catalog)
+            return rows, ("common first" if popular else "by name")
+        if mode == "auto":  # one or two letters rank nothing useful: a substring search then
+            mode = "fuzzy" if is_plain_word(query) and len(query) >= 3 else "glob"
+            how = f"auto: {mode}"
+        pattern = query
+        if mode == "glob" and not any(c in query for c in "*?[{"):
+            pattern = f"*{query}*"  # a plain word finds names containing it
+        elif mode == "glob" and ":" not in query:
+            pattern = f"*:{query}"  # no provider given: any provider
+        return catalog.search_indices(pattern, mode=mode, limit=None if mode != "fuzzy" else 500), how
+
     @work(thread=True, exclusive=True, group="symbol-search", exit_on_error=False)
     def _search(self, catalog, query: str, mode: str) -> None:
         query = query.strip()
         try:
-            if not query:
-                rows: Sequence[int] = range(len(catalog))
-            else:
-                pattern = query
-                if mode == "glob" and not any(c in query for c in "*?[{"):
-                    pattern = f"*{query}*"  # a plain word finds names containing it
-                elif mode == "glob" and ":" not in query:
-                    pattern = f"*:{query}"  # no provider given: any provider
-                rows = catalog.search_indices(pattern, mode=mode, limit=None if mode != "fuzzy" else 500)
+            rows, how = self.find_rows(catalog, query, mode)
         except Exception as err:  # UsageError for a bad pattern; anything else is shown, not raised
             if get_current_worker().is_cancelled:
                 return
             self.post_message(self.Results(query, (), str(err)))
             return
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Results(query, rows))
+            self.post_message(self.Results(query, rows, how=how))
 
     @on(Results)
     def _results(self, event: Results) -> None:
@@ -304,7 +338,7 @@ class SymbolBrowser(Vertical):
             count.update(Text(term_safe(event.error), style="bold red"))
             return
         total = len(self.catalog) if self.catalog is not None else 0
-        count.update(Text(f"{len(event.rows):,} of {total:,} ({self.mode})", style="dim"))
+        count.update(Text(f"{len(event.rows):,} of {total:,} ({event.how or self.mode})", style="dim"))
         self.query_one(SymbolList).set_rows(self.catalog, event.rows)
 
     @on(SymbolList.Highlighted)
