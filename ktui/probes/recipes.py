@@ -75,7 +75,7 @@ class Chosen:
 
 
 def choose(recipe: Recipe, caps: Capabilities) -> Chosen:
-    skipped = []
+    skipped: list[str] = []
     for way in recipe.ways:
         why_not = way.available(caps)
         if why_not is None:
