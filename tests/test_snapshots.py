@@ -131,7 +131,7 @@ def _browser(state: str):
     def setup(app):
         browser = app.query_one(SymbolBrowser)
         if state == "loading":
-            browser.set_loading()
+            browser.show_loading()
         elif state == "error":
             browser.set_error("The symbol catalog could not be loaded: /proc/kallsyms is not readable.")
         else:

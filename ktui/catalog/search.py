@@ -132,7 +132,8 @@ def literal_prefix(pattern: str) -> str:
 
 def longest_literal(glob: str) -> str:
     """The longest run of plain characters in a glob (outside classes and alternatives)."""
-    best, cur, i, depth = "", [], 0, 0
+    best, i, depth = "", 0, 0
+    cur: list[str] = []
     while i < len(glob):
         c = glob[i]
         if c in "*?" or (c == "," and depth):

@@ -65,7 +65,7 @@ def bcc_and_headers(priv: Privileges, compile_check: bool = True) -> tuple[Check
         bcc = None
     else:
         version = bccload.bcc_version()
-        bcc_check = Check(True, f"BCC {version} from {bccload.find_bcc_dir()}", [f"bcc module: {bcc.__file__}"], value=version)
+        bcc_check = Check(True, f"BCC {version} from {bccload.find_bcc_dir()}", [f"bcc module: {getattr(bcc, '__file__', '?')}"], value=version)
 
     try:
         found = headers.find_headers()

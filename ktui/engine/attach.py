@@ -81,7 +81,7 @@ def kprobes_available() -> bool:
     if os.path.isdir(KPROBE_PMU):
         return True
     tracefs = tracefs_path()
-    return bool(tracefs) and os.path.exists(os.path.join(tracefs, "kprobe_events"))
+    return tracefs is not None and os.path.exists(os.path.join(tracefs, "kprobe_events"))
 
 
 def tracepoint_exists(event: str) -> bool:

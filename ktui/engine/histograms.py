@@ -9,6 +9,8 @@ The compiler's slot conventions (ktui/compiler/codegen.py):
 
 from __future__ import annotations
 
+from typing import Any
+
 from ktui.events import Histogram
 
 INT_MIN, INT_MAX = -(1 << 63), 1 << 63
@@ -30,9 +32,9 @@ def linear_bounds(slot: int, lo: int, hi: int, step: int) -> tuple[int, int]:
     return (low, min(low + step, hi))
 
 
-def _count(value) -> int:
+def _count(value: Any) -> int:
     if isinstance(value, (list, tuple)):  # per-CPU values
-        return sum(int(getattr(v, "value", v)) for v in value)
+        return sum(_count(v) for v in value)
     return int(getattr(value, "value", value))
 
 

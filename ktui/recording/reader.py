@@ -532,7 +532,7 @@ class RecordingReader:
             if horizon is not None:
                 p = p[: np.searchsorted(p["ts"], horizon, side="left")]
             if len(p):
-                out.setdefault(int(p["probe"][0]) if "probe" in p.dtype.names else -1, []).append(p)
+                out.setdefault(int(p["probe"][0]) if "probe" in (p.dtype.names or ()) else -1, []).append(p)
         result = {}
         for probe_id, ps in out.items():
             arr = ps[0] if len(ps) == 1 else np.concatenate(ps)

@@ -239,7 +239,7 @@ class RecordingWriter:
                 self._queue.task_done()
 
     def _store_safely(self, probe_id: int | None, records: np.ndarray | None) -> None:
-        if self._failure is not None or records is None:
+        if self._failure is not None or records is None or probe_id is None:
             return  # after a failure nothing more is written; what was committed stays readable
         try:
             self._store(probe_id, records)
@@ -262,7 +262,7 @@ class RecordingWriter:
             records = records[np.argsort(ts, kind="stable")]
             ts = records["ts"]
         first, last = int(ts[0]), int(ts[-1])
-        blob = self._compressor.compress(np.ascontiguousarray(records).view(np.uint8))
+        blob = self._compressor.compress(np.ascontiguousarray(records).view(np.uint8).data)
         self._execute_tx([(
             "INSERT INTO chunks (probe_id, first_ts, last_ts, count, codec, data) VALUES (?, ?, ?, ?, ?, ?)",
             (probe_id, schema.to_sql_u64(first), schema.to_sql_u64(last), len(records), schema.CODEC_ZSTD, blob))])
@@ -328,7 +328,7 @@ class RecordingWriter:
         symbol tables (start addresses): replay resolves an address to the nearest
         symbol at or below it.
         """
-        rows = []
+        rows: list[tuple[str, tuple]] = []
         for addr, name in (kernel or {}).items():
             rows.append(("INSERT OR REPLACE INTO symbols VALUES ('k', '', ?, ?)", (schema.to_sql_u64(addr), str(name))))
         for (scope, addr), name in (user or {}).items():

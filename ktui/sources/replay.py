@@ -70,17 +70,17 @@ class ReplaySource:
     live = False
 
     def __init__(self, paths: Iterable[str | os.PathLike], *, rate_hz: float = 30.0, max_batch: int = 100_000):
-        paths = [Path(p) for p in paths]
-        if not paths:
+        path_list = [Path(p) for p in paths]
+        if not path_list:
             raise KtuiError("replay needs at least one recording")
         self._workdir = private_tempdir("import")
         self.tracks: list[Track] = []
         try:
-            readers = [open_recording(p, self._workdir) for p in paths]
+            readers = [open_recording(p, self._workdir) for p in path_list]
         except BaseException:
             shutil.rmtree(self._workdir, True)
             raise
-        self._build_tracks(readers, paths)
+        self._build_tracks(readers, path_list)
         self._problems_shown = 0  # damage sentences already sent in an Update's message
         self._damage_for, self._damage = 0, ""  # the damage summary, for that many problems
         self.stopped_reason: str | None = None  # set when the worker died: "replay stopped: <reason>"
@@ -273,7 +273,7 @@ class ReplaySource:
                 mask = np.char.find(arr["comm"], needle) >= 0
                 if int(arr["probe"][0]) in name_hits:
                     mask[:] = True
-                for name in arr.dtype.names[10:]:
+                for name in (arr.dtype.names or ())[10:]:
                     if arr.dtype[name].kind == "S":
                         mask |= np.char.find(arr[name], needle) >= 0
                 if number is not None:

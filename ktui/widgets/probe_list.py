@@ -17,7 +17,7 @@ class ProbeList(DataTable):
     """A handful of rows (the session's probes), so a DataTable is the right tool here."""
 
     BINDINGS = [
-        Binding("space", "toggle", "Enable/disable", id="probes.toggle"),
+        Binding("space", "toggle_probe", "Enable/disable", id="probes.toggle"),
         Binding("delete", "remove", "Remove", id="probes.remove"),
         # DataTable's home/end scroll without moving the cursor: space would then toggle a row off screen.
         Binding("home", "first_row", "First probe", show=False, id="probes.first"),
@@ -55,7 +55,7 @@ class ProbeList(DataTable):
         return int(key) if key.isdigit() else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("toggle", "remove"):
+        if action in ("toggle_probe", "remove"):
             return not self.read_only  # a replay's probes are what was recorded: nothing to change
         return True
 
@@ -67,7 +67,7 @@ class ProbeList(DataTable):
         if self.row_count:
             self.move_cursor(row=self.row_count - 1)
 
-    def action_toggle(self) -> None:
+    def action_toggle_probe(self) -> None:
         probe_id = self._cursor_probe_id()
         if probe_id is not None:
             self.post_message(ProbeToggled(probe_id))

@@ -236,7 +236,7 @@ class SymbolBrowser(Vertical):
         yield Static("", id="symbol-detail", markup=False)
 
     # --- state from the app ----------------------------------------------------
-    def set_loading(self, text: str = "Loading the catalog…") -> None:
+    def show_loading(self, text: str = "Loading the catalog…") -> None:
         self.state = "loading"
         self.query_one("#symbol-count", Static).update(term_safe(text))
 
