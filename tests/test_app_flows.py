@@ -239,6 +239,9 @@ async def test_probes_change_in_place_while_tracing():
         table.move_cursor(row=0)
         await pilot.press("delete")
         await settle(app, pilot)
+        assert source.removed == []  # removing asks first
+        await pilot.press("y")
+        await settle(app, pilot)
         assert source.removed == [0]
         table.move_cursor(row=0)
         await pilot.press("space")
