@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from ktui.kernel import process_alive
 from ktui.numbers import duration_arg, pid_arg
 from ktui.recording import RecordingReader
 from ktui.session import MAX_SESSION_BYTES, MAX_TOML_DEPTH, Session, toml_depth
+from helpers import run_measured
 
 FIX = Path(__file__).parent / "fixtures" / "ftrace"
 KTUI = Path(sys.executable).with_name("ktui")
@@ -46,19 +45,9 @@ def _digest(path: Path) -> str:
 
 
 def run_ktui(*args: str, timeout: float = 120) -> tuple[int, str, str, float, float]:
-    """(exit code, stdout, stderr, seconds, peak RSS in MiB) of one `ktui` run."""
-    start = time.perf_counter()
-    with open(os.devnull, "rb") as devnull, \
-            subprocess.Popen([str(KTUI), *args], stdin=devnull, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        out: list[bytes] = []
-        reader = threading.Thread(target=lambda: out.append(proc.stdout.read()))  # type: ignore[union-attr]
-        reader.start()
-        err = proc.stderr.read()  # type: ignore[union-attr]
-        reader.join(timeout)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return (proc.returncode, b"".join(out).decode(errors="replace"), err.decode(errors="replace"),
-            time.perf_counter() - start, usage.ru_maxrss / 1024)
+    """(exit code, stdout, stderr, seconds, peak RSS in MiB) of one `ktui` run (its own peak: run_measured)."""
+    code, out, err, seconds, rss_kib = run_measured([str(KTUI), *args], timeout=timeout)
+    return code, out, err, seconds, rss_kib / 1024
 
 
 def assert_sentences(code: int, stderr: str) -> list[str]:

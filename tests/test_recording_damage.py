@@ -24,6 +24,8 @@ from ktui.recording import RecordingReader, RecordingWriter
 from ktui.sources.replay import ReplaySource
 from ktui.recording.synthetic import LAYOUTS, records
 
+from helpers import run_measured
+
 IDENT = KernelIdentity("6.1.0-test", "#1", "x86_64", "abc")
 N0, N1, CHUNK = 4000, 2000, 500  # probe 0: 8 chunks, probe 1: 4 chunks
 TOTAL = N0 + N1
@@ -88,27 +90,10 @@ def _sha(path: Path) -> str:
 
 
 def _export_measured(path: Path, out: Path) -> tuple[int, str, str, int]:
-    """As _export, with the child's own peak RSS (wait4 on it, not the sum of all children)."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover -- the child
-        try:
-            fd_out = os.open(out.with_suffix(".stdout"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            fd_err = os.open(out.with_suffix(".stderr"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.dup2(fd_out, 1)
-            os.dup2(fd_err, 2)
-            os.execv(sys.executable, [sys.executable, "-m", "ktui", "export", str(path), "-f", "jsonl",
-                                      "-o", str(out)])
-        finally:
-            os._exit(127)
-    timer = threading.Timer(60, os.kill, (pid, 9))
-    timer.start()
-    try:
-        _, status, usage = os.wait4(pid, 0)
-    finally:
-        timer.cancel()
-    code = os.waitstatus_to_exitcode(status)
-    return (code, out.with_suffix(".stdout").read_text(), out.with_suffix(".stderr").read_text(),
-            usage.ru_maxrss)
+    """As _export, with the child's own peak RSS in KiB (run_measured), killed after 60 s (-9)."""
+    code, stdout, stderr, _, rss = run_measured([sys.executable, "-m", "ktui", "export", str(path), "-f", "jsonl",
+                                                 "-o", str(out)], timeout=60)
+    return code, stdout, stderr, rss
 
 
 def _check_export(path: Path, tmp_path: Path, *, events: int | None, fatal: bool = False) -> str:

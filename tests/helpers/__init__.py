@@ -198,3 +198,43 @@ def prog_ids_of(pid: int) -> set[int]:
         except OSError:
             pass
     return ids
+
+
+# Peak RSS of one command, measured honestly. Linux carries a process's peak RSS across fork and exec
+# (the child's ru_maxrss starts at the parent's RSS), so a command run straight from a pytest process
+# that has grown to 800 MB "peaks" at 800 MB. A small Python launcher in between forks the command
+# from its own small memory and reports the command's own ru_maxrss from wait4.
+_MEASURE = """
+import os, sys
+report, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
+def run_measured(argv: list[str], *, timeout: float = 120, cwd: str | None = None) -> tuple[int, str, str, float, int]:
+    """(exit code, stdout, stderr, seconds, peak RSS in KiB) of one command; killed (-9) after `timeout`."""
+    import tempfile
+    import time
+
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
+        start = time.perf_counter()
+        with subprocess.Popen(["/usr/bin/python3", "-c", _MEASURE, report.name, *argv], cwd=cwd,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True) as proc:
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                out, err = proc.communicate()
+        seconds = time.perf_counter() - start
+        fields = report.read().split()
+    code, rss = (int(fields[0]), int(fields[1])) if len(fields) == 2 else (-9, 0)
+    return code, out.decode(errors="replace"), err.decode(errors="replace"), seconds, rss
