@@ -259,6 +259,7 @@ class KtuiApp(App):
             browser.set_error(event.error)
         else:
             browser.set_catalog(event.catalog)
+            self.main_query(ProbeEditor).catalog = event.catalog  # names resolved and checked against it
 
     # --- the source (its life is the live controller's) ---------------------------------
     @property

@@ -81,7 +81,17 @@ def _catalog_loader():
 def _load_session(path: str) -> list[Probe]:
     from ktui.session import Session
 
-    return list(Session.load(path).probes)
+    probes = list(Session.load(path).probes)
+    try:
+        from ktui.catalog import Catalog
+
+        catalog = Catalog.load()
+    except Exception:  # the catalog is optional: without it only programs and symbols are checked
+        catalog = None
+    from ktui.probes.exists import check_all
+
+    check_all(probes, catalog)  # a name this machine lacks: one sentence before the app starts
+    return probes
 
 
 def _live_factory(probes: list[Probe], trace_self: bool = False):

@@ -152,7 +152,13 @@ async def test_pasted_kprobe_events_line_builds_a_probe():
         await settle(app, pilot)
         probe = app.probes[-1]
         assert probe.kind is ProbeKind.KPROBE and probe.target == "do_sys_openat2"
-        assert [f.name for f in probe.fetches] == ["dfd"]
+        # nothing ticked: zero-script capture, the compiler records every field (dfd, the key, among them)
+        assert probe.fetches == []
+        from ktui.compiler import compile_session
+        from ktui.compiler.fallback import KernelFacts
+
+        layout = compile_session([probe], facts=KernelFacts(False, False, "test")).probes[0].layout
+        assert [f.name for f in layout.fields] == ["dfd", "filename", "flags_value", "mode"]
 
 
 def _streaming_updates(layouts):
@@ -527,7 +533,13 @@ async def test_count_per_key_from_the_editor_builds_a_keyed_count():
         probe = factory.calls[-1][-1]
         counts = [a for a in probe.actions if a.kind is ActionKind.COUNT]
         assert [a.key for a in counts] == [("pid", "comm", "dfd")]
-        assert [f.name for f in probe.fetches] == ["dfd"]
+        # nothing ticked: zero-script capture, the compiler records every field (dfd, the key, among them)
+        assert probe.fetches == []
+        from ktui.compiler import compile_session
+        from ktui.compiler.fallback import KernelFacts
+
+        layout = compile_session([probe], facts=KernelFacts(False, False, "test")).probes[0].layout
+        assert [f.name for f in layout.fields] == ["dfd", "filename", "flags_value", "mode"]
 
 
 async def test_count_tables_show_in_the_cpus_tab_sorted_by_count():

@@ -91,9 +91,14 @@ def add_parser(subparsers) -> None:
         "and histograms to a recording. Progress (events, rate, dropped) goes to stderr.",
     )
     p.__class__ = _RecordParser
-    p.add_argument("specs", nargs="+", metavar="SPEC",
+    p.add_argument("specs", nargs="*", metavar="SPEC",
                    help="probes: bpftrace names (tracepoint:syscalls:sys_enter_openat), kprobe_events lines "
                         "or SystemTap points")
+    p.add_argument("--session", metavar="FILE",
+                   help="record every probe of a session file (saved by the app), exactly as the app runs them")
+    p.add_argument("--filter", metavar="EXPR",
+                   help="keep only events for which EXPR holds, on every probe given as SPEC, e.g. "
+                        "'filename == \"/etc/hostname\"' (a session's probes keep their own filters)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the recording to create (refused if it exists)")
     p.add_argument("-d", "--duration", type=duration_arg, metavar="SECONDS", help="stop after this long")
     p.add_argument("-p", "--pid", type=pid_arg, help="trace only this process")
@@ -114,14 +119,40 @@ def _check_output(path: str) -> None:
         raise KtuiError(f"cannot write {path}: the directory {parent} is not writable.")
 
 
-def _parse_probes(specs: list[str]):
+def _load_catalog():
+    """The kernel's catalog: globs, and names checked before anything compiles (optional)."""
+    try:
+        from ktui.catalog import Catalog
+
+        return Catalog.load()
+    except (KtuiError, ImportError, OSError):
+        return None
+
+
+def _parse_probes(specs: list[str], session: str | None = None, filter_text: str | None = None, catalog=None):
+    """The probes to record: a session file's (as saved) and those of the specs (with --filter).
+    Names this machine does not have are refused here, in one sentence."""
+    from ktui.probes.exists import check_all
     from ktui.probes.spec import parse_spec
 
     probes = []
+    if session is not None:
+        from ktui.session import Session
+
+        probes.extend(p for p in Session.load(session).probes if p.enabled)
+    from_specs = []
     for text in specs:
-        probes.extend(parse_spec(text))
+        from_specs.extend(parse_spec(text, catalog))
+    if filter_text is not None:
+        from ktui.probes.filter import parse_filter
+
+        parse_filter(filter_text)  # a malformed filter is one sentence before anything starts
+        for probe in from_specs:
+            probe.filter = filter_text
+    probes.extend(from_specs)
     if not probes:
-        raise UsageError("no probes given.")
+        raise UsageError("no probes given: name at least one SPEC or a --session file.")
+    check_all(probes, catalog)
     return probes
 
 
@@ -191,7 +222,8 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
             raise UsageError("--duration must be a positive number of seconds.")
         _check_output(args.output)
         require_bpf("ktui record")
-        probes = _parse_probes(args.specs)
+        catalog = _load_catalog()
+        probes = _parse_probes(args.specs, args.session, args.filter, catalog)
         from ktui.sources.live import LiveSource
         from ktui.kernel import kernel_identity
         from ktui.probes.model import TargetProcess
@@ -202,11 +234,14 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
             target = TargetProcess(pid=args.pid)
         elif args.command_argv:
             target = TargetProcess(command=list(args.command_argv))
-        source = LiveSource(probes, target=target, ring_pages=args.ring_pages, trace_self=args.trace_self)
+        source = LiveSource(probes, catalog=catalog, target=target, ring_pages=args.ring_pages,
+                            trace_self=args.trace_self)
         source.prepare()
-        for state in source.states.values():
-            if state.status == "failed":
-                print(f"ktui: {term_safe(state.spec)}: not recorded: {term_safe(state.reason)}", file=sys.stderr)
+        failed = [state for state in source.states.values() if state.status == "failed"]
+        for state in failed:
+            print(f"ktui: {term_safe(state.spec)}: not recorded: {term_safe(state.reason)}", file=sys.stderr)
+        if failed and len(failed) == len(source.states):
+            raise KtuiError(f"nothing to record: {failed[0].spec}: {failed[0].reason}")
         if not args.quiet:
             for note in source.notes:  # fallbacks the compiler took (a kprobe placed on a tracepoint...)
                 print(f"ktui: note: {term_safe(note)}", file=sys.stderr)

@@ -61,6 +61,7 @@ class ProbeCode:
     uses_str_eq: bool = False
     counts: list[dict] = field(default_factory=list)
     fetch_reads: dict[str, str] = field(default_factory=dict)
+    also: list[AttachPlan] = field(default_factory=list)
 
 
 def _site_plan(probe: Probe, site: Site, fn: str, target_pid: int | None) -> AttachPlan:
@@ -334,10 +335,11 @@ class ProbeCompiler:
             out = [line.replace(f"int {fn}_entry(", f"int {ename}(") for line in out]
             helpers = [AttachPlan(**{**h.__dict__, "fn_name": ename}) for h in helpers]
         attach = _site_plan(probe, self.pl.main, fn_name, self.target_pid)
+        also = [_site_plan(probe, site, fn_name, self.target_pid) for site in self.pl.also]
         reads = self.main.reads | (self.entry.reads if self.entry else set())
         return ProbeCode("\n".join(out), layout, fn_name, attach, helpers, ring, maps, reads,
                          notes=self.notes, hist=hist, uses_stacks=kstack or ustack or uses_stacks_agg,
-                         uses_str_eq=str_eq, counts=counts, fetch_reads=self.fetch_reads)
+                         uses_str_eq=str_eq, counts=counts, fetch_reads=self.fetch_reads, also=also)
 
     def _record_start(self, rec: str, scratch: bool) -> list[str]:
         if scratch:

@@ -47,6 +47,7 @@ class Placement:
     entry: Site | None = None  # entry-side helper (arguments or start time stashed by thread)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    also: list[Site] = field(default_factory=list)  # more sites running the main function (same record shape)
 
 
 def _reads_registers(expr) -> bool:
@@ -61,6 +62,65 @@ def _reads_registers(expr) -> bool:
 def wants_latency(probe: Probe) -> bool:
     return probe.latency or any(isinstance(f.expr, Builtin) and f.expr.name == "latency" for f in probe.fetches) or any(
         a.value == "latency" for a in probe.actions)
+
+
+# System calls whose implementation runs through a kernel function (x86_64 names): a
+# fallback to tracepoints covers all of them, or its note names those it cannot.
+SYSCALLS_REACHING: dict[str, tuple[str, ...]] = {
+    "do_sys_openat2": ("openat2", "openat", "open", "creat"),
+    "do_sys_open": ("openat", "open", "creat"),
+    "ksys_read": ("read",),
+    "ksys_write": ("write",),
+    "__sys_connect": ("connect",),
+    "__sys_accept4": ("accept4", "accept"),
+    "__sys_sendto": ("sendto", "send"),
+    "__sys_recvfrom": ("recvfrom", "recv"),
+    "do_unlinkat": ("unlinkat", "unlink"),
+    "do_mkdirat": ("mkdirat", "mkdir"),
+    "do_renameat2": ("renameat2", "renameat", "rename"),
+    "__do_sys_clone": ("clone",),
+    "do_execveat_common": ("execve", "execveat"),
+}
+
+# Where no fallback exists: the tracepoint that sees the same thing (the kernel's own
+# stable name for it). Other functions get a tracepoint named like them, if there is one.
+NEAREST_TRACEPOINT: dict[str, str] = {
+    "schedule": "sched:sched_switch", "__schedule": "sched:sched_switch",
+    "finish_task_switch": "sched:sched_switch", "try_to_wake_up": "sched:sched_waking",
+    "wake_up_new_task": "sched:sched_wakeup_new", "do_exit": "sched:sched_process_exit",
+    "kernel_clone": "sched:sched_process_fork", "copy_process": "sched:sched_process_fork",
+    "bprm_execve": "sched:sched_process_exec", "exec_binprm": "sched:sched_process_exec",
+    "vfs_read": "syscalls:sys_enter_read", "vfs_write": "syscalls:sys_enter_write",
+    "vfs_open": "syscalls:sys_enter_openat", "do_filp_open": "syscalls:sys_enter_openat",
+    "tcp_v4_connect": "sock:inet_sock_set_state", "tcp_v6_connect": "sock:inet_sock_set_state",
+    "tcp_set_state": "sock:inet_sock_set_state", "tcp_retransmit_skb": "tcp:tcp_retransmit_skb",
+    "ip_rcv": "net:netif_receive_skb", "__netif_receive_skb": "net:netif_receive_skb",
+    "dev_queue_xmit": "net:net_dev_queue", "kfree_skb": "skb:kfree_skb",
+    "handle_mm_fault": "exceptions:page_fault_user", "submit_bio": "block:block_bio_queue",
+    "blk_mq_start_request": "block:block_rq_issue", "blk_mq_end_request": "block:block_rq_complete",
+    "kmem_cache_alloc": "kmem:kmem_cache_alloc", "kmalloc": "kmem:kmalloc", "kfree": "kmem:kfree",
+    "do_sys_poll": "syscalls:sys_enter_poll", "futex_wait": "syscalls:sys_enter_futex",
+}
+
+
+def _tracepoint_named(symbol: str) -> str | None:
+    """A tracepoint whose event is named exactly like the function (kmem:mm_page_alloc...)."""
+    tracefs = tracefs_path()
+    if tracefs is None or not re.fullmatch(r"\w+", symbol):
+        return None
+    events = os.path.join(tracefs, "events")
+    try:
+        groups = sorted(os.listdir(events))
+    except OSError:
+        return None
+    for group in groups:
+        if os.path.isdir(os.path.join(events, group, symbol)):
+            return f"{group}:{symbol}"
+    return None
+
+
+def _calls(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _tp_site(event: str, tag: str) -> Site:
@@ -177,15 +237,39 @@ def _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
     if name is not None:
         enter = _tp_site(f"syscalls:sys_enter_{name}", tag)
         because = "; ".join(missing)
+        others = [s for s in SYSCALLS_REACHING.get(symbol, ()) if s != name and _syscall_tracepoint(f"sys_{s}")]
         if ret:
             main = _tp_site(f"syscalls:sys_exit_{name}", tag)
             entry = Site(enter.kind, enter.event, tp_struct=f"{tag}_enter", tp_fields=enter.tp_fields)
-            note = (f"{probe.spec}: {because}; using the system call's tracepoints "
-                    f"syscalls:sys_enter_{name} / sys_exit_{name} instead (every {name} call, "
-                    f"arguments as the system call received them)")
-            return Placement(main, entry if (latency or args_at_return) else None, [note])
+            with_entry = latency or args_at_return
+            also: list[Site] = []
+            if not with_entry:
+                # every sys_exit_* record has the same fields (the call number and ret): one
+                # function serves them all, so the probe covers each call that reaches the function
+                shape = [(f.name, f.offset, f.size) for f in main.tp_fields]
+                for other in others:
+                    site = _tp_site(f"syscalls:sys_exit_{other}", tag)
+                    if [(f.name, f.offset, f.size) for f in site.tp_fields] == shape:
+                        also.append(site)
+            covered = [name] + [site.event.split(":sys_exit_", 1)[1] for site in also]
+            exits = ", ".join(f"sys_exit_{c}" for c in covered)
+            if with_entry:
+                what = f"syscalls:sys_enter_{name} / sys_exit_{name}"
+            else:
+                what = f"syscalls:{exits}" if len(covered) > 1 else f"syscalls:sys_exit_{name}"
+            note = (f"{probe.spec}: {because}; using the system call's tracepoints {what} instead "
+                    f"(every {_calls(covered)} call, arguments as the system call received them)")
+            left = [o for o in others if o not in covered]
+            if left:
+                note += (f"; {_calls(left)} calls also reach {symbol} and are not covered"
+                         + (" (their entry tracepoints record other fields)" if with_entry else ""))
+            return Placement(main, entry if with_entry else None, [note], also=also)
         note = (f"{probe.spec}: {because}; using tracepoint syscalls:sys_enter_{name} instead "
                 f"(every {name} call, arguments as the system call received them)")
+        if others:
+            note += (f"; {_calls(others)} calls also reach {symbol} and are not covered (their tracepoints "
+                     f"record other fields: add " + ", ".join(f"tracepoint:syscalls:sys_enter_{o}" for o in others)
+                     + ")")
         return Placement(enter, None, [note])
     if wants_fentry:
         # No code at all: BCC would try to attach a kfunc__ program by itself when an
@@ -194,8 +278,10 @@ def _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
                         + ". Use kprobe:" + symbol + " where kprobes exist, or compile with --no-fallback "
                         "to see (and --check) the fentry program anyway")
     placement = native()
+    nearest = NEAREST_TRACEPOINT.get(symbol) or _tracepoint_named(symbol)
     placement.error = (f"{probe.spec} cannot be placed here: " + "; ".join(missing)
                        + ("" if _syscall_tracepoint(symbol) else f"; and {symbol} is not a system call entry with a tracepoint")
+                       + (f"; the nearest probe that works here is tracepoint:{nearest}" if nearest else "")
                        + ". "
                        "Its program still compiles and passes the verifier, but it cannot be attached on this kernel.")
     return placement

@@ -63,11 +63,14 @@ class CompiledProbe:
     # fetch (record column) -> how its value is read: "bpf_probe_read_user_str", "bpf_probe_read_kernel",
     # "context" (a register, the tracepoint record, a helper)... what `ktui compile` shows
     fetch_reads: dict[str, str] = field(default_factory=dict)
+    # the main function attached at more places (a fallback covering every system call that
+    # reaches the probed function: sys_exit_open, sys_exit_openat... share one record shape)
+    also: list[AttachPlan] = field(default_factory=list)
 
     @property
     def attach_plans(self) -> list[AttachPlan]:
-        """All programs of this probe in attach order (entry helpers first)."""
-        return [*self.helpers, self.attach]
+        """All programs of this probe in attach order (entry helpers first, then every main site)."""
+        return [*self.helpers, self.attach, *self.also]
 
 
 @dataclass

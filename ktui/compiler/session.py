@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ktui.errors import KtuiError
 from ktui.events import ProbeLayout
+from ktui.probes.exists import check_exists
 from ktui.probes.model import Probe
 
 from ktui.compiler.btf_types import TypeSource
@@ -76,6 +77,7 @@ def compile_session(probes: list[Probe], catalog=None, target_pid: int | None = 
     tracing_names: set[str] = set()
     for pid, probe in enumerate(probes):
         try:
+            check_exists(probe, catalog)  # a name this machine does not have: refused before anything compiles
             placement = place(probe, pid, facts, types, fallback)
             node = _parse_filter(probe)
             code_probe = probe
@@ -108,7 +110,7 @@ def compile_session(probes: list[Probe], catalog=None, target_pid: int | None = 
         uses_perf |= placement.main.kind == "perf_event"
         compiled.append(CompiledProbe(probe, pid, code.layout, code.fn_name, code.attach, code.ring, code.maps,
                                       placement.notes + code.notes, placement.error, code.helpers, code.hist,
-                                      code.counts, code.fetch_reads))
+                                      code.counts, code.fetch_reads, code.also))
     entries = any("entries" in cp.maps for cp in compiled)
     head = preamble(len(probes), reads, uses_stacks, str_eq, uses_perf, entries)
     text = head + "\n\n" + "\n\n".join(sections) + "\n"

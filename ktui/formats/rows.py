@@ -1,7 +1,7 @@
 """Events of a recording as plain rows in time order: what the exporters write.
 
 A row is a dict: ts (ns), cpu, pid, tid, comm, probe (name), then the probe's
-fetched values. Integers stay integers; values shown in hex become "0x..." text
+fetched values; a value whose read faulted is None, and ``faulted`` lists those names. Integers stay integers; values shown in hex become "0x..." text
 (64-bit pointers do not survive JSON readers that use doubles); strings are
 decoded as UTF-8 with replacement; stack ids become symbolized frames.
 """
@@ -16,6 +16,16 @@ from ktui.events import HEADER_FIELDS, ProbeLayout
 from ktui.recording.reader import RecordingReader
 
 HEADER_COUNT = len(HEADER_FIELDS)
+FAULT_TEXT = "(fault)"  # what the kernel's own tracer prints for a read that faulted
+FAULT_BITS = 31  # header flags bit i < 31: fetch i's memory read faulted (bit 31: return without entry)
+
+
+def faulted_fields(layout: ProbeLayout, flags: int) -> list[str]:
+    """Names of the fetches whose read faulted in a record with these header flags. Their stored
+    value is 0 or an empty string, which is no value at all: every view shows them as faults."""
+    if not flags & ((1 << FAULT_BITS) - 1):
+        return []
+    return [f.name for i, f in enumerate(layout.fields[:FAULT_BITS]) if flags >> i & 1]
 
 
 def ordered_rows(reader: RecordingReader, *, pid: int | None = None, probe_ids=None,
@@ -43,7 +53,7 @@ def ordered_rows(reader: RecordingReader, *, pid: int | None = None, probe_ids=N
 
 
 def _rows(reader: RecordingReader, layout: ProbeLayout, arr: np.ndarray) -> Iterator[dict]:
-    cols = {name: arr[name].tolist() for name in ("ts", "cpu", "pid", "tid", "kstack", "ustack")}
+    cols = {name: arr[name].tolist() for name in ("ts", "cpu", "pid", "tid", "kstack", "ustack", "flags")}
     comm = [c.decode("utf-8", "replace") for c in arr["comm"].tolist()]
     fields = []
     for f in layout.fields:
@@ -60,6 +70,11 @@ def _rows(reader: RecordingReader, layout: ProbeLayout, arr: np.ndarray) -> Iter
                "comm": comm[i], "probe": layout.name}
         for name, values in fields:
             row[name] = values[i]
+        faults = faulted_fields(layout, cols["flags"][i])
+        if faults:
+            for name in faults:
+                row[name] = None
+            row["faulted"] = faults
         if cols["kstack"][i] >= 0:
             row["kstack"] = reader.stack_frames(cols["kstack"][i])
         if cols["ustack"][i] >= 0:

@@ -85,6 +85,11 @@ class Named:
                 return ValueType("x", 64)
             if "[" in text or text.startswith(("__data_loc", "__rel_loc")) or self.size not in (1, 2, 4, 8):
                 return None
+            by_name = value_type_of_ctype(self.ctype)
+            if by_name is not None and by_name.bits < self.size * 8:
+                # "int dfd" in an 8-byte slot: the register as passed; its C type is the value
+                # (AT_FDCWD is -100, not 4294967196)
+                return by_name
             return int_type(self.size, self.signed)
         return value_type(self.ctype, self.memory, sizer)
 
@@ -191,12 +196,14 @@ def resolve_probe(probe: Probe, catalog: CatalogLike | None = None,
     elif kind == "user" and probe.binary and probe.target:
         try:
             if binary_catalog is None:
-                from ktui.catalog import Catalog
+                from ktui.probes.exists import binary_catalog_cached
 
-                binary_catalog = Catalog.for_binary
+                binary_catalog = binary_catalog_cached
             entry = binary_catalog(probe.binary).lookup(f"uprobe:{probe.binary}:{probe.target}")
         except Exception as err:  # noqa: BLE001 - an unreadable binary leaves its names unknown, said in the note
             note = str(err)
+    if entry is None and kind == "tracepoint":
+        return _tracepoint_without_catalog(probe.target, returns, latency)
     if entry is None:
         return names_from(kind, probe.target, None, None, returns=returns, latency=latency,
                           note=note or "the catalog does not describe this point")
@@ -208,3 +215,24 @@ def resolve_probe(probe: Probe, catalog: CatalogLike | None = None,
         return names_from(kind, probe.target, None, None, returns=returns, latency=latency, note=str(err))
     return names_from(kind, probe.target, args if (args or not why) else None, ret, returns=returns,
                       latency=latency, note=why)
+
+
+def _tracepoint_without_catalog(event: str, returns: bool, latency: bool) -> PointNames:
+    """A tracepoint's fields straight from its format file (no catalog loaded yet)."""
+    from ktui.catalog.tracefs_events import read_format
+    from ktui.errors import KtuiError
+    from ktui.kernel import tracefs_path
+
+    group, _, name = event.partition(":")
+    tracefs = tracefs_path()
+    try:
+        if tracefs is None or not name:
+            raise KtuiError("tracefs is not available")
+        fields = [(f.name, f.ctype, f.size, f.signed) for f in read_format(tracefs, group, name) if not f.common]
+    except KtuiError as err:
+        return names_from("tracepoint", event, None, None, returns=returns, latency=latency, note=str(err))
+    names = names_from("tracepoint", event, [(n, t) for n, t, _, _ in fields], None, returns=returns,
+                       latency=latency)
+    sized = {n: (size, signed) for n, _, size, signed in fields}
+    names.args = [Named(a.name, a.ctype, a.origin, a.memory, *sized.get(a.name, (0, False))) for a in names.args]
+    return names

@@ -26,6 +26,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from ktui.events import ProbeLayout
+from ktui.formats.rows import FAULT_TEXT, faulted_fields
 from ktui.textsafe import term_safe
 from ktui.units import c_string, format_value, short_labels
 
@@ -59,6 +60,7 @@ FIRST_HINT = (
     "   f1      every key of this mode",
 )
 _DIM, _CYAN, _BOLD = Style(dim=True), Style(color="cyan"), Style(bold=True)
+_FAULT = Style(color="red", italic=True)  # a fetch whose read faulted
 _GREEN, _MAGENTA, _PLAIN = Style(color="green"), Style(color="magenta"), Style()
 _FOUND = Style(reverse=True)  # the row the quick search found
 
@@ -636,9 +638,14 @@ class EventStream(ScrollView, can_focus=True):
             (f"{name[:probe_w]:<{probe_w}} ", _MAGENTA),
         ]
         if layout and layout.fields:
-            pieces.append((term_safe(" ".join(
-                f"{f.name}={format_value(rec[f.name], f.display, self.symbolize, int(rec['pid']))}"
-                for f in layout.fields)), _PLAIN))
+            faults = set(faulted_fields(layout, int(rec["flags"])))
+            for i, f in enumerate(layout.fields):
+                sep = " " if i else ""
+                if f.name in faults:  # a read that faulted has no value: never show its 0 or ''
+                    pieces.append((term_safe(f"{sep}{f.name}={FAULT_TEXT}"), _FAULT))
+                else:
+                    value = format_value(rec[f.name], f.display, self.symbolize, int(rec['pid']))
+                    pieces.append((term_safe(f"{sep}{f.name}={value}"), _PLAIN))
         return pieces
 
     def row_text(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE) -> Text:

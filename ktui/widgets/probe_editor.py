@@ -14,20 +14,27 @@ from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, SelectionList, Static
 
 from ktui.errors import KtuiError, ParseError
-from ktui.probes.model import (BUILTINS, Action, ActionKind, Arg, Fetch, Probe, ProbeKind, Retval)
+from ktui.probes.draft import ProbeDraft, where_applies
+from ktui.probes.model import Probe
+from ktui.probes.resolve import PointNames
 from ktui.textsafe import term_safe
 from ktui.widgets.messages import ProbeSubmitted
 
-FILTER_BUILTINS = {"comm": "string", "pid": "int", "tid": "int", "uid": "int", "gid": "int", "cpu": "int"}
 
+class _OneEntry:
+    """The catalog entry the editor was given, answering lookups of its own name only."""
 
-def _arg_kind(ctype: str) -> str:
-    ctype = ctype.replace(" ", "")
-    return "string" if ctype.startswith(("char*", "constchar*")) or ctype.startswith("char[") else "int"
+    def __init__(self, entry) -> None:
+        self.entry = entry
+
+    def lookup(self, name: str):
+        return self.entry if name == self.entry.name else None
 
 
 class ProbeEditor(VerticalScroll):
-    """Fields for one probe; posts ProbeSubmitted with the probes built from them."""
+    """Fields for one probe draft (ktui.probes.draft); posts ProbeSubmitted with the probes
+    the draft builds. It holds no rule of its own: names, types, where, count keys and
+    their checks all come from the core."""
 
     # Its keys (ctrl+n add, ctrl+g show C) are app bindings, so they work from the probe list too.
 
@@ -39,7 +46,8 @@ class ProbeEditor(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.entry = None  # the catalog entry the spec came from, if any
-        self.args: list = []  # catalog Arg(name, ctype) of the entry
+        self.catalog = None  # the symbol catalog, once the app has loaded it
+        self.names = PointNames()  # what the current spec offers by name (from ktui.probes.resolve)
 
     def compose(self):
         yield Label("Probe point (bpftrace name, kprobe_events line or SystemTap point):")
@@ -59,7 +67,7 @@ class ProbeEditor(VerticalScroll):
             yield Label("Count key:", id="editor-count-label")
             yield Input(value="cpu", placeholder="cpu, or e.g. pid,comm (builtins or arguments)", id="editor-count-key")
         yield Static("", id="editor-count-error", markup=False, classes="field-error")
-        yield Label("Arguments / fields to record:")
+        yield Label("Arguments / fields to record (none ticked: all of them):")
         yield SelectionList[str](id="editor-args")
         yield Label("Filter (e.g. pid == 1234 && comm == \"bash\"):")
         yield Input(placeholder="keep every event", id="editor-filter")
@@ -68,37 +76,63 @@ class ProbeEditor(VerticalScroll):
             yield Button("Add probe (ctrl+n)", id="editor-add", variant="primary")
             yield Button("Show C (ctrl+g)", id="editor-show-c")
 
+    # --- the draft ------------------------------------------------------------------
+    def _lookup(self):
+        """The catalog names are resolved against: the app's, else the chosen entry alone."""
+        if self.catalog is not None:
+            return self.catalog
+        return _OneEntry(self.entry) if self.entry is not None else None
+
+    def draft(self) -> ProbeDraft:
+        """What the fields say, as the core's draft."""
+        checks = {k: self.query_one(f"#act-{k}", Checkbox).value for k in ("stream", "count", "stacks", "hist")}
+        return ProbeDraft(
+            spec=self.query_one("#editor-spec", Input).value,
+            where=self.where,
+            ticked=tuple(self.query_one("#editor-args", SelectionList).selected),
+            filter=self.query_one("#editor-filter", Input).value,
+            count_key=self.query_one("#editor-count-key", Input).value,
+            **checks,
+        )
+
+    def _reset(self) -> None:
+        """A new probe starts clean: nothing of the previous one carries over."""
+        self.query_one("#editor-filter", Input).value = ""
+        self.query_one("#editor-count-key", Input).value = "cpu"
+        self.query_one("#where-entry", RadioButton).value = True
+        for key, default in (("stream", True), ("count", True), ("stacks", False), ("hist", False)):
+            self.query_one(f"#act-{key}", Checkbox).value = default
+        for field in ("spec", "filter", "count"):
+            self.query_one(f"#editor-{field}-error", Static).update("")
+
+    def _refresh_names(self) -> None:
+        """Ask the core what the spec offers; list it and enable what applies."""
+        draft = self.draft()
+        self.names = draft.names(self._lookup())
+        box = self.query_one("#editor-args", SelectionList)
+        ticked = set(box.selected)
+        box.clear_options()
+        for a in self.names.fetchable():
+            box.add_option((Text(term_safe(str(a))), a.name, a.name in ticked))
+        try:
+            probes = draft.parsed(self._lookup())
+        except KtuiError:
+            probes = []
+        # a hand-typed uprobe or kprobe gets its entry/return choice back after a tracepoint
+        self.query_one("#editor-where", RadioSet).disabled = bool(probes) and not where_applies(probes[0].kind)
+
     # --- filled from the browser ------------------------------------------------
     def load_entry(self, entry) -> None:
         self.entry = entry
-        try:
-            self.args = list(entry.args)
-        except Exception:  # details unreadable: the probe still works without args
-            self.args = []
+        self._reset()
         self.query_one("#editor-spec", Input).value = term_safe(entry.name)
-        self._fill_args()
-        is_function = entry.kind in ("kprobe", "uprobe")
-        self.query_one("#editor-where", RadioSet).disabled = not is_function
-        self.query_one("#editor-spec-error", Static).update("")
-
-    def _fill_args(self) -> None:
-        box = self.query_one("#editor-args", SelectionList)
-        box.clear_options()
-        for a in self.args:
-            if a.name and not a.name.startswith("__"):
-                box.add_option((Text(term_safe(f"{a.ctype} {a.name}")), a.name))
+        self.query_one("#editor-args", SelectionList).clear_options()
+        self._refresh_names()
+        self.query_one("#editor-where", RadioSet).disabled = not where_applies(entry.kind)
 
     # --- validation as you type --------------------------------------------------
     def filter_names(self) -> dict[str, str]:
-        names = dict(FILTER_BUILTINS)
-        for a in self.args:
-            if a.name:
-                names[a.name] = _arg_kind(a.ctype)
-        if self.where != "entry":
-            names["retval"] = "int"
-        if self.where == "both":
-            names["latency"] = "int"
-        return names
+        return self.names.filter_names()
 
     @on(Input.Changed, "#editor-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -106,12 +140,10 @@ class ProbeEditor(VerticalScroll):
         self.validate_filter()
 
     def validate_filter(self) -> bool:
-        text = self.query_one("#editor-filter", Input).value
+        draft = self.draft()
         out = self.query_one("#editor-filter-error", Static)
         try:
-            from ktui.probes.filter import check_filter, parse_filter
-
-            check_filter(parse_filter(text), self.filter_names(), text=text)
+            draft.check_filter(self.names)
         except ParseError as err:
             out.update(Text(term_safe(f"{err.caret()}\n{err}", multiline=True), style="bold red") if err.pos is not None
                        else Text(term_safe(err), style="bold red"))
@@ -119,16 +151,25 @@ class ProbeEditor(VerticalScroll):
         except KtuiError as err:
             out.update(Text(term_safe(err), style="bold red"))
             return False
-        out.update(Text("✓ filter ok", style="green") if text.strip() else "")
+        out.update(Text("✓ filter ok", style="green") if draft.filter.strip() else "")
         return True
 
     @on(Input.Changed, "#editor-spec")
     def _spec_changed(self, event: Input.Changed) -> None:
         event.stop()
         if self.entry is not None and event.value != self.entry.name:
-            self.entry, self.args = None, []
-            self._fill_args()
+            self.entry = None
         self.query_one("#editor-spec-error", Static).update("")
+        self._refresh_names()
+        if self.query_one("#editor-filter", Input).value:
+            self.validate_filter()
+
+    @on(RadioSet.Changed, "#editor-where")
+    def _where_changed(self, event: RadioSet.Changed) -> None:
+        event.stop()
+        self._refresh_names()  # retval and latency come and go with the return side
+        if self.query_one("#editor-filter", Input).value:
+            self.validate_filter()
 
     @on(Input.Changed, "#editor-count-key")
     def _count_key_changed(self, event: Input.Changed) -> None:
@@ -141,19 +182,7 @@ class ProbeEditor(VerticalScroll):
         self.query_one("#editor-count-error", Static).update("")
 
     def count_key(self, fetched: tuple[str, ...] = ()) -> tuple[str, ...]:
-        """The COUNT action's key: builtins (pid, comm, cpu...) or argument names, comma or space separated.
-        ``fetched``: names the probe already records (a pasted kprobe_events line names its own)."""
-        text = self.query_one("#editor-count-key", Input).value
-        names = tuple(n for n in text.replace(",", " ").split() if n)
-        known = [n for n in BUILTINS if n not in ("ts", "kstack", "ustack", "latency", "probe_func")]
-        args = [a.name for a in self.args if a.name and not a.name.startswith("__")]
-        for n in names:
-            if n not in known and n not in args and n not in fetched:
-                raise KtuiError(f"count key {n!r} is neither a builtin ({', '.join(known)}) nor an argument"
-                                + (f" ({', '.join(args)})" if args else ""), where="count")
-        if len(set(names)) != len(names):
-            raise KtuiError("a count key names each value once", where="count")
-        return names or ("cpu",)
+        return self.draft().parsed_count_key(self.names, fetched)
 
     def show_error(self, field: str, sentence: str) -> None:
         """Put a compile/attach error next to its field ("spec", "filter" or "count")."""
@@ -167,53 +196,10 @@ class ProbeEditor(VerticalScroll):
 
     def build(self) -> list[Probe]:
         """The probes the fields describe; raises KtuiError naming the field at fault."""
-        spec = self.query_one("#editor-spec", Input).value.strip()
-        from ktui.probes.spec import parse_spec
-
-        try:
-            probes = parse_spec(spec)
-        except KtuiError as err:
-            raise KtuiError(str(err), where="spec") from None
-        if not self.validate_filter():
-            raise KtuiError("the filter does not parse", where="filter")
-        filter_text = self.query_one("#editor-filter", Input).value.strip()
-        ticked = list(self.query_one("#editor-args", SelectionList).selected)
-        checks = {k: self.query_one(f"#act-{k}", Checkbox).value for k in ("stream", "count", "stacks", "hist")}
-        where = self.where
-        built = []
-        for probe in probes:
-            if where in ("return", "both") and probe.kind in (ProbeKind.KPROBE, ProbeKind.UPROBE):
-                if where == "return":
-                    probe.kind = ProbeKind.KRETPROBE if probe.kind is ProbeKind.KPROBE else ProbeKind.URETPROBE
-                    probe.name = probe.name + "_ret" if not probe.name.endswith("_ret") else probe.name
-                else:
-                    probe.latency = True
-            if not probe.fetches:
-                probe.fetches = [Fetch(name, Arg(name=name)) for name in ticked if name not in BUILTINS]
-                if where != "entry" and (probe.kind.is_kernel_function or probe.kind.is_user):
-                    probe.fetches.append(Fetch("retval", Retval()))
-            if filter_text:
-                probe.filter = filter_text
-            actions = []
-            if checks["stream"]:
-                actions.append(Action(ActionKind.STREAM))
-            if checks["count"]:
-                key = self.count_key(tuple(f.name for f in probe.fetches))
-                for name in key:  # an argument counted by must be fetched
-                    if name not in BUILTINS and all(f.name != name for f in probe.fetches):
-                        probe.fetches.append(Fetch(name, Arg(name=name)))
-                actions.append(Action(ActionKind.COUNT, key=key))
-            if checks["stacks"]:
-                actions.append(Action(ActionKind.STACKS))
-            if checks["hist"]:
-                value = "latency" if probe.latency else (probe.fetches[0].name if probe.fetches else None)
-                if value is None:
-                    raise KtuiError("a histogram needs a value: tick an argument or choose both+latency",
-                                    where="filter")
-                actions.append(Action(ActionKind.HIST, value=value))
-            probe.actions = actions or [Action(ActionKind.COUNT, key=("cpu",))]
-            built.append(probe)
-        return built
+        probes = self.draft().build(self._lookup())
+        for field in ("spec", "filter", "count"):  # this probe is good: earlier errors are gone
+            self.query_one(f"#editor-{field}-error", Static).update("")
+        return probes
 
     def action_add_probe(self) -> None:
         try:
