@@ -257,3 +257,74 @@ def test_editor_flow_zero_script_capture_and_a_string_filter_on_the_real_kernel(
             await pilot.press("q")
 
     asyncio.run(run())
+
+
+# --- uprobe arguments by name, from DWARF -------------------------------------------
+
+WORK_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((noinline, used)) int work(int x, const char *s) {
+    __asm__ volatile("" ::: "memory");
+    return x + (s[0] == 'c');
+}
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]);
+    char buf[32];
+    long t = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(buf, sizeof buf, "call-%d", i);
+        t += work(i * 3 - 5, buf);
+    }
+    return t == 12345;
+}
+"""
+
+
+def _work_program(tmp_path) -> str:
+    src = tmp_path / "work.c"
+    src.write_text(WORK_C)
+    out = tmp_path / "work"
+    subprocess.run(["gcc", "-g", "-O1", "-fno-inline", "-o", str(out), str(src)], check=True)
+    return str(out)
+
+
+def _symbol_offset(path: str, name: str) -> int:
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        sym = elf.get_section_by_name(".symtab").get_symbol_by_name(name)[0]
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= sym["st_value"] < seg["p_vaddr"] + seg["p_memsz"]:
+                return sym["st_value"] - seg["p_vaddr"] + seg["p_offset"]
+    raise AssertionError("no segment holds the symbol")
+
+
+@needs_root
+@pytest.mark.live
+def test_uprobe_arguments_by_name_from_dwarf_are_exactly_what_was_passed(tmp_path):
+    prog = _work_program(tmp_path)
+    n = 7
+    expected = [{"x": i * 3 - 5, "s": f"call-{i}"} for i in range(n)]
+    out = tmp_path / "byname.ktrec"
+    # nothing asked for: every parameter by name and type (int x, const char *s)
+    assert main(["record", "-q", "-o", str(out), f"uprobe:{prog}:work", "--", prog, str(n)]) == 0
+    assert [{"x": r["x"], "s": r["s"]} for r in _rows(out)] == expected
+    # by name in a filter, as a string
+    out = tmp_path / "filtered.ktrec"
+    assert main(["record", "-q", "-o", str(out), f"uprobe:{prog}:work", "--filter", 's == "call-4" || x < 0',
+                 "--", prog, str(n)]) == 0
+    assert [r["s"] for r in _rows(out)] == ["call-0", "call-1", "call-4"]
+    # the uprobe_events form: PATH:OFFSET with register fetches
+    out = tmp_path / "events.ktrec"
+    line = f"p:w {prog}:{_symbol_offset(prog, 'work'):#x} x=%di:s32 s=+0(%si):string"
+    assert main(["record", "-q", "-o", str(out), line, "--", prog, str(n)]) == 0
+    assert [{"x": r["x"], "s": r["s"]} for r in _rows(out)] == expected
+    # entry and return on the same function both attach
+    out = tmp_path / "both.ktrec"
+    assert main(["record", "-q", "-o", str(out), f"uprobe:{prog}:work", f"uretprobe:{prog}:work",
+                 "--", prog, str(n)]) == 0
+    rows = _rows(out)
+    assert [r["probe"] for r in rows] == ["work", "work_ret"] * n
+    assert [r["retval"] for r in rows[1::2]] == [e["x"] + 1 for e in expected]

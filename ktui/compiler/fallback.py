@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ktui.errors import KtuiError
 from ktui.kernel import tracefs_path
 from ktui.probes.model import Builtin, Probe, ProbeKind
-from ktui.probes.resolve import syscall_name
+from ktui.probes.resolve import syscall_name, user_prototype
 
 from ktui.compiler.btf_types import TypeSource
 from ktui.compiler.fetch_codegen import contains_arg
@@ -170,10 +170,12 @@ def place(probe: Probe, probe_id: int, facts: KernelFacts, types: TypeSource, fa
     if kind.is_user:
         if not probe.binary:
             raise KtuiError("a uprobe needs the program or library it probes")
+        proto = user_prototype(probe)  # parameters by name from the program's DWARF
+        ret_ctype, args = (proto[0], proto[1]) if proto else (None, None)
         if kind is ProbeKind.UPROBE and not latency:
-            return Placement(Site("uprobe", probe.target))
-        entry = Site("uprobe", probe.target) if (latency or args_at_return) else None
-        return Placement(Site("uretprobe", probe.target), entry)
+            return Placement(Site("uprobe", probe.target, func_args=args, ret_ctype=ret_ctype))
+        entry = Site("uprobe", probe.target, func_args=args) if (latency or args_at_return) else None
+        return Placement(Site("uretprobe", probe.target, func_args=args, ret_ctype=ret_ctype), entry)
     return _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
 
 

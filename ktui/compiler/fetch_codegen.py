@@ -123,7 +123,10 @@ class FetchGen:
             return int(arg.index or 0)
         args = self.site.func_args
         if args is None:
-            why = self.types.btf_error if self.types.btf() is None else f"BTF does not describe {self.site.event}"
+            if self.site.user:
+                why = f"the program's DWARF does not describe {self.site.event} (build it with -g)"
+            else:
+                why = self.types.btf_error if self.types.btf() is None else f"BTF does not describe {self.site.event}"
             raise FetchError(f"argument {arg.name} by name needs the function's prototype, and {why}; use $argN")
         for i, (name, _ctype) in enumerate(args, 1):
             if name == arg.name:

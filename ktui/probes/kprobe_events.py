@@ -22,6 +22,7 @@ Unnamed arguments are called arg1..argN by their position, as the kernel does.
 
 from __future__ import annotations
 
+import os
 import re
 
 from ktui.errors import ParseError, UsageError
@@ -146,7 +147,8 @@ def parse_kprobe_event(line: str) -> Probe:
     probe_kwargs = _parse_target(target_text, tpos, line, kind)
     if probe_kwargs.pop("is_return"):
         kind = ProbeKind.KRETPROBE
-    if kind is ProbeKind.KRETPROBE and probe_kwargs["offset"]:
+    binary = probe_kwargs.pop("binary", None)
+    if kind is ProbeKind.KRETPROBE and probe_kwargs["offset"] and binary is None:
         raise _err("a return probe goes on the function itself: its offset must be +0", line, tpos)
     if kind is ProbeKind.KRETPROBE and probe_kwargs["address"] is not None:
         raise _err("a return probe needs a function symbol, not an address", line, tpos)
@@ -162,6 +164,14 @@ def parse_kprobe_event(line: str) -> Probe:
             raise _err(f"argument name {fetch.name!r} is used twice", line, pos)
         seen.add(fetch.name)
         fetches.append(fetch)
+    if binary is not None:
+        # a uprobe_events line: the same syntax, on a program's file offset
+        ukind = ProbeKind.URETPROBE if kind is ProbeKind.KRETPROBE else ProbeKind.UPROBE
+        if not name:
+            name = re.sub(r"[^A-Za-z0-9_]", "_", f"{'r' if ukind is ProbeKind.URETPROBE else 'p'}_"
+                          f"{os.path.basename(binary)}_0x{probe_kwargs['offset']:x}")
+        return Probe(ukind, "", name=name, group=group, binary=binary, offset=probe_kwargs["offset"],
+                     fetches=fetches, source=line.strip())
     if not name:
         name = default_event_name(kind, probe_kwargs["target"], probe_kwargs["module"],
                                   probe_kwargs["offset"], probe_kwargs["address"])
@@ -195,6 +205,16 @@ def _parse_target(text: str, pos: int, line: str, kind: ProbeKind) -> dict:
             raise _err("the address does not fit in 64 bits", line, pos)
         return {"target": "", "module": None, "offset": 0, "address": addr, "is_return": False}
     module = None
+    if ":" in text and text.startswith(("/", "./", "../")):
+        # the uprobe_events form: PATH:OFFSET, an offset into the program file
+        path, _, off_text = text.rpartition(":")
+        off = _kernel_int(off_text)
+        if off is None or off < 0 or off_text[:1] in "+-":
+            raise _err(f"expected a file offset after {path}:, like {path}:0x1149", line, pos + len(path) + 1)
+        if any(ord(c) < 32 or c == "\x7f" for c in path):
+            raise _err("the program path holds a control character", line, pos)
+        return {"target": "", "module": None, "offset": off, "address": None, "is_return": is_return,
+                "binary": path}
     if ":" in text:
         module, _, text = text.partition(":")
         if not _MODULE.match(module):

@@ -236,3 +236,33 @@ def _tracepoint_without_catalog(event: str, returns: bool, latency: bool) -> Poi
     sized = {n: (size, signed) for n, _, size, signed in fields}
     names.args = [Named(a.name, a.ctype, a.origin, a.memory, *sized.get(a.name, (0, False))) for a in names.args]
     return names
+
+
+def user_prototype(probe: Probe, binary_catalog: Callable[[str], CatalogLike] | None = None
+                   ) -> tuple[str | None, list[tuple[str, str]]] | None:
+    """(return ctype, [(name, ctype)...]) of a uprobe's function from the program's DWARF
+    (its own sections), or None when the program has no DWARF entry for it."""
+    if not probe.binary or not probe.target:
+        return None
+    try:
+        import os
+
+        path: str | None = probe.binary
+        if binary_catalog is None:
+            from ktui.probes.exists import binary_catalog_cached, resolve_binary
+
+            path = resolve_binary(probe.binary)
+            if path is None:
+                return None
+            cat = binary_catalog_cached(path)
+        else:
+            cat = binary_catalog(probe.binary)
+        entry = cat.lookup(f"uprobe:{os.path.abspath(path or probe.binary)}:{probe.target}")
+        if entry is None:
+            return None
+        args = [(a.name, a.ctype) for a in entry.args]
+        if not args and entry.args_note:
+            return None
+        return entry.return_type, args
+    except Exception:  # noqa: BLE001 - unreadable DWARF: arguments by position only, said where used
+        return None
