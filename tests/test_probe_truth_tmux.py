@@ -1,0 +1,83 @@
+"""The editor flow as a person does it: the real `ktui` in tmux at 80x24 on the live kernel.
+Pick sys_enter_openat, tick nothing, filter on the file name, add; a child's opens of that
+path appear with the name as a string, and nothing else does."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(240),
+              pytest.mark.skipif(os.geteuid() != 0, reason="live tracing needs root")]
+KTUI = Path(sys.executable).with_name("ktui")
+SESSION = f"ktui-probes-{os.getpid()}"
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+
+def screen() -> str:
+    return tmux("capture-pane", "-p", "-t", SESSION)
+
+
+def wait_screen(predicate, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    text = screen()
+    while time.monotonic() < deadline:
+        text = screen()
+        if predicate(text):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"the screen never showed what was expected:\n{text}")
+
+
+def keys(*k: str, literal: bool = False, pause: float = 0.3) -> None:
+    tmux("send-keys", "-t", SESSION, *(["-l"] if literal else []), *k)
+    time.sleep(pause)
+
+
+def test_editor_zero_script_capture_and_string_filter_in_tmux_80x24(tmp_path):
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed for the end-to-end test (apt-get install tmux)")
+    from ktui.probes.model import Probe, ProbeKind
+    from ktui.session import Session
+
+    # a session whose one probe never fires, so the stream shows only what the test adds
+    quiet = tmp_path / "quiet.toml"
+    Session([Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", filter="pid == 1")]).save(quiet)
+    tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", SESSION, "-e", "TERM=xterm-256color",
+         "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI), "--session", str(quiet))
+    subprocess.run(["tmux", "resize-window", "-t", SESSION, "-x", "80", "-y", "24"], capture_output=True)
+    try:
+        wait_screen(lambda s: "probes 1/1" in s and "(glob)" in s)
+        time.sleep(1.0)
+        keys("/")
+        keys("sys_enter_openat", literal=True)
+        wait_screen(lambda s: "syscalls:sys_enter_op" in s)
+        keys("Enter")
+        wait_screen(lambda s: "Probe point" in s and "count per key" in s)
+        time.sleep(1.5)  # the editor takes focus once the entry is loaded
+        for _ in range(8):  # through where, actions, count key and the (unticked) fields to the filter
+            keys("Tab")
+        keys('filename == "/etc/hostname"', literal=True)
+        wait_screen(lambda s: 'filename == "/etc/hostname"' in s)
+        keys("C-n")
+        wait_screen(lambda s: "probes 2/2" in s)
+        child = subprocess.run(["cat", "/etc/hostname", "/etc/passwd", "/etc/hostname"], capture_output=True)
+        keys("Escape")
+        keys("b")  # hide the browser: the values get the whole width
+        text = wait_screen(lambda s: sum("filename='/etc/hostname'" in line for line in s.splitlines()) >= 2)
+        rows = [line for line in text.splitlines() if "sys_enter_op" in line]
+        assert child.returncode == 0
+        assert len(rows) == 2, text
+        pids = {line.split()[3] for line in rows}
+        assert len(pids) == 1 and all(" cat " in line and "dfd=-100" in line for line in rows), text
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
