@@ -30,7 +30,9 @@ def test_json_layouts_and_fallback_notes(capsys):
     openat, ip_rcv = data["probes"]
     if os.path.exists("/sys/kernel/tracing/kprobe_events"):
         pytest.skip("this kernel has kprobes: no fallback to show")
-    assert [a["event"] for a in openat["attach"]] == ["syscalls:sys_exit_openat2"]  # no entry values: no helper
+    # no entry values: no helper; one function on every system call that reaches do_sys_openat2
+    assert [a["event"] for a in openat["attach"]] == [f"syscalls:sys_exit_{s}" for s in ("openat2", "openat", "open", "creat")]
+    assert {a["fn_name"] for a in openat["attach"]} == {"ktui_fn_0"}
     # zero-script capture records the return value; the filter's "ret" names that same column
     assert openat["layout"]["fields"] == [{"name": "retval", "dtype": "<i8", "display": "s"}]
     assert "using the system call's tracepoints" in openat["notes"][0]
