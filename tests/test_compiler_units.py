@@ -144,4 +144,6 @@ def test_catalog_verdicts_explain_functions_that_cannot_be_probed():
     assert hidden.error == ("kprobe:hidden_fn cannot be attached: the catalog says hidden_fn is notrace "
                             "(absent from available_filter_functions)")
     assert hidden.attach.kind == "kprobe" and fine.error is None
-    assert nope.error == "kprobe:nope_fn cannot be attached: this kernel has no function nope_fn"
+    # a name the kernel lacks is refused before anything compiles: no code at all
+    assert nope.error == "probe 2 (kprobe:nope_fn): there is no kernel function nope_fn in this kernel."
+    assert nope.attach.kind == "none"

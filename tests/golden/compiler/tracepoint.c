@@ -71,7 +71,7 @@ struct ktui_ev_0 {
     struct ktui_hdr hdr;
     s32 f_dfd;  /* s32 */
     char f_filename[64];  /* ustring */
-    u64 f_flags_value;  /* u64 */
+    s32 f_flags_value;  /* s32 */
 };
 BPF_RINGBUF_OUTPUT(ktui_ring_0, 256);
 int ktui_fn_0(struct ktui_tp_0 *ctx)
@@ -95,8 +95,8 @@ int ktui_fn_0(struct ktui_tp_0 *ctx)
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
     v->f_dfd = (s32)ctx->f_dfd;  // ktui:fetch dfd (context)
     if (bpf_probe_read_user_str(v->f_filename, sizeof(v->f_filename), (void *)ctx->f_filename) < 0) v->hdr.flags |= KTUI_FAULT(1);  // ktui:fetch filename (bpf_probe_read_user_str)
-    v->f_flags_value = (u64)ctx->f_flags;  // ktui:fetch flags_value (context)
-    if (!((((KTUI_BYTE(v->hdr.comm, 0) ^ 'b') | (KTUI_BYTE(v->hdr.comm, 1) ^ 'a')) == 0) && ((u64)v->f_flags_value != (u64)0))) {
+    v->f_flags_value = (s32)ctx->f_flags;  // ktui:fetch flags_value (context)
+    if (!((((KTUI_BYTE(v->hdr.comm, 0) ^ 'b') | (KTUI_BYTE(v->hdr.comm, 1) ^ 'a')) == 0) && ((s64)v->f_flags_value != (s64)0))) {
         ktui_count(0, KTUI_FILTERED);
         return 0;
     }
