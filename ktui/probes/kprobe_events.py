@@ -208,7 +208,7 @@ def _parse_target(text: str, pos: int, line: str, kind: ProbeKind) -> dict:
     if ":" in text and text.startswith(("/", "./", "../")):
         # the uprobe_events form: PATH:OFFSET, an offset into the program file
         path, _, off_text = text.rpartition(":")
-        off = _kernel_int(off_text)
+        off = _kernel_int(off_text, line, pos + len(path) + 1, "file offset")
         if off is None or off < 0 or off_text[:1] in "+-":
             raise _err(f"expected a file offset after {path}:, like {path}:0x1149", line, pos + len(path) + 1)
         if any(ord(c) < 32 or c == "\x7f" for c in path):
