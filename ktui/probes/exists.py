@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from ktui.errors import KtuiError, UsageError
 from ktui.probes.model import Probe, ProbeKind
