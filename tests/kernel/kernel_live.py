@@ -35,7 +35,8 @@ def trace(probes, workload: Callable[[], Any], *, settle_s: float = 0.5) -> Trac
     return every event and the final counters. Fails if a probe did not attach."""
     from ktui.sources.live import LiveSource
 
-    source = LiveSource(probes)
+    # The workload runs in this process, the tracer's own: ktui leaves its own process out unless asked.
+    source = LiveSource(probes, trace_self=True)
     updates: list = []
     lock = threading.Lock()
 
