@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.tmux import Tmux, ktui_pid
+
 from helpers import getppid_binary, getppid_child, prog_ids_of
 from ktui.kernel import process_alive as alive
 from ktui.probes.model import Probe, ProbeKind
@@ -27,36 +29,8 @@ SESSION = f"ktui-rec-{os.getpid()}"
 N = 4000
 
 
-def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
-
-
-def screen() -> str:
-    return tmux("capture-pane", "-p", "-t", SESSION)
-
-
-def wait_screen(predicate, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    text = screen()
-    while time.monotonic() < deadline:
-        text = screen()
-        if predicate(text):
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"the screen never showed what was expected:\n{text}")
-
-
-def ktui_pid(pane_pid: int) -> int:
-    for _ in range(50):
-        for pid in [pane_pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pane_pid)], capture_output=True,
-                                                                   text=True).stdout.split()]:
-            try:
-                if "ktui" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-                    return pid
-            except OSError:
-                pass
-        time.sleep(0.1)
-    raise AssertionError("ktui did not start")
+_TMUX = Tmux(SESSION)
+tmux, screen, wait_screen = _TMUX.run, _TMUX.screen, _TMUX.wait
 
 
 def test_record_from_the_app_by_keys_then_replay_it(tmp_path):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.tmux import Tmux, ktui_pid
+
 from helpers import getppid_binary, getppid_child, prog_ids_of
 from ktui.kernel import process_alive as alive
 
@@ -20,37 +22,8 @@ KTUI = Path(sys.executable).with_name("ktui")
 SESSION = f"ktui-e2e-{os.getpid()}"
 
 
-def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
-
-
-def screen() -> str:
-    return tmux("capture-pane", "-p", "-t", SESSION)
-
-
-def wait_screen(predicate, timeout: float = 40.0) -> str:
-    deadline = time.monotonic() + timeout
-    text = screen()
-    while time.monotonic() < deadline:
-        text = screen()
-        if predicate(text):
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"the screen never showed what was expected:\n{text}")
-
-
-def ktui_pid(pane_pid: int) -> int:
-    """The ktui process: the pane's process or its child (tmux may start it through sh)."""
-    for _ in range(50):
-        for pid in [pane_pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pane_pid)], capture_output=True,
-                                                                   text=True).stdout.split()]:
-            try:
-                if "ktui" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-                    return pid
-            except OSError:
-                pass
-        time.sleep(0.1)
-    raise AssertionError("ktui did not start")
+_TMUX = Tmux(SESSION, wait_s=40.0)
+tmux, screen, wait_screen = _TMUX.run, _TMUX.screen, _TMUX.wait
 
 
 @pytest.fixture

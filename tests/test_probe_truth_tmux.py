@@ -13,29 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from helpers.tmux import Tmux
+
 pytestmark = [pytest.mark.live, pytest.mark.timeout(240),
               pytest.mark.skipif(os.geteuid() != 0, reason="live tracing needs root")]
 KTUI = Path(sys.executable).with_name("ktui")
 SESSION = f"ktui-probes-{os.getpid()}"
 
 
-def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
-
-
-def screen() -> str:
-    return tmux("capture-pane", "-p", "-t", SESSION)
-
-
-def wait_screen(predicate, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    text = screen()
-    while time.monotonic() < deadline:
-        text = screen()
-        if predicate(text):
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"the screen never showed what was expected:\n{text}")
+_TMUX = Tmux(SESSION)
+tmux, screen, wait_screen = _TMUX.run, _TMUX.screen, _TMUX.wait
 
 
 def keys(*k: str, literal: bool = False, pause: float = 0.3) -> None:

@@ -1,0 +1,46 @@
+"""Driving the real ktui in tmux as a person does: send keys, read the screen, find ktui's pid.
+One private tmux session per test module (named by the caller), never the default server's others."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+
+class Tmux:
+    """One tmux session: run tmux commands on it, read its screen, wait for what a person waits for."""
+
+    def __init__(self, session: str, *, wait_s: float = 60.0) -> None:
+        self.session = session
+        self.wait_s = wait_s
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", self.session)
+
+    def wait(self, predicate, timeout: float | None = None) -> str:
+        deadline = time.monotonic() + (self.wait_s if timeout is None else timeout)
+        text = self.screen()
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if predicate(text):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"the screen never showed what was expected:\n{text}")
+
+
+def ktui_pid(pane_pid: int) -> int:
+    """The ktui process: the pane's process or its child (tmux may start it through sh)."""
+    for _ in range(50):
+        for pid in [pane_pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pane_pid)], capture_output=True,
+                                                                   text=True).stdout.split()]:
+            try:
+                if "ktui" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                    return pid
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise AssertionError("ktui did not start")
