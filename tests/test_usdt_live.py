@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -156,13 +157,20 @@ def test_usdt_events_recorded_and_replayed(tmp_path):
     caller = Caller(n)
     try:
         out = tmp_path / "usdt.ktrec"
-        ktui = subprocess.Popen([sys.executable, "-m", "ktui", "record", ENTRY, "-o", str(out), "-q",
+        ktui = subprocess.Popen([sys.executable, "-m", "ktui", "record", ENTRY, "-o", str(out),
                                  "-p", str(caller.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(ktui.stderr), daemon=True)  # type: ignore[arg-type]
+        reader.start()
         assert _wait_for(lambda: caller.semaphore() == 1, 60)
+        # The semaphore rises when the uprobe is opened, before the program is attached and switched on;
+        # the first progress line comes once the probe runs.
+        assert _wait_for(lambda: any(" events, " in line for line in lines), 60), lines
         caller.step("done\n")
         time.sleep(0.5)
         ktui.send_signal(signal.SIGINT)
-        assert ktui.wait(30) == 0, ktui.stderr.read()
+        assert ktui.wait(30) == 0, lines
+        reader.join(10)
     finally:
         caller.close()
     # Replay reads it through the common layout: the export (same reader, no root) shows the strings.
