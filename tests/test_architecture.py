@@ -145,13 +145,8 @@ def import_cycles(graph: dict[str, set[str]]) -> list[set[str]]:
     return cycles
 
 
-# The catalog's loader imports its builders lazily and they build a Catalog: known, owned by the
-# catalog's rework (issue 13); nothing outside it may join or add a cycle.
-KNOWN_CYCLE = {"ktui.catalog.core", "ktui.catalog.dwarf", "ktui.catalog.elf_symbols", "ktui.catalog.kernel_build"}
-
-
 def test_no_import_cycle_in_ktui():
-    cycles = [c for c in import_cycles(import_graph()) if not c <= KNOWN_CYCLE]
+    cycles = import_cycles(import_graph())
     assert cycles == []
 
 

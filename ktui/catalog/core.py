@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from array import array
 from collections.abc import Iterable, Sequence
@@ -15,7 +16,7 @@ from ktui.catalog.traceability import CODE, TRACEABILITY
 from ktui.errors import KtuiError, UsageError
 
 KINDS = _search.KINDS  # sorted order of "kind:" prefixes: kprobe < rawtracepoint < tracepoint < uprobe
-KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+KIND_CODE = _search.KIND_CODE
 
 
 class _Loader:
@@ -92,7 +93,8 @@ class Catalog:
         ``btf`` reads another BTF file instead of /sys/kernel/btf/vmlinux (no cache then)."""
         from ktui.catalog.kernel_build import load_kernel_catalog
 
-        cat = load_kernel_catalog(use_cache=use_cache and not btf, mount=mount, btf_path=btf)
+        # The builder is handed the class: it builds the columns, and imports nothing of this module.
+        cat = load_kernel_catalog(cls, use_cache=use_cache and not btf, mount=mount, btf_path=btf)
         if debuginfo:
             cat.attach_debuginfo(debuginfo)
         return cat
@@ -100,9 +102,9 @@ class Catalog:
     @classmethod
     def for_binary(cls, path: str, *, debuginfo: str | None = None) -> Catalog:
         """Uprobe points of one program or library: ELF FUNC symbols, DWARF params when present."""
-        from ktui.catalog.elf_symbols import binary_catalog
+        from ktui.catalog.elf_symbols import elf_functions
 
-        return binary_catalog(path, debuginfo=debuginfo)
+        return cls.from_entries(elf_functions(path, debuginfo=debuginfo), origin=os.path.abspath(path))
 
     @staticmethod
     def uprobe_details(binary: str, symbol: str) -> Details:

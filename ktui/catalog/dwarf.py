@@ -275,7 +275,7 @@ def dwarf_functions(path: str) -> dict[str, DwarfFunction]:
     """Every named function in a file's DWARF: source, params, locals, whether only inlined."""
     from elftools.common.exceptions import ELFError
 
-    from ktui.catalog.elf_symbols import open_elf
+    from ktui.catalog.elf_file import open_elf
 
     with open_elf(path) as elf:
         try:
@@ -299,7 +299,7 @@ class DwarfLookup:
     Without aranges, the whole file is read once."""
 
     def __init__(self, path: str):
-        from ktui.catalog.elf_symbols import open_elf
+        from ktui.catalog.elf_file import open_elf
 
         self.path = path
         self._ctx = open_elf(path)

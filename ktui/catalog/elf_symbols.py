@@ -3,37 +3,11 @@ and DWARF parameters and source lines when the file (or ``debuginfo``) has them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from ktui.catalog.entry import Arg, Details, Entry
 from ktui.catalog.traceability import clone_base
 from ktui.errors import FileFormatError
-
-
-@contextlib.contextmanager
-def open_elf(path: str):
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise FileFormatError(f"{path} does not exist.") from None
-    except IsADirectoryError:
-        raise FileFormatError(f"{path} is a directory, not a program or library.") from None
-    except OSError as err:
-        raise FileFormatError(f"cannot read {path}: {err.strerror}.") from None
-    with f:
-        magic = f.read(4)
-        if magic != b"\x7fELF":
-            raise FileFormatError(f"{path} is not an ELF file.")
-        f.seek(0)
-        try:
-            elf = ELFFile(f)
-        except (ELFError, Exception) as err:
-            raise FileFormatError(f"{path} is a truncated or corrupt ELF file ({type(err).__name__}).") from None
-        yield elf
 
 
 def _vaddr_to_offset(segments: list[tuple[int, int, int]], vaddr: int) -> int | None:
@@ -144,12 +118,6 @@ def elf_functions(path: str, *, debuginfo: str | None = None) -> list[Entry]:
                          traceability_reason=why, addresses=addrs_l, clones=sorted(clones.get(name, [])),
                          clone_of=clone_base(name) if "." in name else None, offset=off, loader=loader))
     return out
-
-
-def binary_catalog(path: str, *, debuginfo: str | None = None):
-    from ktui.catalog.core import Catalog
-
-    return Catalog.from_entries(elf_functions(path, debuginfo=debuginfo), origin=os.path.abspath(path))
 
 
 _LOOKUPS: dict[tuple, _LazyDwarf] = {}

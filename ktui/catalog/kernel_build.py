@@ -3,29 +3,36 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ktui.catalog.cache import CACHE_FORMAT, COLUMNS, catalog_key, read_cache, write_cache
-from ktui.catalog.core import KIND_CODE, Catalog
+from ktui.catalog.search import KIND_CODE
 from ktui.catalog.traceability import CODE, Evidence, clone_base
 from ktui.errors import KtuiError
+
+if TYPE_CHECKING:
+    from ktui.catalog.core import Catalog
 
 _COLUMNS = COLUMNS
 _DTYPES = {"kind": np.uint8, "addr": np.uint64, "mod": np.int32, "trace": np.uint8, "ref": np.int64}
 
 
-def load_kernel_catalog(use_cache: bool = True, mount: bool = True, btf_path: str | None = None) -> Catalog:
+def load_kernel_catalog(catalog: type[Catalog], use_cache: bool = True, mount: bool = True,
+                        btf_path: str | None = None) -> Catalog:
+    """The kernel's catalog as a ``catalog`` (the class, given by ``Catalog.load``: this builder does not
+    import it, so the two never import each other)."""
     t0 = time.perf_counter()
     key = catalog_key(CACHE_FORMAT) if use_cache else None
     if use_cache:
         data = read_cache(key)
         if data is not None:
-            cat = _from_payload(data)
+            cat = _from_payload(catalog, data)
             cat.from_cache = True
             cat.load_seconds = time.perf_counter() - t0
             return cat
-    cat, payload = build_kernel_catalog(mount=mount, btf_path=btf_path)
+    cat, payload = build_kernel_catalog(catalog, mount=mount, btf_path=btf_path)
     if use_cache and not cat.problems:  # a partial catalog is not worth keeping
         write_cache(key, payload)
     cat.load_seconds = time.perf_counter() - t0
@@ -50,14 +57,15 @@ def _perf_event_rows(names, kinds, addrs, mods, traces, refs, extras) -> None:
         extras[name] = {"reason": why if ok else f"this machine cannot sample it: {why}"}
 
 
-def _from_payload(data: dict) -> Catalog:
+def _from_payload(catalog: type[Catalog], data: dict) -> Catalog:
     cols = {c: np.frombuffer(data[c], dtype=_DTYPES[c]) for c in _COLUMNS}
-    return Catalog(data["names"], cols["kind"], cols["addr"], cols["mod"], cols["trace"], cols["ref"],
+    return catalog(data["names"], cols["kind"], cols["addr"], cols["mod"], cols["trace"], cols["ref"],
                    data["modules"], data["extras"], data["reasons"], data["notes"], data["problems"],
                    origin="kernel", tracefs=data["tracefs"], btf_offsets=data["btf_offsets"])
 
 
-def build_kernel_catalog(mount: bool = True, btf_path: str | None = None) -> tuple[Catalog, dict]:
+def build_kernel_catalog(catalog: type[Catalog], mount: bool = True,
+                         btf_path: str | None = None) -> tuple[Catalog, dict]:
     from ktui.catalog.btf import VMLINUX_BTF, load_vmlinux_btf
     from ktui.catalog.kallsyms import load_kallsyms
     from ktui.catalog.tracefs_events import list_events
@@ -243,7 +251,7 @@ def build_kernel_catalog(mount: bool = True, btf_path: str | None = None) -> tup
     pos = {n: i for i, n in enumerate(names)} if extras_by_name else {}
     extras = {pos[n]: ex for n, ex in extras_by_name.items()}
     btf_offsets = btf.offsets.tobytes() if btf is not None else None
-    cat = Catalog(names, cols["kind"], cols["addr"], cols["mod"], cols["trace"], cols["ref"], modules, extras,
+    cat = catalog(names, cols["kind"], cols["addr"], cols["mod"], cols["trace"], cols["ref"], modules, extras,
                   reasons, notes, problems, origin="kernel", tracefs=tracefs, btf_offsets=btf_offsets,
                   btf_path=btf_path)
     cat._index = pos or None

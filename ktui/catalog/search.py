@@ -17,6 +17,7 @@ KIND_ALIASES = {
 }
 # Sorted as the names sort: the catalog keeps each kind in one contiguous range of rows.
 KINDS = ("hardware", "kprobe", "rawtracepoint", "software", "tracepoint", "uprobe", "usdt")
+KIND_CODE = {k: i for i, k in enumerate(KINDS)}  # a kind's code in the catalog's kind column
 
 
 def kind_names(kinds) -> list[str]:

@@ -177,7 +177,7 @@ def read_markers(path: str) -> list[UsdtMarker]:
     """Every USDT marker of one ELF file, in note order; [] when it has none.
 
     A file that is not ELF, or a corrupt one, is a FileFormatError (one sentence)."""
-    from ktui.catalog.elf_symbols import open_elf
+    from ktui.catalog.elf_file import open_elf
 
     abspath = os.path.abspath(path)
     out: list[UsdtMarker] = []
