@@ -116,7 +116,11 @@ class KtuiApp(App):
         self.warnings = list(warnings or [])
         self.warnings_loader = warnings_loader
         self.states: dict[int, ProbeState] = {}  # by probe id, as the source last said
-        self._pending: list[Update] = []  # updates not yet applied, oldest first (one message queued for them)
+        # Updates not yet applied, oldest first, with the generation of the source that sent them (one
+        # message queued for them). The generation is checked again when they are applied: the source
+        # may be replaced between the sink's check and its append, and a new source numbers its probes
+        # from 0, so an old update applied late would label rows with another probe's layout.
+        self._pending: list[tuple[Update, int]] = []
         self._pending_lock = threading.Lock()
         self._latest: Update | None = None  # last snapshot for panes that redraw slowly
         self._slow_drawn = 0.0
@@ -242,8 +246,11 @@ class KtuiApp(App):
 
     @work(thread=True, group="doctor", exit_on_error=False)
     def _load_warnings(self) -> None:
+        loader = self.warnings_loader
+        if loader is None:
+            return
         try:
-            warnings = list(self.warnings_loader())
+            warnings = list(loader())
         except Exception:  # advice only: without it the status line just has no warning
             return
         self.call_from_thread(self._show_warnings, warnings)
@@ -281,7 +288,7 @@ class KtuiApp(App):
         if generation != self.live.slot.generation:
             return
         with self._pending_lock:  # O(1) under the lock: the UI thread never waits on a merge
-            self._pending.append(update)
+            self._pending.append((update, generation))
             if len(self._pending) > 1:
                 return
         self.post_message(UpdateArrived(update))
@@ -337,9 +344,11 @@ class KtuiApp(App):
     @on(UpdateArrived)
     def _update_arrived(self, _event: UpdateArrived) -> None:
         with self._pending_lock:
-            pending, self._pending = self._pending, []
+            queued, self._pending = self._pending, []
+        generation = self.live.slot.generation
+        pending = [update for update, sent_by in queued if sent_by == generation]
         if not pending or not self.screen_stack or self._exit_renderables or not self.is_running:
-            return  # quitting: the panes may already be gone
+            return  # quitting (the panes may already be gone), or only updates of a replaced source
         update = Update.merge(pending)
         with self.batch_update():
             self.apply_update(update)

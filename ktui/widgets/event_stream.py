@@ -78,7 +78,8 @@ class EventWindow:
         self.clear()
 
     def clear(self) -> None:
-        self._chunks: dict[int, tuple[int, np.ndarray]] = {}
+        # chunk id -> (probe id, records, the layout they were decoded with; None when unknown)
+        self._chunks: dict[int, tuple[int, np.ndarray, ProbeLayout | None]] = {}
         self._next_chunk = 0
         self._chunk_of = np.zeros(0, np.int64)
         self._row_of = np.zeros(0, np.int64)
@@ -95,8 +96,13 @@ class EventWindow:
     def visible_count(self) -> int:
         return len(self._visible)
 
-    def append(self, events: dict[int, np.ndarray]) -> int:
-        """Add one update's events (per probe id), merged in time order. Returns how many."""
+    def append(self, events: dict[int, np.ndarray], layouts: dict[int, ProbeLayout] | None = None) -> int:
+        """Add one update's events (per probe id), merged in time order. Returns how many.
+
+        Each chunk keeps the layout it is decoded with, taken now from ``layouts`` and only when it
+        fits the records (every field of the layout is a field of the array): a probe id names another
+        probe once its source is replaced (a new source numbers from 0), so rows already kept must
+        never be read through a layout bound later."""
         parts = [(pid, arr) for pid, arr in events.items() if len(arr)]
         if not parts:
             return 0
@@ -106,7 +112,7 @@ class EventWindow:
         for probe_id, arr in parts:
             cid = self._next_chunk
             self._next_chunk += 1
-            self._chunks[cid] = (probe_id, arr)
+            self._chunks[cid] = (probe_id, arr, fitting_layout((layouts or {}).get(probe_id), arr))
             chunk_ids.append(np.full(len(arr), cid, np.int64))
             rows.append(np.arange(len(arr), dtype=np.int64))
             stamps.append(arr["ts"])
@@ -140,7 +146,7 @@ class EventWindow:
         keep = np.zeros(len(new_abs), bool)
         for cid in np.unique(chunk_of):
             sel = chunk_of == cid
-            probe_id, arr = self._chunks[int(cid)]
+            probe_id, arr, _ = self._chunks[int(cid)]
             keep[sel] = self._match(probe_id, arr[row_of[sel]])
         return new_abs[keep]
 
@@ -176,7 +182,7 @@ class EventWindow:
             hits = np.zeros(len(idx), bool)
             for cid in np.unique(chunks):
                 sel = chunks == cid
-                probe_id, arr = self._chunks[int(cid)]
+                probe_id, arr, _ = self._chunks[int(cid)]
                 hits[sel] = match(probe_id, arr[self._row_of[idx[sel]]])
             found = np.flatnonzero(hits)
             if len(found):
@@ -184,26 +190,47 @@ class EventWindow:
             i = hi if step > 0 else lo - 1
         return None
 
+    def kept_layouts(self) -> list[ProbeLayout]:
+        """The layouts the kept rows were decoded with, each once."""
+        seen: list[ProbeLayout] = []
+        for _, _, layout in self._chunks.values():
+            if layout is not None and layout not in seen:
+                seen.append(layout)
+        return seen
+
     def visible_abs(self, index: int) -> int:
         return int(self._visible[index])
 
     def record(self, absolute: int) -> tuple[int, np.void]:
         """The (probe id, record) of the row with this absolute number."""
+        probe_id, rec, _ = self.entry(absolute)
+        return probe_id, rec
+
+    def entry(self, absolute: int) -> tuple[int, np.void, ProbeLayout | None]:
+        """The (probe id, record, the layout it was decoded with) of the row with this absolute number."""
         i = absolute - self.first
-        probe_id, arr = self._chunks[int(self._chunk_of[i])]
-        return probe_id, arr[int(self._row_of[i])]
+        probe_id, arr, layout = self._chunks[int(self._chunk_of[i])]
+        return probe_id, arr[int(self._row_of[i])], layout
 
     def count(self, *, pid: int | None = None, probe_id: int | None = None) -> int:
         """How many kept rows match (used by tests and the status line)."""
         total = 0
         for cid in np.unique(self._chunk_of):
             sel = self._chunk_of == cid
-            pr, arr = self._chunks[int(cid)]
+            pr, arr, _ = self._chunks[int(cid)]
             if probe_id is not None and pr != probe_id:
                 continue
             recs = arr[self._row_of[sel]]
             total += int(np.count_nonzero(recs["pid"] == pid)) if pid is not None else len(recs)
         return total
+
+
+def fitting_layout(layout: ProbeLayout | None, records: np.ndarray) -> ProbeLayout | None:
+    """``layout`` when it can read these records (each of its fields is one of theirs), else None."""
+    if layout is None:
+        return None
+    names = records.dtype.names or ()
+    return layout if all(f.name in names for f in layout.fields) else None
 
 
 def text_filter(query: str, layouts: dict[int, ProbeLayout]) -> Callable[[int, np.ndarray], np.ndarray] | None:
@@ -246,7 +273,7 @@ def _field_filter(key: str, value: str, layouts: dict[int, ProbeLayout]) -> Call
 
     def match(p: int, recs: np.ndarray) -> np.ndarray:
         lay = layouts.get(p)
-        if lay is None or key not in recs.dtype.names:
+        if lay is None or key not in (recs.dtype.names or ()):
             return np.zeros(len(recs), bool)
         col = recs[key]
         if col.dtype.kind == "S":
@@ -298,8 +325,11 @@ class EventStream(ScrollView, can_focus=True):
         """Probe labels and column widths for this width (names change with the probes, caps with width)."""
         width = self.size.width or 80
         names = {pid: lay.name for pid, lay in self.layouts.items()}
-        self.labels = short_labels(names, PROBE_CAP[width >= 100]) if names else {}
-        self.cols = columns_for(width, self.labels)
+        cap = PROBE_CAP[width >= 100]
+        self.labels = short_labels(names, cap) if names else {}
+        # Rows of probes no longer in the source (replaced or removed) keep their own names: room for them.
+        gone = [lay.name for lay in self.window.kept_layouts() if self.layouts.get(lay.probe_id) != lay]
+        self.cols = columns_for(width, {**self.labels, **{-1 - i: n[:cap] for i, n in enumerate(gone)}})
         self._strips.clear()
         self._widest = width
         self._update_header()
@@ -318,7 +348,7 @@ class EventStream(ScrollView, can_focus=True):
     def append(self, events: dict[int, np.ndarray], *, visible: bool = True) -> None:
         """Add events; ``visible=False`` (another tab is shown) keeps them and draws nothing until
         ``catch_up``: scrolling and repainting a hidden pane thirty times a second is wasted work."""
-        if not events or not self.window.append(events):
+        if not events or not self.window.append(events, self.layouts):
             return
         if not visible:
             self._stale = True
@@ -501,8 +531,8 @@ class EventStream(ScrollView, can_focus=True):
         from ktui.units import errno_text
         from ktui.widgets.inspector import InspectedField
 
-        probe_id, rec = self.window.record(absolute)
-        layout = self.layouts.get(probe_id)
+        probe_id, rec, kept = self.window.entry(absolute)
+        layout = self.layout_for(probe_id, rec, kept)
         name = layout.name if layout else f"probe{probe_id}"
         base = self.window.base_ts or 0
         comm = c_string(bytes(rec["comm"]))
@@ -610,10 +640,10 @@ class EventStream(ScrollView, can_focus=True):
     def _render_row(self, absolute: int) -> Strip:
         """One whole row as segments built directly (no rich Text and console render per row: rows
         are painted thirty times a second when following); the view crops it to the window."""
-        probe_id, rec = self.window.record(absolute)
+        probe_id, rec, layout = self.window.entry(absolute)
         segments: list[Segment] = []
         used = 0
-        for text, style in self.row_pieces(probe_id, rec, self.cols):
+        for text, style in self.row_pieces(probe_id, rec, self.cols, layout):
             n = cell_len(text)
             if used + n > MAX_ROW:
                 segments.append(Segment(set_cell_size(text, MAX_ROW - used), style))
@@ -623,13 +653,28 @@ class EventStream(ScrollView, can_focus=True):
             used += n
         return Strip(segments, used)
 
-    def row_pieces(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE) -> list[tuple[str, Style]]:
+    def layout_for(self, probe_id: int, rec: np.void, kept: ProbeLayout | None = None) -> ProbeLayout | None:
+        """The layout to read a row with: the one its chunk was decoded with, else the probe's current one
+        if it fits the record (a record is never read through another probe's fields)."""
+        if kept is not None:
+            return kept
+        names = rec.dtype.names or ()
+        current = self.layouts.get(probe_id)
+        return current if current is not None and all(f.name in names for f in current.fields) else None
+
+    def row_pieces(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE,
+                   kept: ProbeLayout | None = None) -> list[tuple[str, Style]]:
         time_w, cpu_w, comm_w, pid_w, probe_w = cols
-        layout = self.layouts.get(probe_id)
+        layout = self.layout_for(probe_id, rec, kept)
         base = self.window.base_ts or 0
         secs = (int(rec["ts"]) - base) / 1e9
         comm = term_safe(c_string(bytes(rec["comm"])))
-        name = term_safe(self.labels.get(probe_id) or (layout.name if layout else f"probe{probe_id}"))
+        # The short label is the current probe's: a row of a replaced probe shows its own name.
+        if layout is not None and self.layouts.get(probe_id) == layout:
+            name = term_safe(self.labels.get(probe_id) or layout.name)
+        else:  # a probe no longer in the source: its own name, cut in the middle if it must be
+            own = layout.name if layout else f"probe{probe_id}"
+            name = term_safe(short_labels({0: own}, probe_w)[0] if len(own) > probe_w else own)
         pieces = [
             (f"{secs:>{time_w}.6f} ", _DIM),
             (f"{int(rec['cpu']):>{cpu_w}} ", _CYAN),
@@ -648,9 +693,10 @@ class EventStream(ScrollView, can_focus=True):
                     pieces.append((term_safe(f"{sep}{f.name}={value}"), _PLAIN))
         return pieces
 
-    def row_text(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE) -> Text:
+    def row_text(self, probe_id: int, rec: np.void, cols: tuple[int, ...] = WIDE,
+                 kept: ProbeLayout | None = None) -> Text:
         text = Text(no_wrap=True)
-        for piece, style in self.row_pieces(probe_id, rec, cols):
+        for piece, style in self.row_pieces(probe_id, rec, cols, kept):
             text.append(piece, style or None)
         return text
 
