@@ -18,7 +18,7 @@ from ktui.textsafe import term_safe
 # command -> module under ktui.commands. Only the module of the command being run is
 # imported (start-up time matters for `ktui list | grep`); all of them for --help.
 HEADLESS = {"doctor": "doctor", "list": "list", "compile": "compile", "record": "record",
-            "import": "import_", "export": "export", "stream": "stream"}
+            "import": "import_", "export": "export", "stream": "stream", "query": "query"}
 
 
 def _wanted_modules(argv: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,3 +127,112 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# -- directories of files (a Parquet export) ------------------------------------------
+#
+# The same rules for a directory: it is built under a temporary name beside DIR (mkdir
+# 0700, each file created O_EXCL|O_NOFOLLOW 0600 inside it) and renamed to DIR only when
+# complete. Replacing (``replace``) an existing DIR is allowed only when it holds nothing but
+# files named as the caller's own output (``owned``): --force must never remove a directory of
+# someone's other files.
+
+DIR_MODE = 0o700
+
+
+def check_directory_destination(path: str | os.PathLike, *, replace: bool, owned: str) -> None:
+    """Refuse, before any work, a DIR that cannot be (re)placed; ``owned`` is the file suffix
+    a replaceable DIR holds only (".parquet")."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        parent = Path(path).parent
+        if not parent.is_dir():
+            raise KtuiError(f"cannot write here: the directory {parent} does not exist", where=str(path)) from None
+        return
+    except OSError as err:
+        raise KtuiError(f"cannot write here: {err.strerror}", where=str(path)) from None
+    if not replace:
+        raise KtuiError("exists; choose another name or pass --force to replace it", where=str(path))
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            names = os.listdir(path)
+        except OSError as err:
+            raise KtuiError(f"cannot read the directory to replace it: {err.strerror}", where=str(path)) from None
+        others = [n for n in names if not (n.endswith(owned) and stat.S_ISREG(os.lstat(os.path.join(path, n)).st_mode))]
+        if others:
+            raise KtuiError(f"is a directory holding other files than {owned} (such as {others[0]!r}); "
+                            "it is not replaced, choose another name", where=str(path))
+
+
+class DirectoryWriter:
+    """The temporary directory an ``output_directory`` block fills: ``create(name)`` a new 0600 file in it."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def create(self, name: str) -> IO[bytes]:
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"not a plain file name: {name!r}")
+        fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, MODE)
+        os.fchmod(fd, MODE)
+        return os.fdopen(fd, "wb")
+
+
+@contextmanager
+def output_directory(path: str | os.PathLike, *, replace: bool, owned: str) -> Iterator[DirectoryWriter]:
+    """``with output_directory(DIR, replace=..., owned=".parquet") as d: f = d.create("x.parquet")``:
+    DIR appears (0700, its files 0600) only when the block ends without an exception."""
+    path = Path(path)
+    check_directory_destination(path, replace=replace, owned=owned)
+    parent = path.parent
+    tmp = parent / f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"
+    try:
+        os.mkdir(tmp, DIR_MODE)
+        os.chmod(tmp, DIR_MODE, follow_symlinks=False)
+    except OSError as err:
+        raise KtuiError(f"cannot create a directory in {parent}: {err.strerror}", where=str(path)) from None
+    placed = False
+    try:
+        try:
+            yield DirectoryWriter(tmp)
+            for name in os.listdir(tmp):  # everything on disk before the name points at it
+                fd = os.open(tmp / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as err:
+            raise KtuiError(f"cannot write: {err.strerror or err}; nothing was written", where=str(path)) from None
+        _place_directory(tmp, path, replace, owned)
+        placed = True
+        _fsync_dir(parent)
+    finally:
+        if not placed:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _place_directory(tmp: Path, path: Path, replace: bool, owned: str) -> None:
+    """rename(2) acts on names: a link named DIR is replaced, never followed."""
+    old: Path | None = None
+    try:
+        if os.path.lexists(path):
+            if not replace:
+                raise FileExistsError(errno.EEXIST, "File exists")
+            check_directory_destination(path, replace=True, owned=owned)  # again: it may have changed
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                old = path.parent / f".{path.name[:200]}.{secrets.token_hex(6)}.old"
+                os.rename(path, old)
+            else:
+                os.unlink(path)  # a file or a link of that name: the name only
+        os.rename(tmp, path)
+    except FileExistsError:
+        raise KtuiError("exists; choose another name or pass --force to replace it", where=str(path)) from None
+    except OSError as err:
+        if old is not None and not os.path.lexists(path):
+            os.rename(old, path)  # put the old one back
+            old = None
+        raise KtuiError(f"cannot write: {err.strerror or err}", where=str(path)) from None
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""`ktui export FILE --format perfetto|jsonl -o OUT`: a recording (or ftrace text) into what others open."""
+"""`ktui export FILE --format perfetto|jsonl|parquet -o OUT`: a recording (or ftrace text) into what others open."""
 
 from __future__ import annotations
 
@@ -6,28 +6,32 @@ import argparse
 import shutil
 import sys
 
-from ktui.errors import FileFormatError
+from ktui.errors import FileFormatError, UsageError
 from ktui.numbers import event_pid_arg
 from ktui.sources.replay import open_recording
 from ktui.recording.tempdirs import private_tempdir
 from ktui.safe_output import check_destination, output_file
 from ktui.textsafe import term_safe
 
-FORMATS = ("perfetto", "jsonl")
+FORMATS = ("perfetto", "jsonl", "parquet")
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "export",
-        help="export a recording to Perfetto (Chrome JSON trace) or JSON Lines",
+        help="export a recording to Perfetto (Chrome JSON trace), JSON Lines or Parquet",
         description="perfetto: a trace ui.perfetto.dev opens, with per-CPU tracks, entry/return pairs as "
         "slices and per-CPU event counters. jsonl: one event per line (ts, cpu, pid, tid, comm, probe, "
         "fetched values) in time order. The file is created readable by its owner only, under a temporary name "
-        "renamed to OUT when complete (an existing OUT, or a link of that name, is replaced, never written through).",
+        "renamed to OUT when complete (an existing OUT, or a link of that name, is replaced, never written through). "
+        "parquet: OUT is a directory of Parquet tables (one per probe, typed columns, zstd; plus probes, counters, "
+        "stacks, stack_frames, meta; schema in docs/PARQUET.md) for DuckDB, ClickHouse, Spark and `ktui query`; "
+        "created 0700 with 0600 files, under a temporary name renamed to OUT when complete.",
     )
     p.add_argument("file", metavar="FILE", help="a recording, or ftrace text")
     p.add_argument("--format", "-f", choices=FORMATS, required=True)
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write ('-' for stdout)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the file to write ('-' for stdout); for parquet, the directory to create")
     p.add_argument("--pid", type=event_pid_arg, help="only events of this process")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run)
@@ -47,6 +51,8 @@ def _export(args: argparse.Namespace, reader, out) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "parquet":
+        return _run_parquet(args)
     if args.output != "-":
         check_destination(args.output, replace=args.force)  # before reading anything
     workdir = private_tempdir("export")
@@ -70,6 +76,37 @@ def run(args: argparse.Namespace) -> int:
         if damage is not None:
             where = "standard output" if args.output == "-" else term_safe(args.output)
             print(f"ktui: {term_safe(damage)}; {exported} exported to {where} without them.", file=sys.stderr)
+            return FileFormatError.exit_code
+        return 0
+    finally:
+        shutil.rmtree(workdir, True)
+
+
+def _run_parquet(args: argparse.Namespace) -> int:
+    from ktui.formats.parquet import EXPORT_SUFFIX, export_parquet
+    from ktui.safe_output import check_directory_destination, output_directory
+
+    if args.output == "-":
+        raise UsageError("Parquet is a directory of tables; give one with -o DIR, not '-'")
+    if args.pid is not None:
+        raise UsageError("--pid is not offered for Parquet: export everything, then filter with `ktui query` (WHERE pid = ...)")
+    check_directory_destination(args.output, replace=args.force, owned=EXPORT_SUFFIX)  # before reading anything
+    workdir = private_tempdir("export")
+    try:
+        reader = open_recording(args.file, workdir)
+        for warning in reader.warnings:
+            print(f"ktui: {term_safe(warning)}", file=sys.stderr)
+        try:
+            with output_directory(args.output, replace=args.force, owned=EXPORT_SUFFIX) as directory:
+                stats = export_parquet(reader, directory.create)
+            damage = reader.damage_summary()
+        finally:
+            reader.close()
+        print(f"{term_safe(args.output)}: {stats.total:,} event(s) in {len(stats.events)} probe table(s), "
+              f"{len(stats.files)} file(s)")
+        if damage is not None:
+            print(f"ktui: {term_safe(damage)}; {stats.total:,} event(s) exported to {term_safe(args.output)} "
+                  "without them.", file=sys.stderr)
             return FileFormatError.exit_code
         return 0
     finally:
