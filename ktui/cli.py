@@ -18,7 +18,8 @@ from ktui.textsafe import term_safe
 # command -> module under ktui.commands. Only the module of the command being run is
 # imported (start-up time matters for `ktui list | grep`); all of them for --help.
 HEADLESS = {"doctor": "doctor", "list": "list", "compile": "compile", "record": "record",
-            "import": "import_", "export": "export", "stream": "stream", "query": "query"}
+            "import": "import_", "export": "export", "stream": "stream", "query": "query",
+            "diff": "diff"}
 
 
 def _wanted_modules(argv: list[str]) -> list[str]:

@@ -1,0 +1,17 @@
+"""Comparing two recordings: what changed between a baseline (A) and a new run (B).
+
+The comparison (``compare``) is core logic with no presentation; ``ktui/diff/text.py``
+renders it for a terminal and ``to_json`` for scripts.
+"""
+
+from ktui.diff.compare import (
+    HistogramDiff,
+    ProbeDiff,
+    RecordingDiff,
+    StackDiff,
+    compare,
+    significant,
+    to_json,
+)
+
+__all__ = ["HistogramDiff", "ProbeDiff", "RecordingDiff", "StackDiff", "compare", "significant", "to_json"]

@@ -1,0 +1,169 @@
+"""`ktui diff`: two real recordings of a C load generator at known call counts (live kernel),
+and the comparison's rules on recordings written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import build_c
+from ktui.cli import main
+from ktui.diff import compare, significant
+from ktui.diff.text import render
+from ktui.recording.reader import RecordingReader
+
+# common getppid calls from one function, extra ones from another (a stack only B has), `wsize`-byte
+# writes to /dev/null (a histogram of the write size), 50 getpid calls (a probe that never changes).
+DIFF_LOAD_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+/* libc's syscall() keeps no frame of its own: a frame-pointer walk from it skips its direct caller
+   (ktui_diff_call), so the functions that tell the stacks apart are one call further out. */
+__attribute__((noinline, used)) void ktui_diff_call(void) { syscall(SYS_getppid); __asm__ volatile("" ::: "memory"); }
+__attribute__((noinline, used)) void ktui_diff_common(void) { ktui_diff_call(); __asm__ volatile("" ::: "memory"); }
+__attribute__((noinline, used)) void ktui_diff_extra(void) { ktui_diff_call(); __asm__ volatile("" ::: "memory"); }
+static char buf[65536];
+int main(int argc, char **argv) {
+    long common = atol(argv[1]), extra = atol(argv[2]), wsize = atol(argv[3]);
+    int fd = open("/dev/null", O_WRONLY);
+    for (long i = 0; i < common; i++) ktui_diff_common();
+    for (long i = 0; i < extra; i++) ktui_diff_extra();
+    for (int i = 0; i < 100; i++) if (write(fd, buf, wsize) < 0) return 1;
+    for (int i = 0; i < 50; i++) syscall(SYS_getpid);
+    usleep(1200000); /* alive while the recorder reads its user stacks (every 0.5 s) */
+    return 0;
+}
+"""
+
+GETPPID = "tracepoint:syscalls:sys_enter_getppid"
+GETPID = "tracepoint:syscalls:sys_enter_getpid"
+WRITE = "tracepoint:syscalls:sys_enter_write"
+
+
+def _session(tmp: Path) -> Path:
+    from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
+    from ktui.session import Session
+
+    path = tmp / "diff-session.toml"
+    if not path.exists():
+        Session(probes=[
+            Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid",
+                  actions=[Action(ActionKind.STACKS, kernel_stack=True, user_stack=True)]),
+            Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getpid"),
+            Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_write", actions=[Action(ActionKind.HIST, value="count")]),
+        ]).save(path)
+    return path
+
+
+def _record(tmp: Path, name: str, common: int, extra: int, wsize: int) -> Path:
+    out = tmp / f"{name}.ktrec"
+    binary = build_c("diff-load", DIFF_LOAD_C)
+    assert main(["record", "--session", str(_session(tmp)), "-o", str(out), "-q", "--",
+                 str(binary), str(common), str(extra), str(wsize)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """A and A2: the same workload twice; B: 700 extra getppid calls from another function;
+    C: the same calls as A with 4000-byte writes instead of 100-byte ones."""
+    tmp = tmp_path_factory.mktemp("diff")
+    return {"a": _record(tmp, "a", 2000, 0, 100), "a2": _record(tmp, "a2", 2000, 0, 100),
+            "b": _record(tmp, "b", 2000, 700, 100), "c": _record(tmp, "c", 2000, 0, 4000)}
+
+
+def _diff(a: Path, b: Path):
+    with RecordingReader.open(a) as ra, RecordingReader.open(b) as rb:
+        return compare(ra, rb)
+
+
+@pytest.mark.live
+def test_the_same_workload_twice_differs_only_by_noise(recordings):
+    d = _diff(recordings["a"], recordings["a2"])
+    assert d.flagged == []
+    counts = {p.key: (p.count_a, p.count_b) for p in d.probes}
+    assert counts == {GETPPID: (2000, 2000), GETPID: (50, 50), WRITE: (100, 100)}
+    assert all(not h.flagged and h.shift == 0 for h in d.histograms) and len(d.histograms) == 1
+    assert d.stacks and all(s.delta == 0 and not s.flagged for s in d.stacks)
+    assert not any(line.startswith("!") for line in render(d))
+
+
+@pytest.mark.live
+def test_an_added_workload_is_the_one_probe_at_the_top_with_exactly_its_calls(recordings):
+    d = _diff(recordings["a"], recordings["b"])
+    top = d.probes[0]
+    assert (top.key, top.count_a, top.count_b, top.delta, top.flagged) == (GETPPID, 2000, 2700, 700, True)
+    assert [p.key for p in d.flagged] == [GETPPID]
+    # The stack of the added calls is new in B with exactly their count; the common one is unchanged.
+    new = [s for s in d.stacks if s.status == "new"]
+    assert len(new) == 1 and new[0].count_b == 700 and new[0].key == GETPPID and new[0].flagged
+    assert "ktui_diff_extra" in new[0].user and "main" in new[0].user
+    common = [s for s in d.stacks if "ktui_diff_common" in s.user]
+    assert len(common) == 1 and common[0].count_a == common[0].count_b == 2000
+    assert d.stacks[0] is new[0]  # the largest change first
+
+
+@pytest.mark.live
+def test_a_histogram_shift_is_shown_side_by_side(recordings):
+    d = _diff(recordings["a"], recordings["c"])
+    assert d.flagged == []  # the same number of writes: only their sizes changed
+    (h,) = d.histograms
+    assert h.flagged and h.total_a == h.total_b == 100
+    assert h.median_a == (64, 128) and h.median_b == (2048, 4096) and h.shift == 5
+    assert [(lo, hi, a, b) for lo, hi, a, b in h.buckets if a or b] == [(64, 128, 100, 0), (2048, 4096, 0, 100)]
+    text = render(d)
+    i = next(i for i, line in enumerate(text) if line.startswith("! HISTOGRAM count of " + WRITE))
+    assert text[i + 1] == "  median [64, 128) → [2Ki, 4Ki), shift +5 bucket(s)"
+    assert text[0 + 2] == "changed beyond noise (!): 1 of 1 histogram(s)"
+
+
+@pytest.mark.live
+def test_the_command_prints_80_columns_and_json_for_scripts(recordings, capsys):
+    assert main(["diff", str(recordings["a"]), str(recordings["b"])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert len(lines) <= 24, lines
+    first = next(i for i, line in enumerate(lines) if "PROBE" in line)
+    assert lines[first + 1].startswith("! ") and GETPPID in lines[first + 1] and "+700" in lines[first + 1]
+    assert any("new" in line and "+700" in line for line in lines)
+    assert main(["diff", str(recordings["a"]), str(recordings["b"]), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["probes"][0]["key"] == GETPPID and data["probes"][0]["delta"] == 700
+    assert [s["status"] for s in data["stacks"] if s["delta"]] == ["new"]
+    assert data["noise_rule"].startswith("|B-A| > max(3*sqrt(A+B)")
+
+
+def test_the_noise_rule():
+    assert not significant(2000, 2000)
+    assert not significant(10_000, 10_150)  # under 3 sigma (about 424) and 2 %
+    assert significant(2000, 2700)
+    assert significant(0, 10) and not significant(0, 9)  # 3*sqrt(9) = 9: a few stray events are no change
+    assert not significant(1_000_000, 1_015_000)  # 1.5 %: within the fraction however many events
+
+
+def test_bad_inputs_are_one_sentence(tmp_path, capsys):
+    demo = str(Path(__file__).parent.parent / "ktui" / "data" / "demo.ktrec")
+    assert main(["diff", str(tmp_path / "missing.ktrec"), demo]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such file" in err
+    junk = tmp_path / "junk.ktrec"
+    junk.write_bytes(b"\x00" * 100)
+    assert main(["diff", demo, str(junk)]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a ktui recording" in err
+    with pytest.raises(SystemExit):
+        main(["diff", demo, demo, "--stacks", "-1"])
+    assert "out of range" in capsys.readouterr().err
+
+
+def test_a_recording_against_itself_has_no_change_and_fits_80_columns(capsys):
+    demo = str(Path(__file__).parent.parent / "ktui" / "data" / "demo.ktrec")
+    assert main(["diff", demo, demo, "--all"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "no probe changed beyond noise (10 compared)" in out
+    assert all(len(line) <= 80 for line in out) and not any(line.startswith("!") for line in out)
