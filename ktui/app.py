@@ -31,6 +31,8 @@ from ktui.screens.editor import EditorController
 from ktui.screens.live import LiveController
 from ktui.screens.recording import RecordingController
 from ktui.screens.replay import ReplayController
+from ktui.screens.session import SessionController
+from ktui.session import Session
 from ktui.textsafe import term_safe
 from ktui.widgets.cpu_counts import CpuCounts
 from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter, StreamSearch
@@ -86,6 +88,7 @@ class KtuiApp(App):
         Binding("plus", "speed(2)", "Faster", show=False, id="app.faster"),
         Binding("minus", "speed(0.5)", "Slower", show=False, id="app.slower"),
         Binding("ctrl+s", "save_session", "Save", id="app.save"),
+        Binding("ctrl+o", "save_session_as", "Save as", show=False, id="app.save_as"),
         Binding("ctrl+r", "record", "Record", id="app.record"),
     ]
 
@@ -101,6 +104,7 @@ class KtuiApp(App):
         session_path: str | None = None,
         warnings: list[str] | None = None,
         warnings_loader: Callable[[], list[str]] | None = None,
+        session: Session | None = None,
     ) -> None:
         super().__init__()
         use_legible_monochrome(self)  # NO_COLOR: no colours, but no dark grey on black either
@@ -109,6 +113,7 @@ class KtuiApp(App):
         self.replay = ReplayController(self)
         self.editor = EditorController(self)
         self.recording = RecordingController(self)
+        self.sessions = SessionController(self, session)
         self.catalog_loader = catalog_loader
         self.mode = mode  # "live", "replay", "demo"
         self.banner = banner
@@ -200,6 +205,7 @@ class KtuiApp(App):
         self.main_query(ProbeList).read_only = not editable
         self.main_query(ProbeEditor).disabled = not editable
         self.show_probes()
+        self.sessions.restore()
         self._check_size()
         self._load_catalog()
         if self.warnings_loader is not None:
@@ -319,6 +325,7 @@ class KtuiApp(App):
         if source is None:
             return
         self.main_query(EventStream).set_layouts(dict(source.layouts), source.symbolize)
+        self.sessions.reapply_filter()
         self.show_probes()
 
     def _names(self) -> dict[int, str]:
@@ -508,7 +515,7 @@ class KtuiApp(App):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause_replay", "speed", "seek", "step"):
             return self.mode != "live" and self.replay.playback is not None
-        if action in ("save_session", "add_probe", "show_c", "record"):
+        if action in ("save_session", "save_session_as", "add_probe", "show_c", "record"):
             return self.mode == "live"  # a replay is read-only: hide what would change it
         return True
 
@@ -597,7 +604,10 @@ class KtuiApp(App):
         self.replay.change_speed(factor)
 
     def action_save_session(self) -> None:
-        self.editor.save_session()
+        self.sessions.save()
+
+    def action_save_session_as(self) -> None:
+        self.sessions.save_as()
 
     def action_record(self) -> None:
         self.recording.toggle()

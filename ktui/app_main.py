@@ -78,10 +78,12 @@ def _catalog_loader():
     return load
 
 
-def _load_session(path: str) -> list[Probe]:
+def _load_session(path: str):
+    """The session file (one sentence when it is malformed), its probes checked against this machine."""
     from ktui.session import Session
 
-    probes = list(Session.load(path).probes)
+    session = Session.load(path)
+    probes = list(session.probes)
     try:
         from ktui.catalog import Catalog
 
@@ -91,13 +93,16 @@ def _load_session(path: str) -> list[Probe]:
     from ktui.probes.exists import check_all
 
     check_all(probes, catalog)  # a name this machine lacks: one sentence before the app starts
-    return probes
+    return session
 
 
-def _live_factory(probes: list[Probe], trace_self: bool = False):
+def _live_factory(probes: list[Probe], trace_self: bool = False, target=None):
     from ktui.sources.live import LiveSource
 
-    return LiveSource(list(probes), trace_self=trace_self)
+    # A session's target pid applies; a target command is kept but not started by the app (its output
+    # would land on the app's terminal): the app says so.
+    pid_target = target if target is not None and target.pid is not None else None
+    return LiveSource(list(probes), trace_self=trace_self, target=pid_target)
 
 
 def _replay_source(paths: list[str]):
@@ -118,12 +123,14 @@ def run_app(args) -> int:
     from ktui.app import KtuiApp
 
     session = getattr(args, "session", None)
-    probes = _load_session(session) if session and Path(session).exists() else default_probes()
+    loaded = _load_session(session) if session and Path(session).exists() else None
+    probes = list(loaded.probes) if loaded is not None else default_probes()
+    target = loaded.target if loaded is not None else None
     why = "You asked for the demo (--demo)." if getattr(args, "demo", False) else live_unavailable()
     if why is None:
         trace_self = bool(getattr(args, "trace_self", False))
-        app = KtuiApp(probes=probes, source_factory=lambda ps: _live_factory(ps, trace_self),
-                      catalog_loader=_catalog_loader(), mode="live", session_path=session,
+        app = KtuiApp(probes=probes, source_factory=lambda ps: _live_factory(ps, trace_self, target),
+                      catalog_loader=_catalog_loader(), mode="live", session_path=session, session=loaded,
                       warnings=[TRACING_SELF] if trace_self else None,
                       warnings_loader=_warnings_with(TRACING_SELF) if trace_self else _warnings)
         return _run(app)

@@ -32,6 +32,54 @@ MAX_DEPTH = 8  # nesting of layout/settings tables; deeper is not a layout, it i
 # layout/settings (MAX_DEPTH) and fetch expressions (MAX_EXPR_DEPTH) inside a probe table.
 MAX_TOML_DEPTH = MAX_EXPR_DEPTH + 8
 MAX_SESSION_BYTES = 16 << 20  # read whole; sessions are kilobytes
+# What [layout] says about the screen (docs/SESSIONS.md): the tab shown, whether the symbol browser
+# is shown (absent: by the terminal's width), the stream's filter and search text.
+TABS = ("stream", "cpus", "stacks", "hists", "probes")
+MAX_QUERY_CHARS = 1000  # a stream filter or search is a line a person typed
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """The part of ``[layout]`` ktui itself reads back; other keys of the table are kept as they are."""
+    tab: str = "stream"
+    browser: bool | None = None  # None: folded or shown by the terminal's width
+    filter: str = ""
+    search: str = ""
+
+    @classmethod
+    def from_layout(cls, layout: dict[str, Any], where: str = "session") -> SessionView:
+        """Read and check ``[layout]``: a wrong value is one sentence naming the key."""
+        def bad(key: str, problem: str) -> FileFormatError:
+            return FileFormatError(f"layout.{key}: {problem}", where=where)
+
+        tab = layout.get("tab", "stream")
+        if tab not in TABS:
+            raise bad("tab", f"must be one of {', '.join(TABS)}")
+        browser = layout.get("browser")
+        if browser is not None and not isinstance(browser, bool):
+            raise bad("browser", "must be true or false")
+        texts = {}
+        for key in ("filter", "search"):
+            value = layout.get(key, "")
+            if not isinstance(value, str):
+                raise bad(key, "must be a string (the text typed in the stream's box)")
+            if len(value) > MAX_QUERY_CHARS or "\n" in value or "\r" in value:
+                raise bad(key, f"must be one line of at most {MAX_QUERY_CHARS} characters")
+            texts[key] = value.strip()
+        return cls(tab=str(tab), browser=browser, filter=texts["filter"], search=texts["search"])
+
+    def merged_into(self, layout: dict[str, Any]) -> dict[str, Any]:
+        """``layout`` with this view written over its keys (keys ktui does not read are kept; a filter or
+        search no longer in force, or a browser left to the width, is removed)."""
+        merged = {k: v for k, v in layout.items() if k not in ("tab", "browser", "filter", "search")}
+        merged["tab"] = self.tab
+        if self.browser is not None:
+            merged["browser"] = self.browser
+        if self.filter:
+            merged["filter"] = self.filter
+        if self.search:
+            merged["search"] = self.search
+        return merged
 
 
 @dataclass
@@ -134,8 +182,19 @@ class Session:
                 raise bad(f"probes[{i}]", str(err)) from None
 
         layout = _plain(_table(data.get("layout", {}), "layout", bad), "layout", bad)
+        SessionView.from_layout(layout, where)  # checked now: a bad value is refused at load, not on screen
         settings = _plain(_table(data.get("settings", {}), "settings", bad), "settings", bad)
         return cls(probes=probes, target=target, layout=layout, settings=settings, kernel=kernel)
+
+    @property
+    def view(self) -> SessionView:
+        return SessionView.from_layout(self.layout)
+
+    def updated(self, probes: list[Probe], view: SessionView, kernel: KernelIdentity | None = None) -> Session:
+        """This session as it is now, to save: the probes and view given, the same target and settings,
+        the layout keys ktui does not read kept, and the kernel the probes now run on."""
+        return Session(probes=list(probes), target=self.target, layout=view.merged_into(self.layout),
+                       settings=dict(self.settings), kernel=kernel or self.kernel)
 
     # -- writing --------------------------------------------------------------
 

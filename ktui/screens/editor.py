@@ -1,4 +1,4 @@
-"""The probe editor's requests: a catalog entry to edit, the generated C to show, the session to save."""
+"""The probe editor's requests: a catalog entry to edit, the generated C to show."""
 
 from __future__ import annotations
 
@@ -46,20 +46,3 @@ class EditorController:
                 notes.append(f"✗ {cp.error}")
             notes.extend(f"· {note}" for note in cp.notes)
         self.app.push_screen(CodeView(program.c_text, "\n".join(notes)))
-
-    def save_session(self) -> None:
-        from ktui.session import Session
-
-        path = self.app.session_path
-        try:
-            session = Session(probes=list(self.app.probes))
-            if path is None:
-                from ktui.paths import data_dir
-
-                path = str(data_dir() / "session.toml")
-            session.save(path)
-        except (KtuiError, OSError) as err:
-            self.app.notify(f"The session was not saved: {err}", severity="error")
-            return
-        self.app.session_path = path
-        self.app.notify(f"Session saved to {path}")
