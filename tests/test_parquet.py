@@ -235,6 +235,13 @@ def test_c_strings_cut_at_nul_and_survive_invalid_utf8():
     assert c_strings(pa, col).to_pylist() == ["abc", "x", "", "\ufffd\ufffdok", "12345678"]
     valid = np.array([True, False, True, True, True])
     assert c_strings(pa, col[:3], valid[:3]).to_pylist() == ["abc", None, ""]
+    # mostly distinct values take the numpy path: the same answers
+    many = np.array([b"v%06d\x00tail" % i for i in range(20000)] + [b"\xff\xfeok"], dtype="S16")
+    keep = np.ones(len(many), dtype=bool)
+    keep[3] = False
+    got = c_strings(pa, many, keep).to_pylist()
+    assert got[:3] == ["v000000", "v000001", "v000002"] and got[3] is None and got[-1] == "\ufffd\ufffdok"
+    assert got[4:-1] == [f"v{i:06d}" for i in range(4, 20000)]
 
 
 def test_output_directory_is_private_and_never_through_a_link(mixed, tmp_path, capsys):

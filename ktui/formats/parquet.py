@@ -19,8 +19,10 @@ that do not export do not pay its start-up cost.
 from __future__ import annotations
 
 import json
+import queue
 import re
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -95,10 +97,32 @@ def event_schema(layout: ProbeLayout) -> Any:
 
 def c_strings(pa: Any, col: np.ndarray, valid: np.ndarray | None = None) -> Any:
     """Fixed-width C char arrays -> an Arrow string array: each value cut at its first NUL, null where
-    ``valid`` is False, UTF-8 checked (a column with invalid bytes is decoded with U+FFFD)."""
+    ``valid`` is False, UTF-8 checked (a value with invalid bytes is decoded with U+FFFD).
+
+    Values repeat (task names, paths): Arrow hashes the fixed-width values into a dictionary in C++,
+    only the distinct values are cut and decoded here, and a take builds the column. A column of
+    mostly distinct values is cut with numpy instead (a Python step per value would cost too much)."""
+    import pyarrow.compute as pc
+
     n = len(col)
     width = col.dtype.itemsize
-    u8 = np.ascontiguousarray(col).view(np.uint8).reshape(n, width)
+    raw = np.ascontiguousarray(col)
+    fixed = pa.Array.from_buffers(pa.binary(width), n, [None, pa.py_buffer(raw)])
+    encoded = pc.dictionary_encode(fixed)
+    distinct = encoded.dictionary
+    if len(distinct) <= 4096 or len(distinct) * 4 <= n:
+        words = pa.array([v.split(b"\0", 1)[0].decode("utf-8", "replace") for v in distinct.to_pylist()], pa.string())
+        indices = encoded.indices
+        if valid is not None:
+            indices = pc.if_else(pa.array(valid), indices, pa.scalar(None, indices.type))
+        return words.take(indices)
+    return _c_strings_numpy(pa, raw, valid)
+
+
+def _c_strings_numpy(pa: Any, raw: np.ndarray, valid: np.ndarray | None) -> Any:
+    n = len(raw)
+    width = raw.dtype.itemsize
+    u8 = raw.view(np.uint8).reshape(n, width)
     zero = u8 == 0
     lengths = np.where(zero.any(axis=1), zero.argmax(axis=1), width).astype(np.int64)
     if valid is not None:
@@ -163,17 +187,17 @@ class EventConverter:
         # (Spark reads TIMESTAMP_MICROS; ts keeps the exact nanoseconds).
         time_us = (ts.astype(np.int64) + self.offset_ns) // 1000
         columns = [
-            pa.array(ts, pa.uint64()),
-            pa.array(time_us, pa.timestamp("us", tz="UTC")),
-            pa.array(np.ascontiguousarray(arr["probe"]), pa.uint32()),
-            pa.array(np.ascontiguousarray(arr["cpu"]), pa.uint32()),
-            pa.array(np.ascontiguousarray(arr["pid"]), pa.uint32()),
-            pa.array(np.ascontiguousarray(arr["tid"]), pa.uint32()),
-            pa.array(np.ascontiguousarray(arr["uid"]), pa.uint32()),
+            _numbers(pa, ts, pa.uint64()),
+            _numbers(pa, time_us, pa.timestamp("us", tz="UTC")),
+            _numbers(pa, arr["probe"], pa.uint32()),
+            _numbers(pa, arr["cpu"], pa.uint32()),
+            _numbers(pa, arr["pid"], pa.uint32()),
+            _numbers(pa, arr["tid"], pa.uint32()),
+            _numbers(pa, arr["uid"], pa.uint32()),
             c_strings(pa, arr["comm"]),
             _stack_column(pa, arr["kstack"]),
             _stack_column(pa, arr["ustack"]),
-            pa.array(flags, pa.uint32()),
+            _numbers(pa, flags, pa.uint32()),
             pa.array(fault_mask != 0, pa.bool_()),
         ]
         any_fault = bool(fault_mask.any())
@@ -187,52 +211,111 @@ class EventConverter:
             if col.dtype.kind == "S":
                 columns.append(c_strings(pa, col, valid))
             else:
-                values = np.ascontiguousarray(col).astype(col.dtype.newbyteorder("="), copy=False)
-                columns.append(pa.array(values, _field_type(pa, col.dtype), mask=None if valid is None else ~valid))
+                columns.append(_numbers(pa, col, _field_type(pa, col.dtype), valid))
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
 
 
+def _numbers(pa: Any, values: np.ndarray, type_: Any, valid: np.ndarray | None = None) -> Any:
+    """A numpy column as an Arrow array of ``type_`` over the same bytes (pa.array with a type
+    converts uint64 value by value); null where ``valid`` is False."""
+    values = np.ascontiguousarray(values)
+    if values.dtype.byteorder == ">":
+        values = values.astype(values.dtype.newbyteorder("="))
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    nulls = 0 if valid is None else int(len(values) - np.count_nonzero(valid))
+    return pa.Array.from_buffers(type_, len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)
+
+
 def _stack_column(pa: Any, ids: np.ndarray) -> Any:
-    ids = np.ascontiguousarray(ids)
-    none = ids < 0
-    return pa.array(ids, pa.int32(), mask=none if none.any() else None)
-
-
-def _row_groups(chunks: Iterable[np.ndarray], rows: int) -> Iterator[np.ndarray]:
-    """Concatenate record arrays into pieces of exactly ``rows`` (the last may be shorter)."""
-    held: list[np.ndarray] = []
-    size = 0
-    for arr in chunks:
-        held.append(arr)
-        size += len(arr)
-        while size >= rows:
-            whole = np.concatenate(held) if len(held) > 1 else held[0]
-            yield whole[:rows]
-            rest = whole[rows:]
-            held, size = ([rest], len(rest)) if len(rest) else ([], 0)
-    if held:
-        yield np.concatenate(held) if len(held) > 1 else held[0]
+    taken = ids >= 0
+    return _numbers(pa, ids, pa.int32(), None if taken.all() else taken)
 
 
 def write_probe(reader: RecordingReader, layout: ProbeLayout, out: IO[bytes], *, stacks: _StackIds | None = None,
                 compression: str = COMPRESSION, row_group_rows: int = ROW_GROUP_ROWS,
                 progress: Callable[[int], None] | None = None) -> int:
-    """One probe's events into one Parquet file, a row group at a time; returns the rows written."""
+    """One probe's events into one Parquet file, a row group at a time; returns the rows written.
+
+    Each chunk of the recording becomes a record batch as it is read; batches are held only until
+    they make a row group (Arrow writes across them without concatenating)."""
     pa, pq = _pyarrow()
     conv = EventConverter(reader, layout)
     rows = max(1, min(row_group_rows, ROW_GROUP_BYTES // max(layout.record_size, 1)))
     dictionary = ["comm"] + [f.name for f in layout.fields if layout.dtype[f.name].kind == "S"]
     written = 0
+    held: list[Any] = []
+    size = 0
     with pq.ParquetWriter(out, conv.schema, compression=compression, use_dictionary=dictionary,
-                          column_encoding={"ts": "DELTA_BINARY_PACKED"}, write_statistics=True) as writer:
-        for group in _row_groups(reader.events(probe_ids=[layout.probe_id]), rows):
-            if stacks is not None:
-                stacks.add(group)
-            writer.write_batch(conv.batch(group), row_group_size=rows)
-            written += len(group)
+                          write_statistics=True) as writer:
+        def flush(count: int) -> None:
+            nonlocal held, size, written
+            table = pa.Table.from_batches(held, schema=conv.schema)
+            writer.write_table(table.slice(0, count), row_group_size=count)
+            rest = table.slice(count)
+            held, size = rest.to_batches(), rest.num_rows
+            written += count
             if progress is not None:
-                progress(len(group))
+                progress(count)
+
+        for batch in _converted(reader, layout, conv, stacks):
+            held.append(batch)
+            size += batch.num_rows
+            while size >= rows:
+                flush(rows)
+        if size:
+            flush(size)
     return written
+
+
+_QUEUED_BATCHES = 4  # converted chunks waiting for the writer (a chunk is about 4 MiB of records)
+
+
+def _converted(reader: RecordingReader, layout: ProbeLayout, conv: EventConverter,
+               stacks: _StackIds | None) -> Iterator[Any]:
+    """The probe's chunks as record batches, decoded and converted in a thread of their own while the
+    caller encodes and compresses (pyarrow and zstandard release the GIL: two cores are used)."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=_QUEUED_BATCHES)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for arr in reader.events(probe_ids=[layout.probe_id]):
+                if stacks is not None:
+                    stacks.add(arr)
+                if not put(conv.batch(arr)):
+                    return
+            put(done)
+        except BaseException as err:  # noqa: BLE001 -- handed to the consumer, raised there
+            put(_Failure(err))
+
+    worker = threading.Thread(target=produce, name="ktui-parquet-convert", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+@dataclass
+class _Failure:
+    error: BaseException
 
 
 def _write_table(pq: Any, table: Any, out: IO[bytes], compression: str) -> None:
