@@ -97,7 +97,6 @@ class RecordingReader:
         self._key_counts_damaged = False
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = 16
-        self._decompressor = zstandard.ZstdDecompressor()
         self._io_lock = threading.RLock()
         self._bad_chunks: set[int] = set()
         self._truncated = truncated
@@ -492,6 +491,15 @@ class RecordingReader:
             if len(data):
                 yield data
 
+    def chunks_between(self, start_ns: int | None, end_ns: int | None) -> list[ChunkInfo]:
+        """The readable chunks holding events in [start_ns, end_ns), in order of their first event."""
+        return list(self._chunks_in(start_ns, end_ns, None))
+
+    def chunk_events(self, chunk: ChunkInfo) -> np.ndarray | None:
+        """One chunk's records, decoded and checked (not kept in the cache); None when it is damaged
+        (named in ``problems``)."""
+        return self._chunk(chunk, cache=False)
+
     def seek(self, t_ns: int) -> None:
         """Move the read cursor: the next ``read`` starts with the first event at or after t_ns."""
         self.position = int(t_ns)
@@ -558,19 +566,23 @@ class RecordingReader:
             yield c
 
     def _chunk(self, c: ChunkInfo, cache: bool = True) -> np.ndarray | None:
-        # Replay's worker reads while the UI thread may search: one at a time here.
-        with self._io_lock:
-            return self._chunk_locked(c, cache)
-
-    def _chunk_locked(self, c: ChunkInfo, cache: bool) -> np.ndarray | None:
-        hit = self._cache.get(c.id)
-        if hit is not None:
-            self._cache.move_to_end(c.id)
-            return hit
+        # Replay's worker reads while the UI thread searches and a window is aggregated: the
+        # connection, the cache and the damage lists are used one thread at a time; the
+        # decompression and checks run outside the lock, so a long window pass does not hold
+        # up the chunk a cursor move needs.
         layout = self.layouts[c.probe_id]
         place = f"chunk {c.id} (probe {c.probe_id} {layout.name}, {c.count} events)"
+        with self._io_lock:
+            hit = self._cache.get(c.id)
+            if hit is not None:
+                self._cache.move_to_end(c.id)
+                return hit
+            try:
+                row = self._conn.execute("SELECT data FROM chunks WHERE id=?", (c.id,)).fetchone()
+            except DB_ERRORS as err:
+                self._bad_chunk(c, place, err)
+                return None
         try:
-            row = self._conn.execute("SELECT data FROM chunks WHERE id=?", (c.id,)).fetchone()
             if row is None:
                 raise ValueError("missing")
             blob = row[0]
@@ -582,7 +594,8 @@ class RecordingReader:
             size = zstandard.frame_content_size(blob)
             if size not in (expected, -1):
                 raise ValueError(f"its frame says {size} bytes, expected {expected}")
-            raw = self._decompressor.decompress(blob, max_output_size=expected)
+            # A decompressor per call: one object must not be used by two threads at once.
+            raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=expected)
             if len(raw) != expected:
                 raise ValueError(f"holds {len(raw)} bytes, expected {expected}")
             data = np.frombuffer(raw, dtype=layout.dtype)
@@ -591,15 +604,21 @@ class RecordingReader:
             # plausible records: the times must still match the index and be sorted.
             if int(ts[0]) != c.first_ts or int(ts[-1]) != c.last_ts or bool(np.any(ts[1:] < ts[:-1])):
                 raise ValueError("its event times do not match its index")
-        except (*DB_ERRORS, zstandard.ZstdError, ValueError, TypeError, MemoryError) as err:
-            self._bad_chunks.add(c.id)
-            self._chunk_damage(c.id, c.count, f"{place} is damaged ({err}); skipped, the rest is readable")
+        except (zstandard.ZstdError, ValueError, TypeError, MemoryError) as err:
+            with self._io_lock:
+                self._bad_chunk(c, place, err)
             return None
         if cache:
-            self._cache[c.id] = data
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            with self._io_lock:
+                self._cache[c.id] = data
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return data
+
+    def _bad_chunk(self, c: ChunkInfo, place: str, err: BaseException) -> None:
+        if c.id not in self._bad_chunks:  # two threads may meet the same damage: said once
+            self._bad_chunks.add(c.id)
+            self._chunk_damage(c.id, c.count, f"{place} is damaged ({err}); skipped, the rest is readable")
 
     # -- end ------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from collections.abc import Callable, Iterable
 
@@ -27,6 +27,7 @@ from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeS
 from ktui.inputs import NotRegularFileError, open_input
 from ktui.recording.reader import SQLITE_MAGIC, RecordingReader
 from ktui.recording.tempdirs import private_tempdir
+from ktui.recording.window import HISTORY_BINS, Cancelled, ChunkSummary, WindowAggregates, rate_bins, window_aggregates
 
 SPEEDS = (1.0, 10.0, None)  # None: as fast as possible
 
@@ -38,6 +39,8 @@ class Track:
     name: str  # the host (or file name) shown as the track
     shift_ns: int  # add to this file's timestamps to get timeline time
     ids: dict[int, int]  # file probe id -> timeline probe id
+    # Whole chunks already reduced for window aggregates (in memory: replay never writes the file).
+    summaries: dict[int, ChunkSummary] = field(default_factory=dict)
 
 
 def open_recording(path: str | os.PathLike, workdir: str | None = None) -> RecordingReader:
@@ -103,6 +106,13 @@ class ReplaySource:
         self.comm_filter: bytes | None = None
         self.seek_generation = 0  # bumps on every seek: the panes should drop what they show
         self._aggregates: tuple | None = None  # counters, states, stacks, histograms, COUNT tables
+        # The timeline's window: None is the whole recording (the file's own aggregates); a
+        # selected window's aggregates are recomputed from its events off the worker thread.
+        self.selection: tuple[int, int] | None = None
+        self.window: WindowAggregates | None = None  # the shown window's aggregates (timeline ids), once computed
+        self.window_generation = 0  # bumps when ``window`` changes
+        self._refresh = False  # aggregates changed: send an Update even when paused
+        self._window_asked = 0  # selections asked for; only the newest one's result is kept
 
     # -- building the timeline ------------------------------------------------------
 
@@ -198,6 +208,84 @@ class ReplaySource:
 
     def stack_frames(self, probe_id: int, stack_id: int, user: bool = False, pid: int | None = None) -> list[str]:
         return self.track_of(probe_id).reader.stack_frames(stack_id, user, pid)
+
+    # -- the timeline ----------------------------------------------------------------
+
+    def rate_bins(self, n: int, probe_id: int | None = None) -> np.ndarray:
+        """Events in each of n equal bins over [start_ns, end_ns] (of one probe, or all), from the
+        chunk index: nothing is decoded."""
+        out = np.zeros(max(n, 0), dtype=np.float64)
+        for t in self.tracks:
+            old = None if probe_id is None else [o for o, new in t.ids.items() if new == probe_id]
+            if old == []:
+                continue
+            chunks = t.reader.chunks if old is None else [c for c in t.reader.chunks if c.probe_id in old]
+            out += rate_bins(chunks, self.start_ns - t.shift_ns, self.end_ns + 1 - t.shift_ns, n)
+        return out
+
+    def select_window(self, start_ns: int | None, end_ns: int | None = None) -> None:
+        """Show [start_ns, end_ns) in the aggregate panes (None: the whole recording). The
+        aggregates are recomputed on a thread of their own; ``window_generation`` bumps and an
+        Update carries them when they are ready."""
+        if start_ns is None or end_ns is None:
+            selection = None
+        else:
+            lo, hi = sorted((int(start_ns), int(end_ns)))
+            selection = (max(lo, self.start_ns), min(max(hi, lo + 1), self.end_ns + 1))
+        with self._lock:
+            self.selection = selection
+            self._window_asked += 1
+            asked = self._window_asked
+        lo, hi = selection if selection is not None else (self.start_ns, self.end_ns + 1)
+        threading.Thread(target=self._compute_window, args=(asked, lo, hi, selection is None),
+                         name="ktui-replay-window", daemon=True).start()
+
+    def _compute_window(self, asked: int, lo: int, hi: int, whole: bool) -> None:
+        def replaced() -> bool:  # read without the lock: a stale answer costs one more chunk
+            return asked != self._window_asked or self._stopped
+
+        try:
+            agg = self.window_aggregates(lo, hi, cancelled=replaced)
+        except Cancelled:
+            return
+        except Exception as err:  # noqa: BLE001 -- a window that cannot be read is a sentence
+            with self._lock:
+                self._pending_message = f"window not recomputed: {err}"
+            return
+        with self._lock:
+            if asked != self._window_asked or self._stopped:
+                return  # a newer selection replaced this one
+            self.window = agg
+            self.window_generation += 1
+            if whole:  # the file's own aggregates (with drops and filtered counts) stay
+                self._aggregates = None
+            else:
+                self._aggregates = (agg.counters, self.probe_states(), agg.stacks, agg.histograms, agg.counts)
+            self._refresh = True
+            self._lock.notify_all()
+
+    def window_aggregates(self, start_ns: int, end_ns: int, bins: int = HISTORY_BINS,
+                          cancelled: Callable[[], bool] | None = None) -> WindowAggregates:
+        """Aggregates of every track's events in the timeline window [start_ns, end_ns), timeline ids."""
+        counters: dict[int, ProbeCounters] = {}
+        history: dict[int, list[list[float]]] = {}
+        stacks: list[StackTrace] = []
+        histograms: list[Histogram] = []
+        counts: list[KeyCounts] = []
+        missing: list[int] = []
+        events = 0
+        for t in self.tracks:
+            agg = window_aggregates(t.reader, max(start_ns - t.shift_ns, 0), max(end_ns - t.shift_ns, 0), bins,
+                                    cancelled, t.summaries)
+            events += agg.events
+            counters.update({t.ids[p]: c for p, c in agg.counters.items() if p in t.ids})
+            history.update({t.ids[p]: h for p, h in agg.cpu_history.items() if p in t.ids})
+            stacks += [replace(s, probe_id=t.ids[s.probe_id]) for s in agg.stacks if s.probe_id in t.ids]
+            histograms += [replace(h, probe_id=t.ids[h.probe_id]) for h in agg.histograms if h.probe_id in t.ids]
+            counts += [replace(k, probe_id=t.ids[k.probe_id]) for k in agg.counts if k.probe_id in t.ids]
+            missing += [t.ids[p] for p in agg.not_recomputed if p in t.ids]
+        stacks.sort(key=lambda s: -s.count)
+        return WindowAggregates(start_ns, end_ns, events, counters, history, stacks, histograms, counts, missing)
 
     # -- controls ------------------------------------------------------------------
 
@@ -297,6 +385,7 @@ class ReplaySource:
             self._steps = 0
             self._reset = True
         self._thread.start()
+        self.select_window(None)  # the whole recording's per-CPU rate history, off the worker
 
     def stop(self) -> None:
         with self._lock:
@@ -317,12 +406,15 @@ class ReplaySource:
                 with self._lock:
                     if self._stopped:
                         return
-                    if not (self._playing or self._steps or self._reset):
+                    if not (self._playing or self._steps or self._reset or self._refresh):
                         self._lock.wait(self._interval)
                         last = time.monotonic()
                         continue
                 now = time.monotonic()
                 wait = self._interval - (now - last)
+                with self._lock:  # a seek or new aggregates are shown at once; only playing is paced
+                    if self._reset or self._refresh:
+                        wait = 0
                 if wait > 0:
                     time.sleep(wait)
                     now = time.monotonic()
@@ -349,9 +441,11 @@ class ReplaySource:
         with self._lock:
             reset, self._reset = self._reset, False
             steps, self._steps = self._steps, 0
+            refresh, self._refresh = self._refresh, False
             playing, speed, pos = self._playing, self._speed, self._position
             filters = (self.pid_filter, self.probe_filter, self.comm_filter)
-        messages = []
+            pending, self._pending_message = self._pending_message, ""
+        messages = [pending] if pending else []
         if reset:
             events = self._context_before(pos, filters)
             target = pos
@@ -372,6 +466,8 @@ class ReplaySource:
                     self._window_ns = min(self._window_ns * 2, 1 << 40)
                 elif n > self._max_batch:
                     self._window_ns = max(self._window_ns // 2, 1000)
+        elif refresh:  # new aggregates for the panes; the stream stays where it is
+            target, events = pos, {}
         else:
             return None
         finished = False

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Replay as a time machine over a 10 M event recording: first screen, cursor moves, window aggregates.
+
+    .venv/bin/python bench/bench_replay_window.py [--events 10000000] [--keep FILE]
+
+The recording is written through the real RecordingWriter (records in the real layouts, 2 CPUs,
+200 processes): a sampled probe whose events carry kernel stack ids (200 distinct stacks with
+their addresses and symbols in the file), and an openat-return probe with a log2 histogram of
+``ret`` and a COUNT keyed by ``comm``, both streaming their events.
+
+Figures, each beside its goal and a baseline measured in the same run:
+1. First screen: ReplaySource opened, its first Update delivered, and the timeline's 200 rate
+   bins computed. Goal < 1 s.
+2. Moving the cursor: a seek to a random time until the Update that shows it (30 moves, median
+   and worst). Goal < 100 ms.
+3. Window aggregates (per-CPU counts and rate history, stacks, histogram, COUNT table) over 1%,
+   10% and all of the recording. Goal < 1 s. Baseline: decoding the same chunks and doing
+   nothing with them (the floor any aggregate pays). These are cold: every chunk is decoded.
+4. The same through ReplaySource as the app uses it: on opening it reduces every chunk once in
+   the background (kept in memory, never written); windows selected afterwards add up those
+   summaries and decode only the chunks the window cuts.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ktui.events import FieldLayout, ProbeLayout  # noqa: E402
+from ktui.kernel import kernel_identity  # noqa: E402
+from ktui.recording import RecordingReader, RecordingWriter  # noqa: E402
+from ktui.recording.window import window_aggregates  # noqa: E402
+from ktui.sources.replay import ReplaySource  # noqa: E402
+
+BATCH = 16384
+LAYOUTS = [
+    ProbeLayout(0, "profile", "profile:hz:999"),
+    ProbeLayout(1, "sys_exit_openat", "tracepoint:syscalls:sys_exit_openat",
+                (FieldLayout("ret", "<i8", "s"),)),
+]
+PROBES = {
+    0: {"spec": "profile:hz:999", "actions": [{"kind": "stream"}, {"kind": "stacks"}]},
+    1: {"spec": "tracepoint:syscalls:sys_exit_openat",
+        "actions": [{"kind": "stream"}, {"kind": "hist", "value": "ret", "scale": "log2"},
+                    {"kind": "count", "key": ["comm"]}]},
+}
+KBASE = 0xFFFFFFFF81000000
+
+
+def build(path: Path, n: int, seed: int = 1) -> float:
+    rng = np.random.default_rng(seed)
+    ts = 10**12 + np.cumsum(rng.integers(100, 700, n, dtype=np.uint64))
+    probe = (rng.random(n) < 0.3).astype(np.uint32)
+    pids = 1000 + rng.integers(0, 200, n).astype(np.uint32)
+    comms = np.array([b"proc-%d" % i for i in range(200)])
+    batches = []
+    for layout in LAYOUTS:
+        idx = np.flatnonzero(probe == layout.probe_id)
+        a = np.zeros(len(idx), dtype=layout.dtype)
+        a["ts"], a["probe"], a["cpu"] = ts[idx], layout.probe_id, rng.integers(0, 2, len(idx))
+        a["pid"] = a["tid"] = pids[idx]
+        a["comm"] = comms[pids[idx] - 1000]
+        a["ustack"] = -1
+        if layout.probe_id == 0:
+            a["kstack"] = rng.zipf(1.5, len(idx)) % 200
+        else:
+            a["kstack"] = -1
+            a["ret"] = rng.integers(-2, 4000, len(idx))
+        for start in range(0, len(a), BATCH):
+            part = a[start:start + BATCH]
+            batches.append((int(part["ts"][0]), layout.probe_id, part))
+    batches.sort(key=lambda b: b[0])
+    t = time.perf_counter()
+    w = RecordingWriter.create(path, kernel_identity(), LAYOUTS, PROBES, meta={"bench": True})
+    for _, probe_id, part in batches:
+        w.append(probe_id, part)
+    # 200 kernel stacks of 3..12 frames over 64 functions, with their symbols
+    w.add_stack_ids(kernel={i: [KBASE + 0x100 * ((i * 7 + j) % 64) for j in range(3 + i % 10)] for i in range(200)})
+    w.add_symbols(kernel={KBASE + 0x100 * f: f"func_{f}" for f in range(64)})
+    w.close()
+    return time.perf_counter() - t
+
+
+def first_screen(path: Path) -> tuple[float, float]:
+    t = time.perf_counter()
+    got = threading.Event()
+    src = ReplaySource([path])
+    src.start(lambda u: got.set())
+    got.wait(30)
+    update_s = time.perf_counter() - t
+    src.rate_bins(200)
+    total_s = time.perf_counter() - t
+    src.stop()
+    return update_s, total_s
+
+
+def cursor_moves(path: Path, count: int = 30) -> list[float]:
+    got = threading.Event()
+    seen: list[int] = []
+
+    def sink(u) -> None:
+        seen.append(u.now_ns)
+        got.set()
+
+    src = ReplaySource([path])
+    src.start(sink)
+    got.wait(30)
+    rng = np.random.default_rng(3)
+    times = []
+    for target in rng.integers(src.start_ns, src.end_ns, count):
+        got.clear()
+        t = time.perf_counter()
+        src.seek(int(target))
+        got.wait(30)
+        times.append(time.perf_counter() - t)
+    src.stop()
+    return times
+
+
+def windows(path: Path) -> list[tuple[str, int, float, float]]:
+    r = RecordingReader.open(path)
+    span = r.last_ts + 1 - r.first_ts
+    out = []
+    for label, frac in (("1%", 0.01), ("10%", 0.10), ("all", 1.0)):
+        lo = r.first_ts + int(span * (1 - frac) / 2)
+        hi = lo + int(span * frac)
+        t = time.perf_counter()
+        n = sum(len(a) for a in r.events(lo, hi))
+        decode_s = time.perf_counter() - t
+        t = time.perf_counter()
+        agg = window_aggregates(r, lo, hi)
+        agg_s = time.perf_counter() - t
+        assert agg.events == n, (agg.events, n)
+        out.append((label, n, decode_s, agg_s))
+    r.close()
+    return out
+
+
+def replay_windows(path: Path) -> tuple[float, list[tuple[str, float]]]:
+    """Through ReplaySource as the app uses it: the whole-recording pass it starts on opening (which
+    keeps every chunk's summary), then windows selected on the timeline, each until its aggregates
+    are ready."""
+    src = ReplaySource([path])
+    t = time.perf_counter()
+    src.start(lambda u: None)
+    while src.window_generation < 1:
+        time.sleep(0.005)
+    warmup_s = time.perf_counter() - t
+    span = src.end_ns - src.start_ns
+    out = []
+    for label, frac in (("1%", 0.01), ("10%", 0.10), ("all", 1.0)):
+        lo = src.start_ns + int(span * (1 - frac) / 3)
+        before = src.window_generation
+        t = time.perf_counter()
+        src.select_window(lo, lo + int(span * frac) + 1)
+        while src.window_generation == before:
+            time.sleep(0.002)
+        out.append((label, time.perf_counter() - t))
+    src.stop()
+    return warmup_s, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--keep", help="write the recording here and keep it")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ktui-bench-") as tmp:
+        path = Path(args.keep) if args.keep else Path(tmp) / "bench.ktrec"
+        if path.exists() and args.keep:
+            print(f"using the existing {path}")
+        else:
+            write_s = build(path, args.events)
+            print(f"recording: {args.events:,} events written in {write_s:.2f} s "
+                  f"({args.events / write_s / 1e6:.2f} M/s), {path.stat().st_size / 1e6:.0f} MB")
+        update_s, total_s = first_screen(path)
+        print(f"first screen: first Update {update_s * 1e3:.0f} ms, with the timeline's rate bins "
+              f"{total_s * 1e3:.0f} ms (goal < 1000 ms)")
+        moves = cursor_moves(path)
+        print(f"moving the cursor (seek to the Update showing it, {len(moves)} moves): median "
+              f"{statistics.median(moves) * 1e3:.0f} ms, worst {max(moves) * 1e3:.0f} ms (goal < 100 ms)")
+        for label, n, decode_s, agg_s in windows(path):
+            print(f"window aggregate over {label:>3} ({n:,} events): {agg_s * 1e3:.0f} ms "
+                  f"(goal < 1000 ms; decoding alone {decode_s * 1e3:.0f} ms, x{agg_s / max(decode_s, 1e-9):.2f})")
+        warmup_s, selected = replay_windows(path)
+        print(f"replay: the whole-recording pass on opening (per-CPU history, chunk summaries kept): "
+              f"{warmup_s * 1e3:.0f} ms, in the background after the first screen")
+        for label, s in selected:
+            print(f"replay: window over {label:>3} selected on the timeline, aggregates ready in {s * 1e3:.0f} ms "
+                  f"(goal < 1000 ms)")
+
+
+if __name__ == "__main__":
+    main()
