@@ -169,24 +169,28 @@ def test_step_shows_exactly_n_events(rec):
         src.stop()
 
 
-def test_seek_shows_context_then_plays_from_there(rec):
+def test_seek_starts_the_stream_at_the_cursor_then_plays_from_there(rec):
     src, sink = _run([rec])
     try:
         target = T0 + 1_234_567_000
         before = len(sink.updates)
         src.seek(target)
         sink.wait_for(lambda u: len(u) > before)
-        ctx = sink.events(sink.updates[before:before + 1])
-        assert len(ctx) == 200 and ctx["ts"].max() < target
+        screen = sink.events(sink.updates[before:before + 1])
+        reader = RecordingReader.open(rec)
+        reader.seek(target)
+        first = np.sort(np.concatenate([a["ts"] for a in reader.read(max_events=200).values()]))
+        assert len(screen) == 200 and np.array_equal(np.sort(screen["ts"]), first)  # the first 200 from the cursor
+        assert screen["ts"].min() >= target
         assert src.seek_generation == 1
         n = len(sink.updates)
         src.set_speed(None)
         src.play()
         sink.wait_for(lambda u: u[-1].finished)
         after = sink.events(sink.updates[n:])
-        assert after["ts"].min() >= target
-        expected = RecordingReader.open(rec).count(start_ns=target)
-        assert len(after) == expected
+        assert after["ts"].min() > screen["ts"].max()
+        expected = reader.count(start_ns=target)
+        assert len(screen) + len(after) == expected
     finally:
         src.stop()
 

@@ -623,10 +623,13 @@ class RecordingReader:
     # -- end ------------------------------------------------------------------------
 
     def close(self) -> None:
-        try:
-            self._conn.close()
-        except sqlite3.Error:
-            pass
+        # Under the I/O lock: another thread (a window being aggregated) may be inside a query,
+        # and closing a connection under a running statement is undefined behaviour in SQLite.
+        with self._io_lock:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
         if self._private_dir:
             self._finalizer()
 

@@ -113,6 +113,7 @@ class ReplaySource:
         self.window_generation = 0  # bumps when ``window`` changes
         self._refresh = False  # aggregates changed: send an Update even when paused
         self._window_asked = 0  # selections asked for; only the newest one's result is kept
+        self._window_threads: list[threading.Thread] = []  # joined by stop() before the readers close
 
     # -- building the timeline ------------------------------------------------------
 
@@ -237,8 +238,13 @@ class ReplaySource:
             self._window_asked += 1
             asked = self._window_asked
         lo, hi = selection if selection is not None else (self.start_ns, self.end_ns + 1)
-        threading.Thread(target=self._compute_window, args=(asked, lo, hi, selection is None),
-                         name="ktui-replay-window", daemon=True).start()
+        thread = threading.Thread(target=self._compute_window, args=(asked, lo, hi, selection is None),
+                                  name="ktui-replay-window", daemon=True)
+        with self._lock:
+            if self._stopped:
+                return
+            self._window_threads = [t for t in self._window_threads if t.is_alive()] + [thread]
+        thread.start()
 
     def _compute_window(self, asked: int, lo: int, hi: int, whole: bool) -> None:
         def replaced() -> bool:  # read without the lock: a stale answer costs one more chunk
@@ -330,7 +336,7 @@ class ReplaySource:
             self._lock.notify_all()
 
     def seek(self, t_ns: int) -> None:
-        """Jump to a timeline time; the next Update starts there (with a little context before it)."""
+        """Jump to a timeline time; the next Update starts with the first event at or after it."""
         with self._lock:
             self._position = min(max(int(t_ns), self.start_ns), self.end_ns + 1)
             self._reset = True
@@ -393,6 +399,9 @@ class ReplaySource:
             self._lock.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+        for thread in self._window_threads:  # each stops at its next chunk once it sees _stopped
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
         for t in self.tracks:
             t.reader.close()
         shutil.rmtree(self._workdir, True)
@@ -447,7 +456,7 @@ class ReplaySource:
             pending, self._pending_message = self._pending_message, ""
         messages = [pending] if pending else []
         if reset:
-            events = self._context_before(pos, filters)
+            events = self._screen_after(pos, filters)
             target = pos
             messages.append(self._describe() if self.seek_generation == 0 and pos == self.start_ns
                             else f"at {(pos - self.start_ns) / 1e9:.6f} s")
@@ -554,25 +563,14 @@ class ReplaySource:
             return self.end_ns + 1
         return int(all_t[min(n, len(all_t)) - 1]) + 1
 
-    def _context_before(self, pos: int, filters, n: int = 200) -> dict[int, np.ndarray]:
-        """After a seek: the n events just before the position, so the panes are not empty."""
-        if pos <= self.start_ns:
-            end = self._time_after_n(pos, n, filters)
-            events = self._window(pos, end, filters)
-            with self._lock:
-                if not self._reset:
-                    self._position = max(self._position, end)
-            return events
-        lo = pos - 1_000_000
-        while True:
-            events = self._window(max(lo, self.start_ns), pos, filters)
-            if sum(len(a) for a in events.values()) >= n or lo <= self.start_ns:
-                break
-            lo = pos - (pos - lo) * 8
-        if sum(len(a) for a in events.values()) > n:  # keep the last n
-            cut = np.sort(np.concatenate([a["ts"] for a in events.values()]))[-n]
-            events = {k: a[a["ts"] >= cut] for k, a in events.items()}
-            events = {k: a for k, a in events.items() if len(a)}
+    def _screen_after(self, pos: int, filters, n: int = 200) -> dict[int, np.ndarray]:
+        """After a seek: the first n events at or after the position (the stream starts at the
+        cursor), and the position moves past them so playing goes on from there."""
+        end = self._time_after_n(pos, n, filters)
+        events = self._window(pos, end, filters)
+        with self._lock:
+            if not self._reset:
+                self._position = max(self._position, end)
         return events
 
 
