@@ -236,6 +236,10 @@ class ReplaySource:
         with self._lock:
             self.selection = selection
             self._window_asked += 1
+            if selection is None and self._aggregates is not None:  # back to the file's own, at once
+                self._aggregates = None
+                self._refresh = True
+                self._lock.notify_all()
             asked = self._window_asked
         lo, hi = selection if selection is not None else (self.start_ns, self.end_ns + 1)
         thread = threading.Thread(target=self._compute_window, args=(asked, lo, hi, selection is None),
@@ -263,11 +267,12 @@ class ReplaySource:
                 return  # a newer selection replaced this one
             self.window = agg
             self.window_generation += 1
-            if whole:  # the file's own aggregates (with drops and filtered counts) stay
+            if whole:  # the file's own aggregates (with drops and filtered counts) stay; the panes
+                # take the rate history from ``window`` when they see window_generation move
                 self._aggregates = None
             else:
                 self._aggregates = (agg.counters, self.probe_states(), agg.stacks, agg.histograms, agg.counts)
-            self._refresh = True
+                self._refresh = True
             self._lock.notify_all()
 
     def window_aggregates(self, start_ns: int, end_ns: int, bins: int = HISTORY_BINS,
