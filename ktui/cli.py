@@ -52,7 +52,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             raise
         module.add_parser(sub)
     replay = sub.add_parser("replay", help="open recordings (or ftrace text) read-only in the panes; needs no root, no BCC")
-    replay.add_argument("files", nargs="+", metavar="FILE")
+    replay.add_argument("files", nargs="+", metavar="FILE",
+                        help="recordings, ftrace text, or a directory of recordings (`ktui record --host` writes one)")
     replay.set_defaults(run=_run_replay)
     return parser
 
@@ -60,18 +61,49 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def _run_replay(args: argparse.Namespace) -> int:
     from ktui.app_main import run_replay
 
+    args.files = _expand_dirs(args.files)
     return run_replay(args)
 
 
+def _expand_dirs(paths: list[str]) -> list[str]:
+    """A directory stands for the recordings in it (one per host, from `ktui record --host`)."""
+    import os
+
+    out = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".ktrec"))
+            if not found:
+                raise KtuiError(f"{path} is a directory without recordings (*.ktrec) in it.")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if "--host" in words or any(w.startswith("--host=") for w in words):
+        from ktui.commands.hosts import run_app as run_hosts_app, wants_hosts
+
+        if wants_hosts(words):  # `ktui --host A --host B SPEC...`: the app over several hosts
+            return _guarded(lambda: run_hosts_app(words))
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    try:
-        if args.command is None:
-            from ktui.app_main import run_app
+    return _guarded(lambda: _dispatch(args))
 
-            return run_app(args)
-        return int(args.run(args) or 0)
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command is None:
+        from ktui.app_main import run_app
+
+        return run_app(args)
+    return int(args.run(args) or 0)
+
+
+def _guarded(run) -> int:
+    try:
+        return int(run() or 0)
     except KtuiError as err:
         print(f"ktui: {term_safe(err, multiline=True)}", file=sys.stderr)
         return err.exit_code

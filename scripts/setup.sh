@@ -74,8 +74,10 @@ esac
 
 # Required: without these ktui cannot trace or its venv cannot be built.
 required=(python3 python3-venv python3-bpfcc libbpfcc gcc make)
-# Wanted: tools ktui and its tests use when present (some have other names on Ubuntu).
-wanted=(bpfcc-tools bpftool bpftrace tmux openssh-server shellcheck git)
+# Wanted: tools ktui and its tests use when present (some have other names on Ubuntu);
+# openssh-client, openssh-server, iproute2 and util-linux (unshare) for the --host tests
+# (network namespaces, each with its own sshd).
+wanted=(bpfcc-tools bpftool bpftrace tmux openssh-server openssh-client iproute2 util-linux shellcheck git)
 
 # Kernel headers: the running kernel's own when the archive has them, else the
 # distribution's generic ones (ktui/headers.py merges those into its cache).

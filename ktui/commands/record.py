@@ -105,7 +105,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ring-pages", type=int, metavar="N", help="pages per ring buffer (a power of two)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--trace-self", action="store_true", help="let probes see ktui's own process too")
-    p.epilog = "Add `-- COMMAND ARGS...` to start a command (held until the probes are attached) and trace it."
+    p.epilog = ("Add `-- COMMAND ARGS...` to start a command (held until the probes are attached) and trace it. "
+                "With --host, -o names a new directory that gets one recording per host (`ktui replay DIR`).")
+    from ktui.commands.hosts import add_host_options
+
+    add_host_options(p)
     p.set_defaults(run=run)
 
 
@@ -191,6 +195,10 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "host", None):
+        from ktui.commands.hosts import record as record_hosts
+
+        return record_hosts(args)
     # First thing: a signal while the probe modules load (a second or more) must end in a sentence too.
     shutdown = _Shutdown()
     shutdown.install()
