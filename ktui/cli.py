@@ -84,9 +84,11 @@ def _expand_dirs(paths: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     if "--host" in words or any(w.startswith("--host=") for w in words):
-        from ktui.commands.hosts import run_app as run_hosts_app, wants_hosts
+        from ktui.commands.hosts import wants_hosts
 
-        if wants_hosts(words):  # `ktui --host A --host B SPEC...`: the app over several hosts
+        if wants_hosts(words, {*HEADLESS, "replay"}):  # `ktui --host A --host B SPEC...`: the app over hosts
+            from ktui.app_hosts import run_app as run_hosts_app
+
             return _guarded(lambda: run_hosts_app(words))
     parser = build_parser(argv)
     args = parser.parse_args(argv)

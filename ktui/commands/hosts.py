@@ -34,16 +34,14 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
                    help="an ssh -o option (repeatable), e.g. Port=2222")
 
 
-def wants_hosts(argv: list[str]) -> bool:
-    """`ktui --host ...` (the app over hosts): --host given and no subcommand named."""
+def wants_hosts(argv: list[str], commands: set[str]) -> bool:
+    """`ktui --host ...` (the app over hosts): --host given and no subcommand (of ``commands``) named."""
     if not any(a == "--host" or a.startswith("--host=") for a in argv):
         return False
-    return not _first_word_is_command(argv)
+    return not _first_word_is_command(argv, commands)
 
 
-def _first_word_is_command(argv: list[str]) -> bool:
-    from ktui.cli import HEADLESS
-
+def _first_word_is_command(argv: list[str], commands: set[str]) -> bool:
     skip = skip2 = False
     for a in argv:
         if skip:
@@ -62,7 +60,7 @@ def _first_word_is_command(argv: list[str]) -> bool:
             continue
         if a.startswith("-"):
             continue
-        return a in HEADLESS or a == "replay"
+        return a in commands
     return False
 
 
@@ -93,25 +91,6 @@ def links_from(args: argparse.Namespace, specs: list[str]):
     return make_links(list(args.host), specs, filter_text=args.filter, host_filters=filters,
                       pid=getattr(args, "pid", None), remote_ktui=args.remote_ktui, ssh_config=args.ssh_config,
                       ssh_options=list(args.ssh_option))
-
-
-def run_app(argv: list[str]) -> int:
-    args = build_app_parser().parse_args(argv)
-    from ktui.app import KtuiApp
-    from ktui.app_main import _run
-    from ktui.engine import cleanup
-    from ktui.remote.source import HostsSource
-
-    source = HostsSource(links_from(args, list(args.specs)))
-    cleanup.register(source)  # SIGTERM and exit paths stop it: the hosts see their stdin end
-    hosts = ", ".join(link.label for link in source.links)
-    app = KtuiApp(source=source, mode="live", banner=f"Live on {len(source.links)} hosts over ssh: {hosts}.")
-    try:
-        return _run(app)
-    finally:
-        source.stop()
-        for link in source.links:
-            print(f"ktui: {term_safe(link.describe())}", file=sys.stderr)
 
 
 def record(args: argparse.Namespace) -> int:
