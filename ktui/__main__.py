@@ -1,3 +1,3 @@
-from ktui.cli import main
+from ktui.launch import main
 
 raise SystemExit(main())

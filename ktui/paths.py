@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING, and pathlib only when a caller asks for a Path:
+if TYPE_CHECKING:      # `ktui list` reads its index through here, and both imports cost it more
+    from pathlib import Path  # than the rest of its run (the internals work on str paths)
 
 class ForeignCacheDir(PermissionError):
     """The directory exists but is not this user's private one."""
@@ -28,20 +31,20 @@ class ForeignCacheDir(PermissionError):
 _unsafe_reason: str | None = None  # why the environment's location was not used (for doctor/tests)
 
 
-def _env_candidate() -> Path | None:
+def _env_candidate() -> str | None:
     override = os.environ.get("KTUI_CACHE_DIR")
     if override:
-        return Path(override)
+        return override
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg and os.path.isabs(xdg):  # the XDG spec: a relative value is invalid and ignored
-        return Path(xdg) / "ktui"
+        return os.path.join(xdg, "ktui")
     home = os.environ.get("HOME")
     if home:
-        return Path(home) / ".cache" / "ktui"
+        return os.path.join(home, ".cache", "ktui")
     return None
 
 
-def _own_default() -> Path:
+def _own_default() -> str:
     """The running user's own default, from the password database (never from the environment)."""
     import pwd
 
@@ -49,16 +52,25 @@ def _own_default() -> Path:
         home = pwd.getpwuid(os.geteuid()).pw_dir
     except KeyError:
         home = "/root" if os.geteuid() == 0 else "/"
-    return Path(home) / ".cache" / "ktui"
+    return os.path.join(home, ".cache", "ktui")
 
 
-def _trusted_by_root(path: Path) -> str | None:
+def _parents(path: str) -> list[str]:
+    """``path`` (absolute) and every directory above it, up to /."""
+    out = [path]
+    while (up := os.path.dirname(path)) != path:
+        out.append(up)
+        path = up
+    return out
+
+
+def _trusted_by_root(path: str) -> str | None:
     """None when ``path`` (resolved) and every existing directory above it are root's and writable
     by nobody else; else the reason it is not trusted."""
-    real = Path(os.path.realpath(path))
-    spelled = Path(os.path.abspath(path))
+    real = os.path.realpath(path)
+    spelled = os.path.abspath(path)
     # both the path as spelled (its links live in directories someone controls) and where it leads
-    parts = [*dict.fromkeys([real, *real.parents, spelled, *spelled.parents])]
+    parts = [*dict.fromkeys([*_parents(real), *_parents(spelled)])]
     for p in parts:
         try:
             st = os.lstat(p)
@@ -75,12 +87,12 @@ def _trusted_by_root(path: Path) -> str | None:
     return None
 
 
-def _private_dir(path: Path) -> Path:
+def _private_dir(path: str) -> str:
     """Create ``path`` (0700) or check the existing one: owned by the euid, not group/other-writable.
     Raises OSError when it cannot be used."""
     euid = os.geteuid()
     try:
-        os.makedirs(path.parent, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
@@ -103,7 +115,7 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
-_chosen: tuple[tuple, Path] | None = None
+_chosen: tuple[tuple, str] | None = None
 
 
 def cache_dir() -> Path:
@@ -111,6 +123,13 @@ def cache_dir() -> Path:
 
     Raises OSError when no safe directory can be made (a read-only or foreign location chosen by
     the user themself); callers treat that as "no cache" or report it."""
+    from pathlib import Path
+
+    return Path(cache_dir_str())
+
+
+def cache_dir_str() -> str:
+    """:func:`cache_dir` as a str, for the start-up path of ``ktui list`` (no pathlib)."""
     global _chosen, _unsafe_reason
     env = (os.geteuid(), os.environ.get("KTUI_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME"),
            os.environ.get("HOME"))
@@ -125,7 +144,7 @@ def cache_dir() -> Path:
         if _unsafe_reason is not None:
             path = own
     try:
-        result = _private_dir(Path(os.path.realpath(path)) if path == wanted else path)
+        result = _private_dir(os.path.realpath(path) if path == wanted else path)
     except ForeignCacheDir:
         if path == own:
             raise
@@ -164,6 +183,8 @@ def open_cached(path: Path | str) -> int | None:
 
 
 def data_dir() -> Path:
+    from pathlib import Path
+
     import platformdirs
 
     override = os.environ.get("KTUI_DATA_DIR")

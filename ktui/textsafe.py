@@ -21,8 +21,6 @@ backslash is not doubled: the screen is for reading, not for parsing back).
 
 from __future__ import annotations
 
-import unicodedata
-
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
@@ -46,6 +44,8 @@ def term_safe(text: object, *, multiline: bool = False) -> str:
         text = str(text)
     if text.isprintable():  # the common case, at C speed: nothing to do
         return text
+    import unicodedata  # here, not at the top: `ktui list` prints only printable names and its start-up counts
+
     out = []
     for ch in text:
         if ch.isprintable() or (multiline and ch in "\n\t") or unicodedata.category(ch) not in _UNSAFE_CATEGORIES:

@@ -107,6 +107,20 @@ fi
 stamp=.venv/.ktui-setup
 stamp_of() { echo "$(sha256sum pyproject.toml | cut -d' ' -f1) $($PY -c 'import sys; print(sys.version)' 2>/dev/null | head -1)"; }
 stamp_text=$(stamp_of)
+launcher_text() {  # the launcher for this checkout, or nothing when its path is not plain
+    [[ $repo =~ ^[A-Za-z0-9_./+-]+$ && ${#repo} -lt 100 ]] || return 0
+    printf '%s\n' "#!$repo/.venv/bin/python -S" \
+        "# written by scripts/setup.sh: start-up without the site machinery (see ktui/launch.py)" \
+        "import sys" "sys.path.insert(0, \"$repo\")" "from ktui.launch import main" \
+        "sys.exit(main(site_deferred=True))"
+}
+launcher_ok() { [[ -z $(launcher_text) || "$(cat .venv/bin/ktui 2>/dev/null)" == "$(launcher_text)" ]]; }
+write_launcher() {
+    launcher_ok && return 0
+    launcher_text >.venv/bin/.ktui-launcher
+    chmod 755 .venv/bin/.ktui-launcher
+    mv -f .venv/bin/.ktui-launcher .venv/bin/ktui
+}
 venv_ok=0
 if [[ -x .venv/bin/ktui && -x .venv/bin/python && -f $stamp && $(cat "$stamp") == "$stamp_text" ]] \
     && .venv/bin/python -c 'import ktui' 2>/dev/null; then
@@ -123,6 +137,7 @@ if ((check_only)); then
     ((${#missing_wanted[@]})) && say "missing optional packages: ${missing_wanted[*]}"
     ((vm_versions_differ)) && { say "linux-image-$flavour and linux-headers-$flavour versions differ"; todo=1; }
     ((venv_ok)) || { say ".venv/ needs (re)installing ktui"; todo=1; }
+    ((venv_ok)) && ! launcher_ok && { say ".venv/bin/ktui needs its launcher"; todo=1; }
     ((vng_ok)) || { say ".venv-vng/ needs virtme-ng $VNG_VERSION"; todo=1; }
     ((todo)) || say "nothing to do"
     exit "$todo"
@@ -175,15 +190,26 @@ if ((!venv_ok)); then
         rm -rf .venv
         $PY -m venv .venv
     fi
-    say "installing ktui into .venv (pip install -e '.[test]')"
+    say "installing ktui into .venv (pip install -e '.[test]', editable_mode=compat)"
     log=$(mktemp)
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' >"$log" 2>&1 \
+    # compat: a plain path in a .pth file, not setuptools' import-hook finder, which every Python
+    # start-up in the venv would import (pathlib, urllib, ipaddress): more than `ktui list` spends
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' \
+        --config-settings editable_mode=compat >"$log" 2>&1 \
         || { cat "$log" >&2; rm -f "$log"; die "pip install -e '.[test]' failed (its output is above)."; }
     rm -f "$log"
     [[ -x .venv/bin/ktui ]] || die "pip finished but .venv/bin/ktui is missing."
     stamp_of >"$stamp"  # anew: apt may have just installed the interpreter
 fi
 
+# --- the `ktui` launcher ------------------------------------------------------
+# pip's console script starts Python with the site machinery (every .pth file of the venv), and
+# imports re for its argv[0] rewrite: together more than `ktui list 'tracepoint:sched:*'` spends on
+# its answer (issue 17). The launcher starts Python with -S and puts this checkout first on the path
+# itself (what the editable install's .pth does); ktui/launch.py runs site.main() before every
+# command that needs the venv's packages. A path that cannot be written plainly into a #! line or a
+# Python string keeps pip's script (slower start, same behaviour).
+write_launcher
 # --- the VM harness's own tool venv --------------------------------------------
 # virtme-ng lives apart from ktui's venv: it is a host-side tool, not a ktui
 # dependency, and its requirements must not shift the versions ktui is tested with.

@@ -7,7 +7,6 @@ run the real `ktui` as root with that environment, and remove the user again (us
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import shutil
@@ -210,7 +209,8 @@ def test_an_index_of_another_kernel_is_never_used(cache):
     Catalog.load()
     index = paths.cache_dir() / "catalog-kernel.sqlite"
     conn = sqlite3.connect(index)
-    key = json.loads(conn.execute("SELECT v FROM meta WHERE k='key'").fetchone()[0])
+    key = cc.catalog_key(cc.CACHE_FORMAT)
+    assert conn.execute("SELECT v FROM meta WHERE k='key'").fetchone()[0] == cc._key_text(key)
     key["release"] = key["release"] + "-another"
     names = conn.execute("SELECT v FROM meta WHERE k='names:tracepoint'").fetchone()[0]
     conn.execute("UPDATE meta SET v=? WHERE k='key'", (cc._key_text(key),))

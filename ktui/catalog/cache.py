@@ -5,24 +5,22 @@ a wrong or no answer (both caught: the key must match, every value is checked fo
 run code - unlike the pickle this replaces. The file is read only when :func:`ktui.paths.open_cached`
 says it is a private regular file of this user in the private cache directory.
 
-Layout (one file, ``catalog-kernel.sqlite``): table ``meta(k, v)`` with ``key`` (JSON of
-:func:`catalog_key`), ``names:<kind>`` (the sorted names of that kind, joined by newlines - what
+Layout (one file, ``catalog-kernel.sqlite``): table ``meta(k, v)`` with ``key`` (the text of
+:func:`catalog_key`, see :func:`_key_text`), ``names:<kind>`` (the sorted names of that kind, joined by newlines - what
 ``ktui list`` prints, readable without parsing anything), and, once the whole catalog has been
 built, ``full`` (JSON of the small parts) plus ``col:<column>`` blobs (numpy column bytes).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-from pathlib import Path
 
-from ktui.paths import cache_dir, is_private_file, open_cached
+from ktui.paths import cache_dir_str, is_private_file, open_cached
 from ktui.sysfacts import TRACEFS_CANDIDATES, VMLINUX_BTF, btf_stat, identity_fields, read_text
 
 INDEX_NAME = "catalog-kernel.sqlite"
-CACHE_FORMAT = 6  # bump when what is stored, or how a row is computed, changes (6: kinds hardware/software/usdt)
+CACHE_FORMAT = 7  # bump when what is stored, or how a row is computed, changes (7: the key as repr text)
 COLUMNS = ("kind", "addr", "mod", "trace", "ref")  # the catalog's numpy columns, stored as col:<name> blobs
 
 
@@ -59,15 +57,17 @@ def catalog_key(format_version: int) -> dict:
     }
 
 
-def cache_file() -> Path:
-    return cache_dir() / INDEX_NAME
+def cache_file() -> str:
+    return os.path.join(cache_dir_str(), INDEX_NAME)
 
 
 def _key_text(key: dict) -> str:
-    return json.dumps(key, sort_keys=True)
+    """One line per field, ``name=repr(value)``, sorted: exact for the str/int/None/tuple values of
+    a key, and no json import on the start-up path of ``ktui list`` (json brings in ``re``)."""
+    return "\n".join(f"{k}={key[k]!r}" for k in sorted(key))
 
 
-def open_index(path: Path | None = None) -> sqlite3.Connection | None:
+def open_index(path: str | None = None) -> sqlite3.Connection | None:
     """A read-only connection to a trusted index file, or None (missing, foreign, not ours)."""
     try:
         path = path or cache_file()
@@ -108,6 +108,8 @@ def read_rows(conn: sqlite3.Connection, key: dict, names: list[str]) -> dict[str
 
 def read_cache(key: dict) -> dict | None:
     """The whole catalog's payload (see ``kernel_build``), or None."""
+    import json
+
     conn = open_index()
     if conn is None:
         return None
@@ -174,17 +176,15 @@ def write_rows(key: dict, rows: list[tuple[str, object]], *, replace: bool) -> N
             conn.close()
         if same:
             try:
-                with sqlite3.connect(str(path)) as rw:
+                with sqlite3.connect(path) as rw:
                     rw.executemany("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", rows)
                 rw.close()
                 return
             except sqlite3.Error:
                 pass  # fall through: write a fresh file
-    import tempfile  # only when writing: its import costs every `ktui list` otherwise
-
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-", suffix=".sqlite")  # 0600
+        fd, tmp = private_temp(os.path.dirname(path), ".catalog-", ".sqlite")
         os.close(fd)
         conn = sqlite3.connect(tmp)
         try:
@@ -206,8 +206,23 @@ def write_rows(key: dict, rows: list[tuple[str, object]], *, replace: bool) -> N
                 pass
 
 
+def private_temp(directory: str, prefix: str, suffix: str) -> tuple[int, str]:
+    """A new 0600 file in ``directory`` (created exclusively, never through a link), as
+    ``tempfile.mkstemp`` makes it; without tempfile's import (random, shutil, ...), which would cost
+    a cold ``ktui list`` more than its listing."""
+    for _ in range(100):
+        path = os.path.join(directory, f"{prefix}{os.getpid()}-{os.urandom(6).hex()}{suffix}")
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
+
+
 def write_cache(key: dict, payload: dict) -> None:
     """Store the whole catalog (``kernel_build``'s payload) for ``key``."""
+    import json
+
     small = {"modules": payload["modules"], "extras": {str(i): ex for i, ex in payload["extras"].items()},
              "reasons": {str(c): r for c, r in payload["reasons"].items()}, "notes": payload["notes"],
              "problems": payload["problems"], "tracefs": payload["tracefs"]}
@@ -217,3 +232,69 @@ def write_cache(key: dict, payload: dict) -> None:
     if payload.get("btf_offsets") is not None:
         rows.append(("btf_offsets", payload["btf_offsets"]))
     write_rows(key, rows, replace=True)
+
+
+# The per-binary index: the function names `ktui list 'uprobe:PATH:*'` prints, one row per path,
+# kept while the file at the path is the same binary (``elf_names.binary_identity``: build id and
+# file identity), replaced when it changes. Its own file: the kernel index is replaced whole when
+# the kernel's identity changes, and a binary's names do not depend on the kernel.
+BINARY_INDEX_NAME = "catalog-binaries.sqlite"
+BINARY_INDEX_ROWS = 256  # at most this many binaries are kept (the oldest rows go first)
+
+
+def binary_index_file() -> str:
+    return os.path.join(cache_dir_str(), BINARY_INDEX_NAME)
+
+
+def read_binary_names(path: str, identity: str) -> str | None:
+    """The sorted, newline-joined function names stored for ``path`` when they were read from the
+    binary that has ``identity``; None otherwise (not indexed yet, another binary, damaged)."""
+    try:
+        conn = open_index(binary_index_file())
+    except OSError:
+        return None
+    if conn is None:
+        return None
+    try:
+        row = conn.execute("SELECT ident, names FROM binaries WHERE path = ?", (path,)).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    if row is None or row[0] != identity or not isinstance(row[1], str):
+        return None
+    return row[1]
+
+
+def write_binary_names(path: str, identity: str, names: str) -> None:
+    """Keep ``names`` for ``path`` as read from the binary with ``identity`` (best effort: a cache
+    that cannot be written only costs speed)."""
+    try:
+        file = binary_index_file()
+    except OSError:
+        return
+    conn = open_index(file)
+    if conn is None and os.path.lexists(file):
+        return  # there, but not ours to write into
+    if conn is not None:
+        conn.close()
+    try:
+        if conn is None:  # a new file: made 0600 under a private name, then renamed into place
+            fd, tmp = private_temp(os.path.dirname(file), ".binaries-", ".sqlite")
+            os.close(fd)
+            try:
+                with sqlite3.connect(tmp) as new:
+                    new.execute("CREATE TABLE binaries (path TEXT PRIMARY KEY, ident TEXT, names TEXT)")
+                new.close()
+                os.rename(tmp, file)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        with sqlite3.connect(file, timeout=1.0) as rw:
+            rw.execute("INSERT OR REPLACE INTO binaries (path, ident, names) VALUES (?, ?, ?)",
+                       (path, identity, names))
+            rw.execute("DELETE FROM binaries WHERE rowid NOT IN "
+                       f"(SELECT rowid FROM binaries ORDER BY rowid DESC LIMIT {BINARY_INDEX_ROWS})")
+        rw.close()
+    except (OSError, sqlite3.Error):
+        pass

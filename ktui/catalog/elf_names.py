@@ -158,6 +158,66 @@ def _build_id(notes: bytes, e: str) -> str | None:
     return None
 
 
+PT_NOTE = 4
+
+
+def file_identity(st: os.stat_result) -> str:
+    """What changes whenever the file at a path is another file or is rewritten: device and inode
+    (another file), size, modification and change times (rewritten in place; the change time
+    cannot be set back by anyone)."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def binary_identity(path: str) -> str | None:
+    """The identity a per-binary index is keyed by: the GNU build id (from the PT_NOTE segments,
+    read without touching the symbol tables) together with :func:`file_identity` of the file and of
+    its build-id debug file (whose symbols the listing adds). A build id alone is not enough: a
+    stripped copy keeps its build id and loses its symbol table. None when the file cannot be read
+    as ELF (the full listing then says why)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        import stat
+
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size < 64:
+            return None
+        head = os.pread(fd, 64, 0)
+        if head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+            return None
+        e = "<" if head[5] == 1 else ">"
+        if head[4] == 2:
+            (phoff,) = struct.unpack_from(e + "Q", head, 0x20)
+            phentsize, phnum = struct.unpack_from(e + "HH", head, 0x36)
+            phdr = struct.Struct(e + "IIQQQQQQ")  # type flags offset vaddr paddr filesz memsz align
+        else:
+            (phoff,) = struct.unpack_from(e + "I", head, 0x1C)
+            phentsize, phnum = struct.unpack_from(e + "HH", head, 0x2A)
+            phdr = struct.Struct(e + "IIIIIIII")  # type offset vaddr paddr filesz memsz flags align
+        build_id = None
+        if phoff and phentsize >= phdr.size and phnum <= 4096:
+            table = os.pread(fd, phentsize * phnum, phoff)
+            for i in range(len(table) // phentsize):
+                p = phdr.unpack_from(table, i * phentsize)
+                ptype, offset, filesz = (p[0], p[2], p[5]) if head[4] == 2 else (p[0], p[1], p[4])
+                if ptype == PT_NOTE and 0 < filesz <= 1 << 16:
+                    build_id = _build_id(os.pread(fd, filesz, offset), e)
+                    if build_id:
+                        break
+    except (OSError, struct.error):
+        return None
+    finally:
+        os.close(fd)
+    debug = debug_file_for(build_id)
+    try:
+        debug_id = file_identity(os.stat(debug)) if debug else "-"
+    except OSError:
+        debug_id = "-"
+    return f"build-id {build_id or '-'} file {file_identity(st)} debug {debug_id}"
+
+
 def debug_file_for(build_id: str | None, root: str = DEBUG_ROOT) -> str | None:
     """The separate debug file of a build id (``.build-id/ab/cdef....debug``), when installed."""
     if not build_id or len(build_id) < 4:

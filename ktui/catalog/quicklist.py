@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 
-from ktui.catalog.search import KINDS, compile_glob, expand_alias, literal_prefix
+from ktui.catalog.search import KINDS, compile_glob, expand_alias, literal_prefix, star_chunks, star_match
+
+STAR_MATCH_MAX = 1 << 20  # characters of names matched without re; above it one regex scan is faster
 
 
 def _line_bounds(text: str, p: int) -> tuple[int, int]:
@@ -56,6 +58,10 @@ def match(text: str, pattern: str) -> list[str]:
         return [prefix] if text[a:b].split("\n", 1)[0] == prefix else []
     if set(rest) == {"*"}:
         return text[a:b].split("\n")
+    chunks = star_chunks(rest)
+    if chunks is not None and b - a < STAR_MATCH_MAX:  # a few thousand names: str methods beat importing re
+        n = len(prefix)
+        return [name for name in text[a:b].split("\n") if star_match(name[n:], chunks)]
     rx = compile_glob(pattern)  # ^...$ in multi-line mode: each match is one whole name
     return rx.findall(text, a, b)
 
@@ -129,16 +135,30 @@ def _index_tracepoints(key: dict) -> str | None:
 
 
 def binary_names(path: str, pattern: str) -> list[str] | None:
-    """``uprobe:/abs/path:symbol`` names of one program or library matching ``pattern``."""
-    from ktui.catalog.elf_names import uprobe_symbols
-    from ktui.errors import FileFormatError
+    """``uprobe:/abs/path:symbol`` names of one program or library matching ``pattern``: from the
+    per-binary index while the file is the binary it was read from, else from its symbol tables
+    (and its build-id debug file), then kept in the index."""
+    from ktui.catalog.cache import read_binary_names, write_binary_names
+    from ktui.catalog.elf_names import binary_identity
 
-    try:
-        syms, _debug = uprobe_symbols(path)
-    except FileFormatError:
-        return None  # the catalog says why, in its words
-    if not syms.functions:
-        return None
     abspath = os.path.abspath(path)
-    text = "\n".join(sorted(f"uprobe:{abspath}:{n}" for n in syms.functions))
-    return match(text, pattern)
+    identity = binary_identity(abspath)
+    text = read_binary_names(abspath, identity) if identity is not None else None
+    if text is None:
+        from ktui.catalog.elf_names import uprobe_symbols
+        from ktui.errors import FileFormatError
+
+        try:
+            syms, _debug = uprobe_symbols(abspath)
+        except FileFormatError:
+            return None  # the catalog says why, in its words
+        if not syms.functions:
+            return None
+        text = "\n".join(sorted(syms.functions))
+        # kept only when the file is still the one identified before it was read
+        if identity is not None and binary_identity(abspath) == identity:
+            write_binary_names(abspath, identity, text)
+    if not text:
+        return None
+    prefix = f"uprobe:{abspath}:"
+    return match(prefix + text.replace("\n", "\n" + prefix), pattern)

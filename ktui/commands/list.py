@@ -224,7 +224,43 @@ def _rename(name: str, shown: str | None) -> str:
     return name if shown is None else shown + name[name.index(":"):]
 
 
-def _run(args) -> int:
+# what argparse gives `ktui list PATTERN` when no option is typed (tests/test_list_fast.py checks
+# that the two agree, so the fast path below cannot drift from the parser)
+PLAIN_DEFAULTS = {"pattern": None, "regex": False, "fuzzy": False, "verbose": False, "json": False, "kind": None,
+                  "traceability": None, "limit": None, "debuginfo": None, "binary": None, "pid": None, "btf": None,
+                  "no_cache": False}
+
+
+class PlainArgs:
+    """The arguments of ``ktui list PATTERN`` without argparse (its import, with re, gettext and
+    shutil, costs more than listing tracepoints from the index)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.__dict__.update(PLAIN_DEFAULTS, pattern=pattern)
+
+
+def quick_main(pattern: str) -> int | None:
+    """``ktui list PATTERN`` answered straight from the index (or tracefs, or the program's symbol
+    tables), before argparse, the site machinery or the catalog are imported (``ktui.launch``).
+    None when this cannot give the whole answer: the full command then answers, builds the
+    index, or says in its words what is wrong with the pattern."""
+    from ktui.errors import KtuiError
+
+    args = PlainArgs(pattern)
+    try:
+        mode, kinds, pattern, shown, fentry, binary = _plan(args)
+        if fentry:
+            return None  # its note asks the doctor's boot cache
+        names = _quick(args, mode, kinds, binary, fentry, pattern)
+    except (KtuiError, OSError, ValueError):
+        return None
+    if names is None:
+        return None
+    return _print_names(names, shown, None)
+
+
+def _plan(args) -> tuple[str, list[str] | None, str, str | None, str | None, str | None]:
+    """(mode, kinds, the pattern the catalog searches, the prefix to print, fentry/fexit, binary)."""
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be zero or more.")
     mode = "regex" if args.regex else "fuzzy" if args.fuzzy else "glob"
@@ -238,18 +274,37 @@ def _run(args) -> int:
     binary = args.binary or _binary_from_pattern(pattern)
     if binary and mode == "glob" and not pattern.startswith(("uprobe:", "u:")):
         pattern = pattern if ":" in pattern else f"uprobe:{os.path.abspath(binary)}:{pattern}"
+    return mode, kinds, pattern, shown, fentry, binary
+
+
+def _print_names(names: list[str], shown: str | None, limit: int | None) -> int:
+    out = sys.stdout
+    try:
+        if limit is not None:
+            names = names[:limit]
+        if names:
+            out.write("\n".join(term_safe(_rename(n, shown)) for n in names) + "\n")
+        out.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    return 0
+
+
+def _quiet_stdout() -> None:
+    """`ktui list | head`: the reader left. Point stdout at /dev/null so the exit flush is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _run(args) -> int:
+    mode, kinds, pattern, shown, fentry, binary = _plan(args)
     if fentry:
         _fentry_note()
     names = _quick(args, mode, kinds, binary, fentry, pattern)
+    if names is not None:
+        return _print_names(names, shown, args.limit)
     out = sys.stdout
     try:
-        if names is not None:
-            if args.limit is not None:
-                names = names[:args.limit]
-            if names:
-                out.write("\n".join(term_safe(_rename(n, shown)) for n in names) + "\n")
-            out.flush()
-            return 0
         cat, binary = _load(args, binary)
         _check_problems(cat, args, kinds, pattern)
         rows = cat.search_indices(pattern, mode=mode, kinds=kinds, traceability=args.traceability,
@@ -276,10 +331,7 @@ def _run(args) -> int:
                 out.write("\n".join(term_safe(_rename(all_names[i], shown)) for i in rows) + "\n")
         out.flush()
     except BrokenPipeError:
-        # `ktui list | head`: the reader left. Point stdout at /dev/null so the exit flush is quiet.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        _quiet_stdout()
     return 0
 
 
