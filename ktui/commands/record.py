@@ -105,12 +105,63 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ring-pages", type=int, metavar="N", help="pages per ring buffer (a power of two)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--trace-self", action="store_true", help="let probes see ktui's own process too")
+    flight = p.add_argument_group(
+        "flight recorder", "keep only the last SECONDS of events in memory; when an event matches the trigger, "
+        "write the events of every probe from SECONDS before it to --after seconds after it, mark it, then stop "
+        "(or re-arm, up to --keep triggers)")
+    flight.add_argument("--ring", type=duration_arg, metavar="SECONDS", help="seconds of events kept before a trigger")
+    flight.add_argument("--trigger", metavar="FILTER",
+                        help="the filter language over a probe's recorded values, e.g. 'ret < 0 && comm == \"cat\"' "
+                             "(probes that do not record a name it uses are not watched)")
+    flight.add_argument("--after", type=_after_arg, metavar="SECONDS", default=0.0,
+                        help="seconds of events kept after a trigger (default 0)")
+    flight.add_argument("--keep", type=_keep_arg, metavar="N", default=1,
+                        help="triggers to keep before stopping (default 1)")
     p.epilog = ("Add `-- COMMAND ARGS...` to start a command (held until the probes are attached) and trace it. "
                 "With --host, -o names a new directory that gets one recording per host (`ktui replay DIR`).")
     from ktui.commands.hosts import add_host_options
 
     add_host_options(p)
     p.set_defaults(run=run)
+
+
+def _after_arg(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0") else duration_arg(text)
+
+
+def _keep_arg(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (1..1000000)")
+    return n
+
+
+def _check_flight(args: argparse.Namespace) -> None:
+    """The flight recorder's options, checked before anything is attached."""
+    ring, trigger = getattr(args, "ring", None), getattr(args, "trigger", None)
+    if trigger is None and ring is None:
+        if args.after or args.keep != 1:
+            raise UsageError("--after and --keep belong to the flight recorder: add --ring SECONDS --trigger FILTER.")
+        return
+    if trigger is None:
+        raise UsageError("--ring needs --trigger FILTER: the event whose window is kept.")
+    if ring is None:
+        raise UsageError("--trigger needs --ring SECONDS: how much before the trigger is kept.")
+    if ring <= 0:
+        raise UsageError("--ring must be a positive number of seconds.")
+    from ktui.errors import ParseError
+    from ktui.probes.filter import parse_filter
+
+    try:
+        node = parse_filter(trigger)
+    except ParseError as err:  # said as the trigger's, not the probes' filter
+        at = f", column {err.pos + 1}" if err.pos is not None else ""
+        raise ParseError(err.message, text=err.text, pos=err.pos, where=f"--trigger{at}") from None
+    if node is None:
+        raise UsageError("--trigger needs a condition, e.g. 'ret < 0'.")
 
 
 def _check_output(path: str) -> None:
@@ -196,6 +247,8 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "host", None):
+        if getattr(args, "trigger", None) is not None or getattr(args, "ring", None) is not None:
+            raise UsageError("the flight recorder (--ring/--trigger) records this machine only, not --host.")
         from ktui.commands.hosts import record as record_hosts
 
         return record_hosts(args)
@@ -220,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
     progress = _Progress(args.quiet)
+    flight = None
     recorder = None
     closed = False
     source = None
@@ -228,6 +282,7 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
             raise UsageError("give either -p PID or -- COMMAND, not both.")
         if args.duration is not None and args.duration <= 0:
             raise UsageError("--duration must be a positive number of seconds.")
+        _check_flight(args)
         _check_output(args.output)
         require_bpf("ktui record")
         catalog = _load_catalog()
@@ -259,7 +314,22 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
             meta["command"] = list(args.command_argv)
         by_id = {cp_id: source._compiled[cp_id].probe.to_dict() for cp_id in source.layouts}
         shutdown.enter("creating")
-        recorder = RecordingWriter.create(args.output, kernel_identity(), list(source.layouts.values()), by_id, meta)
+        if args.trigger is not None:  # names the trigger uses, checked against the probes' records first
+            from ktui.recording.flight import trigger_filters
+
+            trigger_filters(args.trigger, source.layouts.values())
+            meta["flight"] = {"trigger": args.trigger, "ring_s": args.ring, "after_s": args.after, "keep": args.keep}
+        writer = RecordingWriter.create(args.output, kernel_identity(), list(source.layouts.values()), by_id, meta)
+        recorder = writer
+        if args.trigger is not None:
+            from ktui.recording.flight import FlightRecorder
+
+            flight = recorder = FlightRecorder(writer, source.layouts.values(), args.trigger, ring_s=args.ring,
+                                               after_s=args.after, keep=args.keep)
+            if not args.quiet:
+                print(f"ktui: flight recorder: the last {args.ring:g} s kept in memory; watching "
+                      f"{', '.join(term_safe(source.layouts[i].name) for i in flight.watched)} for "
+                      f"{term_safe(args.trigger)}", file=sys.stderr)
         source.recorder = recorder
         shutdown.enter("recording")  # a signal that came while creating stops it here, file complete
         source.start(progress.sink)
@@ -269,6 +339,10 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
                 break
             if source.recorder_error is not None:
                 break
+            if flight is not None:
+                flight.poll()
+                if flight.done.is_set():
+                    break
             source.finished.wait(0.1)
             progress.show()
     except KeyboardInterrupt:
@@ -310,7 +384,16 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
         print(f"ktui: {why}: the recording {term_safe(args.output)} is incomplete (it could not be finished); replay "
               f"shows what it holds", file=sys.stderr)
         return 1
-    if not args.quiet or shutdown.interrupted:
+    if flight is not None:
+        fired = len(flight.marks)
+        if fired:
+            print(f"ktui: {'the trigger fired' if fired == 1 else f'the trigger fired {fired} times'}: "
+                  f"{flight.events_kept:,} events of {flight.events_seen:,} seen written to {term_safe(args.output)} "
+                  f"(the window{'s' if fired > 1 else ''} around it, marked), complete", file=sys.stderr)
+        else:
+            print(f"ktui: {why}: the trigger never fired: {term_safe(args.output)} holds no events "
+                  f"({flight.events_seen:,} seen, none kept)", file=sys.stderr)
+    elif not args.quiet or shutdown.interrupted:
         print(f"ktui: {why}: {delivered:,} events of {hits:,} hits written to {term_safe(args.output)}, complete"
               + (f"; {dropped:,} dropped by full ring buffers" if dropped else ""), file=sys.stderr)
     if source is not None and source.recorder_error is not None:

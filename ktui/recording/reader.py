@@ -68,6 +68,18 @@ class Damage:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """A moment on the timeline (schema: marks): kind "trigger" is the event that fired a flight
+    recorder's trigger; [start_ns, end_ns] is the window of events kept around it."""
+    ts: int
+    kind: str
+    probe_id: int | None
+    label: str
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True)
 class ChunkInfo:
     id: int
     probe_id: int
@@ -399,6 +411,28 @@ class RecordingReader:
                 self._row_damage(f"{err}; COUNT tables skipped")
             return []
         return [KeyCounts(pid, names, rows) for pid, names, rows in tables if pid in self.layouts]
+
+    def marks(self) -> list[Mark]:
+        """The timeline's marks (flight recorder triggers...), in time order; none in files older than the table."""
+        try:
+            with self._io_lock:
+                if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='marks'").fetchone():
+                    return []
+        except DB_ERRORS:
+            return []
+        out = []
+        for row in self._query("marks", "SELECT ts, kind, probe_id, label, start_ns, end_ns FROM marks ORDER BY id"):
+            try:
+                ts, kind, probe_id, label, start, end = row
+                out.append(Mark(schema.from_sql_u64(schema.integer(ts, "its time")), schema.text(kind, "its kind", 64),
+                                None if probe_id is None else schema.integer(probe_id, "its probe id"),
+                                schema.text(label, "its label"),
+                                schema.from_sql_u64(schema.integer(start, "its window start")),
+                                schema.from_sql_u64(schema.integer(end, "its window end"))))
+            except (schema.SchemaError, ValueError) as err:
+                self._row_damage(f"a mark: {err}; skipped")
+        out.sort(key=lambda m: m.ts)
+        return out
 
     def _query(self, what: str, sql: str, params: tuple = ()) -> list:
         try:

@@ -29,6 +29,11 @@ Reading one without ktui (Python, sqlite3, numpy, zstandard):
     histograms(probe_id, value, scale, buckets)  buckets: JSON [[low, high, count], ...]
     symbols(space, scope, addr, name)          "k" with scope "", or "u" with the pid or
                                                binary path; nearest symbol at or below
+    marks(id, ts, kind, probe_id, label, start_ns, end_ns)
+                              moments worth a mark on the timeline: kind "trigger" is the event that
+                              fired a flight recorder's trigger (at ts, of probe_id; label: the trigger
+                              text), [start_ns, end_ns] the window of events kept around it. Files
+                              written before this table existed have none (read as no marks).
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ CREATE TABLE histograms (probe_id INTEGER NOT NULL, value TEXT NOT NULL, scale T
                          PRIMARY KEY (probe_id, value));
 CREATE TABLE symbols (space TEXT NOT NULL, scope TEXT NOT NULL, addr INTEGER NOT NULL, name TEXT NOT NULL,
                       PRIMARY KEY (space, scope, addr));
+CREATE TABLE marks (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, probe_id INTEGER,
+                    label TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL);
 """
 
 # Meta keys the writer owns; a caller's meta cannot replace them.

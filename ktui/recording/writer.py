@@ -336,6 +336,14 @@ class RecordingWriter:
                          (str(scope), schema.to_sql_u64(addr), str(name))))
         self._execute_tx(rows)
 
+    def add_mark(self, ts: int, kind: str, label: str, *, probe_id: int | None = None,
+                 start_ns: int | None = None, end_ns: int | None = None) -> None:
+        """A moment for the timeline (schema: marks), e.g. the event that fired a flight recorder's trigger."""
+        self._execute_tx([("INSERT INTO marks (ts, kind, probe_id, label, start_ns, end_ns) VALUES (?, ?, ?, ?, ?, ?)",
+                           (schema.to_sql_u64(ts), kind, probe_id, label,
+                            schema.to_sql_u64(ts if start_ns is None else start_ns),
+                            schema.to_sql_u64(ts if end_ns is None else end_ns)))])
+
     def set_meta(self, **values) -> None:
         rows = [("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, json.dumps(v)))
                 for k, v in values.items() if k not in schema.RESERVED_META]
