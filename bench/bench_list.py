@@ -1,19 +1,31 @@
-"""`ktui list PATTERN` beside `bpftrace -l PATTERN`, before and after the catalog index, in one run.
+"""`ktui list PATTERN` beside `bpftrace -l PATTERN`, before and after a change, in one run.
 
-    .venv/bin/python bench/bench_list.py [--runs 7] [--before REV]
+    .venv/bin/python bench/bench_list.py [--runs 7] [--before REV] [--skip-app] [--only patterns|big|app]
 
 For each pattern bpftrace answers here, every round runs bpftrace, the current ktui and the ktui of
-REV (default: the commit before the index, checked out into a temporary git worktree and run by the
-same interpreter with PYTHONPATH) back to back, so the three see the same machine load:
-  cold = a fresh, empty KTUI_CACHE_DIR for each ktui run; warm = the same directory, already filled.
-Each figure is the median over the rounds; the ratio is ktui / bpftrace. Then `ktui list '*'`,
-`--json '*'`, `-v` over 1,000 kernel functions, and the app's launch to a usable browser.
+REV (default: main as the start-up work found it, checked out into a temporary git worktree) back to
+back, so all see the same machine load. The current ktui is run as a user runs it: `.venv/bin/ktui`,
+the launcher scripts/setup.sh writes (python -S, see ktui/launch.py; pip's console script when there
+is no launcher). REV is run as its own console script ran: this venv's python with its site
+machinery and `from ktui.cli import main` (PYTHONPATH=the checkout) - with this venv's .pth files,
+so without the editable-install finder REV's venv had; REV's own figures were a little higher.
+
+cold = the index not yet built: a fresh, empty KTUI_CACHE_DIR for each ktui run, so every cold
+  run reads tracefs or the program's symbol tables and writes the index (kernel names, or the
+  per-binary index). The page cache is left alone (dropping it would disturb the other work on this
+  machine and bpftrace alike); the files both tools read are in it after the first round.
+warm = the same cache directory, filled by one run before the rounds.
+
+Each figure is the median over the rounds; the ratio is ktui / bpftrace (goal <= 1.0). Then
+`ktui list '*'`, `--json '*'`, `-v` over 1,000 kernel functions, and the app: launch to a usable
+browser (a search answered) and launch to the first live event on the screen (real ktui in tmux).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -24,13 +36,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-BEFORE_REV = "59e308c"  # main as the index work found it
+BEFORE_REV = "be8c817"  # main as the start-up work found it (59e308c: before the SQLite index)
 PATTERNS = ("tracepoint:*", "tracepoint:sched:*", "uprobe:/bin/bash:*read*")
 # what the `ktui` console script runs (python -m adds runpy's own start-up)
 LAUNCH = "import sys; from ktui.cli import main; sys.exit(main())"
 
 
-def ktui_cmd(*args: str) -> list[str]:
+LAUNCHER = ROOT / ".venv" / "bin" / "ktui"
+
+
+def ktui_cmd(*args: str, code: Path | None = None) -> list[str]:
+    """The current ktui as a user runs it (code None), or REV's as its console script ran it."""
+    if code is None and LAUNCHER.is_file() and os.path.samefile(Path(PY).parent, LAUNCHER.parent):
+        return [str(LAUNCHER), *args]
     return [PY, "-c", LAUNCH, *args]
 
 
@@ -70,14 +88,14 @@ def bench_patterns(before: Path | None, runs: int) -> None:
             warm_dirs = {s: tempfile.mkdtemp(prefix="ktui-bench-") for s, _ in sides}
             try:
                 for s, code in sides:  # fill the warm caches once
-                    timed(ktui_cmd("list", pattern), env_for(code, warm_dirs[s]))
+                    timed(ktui_cmd("list", pattern, code=code), env_for(code, warm_dirs[s]))
                 for _ in range(runs):
                     t, outs["bpftrace"] = timed([bpftrace, "-l", pattern])
                     times["bpftrace"].append(t)
                     for s, code in sides:
                         d = tempfile.mkdtemp(prefix="ktui-bench-") if mode == "cold" else warm_dirs[s]
                         try:
-                            t, outs[s] = timed(ktui_cmd("list", pattern), env_for(code, d))
+                            t, outs[s] = timed(ktui_cmd("list", pattern, code=code), env_for(code, d))
                         finally:
                             if mode == "cold":
                                 shutil.rmtree(d, ignore_errors=True)
@@ -99,8 +117,10 @@ def bench_patterns(before: Path | None, runs: int) -> None:
                             f"{len(outs['after'].splitlines())} names, bpftrace {len(blines)}")
             print(line)
     t = statistics.median(timed([PY, "-c", "pass"])[0] for _ in range(runs))
+    ts = statistics.median(timed([PY, "-S", "-c", "pass"])[0] for _ in range(runs))
     tb = statistics.median(timed([bpftrace, "--version"])[0] for _ in range(runs))
-    print(f"  (for scale: this python starting and exiting {ms(t)}; `bpftrace --version` {ms(tb)})")
+    print(f"  (for scale: this python starting and exiting {ms(t)}, with -S {ms(ts)}; "
+          f"`bpftrace --version` {ms(tb)})")
 
 
 def bench_big(before: Path | None, runs: int) -> None:
@@ -113,11 +133,11 @@ def bench_big(before: Path | None, runs: int) -> None:
         for s, code in sides:
             d = tempfile.mkdtemp(prefix="ktui-bench-")
             try:
-                timed(ktui_cmd("list", "tracepoint:sched:*"), env_for(code, d))
-                timed(ktui_cmd("list", "kprobe:vfs_read"), env_for(code, d))  # the whole index
+                timed(ktui_cmd("list", "tracepoint:sched:*", code=code), env_for(code, d))
+                timed(ktui_cmd("list", "kprobe:vfs_read", code=code), env_for(code, d))  # the whole index
                 ts, out = [], ""
                 for _ in range(runs):
-                    t, out = timed(ktui_cmd(*args), env_for(code, d))
+                    t, out = timed(ktui_cmd(*args, code=code), env_for(code, d))
                     ts.append(t)
                 res[s] = (statistics.median(ts), len(out.encode()), out.count("\n"))
             finally:
@@ -154,7 +174,7 @@ def bench_browser(before: Path | None, runs: int) -> None:
     for s, code in sides:
         d = tempfile.mkdtemp(prefix="ktui-bench-")
         try:
-            timed(ktui_cmd("list", "kprobe:vfs_read"), env_for(code, d))  # warm index
+            timed(ktui_cmd("list", "kprobe:vfs_read", code=code), env_for(code, d))  # warm index
             ts = []
             for _ in range(runs):
                 r = subprocess.run([PY, "-c", BROWSER], capture_output=True, text=True, env=env_for(code, d), cwd="/",
@@ -170,11 +190,57 @@ def bench_browser(before: Path | None, runs: int) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
+EVENT_ROW = re.compile(r"^\s+\d+\.\d{6}\s+\d+\s", re.M)  # the stream's TIME(s) CPU ... columns
+
+
+def bench_live(before: Path | None, runs: int) -> None:
+    """Launch to the first live event: the real ktui in a 120x36 tmux pane, live on this kernel with
+    its default session; the clock stops when capture-pane first shows an event row in the stream."""
+    print(f"\napp launch to the first live event on screen (real ktui in tmux; medians of {runs}; before -> after)")
+    if os.geteuid() != 0 or not shutil.which("tmux"):
+        print("  needs root and tmux")
+        return
+    sides = [("after", None)] + ([("before", before)] if before else [])
+    for s, code in sides:
+        d = tempfile.mkdtemp(prefix="ktui-bench-")
+        ts = []
+        try:
+            timed(ktui_cmd("list", "kprobe:vfs_read", code=code), env_for(code, d))  # warm index
+            env = env_for(code, d)
+            cmd = " ".join(f"{k}='{v}'" for k, v in (("KTUI_CACHE_DIR", d), ("PYTHONPATH", env.get("PYTHONPATH", "")))
+                           ) + " " + " ".join(f"'{a}'" for a in ktui_cmd(code=code))
+            for i in range(runs):
+                session = f"ktui-bench-live-{os.getpid()}-{i}"
+                t0 = time.perf_counter()
+                subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "36", cmd], check=True)
+                try:
+                    deadline = t0 + 60
+                    while time.perf_counter() < deadline:
+                        screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                                text=True).stdout
+                        if EVENT_ROW.search(screen):
+                            ts.append(time.perf_counter() - t0)
+                            break
+                        time.sleep(0.02)
+                    else:
+                        print(f"  {s}: no event on screen within 60 s:\n{screen}")
+                        break
+                finally:
+                    subprocess.run(["tmux", "send-keys", "-t", session, "q"], capture_output=True)
+                    time.sleep(1.0)
+                    subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+            if ts:
+                print(f"  {s:6} {ms(statistics.median(ts))}  (rounds: {', '.join(f'{t * 1000:.0f}' for t in ts)} ms)")
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--before", default=BEFORE_REV, help="git revision to compare with ('' for none)")
     ap.add_argument("--skip-app", action="store_true")
+    ap.add_argument("--only", choices=("patterns", "big", "app"), help="one part only")
     args = ap.parse_args()
     print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
           f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews every figure)")
@@ -187,10 +253,13 @@ def main() -> int:
                        check=True, capture_output=True)
         print(f"before = {args.before} ({before}), after = {ROOT}")
     try:
-        bench_patterns(before, args.runs)
-        bench_big(before, max(3, args.runs // 2))
-        if not args.skip_app:
+        if args.only in (None, "patterns"):
+            bench_patterns(before, args.runs)
+        if args.only in (None, "big"):
+            bench_big(before, max(3, args.runs // 2))
+        if not args.skip_app and args.only in (None, "app"):
             bench_browser(before, max(3, args.runs // 2))
+            bench_live(before, max(3, args.runs // 2))
     finally:
         if before is not None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], capture_output=True)

@@ -179,6 +179,21 @@ def test_a_binary_index_row_of_another_path_is_not_used(tmp_path):
     assert _binary_row(prog) == (binary_identity(str(prog)), "\n".join(sorted(set(real))))
 
 
+def test_a_damaged_binary_index_is_replaced(tmp_path):
+    from ktui.catalog.cache import binary_index_file
+
+    prog = tmp_path / "bash"
+    shutil.copy("/bin/bash", prog)
+    real = _names(prog)
+    garbage = os.open(binary_index_file() + ".new", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(garbage, b"SQLite format 3\0" + os.urandom(4096))
+    os.close(garbage)
+    os.replace(binary_index_file() + ".new", binary_index_file())
+    assert _names(prog) == real  # read from the binary, the damaged file replaced by a new index
+    row = _binary_row(prog)
+    assert row is not None and row[1] == "\n".join(sorted(set(real)))
+
+
 # ---- the kernel index: another kernel, another module set ------------------------------------------
 
 @pytest.mark.skipif(not KERNEL, reason="needs root and tracefs")

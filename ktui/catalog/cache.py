@@ -177,6 +177,7 @@ def write_rows(key: dict, rows: list[tuple[str, object]], *, replace: bool) -> N
         if same:
             try:
                 with sqlite3.connect(path) as rw:
+                    rw.execute("PRAGMA synchronous=OFF")  # a cache: a torn file is rebuilt (write_rows below)
                     rw.executemany("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", rows)
                 rw.close()
                 return
@@ -188,7 +189,10 @@ def write_rows(key: dict, rows: list[tuple[str, object]], *, replace: bool) -> N
         os.close(fd)
         conn = sqlite3.connect(tmp)
         try:
+            # a cache: no journal and no fsync (a file torn by a crash fails to read, or its key,
+            # and is rebuilt); an fsync costs a cold `ktui list` more than its whole listing
             conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
             conn.execute("CREATE TABLE meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID")
             conn.executemany("INSERT INTO meta (k, v) VALUES (?, ?)", [("key", keytext), *rows])
             conn.commit()
@@ -268,7 +272,7 @@ def read_binary_names(path: str, identity: str) -> str | None:
 
 def write_binary_names(path: str, identity: str, names: str) -> None:
     """Keep ``names`` for ``path`` as read from the binary with ``identity`` (best effort: a cache
-    that cannot be written only costs speed)."""
+    that cannot be written only costs speed; a damaged file of ours is replaced by a new one)."""
     try:
         file = binary_index_file()
     except OSError:
@@ -278,23 +282,35 @@ def write_binary_names(path: str, identity: str, names: str) -> None:
         return  # there, but not ours to write into
     if conn is not None:
         conn.close()
+    for fresh in ((False, True) if conn is not None else (True,)):
+        try:
+            if fresh:
+                _new_binary_index(file)
+            with sqlite3.connect(file, timeout=1.0) as rw:
+                rw.execute("PRAGMA synchronous=OFF")  # a cache: a file torn by a crash is replaced
+                rw.execute("INSERT OR REPLACE INTO binaries (path, ident, names) VALUES (?, ?, ?)",
+                           (path, identity, names))
+                rw.execute("DELETE FROM binaries WHERE rowid NOT IN "
+                           f"(SELECT rowid FROM binaries ORDER BY rowid DESC LIMIT {BINARY_INDEX_ROWS})")
+            rw.close()
+            return
+        except sqlite3.OperationalError:
+            return  # busy, read-only, ...: left as it is
+        except sqlite3.DatabaseError:
+            continue  # damaged (or not an index at all): a new file, once
+        except (OSError, sqlite3.Error):
+            return
+
+
+def _new_binary_index(file: str) -> None:
+    """An empty per-binary index, made 0600 under a private name and renamed over ``file``."""
+    fd, tmp = private_temp(os.path.dirname(file), ".binaries-", ".sqlite")
+    os.close(fd)
     try:
-        if conn is None:  # a new file: made 0600 under a private name, then renamed into place
-            fd, tmp = private_temp(os.path.dirname(file), ".binaries-", ".sqlite")
-            os.close(fd)
-            try:
-                with sqlite3.connect(tmp) as new:
-                    new.execute("CREATE TABLE binaries (path TEXT PRIMARY KEY, ident TEXT, names TEXT)")
-                new.close()
-                os.rename(tmp, file)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-        with sqlite3.connect(file, timeout=1.0) as rw:
-            rw.execute("INSERT OR REPLACE INTO binaries (path, ident, names) VALUES (?, ?, ?)",
-                       (path, identity, names))
-            rw.execute("DELETE FROM binaries WHERE rowid NOT IN "
-                       f"(SELECT rowid FROM binaries ORDER BY rowid DESC LIMIT {BINARY_INDEX_ROWS})")
-        rw.close()
-    except (OSError, sqlite3.Error):
-        pass
+        with sqlite3.connect(tmp) as new:
+            new.execute("CREATE TABLE binaries (path TEXT PRIMARY KEY, ident TEXT, names TEXT)")
+        new.close()
+        os.rename(tmp, file)
+    except BaseException:
+        os.unlink(tmp)
+        raise
