@@ -288,7 +288,8 @@ def test_a_host_killed_mid_run_is_marked_and_the_other_goes_on(hosts):
     assert got == {a.addr: 1277, b.addr: 100}
     assert links[1].status == "failed" and links[1].reason.startswith("lost: ssh exited with status 255")
     assert links[0].status == "ended"
-    assert any(f"1 of 2 hosts down: {b.addr}: FAILED" in u.message for u in updates)
+    assert any(u.message.startswith(f"1 of 2 hosts down: {b.addr} (lost: ssh exited with status 255")
+               for u in updates)
     states = {s.name: s for s in updates[-1].probes}
     assert states[f"{b.addr}:sys_enter_getppid"].status == "failed"
     assert f"host {b.addr} lost" in states[f"{b.addr}:sys_enter_getppid"].reason
@@ -318,3 +319,52 @@ def test_the_remote_engines_stop_and_detach_however_the_local_ktui_ends(hosts, t
         time.sleep(0.1)
     assert not stream_pids(), "the remote ktui stream outlived the local ktui"
     assert not held & kernel_prog_ids()
+
+
+def test_the_app_over_two_hosts_in_tmux_shows_both_marks_the_dead_one_and_quits_clean(hosts):
+    """As a person runs it: `ktui --host A --host B SPEC` at 80x24, events of each host named by it,
+    one host dies (the status line says which), q ends the app and both remote engines."""
+    from helpers.tmux import Tmux
+
+    if shutil.which("tmux") is None:
+        missing("tmux is not installed")
+    make, ssh_config = hosts
+    a, b = make([0, 0])
+    gen_a, gen_b = a.generator(3), b.generator(2)
+    session = f"ktui-hosts-{os.getpid()}"
+    argv = [str(KTUI), "--host", f"root@{a.addr}", "--host", f"root@{b.addr}", "--ssh-config", str(ssh_config),
+            "--remote-ktui", str(KTUI), "--host-filter", a.addr, f"pid == {gen_a.pid}",
+            "--host-filter", b.addr, f"pid == {gen_b.pid}", GETPPID]
+    import shlex
+
+    subprocess.run(["tmux", "new-session", "-d", "-x", "80", "-y", "24", "-s", session, "-e", "TERM=xterm-256color",
+                    shlex.join(argv) + "; sleep 60"], check=True)
+    tmux = Tmux(session, wait_s=120)
+    try:
+        tmux.wait(lambda s: "probes 2/2" in s)
+        assert len(stream_pids()) == 2
+        for gen in (gen_a, gen_b):
+            gen.stdin.write(b"\n")
+            gen.stdin.close()
+            assert gen.wait(30) == 0
+        screen = tmux.wait(lambda s: s.count("sys_enter_getppid") >= 5)
+        rows = [ln for ln in screen.splitlines() if "sys_enter_getppid" in ln]
+        # The PROBE column names the host: a's three calls and b's two (the shared prefix of the
+        # two addresses is cut, the part that tells them apart stays).
+        tail_a, tail_b = a.addr.rsplit(".", 1)[1], b.addr.rsplit(".", 1)[1]
+        assert sum(f"{tail_a}:sys_enter_getppid" in ln and str(gen_a.pid) in ln for ln in rows) == 3, screen
+        assert sum(f"{tail_b}:sys_enter_getppid" in ln and str(gen_b.pid) in ln for ln in rows) == 2, screen
+        b.kill_everything()
+        tmux.wait(lambda s: "1 of 2 hosts down" in s and "probes 1/2 (1 failed)" in s)
+        tmux.run("send-keys", "-t", session, "5")  # the probes pane: full names, b's failed
+        screen = tmux.wait(lambda s: f"{b.addr}:sys_enter_getppid" in s and "failed" in s)
+        assert f"{a.addr}:sys_enter_getppid" in screen
+        tmux.run("send-keys", "-t", session, "q")
+        screen = tmux.wait(lambda s: f"ktui: {a.addr}: ended" in s)
+        assert f"ktui: {b.addr}: FAILED" in screen
+        deadline = time.monotonic() + 20
+        while stream_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not stream_pids()
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -176,7 +176,8 @@ class HostsSource(LinkEvents):
         down = [link for link in self.links if link.status == "failed"]
         if not down:
             return ""
-        return f"{len(down)} of {len(self.links)} hosts down: " + "; ".join(link.describe() for link in down)
+        return f"{len(down)} of {len(self.links)} hosts down: " + "; ".join(f"{link.label} ({link.reason})"
+                                                                            for link in down)
 
     def _post_loop(self) -> None:
         while not self._stop.wait(self._period):
