@@ -30,6 +30,7 @@ from ktui.probes.model import Probe
 from ktui.screens.editor import EditorController
 from ktui.screens.live import LiveController
 from ktui.screens.recording import RecordingController
+from ktui.screens.query import QueryController
 from ktui.screens.replay import ReplayController
 from ktui.screens.session import SessionController
 from ktui.session import Session
@@ -90,6 +91,7 @@ class KtuiApp(App):
         Binding("ctrl+s", "save_session", "Save", id="app.save"),
         Binding("ctrl+o", "save_session_as", "Save as", show=False, id="app.save_as"),
         Binding("ctrl+r", "record", "Record", id="app.record"),
+        Binding("colon", "sql", "SQL", id="app.sql"),
     ]
 
     def __init__(
@@ -113,6 +115,7 @@ class KtuiApp(App):
         self.replay = ReplayController(self)
         self.editor = EditorController(self)
         self.recording = RecordingController(self)
+        self.sql = QueryController(self)
         self.sessions = SessionController(self, session)
         self.catalog_loader = catalog_loader
         self.mode = mode  # "live", "replay", "demo"
@@ -515,6 +518,8 @@ class KtuiApp(App):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause_replay", "speed", "seek", "step"):
             return self.mode != "live" and self.replay.playback is not None
+        if action == "sql":
+            return self.sql.available()  # SQL over the open recording: replay only
         if action in ("save_session", "save_session_as", "add_probe", "show_c", "record"):
             return self.mode == "live"  # a replay is read-only: hide what would change it
         return True
@@ -525,7 +530,11 @@ class KtuiApp(App):
         self.exit()
 
     def on_unmount(self) -> None:
+        self.sql.close()
         self.stop_source()
+
+    def action_sql(self) -> None:
+        self.sql.open()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

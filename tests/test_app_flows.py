@@ -405,7 +405,8 @@ async def test_footer_follows_focus_and_rebuilds_once_per_change():
         assert "Follow/pause" in shown() and len(rebuilt) == 2
 
 
-REPLAY_KEYS = {"app.pause", "app.seek_back", "app.seek_forward", "app.step", "app.faster", "app.slower"}
+REPLAY_KEYS = {"app.pause", "app.seek_back", "app.seek_forward", "app.step", "app.faster", "app.slower",
+               "app.sql"}  # SQL over the open recording
 LIVE_KEYS = {"app.add_probe", "app.show_c", "app.save", "probes.toggle", "probes.remove"}
 
 

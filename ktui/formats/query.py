@@ -223,6 +223,13 @@ class SqlSession:
         return QueryResult([str(d[0]) for d in description], [str(d[1]) for d in description],
                            [tuple(r) for r in rows], truncated)
 
+    def interrupt(self) -> None:
+        """Stop a query running in another thread (it fails with an interruption)."""
+        try:
+            self.con.interrupt()
+        except Exception:  # noqa: BLE001 -- nothing running, or already closed
+            pass
+
     def close(self) -> None:
         try:
             self.con.close()
