@@ -23,6 +23,8 @@ def add_parser(subparsers) -> None:
     mode.add_argument("--fuzzy", action="store_true", help="PATTERN is a fuzzy query; best matches first")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show arguments with their types, source location and traceability")
+    p.add_argument("--members", action="store_true",
+                   help="with -v: under each struct-pointer argument, its members one level deep (from BTF)")
     p.add_argument("--json", action="store_true",
                    help="JSON Lines: one JSON object a line, one probe point each, written as found")
     p.add_argument("--kind", action="append", metavar="K",
@@ -119,10 +121,14 @@ def _check_problems(cat, args, kinds, pattern: str) -> None:
         raise FileFormatError(cat.problems["btf"])
 
 
-def _verbose_lines(e, shown: str | None = None) -> list[str]:
+def _verbose_lines(e, shown: str | None = None, types=None) -> list[str]:
     out = [_rename(e.name, shown)]
     for a in e.args:  # bpftrace -lv spelling: "const char * filename"
         out.append(f"    {a.ctype} {a.name}" if a.name else f"    {a.ctype}")
+        if types is not None and e.kind in ("kprobe", "rawtracepoint") and a.name:
+            from ktui.probes.resolve import members_of
+
+            out.extend(f"        {ctype} {a.name}->{name}  // +0x{off:x}" for name, ctype, off in members_of(a.ctype, types))
     if e.kind in ("kprobe", "uprobe") and e.return_type and e.return_type != "void":
         out.append(f"    {e.return_type} retval")
     if e.args_note and (not e.args or e.kind == "usdt"):
@@ -184,7 +190,7 @@ def _kind_of_pattern(pattern: str) -> tuple[str, str | None, str | None]:
 def _quick(args, mode: str, kinds, binary: str | None, fentry: str | None, pattern: str | None) -> list[str] | None:
     """Names straight from the index (or tracefs, or the ELF symbol tables): no catalog, no numpy.
     None when only the full catalog can answer this request."""
-    if (mode != "glob" or args.verbose or args.json or args.traceability or args.debuginfo or args.btf
+    if (mode != "glob" or args.verbose or args.members or args.json or args.traceability or args.debuginfo or args.btf
             or args.no_cache or fentry or pattern is None or args.pid is not None
             or pattern.partition(":")[0] in ("usdt", "U") or (kinds is not None and "usdt" in kinds)):
         return None  # USDT markers come from files and processes, not from the kernel's index
@@ -313,13 +319,18 @@ def _run(args) -> int:
             rows = _fentry_rows(cat, rows)[:args.limit]
         if args.json:
             _write_json_lines(out, (cat.entry(i) for i in rows), shown)
-        elif args.verbose:
+        elif args.verbose or args.members:
+            types = None
+            if args.members:
+                from ktui.probes.resolve import kernel_types
+
+                types = kernel_types()[0]
             if any(cat.kind[i] == 0 for i in rows):  # notes are about kprobes
                 for note in cat.notes:
                     print(f"ktui: note: {term_safe(note)}", file=sys.stderr)
             chunk: list[str] = []
             for i in rows:
-                chunk.extend(term_safe(line) for line in _verbose_lines(cat.entry(i), shown))
+                chunk.extend(term_safe(line) for line in _verbose_lines(cat.entry(i), shown, types))
                 if len(chunk) > 2000:
                     out.write("\n".join(chunk) + "\n")
                     chunk = []

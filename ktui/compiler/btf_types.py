@@ -1,4 +1,5 @@
-"""Kernel types the compiler needs: function prototypes and struct member paths.
+"""Kernel types the compiler needs: function prototypes, typedef sizes, and the BTF that
+ktui.probes.resolve resolves struct members through.
 
 From the catalog when one is given, else straight from the kernel's BTF. Both are
 optional: without them only fetches by index, registers and memory offsets work,
@@ -74,17 +75,6 @@ class TypeSource:
             return btf.raw_tracepoint_args(name)
         except KtuiError:
             return None
-
-    def resolve_member(self, base_ctype: str, path: tuple[str, ...]):
-        """The FieldPath of ``base->path``; a KtuiError saying why when it cannot be resolved."""
-        btf = self.btf()
-        if btf is None:
-            raise KtuiError(f"struct members by name need the kernel's BTF, and {self.btf_error}")
-        text = " ".join(w for w in base_ctype.replace("*", " ").split()
-                        if w not in ("const", "volatile", "__user", "struct", "union"))
-        if not text:
-            raise KtuiError(f"{base_ctype} is not a struct pointer")
-        return btf.resolve_path(text, list(path))
 
     def scalar_size(self, name: str) -> tuple[int, bool] | None:
         """(size, signed) of a typedef'd integer, from BTF."""

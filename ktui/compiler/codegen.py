@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 from ktui.errors import KtuiError
 from ktui.events import HEADER_FIELDS, FieldLayout, ProbeLayout
-from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, Probe, ProbeKind, Retval, ValueType
-from ktui.probes.resolve import Named, PointNames, has_return
+from ktui.probes.filter_ast import names_in
+from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, Member, Probe, ProbeKind, Retval, ValueType
+from ktui.probes.resolve import Named, PointNames, has_return, member_column, member_kinds, split_member_name
 
-from ktui.compiler.action_codegen import compile_actions
+from ktui.compiler.action_codegen import DERIVED_KEYS, compile_actions
 from ktui.compiler.fallback import Placement, wants_latency
 from ktui.compiler.fetch_codegen import HEADER_BUILTINS, FetchError, FetchGen, contains_arg
 from ktui.compiler.filter_codegen import Operand, filter_condition
@@ -142,6 +143,13 @@ class ProbeCompiler:
             return Fetch("gid", Builtin("gid"))
         if m := re.fullmatch(r"arg(\d+)", name):
             return Fetch(name, Arg(index=int(m.group(1))))
+        split = split_member_name(name)
+        if split is not None and split[1]:  # skb->len: the member, recorded as skb_len
+            base, path = split
+            names = self.point_names()
+            bm = re.fullmatch(r"arg(\d+)", base)
+            base_expr = Arg(index=int(bm.group(1))) if bm and names.arg(name=base) is None else Arg(name=base)
+            return Fetch(member_column(base, path), Member(base_expr, path))
         return Fetch(name, Arg(name=name))
 
     def default_fetches(self) -> list[Fetch]:
@@ -171,8 +179,6 @@ class ProbeCompiler:
             names.add("latency")
         wanted = []
         if self.filter_node is not None:
-            from ktui.probes.filter_ast import names_in
-
             wanted += [n.name for n in names_in(self.filter_node)]
         for action in probe.actions:
             wanted += list(action.key)
@@ -186,8 +192,13 @@ class ProbeCompiler:
             if same is not None:  # "ret" where "retval" is recorded already: one column, two names
                 self.aliases[name] = same.name
                 continue
+            if implicit.name in names:  # skb->len and skb.len: one member, one column
+                self.aliases[name] = implicit.name
+                continue
             fetches.append(implicit)
             names.add(implicit.name)
+            if implicit.name != name:
+                self.aliases[name] = implicit.name
             self.notes.append(f"{probe.name}: {name} is fetched for the filter or aggregation, and recorded too")
         out = []
         seen: set[str] = set()
@@ -249,9 +260,15 @@ class ProbeCompiler:
                 except KtuiError:
                     vt = None
             fetched[f.name] = "string" if vt is not None and vt.is_string else "int"
-        names = self.point_names().filter_names(self.types.scalar_size, fetched)
+        point = self.point_names()
+        names = point.filter_names(self.types.scalar_size, fetched)
         for name, (_c, kind, _size) in _HEADER_FIELDS.items():
             names.setdefault(name, kind)
+        wanted = [n.name for n in names_in(self.filter_node)] if self.filter_node is not None else []
+        for action in self.probe.actions:
+            wanted += [*action.key, *([action.value] if action.value else [])]
+        names.update(member_kinds(point, [w for w in wanted if w not in names], self.types.btf(),
+                                  self.types.btf_error))
         return names
 
     # ---- C ----------------------------------------------------------------------------
@@ -307,9 +324,9 @@ class ProbeCompiler:
             isinstance(f.expr, Builtin) and f.expr.name == "ustack" for f in probe.fetches) or any(
             a.kind is ActionKind.STACKS and a.user_stack for a in actions)
 
+        fn_name, efn = self._function_names(fn)  # planned before any function is written
         helpers: list[AttachPlan] = []
         if self.pl.entry is not None:
-            efn = f"{fn}_entry"
             out.append(self._entry_function(efn, rec, stash, [f for f in fields if f.at_entry], scratch))
             helpers.append(_site_plan(probe, self.pl.entry, efn, self.target_pid))
         main_fields = [f for f in fields if not f.at_entry]
@@ -320,26 +337,29 @@ class ProbeCompiler:
             except KtuiError as err:
                 raise FetchError(f"filter: {err.message}", where=probe.name) from None
             str_eq = str_eq or "ktui_str_eq" in cond
-        out.append(self._main_function(fn, rec, stash, main_fields, scratch, kstack, ustack, cond, action_code, ring))
-        fn_name = fn
-        if self.pl.main.kind in ("kfunc", "kretfunc"):
-            if not _IDENT.match(self.pl.main.event):
-                raise FetchError(f"fentry/fexit programs are named after the function, and {self.pl.main.event!r} "
-                                 "is not a C identifier; use a kprobe")
-            # libbcc finds the BTF id of the traced function from these names (the engine
-            # must load with BCC's auto-attach turned off, as verify.py does).
-            fn_name = f"{'kfunc' if self.pl.main.kind == 'kfunc' else 'kretfunc'}__{self.pl.main.event}"
-            out = [line.replace(f"int {fn}(", f"int {fn_name}(") for line in out]
-        if self.pl.entry is not None and self.pl.entry.kind == "kfunc":
-            ename = f"kfunc__{self.pl.entry.event}"
-            out = [line.replace(f"int {fn}_entry(", f"int {ename}(") for line in out]
-            helpers = [AttachPlan(**{**h.__dict__, "fn_name": ename}) for h in helpers]
+        out.append(self._main_function(fn_name, rec, stash, main_fields, scratch, kstack, ustack, cond, action_code,
+                                       ring))
         attach = _site_plan(probe, self.pl.main, fn_name, self.target_pid)
         also = [_site_plan(probe, site, fn_name, self.target_pid) for site in self.pl.also]
         reads = self.main.reads | (self.entry.reads if self.entry else set())
         return ProbeCode("\n".join(out), layout, fn_name, attach, helpers, ring, maps, reads,
                          notes=self.notes, hist=hist, uses_stacks=kstack or ustack or uses_stacks_agg,
                          uses_str_eq=str_eq, counts=counts, fetch_reads=self.fetch_reads, also=also)
+
+    def _function_names(self, fn: str) -> tuple[str, str]:
+        """(main, entry) function names. fentry/fexit programs are named after the traced
+        function: libbcc finds its BTF id from the name (the engine loads with BCC's
+        auto-attach turned off, as verify.py does)."""
+        main, entry = fn, f"{fn}_entry"
+        for site in (self.pl.main, self.pl.entry):
+            if site is not None and site.kind in ("kfunc", "kretfunc") and not _IDENT.match(site.event):
+                raise FetchError(f"fentry/fexit programs are named after the function, and {site.event!r} "
+                                 "is not a C identifier; use a kprobe")
+        if self.pl.main.kind in ("kfunc", "kretfunc"):
+            main = f"{self.pl.main.kind}__{self.pl.main.event}"
+        if self.pl.entry is not None and self.pl.entry.kind == "kfunc":
+            entry = f"kfunc__{self.pl.entry.event}"
+        return main, entry
 
     def _record_start(self, rec: str, scratch: bool) -> list[str]:
         if scratch:
@@ -389,8 +409,8 @@ class ProbeCompiler:
                 f"    if (!ktui_active({pid}))", "        return 0;",
                 f"    ktui_count({pid}, KTUI_HITS);"]
         fetch = self._fetch_lines(self.main, fields, self._all_fields)
-        uses = "\n".join(([cond] if cond else []) + action_code)
-        can_fail = "ok = 0" in uses
+        can_fail = any(a.kind is ActionKind.STACKS or (a.kind is ActionKind.COUNT and tuple(a.key) not in DERIVED_KEYS)
+                       for a in self.probe.actions or [Action()])  # a full map sets ok = 0
         header = [("ts", "    v->hdr.ts = now;"), ("probe", f"    v->hdr.probe = {pid};"),
                   ("cpu", "    v->hdr.cpu = bpf_get_smp_processor_id();"),
                   ("pid", "    v->hdr.pid = id >> 32;"), ("tid", "    v->hdr.tid = (u32)id;"),
@@ -399,13 +419,15 @@ class ProbeCompiler:
                   ("ustack", "    v->hdr.ustack = " + ("ktui_stacks.get_stackid(ctx, BPF_F_USER_STACK);"
                                                        if ustack else "-1;")),
                   ("comm", "    bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));")]
-        if ring is None:
-            used_fields = set(re.findall(r"v->f_(\w+)", uses))
+        kept = fields
+        if ring is None:  # planned from the probe (names its filter and actions read), not from C text
+            used_fields, used_hdr = self._used_names(fields)
+            kept = [f for f in fields if f.name in used_fields]
             fetch = [line for line, f in zip(fetch, fields) if f.name in used_fields]
-            used_hdr = set(re.findall(r"v->hdr\.(\w+)", "\n".join(fetch) + "\n" + uses))
+            used_hdr |= {f.expr.name for f in kept if isinstance(f.expr, Builtin) and f.expr.name in ("kstack", "ustack")}
             header = [(name, line) for name, line in header if name in used_hdr]
-        latency = any(re.search(r"\blatency\b", line) for line in fetch)
-        needs_v = bool(stash or fetch or header or "v->" in uses)
+        latency = any(isinstance(f.expr, Builtin) and f.expr.name == "latency" for f in kept)
+        needs_v = bool(stash or fetch or header)
         needs_id = bool(stash) or any(name in ("pid", "tid") for name, _ in header)
         needs_now = latency or any(name == "ts" for name, _ in header)
         if needs_v:
@@ -439,5 +461,27 @@ class ProbeCompiler:
             body.append(f"    if (!ok)\n        ktui_count({pid}, KTUI_DROPPED);  /* a map was full */")
         body += ["    return 0;", "}"]
         return "\n".join(body)
+
+    def _used_names(self, fields: list[RecordField]) -> tuple[set[str], set[str]]:
+        """(record columns, header members) the filter and the aggregations read."""
+        names = [n.name for n in names_in(self.filter_node)] if self.filter_node is not None else []
+        header: set[str] = set()
+        for a in self.probe.actions or [Action()]:
+            if a.kind is ActionKind.COUNT and tuple(a.key) not in DERIVED_KEYS:
+                names += list(a.key)
+            elif a.kind is ActionKind.HIST:
+                names.append(a.value or "latency")
+            elif a.kind is ActionKind.STACKS:
+                header |= {"kstack"} if a.kernel_stack else set()
+                header |= {"ustack", "pid"} if a.user_stack else set()
+        columns = {f.name for f in fields}
+        used: set[str] = set()
+        for name in names:
+            name = self.aliases.get(name, name)
+            if name in columns:
+                used.add(name)
+            elif name in _HEADER_FIELDS:
+                header.add(name)
+        return used, header
 
     _all_fields: list[RecordField] = []

@@ -7,12 +7,18 @@ from __future__ import annotations
 import platform
 
 from ktui.errors import KtuiError
+from typing import TYPE_CHECKING
+
+from ktui.probes.resolve import Named, member_value_type, resolve_member_of
 from ktui.probes.model import (Arg, Builtin, Deref, Imm, Member, Reg, Retval, StackPtr, StackSlot, SymAddr,
                                ValueType)
 
 from ktui.compiler.btf_types import TypeSource
-from ktui.compiler.layout import c_type, int_type, value_type_of_ctype
+from ktui.compiler.layout import c_type, value_type_of_ctype
 from ktui.compiler.sites import ARG_REGS, PT_REGS, Site
+
+if TYPE_CHECKING:
+    from ktui.catalog.btf import FieldPath
 
 # String reads by where the text lives. "either" (a kernel function's char pointer without a
 # __user tag: BTF here carries none) uses the compat helper, which on x86_64 reads user
@@ -85,16 +91,10 @@ class FetchGen:
                 return ValueType("s", 64)
             case Member(_, path):
                 fp = self._member(expr)
-                if fp.is_char_array:
-                    return ValueType("string", 0)
-                if fp.bitfield_size:
-                    return ValueType("bitfield", min(64, max(8, _pow2(fp.size * 8))), fp.bitfield_size,
-                                     fp.bitfield_offset or 0)
-                if fp.is_pointer:
-                    return ValueType("x", 64)
-                if fp.is_struct or fp.is_array or fp.size not in READ_SIZES:
+                vt = member_value_type(fp)
+                if vt is None:
                     raise FetchError(f"{'->'.join(path)} is {fp.ctype}: not a scalar; fetch one of its members")
-                return int_type(fp.size, fp.signed)
+                return vt
             case Builtin(name):
                 if name == "probe_func":
                     return ValueType("symbol", 64)
@@ -156,13 +156,6 @@ class FetchGen:
                 return named.memory
         return "user" if self.site.user else "kernel"
 
-    def _arg_ctype(self, arg: Arg) -> str | None:
-        args = self.site.func_args
-        if args is None:
-            return None
-        i = self._arg_index(arg)
-        return args[i - 1][1] if 1 <= i <= len(args) else None
-
     # ---- values -------------------------------------------------------------------
     def _read(self, addr: str, size: int, user: bool) -> str:
         name = f"ktui_read_{'u' if user else 'k'}{size * 8}"
@@ -177,25 +170,23 @@ class FetchGen:
             raise FetchError(f"%{name} is not an x86_64 register kprobe_events knows ({', '.join(PT_REGS)})")
         return f"ctx->regs.{name}" if self.site.kind == "perf_event" else f"ctx->{name}"
 
-    def _member(self, expr: Member):
-        base_ctype = self._base_ctype(expr.base)
+    def _member(self, expr: Member) -> FieldPath:
+        """Where the member lives, as ktui.probes.resolve resolves it (the one resolution)."""
+        base = self._base_named(expr.base)
         try:
-            return self.types.resolve_member(base_ctype, expr.path)
-        except FetchError:
-            raise
+            return resolve_member_of(base, expr.path, self.types.btf(), self.types.btf_error,
+                                     label=self._arg_label(expr.base) if isinstance(expr.base, Arg) else "retval").where
         except KtuiError as err:
-            raise FetchError(str(err)) from None
+            raise FetchError(err.message) from None
 
-    def _base_ctype(self, base) -> str:
+    def _base_named(self, base) -> Named:
         if isinstance(base, Arg):
-            if self.site.kind == "tracepoint":
-                return self._tp_field(base).ctype
-            ctype = self._arg_ctype(base)
-            if ctype is None:
+            named = self._named(base)
+            if named is None:
                 raise FetchError(f"members of {self._arg_label(base)} need its type, and the function's prototype is unknown")
-            return ctype
+            return named
         if isinstance(base, Retval) and self.site.ret_ctype:
-            return self.site.ret_ctype
+            return Named("retval", self.site.ret_ctype, "retval", "user" if self.site.user else "kernel")
         raise FetchError("struct members by name need an argument or return value of known type as their base")
 
     def scalar(self, expr, size: int = 8) -> str:
@@ -257,6 +248,8 @@ class FetchGen:
             return f"ctx->{f.member}"
         i = self._arg_index(arg)
         if site.kind in ("kprobe", "uprobe"):
+            if arg.name is None:
+                self._check_arg_number(i)
             if 1 <= i <= len(ARG_REGS):
                 return f"PT_REGS_PARM{i}(ctx)"
             # Past six, arguments are on the stack above the return address.
@@ -272,6 +265,15 @@ class FetchGen:
                 raise FetchError(f"{site.event} has {n} arguments, not {i}")
             return f"ctx[{i - 1}]"
         raise FetchError(f"{site.kind} probes have no function arguments")
+
+    def _check_arg_number(self, i: int) -> None:
+        """argN by number: within the function's arguments when its prototype is known. Past the
+        registers (x86_64: six) an argument is read from the caller's stack, which is right at
+        the function's entry, where kprobes and uprobes on a symbol run."""
+        n = len([a for a in (self.site.func_args or []) if a[0] != "..."])
+        if self.site.func_args is not None and not any(a[0] == "..." for a in self.site.func_args) and i > n:
+            raise FetchError(f"arg{i}: {self.site.event} takes {n} argument{'s' if n != 1 else ''}, so arg1..arg{n} "
+                             "exist" if n else f"arg{i}: {self.site.event} takes no arguments")
 
     def _builtin(self, name: str) -> str:
         match name:
@@ -352,9 +354,3 @@ class FetchGen:
             return line
         return f"flt = 0; {line} if (flt) {mark}"
 
-
-def _pow2(bits: int) -> int:
-    n = 8
-    while n < bits:
-        n *= 2
-    return n

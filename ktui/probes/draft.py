@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ktui.errors import KtuiError
-from ktui.probes.model import Action, ActionKind, Arg, Fetch, Probe, ProbeKind, Retval
-from ktui.probes.resolve import BUILTIN_KINDS, CatalogLike, PointNames, resolve_probe
+from ktui.probes.model import Action, ActionKind, Arg, Fetch, Member, Probe, ProbeKind, Retval
+from ktui.probes.resolve import (BUILTIN_KINDS, CatalogLike, MemberRef, PointNames, kernel_types, member_kinds,
+                                 member_options, resolve_member, resolve_probe, split_member_name)
 
 WHERE = ("entry", "return", "both")
 
@@ -75,7 +76,23 @@ class ProbeDraft:
         """ParseError / KtuiError saying what is wrong with the filter at this point."""
         from ktui.probes.filter import check_filter, parse_filter
 
-        check_filter(parse_filter(self.filter), names.filter_names(), text=self.filter)
+        from ktui.probes.filter_ast import names_in
+
+        node = parse_filter(self.filter)
+        kinds = names.filter_names()
+        wanted = [n.name for n in names_in(node)] if node is not None else []
+        if any("->" in w or "." in w for w in wanted if w not in kinds):
+            kinds.update(member_kinds(names, [w for w in wanted if w not in kinds], *kernel_types()))
+        check_filter(node, kinds, text=self.filter)
+
+    @staticmethod
+    def members(names: PointNames, arg: str) -> list[MemberRef]:
+        """The members the picker offers under a struct-pointer argument (one level, from BTF)."""
+        named = names.arg(name=arg)
+        if named is None or named.origin == "retval":
+            return []
+        types, _why = kernel_types()
+        return member_options(named, types)
 
     def parsed_count_key(self, names: PointNames, fetched: tuple[str, ...] = ()) -> tuple[str, ...]:
         """The COUNT key: builtins or names of the point, comma or space separated."""
@@ -114,6 +131,15 @@ class ProbeDraft:
             if not probe.fetches and self.ticked:
                 known = {a.name for a in names.fetchable()}
                 probe.fetches = [Fetch(n, Arg(name=n)) for n in self.ticked if n in known]
+                for text in self.ticked:  # members ticked in the picker: skb->len, recorded as skb_len
+                    split = split_member_name(text)
+                    if split is None or not split[1]:
+                        continue
+                    try:
+                        ref = resolve_member(names, split[0], split[1], *kernel_types())
+                    except KtuiError as err:
+                        raise KtuiError(err.message, where="spec") from None
+                    probe.fetches.append(Fetch(ref.column, Member(Arg(name=split[0]), ref.path)))
                 if names.ret is not None:
                     probe.fetches.append(Fetch("retval", Retval()))
             actions = []

@@ -39,7 +39,7 @@ _TOKEN = re.compile(
     (?P<space>\s+)
   | (?P<int>-?(?:0[xX][0-9A-Fa-f]+|[0-9]+)(?![A-Za-z0-9_]))
   | (?P<badnum>-?[0-9][A-Za-z0-9_]*)
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:(?:->|\.)[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<op>==|!=|<=|>=|=~|&&|\|\||[<>!()])
   | (?P<string>")
     """,
@@ -221,7 +221,7 @@ class _Parser:
         tok = self.tok
         if tok.kind == "name":
             self.take()
-            return Name(tok.text, tok.pos)
+            return Name(_member_name(tok, self.text), tok.pos)
         if tok.kind == "int":
             self.take()
             return IntLit(int(tok.value), tok.pos)  # type: ignore[arg-type]
@@ -240,6 +240,24 @@ class _Parser:
             self.depth -= 1
             return inner
         raise self.error("a value" if after else "a condition", after=after)
+
+
+def _member_name(tok: Token, text: str) -> str:
+    """A name as the compiler looks it up: bpftrace's ``args->X`` / ``args.X`` is the probe's
+    own argument or field X (``args->skb->len`` is ``skb->len``); a struct member path is kept
+    as written and resolved against BTF when the filter is checked at its probe."""
+    name = tok.text
+    if "-" not in name and "." not in name:
+        return name
+    from ktui.probes.resolve import MAX_MEMBER_DEPTH, split_member_name
+
+    split = split_member_name(name)
+    if split is None:
+        raise ParseError(f"{name} goes deeper than {MAX_MEMBER_DEPTH} struct members", text=text, pos=tok.pos)
+    for prefix in ("args->", "args."):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name
 
 
 def _pos(node: Node) -> int:

@@ -55,6 +55,7 @@ MAXACTIVE_MAX = 4096  # KRETPROBE_MAXACTIVE_MAX in kernel/trace/trace_kprobe.c
 # (MAX_ARGSTR_LEN), so about 14 levels; format_kprobe_event can write longer ones than the
 # kernel's own tracer would take.
 MAX_DEPTH = 16
+MAX_MEMBER_DEPTH = 8  # as ktui.probes.resolve bounds a member path
 KERNEL_MAX_ARG_TEXT = 63
 
 # x86-64 pt_regs names as the kernel's regs_query_register_offset() knows them.
@@ -273,9 +274,9 @@ def _parse_fetcharg(word: str, pos: int, index: int, line: str, kind: ProbeKind,
         if vtype is not None and vtype.kind != "string":
             raise _err("$comm is a string; any other type is invalid", line, bpos)
         vtype = STRING
-    elif vtype is None:
-        vtype = X64
-    elif vtype.is_string and not isinstance(expr, (Deref, SymAddr, Imm)):
+    elif vtype is None and not isinstance(expr, Member):
+        vtype = X64  # a member without a type takes its type from BTF, as the kernel's tracer does
+    elif vtype is not None and vtype.is_string and not isinstance(expr, (Deref, SymAddr, Imm, Member)):
         raise _err(f"type {vtype} needs a memory reference, like +0({body})", line, bpos)
     return Fetch(name, expr, vtype)
 
@@ -297,6 +298,7 @@ def _type_colon(body: str) -> int | None:
 _REG = re.compile(r"^%([a-z0-9_]+)\Z")
 _ARGN = re.compile(r"^\$arg([0-9]+)\Z")
 _STACKN = re.compile(r"^\$stack([0-9]+)\Z")
+_BTF_MEMBER = re.compile(r"^(\$[A-Za-z0-9_]+|[A-Za-z_][A-Za-z0-9_]*)((?:(?:->|\.)[A-Za-z_][A-Za-z0-9_]*)+)\Z")
 _DEREF = re.compile(r"^([+-])(u?)([0-9][0-9A-Fa-fxX]*)\((.*)\)\Z", re.S)
 
 
@@ -331,6 +333,19 @@ def _parse_expr(text: str, pos: int, line: str, kind: ProbeKind, offset: int, de
         return StackSlot(n)
     if text == "$comm":
         return Builtin("comm")
+    if m := _BTF_MEMBER.match(text):  # NAME->FIELD, $argN->FIELD.SUB: a struct member through BTF
+        if offset:
+            raise _err("struct members by name are only for a probe on the function entry (offset 0)", line, pos)
+        base, rest = m.group(1), m.group(2)
+        path = tuple(re.split(r"->|\.", rest.lstrip("-.>")))
+        if len(path) > MAX_MEMBER_DEPTH:
+            raise _err(f"{text} goes deeper than {MAX_MEMBER_DEPTH} struct members", line, pos)
+        if base.startswith("$"):
+            base_expr = _parse_expr(base, pos, line, kind, offset, depth + 1)
+            if not isinstance(base_expr, (Arg, Retval)):
+                raise _err(f"only arguments and $retval have struct members, not {base}", line, pos)
+            return Member(base_expr, path)
+        return Member(Arg(name=base), path)
     if text.startswith("$"):
         known = "$argN, $retval, $stack, $stackN, $comm"
         raise _err(f"unknown variable {text!r} (known: {known})", line, pos)
@@ -426,8 +441,10 @@ def format_fetch_expr(expr: FetchExpr) -> str:
             return "$comm"
         case Builtin(name):
             raise UsageError(f"the builtin {name!r} has no kprobe_events spelling (only $comm has)")
+        case Member(base, path) if isinstance(base, (Arg, Retval)):
+            return format_fetch_expr(base) + "".join("->" + p for p in path)
         case Member():
-            raise UsageError("a struct member by name has no kprobe_events spelling; write +OFFS(...) instead")
+            raise UsageError("a struct member of this base has no kprobe_events spelling; write +OFFS(...) instead")
     raise UsageError(f"{expr!r} has no kprobe_events spelling")
 
 

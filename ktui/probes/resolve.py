@@ -17,6 +17,7 @@ the stream all ask here, so they cannot disagree:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from collections.abc import Callable
@@ -266,3 +267,212 @@ def user_prototype(probe: Probe, binary_catalog: Callable[[str], CatalogLike] | 
         return entry.return_type, args
     except Exception:  # noqa: BLE001 - unreadable DWARF: arguments by position only, said where used
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Struct members through pointers: skb->len, args->skb->len, sk->__sk_common.skc_dport.
+#
+# One spelling for every dialect once parsed: a base name (an argument, a tracepoint field, or
+# argN) and a member path. Offsets and types come from the kernel's BTF; the compiler plans the
+# reads from the FieldPath this gives and never builds C from the text.
+
+_MEMBER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:(?:->|\.)[A-Za-z_][A-Za-z0-9_]*)*\Z", re.ASCII)
+MAX_MEMBER_DEPTH = 8  # hops a member path may take; deeper is refused in one sentence
+
+
+class MemberTypes(Protocol):
+    """Where member layouts come from (the kernel's BTF: ktui.catalog.btf.BTF)."""
+    def resolve_path(self, base: str | int, path: list[str]) -> Any: ...
+    def find(self, name: str) -> int | None: ...
+    def members(self, tid: int) -> list[Any]: ...
+    def strip(self, tid: int) -> int: ...
+
+
+def split_member_name(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """``skb->len`` -> ("skb", ("len",)); bpftrace's ``args->skb->len`` / ``args.skb->len`` and
+    ``args->filename`` (the probe's own arguments) -> ("skb", ("len",)) / ("filename", ());
+    ``sk->__sk_common.skc_dport`` keeps ``.`` and ``->`` alike (BTF knows which is a pointer).
+    None when ``text`` is not such a name."""
+    if not isinstance(text, str) or not _MEMBER_NAME.match(text):
+        return None
+    parts = re.split(r"->|\.", text)
+    if parts[0] == "args" and len(parts) > 1:
+        parts = parts[1:]
+    if len(parts) - 1 > MAX_MEMBER_DEPTH:
+        return None
+    return parts[0], tuple(parts[1:])
+
+
+def member_column(base: str, path: tuple[str, ...]) -> str:
+    """The record column a member is recorded in (skb->len -> skb_len), as SystemTap's
+    ``$skb->len`` names it too."""
+    return "_".join((base, *path))
+
+
+def struct_of(ctype: str) -> str | None:
+    """The struct or union a pointer type points at (``const struct sk_buff *`` -> ``sk_buff``),
+    None when the type is not a pointer to one."""
+    words = [w for w in ctype.replace("*", " * ").split() if w not in ("const", "volatile", "__user", "restrict")]
+    if words.count("*") != 1 or words[-1] != "*" or len(words) < 2:
+        return None
+    if words[0] in ("struct", "union"):
+        return words[1] if len(words) == 3 else None
+    if len(words) != 2 or words[0] == "void" or value_type_of_ctype(words[0]) is not None:
+        return None  # a pointer to a number (char *, u32 *) or to void
+    return words[0]  # a typedef'd struct (BTF resolves it or says no)
+
+
+@dataclass(frozen=True)
+class MemberRef:
+    """``base->path`` resolved: the member's C type and how it is fetched and compared."""
+    base: Named
+    path: tuple[str, ...]
+    where: Any  # the FieldPath (offset, hops, size, signedness) the compiler plans reads from
+
+    @property
+    def text(self) -> str:
+        return self.base.name + "".join("->" + p for p in self.path)
+
+    @property
+    def column(self) -> str:
+        return member_column(self.base.name, self.path)
+
+    @property
+    def ctype(self) -> str:
+        return str(self.where.ctype)
+
+    def value_type(self) -> ValueType | None:
+        return member_value_type(self.where)
+
+    def kind(self) -> str | None:
+        vt = self.value_type()
+        return None if vt is None else ("string" if vt.is_string else "int")
+
+
+def member_value_type(fp: Any) -> ValueType | None:
+    """The type a member is fetched as: char arrays and char pointers are strings (kernel
+    memory: a member is read through a kernel object), bitfields their bits, pointers hex,
+    integers by size and sign; None for a struct, union or other array (fetch a member of it)."""
+    if fp.is_char_array or (fp.is_pointer and is_string_ctype(fp.ctype)):
+        return ValueType("string", 0)
+    if fp.bitfield_size:
+        bits = 8
+        while bits < fp.size * 8:
+            bits *= 2
+        return ValueType("bitfield", min(64, bits), fp.bitfield_size, fp.bitfield_offset or 0)
+    if fp.is_pointer:
+        return ValueType("x", 64)
+    if fp.is_struct or fp.is_array or fp.size not in (1, 2, 4, 8):
+        return None
+    return int_type(fp.size, fp.signed)
+
+
+def resolve_member(names: PointNames, base: str, path: tuple[str, ...], types: MemberTypes | None,
+                   why_no_types: str = "the kernel's BTF is not available") -> MemberRef:
+    """``base->path`` at a point (``base`` an argument or field name, or argN), or a KtuiError
+    in one sentence saying why not."""
+    from ktui.errors import KtuiError
+
+    text = base + "".join("->" + p for p in path)
+    m = re.fullmatch(r"arg(\d+)", base)
+    named = names.arg(index=int(m.group(1))) if m and names.arg(name=base) is None else names.arg(name=base)
+    if named is None:
+        known = ", ".join(a.name for a in names.args if a.name) or "none by name"
+        raise KtuiError(f"{text}: this probe has no argument or field {base} (it has: {known})")
+    return resolve_member_of(named, tuple(path), types, why_no_types, label=base)
+
+
+def resolve_member_of(named: Named, path: tuple[str, ...], types: MemberTypes | None,
+                      why_no_types: str = "the kernel's BTF is not available", label: str = "") -> MemberRef:
+    """``named->path`` where ``named`` is an argument, field or return value already found."""
+    from ktui.errors import KtuiError
+
+    base = label or named.name or "the argument"
+    text = base + "".join("->" + p for p in path)
+    if not path:
+        raise KtuiError(f"{text} names no member")
+    if len(path) > MAX_MEMBER_DEPTH:
+        raise KtuiError(f"{text} goes deeper than {MAX_MEMBER_DEPTH} members")
+    if named.memory == USER:
+        raise KtuiError(f"{text}: {base} is {named.ctype} in user memory; struct members are read only "
+                        "through kernel pointers whose layout the kernel's BTF describes")
+    struct = struct_of(named.ctype)
+    if struct is None:
+        raise KtuiError(f"{text}: {base} is {named.ctype or 'of unknown type'}, not a pointer to a struct")
+    if types is None:
+        raise KtuiError(f"{text}: struct members by name need the kernel's BTF, and {why_no_types}")
+    try:
+        fp = types.resolve_path(struct, list(path))
+    except KtuiError as err:
+        raise KtuiError(f"{text}: {err.message.rstrip('.')}") from None
+    return MemberRef(named, tuple(path), fp)
+
+
+def members_of(ctype: str, types: MemberTypes | None) -> list[tuple[str, str, int]]:
+    """[(member, ctype, byte offset)...] of the struct a pointer type points at, one level deep
+    (the editor's member picker and ``ktui list -v --members``); [] when it is not a struct
+    pointer or BTF does not describe it."""
+    struct = struct_of(ctype)
+    if struct is None or types is None:
+        return []
+    tid = types.find(struct)
+    if tid is None:
+        return []
+    try:
+        return [(m.name, m.ctype, m.offset) for m in types.members(tid)]
+    except Exception:  # noqa: BLE001 - a malformed BTF entry: no members shown
+        return []
+
+
+def member_options(named: Named, types: MemberTypes | None) -> list[MemberRef]:
+    """The members of a struct-pointer argument a probe can fetch (scalars and strings), resolved:
+    what the editor's member picker offers under ``named``."""
+    from ktui.errors import KtuiError
+
+    if named.memory == USER or struct_of(named.ctype) is None:
+        return []
+    out = []
+    for name, _ctype, _off in members_of(named.ctype, types):
+        try:
+            ref = resolve_member_of(named, (name,), types)
+        except KtuiError:
+            continue
+        if ref.kind() is not None:
+            out.append(ref)
+    return out
+
+
+_KERNEL_TYPES: dict[str, Any] = {}
+
+
+def kernel_types() -> tuple[MemberTypes | None, str]:
+    """The running kernel's BTF (loaded once per process), or None and the reason."""
+    if "btf" not in _KERNEL_TYPES:
+        from ktui.errors import KtuiError
+
+        try:
+            from ktui.catalog.btf import load_vmlinux_btf
+
+            _KERNEL_TYPES["btf"], _KERNEL_TYPES["why"] = load_vmlinux_btf(), ""
+        except (KtuiError, OSError, ImportError) as err:
+            _KERNEL_TYPES["btf"], _KERNEL_TYPES["why"] = None, str(err)
+    return _KERNEL_TYPES["btf"], _KERNEL_TYPES["why"] or "the kernel's BTF is not available"
+
+
+def member_kinds(names: PointNames, wanted: list[str], types: MemberTypes | None,
+                 why_no_types: str = "the kernel's BTF is not available") -> dict[str, str]:
+    """name -> "int" | "string" for each member name a filter or key uses (``skb->len``); a
+    KtuiError in one sentence for one that does not resolve or is not a scalar."""
+    from ktui.errors import KtuiError
+
+    out: dict[str, str] = {}
+    for text in wanted:
+        split = split_member_name(text)
+        if split is None or not split[1]:
+            continue
+        ref = resolve_member(names, split[0], split[1], types, why_no_types)
+        kind = ref.kind()
+        if kind is None:
+            raise KtuiError(f"{text} is {ref.ctype}, not a number or string; name one of its members")
+        out[text] = kind
+    return out

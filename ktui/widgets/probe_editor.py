@@ -8,7 +8,7 @@ field that caused them; the app compiles and attaches.
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, SelectionList, Static
@@ -16,7 +16,7 @@ from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSe
 from ktui.errors import KtuiError, ParseError
 from ktui.probes.draft import ProbeDraft, where_applies
 from ktui.probes.model import Probe
-from ktui.probes.resolve import PointNames
+from ktui.probes.resolve import USER, PointNames, struct_of
 from ktui.textsafe import term_safe
 from ktui.widgets.messages import ProbeSubmitted
 
@@ -48,6 +48,8 @@ class ProbeEditor(VerticalScroll):
         self.entry = None  # the catalog entry the spec came from, if any
         self.catalog = None  # the symbol catalog, once the app has loaded it
         self.names = PointNames()  # what the current spec offers by name (from ktui.probes.resolve)
+        self.expanded: set[str] = set()  # struct-pointer arguments whose members the picker shows
+        self.members_ticked: set[str] = set()  # members ticked (skb->len), kept while their argument is folded
 
     def compose(self):
         yield Label("Probe point (bpftrace name, kprobe_events line or SystemTap point):")
@@ -89,17 +91,24 @@ class ProbeEditor(VerticalScroll):
         return ProbeDraft(
             spec=self.query_one("#editor-spec", Input).value,
             where=self.where,
-            ticked=tuple(self.query_one("#editor-args", SelectionList).selected),
+            ticked=self._ticked(),
             filter=self.query_one("#editor-filter", Input).value,
             count_key=self.query_one("#editor-count-key", Input).value,
             **checks,
         )
+
+    def _ticked(self) -> tuple[str, ...]:
+        box = self.query_one("#editor-args", SelectionList)
+        shown = {box.get_option_at_index(i).value for i in range(box.option_count)}
+        return tuple(box.selected) + tuple(sorted(m for m in self.members_ticked if m not in shown))
 
     def _reset(self) -> None:
         """A new probe starts clean: nothing of the previous one carries over."""
         self.query_one("#editor-filter", Input).value = ""
         self.query_one("#editor-count-key", Input).value = "cpu"
         self.query_one("#where-entry", RadioButton).value = True
+        self.expanded.clear()
+        self.members_ticked.clear()
         for key, default in (("stream", True), ("count", True), ("stacks", False), ("hist", False)):
             self.query_one(f"#act-{key}", Checkbox).value = default
         for field in ("spec", "filter", "count"):
@@ -110,16 +119,53 @@ class ProbeEditor(VerticalScroll):
         draft = self.draft()
         self.names = draft.names(self._lookup())
         box = self.query_one("#editor-args", SelectionList)
-        ticked = set(box.selected)
+        ticked = set(self._ticked())
+        # members of an argument the point still has (a new spec drops the others)
+        self.members_ticked = {t for t in ticked if "->" in t and self.expandable(t.split("->", 1)[0])}
+        self.expanded = {e for e in self.expanded if self.expandable(e)}
         box.clear_options()
         for a in self.names.fetchable():
-            box.add_option((Text(term_safe(str(a))), a.name, a.name in ticked))
+            label = Text(term_safe(str(a)))
+            if self.expandable(a.name):
+                label.append(" ▾" if a.name in self.expanded else " ▸", style="dim")
+                hidden = [m for m in self.members_ticked if m.startswith(a.name + "->")]
+                if hidden and a.name not in self.expanded:
+                    label.append(term_safe(f" ({', '.join(sorted(hidden))})"), style="dim")
+            box.add_option((label, a.name, a.name in ticked))
+            if a.name in self.expanded:  # the member picker: one level of the struct, from BTF
+                for ref in ProbeDraft.members(self.names, a.name):
+                    box.add_option((Text("   " + term_safe(f"{ref.ctype} {ref.text}")), ref.text, ref.text in ticked))
         try:
             probes = draft.parsed(self._lookup())
         except KtuiError:
             probes = []
         # a hand-typed uprobe or kprobe gets its entry/return choice back after a tracepoint
         self.query_one("#editor-where", RadioSet).disabled = bool(probes) and not where_applies(probes[0].kind)
+
+    # --- the member picker ----------------------------------------------------------
+    def expandable(self, name: str) -> bool:
+        """A kernel pointer to a struct: its members can be picked (right arrow opens, left closes)."""
+        named = self.names.arg(name=name)
+        return named is not None and named.memory != USER and struct_of(named.ctype) is not None
+
+    def toggle_members(self, name: str, show: bool) -> None:
+        if not self.expandable(name) or (name in self.expanded) == show:
+            return
+        (self.expanded.add if show else self.expanded.discard)(name)
+        self._refresh_names()
+
+    def on_key(self, event: events.Key) -> None:
+        box = self.query_one("#editor-args", SelectionList)
+        if event.key not in ("right", "left") or not box.has_focus or box.highlighted is None:
+            return
+        value = str(box.get_option_at_index(box.highlighted).value)
+        base = value.split("->", 1)[0]
+        event.stop()
+        self.toggle_members(base, event.key == "right")
+        for i in range(box.option_count):  # keep the cursor on the argument
+            if box.get_option_at_index(i).value == base:
+                box.highlighted = i
+                break
 
     # --- filled from the browser ------------------------------------------------
     def load_entry(self, entry) -> None:
