@@ -207,7 +207,10 @@ def test_format_refuses_what_has_no_spelling():
     with pytest.raises(UsageError, match="no kprobe_events spelling"):
         format_kprobe_event(Probe(ProbeKind.KPROBE, "f", fetches=[Fetch("p", Builtin("pid"))]))
     with pytest.raises(UsageError, match="struct member"):
-        format_kprobe_event(Probe(ProbeKind.KPROBE, "f", fetches=[Fetch("l", Member(Arg(name="skb"), ("len",)))]))
+        format_kprobe_event(Probe(ProbeKind.KPROBE, "f", fetches=[Fetch("l", Member(Deref(8, Reg("di")), ("len",)))]))
+    # a member of an argument is the kernel's BTF spelling (NAME->FIELD)
+    assert format_kprobe_event(Probe(ProbeKind.KPROBE, "f", fetches=[Fetch("l", Member(Arg(name="skb"), ("len",)))])) \
+        == "p:f f l=skb->len"
 
 
 # ---------------------------------------------------------------------------
