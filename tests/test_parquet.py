@@ -270,6 +270,37 @@ def test_output_directory_is_private_and_never_through_a_link(mixed, tmp_path, c
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
 
 
+def test_a_damaged_chunk_is_said_and_the_rest_exported(mixed, tmp_path, capsys):
+    import sqlite3
+
+    import pyarrow.parquet as pq
+
+    bad = tmp_path / "bad.ktrec"
+    bad.write_bytes(mixed.read_bytes())
+    con = sqlite3.connect(bad)
+    cid, probe_id, lost = con.execute("SELECT id, probe_id, count FROM chunks ORDER BY id LIMIT 1").fetchone()
+    con.execute("UPDATE chunks SET data = ? WHERE id = ?", (b"\x28\xb5\x2f\xfd" + b"\0" * 32, cid))
+    con.commit()
+    con.close()
+    with RecordingReader.open(mixed) as r:
+        want = r.count(probe_ids=[probe_id]) - lost
+    capsys.readouterr()
+    out = tmp_path / "d"
+    assert main(["export", str(bad), "--format", "parquet", "-o", str(out)]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not be read" in err and "exported" in err
+    assert pq.read_table(out / f"probe_{probe_id}.parquet").num_rows == want
+
+
+def test_a_directory_of_recordings_is_one_sentence(tmp_path, mixed, capsys):
+    (tmp_path / "hosts").mkdir()
+    (tmp_path / "hosts" / "a.ktrec").write_bytes(mixed.read_bytes())
+    capsys.readouterr()
+    assert main(["query", str(tmp_path / "hosts"), "SELECT 1"]) == 4
+    err = capsys.readouterr().err
+    assert "directory of recordings" in err and err.count("\n") == 1
+
+
 def test_bad_sql_is_one_sentence(mixed, capsys):
     for sql, words in (("selec 1", "not valid SQL"), ("SELECT nope FROM events", "the query failed"),
                        ("SELECT 1; SELECT 2", "one query at a time"), ("", "empty"),

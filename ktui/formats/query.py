@@ -99,6 +99,9 @@ class SqlSession:
         """An export directory as it is, or a recording (or ftrace text) exported to a private temporary one."""
         if os.path.isdir(path):
             if not is_export_dir(path):
+                if any(n.endswith(".ktrec") for n in os.listdir(path)):
+                    raise FileFormatError("is a directory of recordings (one per host); query one at a time "
+                                          "(DIR/HOST.ktrec)", where=str(path))
                 raise FileFormatError("is a directory but not a Parquet export of ktui (no probes.parquet)",
                                       where=str(path))
             return cls(path)
