@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from ktui.errors import KtuiError
 from ktui.events import HEADER_FIELDS, FieldLayout, ProbeLayout
@@ -67,7 +68,7 @@ class ProbeCode:
 
 def _site_plan(probe: Probe, site: Site, fn: str, target_pid: int | None) -> AttachPlan:
     kind = site.kind
-    common = {"fn_name": fn, "prog_type": site.prog_type}
+    common: dict[str, Any] = {"fn_name": fn, "prog_type": site.prog_type}
     if kind in ("kprobe", "kretprobe"):
         return AttachPlan(kind, event=site.event, symbol=site.event, module=probe.module, offset=probe.offset,
                           address=probe.address, maxactive=probe.maxactive if kind == "kretprobe" else 0, **common)
@@ -126,14 +127,14 @@ class ProbeCompiler:
         at_entry = self._stashed(expr)
         if contains_arg(expr) and self.pl.main.kind in ("kretprobe", "uretprobe") and not at_entry:
             raise FetchError("arguments are not available at a return probe without its entry side", where=where)
-        gen = self.entry if at_entry else self.main
+        gen = self.entry if at_entry and self.entry is not None else self.main
         try:
             vtype = fetch.type or gen.natural_type(expr)
         except FetchError as err:
             raise FetchError(err.message, where=where) from None
         return RecordField(fetch.name, vtype, expr, at_entry)
 
-    def _implicit_fetch(self, name: str) -> Fetch | None:
+    def _implicit_fetch(self, name: str) -> Fetch:
         """A value a filter or action names without fetching it: fetched (and recorded) too."""
         if name in ("retval", "ret"):
             return Fetch(name, Retval())
@@ -284,9 +285,9 @@ class ProbeCompiler:
         for site, tag_suffix in ((self.pl.main, ""), (self.pl.entry, "_enter")):
             if site is not None and site.kind == "tracepoint":
                 site.tp_struct = f"ktui_tp_{pid}{tag_suffix}"
-                for f in site.tp_fields:
-                    if not _IDENT.match(f.name):
-                        raise KtuiError(f"tracepoint {site.event} has a field named {f.name!r}, not an identifier")
+                for tpf in site.tp_fields:
+                    if not _IDENT.match(tpf.name):
+                        raise KtuiError(f"tracepoint {site.event} has a field named {tpf.name!r}, not an identifier")
                 out.append(struct_text(site.tp_struct, site.event, site.tp_fields))
         rec = f"ktui_ev_{pid}"
         out.append(f"struct {rec} {{")
@@ -326,7 +327,7 @@ class ProbeCompiler:
 
         fn_name, efn = self._function_names(fn)  # planned before any function is written
         helpers: list[AttachPlan] = []
-        if self.pl.entry is not None:
+        if self.pl.entry is not None and stash is not None:
             out.append(self._entry_function(efn, rec, stash, [f for f in fields if f.at_entry], scratch))
             helpers.append(_site_plan(probe, self.pl.entry, efn, self.target_pid))
         main_fields = [f for f in fields if not f.at_entry]
@@ -385,6 +386,7 @@ class ProbeCompiler:
         return lines
 
     def _entry_function(self, fn: str, rec: str, stash: str, fields: list[RecordField], scratch: bool) -> str:
+        assert self.pl.entry is not None and self.entry is not None  # only probes with an entry side get here
         body = [f"int {fn}({self.pl.entry.ctx_decl})", "{",
                 f"    if (!ktui_active({self.id}))", "        return 0;",
                 "    u64 id = bpf_get_current_pid_tgid();"]

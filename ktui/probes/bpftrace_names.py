@@ -99,7 +99,9 @@ def parse_bpftrace_names(text: str, catalog=None) -> list[Probe]:
 
 def _split_points(text: str) -> list[str]:
     """Split at commas that are not inside a {a,b} glob alternative."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for c in text.strip():
         if c == "{":
             depth += 1

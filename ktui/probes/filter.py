@@ -92,14 +92,14 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("int", m.group(), i, value))
             i = m.end()
         elif kind == "string":
-            value, end = _read_string(text, i)
-            tokens.append(Token("string", text[i:end], i, value))
+            string, end = _read_string(text, i)
+            tokens.append(Token("string", text[i:end], i, string))
             i = end
         elif kind == "name" and m.group() in _WORDS:
             tokens.append(Token("op", _WORDS[m.group()], i, m.group()))  # value: the word as written
             i = m.end()
         else:
-            tokens.append(Token(kind, m.group(), i))
+            tokens.append(Token(kind or "", m.group(), i))
             i = m.end()
     tokens.append(Token("end", "", n))
     return tokens

@@ -340,7 +340,7 @@ class Action:
         scale = data.get("scale", "log2")
         if scale not in ("log2", "linear"):
             raise FileFormatError("histogram scale must be log2 or linear", where=where)
-        ints = {}
+        ints: dict[str, Any] = {}
         for name, default in (("lo", 0), ("hi", 0), ("step", 1)):
             v = data.get(name, default)
             if not isinstance(v, int) or isinstance(v, bool):
@@ -348,7 +348,7 @@ class Action:
             ints[name] = v
         if scale == "linear" and (ints["step"] <= 0 or ints["hi"] <= ints["lo"]):
             raise FileFormatError("a linear histogram needs lo < hi and step > 0", where=where)
-        bools = {}
+        bools: dict[str, Any] = {}
         for name, default in (("kernel_stack", True), ("user_stack", False)):
             v = data.get(name, default)
             if not isinstance(v, bool):
@@ -431,10 +431,10 @@ class Probe:
         if unknown:
             raise FileFormatError(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})", where=where)
         try:
-            kind = ProbeKind(data.get("kind"))
+            kind = ProbeKind(str(data.get("kind")))
         except ValueError:
             raise FileFormatError(f"unknown probe kind {data.get('kind')!r} (known: {', '.join(k.value for k in ProbeKind)})", where=where) from None
-        strings = {}
+        strings: dict[str, Any] = {}
         for key in ("target", "name", "group", "filter", "source"):
             v = data.get(key, "")
             if not isinstance(v, str):
@@ -445,13 +445,13 @@ class Probe:
         for key in ("name", "group"):
             if strings[key] and not _IDENT.match(strings[key]):
                 raise FileFormatError(f"{key} {strings[key]!r} is not an identifier", where=where)
-        opt_strings = {}
+        opt_strings: dict[str, Any] = {}
         for key in ("module", "binary"):
             v = data.get(key)
             if v is not None and not isinstance(v, str):
                 raise FileFormatError(f"{key} must be a string", where=where)
             opt_strings[key] = v
-        ints = {}
+        ints: dict[str, Any] = {}
         for key, limits in (("offset", FILE_OFFSET), ("maxactive", MAXACTIVE), ("frequency", HZ),
                             ("period_ns", PERIOD_NS), ("period", PERF_PERIOD)):
             v = data.get(key, 0)

@@ -117,7 +117,7 @@ def _tokenize(text: str) -> list[Tok]:
             raise UsageError("guru-mode embedded C (%{ ... %}) cannot be mapped: ktui never puts "
                              "user-written C into a kernel program")
         if kind not in ("space", "comment"):
-            toks.append(Tok(kind, m.group(), i))
+            toks.append(Tok(kind or "", m.group(), i))
         i = m.end()
     toks.append(Tok("end", "", len(text)))
     return toks

@@ -238,7 +238,7 @@ class ProbeEditor(VerticalScroll):
     @property
     def where(self) -> str:
         pressed = self.query_one("#editor-where", RadioSet).pressed_button
-        return {"where-return": "return", "where-both": "both"}.get(pressed.id if pressed else "", "entry")
+        return {"where-return": "return", "where-both": "both"}.get((pressed.id if pressed else None) or "", "entry")
 
     def build(self) -> list[Probe]:
         """The probes the fields describe; raises KtuiError naming the field at fault."""
