@@ -60,6 +60,21 @@ def test_every_frame_round_trips():
     assert P.decode_sentence(frames[5].payload, "end") == "done"
 
 
+def test_aggregates_round_trip_and_hostile_ones_are_refused():
+    from ktui.events import Histogram, KeyCounts, StackTrace
+
+    stacks = [StackTrace(3, ("schedule", "do_idle"), ("main",), 7), StackTrace(3, (), (), 2)]
+    hists = [Histogram(3, "latency", "log2", [(0, 1, 4), (1, 2, 9)])]
+    counts = [KeyCounts(3, ("comm", "cpu"), [(("bash", 1), 5), (("sshd", 0), 1)])]
+    (fr,) = _read_all(_stream(P.aggregates_frame(stacks, hists, counts)))
+    assert P.decode_aggregates(fr.payload, {3: LAYOUT}) == (stacks, hists, counts)
+    for bad in ({"stacks": [[4, [], [], 1]]}, {"stacks": [[3, [1], [], 1]]}, {"stacks": [[3, [], [], -1]]},
+                {"histograms": [[3, "v", "cubic", []]]}, {"counts": [[3, ["k"], [[[{"x": 1}], 1]]]]},
+                {"stacks": [[3, ["f"] * (P.AGG_FRAMES_MAX + 1), [], 1]]}, {"stacks": [3]}, [1]):
+        with pytest.raises(P.StreamError):
+            P.decode_aggregates(json.dumps(bad).encode(), {3: LAYOUT})
+
+
 def test_big_event_arrays_are_split_into_bounded_frames():
     recs = np.zeros(P.MAX_EVENTS_BYTES // LAYOUT.record_size * 2 + 7, LAYOUT.dtype)
     recs["ts"] = np.arange(len(recs))
@@ -129,7 +144,7 @@ def test_any_bytes_after_the_magic_give_frames_or_one_stream_error(data):
         for fr in _read_all(_stream(data)):
             {P.HELLO: P.decode_hello, P.STATES: P.decode_states, P.CLOCK: P.decode_clock,
              P.EVENTS: lambda p: P.decode_events(p, layouts), P.COUNTERS: lambda p: P.decode_counters(p, layouts),
-             P.END: lambda p: P.decode_sentence(p, "end"), P.ERROR: lambda p: P.decode_sentence(p, "error"),
+             P.AGGREGATES: lambda p: P.decode_aggregates(p, layouts), P.END: lambda p: P.decode_sentence(p, "end"), P.ERROR: lambda p: P.decode_sentence(p, "error"),
              P.CLOCK_PROBE: P.decode_probe}[fr.kind](fr.payload)
     except P.StreamError:
         pass

@@ -121,3 +121,29 @@ def test_stream_refuses_a_terminal():
         os.close(slave)
         os.close(master)
     assert proc.returncode == 2 and b"does not write to a terminal" in proc.stderr
+
+
+def test_stacks_sampled_on_the_host_arrive_symbolized_and_are_recorded(tmp_path):
+    from helpers import busy_loop_binary
+    from ktui.recording.reader import RecordingReader
+
+    busy = subprocess.Popen(["sh", "-c", f'read _; exec "{busy_loop_binary()}" 1500'], stdin=subprocess.PIPE)
+    # Only the loop's samples: symbolizing every process's user stacks at the end takes long on a busy machine.
+    link = HostLink("here", [*KTUI, "stream", "--filter", f"pid == {busy.pid}", "--", "profile:hz:99"])
+    source = HostsSource([link], record_dir=str(tmp_path / "rec"))
+    updates = []
+    try:
+        source.start(updates.append)
+        busy.stdin.write(b"\n")
+        busy.stdin.close()
+        assert busy.wait(30) == 0
+        time.sleep(1.0)  # the engine reads its stack map every 0.5 s
+    finally:
+        source.stop()
+    (gid,) = source.layouts
+    stacks = [s for s in updates[-1].stacks if s.kernel]
+    assert stacks and {s.probe_id for s in stacks} == {gid}
+    assert any("getppid" in f or "syscall" in f for s in stacks for f in s.kernel)
+    (path,) = source.recording_paths()
+    recorded = RecordingReader.open(path).stacks()
+    assert sum(s.count for s in recorded) == sum(s.count for s in updates[-1].stacks)

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ktui.errors import KtuiError, UsageError
-from ktui.events import ProbeCounters, ProbeState
+from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeState, StackTrace
 from ktui.remote import protocol as P
 from ktui.remote.clock import ClockEstimate, ClockSample
 
 FIRST_PROBES, FIRST_PROBE_GAP_S, PROBE_EVERY_S = 8, 0.03, 2.0
 STDERR_KEEP = 4096  # bytes of ssh's stderr kept for the sentence when a host fails
-STOP_WAIT_S = 15.0  # for the remote engine to detach and send its last counters
+STOP_WAIT_S = 30.0  # for the remote engine to detach and send its last counters and aggregates (symbolized)
 # A destination ssh takes as such: no leading '-' (it would be an option), no spaces or controls.
 _HOST = re.compile(r"[A-Za-z0-9_.@:%\[\]+-]{1,255}")
 
@@ -75,6 +75,9 @@ class LinkEvents:
     def counters(self, link: HostLink, counters: dict[int, ProbeCounters]) -> None: ...
 
     def states(self, link: HostLink, states: list[ProbeState]) -> None: ...
+
+    def aggregates(self, link: HostLink, stacks: list[StackTrace], histograms: list[Histogram],
+                   counts: list[KeyCounts]) -> None: ...
 
     def ended(self, link: HostLink) -> None: ...
 
@@ -196,6 +199,8 @@ class HostLink:
                     if any(s.probe_id not in layouts for s in states):
                         raise P.StreamError("the stream's probe states name probes it never described.")
                     events.states(self, states)
+                elif fr.kind == P.AGGREGATES:
+                    events.aggregates(self, *P.decode_aggregates(fr.payload, layouts))
                 elif fr.kind == P.ERROR:
                     self.reason = P.decode_sentence(fr.payload, "error")
                     self.status = "failed"

@@ -16,6 +16,8 @@ Frames the remote writes:
   filtered, ``ncpu`` u64 each.
 - ``STATES``: the probes' states (JSON), sent when they change.
 - ``CLOCK``: ``seq:u64 t:u64``, the host's CLOCK_MONOTONIC when it answered probe ``seq``.
+- ``AGGREGATES``: the in-kernel aggregates as last read (JSON): stacks (symbolized on the host,
+  the largest ``AGG_STACKS_MAX``), histograms and COUNT tables; sent when they change.
 - ``END``: the engine stopped (JSON: the reason); ``ERROR``: it could not start (JSON: one sentence).
 
 The local side writes ``CLOCK_PROBE`` frames (``seq:u64``) to the remote's stdin; closing
@@ -37,10 +39,10 @@ from typing import IO, Any
 import numpy as np
 
 from ktui.errors import KtuiError
-from ktui.events import FieldLayout, ProbeCounters, ProbeLayout, ProbeState
+from ktui.events import FieldLayout, Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeState, StackTrace
 
 MAGIC = b"KTUISTR1"
-HELLO, EVENTS, COUNTERS, STATES, CLOCK, END, ERROR = 1, 2, 3, 4, 5, 6, 7
+HELLO, EVENTS, COUNTERS, STATES, CLOCK, END, ERROR, AGGREGATES = 1, 2, 3, 4, 5, 6, 7, 8
 CLOCK_PROBE = 16  # local -> remote
 
 FRAME_HEAD = struct.Struct("<BI")
@@ -51,6 +53,8 @@ PROBE_BODY = struct.Struct("<Q")
 
 MAX_FRAME = 16 << 20  # no frame may make the reader allocate more than this
 MAX_JSON = 1 << 20  # metadata frames (HELLO, STATES, END, ERROR)
+MAX_AGG_JSON = 8 << 20  # AGGREGATES
+AGG_STACKS_MAX, AGG_FRAMES_MAX, AGG_ROWS_MAX, AGG_BUCKETS_MAX = 500, 128, 500, 4096
 MAX_EVENTS_BYTES = 4 << 20  # the writer splits event arrays into frames of at most this
 MAX_PROBES = 4096
 MAX_CPUS = 8192
@@ -58,7 +62,7 @@ MAX_FIELDS = 256
 MAX_TEXT = 4096  # a name, spec, reason or sentence
 STATE_NAMES = ("attached", "disabled", "failed", "pending", "recorded")
 _KINDS = {HELLO: "hello", EVENTS: "events", COUNTERS: "counters", STATES: "states", CLOCK: "clock",
-          END: "end", ERROR: "error", CLOCK_PROBE: "clock probe"}
+          END: "end", ERROR: "error", AGGREGATES: "aggregates", CLOCK_PROBE: "clock probe"}
 
 
 class StreamError(KtuiError):
@@ -119,6 +123,18 @@ def clock_probe_frame(seq: int) -> bytes:
     return frame(CLOCK_PROBE, PROBE_BODY.pack(seq))
 
 
+def aggregates_frame(stacks: list[StackTrace], histograms: list[Histogram], counts: list[KeyCounts]) -> bytes:
+    top = sorted(stacks, key=lambda st: -st.count)[:AGG_STACKS_MAX]
+    return json_frame(AGGREGATES, {
+        "stacks": [[st.probe_id, list(st.kernel[:AGG_FRAMES_MAX]), list(st.user[:AGG_FRAMES_MAX]), st.count]
+                   for st in top],
+        "histograms": [[h.probe_id, h.value, h.scale, [list(b) for b in h.buckets[:AGG_BUCKETS_MAX]]]
+                       for h in histograms],
+        "counts": [[k.probe_id, list(k.key_names), [[list(key), n] for key, n in k.rows[:AGG_ROWS_MAX]]]
+                   for k in counts],
+    })
+
+
 def _state_dict(s: ProbeState) -> dict[str, Any]:
     return {"probe_id": s.probe_id, "name": s.name, "spec": s.spec, "status": s.status, "reason": s.reason}
 
@@ -173,7 +189,7 @@ def read_frame(f: IO[bytes], allowed: tuple[int, ...] | None = None) -> Frame | 
     kind, length = FRAME_HEAD.unpack(head)
     if kind not in _KINDS or (allowed is not None and kind not in allowed):
         raise StreamError(f"the stream holds a frame of unknown kind {kind}.")
-    limit = MAX_JSON if kind in (HELLO, STATES, END, ERROR) else MAX_FRAME
+    limit = MAX_JSON if kind in (HELLO, STATES, END, ERROR) else MAX_AGG_JSON if kind == AGGREGATES else MAX_FRAME
     if length > limit:
         raise StreamError(f"the stream announces a {_KINDS[kind]} frame of {length} bytes, more than the "
                           f"{limit} allowed.")
@@ -334,3 +350,59 @@ def decode_sentence(payload: bytes, what: str) -> str:
     if not isinstance(v, dict):
         raise StreamError(f"the {what} frame is not a table.")
     return _text(v.get("message", ""), f"{what} message")
+
+
+def _list(v: object, what: str, limit: int) -> list:
+    if not isinstance(v, list) or len(v) > limit:
+        raise StreamError(f"the stream's {what} is not a list of at most {limit} items.")
+    return v
+
+
+def _frames(v: object) -> tuple[str, ...]:
+    return tuple(_text(f, "stack frame") for f in _list(v, "stack", AGG_FRAMES_MAX))
+
+
+def _key_value(v: object) -> int | str:
+    if isinstance(v, str):
+        return _text(v, "COUNT key")
+    return _int(v, "COUNT key", -(1 << 63), (1 << 64) - 1)
+
+
+def decode_aggregates(payload: bytes, layouts: dict[int, ProbeLayout]
+                      ) -> tuple[list[StackTrace], list[Histogram], list[KeyCounts]]:
+    v = _json(payload, "aggregates")
+    if not isinstance(v, dict):
+        raise StreamError("the aggregates frame is not a table.")
+    big = (1 << 64) - 1
+
+    def probe(x: object) -> int:
+        pid = _int(x, "probe id", 0, MAX_PROBES - 1)
+        if pid not in layouts:
+            raise StreamError(f"the stream's aggregates name probe {pid}, which it never described.")
+        return pid
+
+    stacks = []
+    for item in _list(v.get("stacks", []), "stacks", AGG_STACKS_MAX):
+        pid, kernel, user, count = _list(item, "stack entry", 4) + [None] * (4 - len(item))
+        stacks.append(StackTrace(probe(pid), _frames(kernel), _frames(user), _int(count, "stack count", 0, big)))
+    hists = []
+    for item in _list(v.get("histograms", []), "histograms", MAX_PROBES):
+        pid, value, scale, buckets = _list(item, "histogram", 4) + [None] * (4 - len(item))
+        if scale not in ("log2", "linear"):
+            raise StreamError("a histogram in the stream has an unknown scale.")
+        rows = []
+        for b in _list(buckets, "histogram buckets", AGG_BUCKETS_MAX):
+            lo, hi, n = _list(b, "bucket", 3) + [None] * (3 - len(b))
+            rows.append((_int(lo, "bucket bound", -big, big), _int(hi, "bucket bound", -big, big),
+                         _int(n, "bucket count", 0, big)))
+        hists.append(Histogram(probe(pid), _text(value, "histogram value"), scale, rows))
+    counts = []
+    for item in _list(v.get("counts", []), "COUNT tables", MAX_PROBES):
+        pid, names, rows_v = _list(item, "COUNT table", 3) + [None] * (3 - len(item))
+        key_names = tuple(_text(n, "COUNT key name") for n in _list(names, "COUNT key names", 16))
+        table: list[tuple[tuple, int]] = []
+        for row in _list(rows_v, "COUNT rows", AGG_ROWS_MAX):
+            key, n = _list(row, "COUNT row", 2) + [None] * (2 - len(row))
+            table.append((tuple(_key_value(k) for k in _list(key, "COUNT key", 16)), _int(n, "count", 0, big)))
+        counts.append(KeyCounts(probe(pid), key_names, table))
+    return stacks, hists, counts

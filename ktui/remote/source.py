@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ktui.errors import KtuiError, UsageError
-from ktui.events import ProbeCounters, ProbeLayout, ProbeState, Update
+from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update
 from ktui.remote import protocol as P
 from ktui.remote.hosts import HostLink, LinkEvents
 
@@ -49,6 +49,9 @@ class HostsSource(LinkEvents):
         self._writers: dict[str, object] = {}  # host label -> RecordingWriter
         self._host_counters: dict[str, dict[int, ProbeCounters]] = {}
         self._host_states: dict[str, list[ProbeState]] = {}
+        # host label -> its aggregates as last sent, on the host's ids (recordings) and on ours (panes)
+        self._host_aggregates: dict[str, tuple[list[StackTrace], list[Histogram], list[KeyCounts]]] = {}
+        self._aggregates: dict[str, tuple[list[StackTrace], list[Histogram], list[KeyCounts]]] = {}
         self.record_errors: list[str] = []
         self.events_delivered: dict[str, int] = {link.label: 0 for link in links}
         self._sink: Callable[[Update], None] | None = None
@@ -102,7 +105,7 @@ class HostsSource(LinkEvents):
         self._close_recordings()
 
     def symbolize(self, address: int, pid: int | None = None) -> str:
-        return f"0x{address:x}"  # symbols live on each host; stacks are not streamed yet
+        return f"0x{address:x}"  # symbols live on each host: its stacks arrive symbolized
 
     # -- what the links report (their reader threads)
 
@@ -155,6 +158,16 @@ class HostsSource(LinkEvents):
             self._host_states[link.label] = states
             self._apply_states(link, states)
 
+    def aggregates(self, link: HostLink, stacks: list[StackTrace], histograms: list[Histogram],
+                   counts: list[KeyCounts]) -> None:
+        with self._lock:
+            ids = {rid: gid for (label, rid), gid in self._ids.items() if label == link.label}
+            self._host_aggregates[link.label] = (stacks, histograms, counts)
+            self._aggregates[link.label] = (
+                [StackTrace(ids[s.probe_id], s.kernel, s.user, s.count) for s in stacks if s.probe_id in ids],
+                [Histogram(ids[h.probe_id], h.value, h.scale, h.buckets) for h in histograms if h.probe_id in ids],
+                [KeyCounts(ids[k.probe_id], k.key_names, k.rows) for k in counts if k.probe_id in ids])
+
     def ended(self, link: HostLink) -> None:
         with self._lock:
             if link.status == "failed":
@@ -192,11 +205,14 @@ class HostsSource(LinkEvents):
             pending, self._pending = self._pending, {}
             counters = {gid: c for gid, c in self._counters.items()}
             states = [ProbeState(s.probe_id, s.name, s.spec, s.status, s.reason) for s in self._states.values()]
+            aggregates = list(self._aggregates.values())
         events = {gid: parts[0] if len(parts) == 1 else np.concatenate(parts) for gid, parts in pending.items()}
         message = self.host_summary()
         if finished and not message:
             message = "every host stopped"
         update = Update(events=events, counters=counters, probes=states, now_ns=time.monotonic_ns(),
+                        stacks=sorted((st for a in aggregates for st in a[0]), key=lambda st: -st.count),
+                        histograms=[h for a in aggregates for h in a[1]], counts=[k for a in aggregates for k in a[2]],
                         elapsed_s=time.monotonic() - self._t0, message=message, finished=finished)
         self.last_update = update
         if self._sink is not None:
@@ -242,6 +258,14 @@ class HostsSource(LinkEvents):
                 meta["host_reason"] = link.reason
                 writer.set_counters(self._host_counters.get(link.label, {}))  # type: ignore[attr-defined]
                 writer.set_probe_states(self._host_states.get(link.label, []))  # type: ignore[attr-defined]
+                stacks, histograms, counts = self._host_aggregates.get(link.label, ([], [], []))
+                if stacks:
+                    writer.set_stacks(stacks)  # type: ignore[attr-defined]
+                if histograms:
+                    writer.set_histograms(histograms)  # type: ignore[attr-defined]
+                if counts:  # as `ktui record` keeps them (ktui/engine/recorder_sink.py)
+                    meta["key_counts"] = [{"probe_id": k.probe_id, "key_names": list(k.key_names),
+                                           "rows": [[list(key), n] for key, n in k.rows]} for k in counts]
                 writer.set_meta(**meta)  # type: ignore[attr-defined]
                 writer.close(end_ns=mono - link.clock.offset_ns)  # type: ignore[attr-defined]
             except KtuiError as err:

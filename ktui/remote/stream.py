@@ -32,6 +32,7 @@ from ktui.remote import protocol as P
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 COUNTERS_EVERY_S = 0.1
+AGGREGATES_EVERY_S = 0.5  # the engine reads its maps every 0.5 s too
 
 
 def timens_offset_ns(path: str = "/proc/self/timens_offsets") -> int:
@@ -104,6 +105,8 @@ class _Streamer:
         self.shift_ns = shift_ns
         self._states: list[tuple] = []
         self._counters_at = 0.0
+        self._aggregates: tuple = ([], [], [])
+        self._aggregates_at = 0.0
         self.last: Update | None = None
 
     def __call__(self, update: Update) -> None:
@@ -124,6 +127,11 @@ class _Streamer:
         if update.counters and (update.finished or now - self._counters_at >= COUNTERS_EVERY_S):
             self._counters_at = now
             frames.append(P.counters_frame(update.counters))
+        aggregates = (update.stacks, update.histograms, update.counts)
+        if any(aggregates) and aggregates != self._aggregates and (
+                update.finished or now - self._aggregates_at >= AGGREGATES_EVERY_S):
+            self._aggregates, self._aggregates_at = aggregates, now
+            frames.append(P.aggregates_frame(*aggregates))
         if frames:
             self.writer.write(*frames)
 
