@@ -13,7 +13,7 @@ from ktui.recording.tempdirs import private_tempdir
 from ktui.safe_output import check_destination, output_file
 from ktui.textsafe import term_safe
 
-FORMATS = ("perfetto", "jsonl", "parquet")
+FORMATS = ("perfetto", "perfetto-proto", "jsonl", "parquet")
 
 
 def add_parser(subparsers) -> None:
@@ -21,7 +21,8 @@ def add_parser(subparsers) -> None:
         "export",
         help="export a recording to Perfetto (Chrome JSON trace), JSON Lines or Parquet",
         description="perfetto: a trace ui.perfetto.dev opens, with per-CPU tracks, entry/return pairs as "
-        "slices and per-CPU event counters. jsonl: one event per line (ts, cpu, pid, tid, comm, probe, "
+        "slices and per-CPU event counters. perfetto-proto: the stack samples (every event with a kernel or user "
+        "stack) as Perfetto's own protobuf trace, for its per-thread samples and flame graphs. jsonl: one event per line (ts, cpu, pid, tid, comm, probe, "
         "fetched values) in time order. The file is created readable by its owner only, under a temporary name "
         "renamed to OUT when complete (an existing OUT, or a link of that name, is replaced, never written through). "
         "parquet: OUT is a directory of Parquet tables (one per probe, typed columns, zstd; plus probes, counters, "
@@ -43,6 +44,12 @@ def _export(args: argparse.Namespace, reader, out) -> tuple[str, str]:
 
         n = export_jsonl(reader, out, pid=args.pid)
         return f"{n} event(s)", f"{n:,} event(s)"
+    if args.format == "perfetto-proto":
+        from ktui.formats.perfetto_proto import export_perfetto_proto
+
+        st = export_perfetto_proto(reader, out, pid=args.pid)
+        return (f"{st['samples']} stack sample(s), {st['callstacks']} distinct stack(s), {st['frames']} frame(s)",
+                f"{st['samples']:,} stack sample(s)")
     from ktui.formats.perfetto import export_perfetto
 
     stats = export_perfetto(reader, out, pid=args.pid)
@@ -61,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
         for warning in reader.warnings:  # an unfinished recording: said, not an error
             print(f"ktui: {term_safe(warning)}", file=sys.stderr)
         try:
+            binary = args.format == "perfetto-proto"
             if args.output == "-":
-                summary, exported = _export(args, reader, sys.stdout)
+                summary, exported = _export(args, reader, sys.stdout.buffer if binary else sys.stdout)
             else:  # a new file under a temporary name, renamed over OUT when complete: never through a link
-                with output_file(args.output, replace=args.force) as out:
+                with output_file(args.output, replace=args.force, binary=binary) as out:
                     summary, exported = _export(args, reader, out)
             # Damage is found while reading (a chunk decodes or it does not): said once, at the end,
             # with what was still exported, and the exit status says the export is incomplete.

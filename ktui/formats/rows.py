@@ -8,7 +8,7 @@ decoded as UTF-8 with replacement; stack ids become symbolized frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -18,6 +18,29 @@ from ktui.recording.reader import RecordingReader
 HEADER_COUNT = len(HEADER_FIELDS)
 FAULT_TEXT = "(fault)"  # what the kernel's own tracer prints for a read that faulted
 FAULT_BITS = 31  # header flags bit i < 31: fetch i's memory read faulted (bit 31: return without entry)
+UNKNOWN = "[unknown]"
+
+
+def _is_unknown(frame: str) -> bool:
+    return frame == UNKNOWN or (frame.startswith("0x") and all(c in "0123456789abcdef" for c in frame[2:]))
+
+
+def trim_frames(frames: Sequence[str]) -> list[str]:
+    """A stack as exports show it, without padding: a run of frames nothing could symbolize becomes
+    one "[unknown]", and such a run at the outer end (where a user stack walked without frame
+    pointers wanders into junk, up to 127 deep) goes when anything before it is known.
+    Innermost first, as recordings hold them."""
+    out: list[str] = []
+    for f in frames:
+        if _is_unknown(f):
+            if out and out[-1] == UNKNOWN:
+                continue
+            out.append(UNKNOWN)
+        else:
+            out.append(f)
+    if len(out) > 1 and out[-1] == UNKNOWN:
+        out.pop()
+    return out
 
 
 def faulted_fields(layout: ProbeLayout, flags: int) -> list[str]:
@@ -78,5 +101,5 @@ def _rows(reader: RecordingReader, layout: ProbeLayout, arr: np.ndarray) -> Iter
         if cols["kstack"][i] >= 0:
             row["kstack"] = reader.stack_frames(cols["kstack"][i])
         if cols["ustack"][i] >= 0:
-            row["ustack"] = reader.stack_frames(cols["ustack"][i], user=True, pid=cols["pid"][i])
+            row["ustack"] = trim_frames(reader.stack_frames(cols["ustack"][i], user=True, pid=cols["pid"][i]))
         yield row
