@@ -73,7 +73,7 @@ def test_profile_samples_are_perfetto_samples_with_their_stacks(tmp_path):
                 user = trim_frames(reader.stack_frames(int(r["ustack"]), user=True, pid=int(r["pid"])))
                 expected.append((int(r["ts"]), int(r["cpu"]), int(r["pid"]), int(r["tid"]),
                                  list(reversed(user)) + list(reversed(kernel))))
-    assert len(expected) > 10 and len(samples) == len(expected)
+    assert expected and len(samples) == len(expected)  # how many depends on the CPU the loop got
     got = [(p.timestamp, p.perf_sample.cpu, p.perf_sample.pid, p.perf_sample.tid, frames) for p, frames in samples]
     assert sorted(got) == sorted(expected)
     assert any(frames and frames[-1] != UNKNOWN for *_, frames in got)  # kernel frames, symbolized
