@@ -10,7 +10,7 @@ import pytest
 
 from helpers import build_c
 from ktui.cli import main
-from ktui.diff import compare, significant
+from ktui.diff import changed_paths, compare, significant
 from ktui.diff.text import render
 from ktui.recording.reader import RecordingReader
 
@@ -77,6 +77,12 @@ def recordings(tmp_path_factory):
             "b": _record(tmp, "b", 2000, 700, 100), "c": _record(tmp, "c", 2000, 0, 4000)}
 
 
+def _walk(node, path=()):
+    for child in node.children.values():
+        yield (*path, child.name), child
+        yield from _walk(child, (*path, child.name))
+
+
 def _diff(a: Path, b: Path):
     with RecordingReader.open(a) as ra, RecordingReader.open(b) as rb:
         return compare(ra, rb)
@@ -90,6 +96,7 @@ def test_the_same_workload_twice_differs_only_by_noise(recordings):
     assert counts == {GETPPID: (2000, 2000), GETPID: (50, 50), WRITE: (100, 100)}
     assert all(not h.flagged and h.shift == 0 for h in d.histograms) and len(d.histograms) == 1
     assert d.stacks and all(s.delta == 0 and not s.flagged for s in d.stacks)
+    assert list(changed_paths(d.flame)) == [] and d.flame.a == d.flame.b == 2000
     assert not any(line.startswith("!") for line in render(d))
 
 
@@ -106,6 +113,15 @@ def test_an_added_workload_is_the_one_probe_at_the_top_with_exactly_its_calls(re
     common = [s for s in d.stacks if "ktui_diff_common" in s.user]
     assert len(common) == 1 and common[0].count_a == common[0].count_b == 2000
     assert d.stacks[0] is new[0]  # the largest change first
+    # The differential flame graph: the added calls' frame is new with exactly 700, its sibling unchanged.
+    frames = {name: node for path, node in _walk(d.flame) for name in [path]}
+    (extra,) = [n for p, n in frames.items() if p[-1] == "ktui_diff_extra"]
+    (common,) = [n for p, n in frames.items() if p[-1] == "ktui_diff_common"]
+    assert (extra.a, extra.b) == (0, 700) and (common.a, common.b) == (2000, 2000)
+    assert d.flame.children[GETPPID].delta == 700 and d.flame.delta == 700
+    lines = list(changed_paths(d.flame))
+    assert [p.delta for p in lines] == [700, 700] and lines[1].names[0] == "ktui_diff_extra"
+    assert not any("ktui_diff_common" in p.names for p in lines)
 
 
 @pytest.mark.live
@@ -136,6 +152,9 @@ def test_the_command_prints_80_columns_and_json_for_scripts(recordings, capsys):
     assert data["probes"][0]["key"] == GETPPID and data["probes"][0]["delta"] == 700
     assert [s["status"] for s in data["stacks"] if s["delta"]] == ["new"]
     assert data["noise_rule"].startswith("|B-A| > max(3*sqrt(A+B)")
+    assert data["flame"]["delta"] == 700 and data["flame"]["children"][0]["name"] == GETPPID
+    assert any("FLAME Δ" in line for line in lines) and any("ktui_diff_extra" in line and "+700" in line
+                                                            for line in lines)
 
 
 def test_the_noise_rule():

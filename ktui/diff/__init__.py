@@ -10,8 +10,9 @@ from ktui.diff.compare import (
     RecordingDiff,
     StackDiff,
     compare,
-    significant,
     to_json,
 )
+from ktui.diff.flame import DiffFrame, changed_paths
+from ktui.diff.noise import NOISE_RULE, significant
 
-__all__ = ["HistogramDiff", "ProbeDiff", "RecordingDiff", "StackDiff", "compare", "significant", "to_json"]
+__all__ = ["DiffFrame", "NOISE_RULE", "changed_paths", "HistogramDiff", "ProbeDiff", "RecordingDiff", "StackDiff", "compare", "significant", "to_json"]

@@ -4,15 +4,7 @@ Probes are matched by what they are, not by their ids: the probe's spec plus its
 filter (two probes with the same spec and filter are matched in order). A probe only
 one side has is "new" (only B) or "gone" (only A).
 
-The noise rule (one definition, used for probes, histograms and stacks): a change
-from a to b counts ("flagged") when
-
-    |b - a| > max(NOISE_SIGMAS * sqrt(a + b), NOISE_FRACTION * max(a, b), NOISE_MIN)
-
-that is, more than three standard deviations of the difference of two Poisson counts,
-more than 2 % of the larger count, and more than one event. Two runs of the same
-deterministic workload give the same counts and nothing is flagged; run-to-run jitter
-of a busy system probe stays under 3 sigma almost always. Counts, not rates, are
+A change counts ("flagged") by the one noise rule of ktui/diff/noise.py. Counts, not rates, are
 compared: recordings of a command cover the whole command whatever it took; when the
 two durations differ by more than DURATION_NOTE_FRACTION the result says so (compare
 the rates then).
@@ -20,29 +12,14 @@ the rates then).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ktui.diff.flame import DiffFrame, diff_flame
+from ktui.diff.noise import DURATION_NOTE_FRACTION, NOISE_RULE, score, significant
 from ktui.events import Histogram, StackTrace
 from ktui.recording.reader import RecordingReader
-
-NOISE_SIGMAS = 3.0
-NOISE_FRACTION = 0.02
-NOISE_MIN = 1
-DURATION_NOTE_FRACTION = 0.10
-NOISE_RULE = f"|B-A| > max({NOISE_SIGMAS:g}*sqrt(A+B), {NOISE_FRACTION:.0%} of the larger, {NOISE_MIN})"
-
-
-def significant(a: int, b: int) -> bool:
-    """The noise rule: does a change from count a to count b stand out of run-to-run noise?"""
-    return abs(b - a) > max(NOISE_SIGMAS * math.sqrt(a + b), NOISE_FRACTION * max(a, b), NOISE_MIN)
-
-
-def _score(a: int, b: int) -> float:
-    """How far out of noise a change is (its z-score), for ranking."""
-    return abs(b - a) / math.sqrt(a + b + 1)
 
 
 @dataclass
@@ -118,6 +95,7 @@ class RecordingDiff:
     stacks: list[StackDiff]  # largest change first
     notes: list[str] = field(default_factory=list)
     noise_rule: str = NOISE_RULE
+    flame: DiffFrame = field(default_factory=lambda: DiffFrame("all"))  # the differential flame graph
 
     @property
     def flagged(self) -> list[ProbeDiff]:
@@ -185,7 +163,7 @@ def compare(a: RecordingReader, b: RecordingReader) -> RecordingDiff:
         probes.append(ProbeDiff(key, name, presence, ca, cb, _rate(ca, side_a.duration_ns),
                                 _rate(cb, side_b.duration_ns), da, db,
                                 flagged=presence != "both" or significant(ca, cb)))
-    probes.sort(key=lambda p: (not p.flagged, -_score(p.count_a, p.count_b), -abs(p.delta), -p.count_b, p.key))
+    probes.sort(key=lambda p: (not p.flagged, -score(p.count_a, p.count_b), -abs(p.delta), -p.count_b, p.key))
     notes = []
     longer = max(side_a.duration_ns, side_b.duration_ns)
     if longer and abs(side_a.duration_ns - side_b.duration_ns) > DURATION_NOTE_FRACTION * longer:
@@ -198,9 +176,11 @@ def compare(a: RecordingReader, b: RecordingReader) -> RecordingDiff:
                          "its events and histograms do not")
         if reader.unfinished:
             notes.append(f"{side} is unfinished (its recorder was killed): it is compared as far as it goes")
+    stacks_a, stacks_b = a.stacks(), b.stacks()
     return RecordingDiff(side_a, side_b, probes,
                          diff_histograms(a.histograms(), keys_a, b.histograms(), keys_b),
-                         diff_stacks(a.stacks(), keys_a, b.stacks(), keys_b), notes)
+                         diff_stacks(stacks_a, keys_a, stacks_b, keys_b), notes,
+                         flame=diff_flame(stacks_a, keys_a, stacks_b, keys_b))
 
 
 def _median_bucket(buckets: list[tuple[int, int, int]]) -> int | None:
@@ -294,4 +274,4 @@ def to_json(diff: RecordingDiff) -> dict[str, Any]:
 
     return {"a": asdict(diff.a), "b": asdict(diff.b), "noise_rule": diff.noise_rule, "notes": diff.notes,
             "probes": [probe(p) for p in diff.probes], "histograms": [hist(h) for h in diff.histograms],
-            "stacks": [stack(s) for s in diff.stacks]}
+            "stacks": [stack(s) for s in diff.stacks], "flame": diff.flame.to_json()}

@@ -7,6 +7,7 @@ so the layout holds at any width from 60 columns up.
 from __future__ import annotations
 
 from ktui.diff.compare import HistogramDiff, RecordingDiff, StackDiff
+from ktui.diff.flame import changed_paths
 from ktui.textsafe import term_safe
 from ktui.units import bucket_label, human_count, human_rate
 
@@ -32,7 +33,7 @@ def _secs(ns: int) -> str:
 
 
 def render(diff: RecordingDiff, width: int = 80, *, max_stacks: int = 5, max_hist_rows: int = 12,
-           all_probes: bool = False) -> list[str]:
+           all_probes: bool = False, max_flame: int = 8) -> list[str]:
     width = max(MIN_WIDTH, width)
     out: list[str] = []
     out.append(_cut(f"A {term_safe(diff.a.path)}  ({term_safe(diff.a.host)}, {_secs(diff.a.duration_ns)}, "
@@ -59,7 +60,29 @@ def render(diff: RecordingDiff, width: int = 80, *, max_stacks: int = 5, max_his
     if diff.stacks:
         out.append("")
         out.extend(_stacks(diff.stacks, width, max_stacks))
+        flame = _flame(diff, width, max_flame)
+        if flame:
+            out.append("")
+            out.extend(flame)
     return out
+
+
+def _flame(diff: RecordingDiff, width: int, max_lines: int) -> list[str]:
+    """The differential flame graph as a call tree: root first, only frames that changed beyond noise,
+    largest change first; a frame whose callees did not change is a leaf here."""
+    paths = list(changed_paths(diff.flame, max_lines))
+    if not paths:
+        return []
+    lines = ["  FLAME Δ: frames that changed beyond noise, callers first (A → B)"]
+    num_w = 22
+    for p in paths:
+        indent = "  " * min(p.depth, 8)
+        label = " > ".join(term_safe(n) for n in p.names)
+        counts = f"{human_count(p.a)} → {human_count(p.b)} {_signed(p.delta):>6}"
+        name_w = width - 4 - len(indent) - num_w
+        lines.append(f"  {indent}{_cut_left(label, name_w) if p.depth == 0 else _cut(label, name_w):<{name_w}}"
+                     f"  {counts:>{num_w}}")
+    return lines
 
 
 def _probes(diff: RecordingDiff, width: int, all_probes: bool) -> list[str]:
