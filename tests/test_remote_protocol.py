@@ -185,3 +185,22 @@ def test_links_per_host_filters_and_labels():
         make_links(["a"], ["s"], host_filters={"c": "pid == 1"})
     with pytest.raises(UsageError, match="twice"):
         make_links(["a", "a"], ["s"])
+
+
+@pytest.mark.parametrize("script, reason", [
+    ("echo 'ssh: Could not resolve hostname nosuch: Name or service not known' >&2; exit 255",
+     "ssh exited with status 255 (ssh: Could not resolve hostname nosuch: Name or service not known)"),
+    ("echo 'bash: line 1: ktui: command not found' >&2; exit 127",
+     "ssh exited with status 127 (bash: line 1: ktui: command not found)"),
+    ("printf 'Welcome!\\n'", "the remote side did not answer with ktui's stream"),
+    ("exit 0", "the remote side wrote nothing"),
+])
+def test_a_host_that_never_streams_fails_with_what_ssh_said(script, reason):
+    from ktui.remote.hosts import HostLink
+    from ktui.remote.source import HostsSource
+    from ktui.errors import KtuiError
+
+    link = HostLink("h", ["sh", "-c", script])
+    with pytest.raises(KtuiError, match="no host could start tracing"):
+        HostsSource([link]).prepare(wait_s=30)
+    assert link.status == "failed" and link.reason.startswith(reason), link.reason

@@ -169,7 +169,12 @@ class HostLink:
         assert proc is not None and proc.stdout is not None
         f = proc.stdout
         try:
-            P.read_magic(f)
+            try:
+                P.read_magic(f)
+            except P.StreamError as err:
+                # Nothing at all: ssh itself failed (no route, refused, keys); its own words say why.
+                lost = self._lost_reason()
+                raise P.StreamError(lost.removeprefix("lost: ") if "(" in lost else str(err)) from None
             self._magic.set()
             layouts: dict = {}
             while True:

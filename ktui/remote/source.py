@@ -58,6 +58,7 @@ class HostsSource(LinkEvents):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._prepared = False
+        self._made_dir = False
         self._stopped = False
         self._t0 = 0.0
         self.finished = threading.Event()
@@ -72,6 +73,7 @@ class HostsSource(LinkEvents):
         self._prepared = True
         if self.record_dir is not None:
             _make_private_dir(self.record_dir)
+            self._made_dir = True
         for link in self.links:
             link.start(self)
         deadline = time.monotonic() + wait_s
@@ -103,6 +105,11 @@ class HostsSource(LinkEvents):
         else:
             self._publish(finished=True)
         self._close_recordings()
+        if self.record_dir is not None and self._made_dir:
+            try:
+                self.record_dir.rmdir()  # only when empty: no host got as far as its recording
+            except OSError:
+                pass
 
     def symbolize(self, address: int, pid: int | None = None) -> str:
         return f"0x{address:x}"  # symbols live on each host: its stacks arrive symbolized
