@@ -39,10 +39,11 @@ def held_load(loadgen: str, seconds: float) -> subprocess.Popen:
 
 
 def release(proc: subprocess.Popen) -> dict:
-    assert proc.stdin is not None
+    assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write("\n")
     proc.stdin.close()
-    out, _ = proc.communicate()
+    out = proc.stdout.read()
+    proc.wait()
     calls, secs, rate = out.split()[-3:]
     return {"calls": int(calls), "rate": float(rate)}
 
