@@ -292,13 +292,27 @@ def test_a_damaged_chunk_is_said_and_the_rest_exported(mixed, tmp_path, capsys):
     assert pq.read_table(out / f"probe_{probe_id}.parquet").num_rows == want
 
 
-def test_a_directory_of_recordings_is_one_sentence(tmp_path, mixed, capsys):
-    (tmp_path / "hosts").mkdir()
-    (tmp_path / "hosts" / "a.ktrec").write_bytes(mixed.read_bytes())
+@pytest.mark.live
+def test_a_directory_of_recordings_is_queried_with_a_host_column(tmp_path, getppid, mixed, capsys):
+    """`ktui record --host ... -o DIR` makes one recording per host: `ktui query DIR` sees them all, by host."""
+    hosts = tmp_path / "hosts"
+    hosts.mkdir()
+    (hosts / "a.ktrec").write_bytes(getppid.read_bytes())
+    (hosts / "b.ktrec").write_bytes(getppid.read_bytes())
+    (hosts / "c.ktrec").write_bytes(mixed.read_bytes())
+    with RecordingReader.open(getppid) as r:
+        a_host, a_count = r.host, r.count()
+    with RecordingReader.open(mixed) as r:
+        c_host, c_count = r.host, r.count()
+    rows = _query_json(hosts, "SELECT host, count(*) AS n FROM events GROUP BY host ORDER BY host", capsys)
+    want = sorted([(a_host, a_count), (f"{a_host}:b", a_count), (c_host, c_count)])
+    assert [(r["host"], r["n"]) for r in rows] == want
+    (c,) = _query_json(hosts, "SELECT count(DISTINCT host) AS hosts, count(*) AS rows FROM counters", capsys)
+    assert c["hosts"] == 3
     capsys.readouterr()
-    assert main(["query", str(tmp_path / "hosts"), "SELECT 1"]) == 4
+    assert main(["query", str(tmp_path), "SELECT 1"]) == 4  # neither an export nor recordings
     err = capsys.readouterr().err
-    assert "directory of recordings" in err and err.count("\n") == 1
+    assert "neither a Parquet export" in err and err.count("\n") == 1
 
 
 def test_bad_sql_is_one_sentence(mixed, capsys):

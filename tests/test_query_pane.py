@@ -76,6 +76,29 @@ async def test_the_sql_pane_counts_a_real_recording_and_leaves_it_as_it_was(tmp_
     assert _fingerprint(rec) == before
 
 
+@pytest.mark.live
+async def test_the_sql_pane_over_several_recordings_has_a_host_column(tmp_path):
+    rec = tmp_path / "a.ktrec"
+    proc = subprocess.run([sys.executable, "-m", "ktui", "record", "-q", "tracepoint:syscalls:sys_enter_getppid",
+                           "-o", str(rec), "--", sys.executable, "-c", PRODUCER, str(N)],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    other = tmp_path / "b.ktrec"
+    other.write_bytes(rec.read_bytes())
+    with RecordingReader.open(rec) as r:
+        total = r.count()
+    app = KtuiApp(source=ReplaySource([rec, other]), mode="replay")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("colon")
+        await pilot.pause()
+        assert "2 recordings" in str(app.screen.query_one("#query-title").render())
+        pane = await _ask(app, pilot, "SELECT count(DISTINCT host) AS hosts, count(*) AS n FROM events")
+        table = pane.query_one("#query-result")
+        assert [str(v) for v in table.get_row_at(0)] == ["2", str(2 * total)]
+        await pilot.press("escape")
+        await pilot.press("q")
+
+
 async def test_no_sql_pane_in_live_mode():
     app = KtuiApp(source=FakeSource({0: getppid_layout()}), mode="live")
     async with app.run_test(size=(100, 30)) as pilot:

@@ -23,7 +23,8 @@ def add_parser(subparsers) -> None:
         "exported to Parquet in a private temporary directory first and is never changed; an export directory "
         "(`ktui export --format parquet`) is read where it is. " + VIEWS_HELP,
     )
-    p.add_argument("source", metavar="REC|DIR", help="a recording (or ftrace text), or a Parquet export directory")
+    p.add_argument("source", metavar="REC|DIR", help="a recording (or ftrace text), a Parquet export directory, or a "
+                   "directory of recordings (one per host: every view gets a host column)")
     p.add_argument("sql", metavar="SQL", help="one query, e.g. \"SELECT comm, count(*) FROM events GROUP BY 1\"")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON Lines: one object a row")

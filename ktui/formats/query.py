@@ -73,20 +73,28 @@ def is_export_dir(path: str | os.PathLike) -> bool:
 class SqlSession:
     """DuckDB over one Parquet export directory, with ktui's views; ``open`` takes a recording too."""
 
-    def __init__(self, directory: str | os.PathLike, *, private: bool = False, where: str | None = None):
-        self.directory = Path(directory)
-        self.where = where or str(directory)
-        self._private = private  # our temporary export: removed on close
+    def __init__(self, directory: str | os.PathLike | None = None, *, where: str | None = None,
+                 hosts: list[tuple[str, Path]] | None = None):
+        """One export directory, or (``hosts``) several, one per host: then every view has a ``host``
+        column first and is the union of the hosts' tables."""
+        if hosts is None:
+            if directory is None:
+                raise ValueError("SqlSession needs a directory or hosts")
+            hosts = [("", Path(directory))]
+        self.where = where or str(directory if directory is not None else hosts[0][1])
+        self._several = len(hosts) > 1
+        self.skipped: list[str] = []  # probe views not made (hosts with different layouts under one id)
         duckdb = _duckdb()
         self._error = duckdb.Error
         self.con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                                       "autoload_known_extensions": False})
         try:
-            self._files = self._check_files()
-            self._probes = self._read_probes()
+            self._hosts = [(host, self._check_files(d), d) for host, d in hosts]
+            self._probes = [self._read_probes(files) for _, files, _ in self._hosts]
             self._create_views()
             # From here on DuckDB touches only these files, and no query can change that.
-            self.con.execute("SET allowed_paths = ?", [[str(p) for p in self._files.values()]])
+            allowed = [str(p) for _, files, _ in self._hosts for p in files.values()]
+            self.con.execute("SET allowed_paths = ?", [allowed])
             self.con.execute("SET enable_external_access = false")
             self.con.execute("SET lock_configuration = true")
         except BaseException:
@@ -96,15 +104,23 @@ class SqlSession:
     @classmethod
     def open(cls, path: str | os.PathLike, *, progress: Callable[[int], None] | None = None,
              warnings: list[str] | None = None) -> SqlSession:
-        """An export directory as it is, or a recording (or ftrace text) exported to a private temporary one."""
+        """An export directory as it is, or a recording (or ftrace text), or a directory of recordings (one per
+        host, as `ktui record --host` makes), exported to a private temporary directory."""
         if os.path.isdir(path):
-            if not is_export_dir(path):
-                if any(n.endswith(".ktrec") for n in os.listdir(path)):
-                    raise FileFormatError("is a directory of recordings (one per host); query one at a time "
-                                          "(DIR/HOST.ktrec)", where=str(path))
-                raise FileFormatError("is a directory but not a Parquet export of ktui (no probes.parquet)",
-                                      where=str(path))
-            return cls(path)
+            if is_export_dir(path):
+                return cls(path)
+            recordings = sorted(Path(path) / n for n in os.listdir(path) if n.endswith(".ktrec"))
+            if not recordings:
+                raise FileFormatError("is a directory but neither a Parquet export of ktui (no probes.parquet) "
+                                      "nor a directory of recordings (*.ktrec)", where=str(path))
+        else:
+            recordings = [Path(path)]
+        return cls.open_recordings(recordings, where=str(path), progress=progress, warnings=warnings)
+
+    @classmethod
+    def open_recordings(cls, recordings: list[Path], *, where: str, progress: Callable[[int], None] | None = None,
+                        warnings: list[str] | None = None) -> SqlSession:
+        """Recordings exported to a private temporary directory (removed on close); several get a host column."""
         from ktui.formats.parquet import export_parquet
         from ktui.recording.tempdirs import private_tempdir
         from ktui.safe_output import DirectoryWriter
@@ -112,19 +128,25 @@ class SqlSession:
 
         workdir = private_tempdir("export")
         try:
-            reader = open_recording(path, workdir)
-            try:
-                if warnings is not None:
-                    warnings.extend(reader.warnings)
-                out = Path(workdir) / "parquet"
-                os.mkdir(out, 0o700)
-                export_parquet(reader, DirectoryWriter(out).create, progress=progress)
-                damage = reader.damage_summary()
-                if damage is not None and warnings is not None:
-                    warnings.append(f"{damage}; the query sees the rest")
-            finally:
-                reader.close()
-            session = cls(out, private=True, where=str(path))
+            hosts: list[tuple[str, Path]] = []
+            for i, recording in enumerate(recordings):
+                reader = open_recording(recording, workdir)
+                try:
+                    if warnings is not None:
+                        warnings.extend(reader.warnings)
+                    out = Path(workdir) / f"parquet-{i}"
+                    os.mkdir(out, 0o700)
+                    export_parquet(reader, DirectoryWriter(out).create, progress=progress)
+                    damage = reader.damage_summary()
+                    if damage is not None and warnings is not None:
+                        warnings.append(f"{damage}; the query sees the rest")
+                    host = reader.host
+                finally:
+                    reader.close()
+                if host in (h for h, _ in hosts):
+                    host = f"{host}:{recording.stem}"
+                hosts.append((host, out))
+            session = cls(hosts=hosts, where=where)
             session._workdir = workdir
             return session
         except BaseException:
@@ -135,11 +157,11 @@ class SqlSession:
 
     # -- setting up ---------------------------------------------------------------
 
-    def _check_files(self) -> dict[str, Path]:
+    def _check_files(self, directory: Path) -> dict[str, Path]:
         """The export's files by table name: regular files only (a link is refused, not followed)."""
         files: dict[str, Path] = {}
         try:
-            names = os.listdir(self.directory)
+            names = os.listdir(directory)
         except OSError as err:
             raise FileFormatError(f"cannot read the directory: {err.strerror}", where=self.where) from None
         for name in names:
@@ -148,7 +170,7 @@ class SqlSession:
             stem = name[: -len(EXPORT_SUFFIX)]
             if stem not in TABLES and not _PROBE_TABLE.fullmatch(stem):
                 continue
-            path = self.directory.resolve() / name
+            path = directory.resolve() / name
             if not stat.S_ISREG(os.lstat(path).st_mode):
                 raise FileFormatError(f"{name} is not a regular file (a link?); it is not read", where=self.where)
             files[stem] = path
@@ -158,34 +180,48 @@ class SqlSession:
                                   where=self.where)
         return files
 
-    def _read_probes(self) -> list[tuple[int, str, str]]:
+    def _read_probes(self, files: dict[str, Path]) -> list[tuple[int, str, str]]:
         try:
-            rows = self.con.execute(f"SELECT probe_id, name, \"table\" FROM read_parquet({_sql_text(str(self._files['probes']))}) "
+            rows = self.con.execute(f"SELECT probe_id, name, \"table\" FROM read_parquet({_sql_text(str(files['probes']))}) "
                                     "ORDER BY probe_id").fetchall()
         except self._error as err:
             raise FileFormatError(f"probes.parquet cannot be read ({_first_line(err)})", where=self.where) from None
         probes = []
         for probe_id, name, table in rows:
-            if not isinstance(table, str) or not _PROBE_TABLE.fullmatch(table) or table not in self._files:
+            if not isinstance(table, str) or not _PROBE_TABLE.fullmatch(table) or table not in files:
                 raise FileFormatError(f"probes.parquet names a table {term_safe(table)!r} that is not in the export",
                                       where=self.where)
             probes.append((int(probe_id), str(name), table))
         return probes
 
+    def _select(self, host: str, path: Path, columns: str = "*") -> str:
+        """One host's file as a SELECT; with several hosts, their name comes first as ``host``."""
+        prefix = f"{_sql_text(host)} AS host, " if self._several else ""
+        return f"SELECT {prefix}{columns} FROM read_parquet({_sql_text(str(path))})"
+
     def _create_views(self) -> None:
         con = self.con
-        for table, path in self._files.items():
-            if table != "stacks":
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_sql_text(str(path))})")
-        con.execute(f"CREATE VIEW stacks AS SELECT * FROM read_parquet({_sql_text(str(self._files['stacks']))}) "
-                    "ORDER BY count DESC")
+        tables = sorted({t for _, files, _ in self._hosts for t in files})
+        for table in tables:
+            parts = [self._select(host, files[table]) for host, files, _ in self._hosts if table in files]
+            order = " ORDER BY count DESC" if table == "stacks" else ""
+            try:
+                con.execute(f"CREATE VIEW {table} AS " + " UNION ALL BY NAME ".join(parts) + order)
+            except self._error as err:
+                if not self._several or table in TABLES:
+                    raise FileFormatError(f"{table}.parquet cannot be read ({_first_line(err)})",
+                                          where=self.where) from None
+                # hosts recorded different probes under one id: no joint view of it (events has them all)
+                self.skipped.append(f"{table}: the hosts' tables differ ({_first_line(err)})")
         common = [c for c in HEADER_COLUMNS if c != "probe_id"]
         parts = []
-        for _probe_id, name, table in self._probes:
-            cols = ", ".join(["ts", "time", "probe_id", f"{_sql_text(name)} AS probe", *common[2:]])
-            parts.append(f"SELECT {cols} FROM {table}")
+        for (host, files, _), probes in zip(self._hosts, self._probes):
+            for _probe_id, name, table in probes:
+                cols = ", ".join(["ts", "time", "probe_id", f"{_sql_text(name)} AS probe", *common[2:]])
+                parts.append(self._select(host, files[table], cols))
         if not parts:  # no probes: an empty view with the same columns
-            parts.append("SELECT NULL::UBIGINT AS ts, NULL::TIMESTAMPTZ AS time, NULL::UINTEGER AS probe_id, "
+            parts.append(("SELECT NULL::VARCHAR AS host, " if self._several else "SELECT ")
+                         + "NULL::UBIGINT AS ts, NULL::TIMESTAMPTZ AS time, NULL::UINTEGER AS probe_id, "
                          "NULL::VARCHAR AS probe, NULL::UINTEGER AS cpu, NULL::UINTEGER AS pid, NULL::UINTEGER AS tid, "
                          "NULL::UINTEGER AS uid, NULL::VARCHAR AS comm, NULL::INTEGER AS kstack, "
                          "NULL::INTEGER AS ustack, NULL::UINTEGER AS flags, NULL::BOOLEAN AS faulted WHERE false")
@@ -193,7 +229,7 @@ class SqlSession:
 
     @property
     def views(self) -> list[str]:
-        return ["events", *TABLES, *(t for _, _, t in self._probes)]
+        return ["events", *TABLES, *sorted({t for probes in self._probes for _, _, t in probes})]
 
     # -- queries ----------------------------------------------------------------------
 

@@ -32,25 +32,22 @@ class QueryController:
         self._sql: str | None = None
         self._closed = False
 
-    def recording(self) -> Path | None:
-        """The recording the pane queries: the replay's first file (its imported copy for ftrace text)."""
+    def recordings(self) -> list[Path]:
+        """The recordings the pane queries: the replay's files (imported copies for ftrace text)."""
         source = self.app.source
-        if isinstance(source, ReplaySource) and source.tracks:
-            return source.tracks[0].reader.path
-        return None
+        if isinstance(source, ReplaySource):
+            return [t.reader.path for t in source.tracks]
+        return []
 
     def available(self) -> bool:
-        return self.app.mode != "live" and self.recording() is not None
+        return self.app.mode != "live" and bool(self.recordings())
 
     def open(self) -> None:
-        path = self.recording()
-        if path is None:
+        paths = self.recordings()
+        if not paths:
             return
-        more = ""
-        source = self.app.source
-        if isinstance(source, ReplaySource) and len(source.tracks) > 1:
-            more = f" (the first of {len(source.tracks)} recordings)"
-        pane = QueryPane(f"SQL over {path.name}{more}", self.submit, **({"sql": self._sql} if self._sql else {}))
+        what = paths[0].name if len(paths) == 1 else f"{len(paths)} recordings (a host column tells them apart)"
+        pane = QueryPane(f"SQL over {what}", self.submit, **({"sql": self._sql} if self._sql else {}))
         self._pane = pane
         self.app.push_screen(pane)
 
@@ -70,10 +67,11 @@ class QueryController:
             started = time.monotonic()
             try:
                 if self._session is None:
-                    path = self.recording()
-                    if path is None:
+                    paths = self.recordings()
+                    if not paths:
                         raise KtuiError("no recording is open")
-                    session = SqlSession.open(path)
+                    session = (SqlSession.open(paths[0]) if len(paths) == 1 else
+                               SqlSession.open_recordings(paths, where=", ".join(p.name for p in paths)))
                     if self._closed:  # the app quit while the recording was being read
                         session.close()
                         return
