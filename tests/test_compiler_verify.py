@@ -104,15 +104,24 @@ from ktui.probes.filter_ast import BoolOp, Compare, IntLit, Name, Not, StrLit  #
 
 _int_names = st.sampled_from(["pid", "tid", "uid", "cpu", "gid", "dfd", "mode"])
 _str_names = st.sampled_from(["comm", "filename"])
+# A literal longer than the recorded string (comm: 15 bytes, a fetched string: 63) is refused in
+# one sentence (it could never match), so the literals drawn here fit the name they meet.
+_FITS = {"comm": 15, "filename": 63}
+
+
+def _str_compare(ops, exclude: str = ""):
+    chars = st.characters(min_codepoint=32, blacklist_categories=("Cc", "Cs"), blacklist_characters=exclude)
+    return _str_names.flatmap(lambda name: st.builds(
+        Compare, ops, st.just(Name(name)),
+        st.text(chars, max_size=20).filter(lambda t: len(t.encode("utf-8", "surrogatepass")) <= _FITS[name]).map(StrLit)))
+
+
 _cmp = st.one_of(
     st.builds(Compare, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), _int_names.map(Name),
               st.integers(-(1 << 63), (1 << 64) - 1).map(IntLit)),
-    st.builds(Compare, st.sampled_from(["==", "!="]), _str_names.map(Name),
-              st.text(st.characters(min_codepoint=32, blacklist_categories=("Cc", "Cs")), max_size=20).map(StrLit)),
+    _str_compare(st.sampled_from(["==", "!="])),
     # A prefix pattern cannot hold a '*' of its own ("ab*c*" is refused), so its literal has none.
-    st.builds(Compare, st.just("prefix"), _str_names.map(Name),
-              st.text(st.characters(min_codepoint=32, blacklist_categories=("Cc", "Cs"), blacklist_characters="*"),
-                      max_size=20).map(StrLit)),
+    _str_compare(st.just("prefix"), exclude="*"),
     st.builds(Compare, st.sampled_from(["==", "!="]), st.just(Name("comm")), st.just(Name("filename"))))
 _filters = st.recursive(_cmp, lambda inner: st.one_of(
     st.builds(BoolOp, st.sampled_from(["and", "or"]), st.lists(inner, min_size=2, max_size=3).map(tuple)),

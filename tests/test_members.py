@@ -274,3 +274,23 @@ def test_raw_tracepoint_member_filter_gives_exactly_the_execs_of_a_program(tmp_p
     assert all(r["arg1_pid"] == r["pid"] for r in rows) and len({r["pid"] for r in rows}) == 1
     script.unlink()
     short.rmdir()
+
+
+# --- a literal longer than the recorded string: one sentence, the editor and the compiler alike ---
+
+@pytest.mark.parametrize("flt, sentence", [
+    ('comm == "sixteen_chars___"', "comm holds at most 15 bytes and the literal has 16, so it can never match"),
+    ('comm =~ "sixteen_chars___*"', "comm holds at most 15 bytes and the literal has 16"),
+    ('filename != "' + "x" * 64 + '"', "filename holds at most 63 bytes and the literal has 64"),
+])
+def test_a_literal_longer_than_the_string_is_refused_everywhere(flt, sentence, capsys):
+    from ktui.probes.draft import ProbeDraft
+
+    draft = ProbeDraft(spec="tracepoint:syscalls:sys_enter_openat", filter=flt)
+    with pytest.raises(ParseError, match=sentence):
+        draft.check_filter(draft.names())
+    assert main(["compile", "--emit", "none", "--filter", flt, "tracepoint:syscalls:sys_enter_openat"]) == 1
+    err = capsys.readouterr().err
+    assert sentence in err and "Traceback" not in err
+    ok = flt.replace("sixteen_chars___", "fifteen_chars__").replace("x" * 64, "x" * 63)
+    assert main(["compile", "--emit", "none", "--filter", ok, "tracepoint:syscalls:sys_enter_openat"]) == 0

@@ -77,11 +77,20 @@ def filter_condition(node: Node, resolve) -> str:
                 return f"({operand(n).c} != 0)"
         raise KtuiError(f"a string alone is not a condition: {n!r}")
 
+    def fits(lo: Operand, left: Node, lit: str) -> None:
+        """A literal longer than the recorded string can hold would never match: say so."""
+        n = len(lit.encode("utf-8", "surrogatepass"))
+        if lo.size and n >= lo.size:
+            what = left.name if isinstance(left, Name) else "the string"
+            raise KtuiError(f"{what} holds at most {lo.size - 1} bytes and the literal has {n}, so it can never "
+                            f"match; compare its first {lo.size - 1} bytes with =~ \"...*\"")
+
     def compare(op: str, left: Node, right: Node) -> str:
         if op == "prefix":
             lo = operand(left)
             if lo.kind != "string" or not isinstance(right, StrLit):
                 raise KtuiError("'=~' compares a string value with a \"prefix*\" literal")
+            fits(lo, left, right.value)
             return _string_compare(lo, right.value, prefix=True)
         if isinstance(left, StrLit) and not isinstance(right, StrLit):
             left, right = right, left
@@ -90,6 +99,7 @@ def filter_condition(node: Node, resolve) -> str:
             if lo.kind != "string":
                 raise KtuiError("only strings compare with a string")
             if isinstance(right, StrLit):
+                fits(lo, left, right.value)
                 eq = _string_compare(lo, right.value, prefix=False)
             else:
                 ro = operand(right)

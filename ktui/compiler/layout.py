@@ -6,9 +6,7 @@ byte; both use natural C alignment, so choosing the same sizes here is enough.
 
 from __future__ import annotations
 
-from ktui.probes.model import ValueType
-
-STRING_SIZE = 64  # bytes kept of each fetched string (NUL included)
+from ktui.probes.model import STRING_SIZE, ValueType  # noqa: F401 - STRING_SIZE: bytes kept of each fetched string
 
 _INT_C = {8: "u8", 16: "u16", 32: "u32", 64: "u64"}
 _SINT_C = {8: "s8", 16: "s16", 32: "s32", 64: "s64"}

@@ -341,6 +341,25 @@ def check_filter(node: Node | None, names: dict[str, str], *, text: str = "") ->
     if node is None:
         return
     _condition(node, names, text)
+    _literals_fit(node, names, text)
+
+
+def _literals_fit(node: Node, names: dict[str, str], text: str) -> None:
+    """A string literal longer than the recorded string can hold would never match: one sentence."""
+    from ktui.probes.model import COMM_SIZE, STRING_SIZE
+
+    match node:
+        case Compare(_, Name(name), StrLit(value)) | Compare(_, StrLit(value), Name(name)) if names.get(name) == "string":
+            size = COMM_SIZE if name == "comm" else STRING_SIZE
+            n = len(value.encode("utf-8", "surrogatepass"))
+            if n >= size:
+                raise ParseError(f"{name} holds at most {size - 1} bytes and the literal has {n}, so it can never "
+                                 f"match; compare its first {size - 1} bytes with =~ \"...*\"", text=text, pos=_pos(node))
+        case BoolOp(_, args):
+            for a in args:
+                _literals_fit(a, names, text)
+        case Not(arg):
+            _literals_fit(arg, names, text)
 
 
 # ---------------------------------------------------------------------------

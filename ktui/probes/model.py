@@ -58,6 +58,9 @@ _INT_TYPE = re.compile(r"([usx])(8|16|32|64)\Z")
 _BITFIELD = re.compile(r"b([0-9]{1,2})@([0-9]{1,2})/(8|16|32|64)\Z")
 
 
+STRING_SIZE = 64  # bytes kept of each fetched string, NUL included (filters and the compiler agree on it)
+COMM_SIZE = 16  # the kernel's TASK_COMM_LEN
+
 @dataclass(frozen=True)
 class ValueType:
     kind: str  # "u", "s", "x", "string", "ustring", "symbol", "bitfield"
