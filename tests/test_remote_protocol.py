@@ -160,6 +160,15 @@ def test_the_min_round_trip_sample_sets_offset_and_uncertainty():
     assert clock.offset_ns == 2050 - 6050 and clock.uncertainty_ns == 50
 
 
+def test_the_estimate_follows_a_drifting_clock_through_its_recent_samples():
+    clock = ClockEstimate(window=4)
+    clock.add(ClockSample(0, 10, 0))  # a very short round trip, long ago
+    for i in range(1, 5):  # later the host's clock has moved 1 ms against ours
+        t = i * 1_000_000_000
+        clock.add(ClockSample(t, t + 400, t + 200 - 1_000_000))
+    assert clock.offset_ns == 1_000_000 and clock.uncertainty_ns == 200
+
+
 def test_remote_command_quotes_every_word():
     import shlex
 

@@ -2,15 +2,19 @@
 
 Each probe: the local CLOCK_MONOTONIC when it was sent (t0) and when the answer came back
 (t1), and the host's clock in the answer (r). The host read r somewhere between t0 and t1,
-so ``offset = (t0 + t1) / 2 - r`` is wrong by at most half the round trip. Of all samples,
-the one with the shortest round trip bounds the error best; its half round trip is the
-uncertainty ktui states. ``local = host + offset``.
+so ``offset = (t0 + t1) / 2 - r`` is wrong by at most half the round trip. Of the recent
+samples (the last ``WINDOW``, about a minute at one probe every 2 s, so a clock drifting
+against ours is followed), the one with the shortest round trip bounds the error best; its
+half round trip is the uncertainty ktui states. ``local = host + offset``.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
+
+WINDOW = 32
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,11 @@ class ClockSample:
 
 
 class ClockEstimate:
-    """The best (shortest round trip) sample so far; thread-safe."""
+    """The best (shortest round trip) of the last WINDOW samples; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = WINDOW) -> None:
         self._lock = threading.Lock()
+        self._recent: deque[ClockSample] = deque(maxlen=window)
         self._best: ClockSample | None = None
         self.samples = 0
 
@@ -41,8 +46,8 @@ class ClockEstimate:
             return
         with self._lock:
             self.samples += 1
-            if self._best is None or sample.rtt_ns < self._best.rtt_ns:
-                self._best = sample
+            self._recent.append(sample)
+            self._best = min(self._recent, key=lambda s: s.rtt_ns)
 
     @property
     def known(self) -> bool:
