@@ -99,6 +99,32 @@ async def test_the_sql_pane_over_several_recordings_has_a_host_column(tmp_path):
         await pilot.press("q")
 
 
+async def test_damage_of_the_recording_is_said_beside_the_answer(tmp_path):
+    import sqlite3
+
+    from ktui.formats.ftrace import import_ftrace
+
+    bad = tmp_path / "bad.ktrec"
+    import_ftrace(Path(__file__).parent / "fixtures" / "ftrace" / "mixed.txt", bad)
+    with RecordingReader.open(bad) as r:
+        total = r.count()
+    con = sqlite3.connect(bad)
+    cid, lost = con.execute("SELECT id, count FROM chunks ORDER BY id LIMIT 1").fetchone()
+    con.execute("UPDATE chunks SET data = ? WHERE id = ?", (b"\x28\xb5\x2f\xfd" + b"\0" * 32, cid))
+    con.commit()
+    con.close()
+    app = KtuiApp(source=ReplaySource([bad]), mode="replay")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("colon")
+        await pilot.pause()
+        pane = await _ask(app, pilot, "SELECT count(*) AS n FROM events")
+        assert [str(v) for v in pane.query_one("#query-result").get_row_at(0)] == [str(total - lost)]
+        status = str(pane.query_one("#query-status").render())
+        assert "1 row" in status and "could not be read" in status and "the query sees the rest" in status
+        await pilot.press("escape")
+        await pilot.press("q")
+
+
 async def test_no_sql_pane_in_live_mode():
     app = KtuiApp(source=FakeSource({0: getppid_layout()}), mode="live")
     async with app.run_test(size=(100, 30)) as pilot:

@@ -31,6 +31,7 @@ class QueryController:
         self._pane: QueryPane | None = None
         self._sql: str | None = None
         self._closed = False
+        self._note = ""
 
     def recordings(self) -> list[Path]:
         """The recordings the pane queries: the replay's files (imported copies for ftrace text)."""
@@ -70,8 +71,11 @@ class QueryController:
                     paths = self.recordings()
                     if not paths:
                         raise KtuiError("no recording is open")
-                    session = (SqlSession.open(paths[0]) if len(paths) == 1 else
-                               SqlSession.open_recordings(paths, where=", ".join(p.name for p in paths)))
+                    warnings: list[str] = []  # damage of a recording: said beside every answer
+                    session = (SqlSession.open(paths[0], warnings=warnings) if len(paths) == 1 else
+                               SqlSession.open_recordings(paths, where=", ".join(p.name for p in paths),
+                                                          warnings=warnings))
+                    self._note = " ".join(warnings)
                     if self._closed:  # the app quit while the recording was being read
                         session.close()
                         return
@@ -80,7 +84,7 @@ class QueryController:
             except KtuiError as err:
                 self.app.call_from_thread(pane.show_error, str(err))
                 return
-            self.app.call_from_thread(pane.show_result, result, time.monotonic() - started)
+            self.app.call_from_thread(pane.show_result, result, time.monotonic() - started, self._note)
         finally:
             self._lock.release()
 

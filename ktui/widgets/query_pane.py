@@ -65,7 +65,7 @@ class QueryPane(ModalScreen[None]):
     def show_error(self, sentence: str) -> None:
         self._status(sentence, "bold red")
 
-    def show_result(self, result: QueryResult, seconds: float) -> None:
+    def show_result(self, result: QueryResult, seconds: float, note: str = "") -> None:
         table = self.query_one("#query-result", DataTable)
         table.clear(columns=True)
         right = [bool(NUMERIC_TYPES.match(t.upper())) for t in result.types]
@@ -75,4 +75,5 @@ class QueryPane(ModalScreen[None]):
             table.add_row(*(Text(cell(v)[:200], justify="right" if r else "left") for v, r in zip(row, right)))
         n = len(result.rows)
         more = f" (the first {n:,}; add LIMIT or narrow the query)" if result.truncated else ""
-        self._status(f"{n:,} row{'s' if n != 1 else ''}{more} in {seconds:.2f} s")
+        self._status(f"{n:,} row{'s' if n != 1 else ''}{more} in {seconds:.2f} s" + (f"; {note}" if note else ""),
+                     "yellow" if note else "")
