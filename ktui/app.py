@@ -49,6 +49,7 @@ from ktui.widgets.probe_list import ProbeList
 from ktui.widgets.stacks import Stacks
 from ktui.widgets.status_bar import StatusBar
 from ktui.widgets.symbol_browser import SymbolBrowser
+from ktui.widgets.timeline import Timeline
 
 def source_seconds(update: Update) -> float:
     """The source's own clock: event time when it has one (a replay's rates are recording-time rates)."""
@@ -86,6 +87,13 @@ class KtuiApp(App):
         Binding("left_square_bracket", "seek(-10)", "Back 10s", show=False, id="app.seek_back"),
         Binding("right_square_bracket", "seek(10)", "Forward 10s", show=False, id="app.seek_forward"),
         Binding("full_stop", "step", "Step", show=False, id="app.step"),
+        Binding("h", "cursor(-1)", "Cursor back", show=False, id="app.cursor_back"),
+        Binding("l", "cursor(1)", "Cursor forward", show=False, id="app.cursor_forward"),
+        Binding("H", "cursor(-10)", "Cursor back 10", show=False, id="app.cursor_back_far"),
+        Binding("L", "cursor(10)", "Cursor forward 10", show=False, id="app.cursor_forward_far"),
+        Binding("v", "mark_window", "Window", id="app.window"),
+        Binding("x", "clear_window", "Whole recording", show=False, id="app.window_clear"),
+        Binding("t", "rate_probe", "Rate of a probe", show=False, id="app.rate_probe"),
         Binding("plus", "speed(2)", "Faster", show=False, id="app.faster"),
         Binding("minus", "speed(0.5)", "Slower", show=False, id="app.slower"),
         Binding("ctrl+s", "save_session", "Save", id="app.save"),
@@ -142,6 +150,7 @@ class KtuiApp(App):
     # --- layout --------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(term_safe(self.banner), id="banner", markup=False)
+        yield Timeline(id="timeline")  # shown for a replay (ReplayController.attach_timeline)
         with Horizontal(id="main"):
             yield SymbolBrowser(id="browser")
             with TabbedContent(id="panes", initial="stream"):
@@ -388,6 +397,7 @@ class KtuiApp(App):
             self.pane(KeyCountsView).reset()
         stream.append(update.events, visible=self.active_tab == "stream")  # hidden: keep the rows, draw nothing
         self.pane(StatusBar).apply(update)
+        self.replay.on_update(update)
         self.recording.check()
         if update.damage and not self.banner.endswith(update.damage):  # a damaged recording: said on screen
             self.show_banner(f"{self.banner.split(' Damaged: ')[0]} Damaged: {update.damage}")
@@ -516,6 +526,8 @@ class KtuiApp(App):
 
     # --- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("cursor", "mark_window", "clear_window", "rate_probe"):
+            return self.mode != "live" and self.replay.windows is not None
         if action in ("pause_replay", "speed", "seek", "step"):
             return self.mode != "live" and self.replay.playback is not None
         if action == "sql":
@@ -605,6 +617,26 @@ class KtuiApp(App):
 
     def action_seek(self, seconds: float) -> None:
         self.replay.seek(seconds)
+
+    def action_cursor(self, columns: int) -> None:
+        self.replay.move_cursor(columns)
+
+    def action_mark_window(self) -> None:
+        self.replay.mark()
+
+    def action_clear_window(self) -> None:
+        self.replay.select(None, None)
+
+    def action_rate_probe(self) -> None:
+        self.replay.cycle_rate_probe()
+
+    @on(Timeline.CursorMoved)
+    def _timeline_cursor(self, event: Timeline.CursorMoved) -> None:
+        self.replay.seek_to(event.t_ns)
+
+    @on(Timeline.WindowSelected)
+    def _timeline_window(self, event: Timeline.WindowSelected) -> None:
+        self.replay.select(event.start_ns, event.end_ns)
 
     def action_step(self) -> None:
         self.replay.step()

@@ -275,6 +275,24 @@ class Playback(Protocol):
 
 
 @runtime_checkable
+class TimeWindows(Protocol):
+    """replay: the timeline's span, rates over it, and a selected window whose aggregates the
+    source recomputes (``window`` and ``window_generation`` move when they are ready)."""
+
+    start_ns: int
+    end_ns: int
+    selection: tuple[int, int] | None
+    window_generation: int
+
+    @property
+    def window(self) -> Any: ...  # ktui.recording.window.WindowAggregates of the shown window, or None
+
+    def rate_bins(self, n: int, probe_id: int | None = None) -> Any: ...  # numpy array of n event counts
+
+    def select_window(self, start_ns: int | None, end_ns: int | None = None) -> None: ...
+
+
+@runtime_checkable
 class Recordable(Protocol):
     """A source that can write what it shows to a recording file while it runs (live)."""
 

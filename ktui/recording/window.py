@@ -155,7 +155,7 @@ class WindowAggregates:
     stacks: list[StackTrace]
     histograms: list[Histogram]
     counts: list[KeyCounts]
-    not_recomputed: list[int]  # probes with aggregates in the file but no events to recompute them
+    not_recomputed: list[int]  # probes with aggregates in the file but no recorded events at all
 
     @property
     def duration_s(self) -> float:
@@ -294,7 +294,8 @@ def _result(reader, start_ns, end_ns, bins, actions, hits, hist, stacks, slots, 
                 counts.append(KeyCounts(probe_id, action.key, rows))
     recorded = {s.probe_id for s in reader.stacks()} | {h.probe_id for h in reader.histograms()} \
         | {k.probe_id for k in reader.key_counts()}
-    missing = sorted(p for p in recorded if p not in hits)
+    kept_events = {c.probe_id for c in reader.chunks}
+    missing = sorted(p for p in recorded if p not in kept_events)  # aggregation only: nothing to recompute
     traces.sort(key=lambda s: -s.count)
     return WindowAggregates(start_ns, end_ns, total, counters, history, traces, histograms, counts, missing)
 

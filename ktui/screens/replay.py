@@ -1,11 +1,17 @@
-"""Replay controls: pause, seek, step, speed, for a source that declares events.Playback."""
+"""Replay controls: pause, seek, step, speed, for a source that declares events.Playback; the
+timeline (cursor, window, rate per probe) for one that declares events.TimeWindows."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ktui.events import Playback
+import numpy as np
+
+from ktui.events import Playback, TimeWindows, Update
+from ktui.widgets.cpu_counts import CpuCounts
+from ktui.widgets.event_stream import EventStream
 from ktui.widgets.status_bar import StatusBar
+from ktui.widgets.timeline import Timeline
 
 if TYPE_CHECKING:
     from ktui.app import KtuiApp
@@ -16,22 +22,140 @@ class ReplayController:
         self.app = app
         self.paused = False
         self.speed = 1.0
+        self.rate_probe: int | None = None  # the timeline's rate: of one probe, or None for all
+        self._window_generation = -1  # the source's window the panes show
+        # The user put the cursor somewhere (keys, mouse, a window): it stays there, where the
+        # stream starts, instead of following the replay's clock, until playing resumes.
+        self.cursor_held = False
 
     @property
     def playback(self) -> Playback | None:
         source = self.app.source
         return source if isinstance(source, Playback) else None
 
+    @property
+    def windows(self) -> TimeWindows | None:
+        source = self.app.source
+        return source if isinstance(source, TimeWindows) else None
+
     def started(self) -> None:
         """A replay starts paused; the panes should move at once."""
+        self.attach_timeline()
         if self.playback is not None:
             self.playback.play()
+
+    # --- the timeline -------------------------------------------------------------------------
+    def attach_timeline(self) -> None:
+        """Show the timeline for a source with time windows; the stream's TIME counts from the
+        recording's start, the timeline's clock."""
+        timeline = self.app.main_query(Timeline)
+        windows = self.windows
+        timeline.display = windows is not None
+        if windows is None:
+            return
+        self.rate_probe = None
+        self._window_generation = -1
+        self.app.main_query(EventStream).set_time_zero(windows.start_ns)
+        timeline.set_span(windows.start_ns, windows.end_ns, self._bins, self._rate_label())
+        timeline.set_selection(windows.selection)
+
+    def _bins(self, n: int) -> np.ndarray:
+        windows = self.windows
+        return windows.rate_bins(n, self.rate_probe) if windows is not None else np.zeros(n)
+
+    def _rate_label(self) -> str:
+        source = self.app.source
+        if self.rate_probe is None or source is None:
+            return "rate: all probes"
+        layout = source.layouts.get(self.rate_probe)
+        return f"rate: {layout.name if layout else self.rate_probe}"
+
+    def on_update(self, update: Update) -> None:
+        """The cursor follows the replay's clock; a newly computed window reaches the CPUs pane."""
+        windows, playback = self.windows, self.playback
+        if windows is None:
+            return
+        timeline = self.app.pane(Timeline)
+        if playback is not None and not self.cursor_held:  # playing: the cursor is the replay's clock
+            timeline.set_cursor(playback.position_ns)
+        if windows.window_generation != self._window_generation and windows.window is not None:
+            self._window_generation = windows.window_generation
+            agg = windows.window
+            cpus = self.app.pane(CpuCounts)
+            whole = windows.selection is None
+            cpus.show_window(None if whole else agg.counters, agg.cpu_history, agg.duration_s)
+            names = self.app._names()
+            missing = [names.get(p, str(p)) for p in agg.not_recomputed]
+            note = "" if whole or not missing else f"whole recording only: {', '.join(missing)}"
+            timeline.set_selection(windows.selection, note)
+
+    def move_cursor(self, columns: int) -> None:
+        playback, windows = self.playback, self.windows
+        if playback is None or windows is None:
+            return
+        timeline = self.app.main_query(Timeline)
+        t = int(timeline.cursor_ns + columns * max(timeline.column_ns(), 1.0))
+        t = min(max(t, windows.start_ns), windows.end_ns)
+        self.seek_to(t)
+
+    def seek_to(self, t_ns: int) -> None:
+        playback = self.playback
+        if playback is None:
+            return
+        self.cursor_held = True
+        self.app.main_query(Timeline).set_cursor(t_ns)
+        playback.seek(t_ns)
+
+    def mark(self) -> None:
+        """v: the first press marks one end of a window at the cursor, the second selects it."""
+        timeline = self.app.main_query(Timeline)
+        if timeline.mark_ns is None:
+            timeline.mark_ns = timeline.cursor_ns
+            timeline.refresh()
+            self.app.main_query(StatusBar).set_state(message="window from the cursor: move it, then v again")
+            return
+        lo, hi = sorted((timeline.mark_ns, timeline.cursor_ns))
+        timeline.mark_ns = None
+        self.select(lo, hi + max(int(timeline.column_ns()), 1))
+
+    def select(self, start_ns: int | None, end_ns: int | None) -> None:
+        windows = self.windows
+        if windows is None:
+            return
+        timeline = self.app.main_query(Timeline)
+        timeline.mark_ns = None
+        windows.select_window(start_ns, end_ns)
+        if windows.selection is None:
+            timeline.set_selection(None)
+            self.app.pane(CpuCounts).show_window(None, {}, 0.0)
+            self.app.main_query(StatusBar).set_state(message="window: the whole recording")
+            return
+        timeline.set_selection(windows.selection, "recomputing…")
+        self.seek_to(windows.selection[0])  # the stream starts at the window
+        a, b = windows.selection
+        self.app.main_query(StatusBar).set_state(message=f"window {timeline.seconds(a)}–{timeline.seconds(b)}")
+
+    def cycle_rate_probe(self) -> None:
+        """t: the timeline's rate of each probe in turn, then of all."""
+        source = self.app.source
+        if source is None or self.windows is None:
+            return
+        ids = sorted(source.layouts)
+        if self.rate_probe is None:
+            self.rate_probe = ids[0] if ids else None
+        else:
+            later = [i for i in ids if i > self.rate_probe]
+            self.rate_probe = later[0] if later else None
+        timeline = self.app.main_query(Timeline)
+        timeline.set_span(timeline.start_ns, timeline.end_ns, self._bins, self._rate_label())
 
     def toggle_pause(self) -> None:
         playback = self.playback
         if playback is None:
             return
         self.paused = not self.paused
+        if not self.paused:
+            self.cursor_held = False
         (playback.pause if self.paused else playback.play)()
         self.app.main_query(StatusBar).set_state(paused=self.paused)
 

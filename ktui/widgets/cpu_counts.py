@@ -26,13 +26,27 @@ class CpuCounts(Static):
         self.counters: dict[int, ProbeCounters] = {}
         self._prev: dict[int, tuple[float, list[int]]] = {}
         self._rates: dict[tuple[int, int], deque[float]] = {}
+        # A replay's window: per-CPU rate history across it and its length; counters of a selected
+        # window replace the file's until the window is cleared (None: the source's own counters).
+        self._window: tuple[dict[int, list[list[float]]], float] | None = None
         self.message = "No counters yet: add a probe (the Probes tab) or wait for events."
 
     def reset(self) -> None:
         """A new source counts from zero: forget the old rates."""
         self._prev.clear()
         self._rates.clear()
+        self._window = None
         self.counters = {}
+        self.update(self._table())
+
+    def show_window(self, counters: dict[int, ProbeCounters] | None, history: dict[int, list[list[float]]],
+                    duration_s: float) -> None:
+        """A replay's window: rate/s is each CPU's events over the window's length, the sparkline its
+        rate across the window (``history``: probe -> CPU -> events/s per bin). ``counters`` None keeps
+        the source's own counters (the whole recording's, from the file)."""
+        self._window = (history, duration_s) if duration_s > 0 else None
+        if counters is not None:
+            self.counters = dict(counters)
         self.update(self._table())
 
     def set_counters(self, counters: dict[int, ProbeCounters], elapsed_s: float, names: dict[int, str]) -> None:
@@ -88,8 +102,13 @@ class CpuCounts(Static):
         rows = []
         for cpu, hits in enumerate(c.hits):
             rates = list(self._rates.get((probe_id, cpu), ()))
+            rate = rates[-1] if rates else 0.0
+            if self._window is not None:  # a replay's window: its own rates, not deltas between frames
+                per_cpu = self._window[0].get(probe_id, [])
+                rates = per_cpu[cpu] if cpu < len(per_cpu) else []
+                rate = hits / self._window[1]
             rows.append({
-                "cpu": str(cpu), "hits": human_count(hits), "rate/s": human_rate(rates[-1] if rates else 0.0),
+                "cpu": str(cpu), "hits": human_count(hits), "rate/s": human_rate(rate),
                 "share": bar(hits / total, 10), "rate history": sparkline(rates, 12).ljust(12),
                 "dropped": human_count(c.dropped[cpu] if cpu < len(c.dropped) else 0),
                 "filtered": human_count(c.filtered[cpu] if cpu < len(c.filtered) else 0),

@@ -75,6 +75,9 @@ class EventWindow:
 
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
+        # The source's time zero when it has one (a replay: the recording's start, the timeline's
+        # clock), kept across clears so TIME never restarts after a seek; None: the first event.
+        self.time_zero: int | None = None
         self.clear()
 
     def clear(self) -> None:
@@ -85,7 +88,7 @@ class EventWindow:
         self._row_of = np.zeros(0, np.int64)
         self.first = 0  # absolute number of the oldest row kept
         self.total = 0  # events ever appended
-        self.base_ts: int | None = None  # time zero of the TIME column
+        self.base_ts: int | None = self.time_zero  # time zero of the TIME column
         self._match: Callable[[int, np.ndarray], np.ndarray] | None = None
         self._visible = np.zeros(0, np.int64)  # absolute numbers of rows passing the filter
 
@@ -371,6 +374,13 @@ class EventStream(ScrollView, can_focus=True):
             self.scroll_end(animate=False, immediate=True, x_axis=False)
             # The first rows make the scrollbar appear only after layout: scroll again then.
             self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
+
+    def set_time_zero(self, t_ns: int | None) -> None:
+        """TIME counts from this source time (None: from the first event shown)."""
+        self.window.time_zero = t_ns
+        self.window.base_ts = t_ns if t_ns is not None else self.window.base_ts
+        self._strips.clear()
+        self.refresh()
 
     def clear(self) -> None:
         self.window.clear()

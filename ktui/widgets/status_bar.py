@@ -36,9 +36,11 @@ class StatusBar(Static):
         else:  # a source without counters: count what reached us
             self.delivered += sum(len(a) for a in update.events.values())
         now = update.now_ns / 1e9 if update.now_ns else update.elapsed_s
-        if self._last is not None and now > self._last[0]:
+        if self._last is not None and now > self._last[0] and self.delivered >= self._last[1]:
             self.rate = (self.delivered - self._last[1]) / (now - self._last[0])
-        if self._last is None or now > self._last[0] + 0.5 or now < self._last[0]:
+        # A replay's clock jumps back on a seek and its counters change with a selected window:
+        # start measuring again rather than show a negative rate.
+        if self._last is None or now > self._last[0] + 0.5 or now < self._last[0] or self.delivered < self._last[1]:
             self._last = (now, self.delivered)
         if update.probes:
             self.probes = list(update.probes)
