@@ -46,6 +46,7 @@ from ktui.widgets.messages import (CatalogLoaded, EntryChosen, ProbeRemoved, Pro
                                    UpdateArrived)
 from ktui.widgets.probe_editor import ProbeEditor
 from ktui.widgets.probe_list import ProbeList
+from ktui.widgets.flame import FlameGraph, FlameView
 from ktui.widgets.stacks import Stacks
 from ktui.widgets.status_bar import StatusBar
 from ktui.widgets.symbol_browser import SymbolBrowser
@@ -94,6 +95,7 @@ class KtuiApp(App):
         Binding("v", "mark_window", "Window", id="app.window"),
         Binding("x", "clear_window", "Whole recording", show=False, id="app.window_clear"),
         Binding("t", "rate_probe", "Rate of a probe", show=False, id="app.rate_probe"),
+        Binding("g", "flame", "Flame/tree", id="app.flame"),
         Binding("plus", "speed(2)", "Faster", show=False, id="app.faster"),
         Binding("minus", "speed(0.5)", "Slower", show=False, id="app.slower"),
         Binding("ctrl+s", "save_session", "Save", id="app.save"),
@@ -162,6 +164,7 @@ class KtuiApp(App):
                         yield KeyCountsView(id="key-counts")
                 with TabPane("Stacks", id="stacks"):
                     yield Stacks(id="stacks-tree")
+                    yield FlameView(id="flame")  # g: the same stacks as a flame graph
                 with TabPane("Hists", id="hists"):
                     with VerticalScroll(id="hists-scroll"):
                         yield Histograms(id="histograms")
@@ -433,6 +436,7 @@ class KtuiApp(App):
             self.pane(CpuCounts).set_counters(latest.counters, source_seconds(latest), names)
         if latest.stacks and active == "stacks":
             self.pane(Stacks).set_stacks(latest.stacks, names)
+            self.pane(FlameView).set_stacks(latest.stacks, names)
         if latest.histograms and active == "hists":
             self.pane(Histograms).set_histograms(latest.histograms, names)
         if latest.counts and active == "cpus":  # counts by cpu are the per-CPU tables: only keyed ones here
@@ -526,6 +530,8 @@ class KtuiApp(App):
 
     # --- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "flame":
+            return self.active_tab == "stacks"
         if action in ("cursor", "mark_window", "clear_window", "rate_probe"):
             return self.mode != "live" and self.replay.windows is not None
         if action in ("pause_replay", "speed", "seek", "step"):
@@ -626,6 +632,15 @@ class KtuiApp(App):
 
     def action_clear_window(self) -> None:
         self.replay.select(None, None)
+
+    def action_flame(self) -> None:
+        """g on the Stacks tab: the stacks as a flame graph, or back to the tree."""
+        flame, tree = self.pane(FlameView), self.pane(Stacks)
+        flame.display = not flame.display
+        tree.display = not flame.display
+        if flame.display and self._latest is not None:
+            flame.set_stacks(self._latest.stacks, self._names())
+        (flame.query_one(FlameGraph) if flame.display else tree).focus()
 
     def action_rate_probe(self) -> None:
         self.replay.cycle_rate_probe()

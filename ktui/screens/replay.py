@@ -27,6 +27,7 @@ class ReplayController:
         # The user put the cursor somewhere (keys, mouse, a window): it stays there, where the
         # stream starts, instead of following the replay's clock, until playing resumes.
         self.cursor_held = False
+        self._to_top = False  # a seek's first screen should be shown from its first row
 
     @property
     def playback(self) -> Playback | None:
@@ -76,6 +77,9 @@ class ReplayController:
         if windows is None:
             return
         timeline = self.app.pane(Timeline)
+        if self._to_top and update.events:  # the screen from the cursor has arrived
+            self._to_top = False
+            self.app.pane(EventStream).scroll_home(animate=False, immediate=True)
         if playback is not None and not self.cursor_held:  # playing: the cursor is the replay's clock
             timeline.set_cursor(playback.position_ns)
         if windows.window_generation != self._window_generation and windows.window is not None:
@@ -104,6 +108,8 @@ class ReplayController:
             return
         self.cursor_held = True
         self.app.main_query(Timeline).set_cursor(t_ns)
+        self.app.main_query(EventStream).follow = False  # the stream shows its top: the cursor's event
+        self._to_top = True
         playback.seek(t_ns)
 
     def mark(self) -> None:
