@@ -1,0 +1,114 @@
+"""The flame graph and the timeline in the app (pilot), on a real recording of this kernel: profile
+samples' stacks folded and drawn, zoom, search and back; a window selected on the timeline reaches
+the CPUs pane."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from fake_source import run_async_tests
+from ktui.app import KtuiApp
+from ktui.recording import RecordingReader
+from ktui.sources.replay import ReplaySource
+from ktui.stacks.flame import build_flame_tree, folded_stacks
+from ktui.widgets.cpu_counts import CpuCounts
+from ktui.widgets.flame import FlameGraph, FlameView
+from ktui.widgets.timeline import Timeline
+from test_replay_window_live import burst_b_start, record_two_bursts
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def bursts(tmp_path_factory):
+    return record_two_bursts(tmp_path_factory.mktemp("flame"))
+
+
+async def _until(pilot, predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the app never got there")
+
+
+async def test_flame_graph_of_recorded_stacks_zooms_searches_and_goes_back(bursts):
+    with RecordingReader.open(bursts) as r:
+        stacks = r.stacks()
+        names = {p: lay.name for p, lay in r.layouts.items()}
+    assert stacks, "the profile probe recorded no stacks"
+    truth = build_flame_tree(folded_stacks(stacks, names))
+    app = KtuiApp(source=ReplaySource([bursts]), mode="replay")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _until(pilot, lambda: app._latest is not None and bool(app._latest.stacks))
+        await pilot.press("3")
+        await pilot.press("g")
+        await _until(pilot, lambda: app.query_one(FlameGraph).root.value > 0)
+        graph = app.query_one(FlameGraph)
+        assert app.query_one(FlameView).display and graph.has_focus
+        assert graph.root.value == truth.value == sum(s.count for s in stacks)
+        # down twice: the widest callee each time, as the tree says
+        await pilot.press("down", "down")
+        first = max(truth.children.values(), key=lambda c: (c.value, c.name))
+        second = max(first.children.values(), key=lambda c: (c.value, c.name)) if first.children else None
+        want = (first.name,) + ((second.name,) if second is not None else ())
+        assert graph.selected == want
+        await pilot.press("enter")
+        assert graph.zoom == want
+        rows = graph._rows
+        assert rows[0][0].path == want and rows[0][0].width == 80  # the zoomed frame across the width
+        await pilot.press("backspace")
+        assert graph.zoom == want[:-1]
+        # search: frames containing the text, and the samples under them counted once
+        needle = next(n for n in (first.name[:4], "asm", "sys") if n)
+        await pilot.press("s")
+        await pilot.press(*needle, "enter")
+        expected_paths = {p for p, node in truth.walk() if p and needle.lower() in node.name.lower()}
+        assert graph.matches == expected_paths and graph.matches
+        covered = sum(node.value for p, node in truth.walk()
+                      if p in expected_paths and not any(p[:i] in expected_paths for i in range(1, len(p))))
+        assert graph.matched_samples == covered
+        assert graph.selected in expected_paths  # enter went to the first match
+        await pilot.press("g")
+        assert not app.query_one(FlameView).display
+
+
+async def test_a_window_selected_on_the_timeline_reaches_the_cpus_pane(bursts):
+    with RecordingReader.open(bursts) as r:
+        lo = burst_b_start(r)
+        hi = r.last_ts + 1
+        expected = {}
+        for arr in r.events(lo, hi):
+            c = np.bincount(arr["cpu"].astype(np.int64))
+            p = int(arr["probe"][0])
+            prev = expected.get(p, np.zeros(0, np.int64))
+            n = max(len(prev), len(c))
+            expected[p] = np.pad(prev, (0, n - len(prev))) + np.pad(c, (0, n - len(c)))
+    app = KtuiApp(source=ReplaySource([bursts]), mode="replay")
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(Timeline)
+        await _until(pilot, lambda: timeline.display and timeline.end_ns > timeline.start_ns)
+        timeline.post_message(Timeline.WindowSelected(lo, hi))
+        cpus = app.query_one(CpuCounts)
+
+        def shown() -> bool:
+            return set(cpus.counters) == set(expected) and all(
+                [h for h in cpus.counters[p].hits if h] == [int(v) for v in expected[p] if v] for p in expected)
+
+        await _until(pilot, shown)
+        assert app.source.selection == (lo, hi)  # type: ignore[union-attr]
+        assert timeline.selection == (lo, hi)
+        await asyncio.sleep(0)
+        await pilot.press("x")  # back to the whole recording: the file's own counters
+        with RecordingReader.open(bursts) as r:
+            whole = {p: c.hits for p, c in r.counters().items()}
+        await _until(pilot, lambda: {p: c.hits for p, c in cpus.counters.items()} == whole)
+        assert timeline.selection is None
+
+
+run_async_tests(globals())
