@@ -530,8 +530,6 @@ class KtuiApp(App):
 
     # --- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "flame":
-            return self.active_tab == "stacks"
         if action in ("cursor", "mark_window", "clear_window", "rate_probe"):
             return self.mode != "live" and self.replay.windows is not None
         if action in ("pause_replay", "speed", "seek", "step"):
@@ -634,8 +632,11 @@ class KtuiApp(App):
         self.replay.select(None, None)
 
     def action_flame(self) -> None:
-        """g on the Stacks tab: the stacks as a flame graph, or back to the tree."""
+        """g: the stacks as a flame graph (on the Stacks tab), or back to the tree."""
         flame, tree = self.pane(FlameView), self.pane(Stacks)
+        if self.active_tab != "stacks":  # from another tab: go to the stacks, as a flame graph
+            self.pane(TabbedContent).active = "stacks"
+            flame.display = False
         flame.display = not flame.display
         tree.display = not flame.display
         if flame.display and self._latest is not None:

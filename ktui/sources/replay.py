@@ -113,6 +113,7 @@ class ReplaySource:
         self.window_generation = 0  # bumps when ``window`` changes
         self._refresh = False  # aggregates changed: send an Update even when paused
         self._window_asked = 0  # selections asked for; only the newest one's result is kept
+        self._seeking = False  # the worker is building the screen after a seek
         self._window_threads: list[threading.Thread] = []  # joined by stop() before the readers close
 
     # -- building the timeline ------------------------------------------------------
@@ -252,6 +253,11 @@ class ReplaySource:
 
     def _compute_window(self, asked: int, lo: int, hi: int, whole: bool) -> None:
         def replaced() -> bool:  # read without the lock: a stale answer costs one more chunk
+            # A seek being served goes first: the pass waits between chunks so the cursor's
+            # screen is not slowed by it (both need the one interpreter lock and the CPUs).
+            deadline = time.monotonic() + 2.0
+            while (self._reset or self._seeking) and not self._stopped and time.monotonic() < deadline:
+                time.sleep(0.005)
             return asked != self._window_asked or self._stopped
 
         try:
@@ -461,7 +467,11 @@ class ReplaySource:
             pending, self._pending_message = self._pending_message, ""
         messages = [pending] if pending else []
         if reset:
-            events = self._screen_after(pos, filters)
+            self._seeking = True
+            try:
+                events = self._screen_after(pos, filters)
+            finally:
+                self._seeking = False
             target = pos
             messages.append(self._describe() if self.seek_generation == 0 and pos == self.start_ns
                             else f"at {(pos - self.start_ns) / 1e9:.6f} s")
