@@ -95,7 +95,7 @@ class KtuiApp(App):
         Binding("v", "mark_window", "Window", id="app.window"),
         Binding("x", "clear_window", "Whole recording", show=False, id="app.window_clear"),
         Binding("t", "rate_probe", "Rate of a probe", show=False, id="app.rate_probe"),
-        Binding("g", "flame", "Flame/tree", id="app.flame"),
+        Binding("g", "flame", "Flame/tree", show=False, id="app.flame"),
         Binding("plus", "speed(2)", "Faster", show=False, id="app.faster"),
         Binding("minus", "speed(0.5)", "Slower", show=False, id="app.slower"),
         Binding("ctrl+s", "save_session", "Save", id="app.save"),
