@@ -152,11 +152,14 @@ def test_sigkill_leaves_nothing_in_uprobe_events_or_the_kernel(tmp_path):
     proc = _ktui("record", f"uprobe:{binary}:{UPROBE_SYMBOL}", GETPPID, "profile:hz:49", "-o", str(out),
                  "--duration", "60")
     try:
-        assert _wait_for(lambda: any(p["pid"] == proc.pid and p.get("fd_type") == "uprobe"
-                                     for p in _bpftool("perf", "show"))), "the uprobe never attached"
         # bpftool lists tracepoint and uprobe attachments by pid (not sampling ones): wait for both.
-        assert _wait_for(lambda: {p.get("fd_type") for p in _bpftool("perf", "show") if p["pid"] == proc.pid}
-                         >= {"uprobe", "tracepoint"})
+        # Compiling three probes takes BCC seconds, many more on a loaded machine: wait while ktui
+        # is alive (a ktui that died is reported with what it said), up to a generous bound.
+        attached = _wait_for(lambda: proc.poll() is not None or {
+            p.get("fd_type") for p in _bpftool("perf", "show") if p["pid"] == proc.pid} >= {"uprobe", "tracepoint"},
+            timeout=180)
+        assert proc.poll() is None, f"ktui record ended before attaching: {proc.communicate()[1]}"
+        assert attached, "the uprobe and the tracepoint never attached"
         prog_ids = {p["prog_id"] for p in _bpftool("perf", "show") if p["pid"] == proc.pid}
         # Attached through the uprobe PMU (an fd), so nothing was written to uprobe_events.
         assert binary not in _uprobe_events()
