@@ -291,6 +291,8 @@ class TimeWindows(Protocol):
 
     def select_window(self, start_ns: int | None, end_ns: int | None = None) -> None: ...
 
+    def marks(self) -> list[int]: ...  # timeline times of marks (flight recorder triggers)
+
 
 @runtime_checkable
 class Recordable(Protocol):

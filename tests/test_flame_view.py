@@ -111,4 +111,23 @@ async def test_a_window_selected_on_the_timeline_reaches_the_cpus_pane(bursts):
         assert timeline.selection is None
 
 
+
+async def test_flight_recorder_triggers_are_marks_on_the_timeline(tmp_path):
+    from test_flight import _record
+
+    path = _record(tmp_path, "--keep", "2", pairs=((300, 400), (200, 100)))
+    with RecordingReader.open(path) as r:
+        marks = [m.ts for m in r.marks()]
+    assert len(marks) == 2
+    app = KtuiApp(source=ReplaySource([path]), mode="replay")
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(Timeline)
+        await _until(pilot, lambda: timeline.display and timeline.end_ns > timeline.start_ns)
+        assert timeline.marks == marks
+        line = timeline.render().plain.splitlines()
+        columns = {timeline.column_of(t) for t in marks} - {timeline.column_of(timeline.cursor_ns)}
+        assert columns and all(line[0][c] == "▼" for c in columns)
+        assert "▼ 2 marks" in line[1]
+
+
 run_async_tests(globals())

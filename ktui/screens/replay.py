@@ -59,6 +59,7 @@ class ReplayController:
         self.app.main_query(EventStream).set_time_zero(windows.start_ns)
         timeline.set_span(windows.start_ns, windows.end_ns, self._bins, self._rate_label())
         timeline.set_selection(windows.selection)
+        timeline.set_marks(windows.marks())
 
     def _bins(self, n: int) -> np.ndarray:
         windows = self.windows

@@ -225,6 +225,10 @@ class ReplaySource:
             out += rate_bins(chunks, self.start_ns - t.shift_ns, self.end_ns + 1 - t.shift_ns, n)
         return out
 
+    def marks(self) -> list[int]:
+        """Timeline times of the recordings' marks (a flight recorder's triggers), in order."""
+        return sorted(m.ts + t.shift_ns for t in self.tracks for m in t.reader.marks())
+
     def select_window(self, start_ns: int | None, end_ns: int | None = None) -> None:
         """Show [start_ns, end_ns) in the aggregate panes (None: the whole recording). The
         aggregates are recomputed on a thread of their own; ``window_generation`` bumps and an

@@ -52,6 +52,7 @@ class Timeline(Widget):
         self.selection: tuple[int, int] | None = None
         self.probe_label = "all probes"
         self.note = ""  # e.g. "recomputing…", what a window could not recompute
+        self.marks: list[int] = []  # times of marks (a flight recorder's triggers), drawn as ▼
         self._bins_for: Callable[[int], np.ndarray] | None = None
         self._bins: np.ndarray = np.zeros(0)
         self._drag_from: int | None = None
@@ -63,6 +64,10 @@ class Timeline(Widget):
         self._bins_for = bins_for
         self.probe_label = label
         self._bins = np.zeros(0)
+        self.refresh()
+
+    def set_marks(self, marks: list[int]) -> None:
+        self.marks = sorted(marks)
         self.refresh()
 
     def set_cursor(self, t_ns: int) -> None:
@@ -107,10 +112,13 @@ class Timeline(Widget):
         sel = None if self.selection is None else (self.column_of(self.selection[0]), self.column_of(self.selection[1] - 1))
         mark = None if self.mark_ns is None else self.column_of(self.mark_ns)
         cursor = self.column_of(self.cursor_ns)
+        marked = {self.column_of(t) for t in self.marks}
         for x in range(width):
             char, style = BLOCKS[int(levels[x])], "cyan"
             if sel is not None and sel[0] <= x <= sel[1]:
                 style = "black on yellow"
+            if x in marked:
+                char, style = "▼", "bold magenta"
             if x == mark:
                 char, style = "╎", "bold yellow"
             if x == cursor:
@@ -126,6 +134,8 @@ class Timeline(Widget):
         else:
             win = "window: all (v marks one)"
         parts = [cur, win, f"of {(self.end_ns - self.start_ns) / 1e9:.3f}s", term_safe(self.probe_label)]
+        if self.marks:
+            parts.append(f"▼ {len(self.marks)} mark{'s' if len(self.marks) != 1 else ''}")
         if self.note:
             parts.append(term_safe(self.note))
         line.append(_fit("  ".join(parts), width), "dim")
