@@ -130,4 +130,38 @@ async def test_flight_recorder_triggers_are_marks_on_the_timeline(tmp_path):
         assert "▼ 2 marks" in line[1]
 
 
+
+async def test_flame_graph_in_live_mode_of_profile_samples():
+    import subprocess
+
+    from helpers import busy_loop_binary
+    from ktui.app_main import _live_factory
+    from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
+
+    probe = Probe(ProbeKind.PROFILE, "", frequency=99, actions=[Action(ActionKind.STACKS)])
+    app = KtuiApp(probes=[probe], source_factory=_live_factory, mode="live")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _until(pilot, lambda: app.states.get(0) is not None and app.states[0].status == "attached", 60)
+        child = subprocess.Popen([str(busy_loop_binary()), "3000"])
+        try:
+            await pilot.press("g")  # from the Stream tab: to the Stacks tab, as a flame graph
+            assert app.active_tab == "stacks" and app.query_one(FlameView).display
+            graph = app.query_one(FlameGraph)
+            await _until(pilot, lambda: graph.root.value >= 20, 60)
+        finally:
+            child.wait(timeout=60)
+        from ktui.engine.stacks import KernelSymbols
+
+        given = graph._signature  # the engine's stacks as last handed to the graph: (probe, kernel, user, count)
+        assert graph.root.value == sum(count for *_, count in given)
+        for _, kernel, user, count in given:  # every stack is a root-first path of the tree with its count
+            node = graph.root.find(tuple(reversed(user)) + tuple(reversed(kernel)) or ("(no stack)",))
+            assert node is not None and node.value >= count
+        names = set(KernelSymbols().names)
+        frames = [f for _, kernel, _, _ in given for f in kernel]
+        assert frames and sum(f in names for f in frames) >= 0.9 * len(frames)
+        await pilot.press("down", "enter")
+        assert graph.zoom and graph._rows[0][0].width == 80
+
+
 run_async_tests(globals())
