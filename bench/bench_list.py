@@ -150,13 +150,14 @@ BROWSER = r"""
 import asyncio, os, sys, time
 t0 = time.perf_counter()
 from ktui.app import KtuiApp
-from ktui.catalog import Catalog
+from ktui.app_main import _catalog_loader
+from ktui.widgets.probe_editor import ProbeEditor
 async def main():
-    app = KtuiApp(demo=True) if "demo" in KtuiApp.__init__.__code__.co_varnames else KtuiApp()
+    app = KtuiApp(catalog_loader=_catalog_loader())  # the app's own loader, as `ktui` passes it
     async with app.run_test(size=(120, 40)) as pilot:
         cat = None
-        for _ in range(2000):
-            cat = getattr(app, "catalog", None)
+        for _ in range(6000):
+            cat = app.main_query(ProbeEditor).catalog  # set when the browser got the catalog
             if cat is not None:
                 break
             await pilot.pause(0.01)
@@ -190,7 +191,7 @@ def bench_browser(before: Path | None, runs: int) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-EVENT_ROW = re.compile(r"^\s+\d+\.\d{6}\s+\d+\s", re.M)  # the stream's TIME(s) CPU ... columns
+EVENT_ROW = re.compile(r"\d+\.\d{6} +\d+ +\S")  # a stream row: TIME(s) CPU COMM ...
 
 
 def bench_live(before: Path | None, runs: int) -> None:
