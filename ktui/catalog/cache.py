@@ -285,7 +285,8 @@ def write_binary_names(path: str, identity: str, names: str) -> None:
     for fresh in ((False, True) if conn is not None else (True,)):
         try:
             if fresh:
-                _new_binary_index(file)
+                _new_binary_index(file, (path, identity, names))
+                return
             with sqlite3.connect(file, timeout=1.0) as rw:
                 rw.execute("PRAGMA synchronous=OFF")  # a cache: a file torn by a crash is replaced
                 rw.execute("INSERT OR REPLACE INTO binaries (path, ident, names) VALUES (?, ?, ?)",
@@ -302,14 +303,21 @@ def write_binary_names(path: str, identity: str, names: str) -> None:
             return
 
 
-def _new_binary_index(file: str) -> None:
-    """An empty per-binary index, made 0600 under a private name and renamed over ``file``."""
+def _new_binary_index(file: str, row: tuple[str, str, str]) -> None:
+    """A per-binary index holding ``row``, made 0600 under a private name (no journal, no fsync: a
+    cold listing pays for this file) and renamed over ``file``."""
     fd, tmp = private_temp(os.path.dirname(file), ".binaries-", ".sqlite")
     os.close(fd)
     try:
-        with sqlite3.connect(tmp) as new:
+        new = sqlite3.connect(tmp)
+        try:
+            new.execute("PRAGMA journal_mode=OFF")
+            new.execute("PRAGMA synchronous=OFF")
             new.execute("CREATE TABLE binaries (path TEXT PRIMARY KEY, ident TEXT, names TEXT)")
-        new.close()
+            new.execute("INSERT INTO binaries (path, ident, names) VALUES (?, ?, ?)", row)
+            new.commit()
+        finally:
+            new.close()
         os.rename(tmp, file)
     except BaseException:
         os.unlink(tmp)
