@@ -17,6 +17,8 @@ from ktui.sources.replay import ReplaySource
 from ktui.stacks.flame import build_flame_tree, folded_stacks
 from ktui.widgets.cpu_counts import CpuCounts
 from ktui.widgets.flame import FlameGraph, FlameView
+from ktui.widgets.histograms import Histograms
+from ktui.widgets.key_counts import KeyCountsView
 from ktui.widgets.timeline import Timeline
 from test_replay_window_live import burst_b_start, record_two_bursts
 
@@ -82,6 +84,7 @@ async def test_a_window_selected_on_the_timeline_reaches_the_cpus_pane(bursts):
     with RecordingReader.open(bursts) as r:
         lo = burst_b_start(r)
         hi = r.last_ts + 1
+        pids = {int(a["pid"][0]) for a in r.events(lo, hi, probe_ids=[0])}
         expected = {}
         for arr in r.events(lo, hi):
             c = np.bincount(arr["cpu"].astype(np.int64))
@@ -103,6 +106,13 @@ async def test_a_window_selected_on_the_timeline_reaches_the_cpus_pane(bursts):
         await _until(pilot, shown)
         assert app.source.selection == (lo, hi)  # type: ignore[union-attr]
         assert timeline.selection == (lo, hi)
+        keyed, hists = app.query_one(KeyCountsView), app.query_one(Histograms)
+        assert [t.rows for t in keyed.tables if t.probe_id == 0] == [[((pid,), 5000)] for pid in pids]
+        # a window in the pause between the bursts: no getppid call, so no COUNT row and no histogram
+        # (not the whole recording's tables left on screen)
+        timeline.post_message(Timeline.WindowSelected(lo - 1_000_000, lo))
+        await _until(pilot, lambda: app.source.selection == (lo - 1_000_000, lo)  # type: ignore[union-attr]
+                     and not [t for t in keyed.tables if t.probe_id == 0] and not hists.histograms)
         await asyncio.sleep(0)
         await pilot.press("x")  # back to the whole recording: the file's own counters
         with RecordingReader.open(bursts) as r:

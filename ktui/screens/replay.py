@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ktui.events import Playback, TimeWindows, Update
+from ktui.recording.window import WindowAggregates
 from ktui.widgets.cpu_counts import CpuCounts
+from ktui.widgets.flame import FlameView
+from ktui.widgets.histograms import Histograms
+from ktui.widgets.key_counts import KeyCountsView
+from ktui.widgets.stacks import Stacks
 from ktui.widgets.event_stream import EventStream
 from ktui.widgets.status_bar import StatusBar
 from ktui.widgets.timeline import Timeline
@@ -90,9 +95,22 @@ class ReplayController:
             whole = windows.selection is None
             cpus.show_window(None if whole else agg.counters, agg.cpu_history, agg.duration_s)
             names = self.app._names()
+            if not whole:
+                self._show_window_aggregates(agg, names)
             missing = [names.get(p, str(p)) for p in agg.not_recomputed]
             note = "" if whole or not missing else f"whole recording only: {', '.join(missing)}"
             timeline.set_selection(windows.selection, note)
+
+    def _show_window_aggregates(self, agg: WindowAggregates, names: dict[int, str]) -> None:
+        """A selected window's stacks, histograms and COUNT tables, set as they are, empty ones too:
+        updates merge snapshots by "the newest non-empty wins", which would leave the whole
+        recording's tables on screen for a window without any."""
+        self.app._latest = Update(counters=agg.counters, stacks=agg.stacks, histograms=agg.histograms,
+                                  counts=agg.counts)
+        self.app.pane(Stacks).set_stacks(agg.stacks, names)
+        self.app.pane(FlameView).set_stacks(agg.stacks, names)
+        self.app.pane(Histograms).set_histograms(agg.histograms, names)
+        self.app.pane(KeyCountsView).set_counts([kc for kc in agg.counts if kc.key_names != ("cpu",)], names)
 
     def move_cursor(self, columns: int) -> None:
         playback, windows = self.playback, self.windows
