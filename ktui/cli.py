@@ -51,11 +51,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
+    if "diff" in sub.choices:  # `ktui diff --view`: the screen lives outside the headless commands
+        sub.choices["diff"].set_defaults(show_view=_view_diff)
     replay = sub.add_parser("replay", help="open recordings (or ftrace text) read-only in the panes; needs no root, no BCC")
     replay.add_argument("files", nargs="+", metavar="FILE",
                         help="recordings, ftrace text, or a directory of recordings (`ktui record --host` writes one)")
     replay.set_defaults(run=_run_replay)
     return parser
+
+
+def _view_diff(result) -> None:
+    from ktui.app_diff import DiffApp
+
+    DiffApp(result).run()
 
 
 def _run_replay(args: argparse.Namespace) -> int:

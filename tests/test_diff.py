@@ -186,3 +186,26 @@ def test_a_recording_against_itself_has_no_change_and_fits_80_columns(capsys):
     out = capsys.readouterr().out.splitlines()
     assert "no probe changed beyond noise (10 compared)" in out
     assert all(len(line) <= 80 for line in out) and not any(line.startswith("!") for line in out)
+
+
+@pytest.mark.live
+def test_the_view_shows_the_diff_at_80x24_and_all_probes_on_a(recordings):
+    import asyncio
+
+    from ktui.app_diff import DiffApp
+
+    app = DiffApp(_diff(recordings["a"], recordings["b"]))
+
+    async def drive() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            shown = str(app.query_one("#diff-text").render())
+            assert any(line.startswith("! ") and line.split()[1].endswith("sys_enter_getppid") and "+700" in line
+                       for line in shown.splitlines())
+            assert "(2 more within noise" in shown and all(len(line) <= 80 for line in shown.splitlines())
+            await pilot.press("a")
+            shown = str(app.query_one("#diff-text").render())
+            assert GETPID in shown and WRITE in shown and "more within noise" not in shown
+            await pilot.press("q")
+
+    asyncio.run(drive())
+    assert app.return_code == 0

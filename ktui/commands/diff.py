@@ -38,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("a", metavar="A", help="the baseline recording (or ftrace text)")
     p.add_argument("b", metavar="B", help="the recording to compare with it")
     p.add_argument("--json", action="store_true", help="the whole comparison as one JSON object, for scripts")
+    p.add_argument("--view", action="store_true",
+                   help="open it in a scrollable screen (a for every probe, q quits) instead of printing it")
     p.add_argument("--all", action="store_true", help="every probe and histogram, also those within noise")
     p.add_argument("--stacks", type=_count_arg, default=5, metavar="N", help="changed stacks shown (default 5)")
     p.add_argument("--width", type=_count_arg, metavar="COLS", help="columns of text (default: the terminal's, or 80)")
@@ -58,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"ktui: {term_safe(warning)}", file=sys.stderr)
         result = compare(readers[0], readers[1])
         damage = [d for d in (r.damage_summary() for r in readers) if d is not None]
+        if args.view and not args.json:
+            for d in damage:
+                print(f"ktui: {term_safe(d)}; compared without them.", file=sys.stderr)
+            # The screen is Textual, which the core never imports: the entry point (ktui/cli.py) hands it in.
+            args.show_view(result)
+            return 4 if damage else 0
         if args.json:
             json.dump(to_json(result), sys.stdout, ensure_ascii=False, indent=1)
             sys.stdout.write("\n")

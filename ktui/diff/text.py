@@ -33,7 +33,7 @@ def _secs(ns: int) -> str:
 
 
 def render(diff: RecordingDiff, width: int = 80, *, max_stacks: int = 5, max_hist_rows: int = 12,
-           all_probes: bool = False, max_flame: int = 8) -> list[str]:
+           all_probes: bool = False, max_flame: int = 8, all_hint: str = "--all") -> list[str]:
     width = max(MIN_WIDTH, width)
     out: list[str] = []
     out.append(_cut(f"A {term_safe(diff.a.path)}  ({term_safe(diff.a.host)}, {_secs(diff.a.duration_ns)}, "
@@ -52,7 +52,7 @@ def render(diff: RecordingDiff, width: int = 80, *, max_stacks: int = 5, max_his
     for note in diff.notes:
         out.append(_cut(f"note: {term_safe(note)}", width))
     out.append("")
-    out.extend(_probes(diff, width, all_probes))
+    out.extend(_probes(diff, width, all_probes, all_hint))
     for h in diff.histograms:
         if h.flagged or all_probes:
             out.append("")
@@ -85,7 +85,7 @@ def _flame(diff: RecordingDiff, width: int, max_lines: int) -> list[str]:
     return lines
 
 
-def _probes(diff: RecordingDiff, width: int, all_probes: bool) -> list[str]:
+def _probes(diff: RecordingDiff, width: int, all_probes: bool, all_hint: str) -> list[str]:
     num = 7
     name_w = width - 2 - 3 * (num + 1) - 16
     lines = [f"  {'PROBE':<{name_w}} {'A':>{num}} {'B':>{num}} {'Δ':>{num}} {'RATE/s A → B':>15}"]
@@ -99,7 +99,7 @@ def _probes(diff: RecordingDiff, width: int, all_probes: bool) -> list[str]:
                      f"{_signed(p.delta):>{num}} {rates:>15}")
     hidden = len(diff.probes) - len(shown)
     if hidden:
-        lines.append(f"  ({hidden} more within noise; --all shows them)")
+        lines.append(f"  ({hidden} more within noise; {all_hint} shows them)")
     return lines
 
 

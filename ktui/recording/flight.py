@@ -33,7 +33,7 @@ from ktui.probes.filter_records import RecordsFilter, records_filter
 from ktui.recording.writer import RecordingWriter
 
 DRAIN_GRACE_NS = 300_000_000  # events are drained within the engine's 100 ms interval; margin for load
-RING_BYTES_DEFAULT = 256 << 20  # memory for the ring across probes; the oldest events go first beyond it
+RING_BYTES_DEFAULT = 128 << 20  # memory for the ring across probes; the oldest events go first beyond it
 
 
 def trigger_filters(trigger: str, layouts: Iterable[ProbeLayout]) -> dict[int, RecordsFilter]:

@@ -1,0 +1,63 @@
+"""`ktui diff A B --view`: the comparison in a scrollable screen (the same text as the command prints,
+laid out again for the terminal's width; changes beyond noise in colour).
+
+The comparison is ktui/diff (core); this only shows it. Keys: arrows/PgUp/PgDn scroll, `a` shows
+every probe and histogram (also those within noise), `q` or Escape quits.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Static
+
+from ktui.diff.compare import RecordingDiff
+from ktui.diff.text import render
+
+
+def styled(line: str) -> Text:
+    """One line of the diff with its meaning in colour: flagged lines bold, growth red, shrinkage blue."""
+    text = Text(line)
+    if line.startswith("!"):
+        text.stylize("bold")
+    for word, style in ((" new ", "red"), (" grew ", "red"), (" gone ", "blue"), (" shrank ", "blue")):
+        start = line.find(word)
+        if start >= 0:
+            text.stylize(style, start, start + len(word))
+    if line.startswith(("  PROBE", "  STACKS", "  FLAME", "! HISTOGRAM", "  HISTOGRAM")):
+        text.stylize("bold")
+    return text
+
+
+class DiffApp(App[None]):
+    TITLE = "ktui diff"
+    BINDINGS = [Binding("q,escape", "quit", "Quit"), Binding("a", "toggle_all", "All probes")]
+
+    def __init__(self, diff: RecordingDiff) -> None:
+        super().__init__()
+        self.diff = diff
+        self.all_probes = False
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="diff-body"):
+            yield Static(id="diff-text", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._draw()
+        self.query_one("#diff-body").focus()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        width = max(60, self.size.width - 2)
+        lines = render(self.diff, width, all_probes=self.all_probes, max_stacks=20, max_flame=40, all_hint="a")
+        text = Text("\n").join(styled(line) for line in lines)
+        self.query_one("#diff-text", Static).update(text)
+
+    def action_toggle_all(self) -> None:
+        self.all_probes = not self.all_probes
+        self._draw()
