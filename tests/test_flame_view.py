@@ -174,4 +174,21 @@ async def test_flame_graph_in_live_mode_of_profile_samples():
         assert graph.zoom and graph._rows[0][0].width == 80
 
 
+
+async def test_the_mouse_moves_the_cursor_and_a_drag_selects_a_window(bursts):
+    app = KtuiApp(source=ReplaySource([bursts]), mode="replay")
+    async with app.run_test(size=(80, 24)) as pilot:
+        timeline = app.query_one(Timeline)
+        await _until(pilot, lambda: timeline.display and timeline.end_ns > timeline.start_ns)
+        await _until(pilot, lambda: app.source.position_ns > app.source.end_ns)  # type: ignore[union-attr]
+        await pilot.click(Timeline, offset=(20, 0))
+        await _until(pilot, lambda: timeline.cursor_ns == timeline.time_at(20))
+        await _until(pilot, lambda: app.source.seek_generation >= 1)  # type: ignore[union-attr]
+        await pilot.mouse_down(Timeline, offset=(30, 0))
+        await pilot.mouse_up(Timeline, offset=(50, 0))
+        want = (timeline.time_at(30), timeline.time_at(51))
+        await _until(pilot, lambda: app.source.selection == want)  # type: ignore[union-attr]
+        assert timeline.selection == want
+
+
 run_async_tests(globals())
