@@ -37,9 +37,11 @@ from ktui.session import Session
 from ktui.textsafe import term_safe
 from ktui.widgets.cpu_counts import CpuCounts
 from ktui.widgets.event_stream import EventStream, EventStreamPane, StreamFilter, StreamSearch
+from ktui.widgets.focus import focus_now
 from ktui.widgets.footer import KtuiFooter
 from ktui.widgets.help_screen import HelpScreen, available, binding_rows
 from ktui.widgets.histograms import Histograms
+from ktui.widgets.key_queue import KeyQueue
 from ktui.widgets.key_counts import KeyCountsView
 from ktui.widgets.no_color import use_legible_monochrome
 from ktui.widgets.messages import (CatalogLoaded, EntryChosen, ProbeRemoved, ProbeSubmitted, ProbeToggled,
@@ -148,6 +150,7 @@ class KtuiApp(App):
         self._panes: dict[type, object] = {}
         self._shown_tab = "stream"
         self.browser_wanted: bool | None = None  # b or / said show (True) or hide (False); None: by width
+        self.keys = KeyQueue(lambda: self.focused or self.screen, lambda event: App.on_event(self, event))
 
     # --- layout --------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -234,6 +237,12 @@ class KtuiApp(App):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: self.call_later(self.action_quit))
         except (RuntimeError, ValueError, NotImplementedError):  # not the main thread (tests)
             pass
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:  # from the terminal: one at a time
+            self.keys.put(event)
+            return
+        await super().on_event(event)
 
     def on_resize(self, event: events.Resize) -> None:
         self._check_size(event.size)  # the event's size: self.size may still be the old one here
@@ -494,13 +503,13 @@ class KtuiApp(App):
     def _filter_requested(self) -> None:
         box = self.main_query(StreamFilter)
         box.display = True
-        box.focus()
+        focus_now(box)
 
     @on(EventStream.SearchRequested)
     def _search_requested(self) -> None:
         box = self.main_query(StreamSearch)
         box.display = True
-        box.focus()
+        focus_now(box)
 
     @on(Input.Submitted, "#stream-search")
     def _stream_search(self, event: Input.Submitted) -> None:
@@ -511,7 +520,7 @@ class KtuiApp(App):
         event.input.display = False  # n / N go on; the status line shows what is searched
         if event.value.strip() and not found:
             self.notify(f"no row matches {event.value.strip()!r}", severity="warning", timeout=2)
-        stream.focus()
+        focus_now(stream)
 
     @on(EventStream.FilterChosen)
     def _filter_chosen(self, event: EventStream.FilterChosen) -> None:
@@ -526,7 +535,7 @@ class KtuiApp(App):
         self.main_query(EventStream).set_filter(event.value)
         self.main_query(StatusBar).set_state(filter_text=event.value.strip())
         event.input.display = False  # the status line shows the filter in force
-        self.main_query(EventStream).focus()
+        focus_now(self.main_query(EventStream))
 
     # --- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -560,7 +569,7 @@ class KtuiApp(App):
         if not self.main_query("#browser").display:
             self.main_query("#browser").display = True
             self.browser_wanted = True
-        self.main_query("#symbol-search", Input).focus()
+        focus_now(self.main_query("#symbol-search", Input))
 
     def pane_focus_target(self, tab: str):
         """The widget that holds the keyboard in each tab: never a text box, so global keys keep working."""
@@ -572,7 +581,7 @@ class KtuiApp(App):
         # Focus moves to the new pane's widget at once: left to Textual, focus falls back to a sibling
         # in the hidden pane (the stream's search box), which switches the tab back and eats keys.
         self.pane(TabbedContent).active = tab
-        self.pane_focus_target(tab).focus()
+        focus_now(self.pane_focus_target(tab))
         self._pane_shown(tab)
 
     @on(TabbedContent.TabActivated)
@@ -609,7 +618,7 @@ class KtuiApp(App):
         elif focused.id == "stream-search":
             focused.value = self.main_query(EventStream).search_query
             focused.display = False
-        self.pane_focus_target(self.main_query(TabbedContent).active or "stream").focus()
+        focus_now(self.pane_focus_target(self.main_query(TabbedContent).active or "stream"))
 
     def action_toggle_browser(self) -> None:
         browser = self.main_query("#browser")

@@ -9,6 +9,7 @@ from textual.widgets import Input
 from ktui.errors import KtuiError
 from ktui.probes.model import Probe
 from ktui.widgets.code_view import CodeView
+from ktui.widgets.focus import focus_now
 from ktui.widgets.probe_editor import ProbeEditor
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class EditorController:
             return
         self.app.main_query(ProbeEditor).load_entry(entry)
         self.app.action_show_tab("probes")
-        self.app.main_query("#editor-spec", Input).focus()
+        focus_now(self.app.main_query("#editor-spec", Input))
 
     def show_c(self, probes: list[Probe]) -> None:
         from ktui.compiler import compile_session

@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from ktui.starting_points import is_plain_word, starting_rows
+from ktui.widgets.focus import focus_now
 from ktui.widgets.messages import EntryChosen
 from ktui.textsafe import term_safe
 
@@ -228,6 +229,9 @@ class SymbolBrowser(Vertical):
         self.catalog = None
         self.state = "loading"  # "loading", "ready", "error"
         self._search_timer: Timer | None = None
+        # Enter pressed before the catalog was loaded: the query it was pressed on. The first match of
+        # that query is chosen when its results arrive (a key typed early is kept, not dropped).
+        self._enter_pending: str | None = None
 
     def compose(self):
         yield Input(placeholder="search symbols (auto)", id="symbol-search")
@@ -242,6 +246,7 @@ class SymbolBrowser(Vertical):
 
     def set_error(self, sentence: str) -> None:
         self.state = "error"
+        self._enter_pending = None
         self.query_one("#symbol-count", Static).update(Text(term_safe(sentence), style="bold red"))
         self.query_one("#symbol-detail", Static).update(
             Text("You can still type a probe by hand in the Probes tab.", style="dim"))
@@ -261,13 +266,15 @@ class SymbolBrowser(Vertical):
         self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
 
     def action_focus_list(self) -> None:
-        self.query_one(SymbolList).focus()
+        focus_now(self.query_one(SymbolList))
 
     @on(Input.Changed, "#symbol-search")
     def _typed(self, event: Input.Changed) -> None:
         """Search when typing pauses (SEARCH_DELAY): a word typed or pasted at once is one search, not
         one per key (a thread per key starves the UI of the GIL on a busy machine)."""
         event.stop()
+        if self._enter_pending is not None and event.value.strip() != self._enter_pending:
+            self._enter_pending = None  # typing on after an early Enter: that Enter meant the old text
         if self._search_timer is not None:
             self._search_timer.stop()
         value = event.value
@@ -290,6 +297,11 @@ class SymbolBrowser(Vertical):
             except Exception:  # a bad pattern: the search says why when it runs
                 rows, how = (), self.mode
             self._results(self.Results(event.value.strip(), rows, how=how))
+        if self.catalog is None:  # still loading: choose when the results for this query arrive
+            self._enter_pending = event.value.strip()
+            if self.state == "loading":
+                self.show_loading("Loading the catalog… (Enter will open the first match)")
+            return
         entry = self.query_one(SymbolList).entry
         if entry is not None:  # posted here, not on the list: a message sent to a child stops at its sender
             self.post_message(EntryChosen(entry))
@@ -340,6 +352,11 @@ class SymbolBrowser(Vertical):
         total = len(self.catalog) if self.catalog is not None else 0
         count.update(Text(f"{len(event.rows):,} of {total:,} ({event.how or self.mode})", style="dim"))
         self.query_one(SymbolList).set_rows(self.catalog, event.rows)
+        if self._enter_pending is not None and self._enter_pending == event.query:
+            self._enter_pending = None
+            entry = self.query_one(SymbolList).entry
+            if entry is not None:
+                self.post_message(EntryChosen(entry))
 
     @on(SymbolList.Highlighted)
     def _highlighted(self, event: SymbolList.Highlighted) -> None:
