@@ -150,7 +150,8 @@ class KtuiApp(App):
         self._panes: dict[type, object] = {}
         self._shown_tab = "stream"
         self.browser_wanted: bool | None = None  # b or / said show (True) or hide (False); None: by width
-        self.keys = KeyQueue(lambda: self.focused or self.screen, lambda event: App.on_event(self, event))
+        self.keys = KeyQueue(lambda: self.focused or self.screen, lambda event: App.on_event(self, event),
+                             hold=lambda: self.main_query(SymbolBrowser).enter_pending)
 
     # --- layout --------------------------------------------------------------------
     def compose(self) -> ComposeResult:

@@ -85,14 +85,15 @@ async def test_enter_before_the_catalog_is_loaded_opens_the_first_match_when_it_
     app = KtuiApp(catalog_loader=slow_catalog, mode="live", probes=[], source_factory=RecordingFactory())
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
-        type_at_once(app, ["/", *"getppid", "enter"])
+        type_at_once(app, ["/", *"getppid", "enter", "ctrl+n"])  # ctrl+n must add what Enter opens
         for _ in range(5):
             await pilot.pause()
         assert app.query_one("#panes").active == "stream"  # nothing to open yet
+        assert app.probes == []  # ctrl+n waits for the entry Enter opens
         loaded.set()
-        await settle(app, pilot, 6)
-        assert app.query_one("#panes").active == "probes"
+        await settle(app, pilot, 8)
         assert "getppid" in app.query_one("#editor-spec").value
+        assert [p.spec for p in app.probes] == ["tracepoint:syscalls:sys_enter_getppid"]
 
 
 run_async_tests(globals())

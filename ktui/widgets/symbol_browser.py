@@ -239,6 +239,11 @@ class SymbolBrowser(Vertical):
         yield SymbolList(id="symbol-list")
         yield Static("", id="symbol-detail", markup=False)
 
+    @property
+    def enter_pending(self) -> bool:
+        """Enter was pressed before the catalog was loaded: keys typed after it wait for the editor."""
+        return self._enter_pending is not None
+
     # --- state from the app ----------------------------------------------------
     def show_loading(self, text: str = "Loading the catalog…") -> None:
         self.state = "loading"
@@ -348,6 +353,7 @@ class SymbolBrowser(Vertical):
         count = self.query_one("#symbol-count", Static)
         if event.error:
             count.update(Text(term_safe(event.error), style="bold red"))
+            self._enter_pending = None  # nothing to open: the keys after that Enter go on
             return
         total = len(self.catalog) if self.catalog is not None else 0
         count.update(Text(f"{len(event.rows):,} of {total:,} ({event.how or self.mode})", style="dim"))
