@@ -222,6 +222,7 @@ def test_no_color_is_grey_only_and_every_text_legible():
     subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
     tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", SESSION, "-e", "TERM=xterm-256color",
          "env", "-u", "COLUMNS", "-u", "LINES", "NO_COLOR=1", str(KTUI))
+    tmux("set-option", "-t", SESSION, "remain-on-exit", "on")
     pid = ktui_pid(int(tmux("list-panes", "-t", SESSION, "-F", "#{pane_pid}").split()[0]))
     wait_screen(lambda s: "LIVE" in s and "probes 3/3" in s)
     wait_screen(lambda s: "sys_enter_openat" in s)  # the default session's openat rows show
