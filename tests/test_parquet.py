@@ -224,6 +224,16 @@ def test_row_groups_are_bounded_and_streamed(mixed, tmp_path):
     assert meta.num_rows == n
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [7] * (n // 7) + ([n % 7] if n % 7 else [])
     assert meta.row_group(0).column(0).compression == "ZSTD"
+    # the encodings the export chooses for speed and size (docs/PARQUET.md): times delta-encoded,
+    # comm and the small header columns through a dictionary; the values read back exactly
+    columns = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    assert "DELTA_BINARY_PACKED" in columns["ts"].encodings and "DELTA_BINARY_PACKED" in columns["time"].encodings
+    assert all("RLE_DICTIONARY" in columns[c].encodings for c in ("comm", "cpu", "pid", "probe_id"))
+    with RecordingReader.open(mixed) as r:
+        recorded = np.concatenate(list(r.events(probe_ids=[probe_id])))
+    table = pq.read_table(path)
+    assert table.column("ts").to_numpy().tolist() == recorded["ts"].tolist()
+    assert table.column("pid").to_numpy().tolist() == recorded["pid"].tolist()
 
 
 def test_c_strings_cut_at_nul_and_survive_invalid_utf8():
