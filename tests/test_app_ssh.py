@@ -131,11 +131,12 @@ def tmux_ssh(sshd):
     tmux = Tmux(f"ktui-ssh-{os.getpid()}", "ssh")
     started = []
 
-    def start(remote: str, user: str = "root") -> int:
+    def start(remote: str, user: str = "root", size: tuple[int, int] = (100, 30)) -> int:
         ssh = ["ssh", "-tt", "-i", str(sshd["key"]), "-o", "StrictHostKeyChecking=no",
                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
                "-p", str(sshd["port"]), f"{user}@127.0.0.1", remote]
-        tmux("new-session", "-d", "-x", "100", "-y", "30", "-s", tmux.session, "-e", "TERM=xterm-256color", *ssh)
+        tmux("new-session", "-d", "-x", str(size[0]), "-y", str(size[1]), "-s", tmux.session, "-e", "TERM=xterm-256color",
+             *ssh)
         tmux("set-option", "-t", tmux.session, "remain-on-exit", "on")  # what ssh printed stays readable
         started.append(True)
         return int(tmux("list-panes", "-t", tmux.session, "-F", "#{pane_pid}").split()[0])
@@ -237,3 +238,35 @@ def test_demo_over_ssh_as_a_user_without_root(tmux_ssh, request):
     while time.monotonic() < deadline and not pane_dead(tmux):
         time.sleep(0.1)
     assert pane_dead(tmux), f"the ssh session did not end after q:\n{tmux.screen()}"
+
+
+def test_ktui_over_ssh_at_80x24_keys_colours_and_quit(tmux_ssh):
+    """The newcomer's terminal: ssh -t at 80x24. The browser folds away, the status line is coloured
+    (256-colour codes reach the client through the SSH pty), keys switch tabs and come back, and q
+    ends the SSH session with no program left in the kernel."""
+    tmux, start = tmux_ssh
+    marker = f"KTUI_SSH_TEST={os.getpid()}-{random.randrange(1 << 30)}"
+    start(f"env {marker} TERM=xterm-256color {KTUI}", size=(80, 24))
+    pid = remote_ktui(marker)
+    text = tmux.wait(lambda s: "LIVE" in s and "probes 3/3" in s, timeout=120, what="the live status line")
+    assert "search symbols" not in text  # folded at 80 columns
+    coloured = tmux("capture-pane", "-p", "-e", "-t", tmux.session)
+    status = next(line for line in coloured.splitlines() if "LIVE" in line)
+    assert "\x1b[" in status and ("38;5;" in status or "48;5;" in status or "38;2;" in status), repr(status)
+    tmux.keys("5")
+    tmux.wait(lambda s: "Probe point" in s, what="the Probes tab")
+    tmux.keys("1")
+    tmux.wait(lambda s: "TIME(s)" in s, what="the stream again")
+    tmux.keys("3")
+    tmux.wait(lambda s: "TIME(s)" not in s and ("No stacks yet" in s or "%" in s), what="the Stacks tab")
+    loaded = prog_ids_of(pid)
+    assert loaded
+    tmux.keys("q")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (alive(pid) or not pane_dead(tmux)):
+        time.sleep(0.1)
+    assert not alive(pid) and pane_dead(tmux), f"q did not end ktui and the ssh session:\n{tmux.screen()}"
+    assert "Traceback" not in tmux.screen()
+    time.sleep(1.0)
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
+    assert not ({p["id"] for p in json.loads(out or "[]")} & loaded), "programs left in the kernel after quit over ssh"
