@@ -5,7 +5,10 @@ its default session plus tracepoint:syscalls:sys_enter_getppid while getppid loo
 on every CPU, and prints RSS each minute, the peak (VmHWM) and the growth per minute over the
 second half of the run (after the windows have filled: growth there is a leak).
 
-    sudo .venv/bin/python bench/bench_memory.py [--minutes 10]
+    sudo .venv/bin/python bench/bench_memory.py [--minutes 10] [--where]
+
+--where also traces Python's allocations (tracemalloc, from the first minute's end) and prints
+the lines whose memory grew most by the end, with how much of RSS Python's heap explains.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +41,7 @@ def status_mb(field: str) -> float:
     return 0.0
 
 
-async def run(minutes: float) -> list[tuple[float, float]]:
+async def run(minutes: float, where: bool = False) -> list[tuple[float, float]]:
     probes = [*default_probes(), Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid")]
     app = KtuiApp(probes=probes, source_factory=_live_factory, mode="live")
     samples: list[tuple[float, float]] = []
@@ -50,15 +54,28 @@ async def run(minutes: float) -> list[tuple[float, float]]:
                     s.status == "attached" for s in app.states.values())):
                 await pilot.pause(0.2)
             t0 = time.monotonic()
+            print(f"attached: RSS {status_mb('VmRSS'):6.0f} MB, peak so far {status_mb('VmHWM'):.0f} MB", flush=True)
             next_print = 0.0
+            first: tracemalloc.Snapshot | None = None
             while (elapsed := time.monotonic() - t0) < minutes * 60:
                 await pilot.pause(5)
                 rss = status_mb("VmRSS")
                 samples.append((elapsed, rss))
                 if elapsed >= next_print:
-                    print(f"{elapsed / 60:5.1f} min  RSS {rss:6.0f} MB  updates applied {app.updates_applied:,}",
-                          flush=True)
+                    print(f"{elapsed / 60:5.1f} min  RSS {rss:6.0f} MB (anonymous {status_mb('RssAnon'):.0f}, "
+                          f"files {status_mb('RssFile'):.0f}, shared {status_mb('RssShmem'):.0f})  "
+                          f"updates applied {app.updates_applied:,}", flush=True)
                     next_print += 60
+                    if where and first is None and elapsed >= 60:
+                        tracemalloc.start(1)
+                        first = tracemalloc.take_snapshot()
+            if first is not None:
+                last = tracemalloc.take_snapshot()
+                traced, _ = tracemalloc.get_traced_memory()
+                print(f"Python heap traced since minute 1: {traced / 2**20:.0f} MB; grew most:")
+                for stat in last.compare_to(first, "lineno")[:15]:
+                    print(f"  {stat.size_diff / 2**20:+8.1f} MB  {stat.count_diff:+9,} blocks  {stat.traceback}")
+                tracemalloc.stop()
             await pilot.press("q")
     finally:
         for p in producers:
@@ -81,11 +98,12 @@ def growth_per_minute(samples: list[tuple[float, float]]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--where", action="store_true", help="trace Python allocations, print the growth")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_memory needs root (live tracing)", file=sys.stderr)
         return 2
-    samples = asyncio.run(run(args.minutes))
+    samples = asyncio.run(run(args.minutes, args.where))
     peak = status_mb("VmHWM")
     growth = growth_per_minute(samples)
     last = samples[-1][1] if samples else 0.0

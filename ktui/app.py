@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
 import time
 from pathlib import Path
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
+from ktui.engine.outbox import Mailbox
 from ktui.errors import KtuiError
 from ktui.events import EventSource, ProbeState, Update
 from ktui.probes.model import Probe
@@ -53,6 +53,8 @@ from ktui.widgets.stacks import Stacks
 from ktui.widgets.status_bar import StatusBar
 from ktui.widgets.symbol_browser import SymbolBrowser
 from ktui.widgets.timeline import Timeline
+
+STREAM_WINDOW = 100_000  # events per probe kept while the UI thread is behind (the stream shows 100,000)
 
 def source_seconds(update: Update) -> float:
     """The source's own clock: event time when it has one (a replay's rates are recording-time rates)."""
@@ -136,12 +138,12 @@ class KtuiApp(App):
         self.warnings = list(warnings or [])
         self.warnings_loader = warnings_loader
         self.states: dict[int, ProbeState] = {}  # by probe id, as the source last said
-        # Updates not yet applied, oldest first, with the generation of the source that sent them (one
-        # message queued for them). The generation is checked again when they are applied: the source
-        # may be replaced between the sink's check and its append, and a new source numbers its probes
-        # from 0, so an old update applied late would label rows with another probe's layout.
-        self._pending: list[tuple[Update, int]] = []
-        self._pending_lock = threading.Lock()
+        # Updates not yet applied (one message queued for them), merged to the stream's window when the
+        # UI thread falls behind, so what waits is bounded whatever the load. Each is tagged with the
+        # generation of the source that sent it, checked again when applied: the source may be replaced
+        # between the sink's check and the put, and a new source numbers its probes from 0, so an old
+        # update applied late would label rows with another probe's layout.
+        self._pending = Mailbox(window=STREAM_WINDOW)
         self._latest: Update | None = None  # last snapshot for panes that redraw slowly
         self._slow_drawn = 0.0
         self.updates_applied = 0
@@ -318,15 +320,11 @@ class KtuiApp(App):
         Updates of a source already replaced are dropped."""
         if generation != self.live.slot.generation:
             return
-        with self._pending_lock:  # O(1) under the lock: the UI thread never waits on a merge
-            self._pending.append((update, generation))
-            if len(self._pending) > 1:
-                return
-        self.post_message(UpdateArrived(update))
+        if self._pending.put(update, generation):
+            self.post_message(UpdateArrived(update))
 
     def discard_pending(self) -> None:
-        with self._pending_lock:
-            self._pending = []
+        self._pending.clear()
 
     def source_started(self) -> None:
         self.bind_layouts()
@@ -375,13 +373,12 @@ class KtuiApp(App):
 
     @on(UpdateArrived)
     def _update_arrived(self, _event: UpdateArrived) -> None:
-        with self._pending_lock:
-            queued, self._pending = self._pending, []
-        generation = self.live.slot.generation
-        pending = [update for update, sent_by in queued if sent_by == generation]
-        if not pending or not self.screen_stack or self._exit_renderables or not self.is_running:
-            return  # quitting (the panes may already be gone), or only updates of a replaced source
-        update = Update.merge(pending)
+        taken = self._pending.take()
+        if taken is None or taken[1] != self.live.slot.generation:
+            return  # nothing, or only updates of a replaced source
+        update = taken[0]
+        if not self.screen_stack or self._exit_renderables or not self.is_running:
+            return  # quitting: the panes may already be gone
         with self.batch_update():
             self.apply_update(update)
 

@@ -53,7 +53,7 @@ class FieldLayout:
         return {"name": self.name, "dtype": self.dtype, "display": self.display}
 
     @classmethod
-    def from_dict(cls, d: dict) -> FieldLayout:
+    def from_dict(cls, d: dict[str, Any]) -> FieldLayout:
         return cls(str(d["name"]), str(d["dtype"]), str(d.get("display", "u")))
 
 
@@ -90,7 +90,7 @@ class ProbeLayout:
                 "fields": [f.to_dict() for f in self.fields]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> ProbeLayout:
+    def from_dict(cls, d: dict[str, Any]) -> ProbeLayout:
         return cls(int(d["probe_id"]), str(d["name"]), str(d["spec"]),
                    tuple(FieldLayout.from_dict(f) for f in d.get("fields", [])))
 
@@ -144,7 +144,7 @@ class KeyCounts:
     """A COUNT action's table, kept in the kernel: each key (values of the action's key fetches) and its count."""
     probe_id: int
     key_names: tuple[str, ...]
-    rows: list[tuple[tuple, int]]  # (key values, count), largest count first
+    rows: list[tuple[tuple[Any, ...], int]]  # (key values, count), largest count first
 
 
 @dataclass

@@ -210,6 +210,17 @@ fi
 # command that needs the venv's packages. A path that cannot be written plainly into a #! line or a
 # Python string keeps pip's script (slower start, same behaviour).
 write_launcher
+
+# --- the ring reader's memory-ordering helper ---------------------------------
+# Acquire loads and release stores for aarch64 (ktui/engine/ordering.c; plain moves on x86-64,
+# where ktui does not need it). Built on every machine so the same code path can be tested here.
+helper=ktui/engine/_ordering.so
+if [[ ! -e $helper || ktui/engine/ordering.c -nt $helper ]]; then
+    say "building $helper (acquire/release loads for the ring reader)"
+    gcc -O2 -shared -fPIC -o "$helper.tmp" ktui/engine/ordering.c && mv -f "$helper.tmp" "$helper" \
+        || die "gcc could not build $helper from ktui/engine/ordering.c."
+fi
+
 # --- the VM harness's own tool venv --------------------------------------------
 # virtme-ng lives apart from ktui's venv: it is a host-side tool, not a ktui
 # dependency, and its requirements must not shift the versions ktui is tested with.

@@ -152,7 +152,7 @@ async def test_quick_probe_changes_while_events_flow_keep_ids_unique_and_hit_the
                 app.states.get(i) is not None and app.states[i].status == ("attached" if on else "disabled")
                 for i, on in want.items())), app.states
             for probe_id, on in want.items():
-                unit = source._unit_of[probe_id]
+                unit = source._loader.unit_of[probe_id]
                 local = next(k for k, v in unit.global_ids.items() if v == probe_id)
                 assert kernel_enabled(unit.bpf, local) is on, probe_id
                 assert app.live.probes[probe_id].enabled is on

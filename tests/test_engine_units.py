@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from ktui.engine.counters import DeliveredCounts, probe_counters
 from ktui.engine.histograms import buckets_from_slots, linear_bounds, log2_bounds
-from ktui.sources.live import LiveSource, default_ring_pages
+from ktui.engine.loader import default_ring_pages
+from ktui.engine.outbox import OUTBOX_MAX, Mailbox, Outbox
 from ktui.engine.ringbuf import PAGE
 from ktui.engine.stacks import UNKNOWN, KernelSymbols, UserSymbols, _read_elf
 from ktui.events import HEADER_DTYPE, N_COUNTERS, Update
@@ -114,21 +115,34 @@ def test_delivered_counts_per_cpu_and_probe_counters():
 
 
 def test_updates_waiting_for_a_slow_sink_merge_keeping_the_newest_events():
-    source = LiveSource([], window_events=10)  # no kernel: only the handoff is exercised
+    outbox = Outbox(window=10)  # no kernel: only the handoff is exercised
     a = np.zeros(8, HEADER_DTYPE)
     a["ts"] = np.arange(8)
     b = np.zeros(8, HEADER_DTYPE)
     b["ts"] = np.arange(8, 16)
-    source._post(Update(message="old"), {0: [a]})
-    source._post(Update(elapsed_s=2.0), {0: [b]})  # the sink has not taken the first yet
-    got = []
-    source._sink = got.append
-    source._stop.set()
-    source.finished.set()
-    source._post_loop()
+    outbox.post(Update(message="old"), {0: [a]})
+    outbox.post(Update(elapsed_s=2.0), {0: [b]})  # the sink has not taken the first yet
+    got: list[Update] = []
+    outbox.close()
+    outbox.run(got.append)
     assert len(got) == 1
     assert list(got[0].events[0]["ts"]) == list(range(6, 16))
     assert got[0].elapsed_s == 2.0 and got[0].message == "old"
+
+
+def test_more_waiting_updates_than_the_outbox_keeps_are_merged_at_once():
+    outbox = Outbox(window=5)
+    for i in range(OUTBOX_MAX + 3):
+        recs = np.zeros(2, HEADER_DTYPE)
+        recs["ts"] = [2 * i, 2 * i + 1]
+        outbox.post(Update(elapsed_s=float(i)), {0: [recs]})
+    assert len(outbox._pending) <= OUTBOX_MAX  # merged while waiting, not queued without bound
+    got: list[Update] = []
+    outbox.close()
+    outbox.run(got.append)
+    n = OUTBOX_MAX + 3
+    assert len(got) == 1 and got[0].elapsed_s == float(n - 1)
+    assert list(got[0].events[0]["ts"]) == list(range(2 * n - 5, 2 * n))
 
 
 def test_ring_sizes_are_powers_of_two_pages_within_bounds():
@@ -177,3 +191,31 @@ def test_a_missing_program_is_a_clear_error():
 
     with pytest.raises(UsageError, match="no such program"):
         StoppedCommand(["ktui-no-such-program-xyz"])
+
+
+def test_the_apps_mailbox_stays_bounded_when_the_consumer_never_comes():
+    box = Mailbox(window=6, most=3)
+    told = []
+    for i in range(50):
+        recs = np.zeros(4, HEADER_DTYPE)
+        recs["ts"] = np.arange(4 * i, 4 * i + 4)
+        told.append(box.put(Update(events={0: recs}, elapsed_s=float(i))))
+        assert len(box._items) <= 3
+    assert told[0] and not any(told[1:])  # one message for the queue, however long the consumer is away
+    taken = box.take()
+    assert taken is not None and taken[1] == 0
+    got = taken[0]
+    assert got.elapsed_s == 49.0
+    assert list(got.events[0]["ts"]) == list(range(194, 200))  # the newest window of events
+    assert box.take() is None
+
+
+def test_the_mailbox_never_merges_updates_of_a_replaced_source():
+    box = Mailbox(window=100)
+    old = np.zeros(3, HEADER_DTYPE)
+    new = np.zeros(2, HEADER_DTYPE)
+    new["ts"] = [7, 8]
+    assert box.put(Update(events={0: old}), 1)
+    box.put(Update(events={0: new}), 2)  # the source was replaced: what waited for generation 1 goes
+    taken = box.take()
+    assert taken is not None and taken[1] == 2 and list(taken[0].events[0]["ts"]) == [7, 8]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from helpers import CONTRACT_TRACEPOINT, contract_program, getppid_child
 from ktui.errors import KtuiError
 from ktui.events import FieldLayout, ProbeLayout
+from ktui.engine.ordering import Atomic, Plain, ordering_for
 from ktui.engine.ringbuf import BUSY_BIT, DISCARD_BIT, PAGE, RingPoller, RingReader
 
 LAYOUT = ProbeLayout(0, "getppid", "tracepoint:" + CONTRACT_TRACEPOINT, (FieldLayout("seq", "<u8"),))
@@ -57,9 +58,20 @@ def _record(seq: int) -> bytes:
     return rec.tobytes()
 
 
-def test_reads_committed_records_and_releases_them():
+def _orderings():
+    """Both ways the reader orders its loads: x86-64's plain loads, and the acquire/release helper
+    aarch64 uses (built by setup.sh for every machine, so its code path runs here too)."""
+    return [pytest.param(Plain(), id="plain"), pytest.param("atomic", id="atomic")]
+
+
+def _ordering(which):
+    return Atomic() if which == "atomic" else which
+
+
+@pytest.mark.parametrize("ordering", _orderings())
+def test_reads_committed_records_and_releases_them(ordering):
     ring = FakeRing()
-    reader = RingReader(ring.fd, ring.size, LAYOUT.dtype)
+    reader = RingReader(ring.fd, ring.size, LAYOUT.dtype, _ordering(ordering))
     for i in range(5):
         ring.push(_record(i))
     out = reader.read()
@@ -143,7 +155,7 @@ def test_any_ring_contents_give_records_or_a_clear_error(data, length, start):
 
 # --- the real kernel
 
-def _load(ring_pages: int):
+def _load(ring_pages: int, ordering=None):
     from ktui.bccload import load_bcc
     from ktui.headers import ensure_headers
 
@@ -154,7 +166,7 @@ def _load(ring_pages: int):
     set_enabled(bpf, 0, True)
     bpf.attach_tracepoint(tp=CONTRACT_TRACEPOINT, fn_name="probe_0")
     table = bpf["ktui_ring_0"]
-    return bpf, RingReader(table.map_fd, table.max_entries, LAYOUT.dtype)
+    return bpf, RingReader(table.map_fd, table.max_entries, LAYOUT.dtype, ordering)
 
 
 def _counter(bpf, slot: int) -> list[int]:
@@ -204,8 +216,9 @@ def test_a_full_ring_drops_and_the_counts_still_add_up():
 
 
 @pytest.mark.live
-def test_a_concurrent_drain_delivers_a_fast_producer_whole():
-    bpf, reader = _load(4096)  # 16 MB, as the engine's rings
+@pytest.mark.parametrize("ordering", _orderings())
+def test_a_concurrent_drain_delivers_a_fast_producer_whole(ordering):
+    bpf, reader = _load(4096, _ordering(ordering))  # 16 MB, as the engine's rings
     poller = RingPoller([reader.fd])
     got: list[np.ndarray] = []
     stop = threading.Event()
@@ -239,12 +252,26 @@ def test_a_concurrent_drain_delivers_a_fast_producer_whole():
         bpf.cleanup()
 
 
-def test_live_reading_refuses_clearly_where_plain_loads_are_not_ordered():
+def test_live_reading_refuses_clearly_on_a_machine_it_cannot_order_loads_on(tmp_path):
     from ktui.engine.ringbuf import check_memory_ordering
 
-    check_memory_ordering("x86_64")  # TSO: plain loads are acquire loads
-    for machine in ("aarch64", "ppc64le", "riscv64"):
+    assert isinstance(ordering_for("x86_64"), Plain)  # TSO: plain loads are acquire loads
+    assert isinstance(ordering_for("aarch64"), Atomic)  # acquire/release through the helper
+    for machine in ("ppc64le", "riscv64", "s390x"):
         with pytest.raises(KtuiError) as err:
             check_memory_ordering(machine)
         sentence = str(err.value)
         assert machine in sentence and "replaying recordings works" in sentence and "\n" not in sentence
+    with pytest.raises(KtuiError) as err:  # aarch64 without the helper setup.sh builds
+        ordering_for("aarch64", helper=tmp_path / "_ordering.so")
+    assert "setup.sh" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_ordering_helper_loads_and_stores_what_memory_holds():
+    atomic = Atomic()
+    cell = (ct.c_uint64 * 2)(0, 0)
+    address = ct.addressof(cell) + 8
+    atomic.store_release_u64(address, 2**64 - 3)
+    assert cell[1] == 2**64 - 3 and cell[0] == 0
+    assert atomic.load_acquire_u64(address) == 2**64 - 3
+    atomic.acquire_fence()

@@ -312,7 +312,7 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
                 "specs": list(args.specs), "target_pid": source.target_pid, "notes": source.notes}
         if args.command_argv:
             meta["command"] = list(args.command_argv)
-        by_id = {cp_id: source._compiled[cp_id].probe.to_dict() for cp_id in source.layouts}
+        by_id = source.models()
         shutdown.enter("creating")
         if args.trigger is not None:  # names the trigger uses, checked against the probes' records first
             from ktui.recording.flight import trigger_filters

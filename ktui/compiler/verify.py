@@ -10,6 +10,7 @@ import re
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from ktui.errors import CapabilityError, KtuiError
 
@@ -45,12 +46,12 @@ def captured_stderr():
             box.append(tmp.read().decode("utf-8", "replace"))
 
 
-def bpf_class():
+def bpf_class() -> Any:
     """BCC's BPF with its load-time auto-attach turned off: every program is attached
     explicitly by the engine, so kfunc__ names (which libbcc needs for fentry) stay inert."""
     from ktui.bccload import load_bcc
 
-    bcc = load_bcc()
+    bcc: Any = load_bcc()
 
     class QuietBPF(bcc.BPF):
         def _trace_autoload(self):  # noqa: D401 - BCC's hook

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
+from ktui.compiler.program import AttachPlan
 from ktui.kernel import tracefs_path
 
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
@@ -34,7 +36,7 @@ class Attachment:
     uprobe_event: bytes | None = None
 
 
-def _take_fds(bpf) -> list[Attachment]:
+def _take_fds(bpf: Any) -> list[Attachment]:
     """Move the fds BCC just recorded into Attachments (see the module's docstring)."""
     out = []
     for tp in list(bpf.tracepoint_fds):
@@ -92,11 +94,11 @@ def tracepoint_exists(event: str) -> bool:
     return os.path.isdir(os.path.join(tracefs, "events", category, name))
 
 
-def _load(bpf, plan):
+def _load(bpf: Any, plan: AttachPlan) -> Any:
     return bpf.load_func(plan.fn_name.encode(), getattr(type(bpf), plan.prog_type))
 
 
-def attach_plan(bpf, plan) -> list[Attachment]:
+def attach_plan(bpf: Any, plan: AttachPlan) -> list[Attachment]:
     """Attach one program of a probe as its AttachPlan says; AttachError on failure.
 
     Returns what was attached; the caller detaches it with ``detach``."""
@@ -110,7 +112,7 @@ def attach_plan(bpf, plan) -> list[Attachment]:
     return _take_fds(bpf)
 
 
-def attach_usdt(bpf, plan) -> list[Attachment]:
+def attach_usdt(bpf: Any, plan: AttachPlan) -> list[Attachment]:
     """A USDT marker: a uprobe at each of its locations, opened through the uprobe PMU
     with the semaphore's file offset as ref_ctr_offset (ktui.perfopen), so the kernel
     raises the semaphore while the fds are open and lowers it when they close, also
@@ -134,7 +136,7 @@ def attach_usdt(bpf, plan) -> list[Attachment]:
     return out
 
 
-def _attach(bpf, plan) -> None:
+def _attach(bpf: Any, plan: AttachPlan) -> None:
     kind = plan.kind
     if kind in ("kprobe", "kretprobe") and not kprobes_available():
         raise AttachError("this kernel has no kprobes (CONFIG_KPROBES is off: no kprobe PMU, no kprobe_events); "
@@ -182,7 +184,7 @@ def _attach(bpf, plan) -> None:
         raise AttachError(_explain(plan, err)) from None
 
 
-def _explain(plan, err: Exception) -> str:
+def _explain(plan: AttachPlan, err: Exception) -> str:
     text = str(err).strip().rstrip(".")
     if plan.kind in ("kfunc", "kretfunc") or plan.prog_type == "TRACING":
         return f"the kernel refused the fentry/fexit program for {plan.symbol or plan.fn_name} ({text}); " \

@@ -12,15 +12,22 @@ import atexit
 import signal
 import threading
 import weakref
+from types import FrameType
+from typing import Protocol
 
-_running: weakref.WeakSet = weakref.WeakSet()
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
 
 
-def register(source) -> None:
+_running: weakref.WeakSet[Stoppable] = weakref.WeakSet()
+
+
+def register(source: Stoppable) -> None:
     _running.add(source)
 
 
-def unregister(source) -> None:
+def unregister(source: Stoppable) -> None:
     _running.discard(source)
 
 
@@ -33,7 +40,7 @@ def stop_all() -> None:
             pass
 
 
-def _interrupt(signum, frame):
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 

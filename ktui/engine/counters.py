@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import ctypes as ct
 import threading
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +36,7 @@ from ktui.kernel import possible_cpus
 class PerCpuArray:
     """Raw lookups in a BPF per-CPU array of u64 (no Python object per CPU, one shared buffer)."""
 
-    def __init__(self, bpf, map_name: str):
+    def __init__(self, bpf: Any, map_name: str):
         from bcc.libbcc import lib  # loaded by ktui.bccload before any BPF object exists
 
         self._lookup = lib.bpf_lookup_elem
@@ -60,11 +62,11 @@ class PerCpuArray:
 class KernelCounters:
     """Reads ``ktui_counters`` (PERCPU_ARRAY of u64, slot probe_id * 4 + kind)."""
 
-    def __init__(self, bpf, map_name: str = "ktui_counters"):
+    def __init__(self, bpf: Any, map_name: str = "ktui_counters"):
         self._array = PerCpuArray(bpf, map_name)
         self.ncpu = self._array.ncpu
 
-    def read(self, probe_ids) -> dict[int, np.ndarray]:
+    def read(self, probe_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """probe id -> array of shape (N_COUNTERS, ncpu)."""
         out = {}
         with self._array.lock:
@@ -123,7 +125,7 @@ def probe_counters(kernel: np.ndarray, delivered: np.ndarray | None, missed: int
 class EntryCounters:
     """Reads ``ktui_entries`` (PERCPU_ARRAY of u64: slot probe*2 calls, probe*2+1 matched returns)."""
 
-    def __init__(self, bpf, map_name: str = "ktui_entries"):
+    def __init__(self, bpf: Any, map_name: str = "ktui_entries"):
         self._array = PerCpuArray(bpf, map_name)
 
     def calls_and_returns(self, probe_id: int) -> tuple[int, int]:

@@ -38,7 +38,7 @@ def _count(value: Any) -> int:
     return int(getattr(value, "value", value))
 
 
-def buckets_from_slots(counts: dict[int, int], spec: dict) -> list[tuple[int, int, int]]:
+def buckets_from_slots(counts: dict[int, int], spec: dict[str, Any]) -> list[tuple[int, int, int]]:
     scale = str(spec.get("scale", "log2"))
     out = []
     for slot in sorted(counts):
@@ -52,7 +52,7 @@ def buckets_from_slots(counts: dict[int, int], spec: dict) -> list[tuple[int, in
     return out
 
 
-def read_histogram(bpf, map_name: str, probe_id: int, spec: dict) -> Histogram:
+def read_histogram(bpf: Any, map_name: str, probe_id: int, spec: dict[str, Any]) -> Histogram:
     table = bpf.get_table(map_name.encode())
     counts: dict[int, int] = {}
     for key, value in table.items():

@@ -58,7 +58,7 @@ class RecorderSink:
         self._counters = counters
         self._baseline = dict(baseline or {})
         self._owns_writer = owns_writer
-        self._q: queue.Queue[tuple | None] = queue.Queue()
+        self._q: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
         self._bytes = 0
         self._cv = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="ktui-record", daemon=True)
@@ -88,7 +88,7 @@ class RecorderSink:
             self._bytes += records.nbytes
             self._q.put(("events", probe_id, records))
 
-    def probe(self, layout: ProbeLayout, model: dict) -> None:
+    def probe(self, layout: ProbeLayout, model: dict[str, Any]) -> None:
         if self.error is None and not self._closed:
             self._q.put(("probe", layout, model))
 

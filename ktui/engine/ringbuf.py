@@ -15,11 +15,11 @@ padded to 8 bytes. Positions only grow; the data offset is pos & (size - 1).
 from __future__ import annotations
 
 import mmap
-import platform
 import select
 
 import numpy as np
 
+from ktui.engine.ordering import Ordering, ordering_for
 from ktui.errors import KtuiError
 
 BUSY_BIT = 1 << 31
@@ -29,26 +29,16 @@ PAGE = mmap.PAGESIZE
 _SIZE_MASK = np.uint32(~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF)
 
 
-# Reading a record after seeing its header committed needs the producer's stores to be visible in
-# order. x86-64 keeps loads ordered (TSO), so plain loads through numpy are an acquire there. On
-# weakly ordered machines (aarch64, ppc64, riscv64) that needs an acquire load or a barrier, which
-# Python cannot express: rather than read torn records, live tracing refuses there.
-ORDERED_MACHINES = ("x86_64", "amd64")
-
-
 def check_memory_ordering(machine: str | None = None) -> None:
-    """Raise a one-sentence KtuiError on a machine where this reader's loads are not ordered."""
-    machine = (machine or platform.machine()).lower()
-    if machine not in ORDERED_MACHINES:
-        raise KtuiError(f"live tracing is not supported on {machine}: ktui reads BPF ring buffers with plain "
-                        "loads, which are ordered only on x86-64 (replaying recordings works everywhere).")
+    """Raise a one-sentence KtuiError on a machine this reader cannot order its loads on (ordering.py)."""
+    ordering_for(machine)
 
 
 class RingReader:
     """One ring of fixed-size records (one probe's): ``read()`` returns the committed ones."""
 
-    def __init__(self, map_fd: int, data_size: int, dtype: np.dtype):
-        check_memory_ordering()
+    def __init__(self, map_fd: int, data_size: int, dtype: np.dtype, ordering: Ordering | None = None):
+        self._order = ordering if ordering is not None else ordering_for()
         if data_size <= 0 or data_size & (data_size - 1) or data_size % PAGE:
             raise KtuiError(f"a ring buffer of {data_size} bytes is not a power-of-two number of pages.")
         self.fd = map_fd
@@ -65,19 +55,21 @@ class RingReader:
         self._cons = np.frombuffer(self._cons_map, dtype="<u8", count=1)
         self._prod = np.frombuffer(self._prod_map, dtype="<u8", count=1)
         self._data = np.frombuffer(self._prod_map, dtype=np.uint8, offset=PAGE)
+        self._cons_addr = self._cons.ctypes.data
+        self._prod_addr = self._prod.ctypes.data
         self._framed = np.dtype({"names": ["len", "rec"], "formats": ["<u4", self.dtype],
                                  "offsets": [0, RECORD_HEADER], "itemsize": self.stride})
         self.consumed_bytes = 0
         self.foreign_records = 0
 
     def pending_bytes(self) -> int:
-        return int(self._prod[0]) - int(self._cons[0])
+        return self._order.load_acquire_u64(self._prod_addr) - int(self._cons[0])
 
     def read(self) -> np.ndarray:
         """Copy out every committed record (stopping at the first still being written), then release them."""
-        cons = int(self._cons[0])
-        # Ordered loads (check_memory_ordering): every record below a header read as committed is complete.
-        prod = int(self._prod[0])
+        cons = int(self._cons[0])  # only this reader writes it
+        # An acquire load (ordering.py): every header below prod is at least reserved, and visible.
+        prod = self._order.load_acquire_u64(self._prod_addr)
         parts: list[np.ndarray] = []
         while cons < prod:
             n = (prod - cons) // self.stride
@@ -85,6 +77,8 @@ class RingReader:
             if n:
                 framed = np.ndarray((n,), self._framed, self._data, cons & self.mask)
                 lens = framed["len"].copy()  # one snapshot of the headers
+                # Header loads before record loads: a record whose header was read committed is whole.
+                self._order.acquire_fence()
                 sizes = ((lens & _SIZE_MASK) + 7) // 8 * 8
                 stop = ((lens & BUSY_BIT) != 0) | (sizes != self.record_size)
                 done = int(np.argmax(stop)) if stop.any() else n
@@ -117,10 +111,10 @@ class RingReader:
         return end
 
     def _release(self, pos: int) -> None:
-        # Written after the copies above: the kernel may reuse the space at once.
+        # A release store, after the copies above: the kernel may reuse the space at once.
         if pos != int(self._cons[0]):
             self.consumed_bytes += pos - int(self._cons[0])
-            self._cons[0] = pos
+            self._order.store_release_u64(self._cons_addr, pos)
 
     def close(self) -> None:
         # Views must go before the maps they point into.

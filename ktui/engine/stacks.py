@@ -10,7 +10,9 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +49,7 @@ class KernelSymbols:
         i = int(np.searchsorted(self.addrs, np.uint64(addr), side="right")) - 1
         return self.names[i] if i >= 0 else UNKNOWN
 
-    def lookup_many(self, addrs) -> list[str]:
+    def lookup_many(self, addrs: Sequence[int]) -> list[str]:
         if self.hidden or not len(self.addrs) or not len(addrs):
             return [UNKNOWN] * len(addrs)
         idx = np.searchsorted(self.addrs, np.asarray(addrs, dtype=np.uint64), side="right") - 1
@@ -94,8 +96,8 @@ def _read_elf(path: str) -> _ElfSymbols | None:
 class UserSymbols:
     """Per-process user symbolization; ELF symbol tables cached per file (path, inode, mtime)."""
 
-    def __init__(self):
-        self._elves: dict[tuple, _ElfSymbols | None] = {}
+    def __init__(self) -> None:
+        self._elves: dict[tuple[str, int, int, int], _ElfSymbols | None] = {}
         self._maps: dict[int, list[tuple[int, int, int, str]]] = {}
         self._lock = threading.Lock()
 
@@ -174,7 +176,7 @@ def _read_maps(pid: int) -> list[tuple[int, int, int, str]]:
 class StackReader:
     """Reads addresses out of a BPF stack map (BPF_STACK_TRACE) by stack id."""
 
-    def __init__(self, bpf, map_name: str = "ktui_stacks"):
+    def __init__(self, bpf: Any, map_name: str = "ktui_stacks"):
         self._table = bpf.get_table(map_name)
 
     def addresses(self, stack_id: int) -> list[int]:

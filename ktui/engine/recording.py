@@ -1,0 +1,112 @@
+"""Recording what is traced: the recorder sink (``recorder_sink.py``) attached to the drain and
+detached again. ``ktui record`` gives its writer at construction (the recorder is then the only
+sink, ended only by stop); the app starts and stops recordings while tracing (events.Recordable).
+
+Lock discipline: starting takes the loader's lock for the probes to record; the drain reads the
+current sink through one attribute (``Drain.recording``), set and cleared here, never edited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ktui.engine.aggregates import Aggregates
+from ktui.engine.drain import Drain
+from ktui.engine.loader import Loader
+from ktui.engine.recorder_sink import RecorderSink
+from ktui.errors import KtuiError, UsageError
+from ktui.events import ProbeCounters, Update
+
+
+class Recordings:
+    def __init__(self, loader: Loader, drain: Drain, aggregates: Aggregates,
+                 counters: Callable[[], dict[int, ProbeCounters]], writer: Any = None):
+        self._loader = loader
+        self._drain = drain
+        self._aggregates = aggregates
+        self._counters = counters
+        self.writer = writer  # `ktui record`'s RecordingWriter, or None
+        self._error: KtuiError | None = None  # why the last recording stopped early
+
+    @property
+    def current(self) -> RecorderSink | None:
+        return self._drain.recording
+
+    @property
+    def own(self) -> RecorderSink | None:
+        """The sink of a writer given by the caller (`ktui record`): ended only by stop()."""
+        return self.current if self.writer is not None else None
+
+    @property
+    def error(self) -> KtuiError | None:
+        sink = self.current
+        return sink.error if sink is not None and sink.error is not None else self._error
+
+    @property
+    def path(self) -> str | None:
+        sink = self.current
+        return sink.path if sink is not None and sink.error is None else None
+
+    def begin_own(self) -> None:
+        """`ktui record`: its writer becomes a sink as tracing starts."""
+        if self.writer is not None and self.current is None:
+            sink = RecorderSink(self.writer, str(self.writer.path), self._counters)
+            sink.start()
+            self._drain.recording = sink
+
+    def start(self, path: str, running: bool) -> None:
+        """Record the running probes' events from now on into a new file (0600, refused if it exists)."""
+        from ktui.kernel import kernel_identity
+        from ktui.recording import RecordingWriter
+
+        loader = self._loader
+        with loader.lock:
+            if self.current is not None:
+                raise UsageError(f"already recording to {self.current.path}.")
+            if not running:
+                raise UsageError("tracing is not running: there is nothing to record.")
+            ids = [gid for gid, s in list(loader.states.items()) if s.status != "failed" and gid in loader.compiled]
+            layouts = [loader.layouts[gid] for gid in ids]
+            models = {gid: loader.compiled[gid].probe.to_dict() for gid in ids}
+        meta = {"argv": [], "specs": [lay.spec for lay in layouts], "target_pid": loader.target_pid,
+                "notes": list(loader.notes), "recorded_from": "app"}
+        writer = RecordingWriter.create(path, kernel_identity(), layouts, models, meta)
+        # Counters in the file count from here: the session's so far are the baseline.
+        sink = RecorderSink(writer, path, self._counters, baseline=self._counters(), owns_writer=True)
+        sink.start()
+        self._error = None
+        self._drain.recording = sink
+
+    def stop(self, snapshot: Callable[[], Update]) -> str:
+        """Finish the recording (its counters, stacks, histograms); one sentence on what was written."""
+        sink = self.current
+        if sink is None:
+            if self._error is not None:
+                err, self._error = self._error, None
+                return str(err)
+            raise UsageError("no recording is running.")
+        self.end(sink, snapshot())
+        failed, self._error = self._error, None
+        if failed is not None:
+            return f"{failed} {sink.events_written:,} events were written to {sink.path}."
+        return f"{sink.events_written:,} events recorded to {sink.path}"
+
+    def published(self, update: Update) -> None:
+        """After each update: the end (its snapshots; the events went one by one), or a recording from
+        the app that failed: finished now, so the file holds what was written and is readable."""
+        sink = self.current
+        if sink is not None and (update.finished or (sink.error is not None and sink is not self.own)):
+            self.end(sink, update)
+
+    def end(self, sink: RecorderSink, update: Update) -> None:
+        if self.current is sink and sink is not self.own:
+            self._drain.recording = None  # the drain hands it nothing more
+        sink.finish(update, self._aggregates.record_stack_ids)
+        if sink.error is not None:
+            self._error = sink.error
+
+    def probe_added(self, gid: int) -> None:
+        sink = self.current
+        if sink is not None:
+            sink.probe(self._loader.layouts[gid], self._loader.compiled[gid].probe.to_dict())
