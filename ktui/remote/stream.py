@@ -200,6 +200,6 @@ def _hello(source, shift_ns: int) -> bytes:
     from ktui.kernel import kernel_identity
 
     states: list[ProbeState] = list(source.states.values())
-    models = {gid: source._compiled[gid].probe.to_dict() for gid in source.layouts if gid in source._compiled}
+    models = {gid: model for gid, model in source.models().items() if gid in source.layouts}
     return P.hello_frame(socket.gethostname(), kernel_identity().to_dict(), list(source.layouts.values()), models,
                          states, list(source.notes), shift_ns)
