@@ -114,7 +114,7 @@ def test_a_kprobe_here_fails_to_attach_with_the_real_reason_and_the_rest_run():
         pytest.skip("this kernel has kprobes")
     program = compile_session(parse_spec("kprobe:do_sys_openat2") + parse_spec(GETPPID), fallback=False)
     sink = Collect()
-    source = LiveSource.from_program(program)
+    source = LiveSource([cp.probe for cp in program.probes], program=program)
     holder = {}
     _run(source, sink, lambda: holder.setdefault("pid", getppid_child(500)) and time.sleep(0.1))
     state = source.states[0]

@@ -5,12 +5,16 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import threading
+import time
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ktui.engine import recorder_sink
 from ktui.engine.counters import DeliveredCounts, probe_counters
+from ktui.engine.recorder_sink import RecorderSink
 from ktui.engine.histograms import buckets_from_slots, linear_bounds, log2_bounds
 from ktui.engine.loader import default_ring_pages
 from ktui.engine.outbox import OUTBOX_MAX, Mailbox, Outbox
@@ -219,3 +223,72 @@ def test_the_mailbox_never_merges_updates_of_a_replaced_source():
     box.put(Update(events={0: new}), 2)  # the source was replaced: what waited for generation 1 goes
     taken = box.take()
     assert taken is not None and taken[1] == 2 and list(taken[0].events[0]["ts"]) == [7, 8]
+
+
+class _Writer:
+    """A recording writer for the recorder sink alone: append does what the test says."""
+
+    def __init__(self, append):
+        self.path = "/nonexistent/test.ktrec"
+        self._append = append
+        self.appended = 0
+        self.closed = False
+
+    def append(self, probe_id, records):
+        self._append(records)
+        self.appended += len(records)
+
+    def flush(self): ...
+
+    def set_counters(self, counters): ...
+
+    def set_probe_states(self, states): ...
+
+    def close(self):
+        self.closed = True
+
+
+def _records(n: int) -> np.ndarray:
+    return np.zeros(n, HEADER_DTYPE)
+
+
+def test_a_recorder_that_raises_anything_is_reported_detached_and_never_stalls_the_drain():
+    def boom(records):
+        raise RuntimeError("disk on fire")
+
+    writer = _Writer(boom)
+    sink = RecorderSink(writer, writer.path, dict, owns_writer=True)
+    sink.start()
+    stopping = threading.Event()
+    sink.events(0, _records(10), stopping)
+    deadline = time.monotonic() + 10
+    while sink.error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sink.error is not None and str(sink.error) == "the recording stopped: disk on fire."
+    t0 = time.monotonic()
+    for _ in range(100):  # detached: nothing more is queued, the drain never waits
+        sink.events(0, _records(1000), stopping)
+    assert time.monotonic() - t0 < 1.0 and sink.events_written == 0
+    sink.finish(Update())
+    assert writer.closed
+
+
+def test_a_stalled_recorder_is_declared_failed_and_neither_the_drain_nor_stop_waits_forever(monkeypatch):
+    monkeypatch.setattr(recorder_sink, "RECORD_QUEUE_BYTES", 1000)
+    monkeypatch.setattr(recorder_sink, "STALL_S", 0.5)
+    release = threading.Event()
+    writer = _Writer(lambda records: release.wait(30))  # a hung file system
+    sink = RecorderSink(writer, writer.path, dict, owns_writer=True)
+    sink.start()
+    stopping = threading.Event()
+    t0 = time.monotonic()
+    for _ in range(5):  # 5 x 56 x 100 bytes: over the budget while the writer hangs
+        sink.events(0, _records(100), stopping)
+    assert sink.error is not None and "fell" in str(sink.error) and time.monotonic() - t0 < 5
+    sink2 = RecorderSink(_Writer(lambda records: release.wait(30)), writer.path, dict, owns_writer=True)
+    sink2.start()
+    sink2.events(0, _records(1), stopping)
+    t0 = time.monotonic()
+    sink2.finish(Update())  # the writer is stuck in a write: finish gives up, stop() goes on
+    assert time.monotonic() - t0 < 5 and sink2.error is not None and "no progress" in str(sink2.error)
+    release.set()

@@ -101,13 +101,27 @@ class RecorderSink:
             self._closed = True
             self._q.put(("final", update, stack_ids))
             self._q.put(None)
-        if self._thread.is_alive():
-            self._thread.join()
+        if not self._wait_for_writer():
+            return  # stuck in a write: the writer stays open to it; what was written stays readable
         if self._owns_writer:
             try:
                 self.writer.close()
             except Exception as err:
                 self._fail(err)
+
+    def _wait_for_writer(self) -> bool:
+        """Wait for the thread to write what is queued and end, as long as it makes progress; a writer
+        that makes none for STALL_S (a hung file system) is declared failed, so stop() never hangs."""
+        progress, since = (-1, -1), time.monotonic()
+        while self._thread.is_alive():
+            self._thread.join(0.1)
+            now = (self._bytes, self.events_written)
+            if now != progress:
+                progress, since = now, time.monotonic()
+            elif time.monotonic() - since >= STALL_S:
+                self._fail(KtuiError(f"the recording stopped: writing {self.path} made no progress for {STALL_S:g} s."))
+                return False
+        return True
 
     # --- its thread ---------------------------------------------------------------------------
     def _fail(self, err: BaseException) -> None:

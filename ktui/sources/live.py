@@ -82,11 +82,6 @@ class LiveSource:
         self._stopped = False
         self.last_update: Update | None = None
 
-    @classmethod
-    def from_program(cls, program: CompiledProgram, **kwargs: Any) -> LiveSource:
-        """A source for an already compiled program (tests, or a caller that compiled itself)."""
-        return cls([cp.probe for cp in program.probes], program=program, **kwargs)
-
     @property
     def target_pid(self) -> int | None:
         return self._loader.target_pid
