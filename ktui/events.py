@@ -241,8 +241,8 @@ class ProbeControl(Protocol):
     """Probes changed while tracing, keyed by the ids the source hands out (never list positions).
 
     ``probe_ids`` are the ids of the probes the source was built with, in their order, known
-    before ``start``. ``add_probe`` allocates the next id under the source's lock before it
-    compiles, so two calls never share one; a probe that fails to load keeps its id (state
+    before ``start``. ``add_probe`` allocates the next id under one lock (the engine's loader)
+    before it compiles, so two calls never share one; a probe that fails to load keeps its id (state
     "failed"), so later ids do not shift. Unknown ids raise UsageError."""
 
     probe_ids: list[int]
