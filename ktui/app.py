@@ -25,7 +25,7 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from ktui.engine.outbox import Mailbox
 from ktui.errors import KtuiError
-from ktui.events import EventSource, ProbeState, Update
+from ktui.events import EventSource, ProbeHosts, ProbeState, Update
 from ktui.probes.model import Probe
 from ktui.screens.editor import EditorController
 from ktui.screens.live import LiveController
@@ -347,7 +347,8 @@ class KtuiApp(App):
         source = self.source
         if source is None:
             return
-        self.main_query(EventStream).set_layouts(dict(source.layouts), source.symbolize)
+        hosts = dict(source.probe_hosts) if isinstance(source, ProbeHosts) else None
+        self.main_query(EventStream).set_layouts(dict(source.layouts), source.symbolize, hosts)
         self.sessions.reapply_filter()
         self.show_probes()
 

@@ -255,6 +255,17 @@ class ProbeControl(Protocol):
 
 
 @runtime_checkable
+class ProbeHosts(Protocol):
+    """A source whose probes run on several hosts (``ktui --host``, replay of per-host recordings).
+
+    ``probe_hosts`` maps a probe id to (the host's short name, the probe's own name there); it is
+    empty when every probe comes from one machine. Layout names stay ``HOST:probe`` (one name per
+    probe in every pane); the event stream shows a HOST column beside the plain probe name."""
+
+    probe_hosts: dict[int, tuple[str, str]]
+
+
+@runtime_checkable
 class Playback(Protocol):
     """A source that moves through time at the user's command (replay)."""
 

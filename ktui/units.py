@@ -127,6 +127,23 @@ def format_value(value: object, display: str, symbolize: Callable[[int, int | No
     return str(number)
 
 
+def short_hosts(names: list[str]) -> dict[str, str]:
+    """The short name of each host: a DNS name's first label (``web1`` of ``web1.example.com``) when
+    no other host shares it; an address (IPv4 or IPv6) or an ambiguous label stays whole."""
+    import ipaddress
+
+    def first_label(name: str) -> str:
+        try:
+            ipaddress.ip_address(name.strip("[]"))
+            return name
+        except ValueError:
+            return name.split(".", 1)[0] or name
+
+    heads = {n: first_label(n) for n in names}
+    taken = [heads[n] for n in dict.fromkeys(names)]
+    return {n: h if taken.count(h) == 1 else n for n, h in heads.items()}
+
+
 _SEPARATORS = "_:./-"
 
 

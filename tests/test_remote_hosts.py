@@ -254,6 +254,18 @@ def test_two_hosts_over_ssh_exact_counts_per_host_recorded_and_replayed_on_one_c
         assert span_ns < (after - before) + 2 * u_a + 100_000_000
     finally:
         replay.stop()
+    # `ktui replay DIR` in the app at 80x24: a HOST column, the probe's own name whole, every event
+    # under its own host (each host's generator pid only on its host's rows).
+    import asyncio
+
+    from helpers.stream_screen import replayed_screen
+
+    header, rows, _ = asyncio.run(replayed_screen(files, 3001 + 1234))
+    assert header.split()[2:6] == ["COMM", "PID", "HOST", "PROBE"]
+    cells = [r.split() for r in rows]
+    assert cells and all(c[5] == "sys_enter_getppid" for c in cells), rows
+    assert all(c[4] == (a.addr if c[3] == str(gen_a.pid) else b.addr) for c in cells), rows
+    assert {c[3] for c in cells} <= {str(gen_a.pid), str(gen_b.pid)}
 
 
 def test_a_host_killed_mid_run_is_marked_and_the_other_goes_on(hosts):
@@ -348,12 +360,13 @@ def test_the_app_over_two_hosts_in_tmux_shows_both_marks_the_dead_one_and_quits_
             gen.stdin.close()
             assert gen.wait(30) == 0
         screen = tmux.wait(lambda s: s.count("sys_enter_getppid") >= 5)
-        rows = [ln for ln in screen.splitlines() if "sys_enter_getppid" in ln]
-        # The PROBE column names the host: a's three calls and b's two (the shared prefix of the
-        # two addresses is cut, the part that tells them apart stays).
-        tail_a, tail_b = a.addr.rsplit(".", 1)[1], b.addr.rsplit(".", 1)[1]
-        assert sum(f"{tail_a}:sys_enter_getppid" in ln and str(gen_a.pid) in ln for ln in rows) == 3, screen
-        assert sum(f"{tail_b}:sys_enter_getppid" in ln and str(gen_b.pid) in ln for ln in rows) == 2, screen
+        rows = [ln.split() for ln in screen.splitlines() if "sys_enter_getppid" in ln]
+        # A HOST column of its own (the host's address, whole) and the probe's own name, whole, at
+        # 80 columns: a's three calls and b's two, each row named by its host.
+        header = next(ln for ln in screen.splitlines() if "PROBE" in ln).split()
+        assert header[2:6] == ["COMM", "PID", "HOST", "PROBE"], screen
+        assert sum(r[3:6] == [str(gen_a.pid), a.addr, "sys_enter_getppid"] for r in rows) == 3, screen
+        assert sum(r[3:6] == [str(gen_b.pid), b.addr, "sys_enter_getppid"] for r in rows) == 2, screen
         b.kill_everything()
         tmux.wait(lambda s: "1 of 2 hosts down" in s and "probes 1/2 (1 failed)" in s)
         tmux.run("send-keys", "-t", session, "5")  # the probes pane: full names, b's failed

@@ -24,12 +24,14 @@ from ktui.errors import KtuiError, UsageError
 from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeState, StackTrace, Update
 from ktui.remote import protocol as P
 from ktui.remote.hosts import HostLink, LinkEvents
+from ktui.units import short_hosts
 
 READY_WAIT_S = 120.0  # for every host's engine to compile and attach (BCC takes seconds)
 
 
 class HostsSource(LinkEvents):
-    """Live tracing on several hosts behind ktui.events.EventSource (no ProbeControl: the probe set is fixed)."""
+    """Live tracing on several hosts behind ktui.events.EventSource and ProbeHosts (each probe's host,
+    for the stream's HOST column); no ProbeControl: the probe set is fixed."""
 
     live = True
 
@@ -37,6 +39,10 @@ class HostsSource(LinkEvents):
                  window_events: int = 100_000) -> None:
         self.links = links
         self.layouts: dict[int, ProbeLayout] = {}
+        # ProbeHosts: probe id -> (host's short name, the probe's own name); filled before ``layouts``
+        # so a reader that sees a layout also sees its host.
+        self.probe_hosts: dict[int, tuple[str, str]] = {}
+        self._short = short_hosts([link.label for link in links])
         self.record_dir = Path(record_dir) if record_dir is not None else None
         self.window_events = window_events
         self._period = 1.0 / update_hz
@@ -122,6 +128,7 @@ class HostsSource(LinkEvents):
                 gid = self._next_id
                 self._next_id += 1
                 self._ids[(link.label, rid)] = gid
+                self.probe_hosts[gid] = (self._short[link.label], layout.name)
                 self.layouts[gid] = ProbeLayout(gid, f"{link.label}:{layout.name}", layout.spec, layout.fields)
             self._host_states[link.label] = hello.states
             self._apply_states(link, hello.states)

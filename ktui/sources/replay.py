@@ -27,6 +27,7 @@ from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeS
 from ktui.inputs import NotRegularFileError, open_input
 from ktui.recording.reader import SQLITE_MAGIC, RecordingReader
 from ktui.recording.tempdirs import private_tempdir
+from ktui.units import short_hosts
 from ktui.recording.window import HISTORY_BINS, Cancelled, ChunkSummary, WindowAggregates, rate_bins, window_aggregates
 
 SPEEDS = (1.0, 10.0, None)  # None: as fast as possible
@@ -132,6 +133,9 @@ class ReplaySource:
         base = (min(readers, key=lambda r: r.clock_offset_ns) if known
                 else max(readers, key=lambda r: r.first_ts))
         self.layouts: dict[int, ProbeLayout] = {}
+        # ProbeHosts (ktui.events): each probe's host and own name, for the stream's HOST column
+        self.probe_hosts: dict[int, tuple[str, str]] = {}
+        short = short_hosts(names)
         next_id = 0
         for r, name in zip(readers, names):
             if known:
@@ -145,6 +149,8 @@ class ReplaySource:
                 ids[old_id] = new_id
                 self.layouts[new_id] = replace(layout, probe_id=new_id,
                                                name=f"{name}:{layout.name}" if several else layout.name)
+                if several:
+                    self.probe_hosts[new_id] = (short[name], layout.name)
             self.tracks.append(Track(r, name, shift, ids))
         spans = [(t.reader.first_ts + t.shift_ns, t.reader.last_ts + t.shift_ns) for t in self.tracks
                  if t.reader.chunks]

@@ -36,6 +36,7 @@ from ktui.units import c_string, format_value, short_labels
 WIDE = (12, 3, 15, 7, 18)
 NARROW = (10, 2, 10, 6, 12)
 PROBE_CAP = {False: 20, True: 32}  # narrow, wide
+HOST_CAP = {False: 15, True: 24}  # the HOST column (shown when the probes run on several hosts)
 MAX_ROW = 4096  # cells kept of one row (a row is at most a few hundred in practice)
 
 
@@ -312,23 +313,32 @@ class EventStream(ScrollView, can_focus=True):
         self._stale = False  # rows arrived while hidden, not yet sized or scrolled to
         self.hint: list[str] = list(FIRST_HINT)  # shown until the first event arrives
         self.labels: dict[int, str] = {}  # probe id -> the label shown in the PROBE column
+        self.hosts: dict[int, tuple[str, str]] = {}  # probe id -> (host, own name): ktui.events.ProbeHosts
+        self.host_w = 0  # width of the HOST column; 0: no such column (the probes run on one machine)
         self.cols: tuple[int, int, int, int, int] = columns_for(80)
         self._widest = 0  # the widest row drawn so far: how far the stream scrolls sideways
         self.search_query = ""  # the quick search (s), found with n / N; rows stay shown
         self.match_abs: int | None = None  # the row found last (drawn reversed)
 
     # --- data in -------------------------------------------------------------
-    def set_layouts(self, layouts: dict[int, ProbeLayout], symbolize: Callable | None = None) -> None:
+    def set_layouts(self, layouts: dict[int, ProbeLayout], symbolize: Callable | None = None,
+                    hosts: dict[int, tuple[str, str]] | None = None) -> None:
+        """``hosts``: each probe's host and own name (ktui.events.ProbeHosts); with more than one host
+        the stream has a HOST column and the PROBE column shows the probes' own names."""
         self.layouts = dict(layouts)
         self.symbolize = symbolize
+        several = len({host for host, _ in (hosts or {}).values()}) > 1
+        self.hosts = {pid: h for pid, h in (hosts or {}).items() if pid in self.layouts} if several else {}
         self._relabel()
         self.refresh()
 
     def _relabel(self) -> None:
         """Probe labels and column widths for this width (names change with the probes, caps with width)."""
         width = self.size.width or 80
-        names = {pid: lay.name for pid, lay in self.layouts.items()}
+        names = {pid: self.hosts[pid][1] if pid in self.hosts else lay.name for pid, lay in self.layouts.items()}
         cap = PROBE_CAP[width >= 100]
+        self.host_w = min(HOST_CAP[width >= 100], max([4, *(len(h) for h, _ in self.hosts.values())])) \
+            if self.hosts else 0
         self.labels = short_labels(names, cap) if names else {}
         # Rows of probes no longer in the source (replaced or removed) keep their own names: room for them.
         gone = [lay.name for lay in self.window.kept_layouts() if self.layouts.get(lay.probe_id) != lay]
@@ -342,7 +352,8 @@ class EventStream(ScrollView, can_focus=True):
         if self.parent is None:
             return
         t, c, m, p, r = self.cols
-        text = f"{'TIME(s)':>{t}} {'CPU'[:c]:>{c}} {'COMM':<{m}} {'PID':>{p}} {'PROBE':<{r}} VALUES"
+        host = f"{'HOST':<{self.host_w}} " if self.host_w else ""
+        text = f"{'TIME(s)':>{t}} {'CPU'[:c]:>{c}} {'COMM':<{m}} {'PID':>{p}} {host}{'PROBE':<{r}} VALUES"
         x = int(self.scroll_offset.x)
         for h in self.parent.query("#stream-header"):
             if isinstance(h, Static):
@@ -680,7 +691,8 @@ class EventStream(ScrollView, can_focus=True):
         secs = (int(rec["ts"]) - base) / 1e9
         comm = term_safe(c_string(bytes(rec["comm"])))
         # The short label is the current probe's: a row of a replaced probe shows its own name.
-        if layout is not None and self.layouts.get(probe_id) == layout:
+        current = layout is not None and self.layouts.get(probe_id) == layout
+        if layout is not None and current:
             name = term_safe(self.labels.get(probe_id) or layout.name)
         else:  # a probe no longer in the source: its own name, cut in the middle if it must be
             own = layout.name if layout else f"probe{probe_id}"
@@ -692,6 +704,10 @@ class EventStream(ScrollView, can_focus=True):
             (f"{int(rec['pid']):>{pid_w}} ", _GREEN),
             (f"{name[:probe_w]:<{probe_w}} ", _MAGENTA),
         ]
+        if self.host_w:  # several hosts: which one, before the probe's own name
+            # a row of a probe no longer in the source has "" here: its own name says HOST:probe
+            host = term_safe(self.hosts[probe_id][0]) if current and probe_id in self.hosts else ""
+            pieces.insert(4, (f"{host[:self.host_w]:<{self.host_w}} ", _CYAN))
         if layout and layout.fields:
             faults = set(faulted_fields(layout, int(rec["flags"])))
             for i, f in enumerate(layout.fields):
