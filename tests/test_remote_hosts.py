@@ -27,6 +27,7 @@ import pytest
 
 from conftest import require_live
 from helpers import getppid_binary, prog_ids_of
+from ktui.errors import UsageError
 from ktui.remote.hosts import make_links
 from ktui.remote.source import HostsSource
 
@@ -266,6 +267,69 @@ def test_two_hosts_over_ssh_exact_counts_per_host_recorded_and_replayed_on_one_c
     assert cells and all(c[5] == "sys_enter_getppid" for c in cells), rows
     assert all(c[4] == (a.addr if c[3] == str(gen_a.pid) else b.addr) for c in cells), rows
     assert {c[3] for c in cells} <= {str(gen_a.pid), str(gen_b.pid)}
+
+
+def test_a_probe_disabled_on_two_hosts_stops_counting_on_both_and_counts_again_when_enabled(hosts):
+    """Toggles reach each host's engine under the id it gave the probe: while disabled, neither host's
+    probe sees its load generator's calls (no events, no hits); enabled again, exact counts again."""
+    make, ssh_config = hosts
+    a, b = make([0, 0])
+    gens = {h.addr: [h.generator(n) for n in ns] for h, ns in ((a, (300, 400, 50)), (b, (200, 500, 70)))}
+    links = make_links([f"root@{a.addr}", f"root@{b.addr}"], [GETPPID], remote_ktui=str(KTUI),
+                       ssh_config=str(ssh_config),
+                       host_filters={h: " || ".join(f"pid == {g.pid}" for g in gs) for h, gs in gens.items()})
+    source = HostsSource(links)
+    updates: list = []
+
+    def run(phase: int) -> None:
+        for gs in gens.values():
+            gs[phase].stdin.write(b"\n")
+            gs[phase].stdin.close()
+        for gs in gens.values():
+            assert gs[phase].wait(30) == 0
+        time.sleep(1.5)  # the last events and counters cross ssh
+
+    def counts() -> dict[str, int]:
+        return {label: sum(len(u.events.get(gid, ())) for u in updates) for (label, _rid), gid in source._ids.items()}
+
+    def hits() -> dict[str, int]:
+        # every getppid on this one kernel is a hit (the filter keeps the hosts apart): exact only as "no more"
+        last = source.last_update
+        assert last is not None
+        return {label: last.counters[gid].totals()["hits"] for (label, _rid), gid in source._ids.items()}
+
+    def wait_states(status: str) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            last = source.last_update
+            if last is not None and len(last.probes) == 2 and all(s.status == status for s in last.probes):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"not {status} on both hosts: {last.probes if last else None}")
+
+    try:
+        source.start(updates.append)
+        assert [lk.status for lk in links] == ["streaming", "streaming"], [lk.describe() for lk in links]
+        run(0)
+        assert counts() == {a.addr: 300, b.addr: 200}
+        for gid in sorted(source.layouts):
+            source.enable_probe(gid, False)
+        wait_states("disabled")  # each host's engine says so (its STATES frame)
+        time.sleep(0.5)
+        before = hits()
+        run(1)
+        assert counts() == {a.addr: 300, b.addr: 200}  # the 400 and 500 calls are not seen
+        assert hits() == before  # not even counted: a disabled probe returns at once
+        for gid in sorted(source.layouts):
+            source.enable_probe(gid, True)
+        wait_states("attached")
+        run(2)
+        assert counts() == {a.addr: 350, b.addr: 270}
+        with pytest.raises(UsageError, match="no probe 99 on any host"):
+            source.enable_probe(99, False)
+    finally:
+        source.stop()
+    assert [lk.status for lk in links] == ["ended", "ended"], [lk.describe() for lk in links]
 
 
 def test_a_host_killed_mid_run_is_marked_and_the_other_goes_on(hosts):

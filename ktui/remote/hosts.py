@@ -272,6 +272,17 @@ class HostLink:
                 self._sent.pop(seq, None)
         return True
 
+    def send_toggle(self, probe_id: int, enabled: bool) -> None:
+        """Switch one of this host's probes (its engine's own id) on or off."""
+        proc = self._proc
+        with self._wlock:
+            if self.status != "streaming" or proc is None or proc.stdin is None or proc.stdin.closed:
+                raise KtuiError(f"host {self.label} is not streaming" + (f" ({self.reason})." if self.reason else "."))
+            try:
+                proc.stdin.write(P.toggle_frame(probe_id, enabled))
+            except (OSError, ValueError) as err:
+                raise KtuiError(f"host {self.label} could not be asked to switch the probe ({err}).") from None
+
     def _probe_clock(self) -> None:
         while not self._magic.wait(0.1):
             if self.done.is_set():

@@ -20,8 +20,10 @@ Frames the remote writes:
   the largest ``AGG_STACKS_MAX``), histograms and COUNT tables; sent when they change.
 - ``END``: the engine stopped (JSON: the reason); ``ERROR``: it could not start (JSON: one sentence).
 
-The local side writes ``CLOCK_PROBE`` frames (``seq:u64``) to the remote's stdin; closing
-that stdin (ssh does, when the local ktui ends for any reason, SIGKILL included) stops the
+The local side writes ``CLOCK_PROBE`` frames (``seq:u64``) and ``TOGGLE`` frames
+(``probe:u32 enabled:u8``: switch one probe, by the id the host's engine gave it in HELLO, on or
+off) to the remote's stdin, which decodes them as untrusted too (at most ``MAX_CONTROL`` bytes a
+frame, exact sizes, known ids only); closing that stdin (ssh does, when the local ktui ends for any reason, SIGKILL included) stops the
 remote engine.
 
 The local decoder treats the stream as untrusted: every length is bounded before anything
@@ -43,13 +45,15 @@ from ktui.events import FieldLayout, Histogram, KeyCounts, ProbeCounters, ProbeL
 
 MAGIC = b"KTUISTR1"
 HELLO, EVENTS, COUNTERS, STATES, CLOCK, END, ERROR, AGGREGATES = 1, 2, 3, 4, 5, 6, 7, 8
-CLOCK_PROBE = 16  # local -> remote
+CLOCK_PROBE, TOGGLE = 16, 17  # local -> remote
 
 FRAME_HEAD = struct.Struct("<BI")
 EVENTS_HEAD = struct.Struct("<II")
 COUNTERS_HEAD = struct.Struct("<IIQ")
 CLOCK_BODY = struct.Struct("<QQ")
 PROBE_BODY = struct.Struct("<Q")
+TOGGLE_BODY = struct.Struct("<IB")
+MAX_CONTROL = 64  # a frame local -> remote (clock probe, toggle) is never larger
 
 MAX_FRAME = 16 << 20  # no frame may make the reader allocate more than this
 MAX_JSON = 1 << 20  # metadata frames (HELLO, STATES, END, ERROR)
@@ -62,7 +66,7 @@ MAX_FIELDS = 256
 MAX_TEXT = 4096  # a name, spec, reason or sentence
 STATE_NAMES = ("attached", "disabled", "failed", "pending", "recorded")
 _KINDS = {HELLO: "hello", EVENTS: "events", COUNTERS: "counters", STATES: "states", CLOCK: "clock",
-          END: "end", ERROR: "error", AGGREGATES: "aggregates", CLOCK_PROBE: "clock probe"}
+          END: "end", ERROR: "error", AGGREGATES: "aggregates", CLOCK_PROBE: "clock probe", TOGGLE: "toggle"}
 
 
 class StreamError(KtuiError):
@@ -121,6 +125,10 @@ def clock_frame(seq: int, t_ns: int) -> bytes:
 
 def clock_probe_frame(seq: int) -> bytes:
     return frame(CLOCK_PROBE, PROBE_BODY.pack(seq))
+
+
+def toggle_frame(probe_id: int, enabled: bool) -> bytes:
+    return frame(TOGGLE, TOGGLE_BODY.pack(probe_id, 1 if enabled else 0))
 
 
 def aggregates_frame(stacks: list[StackTrace], histograms: list[Histogram], counts: list[KeyCounts]) -> bytes:
@@ -189,7 +197,8 @@ def read_frame(f: IO[bytes], allowed: tuple[int, ...] | None = None) -> Frame | 
     kind, length = FRAME_HEAD.unpack(head)
     if kind not in _KINDS or (allowed is not None and kind not in allowed):
         raise StreamError(f"the stream holds a frame of unknown kind {kind}.")
-    limit = MAX_JSON if kind in (HELLO, STATES, END, ERROR) else MAX_AGG_JSON if kind == AGGREGATES else MAX_FRAME
+    limit = (MAX_JSON if kind in (HELLO, STATES, END, ERROR) else MAX_AGG_JSON if kind == AGGREGATES
+             else MAX_CONTROL if kind in (CLOCK_PROBE, TOGGLE) else MAX_FRAME)
     if length > limit:
         raise StreamError(f"the stream announces a {_KINDS[kind]} frame of {length} bytes, more than the "
                           f"{limit} allowed.")
@@ -343,6 +352,16 @@ def decode_probe(payload: bytes) -> int:
     if len(payload) != PROBE_BODY.size:
         raise StreamError("a clock probe has the wrong size.")
     return int(PROBE_BODY.unpack(payload)[0])
+
+
+def decode_toggle(payload: bytes) -> tuple[int, bool]:
+    """A TOGGLE frame's (probe id, enabled); anything but the exact layout is one sentence."""
+    if len(payload) != TOGGLE_BODY.size:
+        raise StreamError(f"a probe toggle has {len(payload)} bytes, not {TOGGLE_BODY.size}.")
+    probe_id, enabled = TOGGLE_BODY.unpack(payload)
+    if enabled not in (0, 1) or probe_id >= MAX_PROBES:
+        raise StreamError("a probe toggle names no probe or no state (enabled must be 0 or 1).")
+    return int(probe_id), bool(enabled)
 
 
 def decode_sentence(payload: bytes, what: str) -> str:

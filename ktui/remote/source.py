@@ -117,6 +117,16 @@ class HostsSource(LinkEvents):
             except OSError:
                 pass
 
+    def enable_probe(self, probe_id: int, enabled: bool) -> None:
+        """Switch one host's probe (this source's id) on or off: a TOGGLE to that host's engine under
+        the id its engine gave it. The state shown changes when the host's STATES frame says so."""
+        with self._lock:
+            where = next(((label, rid) for (label, rid), gid in self._ids.items() if gid == probe_id), None)
+        if where is None:
+            raise UsageError(f"there is no probe {probe_id} on any host.")
+        link = next(link for link in self.links if link.label == where[0])
+        link.send_toggle(where[1], enabled)
+
     def symbolize(self, address: int, pid: int | None = None) -> str:
         return f"0x{address:x}"  # symbols live on each host: its stacks arrive symbolized
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ktui.errors import KtuiError
-from ktui.events import ProbeState, Update
+from ktui.events import ProbeControl, ProbeState, Update
 from ktui.remote import protocol as P
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -79,18 +79,48 @@ class FrameWriter:
                 pass
 
 
-def _read_probes(fd: int, writer: FrameWriter, stop: threading.Event) -> None:
-    """Clock probes from stdin, each answered at once; the end of stdin is the order to stop."""
+class Control:
+    """Probe toggles from the local side, applied to the engine once it exists (the local side
+    sends them only after HELLO, which comes after the engine is ready)."""
+
+    def __init__(self) -> None:
+        self.source: ProbeControl | None = None
+        self.problem = ""  # why the request stream was cut short, one sentence ("" if it was not)
+
+    def toggle(self, probe_id: int, enabled: bool) -> None:
+        source = self.source
+        if source is None or probe_id not in source.probe_ids:
+            # a request for a probe this engine does not have: said on stderr (ssh carries it), not fatal
+            print(f"ktui stream: a toggle names probe {probe_id}, which this engine does not have.",
+                  file=sys.stderr, flush=True)
+            return
+        try:
+            source.enable_probe(probe_id, enabled)
+        except KtuiError as err:
+            print(f"ktui stream: probe {probe_id}: {err}", file=sys.stderr, flush=True)
+
+
+def _read_probes(fd: int, writer: FrameWriter, stop: threading.Event, control: Control | None = None) -> None:
+    """Clock probes and probe toggles from stdin, each handled at once; the end of stdin is the order
+    to stop. The requests are untrusted like the stream: a malformed one ends the engine with its sentence."""
     f = os.fdopen(fd, "rb", buffering=0, closefd=False)
     try:
         while True:
-            fr = P.read_frame(f, allowed=(P.CLOCK_PROBE,))
+            fr = P.read_frame(f, allowed=(P.CLOCK_PROBE, P.TOGGLE))
             if fr is None:
                 break
+            if fr.kind == P.TOGGLE:
+                probe_id, enabled = P.decode_toggle(fr.payload)
+                if control is not None:
+                    control.toggle(probe_id, enabled)
+                continue
             seq = P.decode_probe(fr.payload)
             writer.write(P.clock_frame(seq, time.monotonic_ns()))
-    except (KtuiError, OSError, ValueError):
-        pass  # a damaged request stream is treated as the local side gone
+    except KtuiError as err:  # a damaged request stream is treated as the local side gone, and said
+        if control is not None:
+            control.problem = f"the local side's requests are damaged: {err}"
+    except (OSError, ValueError):
+        pass
     finally:
         stop.set()
 
@@ -147,7 +177,8 @@ def run_stream(specs: list[str], *, filter_text: str | None = None, pid: int | N
     writer = FrameWriter(out_fd, stop.set)
     writer.write(P.MAGIC)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
-    threading.Thread(target=_read_probes, args=(0, writer, stop), name="ktui-clock", daemon=True).start()
+    control = Control()
+    threading.Thread(target=_read_probes, args=(0, writer, stop, control), name="ktui-clock", daemon=True).start()
     source = None
     streamer = _Streamer(writer, timens_offset_ns())
     status = 0
@@ -158,6 +189,7 @@ def run_stream(specs: list[str], *, filter_text: str | None = None, pid: int | N
             writer.write(P.json_frame(P.ERROR, {"message": str(err)}))  # the last frame: no END after it
             writer.close()
             return err.exit_code
+        control.source = source
         writer.write(_hello(source, streamer.shift_ns))
         if stop.is_set():
             return 0
@@ -174,6 +206,7 @@ def run_stream(specs: list[str], *, filter_text: str | None = None, pid: int | N
             last = source.last_update
             if last is not None and last.message and not reason:
                 reason = last.message
+        reason = control.problem or reason
         writer.write(P.json_frame(P.END, {"message": reason}))
         writer.close()
         for sig, handler in previous.items():
