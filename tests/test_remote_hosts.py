@@ -423,8 +423,11 @@ def test_the_app_over_two_hosts_in_tmux_shows_both_marks_the_dead_one_and_quits_
             gen.stdin.write(b"\n")
             gen.stdin.close()
             assert gen.wait(30) == 0
-        screen = tmux.wait(lambda s: s.count("sys_enter_getppid") >= 5)
-        rows = [ln.split() for ln in screen.splitlines() if "sys_enter_getppid" in ln]
+        def event_rows(screen: str) -> list[list[str]]:
+            return [c for c in (ln.split() for ln in screen.splitlines()) if c[5:6] == ["sys_enter_getppid"]]
+
+        screen = tmux.wait(lambda s: len(event_rows(s)) >= 5)
+        rows = event_rows(screen)
         # A HOST column of its own (the host's address, whole) and the probe's own name, whole, at
         # 80 columns: a's three calls and b's two, each row named by its host.
         header = next(ln for ln in screen.splitlines() if "PROBE" in ln).split()
