@@ -104,6 +104,36 @@ def test_max_speed_delivers_every_event_once_in_order(rec):
         src.stop()
 
 
+@pytest.mark.parametrize("files", [1, 2])
+def test_a_recording_within_the_first_screen_plays_once_when_play_follows_start(tmp_path, files):
+    """The app calls play() right after start(): when the first screen already held every event,
+    that play must not start the replay over (it once delivered 2x the events, in a race)."""
+    paths = [_make(tmp_path / f"h{i}.ktrec", host=f"h{i}", n0=40, n1=0, t0=T0 + i * 1000, step0=10_000_000)
+             for i in range(files)]
+    for _ in range(5):  # the race needs the worker's first screen before play(): try both orders
+        src = ReplaySource(paths)
+        sink = Collector()
+        src.start(sink)
+        src.play()
+        try:
+            sink.wait_for(lambda u: any(x.finished for x in u))
+            sink.wait_quiet()
+            assert len(sink.events()) == 40 * files
+        finally:
+            src.stop()
+        src = ReplaySource(paths)
+        sink = Collector()
+        src.start(sink)
+        try:
+            sink.wait_for(lambda u: any(x.finished for x in u))
+            src.play()
+            sink.wait_quiet()
+            assert len(sink.events()) == 40 * files
+            assert sum(x.finished for x in sink.updates) == 1
+        finally:
+            src.stop()
+
+
 def test_at_most_30_updates_a_second(rec):
     src, sink = _run([rec])
     try:

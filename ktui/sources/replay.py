@@ -102,6 +102,9 @@ class ReplaySource:
         self._reset = False
         self._window_ns = 1_000_000  # adaptive read window at full speed
         self._finished_sent = False
+        # The first play() after start() runs the replay; it must not start it over when the first
+        # screen (a small recording) already reached the end, or every event is delivered twice.
+        self._first_play = True
         self.pid_filter: int | None = None
         self.probe_filter: set[int] | None = None
         self.comm_filter: bytes | None = None
@@ -330,8 +333,11 @@ class ReplaySource:
 
     def play(self) -> None:
         with self._lock:
+            first, self._first_play = self._first_play, False
             if self._position > self.end_ns:
-                self._position = self.start_ns
+                if first:  # the first screen already held the whole recording: nothing left to play
+                    return
+                self._position = self.start_ns  # play at the end starts over
                 self._reset = True
             self._playing = True
             self._finished_sent = False

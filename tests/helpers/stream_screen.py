@@ -26,10 +26,8 @@ async def replayed_screen(paths, expect: int, size: tuple[int, int] = (80, 24)) 
             await pilot.pause(0.05)
             if stream.window.total >= expect:
                 break
-        # at least: a replay can deliver its first stretch twice (play() racing the start; seen with
-        # two files, reported), which is not what this helper's callers check
-        assert stream.window.total >= expect
-        await pilot.pause(0.1)
+        await pilot.pause(0.3)  # and no more than expected arrives
+        assert stream.window.total == expect
         header, rows = stream_screen(app)
         await pilot.press("q")
     return header, rows, source
