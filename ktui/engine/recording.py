@@ -9,7 +9,7 @@ current sink through one attribute (``Drain.recording``), set and cleared here, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ktui.engine.aggregates import Aggregates
 from ktui.engine.drain import Drain
@@ -17,6 +17,9 @@ from ktui.engine.loader import Loader
 from ktui.engine.recorder_sink import RecorderSink
 from ktui.errors import KtuiError, UsageError
 from ktui.events import ProbeCounters, Update
+
+if TYPE_CHECKING:
+    from ktui.recording.flight import FlightSettings
 
 
 class Recordings:
@@ -55,10 +58,10 @@ class Recordings:
             sink.start()
             self._drain.recording = sink
 
-    def start(self, path: str, running: bool) -> None:
+    def start(self, path: str, running: bool, flight: FlightSettings | None = None) -> None:
         """Record the running probes' events from now on into a new file (0600, refused if it exists)."""
         from ktui.kernel import kernel_identity
-        from ktui.recording import RecordingWriter
+        from ktui.recording.flight import create_recorder
 
         loader = self._loader
         with loader.lock:
@@ -71,7 +74,8 @@ class Recordings:
             models = {gid: loader.compiled[gid].probe.to_dict() for gid in ids}
         meta = {"argv": [], "specs": [lay.spec for lay in layouts], "target_pid": loader.target_pid,
                 "notes": list(loader.notes), "recorded_from": "app"}
-        writer = RecordingWriter.create(path, kernel_identity(), layouts, models, meta)
+        # With a flight recorder, only the windows around its triggers (ktui/recording/flight.py).
+        writer = create_recorder(path, kernel_identity(), layouts, models, meta, flight)
         # Counters in the file count from here: the session's so far are the baseline.
         sink = RecorderSink(writer, path, self._counters, baseline=self._counters(), owns_writer=True)
         sink.start()

@@ -18,11 +18,13 @@ and by poll() from the caller's loop, so a quiet system still completes its wind
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,6 +36,78 @@ from ktui.recording.writer import RecordingWriter
 
 DRAIN_GRACE_NS = 300_000_000  # events are drained within the engine's 100 ms interval; margin for load
 RING_BYTES_DEFAULT = 128 << 20  # memory for the ring across probes; the oldest events go first beyond it
+
+
+def parse_trigger(trigger: str, where: str = "--trigger") -> None:
+    """The trigger's syntax, checked before anything is attached or created; one sentence, said as
+    the trigger's (``where``), not as a probe filter's."""
+    try:
+        node = parse_filter(trigger)
+    except ParseError as err:
+        at = f", column {err.pos + 1}" if err.pos is not None else ""
+        raise ParseError(err.message, text=err.text, pos=err.pos, where=f"{where}{at}") from None
+    if node is None:
+        raise UsageError(f"{where} needs a condition, e.g. 'ret < 0'.")
+
+
+@dataclass(frozen=True)
+class FlightSettings:
+    """What a flight recorder is asked for, by `ktui record --ring/--trigger/--after/--keep` or by
+    the app's recording dialog; checked here once for both."""
+
+    trigger: str
+    ring_s: float
+    after_s: float = 0.0
+    keep: int = 1
+
+    def check(self, where: str = "--trigger") -> None:
+        """One sentence for the first thing wrong (the trigger's names are checked against the
+        probes by trigger_filters, once their records are known)."""
+        if not (math.isfinite(self.ring_s) and self.ring_s > 0):
+            raise UsageError("the ring must be a positive number of seconds.")
+        if not (math.isfinite(self.after_s) and self.after_s >= 0):
+            raise UsageError("the time after a trigger must be zero or a positive number of seconds.")
+        if not 1 <= self.keep <= 1_000_000:
+            raise UsageError("the number of triggers to keep must be between 1 and 1000000.")
+        parse_trigger(self.trigger, where)
+
+    @classmethod
+    def from_fields(cls, trigger: str, ring: str, after: str = "", keep: str = "") -> FlightSettings | None:
+        """From the app's text fields: None when both ring and trigger are empty (a plain recording)."""
+        trigger, ring, after, keep = trigger.strip(), ring.strip(), after.strip(), keep.strip()
+        if not trigger and not ring:
+            if after or keep:
+                raise UsageError("after and keep belong to the flight recorder: give a ring and a trigger too.")
+            return None
+        if not trigger:
+            raise UsageError("a ring needs a trigger: the filter whose event's window is kept.")
+        if not ring:
+            raise UsageError("a trigger needs a ring: the seconds kept before it.")
+        settings = cls(trigger, _number(ring, "the ring"), _number(after, "after") if after else 0.0,
+                       _whole(keep, "keep") if keep else 1)
+        settings.check("the trigger")
+        return settings
+
+    def meta(self) -> dict[str, Any]:
+        return {"trigger": self.trigger, "ring_s": self.ring_s, "after_s": self.after_s, "keep": self.keep}
+
+    def recorder(self, writer: RecordingWriter, layouts: Iterable[ProbeLayout]) -> FlightRecorder:
+        return FlightRecorder(writer, layouts, self.trigger, ring_s=self.ring_s, after_s=self.after_s,
+                              keep=self.keep)
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not a number of seconds.") from None
+
+
+def _whole(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not a whole number.") from None
 
 
 def trigger_filters(trigger: str, layouts: Iterable[ProbeLayout]) -> dict[int, RecordsFilter]:
@@ -96,6 +170,11 @@ class FlightRecorder:
             self._filters[layout.probe_id] = records_filter(self._node, layout, self.trigger)
         except ParseError:  # this probe does not record what the trigger names: it is not watched
             pass
+
+    @property
+    def status(self) -> str:
+        """For a status line: "armed" until the first trigger, then "triggered k of N"."""
+        return f"triggered {len(self.marks)} of {self.keep}" if self.marks else "armed"
 
     @property
     def watched(self) -> list[int]:
@@ -254,3 +333,36 @@ class FlightRecorder:
     def _write(self, probe_id: int, records: np.ndarray) -> None:
         self.writer.append(probe_id, records)
         self.events_kept += len(records)
+
+
+def create_recorder(path: str, identity: Any, layouts: Sequence[ProbeLayout], models: Mapping[int, dict],
+                    meta: dict[str, Any], flight: FlightSettings | None = None) -> RecordingWriter | FlightRecorder:
+    """A new recording (RecordingWriter.create), behind a flight recorder when ``flight`` is given;
+    the trigger is checked against the probes' records before the file exists, so a trigger that
+    fits no probe leaves nothing behind."""
+    if flight is None:
+        return RecordingWriter.create(path, identity, layouts, models, meta)
+    flight.check()
+    trigger_filters(flight.trigger, layouts)
+    writer = RecordingWriter.create(path, identity, layouts, models, {**meta, "flight": flight.meta()})
+    return flight.recorder(writer, layouts)
+
+
+def flight_of(recorder: object) -> FlightRecorder | None:
+    """The flight recorder behind a recorder sink's writer, if it is one."""
+    return recorder if isinstance(recorder, FlightRecorder) else None
+
+
+@runtime_checkable
+class FlightRecordable(Protocol):
+    """A live source that can record through a flight recorder (ktui/sources/live.py)."""
+
+    @property
+    def recording_path(self) -> str | None: ...
+
+    @property
+    def recording_flight(self) -> FlightRecorder | None: ...
+
+    def start_recording(self, path: str, flight: FlightSettings | None = None) -> None: ...
+
+    def stop_recording(self) -> str: ...

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ktui.compiler.program import CompiledProgram
 from ktui.engine import cleanup
@@ -41,6 +41,9 @@ from ktui.errors import KtuiError, UsageError
 from ktui.events import KeyCounts, ProbeCounters, ProbeLayout, ProbeState, Update
 from ktui.kernel import process_alive
 from ktui.probes.model import Probe, TargetProcess
+
+if TYPE_CHECKING:
+    from ktui.recording.flight import FlightRecorder, FlightSettings
 
 __all__ = ["LiveSource", "default_ring_pages"]
 
@@ -216,9 +219,18 @@ class LiveSource:
     def recording_path(self) -> str | None:
         return self._recordings.path
 
-    def start_recording(self, path: str) -> None:
-        """Record the running probes' events from now on into a new file (0600, refused if it exists)."""
-        self._recordings.start(path, running=bool(self._threads) and not self._stopped)
+    @property
+    def recording_flight(self) -> FlightRecorder | None:
+        """The flight recorder of the recording from the app, when it was started with one."""
+        from ktui.recording.flight import flight_of
+
+        sink = self._recordings.current
+        return flight_of(sink.writer) if sink is not None else None
+
+    def start_recording(self, path: str, flight: FlightSettings | None = None) -> None:
+        """Record the running probes' events from now on into a new file (0600, refused if it exists);
+        with ``flight``, only the windows around its triggers (ktui/recording/flight.py)."""
+        self._recordings.start(path, running=bool(self._threads) and not self._stopped, flight=flight)
 
     def stop_recording(self) -> str:
         """Finish the recording (its counters, stacks, histograms); one sentence on what was written."""

@@ -22,6 +22,7 @@ class StatusBar(Static):
         self.warnings: list[str] = []
         self.message = ""
         self.recording = ""  # the file a recording from the app writes to, while it runs
+        self.flight = ""  # its flight recorder's state ("armed", "triggered 1 of 3"), when it has one
         self.filter_text = ""  # the stream's active filter (its box may be hidden): always said here
         self.search_text = ""  # the stream's active search
         self._last: tuple[float, int] | None = None
@@ -50,10 +51,12 @@ class StatusBar(Static):
 
     def set_state(self, *, mode: str | None = None, paused: bool | None = None, message: str | None = None,
                   warnings: list[str] | None = None, following: bool | None = None,
-                  recording: str | None = None,
+                  recording: str | None = None, flight: str | None = None,
                   filter_text: str | None = None, search_text: str | None = None) -> None:
         if recording is not None:
             self.recording = recording
+        if flight is not None:
+            self.flight = flight
         if filter_text is not None:
             self.filter_text = filter_text
         if search_text is not None:
@@ -81,7 +84,7 @@ class StatusBar(Static):
         style = {"live": "bold green", "replay": "bold yellow", "demo": "bold yellow"}.get(self.mode, "bold")
         parts.append((0, Text(f" {term_safe(self.mode.upper())} ", style=f"reverse {style}")))
         if self.recording:  # first after the mode: an 80-column line must still show it
-            parts.append((0, Text(" ● REC ", style="reverse bold red")))
+            parts.append((0, Text(f" ● REC {self.flight} " if self.flight else " ● REC ", style="reverse bold red")))
         if self.paused:
             parts.append((0, Text(" PAUSED ", style="reverse bold")))
         if self.filter_text:
