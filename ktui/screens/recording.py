@@ -40,6 +40,7 @@ class RecordPathScreen(ModalScreen[str | None]):
     RecordPathScreen Horizontal { height: 1; }
     RecordPathScreen .flight-label { width: 16; }
     RecordPathScreen .flight Input { height: 1; border: none; width: 1fr; padding: 0; }
+    RecordPathScreen .flight Input:focus { background: $accent 30%; }
     RecordPathScreen #record-error { color: $error; height: auto; }
     """
 
