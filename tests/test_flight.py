@@ -208,3 +208,33 @@ def test_the_ring_is_bounded_in_time_and_in_bytes(tmp_path):
     f.close()
     with RecordingReader.open(tmp_path / "f.ktrec") as rec:
         assert rec.count() == 0 and rec.marks() == []
+
+
+@pytest.mark.parametrize("fields, said", [
+    (("", "", "1", ""), "after and keep belong to the flight recorder"),
+    (("", "5", "", ""), "a ring needs a trigger"),
+    (("ret < 0", "", "", ""), "a trigger needs a ring"),
+    (("ret < 0", "soon", "", ""), "the ring: 'soon' is not a number of seconds."),
+    (("ret < 0", "0", "", ""), "the ring must be a positive number of seconds."),
+    (("ret < 0", "nan", "", ""), "the ring must be a positive number of seconds."),
+    (("ret < 0", "1", "-1", ""), "the time after a trigger must be zero or a positive number of seconds."),
+    (("ret < 0", "1", "", "1.5"), "keep: '1.5' is not a whole number."),
+    (("ret < 0", "1", "", "0"), "between 1 and 1000000"),
+    (("ret <", "1", "", ""), "the trigger, column 6"),
+])
+def test_the_app_dialogs_flight_fields_are_refused_in_one_sentence(fields, said):
+    """The recording dialog's fields, checked by the core (FlightSettings) as `ktui record` checks its options."""
+    from ktui.errors import KtuiError
+    from ktui.recording.flight import FlightSettings
+
+    with pytest.raises(KtuiError) as err:
+        FlightSettings.from_fields(*fields)
+    assert said in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_app_dialogs_flight_fields_make_the_settings_or_none():
+    from ktui.recording.flight import FlightSettings
+
+    assert FlightSettings.from_fields("", "", "", "") is None  # a plain recording
+    assert FlightSettings.from_fields(" ret < 0 ", "2.5", "0.5", "3") == FlightSettings("ret < 0", 2.5, 0.5, 3)
+    assert FlightSettings.from_fields("ret < 0", "1") == FlightSettings("ret < 0", 1.0, 0.0, 1)
