@@ -36,7 +36,7 @@ import zstandard
 from ktui.errors import FileFormatError
 from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeState, StackTrace
 from ktui.kernel import KernelIdentity
-from ktui.recording import schema
+from ktui.recording import schema, summary
 from ktui.recording.tempdirs import private_tempdir
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -107,6 +107,8 @@ class RecordingReader:
         self.warnings: list[str] = []  # not damage, but worth saying (an unfinished recording)
         self.unfinished = False
         self._key_counts_damaged = False
+        self._has_summaries: bool | None = None  # the chunk_summaries table exists and reads
+        self._bad_summaries: set[int] = set()  # chunks whose stored summary was damaged (said once)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = 16
         self._io_lock = threading.RLock()
@@ -533,6 +535,36 @@ class RecordingReader:
         """One chunk's records, decoded and checked (not kept in the cache); None when it is damaged
         (named in ``problems``)."""
         return self._chunk(chunk, cache=False)
+
+    def stored_summary(self, chunk: ChunkInfo, reduced_for: str) -> summary.ChunkSummary | None:
+        """The summary the writer stored for a chunk (ktui.recording.summary), checked against the chunk
+        index. None when the file has none for it (older files, a chunk with too many keys), when it was
+        reduced for other actions than ``reduced_for`` (summary.actions_key), or when it is damaged:
+        that is named in ``problems`` once, and the caller decodes the chunk instead."""
+        if self._has_summaries is None:
+            try:
+                with self._io_lock:
+                    self._has_summaries = self._conn.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='chunk_summaries'").fetchone() is not None
+            except DB_ERRORS:
+                self._has_summaries = False
+        if not self._has_summaries or chunk.id in self._bad_summaries:
+            return None
+        try:
+            with self._io_lock:
+                row = self._conn.execute("SELECT summary FROM chunk_summaries WHERE chunk_id = ?", (chunk.id,)).fetchone()
+        except DB_ERRORS as err:
+            self._has_summaries = False
+            self._row_damage(f"the chunk summaries are unreadable ({err}); their chunks are decoded instead")
+            return None
+        if row is None:
+            return None
+        try:
+            return summary.decode(row[0], chunk.probe_id, chunk.first_ts, chunk.last_ts, chunk.count, reduced_for)
+        except schema.SchemaError as err:
+            self._bad_summaries.add(chunk.id)
+            self._row_damage(f"the summary of chunk {chunk.id}: {err}; that chunk is decoded instead")
+            return None
 
     def seek(self, t_ns: int) -> None:
         """Move the read cursor: the next ``read`` starts with the first event at or after t_ns."""

@@ -34,6 +34,15 @@ Reading one without ktui (Python, sqlite3, numpy, zstandard):
                               fired a flight recorder's trigger (at ts, of probe_id; label: the trigger
                               text), [start_ns, end_ns] the window of events kept around it. Files
                               written before this table existed have none (read as no marks).
+    chunk_summaries(chunk_id, summary)
+                              each chunk's events reduced as the writer stored them (JSON, see
+                              ktui.recording.summary): {v: SUMMARY_VERSION, a: the probe's hist/count
+                              actions it was reduced for, t0, t1, cpu: events per CPU, sub: per CPU
+                              16 counts evenly over [t0, t1], stacks: [[kstack, ustack, pid or -1, n]],
+                              slots: {value: [[slot, n]]}, keys: [[[key names], [[[values], n]]]]}.
+                              Optional per chunk (a chunk with too many distinct keys has none);
+                              files written before this table existed have none, and a summary of
+                              another version "v" is not used: replay then decodes those chunks.
 """
 
 from __future__ import annotations
@@ -47,6 +56,12 @@ FORMAT_NAME = "ktui-recording"
 APPLICATION_ID = 0x6B747569
 
 CODEC_ZSTD = "zstd"  # raw record bytes, zstandard-compressed
+# The format of a chunk_summaries row. The table is optional (older files lack it, and the
+# reader decodes their chunks), so it evolves by this number, not by SCHEMA_VERSION: a row of
+# another version is ignored, never misread.
+SUMMARY_VERSION = 1
+MAX_SUMMARY_ENTRIES = 4096  # stacks + histogram slots + COUNT keys of one chunk's summary
+MAX_SUMMARY_CHARS = 1 << 20
 
 DDL = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,6 +92,7 @@ CREATE TABLE histograms (probe_id INTEGER NOT NULL, value TEXT NOT NULL, scale T
                          PRIMARY KEY (probe_id, value));
 CREATE TABLE symbols (space TEXT NOT NULL, scope TEXT NOT NULL, addr INTEGER NOT NULL, name TEXT NOT NULL,
                       PRIMARY KEY (space, scope, addr));
+CREATE TABLE chunk_summaries (chunk_id INTEGER PRIMARY KEY, summary TEXT NOT NULL);
 CREATE TABLE marks (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, probe_id INTEGER,
                     label TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL);
 """

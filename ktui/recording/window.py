@@ -9,9 +9,11 @@ Two questions, two costs:
   chunk spans at most the writer's ``max_age_s`` (0.5 s), so the spread is finer than any bin
   of a timeline over more than a few seconds. Old recordings need no extra index for it.
 - ``window_aggregates``: the exact per-CPU counts (with a per-CPU rate history), stacks,
-  histograms and COUNT tables of the events in a window. The chunks the window covers are
-  decoded (one at a time, bounded memory); each is reduced with bincount/unique before the
-  next is read.
+  histograms and COUNT tables of the events in a window. Whole chunks inside the window add up
+  their summaries (ktui.recording.summary): kept in the file by the writer, or made here once
+  and kept in the caller's cache for files without them. Only the chunks the window cuts (and
+  chunks without a usable stored summary) are decoded, one at a time, each reduced with
+  bincount/unique before the next is read.
 
 A probe that kept no events (aggregation only: counts, stacks or histograms in the kernel)
 cannot be recomputed for a part of the recording: it is named in ``not_recomputed``.
@@ -20,7 +22,7 @@ cannot be recomputed for a part of the recording: it is named in ``not_recompute
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,11 +31,11 @@ from ktui.errors import FileFormatError
 from ktui.events import Histogram, KeyCounts, ProbeCounters, StackTrace
 from ktui.probes.model import Action, ActionKind
 from ktui.recording.reader import ChunkInfo, RecordingReader
+from ktui.recording.summary import SUB_BINS, ChunkSummary, actions_key, summarize
 
 HISTORY_BINS = 12  # rate samples per CPU across a window (the CPUs pane's sparkline)
 COUNT_ROWS_MAX = 500  # as the live engine hands on
 STACKS_MAX = 2000  # distinct (kernel, user, pid) stacks symbolized per window
-_POW2 = np.array([1 << i for i in range(64)], dtype=np.uint64)  # 2^0 .. 2^63, for bit lengths
 
 
 def rate_bins(chunks: Iterable[ChunkInfo], start_ns: int, end_ns: int, n: int) -> np.ndarray:
@@ -53,93 +55,6 @@ def rate_bins(chunks: Iterable[ChunkInfo], start_ns: int, end_ns: int, n: int) -
         f, la, c = first[lo:lo + 4096, None], last[lo:lo + 4096, None], count[lo:lo + 4096, None]
         before = c * np.clip((edges[None, :] - f) / (la - f), 0.0, 1.0)  # each chunk's events before each edge
         out += np.diff(before.sum(axis=0))
-    return out
-
-
-SUB_BINS = 16  # per-CPU counts kept per chunk summary, evenly over its time span (for rate histories)
-
-
-@dataclass
-class ChunkSummary:
-    """One chunk's events (or the part of one inside a window) reduced to what the panes aggregate.
-
-    Summaries of whole chunks are kept by the caller (``cache``), so a later window over them adds
-    up summaries instead of decoding again; the file is never written.
-    """
-
-    probe_id: int
-    t0: int  # first and last event time summarized
-    t1: int
-    cpu_hits: np.ndarray  # events per CPU
-    cpu_sub: np.ndarray  # [cpu, SUB_BINS] events, bins evenly over [t0, t1]
-    stacks: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (kstack, ustack, pid or -1) -> n
-    slots: dict[str, dict[int, int]] = field(default_factory=dict)  # histogram value -> slot -> n
-    keys: dict[tuple[str, ...], dict[tuple, int]] = field(default_factory=dict)  # COUNT key names -> key -> n
-
-    @property
-    def events(self) -> int:
-        return int(self.cpu_hits.sum())
-
-
-def _count_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of equal-length columns: (index of one row of each, how many), in bulk.
-
-    Rows are hashed to one u64 and the hashes counted (a sort of integers, not of rows); every
-    row is then compared with its group's representative, and only when two different rows
-    share a hash are the rows counted exactly.
-    """
-    n = len(columns[0])
-    packed = np.zeros(n, dtype=[(f"c{i}", c.dtype) for i, c in enumerate(columns)])
-    for i, c in enumerate(columns):
-        packed[f"c{i}"] = c
-    raw = packed.view(np.uint8).reshape(n, -1)
-    pad = (-raw.shape[1]) % 8
-    if pad:
-        raw = np.hstack([raw, np.zeros((n, pad), np.uint8)])
-    words = np.ascontiguousarray(raw).view(np.uint64)
-    h = np.zeros(n, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(words.shape[1]):
-            h = (h ^ words[:, j]) * np.uint64(0x9E3779B97F4A7C15)
-            h ^= h >> np.uint64(29)
-    _, first, inverse, counts = np.unique(h, return_index=True, return_inverse=True, return_counts=True)
-    if bool(np.all(raw == raw[first[inverse]])):
-        return first, counts
-    _, first, counts = np.unique(packed, return_index=True, return_counts=True)  # a collision: exact
-    return first, counts
-
-
-def summarize(arr: np.ndarray, actions: Iterable[Action]) -> ChunkSummary:
-    """One probe's records (sorted by time, non-empty) reduced: per-CPU counts and sub-bins, stacks,
-    histogram slots and COUNT keys (for the probe's hist and count actions whose values it records)."""
-    probe_id = int(arr["probe"][0])
-    ts = arr["ts"].astype(np.int64)
-    t0, t1 = int(ts[0]), int(ts[-1])
-    cpu = arr["cpu"].astype(np.int64)
-    ncpu = int(cpu.max()) + 1
-    sub = ((ts - t0) * SUB_BINS // max(t1 - t0 + 1, 1)).clip(0, SUB_BINS - 1)
-    out = ChunkSummary(probe_id, t0, t1, np.bincount(cpu, minlength=ncpu),
-                       np.bincount(cpu * SUB_BINS + sub, minlength=ncpu * SUB_BINS).reshape(ncpu, SUB_BINS))
-    k, u = arr["kstack"].astype(np.int64), arr["ustack"].astype(np.int64)
-    has = (k >= 0) | (u >= 0)
-    if has.any():
-        k, u = k[has], u[has]
-        if bool((u < 0).all()) and int(k.max()) < 1 << 20:  # kernel stacks only: count ids directly
-            counts = np.bincount(k)
-            out.stacks = {(int(i), -1, -1): int(counts[i]) for i in np.flatnonzero(counts)}
-        else:  # pid matters only for user frames (their symbols are per process)
-            pid = np.where(u >= 0, arr["pid"][has].astype(np.int64), -1)
-            first, counts = _count_rows([k, u, pid])
-            out.stacks = {(int(k[i]), int(u[i]), int(pid[i])): int(n) for i, n in zip(first, counts)}
-    names = arr.dtype.names or ()
-    for action in actions:
-        if action.kind == ActionKind.HIST and action.value and action.value in names:
-            counts = np.bincount(_slots(arr[action.value], action))
-            out.slots[action.value] = {int(i): int(counts[i]) for i in np.flatnonzero(counts)}
-        elif action.kind == ActionKind.COUNT and action.key and all(k_ in names for k_ in action.key):
-            first, counts = _count_rows([arr[name] for name in action.key])
-            out.keys[action.key] = {tuple(_plain(arr[name][i]) for name in action.key): int(n)
-                                    for i, n in zip(first, counts)}
     return out
 
 
@@ -172,26 +87,6 @@ def _actions(reader: RecordingReader, probe_id: int) -> list[Action]:
     return out
 
 
-def _slots(values: np.ndarray, action: Action) -> np.ndarray:
-    """Histogram slots by the compiler's conventions (ktui/engine/histograms.py)."""
-    if action.scale == "linear":
-        v = values.astype(np.int64) if values.dtype.kind in "iu" else values.astype(np.float64)
-        n = -(-(action.hi - action.lo) // max(action.step, 1))
-        inner = (v - action.lo) // max(action.step, 1) + 1
-        return np.where(v < action.lo, 0, np.where(v >= action.hi, n + 1, inner)).astype(np.int64)
-    # log2 as bpf_log2l on the value as u64: 0 and 1 in slot 1, [2^(k-1), 2^k) in slot k
-    u = values.astype(np.int64).view(np.uint64) if values.dtype.kind == "i" else values.astype(np.uint64)
-    return np.maximum(np.searchsorted(_POW2, u, side="right"), 1).astype(np.int64)
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, (bytes, np.bytes_)):
-        return bytes(value).split(b"\0", 1)[0].decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def _add(into: dict, more: dict) -> None:
     for key, n in more.items():
         into[key] = into.get(key, 0) + n
@@ -206,12 +101,14 @@ def window_aggregates(reader: RecordingReader, start_ns: int, end_ns: int, bins:
                       cache: dict[int, ChunkSummary] | None = None) -> WindowAggregates:
     """Aggregates of the events with start_ns <= ts < end_ns (the recording's own clock and ids).
 
-    Chunks wholly inside the window are summarized once and kept in ``cache`` (by chunk id);
-    chunks the window cuts are decoded and their part summarized. ``cancelled`` is asked between
+    Chunks wholly inside the window use the summary the writer stored, or are summarized once
+    and kept in ``cache`` (by chunk id); chunks the window cuts are decoded and their part
+    summarized. ``cancelled`` is asked between
     chunks: when it says so, ``Cancelled`` is raised. The per-CPU rate history spreads each
     summary's sub-bins by their middle time: exact totals, a history as fine as the chunks.
     """
     actions = {pid: _actions(reader, pid) for pid in reader.layouts}
+    reduced_for = {pid: actions_key(acts, reader.layouts[pid].dtype.names or ()) for pid, acts in actions.items()}
     ncpu = max((len(c.hits) for c in reader.counters().values()), default=1)
     hits: dict[int, np.ndarray] = {}
     hist: dict[int, np.ndarray] = {}
@@ -224,6 +121,10 @@ def window_aggregates(reader: RecordingReader, start_ns: int, end_ns: int, bins:
             raise Cancelled
         whole = c.first_ts >= start_ns and c.last_ts < end_ns
         summary = cache.get(c.id) if cache is not None and whole else None
+        if summary is None and whole:
+            summary = reader.stored_summary(c, reduced_for.get(c.probe_id, ""))
+            if summary is not None and cache is not None:
+                cache[c.id] = summary
         if summary is None:
             data = reader.chunk_events(c)
             if data is None:

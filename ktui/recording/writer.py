@@ -24,10 +24,11 @@ import numpy as np
 import zstandard
 
 from ktui import __version__
-from ktui.errors import KtuiError
+from ktui.errors import FileFormatError, KtuiError
 from ktui.events import Histogram, ProbeCounters, ProbeLayout, ProbeState, StackTrace
 from ktui.kernel import KernelIdentity
-from ktui.recording import schema
+from ktui.probes.model import Action
+from ktui.recording import schema, summary
 from ktui.recording.filesystems import wal_can_share_memory
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -37,10 +38,12 @@ class RecordingWriter:
     """One recording being written. Not for several threads at once (a lock makes misuse safe)."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, layouts: dict[int, ProbeLayout], *,
-                 chunk_events: int, max_age_s: float, level: int):
+                 chunk_events: int, max_age_s: float, level: int, probes: Mapping[int, dict] | None = None):
         self.path = path
         self._conn = conn
         self._layouts = layouts
+        # Per probe: the actions each chunk's summary is reduced for, and their key (summary.actions_key).
+        self._reduce_for = {pid: _reduction(lay, (probes or {}).get(pid, {})) for pid, lay in layouts.items()}
         self._chunk_events = chunk_events
         self._max_age_s = max_age_s
         # zstd's own worker threads: at the engine's full rate one core cannot keep up
@@ -152,7 +155,7 @@ class RecordingWriter:
             what = "write the recording" if isinstance(err, sqlite3.Error) else "store the recording's description"
             raise KtuiError(f"cannot {what}: {err}", where=str(path)) from None
         return cls(path, conn, {lay.probe_id: lay for lay in layouts}, chunk_events=chunk_events,
-                   max_age_s=max_age_s, level=level)
+                   max_age_s=max_age_s, level=level, probes=by_id)
 
     # -- probes -------------------------------------------------------------
 
@@ -162,6 +165,7 @@ class RecordingWriter:
             self._execute_tx([("INSERT OR REPLACE INTO probes VALUES (?, ?, ?)",
                                (layout.probe_id, json.dumps(probe or {}), json.dumps(layout.to_dict())))])
             self._layouts[layout.probe_id] = layout
+            self._reduce_for[layout.probe_id] = _reduction(layout, probe or {})
 
     # -- events -------------------------------------------------------------
 
@@ -263,13 +267,27 @@ class RecordingWriter:
             ts = records["ts"]
         first, last = int(ts[0]), int(ts[-1])
         blob = self._compressor.compress(np.ascontiguousarray(records).view(np.uint8).data)
-        self._execute_tx([(
+        statements: list[tuple[str, tuple]] = [(
             "INSERT INTO chunks (probe_id, first_ts, last_ts, count, codec, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (probe_id, schema.to_sql_u64(first), schema.to_sql_u64(last), len(records), schema.CODEC_ZSTD, blob))])
+            (probe_id, schema.to_sql_u64(first), schema.to_sql_u64(last), len(records), schema.CODEC_ZSTD, blob))]
+        reduced = self._summary_text(probe_id, records)
+        if reduced is not None:  # same transaction: a chunk and its summary are committed together
+            statements.append(("INSERT INTO chunk_summaries (chunk_id, summary) VALUES (last_insert_rowid(), ?)",
+                               (reduced,)))
+        self._execute_tx(statements)
         self._first_ts = first if self._first_ts is None else min(self._first_ts, first)
         self._last_ts = last if self._last_ts is None else max(self._last_ts, last)
         self.events_written += len(records)
         self.bytes_written += len(blob)
+
+    def _summary_text(self, probe_id: int, records: np.ndarray) -> str | None:
+        """The chunk reduced for replay's window aggregates (ktui.recording.summary), while its array is
+        at hand; None when not worth storing. Optional: a window decodes a chunk without one."""
+        actions, key = self._reduce_for.get(probe_id, ([], "[]"))
+        try:
+            return summary.encode(summary.summarize(records, actions), key)
+        except (ValueError, TypeError, OverflowError):
+            return None  # values summarize cannot reduce (odd field types): replay decodes this chunk
 
     # -- aggregates ---------------------------------------------------------
 
@@ -430,6 +448,16 @@ class _Buffer:
 
 def _at(values: Sequence[int], i: int) -> int:
     return int(values[i]) if i < len(values) else 0
+
+
+def _reduction(layout: ProbeLayout, probe: dict) -> tuple[list[Action], str]:
+    actions = []
+    for a in probe.get("actions") or [] if isinstance(probe, dict) else []:
+        try:
+            actions.append(Action.from_dict(a))
+        except FileFormatError:
+            continue  # the reader skips a damaged action the same way (window._actions)
+    return actions, summary.actions_key(actions, layout.dtype.names or ())
 
 
 def _probes_by_id(layouts: Sequence[ProbeLayout], probes: Sequence[dict] | Mapping[int, dict]) -> dict[int, dict]:
