@@ -284,9 +284,11 @@ class RecordingWriter:
         """The chunk reduced for replay's window aggregates (ktui.recording.summary), while its array is
         at hand; None when not worth storing. Optional: a window decodes a chunk without one."""
         actions, key = self._reduce_for.get(probe_id, ([], "[]"))
+        if int(records["cpu"].max()) >= schema.MAX_CPUS:
+            return None  # not a CPU number (records of a test's noise): per-CPU counts would be huge
         try:
             return summary.encode(summary.summarize(records, actions), key)
-        except (ValueError, TypeError, OverflowError):
+        except (ValueError, TypeError, OverflowError, MemoryError):
             return None  # values summarize cannot reduce (odd field types): replay decodes this chunk
 
     # -- aggregates ---------------------------------------------------------
