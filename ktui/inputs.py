@@ -27,7 +27,7 @@ class NotRegularFileError(FileFormatError):
     """The input is a FIFO, a device, a socket or a directory."""
 
 
-def open_input(path: str | os.PathLike, *, what: str = "the input", max_size: int | None = None) -> BinaryIO:
+def open_input(path: str | os.PathLike[str], *, what: str = "the input", max_size: int | None = None) -> BinaryIO:
     """``path`` opened for reading, if it is a regular file (of at most ``max_size`` bytes)."""
     where = os.fspath(path)
     try:
@@ -51,12 +51,12 @@ def open_input(path: str | os.PathLike, *, what: str = "the input", max_size: in
         raise
 
 
-def check_input(path: str | os.PathLike, *, what: str = "the input", max_size: int | None = None) -> None:
+def check_input(path: str | os.PathLike[str], *, what: str = "the input", max_size: int | None = None) -> None:
     """Refuse ``path`` unless it is a regular file, for readers that open it themselves (SQLite)."""
     open_input(path, what=what, max_size=max_size).close()
 
 
-def read_bounded(path: str | os.PathLike, *, what: str, max_size: int) -> bytes:
+def read_bounded(path: str | os.PathLike[str], *, what: str, max_size: int) -> bytes:
     """The whole file, which must be a regular file of at most ``max_size`` bytes (it may grow
     while read: at most ``max_size`` + 1 bytes are read, and more is refused)."""
     with open_input(path, what=what, max_size=max_size) as f:

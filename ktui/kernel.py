@@ -7,6 +7,7 @@ own tracers need it, and it is what ``mount -t tracefs`` at boot would have done
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,12 +15,12 @@ from ktui.numbers import PID
 
 # the light half lives in ktui.sysfacts (`ktui list` reads it on every run); re-exported here
 from ktui.sysfacts import (  # noqa: F401,I001
-    TRACEFS_CANDIDATES,
-    _is_tracefs,
-    _mount,
+    TRACEFS_CANDIDATES as TRACEFS_CANDIDATES,
+    _is_tracefs as _is_tracefs,
+    _mount as _mount,
     build_id_from_notes as _build_id_from_notes,
-    identity_fields,
-    tracefs_path,
+    identity_fields as identity_fields,
+    tracefs_path as tracefs_path,
 )
 
 
@@ -34,7 +35,7 @@ class KernelIdentity:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> KernelIdentity:
+    def from_dict(cls, data: Mapping[str, object]) -> KernelIdentity:
         return cls(**{k: str(data.get(k, "")) for k in ("release", "version", "machine", "build_id")})
 
 

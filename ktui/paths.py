@@ -115,7 +115,7 @@ def _private_dir(path: str) -> str:
     return path
 
 
-_chosen: tuple[tuple, str] | None = None
+_chosen: tuple[tuple[object, ...], str] | None = None
 
 
 def cache_dir() -> Path:

@@ -69,7 +69,7 @@ def _mount(source: str, target: str, fstype: str) -> bool:
     import ctypes.util
 
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    return libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None) == 0
+    return bool(libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None) == 0)
 
 
 def tracefs_path(mount: bool = True) -> str | None:

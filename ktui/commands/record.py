@@ -14,11 +14,19 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 from ktui.errors import KtuiError, UsageError
 from ktui.numbers import duration_arg, pid_arg
 from ktui.privilege import require_bpf
 from ktui.textsafe import term_safe
+
+if TYPE_CHECKING:
+    from ktui.catalog import Catalog
+    from ktui.events import Update
+    from ktui.probes.model import Probe
+    from ktui.recording import RecordingWriter
+    from ktui.recording.flight import FlightRecorder
 
 PROGRESS_EVERY_S = 0.5
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -49,7 +57,7 @@ class _Shutdown:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
-    def _handler(self, signum: int, frame) -> None:
+    def _handler(self, signum: int, frame: object) -> None:
         self.count += 1
         if self.signal_name is None:
             self.signal_name = signal.Signals(signum).name
@@ -167,7 +175,7 @@ def _check_output(path: str) -> None:
         raise KtuiError(f"cannot write {path}: the directory {parent} is not writable.")
 
 
-def _load_catalog():
+def _load_catalog() -> Catalog | None:
     """The kernel's catalog: globs, and names checked before anything compiles (optional)."""
     try:
         from ktui.catalog import Catalog
@@ -183,7 +191,7 @@ def _parse_probes(specs: list[str], session: str | None = None, filter_text: str
     from ktui.probes.exists import check_all
     from ktui.probes.spec import parse_spec
 
-    probes = []
+    probes: list[Probe] = []
     if session is not None:
         from ktui.session import Session
 
@@ -208,11 +216,11 @@ class _Progress:
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.tty = sys.stderr.isatty()
-        self.last = None
+        self.last: Update | None = None
         self._printed_at = 0.0
         self._prev = (time.monotonic(), 0)
 
-    def sink(self, update) -> None:
+    def sink(self, update: Update) -> None:
         self.last = update
 
     def totals(self) -> tuple[int, int, int]:
@@ -266,8 +274,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
     progress = _Progress(args.quiet)
-    flight = None
-    recorder = None
+    flight: FlightRecorder | None = None
+    recorder: RecordingWriter | FlightRecorder | None = None
     closed = False
     source = None
     try:
@@ -301,7 +309,7 @@ def _record(args: argparse.Namespace, shutdown: _Shutdown) -> int:
         if not args.quiet:
             for note in source.notes:  # fallbacks the compiler took (a kprobe placed on a tracepoint...)
                 print(f"ktui: note: {term_safe(note)}", file=sys.stderr)
-        meta = {"argv": ["ktui", "record", *sys.argv[2:]] if sys.argv[1:2] == ["record"] else [],
+        meta: dict[str, Any] = {"argv": ["ktui", "record", *sys.argv[2:]] if sys.argv[1:2] == ["record"] else [],
                 "specs": list(args.specs), "target_pid": source.target_pid, "notes": source.notes}
         if args.command_argv:
             meta["command"] = list(args.command_argv)

@@ -37,7 +37,7 @@ class DiffFrame:
         """Largest change first (then by name, so equal changes keep one order)."""
         return sorted(self.children.values(), key=lambda c: (-abs(c.delta), -max(c.a, c.b), c.name))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"name": self.name, "a": self.a, "b": self.b, "delta": self.delta,
                 "children": [c.to_json() for c in self.ordered_children()]}
 

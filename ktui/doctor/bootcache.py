@@ -9,6 +9,7 @@ The file is JSON (data only) in ktui's private cache directory, read only when i
 from __future__ import annotations
 
 import json
+from typing import Any
 import os
 
 # checks whose verdict is fixed for a boot, given the key below
@@ -26,7 +27,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def boot_key(btf_path: str, tracefs: str | None) -> dict:
+def boot_key(btf_path: str, tracefs: str | None) -> dict[str, Any]:
     """Everything a stable check depends on besides the boot itself."""
     from ktui.sysfacts import btf_stat, identity_fields
 
@@ -46,7 +47,7 @@ def boot_key(btf_path: str, tracefs: str | None) -> dict:
     }
 
 
-def load(key: dict) -> dict[str, dict] | None:
+def load(key: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
     """The kept checks (name -> Check.to_dict()) of this boot and key, or None."""
     from ktui.paths import cache_dir, open_cached
 
@@ -76,7 +77,7 @@ def load(key: dict) -> dict[str, dict] | None:
     return out
 
 
-def store(key: dict, checks: dict[str, dict]) -> None:
+def store(key: dict[str, Any], checks: dict[str, dict[str, Any]]) -> None:
     """Keep the stable checks (a 0600 file written beside and renamed over the old one)."""
     import tempfile
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 from ktui.doctor import bootcache, facts, mechanisms, toolchain
@@ -197,7 +198,7 @@ def diagnose(
         ("tracefs", lambda: _tracefs(tfs, priv)),
         ("available_filter_functions", lambda: _filter_functions(tfs)),
     ]
-    kept: dict[str, dict] = {}
+    kept: dict[str, dict[str, Any]] = {}
     key = None
     if per_boot and config_paths is None:
         key = bootcache.boot_key(btf_path, tfs)

@@ -61,7 +61,8 @@ def _mechanism(name: str) -> Check:
     ctx = _context()
     if name == "perf_event":
         return mechanisms.perf_event(ctx, facts.read_text("/proc/sys/kernel/perf_event_paranoid")[0])
-    return getattr(mechanisms, name)(ctx)
+    check: Check = getattr(mechanisms, name)(ctx)
+    return check
 
 
 @functools.lru_cache(maxsize=1)

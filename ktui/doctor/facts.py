@@ -99,7 +99,7 @@ def parse_lockdown(text: str) -> str | None:
 
 def _mount(source: str, target: str, fstype: str, flags: int) -> bool:
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    return libc.mount(source.encode(), target.encode(), fstype.encode(), flags, None) == 0
+    return bool(libc.mount(source.encode(), target.encode(), fstype.encode(), flags, None) == 0)
 
 
 def _umount(target: str) -> None:

@@ -317,6 +317,7 @@ def elf_symbol_offset(path: str, symbol: str) -> int | None:
     """File offset of a function symbol in an ELF file (what the uprobe PMU takes), or None."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
 
     try:
         with open(path, "rb") as f:
@@ -324,7 +325,8 @@ def elf_symbol_offset(path: str, symbol: str) -> int | None:
             value = None
             for section_name in (".dynsym", ".symtab"):
                 section = elf.get_section_by_name(section_name)
-                if section is None:
+                # .dynsym and .symtab are symbol tables; a damaged file may say otherwise
+                if not isinstance(section, SymbolTableSection):
                     continue
                 syms = section.get_symbol_by_name(symbol)
                 if syms:
@@ -335,7 +337,7 @@ def elf_symbol_offset(path: str, symbol: str) -> int | None:
             for segment in elf.iter_segments("PT_LOAD"):
                 vaddr, filesz = segment["p_vaddr"], segment["p_filesz"]
                 if vaddr <= value < vaddr + filesz:
-                    return value - vaddr + segment["p_offset"]
+                    return int(value - vaddr + segment["p_offset"])
     except (OSError, ELFError, ValueError, KeyError):
         return None
     return None

@@ -51,7 +51,7 @@ class Check:
     evidence: list[str] = field(default_factory=list)
     value: str | None = None  # the measured value where there is one (a version, a mode, a sysctl)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"ok": self.ok, "why": self.why, "evidence": list(self.evidence), "value": self.value}
 
 
@@ -63,7 +63,7 @@ class Report:
         names = [n for n in ORDER if n in self.checks] + [n for n in self.checks if n not in ORDER]
         return [(n, self.checks[n]) for n in names]
 
-    def to_dict(self) -> dict[str, dict]:
+    def to_dict(self) -> dict[str, dict[str, object]]:
         return {name: check.to_dict() for name, check in self.ordered()}
 
     def to_json(self) -> str:

@@ -9,6 +9,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
 
 from ktui.doctor.facts import Privileges
 from ktui.doctor.report import Check
@@ -95,7 +97,7 @@ def bcc_and_headers(priv: Privileges, compile_check: bool = True) -> tuple[Check
     return bcc_check, head
 
 
-def _compile_and_attach(bcc, headers, priv: Privileges, bcc_check: Check, head: Check) -> None:
+def _compile_and_attach(bcc: Any, headers: ModuleType, priv: Privileges, bcc_check: Check, head: Check) -> None:
     try:
         chosen = headers.ensure_headers()
     except (KtuiError, OSError) as err:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ktui.errors import KtuiError, UsageError
-from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeState, StackTrace
+from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeState, StackTrace
 from ktui.remote import protocol as P
 from ktui.remote.clock import ClockEstimate, ClockSample
 
@@ -97,7 +97,7 @@ class HostLink:
 
     def __post_init__(self) -> None:
         self.label = self.label or host_label(self.host)
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._stderr = bytearray()
         self._sent: dict[int, int] = {}
         self._seq = 0
@@ -176,7 +176,7 @@ class HostLink:
                 lost = self._lost_reason()
                 raise P.StreamError(lost.removeprefix("lost: ") if "(" in lost else str(err)) from None
             self._magic.set()
-            layouts: dict = {}
+            layouts: dict[int, ProbeLayout] = {}
             while True:
                 fr = P.read_frame(f)
                 if fr is None:

@@ -85,7 +85,7 @@ def json_frame(kind: int, value: Any) -> bytes:
     return frame(kind, json.dumps(value, separators=(",", ":")).encode())
 
 
-def hello_frame(host: str, kernel: dict[str, str], layouts: list[ProbeLayout], probes: dict[int, dict],
+def hello_frame(host: str, kernel: dict[str, str], layouts: list[ProbeLayout], probes: dict[int, dict[str, Any]],
                 states: list[ProbeState], notes: list[str], timens_offset_ns: int) -> bytes:
     return json_frame(HELLO, {
         "version": 1, "host": host, "kernel": kernel, "timens_offset_ns": timens_offset_ns,
@@ -154,7 +154,7 @@ class Hello:
     host: str
     kernel: dict[str, str]
     layouts: dict[int, ProbeLayout]
-    probes: dict[int, dict]
+    probes: dict[int, dict[str, Any]]
     states: list[ProbeState]
     notes: list[str]
     timens_offset_ns: int
@@ -371,7 +371,7 @@ def decode_sentence(payload: bytes, what: str) -> str:
     return _text(v.get("message", ""), f"{what} message")
 
 
-def _list(v: object, what: str, limit: int) -> list:
+def _list(v: object, what: str, limit: int) -> list[Any]:
     if not isinstance(v, list) or len(v) > limit:
         raise StreamError(f"the stream's {what} is not a list of at most {limit} items.")
     return v
@@ -419,7 +419,7 @@ def decode_aggregates(payload: bytes, layouts: dict[int, ProbeLayout]
     for item in _list(v.get("counts", []), "COUNT tables", MAX_PROBES):
         pid, names, rows_v = _list(item, "COUNT table", 3) + [None] * (3 - len(item))
         key_names = tuple(_text(n, "COUNT key name") for n in _list(names, "COUNT key names", 16))
-        table: list[tuple[tuple, int]] = []
+        table: list[tuple[tuple[Any, ...], int]] = []
         for row in _list(rows_v, "COUNT rows", AGG_ROWS_MAX):
             key, n = _list(row, "COUNT row", 2) + [None] * (2 - len(row))
             table.append((tuple(_key_value(k) for k in _list(key, "COUNT key", 16)), _int(n, "count", 0, big)))

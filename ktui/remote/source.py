@@ -261,7 +261,7 @@ class HostsSource(LinkEvents):
             self.record_errors.append(f"{link.label}: {err}")
 
     @staticmethod
-    def _host_meta(link: HostLink, hello: P.Hello, mono: int, real: int) -> dict:
+    def _host_meta(link: HostLink, hello: P.Hello, mono: int, real: int) -> dict[str, object]:
         offset = link.clock.offset_ns
         # The file's times are the host's clock; realtime - host clock = (realtime - local) + offset.
         return {"host": link.label, "remote": link.host, "hostname": hello.host, "start_ns": mono - offset,

@@ -23,12 +23,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ktui.errors import KtuiError
 from ktui.events import ProbeControl, ProbeState, Update
 from ktui.remote import protocol as P
+
+if TYPE_CHECKING:
+    from ktui.sources.live import LiveSource
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 COUNTERS_EVERY_S = 0.1
@@ -133,9 +137,9 @@ class _Streamer:
         self.shift = np.uint64(shift_ns % (1 << 64))  # modular add: a negative shift wraps back exactly
         self.shifted = shift_ns != 0
         self.shift_ns = shift_ns
-        self._states: list[tuple] = []
+        self._states: list[tuple[int, str, str]] = []
         self._counters_at = 0.0
-        self._aggregates: tuple = ([], [], [])
+        self._aggregates: tuple[object, object, object] = ([], [], [])
         self._aggregates_at = 0.0
         self.last: Update | None = None
 
@@ -214,7 +218,7 @@ def run_stream(specs: list[str], *, filter_text: str | None = None, pid: int | N
     return status
 
 
-def _prepare(specs: list[str], filter_text: str | None, pid: int | None, ring_pages: int | None):
+def _prepare(specs: list[str], filter_text: str | None, pid: int | None, ring_pages: int | None) -> LiveSource:
     from ktui.commands.record import _load_catalog, _parse_probes
     from ktui.privilege import require_bpf
     from ktui.probes.model import TargetProcess
@@ -229,7 +233,7 @@ def _prepare(specs: list[str], filter_text: str | None, pid: int | None, ring_pa
     return source
 
 
-def _hello(source, shift_ns: int) -> bytes:
+def _hello(source: LiveSource, shift_ns: int) -> bytes:
     from ktui.kernel import kernel_identity
 
     states: list[ProbeState] = list(source.states.values())
