@@ -33,18 +33,26 @@ from ktui.errors import KtuiError
 MODE = 0o600
 
 
-def check_destination(path: str | os.PathLike, *, replace: bool) -> None:
-    """Refuse, before any work, a destination that cannot be written: a directory, or an existing
-    name without ``replace``. (The final link/rename checks again; this is for an early sentence.)"""
+def _existing(path: str | os.PathLike) -> os.stat_result | None:
+    """The destination's own status (links not followed), or None when it does not exist yet and its
+    directory does; anything else is the sentence saying why nothing can be written there."""
     try:
-        st = os.lstat(path)
+        return os.lstat(path)
     except FileNotFoundError:
         parent = Path(path).parent
         if not parent.is_dir():
             raise KtuiError(f"cannot write here: the directory {parent} does not exist", where=str(path)) from None
-        return
+        return None
     except OSError as err:
         raise KtuiError(f"cannot write here: {err.strerror}", where=str(path)) from None
+
+
+def check_destination(path: str | os.PathLike, *, replace: bool) -> None:
+    """Refuse, before any work, a destination that cannot be written: a directory, or an existing
+    name without ``replace``. (The final link/rename checks again; this is for an early sentence.)"""
+    st = _existing(path)
+    if st is None:
+        return
     if stat.S_ISDIR(st.st_mode):
         raise KtuiError("is a directory; give a file name", where=str(path))
     if not replace:
@@ -143,15 +151,9 @@ DIR_MODE = 0o700
 def check_directory_destination(path: str | os.PathLike, *, replace: bool, owned: str) -> None:
     """Refuse, before any work, a DIR that cannot be (re)placed; ``owned`` is the file suffix
     a replaceable DIR holds only (".parquet")."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        parent = Path(path).parent
-        if not parent.is_dir():
-            raise KtuiError(f"cannot write here: the directory {parent} does not exist", where=str(path)) from None
+    st = _existing(path)
+    if st is None:
         return
-    except OSError as err:
-        raise KtuiError(f"cannot write here: {err.strerror}", where=str(path)) from None
     if not replace:
         raise KtuiError("exists; choose another name or pass --force to replace it", where=str(path))
     if stat.S_ISDIR(st.st_mode):
