@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from ktui.numbers import CPU, PID
 from ktui.events import HEADER_FIELDS, FieldLayout, ProbeCounters, ProbeLayout
 from ktui.kernel import KernelIdentity
 from ktui.probes.model import Probe, ProbeKind
+
+if TYPE_CHECKING:
+    from ktui.recording.writer import RecordingWriter
 
 MAX_STRING = 128  # longer string values are cut (and the cut reported)
 # Each distinct event becomes a probe (its own layout, table and counters). A kernel with every
@@ -107,7 +111,8 @@ class EventInfo:
     fields: dict[str, Column] = field(default_factory=dict)
     count: int = 0
     probe_id: int = -1
-    layout: ProbeLayout | None = None
+    layout: ProbeLayout | None = None  # set by the second pass, with names
+    names: dict[str, str] = field(default_factory=dict)  # the file's field name -> the record's field name
 
 
 @dataclass
@@ -203,7 +208,7 @@ class ImportReport:
         return text
 
 
-def looks_like_ftrace(path: str | os.PathLike) -> bool:
+def looks_like_ftrace(path: str | os.PathLike[str]) -> bool:
     """The file's start reads as ftrace text (a header, or event lines)."""
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
@@ -436,7 +441,7 @@ def _scan(path: Path, report: ImportReport) -> tuple[dict[tuple[str, str], Event
     return events, ncpu
 
 
-def _spec_and_probe(info: EventInfo, name: str, systems: dict[str, str]) -> tuple[str, dict]:
+def _spec_and_probe(info: EventInfo, name: str, systems: dict[str, str]) -> tuple[str, dict[str, Any]]:
     kind = info.kind
     if kind in ("syscall_enter", "syscall_exit"):
         return f"tracepoint:{info.target}", Probe(ProbeKind.TRACEPOINT, info.target, name=name).to_dict()
@@ -461,7 +466,7 @@ def _system_of(event: str, systems: dict[str, str]) -> str | None:
 def _tracefs_systems() -> dict[str, str]:
     """This machine's own events -> their system, when tracefs is mounted: read once per import
     (one lookup per event kind would be thousands of directory listings)."""
-    from ktui.kernel import TRACEFS_CANDIDATES
+    from ktui.sysfacts import TRACEFS_CANDIDATES
 
     found: dict[str, str] = {}
     for base in TRACEFS_CANDIDATES:
@@ -485,7 +490,7 @@ def _ident(text: str) -> str:
     return "_" + name if name[0].isdigit() else name
 
 
-def import_ftrace(path: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False,
+def import_ftrace(path: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False,
                   host: str | None = None) -> ImportReport:
     """Import ftrace text into a new recording at ``out``; returns what was imported and what was not."""
     from ktui.recording.writer import RecordingWriter
@@ -500,12 +505,13 @@ def import_ftrace(path: str | os.PathLike, out: str | os.PathLike, *, overwrite:
         raise FileFormatError("holds no ftrace event lines" + (
             f" ({report.problem_lines(1)[0]})" if report.problems else ""), where=str(path))
 
-    layouts, probes = [], {}
+    layouts: list[ProbeLayout] = []
+    probes: dict[int, dict[str, Any]] = {}
     systems = _tracefs_systems()
     for probe_id, info in enumerate(sorted(events.values(), key=lambda e: (e.kind, e.name))):
         taken: set[str] = set()
         fields = []
-        names = {}
+        names: dict[str, str] = {}
         columns = [c for k, c in info.fields.items() if k != "caller"]
         legacy_hex = (info.kind in ("kprobe", "kretprobe") and not any(c.prefixed for c in columns)
                       and any(c.bare_hex and c.letters for c in columns))
@@ -520,7 +526,7 @@ def import_ftrace(path: str | os.PathLike, out: str | os.PathLike, *, overwrite:
         name = _ident(info.name)
         spec, probe = _spec_and_probe(info, name, systems)
         info.layout = ProbeLayout(probe_id, name, spec, tuple(fields))
-        info.names = names  # type: ignore[attr-defined]
+        info.names = names
         layouts.append(info.layout)
         probes[probe_id] = probe
 
@@ -544,12 +550,14 @@ def import_ftrace(path: str | os.PathLike, out: str | os.PathLike, *, overwrite:
             except KtuiError:
                 pass
     for info in events.values():
+        assert info.layout is not None  # every event got its layout above
         report.per_event[info.layout.name] = info.count
         report.events += info.count
     return report
 
 
-def _fill(path: Path, events: dict, writer, ncpu: int) -> dict[int, ProbeCounters]:
+def _fill(path: Path, events: dict[tuple[str, str], EventInfo], writer: RecordingWriter,
+          ncpu: int) -> dict[int, ProbeCounters]:
     """Second pass: records per probe in batches, appended to the writer."""
     buffers: dict[tuple[str, str], list[ParsedLine]] = {k: [] for k in events}
     counts = {info.probe_id: [0] * ncpu for info in events.values()}
@@ -585,6 +593,7 @@ def _fill(path: Path, events: dict, writer, ncpu: int) -> dict[int, ProbeCounter
 
 def _to_records(info: EventInfo, lines: list[ParsedLine]) -> np.ndarray:
     layout = info.layout
+    assert layout is not None  # set before the second pass reads any record
     arr = np.zeros(len(lines), dtype=layout.dtype)
     arr["ts"] = [p.ts for p in lines]
     arr["probe"] = layout.probe_id
@@ -596,14 +605,14 @@ def _to_records(info: EventInfo, lines: list[ParsedLine]) -> np.ndarray:
     arr["comm"] = [p.comm.encode("utf-8", "surrogateescape")[:16] for p in lines]
     by_field = {f.name: f for f in layout.fields}
     rows = [dict(p.fields) for p in lines]
-    for key, fname in info.names.items():  # type: ignore[attr-defined]
+    for key, fname in info.names.items():
         f = by_field[fname]
         values = [row.get(key) for row in rows]
         arr[fname] = [_convert(v, f) for v in values]
     return arr
 
 
-def _convert(value: str | None, f: FieldLayout):
+def _convert(value: str | None, f: FieldLayout) -> bytes | int:
     if f.display == "string":
         return b"" if value is None else value.encode("utf-8", "surrogateescape")[:MAX_STRING]
     if value is None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import IO
 
 from ktui.formats.rows import ordered_rows
 from ktui.recording.reader import RecordingReader
 
 
-def export_jsonl(reader: RecordingReader, out: IO[str], *, pid: int | None = None, probe_ids=None) -> int:
+def export_jsonl(reader: RecordingReader, out: IO[str], *, pid: int | None = None, probe_ids: Collection[int] | None = None) -> int:
     """Write every event as one JSON object a line: ts, cpu, pid, tid, comm, probe, fetched values."""
     n = 0
     # To a terminal, every non-ASCII character as \\uXXXX: JSON escapes only C0 controls, and a C1 CSI or a

@@ -358,7 +358,7 @@ def probes_schema(pa: Any) -> Any:
 
 
 def _counters_table(pa: Any, reader: RecordingReader) -> Any:
-    cols: dict[str, list] = {k: [] for k in ("probe_id", "probe", "cpu", "hits", "delivered", "dropped", "filtered")}
+    cols: dict[str, list[Any]] = {k: [] for k in ("probe_id", "probe", "cpu", "hits", "delivered", "dropped", "filtered")}
     for probe_id, c in sorted(reader.counters().items()):
         name = reader.layouts[probe_id].name if probe_id in reader.layouts else ""
         for cpu in range(max(len(c.hits), len(c.delivered), len(c.dropped), len(c.filtered))):

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from typing import IO
+from collections.abc import Collection
+from typing import IO, Any
 
 import numpy as np
 
@@ -61,11 +62,11 @@ def _us(ts_ns: int) -> float:
     return ts_ns / 1000.0
 
 
-def export_perfetto(reader: RecordingReader, out: IO[str], *, pid: int | None = None, probe_ids=None) -> dict:
+def export_perfetto(reader: RecordingReader, out: IO[str], *, pid: int | None = None, probe_ids: Collection[int] | None = None) -> dict[str, int]:
     """Write the trace; returns counts of what was written (instants, slices, counters)."""
     pairs = _paired(reader)
     # (tid, pair) -> entries waiting for their return: (ts, pid, the entry's own values).
-    open_entries: dict[tuple[int, str], list[tuple[int, int, dict]]] = defaultdict(list)
+    open_entries: dict[tuple[int, str], list[tuple[int, int, dict[str, Any]]]] = defaultdict(list)
     thread_names: dict[tuple[int, int], str] = {}
     cpus: set[int] = set()
     lo, hi = reader.time_range()
@@ -76,7 +77,7 @@ def export_perfetto(reader: RecordingReader, out: IO[str], *, pid: int | None = 
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     first = True
 
-    def emit(event: dict) -> None:
+    def emit(event: dict[str, Any]) -> None:
         nonlocal first
         out.write("\n" if first else ",\n")
         first = False

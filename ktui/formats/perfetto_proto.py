@@ -20,7 +20,7 @@ output with Perfetto's own generated classes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import IO
 
 from ktui.formats.rows import UNKNOWN, trim_frames
@@ -125,7 +125,7 @@ def _packet(body: bytes) -> bytes:
 
 
 def export_perfetto_proto(reader: RecordingReader, out: IO[bytes], *, pid: int | None = None,
-                          probe_ids=None) -> dict:
+                          probe_ids: Collection[int] | None = None) -> dict[str, int]:
     """Write the stack samples as a Perfetto protobuf trace; returns counts (samples, callstacks, frames)."""
     interner = _Interner()
     out.write(_packet(_int(PKT_SEQ_ID, SEQUENCE_ID) + _int(PKT_SEQ_FLAGS, SEQ_INCREMENTAL_STATE_CLEARED)

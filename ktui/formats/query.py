@@ -62,18 +62,18 @@ def _sql_text(value: str) -> str:
 class QueryResult:
     columns: list[str]
     types: list[str]
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
     truncated: bool = False  # more rows than asked for existed
 
 
-def is_export_dir(path: str | os.PathLike) -> bool:
+def is_export_dir(path: str | os.PathLike[str]) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, "probes" + EXPORT_SUFFIX))
 
 
 class SqlSession:
     """DuckDB over one Parquet export directory, with ktui's views; ``open`` takes a recording too."""
 
-    def __init__(self, directory: str | os.PathLike | None = None, *, where: str | None = None,
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *, where: str | None = None,
                  hosts: list[tuple[str, Path]] | None = None):
         """One export directory, or (``hosts``) several, one per host: then every view has a ``host``
         column first and is the union of the hosts' tables."""
@@ -102,7 +102,7 @@ class SqlSession:
             raise
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, progress: Callable[[int], None] | None = None,
+    def open(cls, path: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None,
              warnings: list[str] | None = None) -> SqlSession:
         """An export directory as it is, or a recording (or ftrace text), or a directory of recordings (one per
         host, as `ktui record --host` makes), exported to a private temporary directory."""

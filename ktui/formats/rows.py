@@ -8,7 +8,8 @@ decoded as UTF-8 with replacement; stack ids become symbolized frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,8 +52,8 @@ def faulted_fields(layout: ProbeLayout, flags: int) -> list[str]:
     return [f.name for i, f in enumerate(layout.fields[:FAULT_BITS]) if flags >> i & 1]
 
 
-def ordered_rows(reader: RecordingReader, *, pid: int | None = None, probe_ids=None,
-                 batch: int = 65536) -> Iterator[dict]:
+def ordered_rows(reader: RecordingReader, *, pid: int | None = None, probe_ids: Collection[int] | None = None,
+                 batch: int = 65536) -> Iterator[dict[str, Any]]:
     """Every event (optionally of one pid / some probes) as a row, in time order."""
     reader.seek(0)
     while True:
@@ -75,7 +76,7 @@ def ordered_rows(reader: RecordingReader, *, pid: int | None = None, probe_ids=N
             yield converted[which[k]][index[k]]
 
 
-def _rows(reader: RecordingReader, layout: ProbeLayout, arr: np.ndarray) -> Iterator[dict]:
+def _rows(reader: RecordingReader, layout: ProbeLayout, arr: np.ndarray) -> Iterator[dict[str, Any]]:
     cols = {name: arr[name].tolist() for name in ("ts", "cpu", "pid", "tid", "kstack", "ustack", "flags")}
     comm = [c.decode("utf-8", "replace") for c in arr["comm"].tolist()]
     fields = []
