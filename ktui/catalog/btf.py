@@ -394,9 +394,10 @@ class BTF:
         if isinstance(base, int):
             tid = base
         else:
-            tid = self.find(base.rstrip("* ").strip())
-            if tid is None:
+            found = self.find(base.rstrip("* ").strip())
+            if found is None:
                 raise KtuiError(f"BTF of {self.name} has no type named {base!r}.")
+            tid = found
         tid = self.strip(tid)
         if self.type(tid)[0] == PTR:
             tid = self.strip(self.type(tid)[3])

@@ -6,6 +6,7 @@ import os
 import re
 from array import array
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from ktui.catalog.entry import Arg, Details, Entry
 from ktui.catalog.textindex import TextIndex
 from ktui.catalog.traceability import CODE, TRACEABILITY
 from ktui.errors import KtuiError, UsageError
+
+if TYPE_CHECKING:
+    from ktui.catalog.btf import BTF
 
 KINDS = _search.KINDS  # sorted order of "kind:" prefixes: kprobe < rawtracepoint < tracepoint < uprobe
 KIND_CODE = _search.KIND_CODE
@@ -78,7 +82,7 @@ class Catalog:
         self._ftext: str | None = None
         self._fstarts = self._flens = self._fbuf = None
         self._findex = self._tindex = None
-        self._btf = None
+        self._btf: BTF | None = None
         self._module_btf: dict[str, object] = {}
         self.kind_ranges = {k: (int(np.searchsorted(kind, c, "left")), int(np.searchsorted(kind, c, "right")))
                             for k, c in KIND_CODE.items()}

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 from ktui.errors import FileFormatError, KtuiError
 
@@ -225,6 +227,8 @@ class _Scan:
             if named is None:
                 continue
             name = _name(named)
+            if name is None:  # the abstract origin has no name either: nothing a probe could name
+                continue
             has_code = "DW_AT_low_pc" in die.attributes or "DW_AT_ranges" in die.attributes
             if origin is not None and has_code:
                 self.concrete_origins.add(origin.offset)
@@ -302,7 +306,7 @@ class DwarfLookup:
         from ktui.catalog.elf_file import open_elf
 
         self.path = path
-        self._ctx = open_elf(path)
+        self._ctx: AbstractContextManager[Any] | None = open_elf(path)
         elf = self._ctx.__enter__()
         try:
             self.dwarf = _open_dwarf(elf, path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +25,7 @@ def load_kernel_catalog(catalog: type[Catalog], use_cache: bool = True, mount: b
     import it, so the two never import each other)."""
     t0 = time.perf_counter()
     key = catalog_key(CACHE_FORMAT) if use_cache else None
-    if use_cache:
+    if key is not None:
         data = read_cache(key)
         if data is not None:
             cat = _from_payload(catalog, data)
@@ -34,6 +34,7 @@ def load_kernel_catalog(catalog: type[Catalog], use_cache: bool = True, mount: b
             return cat
     cat, payload = build_kernel_catalog(catalog, mount=mount, btf_path=btf_path)
     if use_cache and not cat.problems:  # a partial catalog is not worth keeping
+        assert key is not None  # use_cache
         write_cache(key, payload)
     cat.load_seconds = time.perf_counter() - t0
     return cat
@@ -159,26 +160,26 @@ def build_kernel_catalog(catalog: type[Catalog], mount: bool = True,
     for name, addrs in by_name.items():
         code_s, why = evidence.classify(name, addrs)
         code = CODE[code_s]
-        ex = {}
+        ex: dict[str, Any] = {}
         if code_s != "unknown" or why != reasons[unknown]:
             ex["reason"] = why
         if len(addrs) > 1:
             ex["addresses"] = sorted(addrs)
         if name in clones:
             ex["clones"] = sorted(clones[name])
-        base = clone_base(name) if "." in name else None
-        if base:
-            ex["clone_of"] = base
+        clone_of = clone_base(name) if "." in name else None
+        if clone_of:
+            ex["clone_of"] = clone_of
         full = "kprobe:" + name
         if ex:
             extras_by_name[full] = ex
         rows_name.append(full)
         rows_kind.append(kp)
         rows_addr.append(addrs[0])
-        m = mod_of[name]
-        rows_mod.append(mindex[m] if m else -1)
+        in_module = mod_of[name]
+        rows_mod.append(mindex[in_module] if in_module else -1)
         rows_trace.append(code)
-        rows_ref.append(funcs.get(name, -1) if not m else module_funcs.get(m, {}).get(name, -1))
+        rows_ref.append(funcs.get(name, -1) if not in_module else module_funcs.get(in_module, {}).get(name, -1))
 
     # BTF functions with no symbol: inlined everywhere, or only present as clones
     for name, fid in funcs.items():
@@ -241,7 +242,7 @@ def build_kernel_catalog(catalog: type[Catalog], mount: bool = True,
     order = sorted(range(len(rows_name)), key=rows_name.__getitem__)
     names = [rows_name[i] for i in order]
     idx = np.asarray(order, dtype=np.int64)
-    cols = {
+    cols: dict[str, np.ndarray] = {
         "kind": np.asarray(rows_kind, dtype=np.uint8)[idx],
         "addr": np.asarray(rows_addr, dtype=np.uint64)[idx],
         "mod": np.asarray(rows_mod, dtype=np.int32)[idx],
