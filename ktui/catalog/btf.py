@@ -100,7 +100,7 @@ class BTF:
             )
         self.first_id = (base.nr_types if base else 1)
         self.str_base = (base.str_len_total if base else 0)
-        self.str_len_total = self.str_base + str_len
+        self.str_len_total: int = self.str_base + str_len
         self._funcs: dict[str, int] | None = None  # func name -> FUNC type id
         self._trace_typedefs: dict[str, int] | None = None  # raw tracepoint -> typedef btf_trace_<name>
         self._names: dict[str, list[int]] | None = None
@@ -134,18 +134,20 @@ class BTF:
             if off != end:
                 raise FileFormatError(f"BTF of {self.name} has a type record running past its type section.")
             self.offsets = offs
-        self.nr_types = self.first_id + len(self.offsets)
+        self.nr_types: int = self.first_id + len(self.offsets)
 
     @property
     def funcs(self) -> dict[str, int]:
         if self._funcs is None:
             self._index_funcs()
+        assert self._funcs is not None  # _index_funcs fills both tables
         return self._funcs
 
     @property
     def trace_typedefs(self) -> dict[str, int]:
         if self._trace_typedefs is None:
             self._index_funcs()
+        assert self._trace_typedefs is not None  # _index_funcs fills both tables
         return self._trace_typedefs
 
     def _index_funcs(self) -> None:
@@ -221,6 +223,7 @@ class BTF:
                 break
         if self._names is None:
             self._build_names()
+        assert self._names is not None  # _build_names fills it
         candidates = self._names.get(name, [])
         for want in kinds:  # keep the preference order of ``kinds``
             for tid in candidates:
@@ -383,7 +386,8 @@ class BTF:
             raise KtuiError(f"BTF of {self.name} has no type named {struct_name!r}.")
         for m in self.members(tid):
             if m.name == field_name:
-                bf = (m.bitfield_offset, m.bitfield_size) if m.bitfield_size else None
+                # a bitfield member has both (see _members)
+                bf = (m.bitfield_offset, m.bitfield_size) if m.bitfield_size and m.bitfield_offset is not None else None
                 return m.offset, m.size, m.ctype, bf
         raise KtuiError(f"{self.ctype(self.strip(tid))} has no member named {field_name!r}.")
 
