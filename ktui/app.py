@@ -42,7 +42,7 @@ from ktui.widgets.footer import KtuiFooter
 from ktui.widgets.help_screen import HelpScreen, available, binding_rows
 from ktui.widgets.histograms import Histograms
 from ktui.widgets.key_queue import KeyQueue
-from ktui.widgets.key_counts import KeyCountsView
+from ktui.widgets.key_counts import CountsScroll, KeyCountsView
 from ktui.widgets.no_color import use_legible_monochrome
 from ktui.widgets.messages import (CatalogLoaded, EntryChosen, ProbeRemoved, ProbeSubmitted, ProbeToggled,
                                    UpdateArrived)
@@ -165,7 +165,7 @@ class KtuiApp(App):
                 with TabPane("Stream", id="stream"):
                     yield EventStreamPane(id="stream-pane")
                 with TabPane("CPUs", id="cpus"):
-                    with VerticalScroll(id="cpus-scroll"):
+                    with CountsScroll(id="cpus-scroll"):
                         yield CpuCounts(id="cpu-counts")
                         yield KeyCountsView(id="key-counts")
                 with TabPane("Stacks", id="stacks"):
@@ -448,7 +448,8 @@ class KtuiApp(App):
         if latest.histograms and active == "hists":
             self.pane(Histograms).set_histograms(latest.histograms, names)
         if latest.counts and active == "cpus":  # counts by cpu are the per-CPU tables: only keyed ones here
-            self.pane(KeyCountsView).set_counts([kc for kc in latest.counts if kc.key_names != ("cpu",)], names)
+            self.pane(KeyCountsView).set_counts([kc for kc in latest.counts if kc.key_names != ("cpu",)], names,
+                                             source_seconds(latest))
         self._latest = latest.snapshots()
 
     # --- probes: added, toggled, removed while tracing (the live controller) ----------------

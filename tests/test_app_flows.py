@@ -564,11 +564,14 @@ async def test_count_tables_show_in_the_cpus_tab_sorted_by_count():
         out = io.StringIO()
         Console(file=out, width=100, color_system=None).print(view._render_all())
         lines = [line.split() for line in out.getvalue().splitlines()]
-        assert ["sys_enter_openat", "count", "by", "pid,", "comm:", "21", "in", "4", "keys"] in lines
-        rows = [line[:3] for line in lines if len(line) == 4 and line[2].isdigit()]
-        assert rows == [["777", "cat", "10"], ["4242", "loadgen", "7"], ["1", "systemd", "3"], ["312", "sshd", "1"]]
-        comm_rows = [line[:2] for line in lines if len(line) == 3 and line[0] in "abc"]
-        assert comm_rows == [["b", "9"], ["c", "4"], ["a", "1"]]  # sorted by count, whatever order arrived
+        assert ["sys_enter_openat", "count", "by", "pid,", "comm:", "21", "in", "4", "keys,",
+                "sorted", "by", "count", "↓"] in lines
+        # One snapshot so far: no time base for a rate yet, so the rate column says "-", not a guess.
+        rows = [line[:4] for line in lines if len(line) == 5 and line[2].isdigit()]
+        assert rows == [["777", "cat", "10", "-"], ["4242", "loadgen", "7", "-"], ["1", "systemd", "3", "-"],
+                        ["312", "sshd", "1", "-"]]
+        comm_rows = [line[:3] for line in lines if len(line) == 4 and line[0] in "abc"]
+        assert comm_rows == [["b", "9", "-"], ["c", "4", "-"], ["a", "1", "-"]]  # by count, whatever order arrived
         # A new source starts from zero: the tables go with the old one.
         app.reset_panes(False)
         assert view.tables == [] and not view.display

@@ -220,23 +220,34 @@ def test_cpu_counts(snap_compare, state):
     assert snap_compare(_counts(state), terminal_size=(80, 14), run_before=settled)
 
 
-def _key_counts():
+def _key_counts(sort_keys: str = ""):
     from fake_source import sample_counts
     from ktui.events import KeyCounts
     from ktui.widgets.key_counts import KeyCountsView
 
-    many = KeyCounts(0, ("comm",), [((f"worker{i}".encode(),), 1000 - 10 * i) for i in range(55)])
+    def many(grown: int) -> KeyCounts:  # the later workers grow faster: sorting by rate turns the order over
+        return KeyCounts(0, ("comm",), [((f"worker{i}".encode(),), 1000 * (1000 - 10 * i) + grown * i)
+                                        for i in range(55)])
 
     def setup(app):
-        app.query_one(KeyCountsView).set_counts([sample_counts()[0], many],
-                                                {0: "sys_enter_getppid", 1: "sys_enter_openat"})
+        view = app.query_one(KeyCountsView)
+        names = {0: "sys_enter_getppid", 1: "sys_enter_openat"}
+        # Two snapshots 2 s apart on the source's clock: the rates are the growth over those 2 s.
+        view.set_counts([sample_counts()[0], many(0)], names, 10.0)
+        later = sample_counts()[0]
+        later = KeyCounts(later.probe_id, later.key_names, [(k, n * 3) for k, n in later.rows])
+        view.set_counts([later, many(40)], names, 12.0)
+        for key in sort_keys:
+            view.cycle_sort() if key == "s" else view.reverse_sort()
     return WidgetApp(lambda: KeyCountsView(), setup)
 
 
-def test_key_counts(snap_compare):
-    """COUNT tables: openat by (pid, comm), largest first with bars; getppid by comm, 50 rows then
-    '5 more' summing the tail (the top of it fits the picture)."""
-    assert snap_compare(_key_counts(), terminal_size=(80, 20), run_before=settled)
+@pytest.mark.parametrize("sort_keys", ["", "s"], ids=["by_count", "by_rate"])
+def test_key_counts(snap_compare, sort_keys):
+    """COUNT tables, top-style at 80 columns: openat by (pid, comm) and getppid by comm with counts
+    (thousands separators), rates per second from two snapshots 2 s apart and bars; the header says
+    the order: by count largest first, or (after `s`) by rate; 50 rows then 'N more' summing the tail."""
+    assert snap_compare(_key_counts(sort_keys), terminal_size=(80, 24), run_before=settled)
 
 
 def _stacks(state: str):

@@ -1,8 +1,10 @@
-"""Aggregated stack traces, most frequent first; Enter expands one to its frames."""
+"""Aggregated stack traces, most frequent first; space expands one to its frames, Enter opens the
+inspector on it (its frames whole, its count and share, its probe)."""
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import Tree
 
 from ktui.events import StackTrace
@@ -17,6 +19,8 @@ def _key(s: StackTrace) -> tuple:
 
 class Stacks(Tree):
     """A tree rebuilt from full snapshots; expanded stacks stay expanded across updates."""
+
+    BINDINGS = [Binding("enter", "inspect", "Inspect", id="stacks.inspect")]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("stacks", id=id)
@@ -58,3 +62,37 @@ class Stacks(Tree):
 
     def _walk(self):
         return list(self.root.children)
+
+    def cursor_stack(self) -> StackTrace | None:
+        """The stack under the cursor (on a frame line: the stack it belongs to)."""
+        node = self.cursor_node
+        while node is not None and node.parent is not None and node.parent is not self.root:
+            node = node.parent
+        if node is None or node.data is None:
+            return None
+        return next((s for s in self.stacks if _key(s) == node.data), None)
+
+    def inspect_fields(self, s: StackTrace) -> tuple[str, list, list[str]]:
+        """What the inspector shows for one stack: probe, count and share, then every frame whole."""
+        from ktui.widgets.inspector import InspectedField
+
+        name = term_safe(self.names.get(s.probe_id, f"probe{s.probe_id}"))
+        total = sum(t.count for t in self.stacks) or 1
+        fields = [InspectedField("probe", name, name, ""),  # no stream filter from here: Escape closes
+                  InspectedField("count", f"{s.count:,}", str(s.count), ""),
+                  InspectedField("share", f"{100 * s.count / total:.1f}% of the stacks shown", f"{s.count}/{total}", ""),
+                  InspectedField("frames", f"{len(s.kernel)} kernel, {len(s.user)} user",
+                                 f"{len(s.kernel)} kernel, {len(s.user)} user", "")]
+        frames = [term_safe(f) for f in s.kernel]
+        if s.user:
+            frames += (["-- user --"] if s.kernel else []) + [term_safe(f) for f in s.user]
+        return f"stack of {name}: {s.count:,} times", fields, frames
+
+    def action_inspect(self) -> None:
+        s = self.cursor_stack()
+        if s is None:
+            return
+        from ktui.widgets.inspector import InspectorScreen
+
+        title, fields, frames = self.inspect_fields(s)
+        self.app.push_screen(InspectorScreen(title, fields, frames or ["(no frames: idle or not taken)"]))
