@@ -77,8 +77,18 @@ def test_stacks_tab_expanded(snap_compare):
     async def before(pilot):
         await settled(pilot)
         await pilot.press("3")
-        await pilot.press("enter")
+        await pilot.press("space")
     assert snap_compare(populated(), terminal_size=(100, 30), run_before=before)
+
+
+def test_stack_inspector_80x24(snap_compare):
+    """Enter on a stack in the Stacks tab: the inspector with its probe, count, share and every frame whole."""
+    async def before(pilot):
+        await settled(pilot)
+        await pilot.press("3")
+        await pilot.press("enter")
+        await pilot.pause()
+    assert snap_compare(populated(), terminal_size=(80, 24), run_before=before)
 
 
 def test_histogram_tab(snap_compare):

@@ -35,17 +35,21 @@ class InspectorScreen(ModalScreen[str | None]):
     ]
     AUTO_FOCUS = "#inspector-fields"
 
-    def __init__(self, title: str, fields: list[InspectedField], stack: list[str] | None = None) -> None:
+    def __init__(self, title: str, fields: list[InspectedField], stack: list[str] | None = None, *,
+                 filters: bool = True) -> None:
+        """filters: whether p / c / v can filter the stream from here (not from a stack or a table row)."""
         super().__init__()
         self.title_text = title
         self.fields = fields
         self.stack = stack or []
+        self.filters = filters
 
     def compose(self):
         with VerticalScroll(id="inspector-box"):
             yield Static(Text(self.title_text, style="bold"), id="inspector-title")
-            yield Static(Text("p: only this pid   c: only this comm   v: only the highlighted value   "
-                              "Escape closes", style="dim"), id="inspector-keys")
+            hint = ("p: only this pid   c: only this comm   v: only the highlighted value   Escape closes"
+                    if self.filters else "Escape closes")
+            yield Static(Text(hint, style="dim"), id="inspector-keys")
             yield OptionList(*[Option(self._line(f), id=str(i)) for i, f in enumerate(self.fields)],
                              id="inspector-fields")
             if self.stack:
@@ -69,6 +73,9 @@ class InspectorScreen(ModalScreen[str | None]):
         return next((f for f in self.fields if f.name == name), None)
 
     def action_filter(self, which: str) -> None:
+        if not self.filters:
+            self.notify("Filters are chosen from the stream's inspector (Enter on a stream row).", timeout=2)
+            return
         if which == "value":
             highlighted = self.query_one(OptionList).highlighted
             field = self.fields[highlighted] if highlighted is not None else None

@@ -20,7 +20,7 @@ def _key(s: StackTrace) -> tuple:
 class Stacks(Tree):
     """A tree rebuilt from full snapshots; expanded stacks stay expanded across updates."""
 
-    BINDINGS = [Binding("enter", "inspect", "Inspect", id="stacks.inspect")]
+    BINDINGS = [Binding("enter", "inspect", "Inspect", show=False, id="stacks.inspect")]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("stacks", id=id)
@@ -95,4 +95,5 @@ class Stacks(Tree):
         from ktui.widgets.inspector import InspectorScreen
 
         title, fields, frames = self.inspect_fields(s)
-        self.app.push_screen(InspectorScreen(title, fields, frames or ["(no frames: idle or not taken)"]))
+        self.app.push_screen(InspectorScreen(title, fields, frames or ["(no frames: idle or not taken)"],
+                                             filters=False))
