@@ -93,6 +93,24 @@ def build(path: Path, n: int, seed: int = 1) -> float:
     return time.perf_counter() - t
 
 
+def summary_write_cost(tmp: Path, n: int = 1_000_000, rounds: int = 3) -> tuple[list, list]:
+    """(CPU seconds of this process, wall seconds of the write) for n events through the writer, with
+    the chunk summaries (as shipped) and without them (the writer's summary step switched off), alternating."""
+    with_s: list[tuple[float, float]] = []
+    without_s: list[tuple[float, float]] = []
+    real = RecordingWriter._summary_text
+    for i in range(rounds * 2):
+        off = i % 2 == 1
+        RecordingWriter._summary_text = (lambda self, p, r: None) if off else real  # type: ignore[method-assign]
+        path = tmp / f"cost{i}.ktrec"
+        t = time.process_time()
+        wall = build(path, n)
+        (without_s if off else with_s).append((time.process_time() - t, wall))
+        path.unlink()
+    RecordingWriter._summary_text = real  # type: ignore[method-assign]
+    return with_s, without_s
+
+
 def first_screen(path: Path) -> tuple[float, float]:
     t = time.perf_counter()
     got = threading.Event()
@@ -190,8 +208,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--keep", help="write the recording here and keep it")
+    ap.add_argument("--write-cost", action="store_true",
+                    help="only measure what storing the chunk summaries costs the writer (1 M events, 3 rounds)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ktui-bench-") as tmp:
+        if args.write_cost:
+            with_s, without_s = summary_write_cost(Path(tmp))
+            for i, what in ((0, "CPU seconds (whole process)"), (1, "wall seconds of the write")):
+                a, b = [x[i] for x in with_s], [x[i] for x in without_s]
+                print(f"writing 1,000,000 events, {what}: with chunk summaries {', '.join(f'{x:.2f}' for x in a)}; "
+                      f"without {', '.join(f'{x:.2f}' for x in b)}; median ratio "
+                      f"{statistics.median(a) / statistics.median(b):.3f}")
+            return
         path = Path(args.keep) if args.keep else Path(tmp) / "bench.ktrec"
         if path.exists() and args.keep:
             print(f"using the existing {path}")

@@ -178,3 +178,17 @@ def test_a_damaged_summary_is_one_sentence_and_the_answer_is_still_right(rec, tm
         assert decoded == [cid, cid]
         assert len(r.problems) == 1 and f"chunk {cid}" in r.problems[0] and "\n" not in r.problems[0]
         assert r.problems[0].endswith("that chunk is decoded instead")
+
+
+def test_rows_are_grouped_by_hash_exactly_with_bucket_collisions():
+    from ktui.recording.summary import _group_hashes
+
+    rng = np.random.default_rng(5)
+    for k, n in ((1, 10), (200, 65536), (5000, 65536), (60000, 65536)):
+        h = rng.integers(0, k, n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        if k == 5000:  # many different hashes sharing one bucket (the top 16 bits)
+            h[::7] = (h[::7] & np.uint64(0xFFFF000000000000)) | np.uint64(3)
+        first, counts, owner = _group_hashes(h)
+        u, c = np.unique(h, return_counts=True)
+        assert sorted(zip(h[first].tolist(), counts.tolist())) == sorted(zip(u.tolist(), c.tolist()))
+        assert (h[owner] == h).all() and all(owner[f] == f for f in first)

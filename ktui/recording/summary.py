@@ -67,11 +67,38 @@ def _count_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         for j in range(words.shape[1]):
             h = (h ^ words[:, j]) * np.uint64(0x9E3779B97F4A7C15)
             h ^= h >> np.uint64(29)
-    _, first, inverse, counts = np.unique(h, return_index=True, return_inverse=True, return_counts=True)
-    if bool(np.all(raw == raw[first[inverse]])):
+    first, counts, owner = _group_hashes(h)
+    if bool(np.all(raw == raw[owner])):
         return first, counts
     _, first, counts = np.unique(packed, return_index=True, return_counts=True)  # a collision: exact
     return first, counts
+
+
+_BUCKETS = 1 << 16
+
+
+def _group_hashes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows grouped by equal hash: (first row of each group, its size, each row's group's first row).
+
+    Without a sort (the writer does this for every chunk it stores): each row goes to a bucket by
+    its hash's top bits and the bucket's first row owns it when their hashes agree; the few rows
+    whose bucket another hash owns are grouped by np.unique."""
+    n = len(h)
+    bucket = (h >> np.uint64(64 - 16)).astype(np.intp)
+    rep = np.empty(_BUCKETS, np.intp)
+    rep[bucket[::-1]] = np.arange(n - 1, -1, -1)  # the last assignment wins: each bucket's first row
+    owner = rep[bucket]
+    mine = h == h[owner]
+    sizes = np.bincount(bucket[mine], minlength=_BUCKETS)
+    owned = np.flatnonzero(sizes)
+    first, counts = rep[owned], sizes[owned]
+    rest = np.flatnonzero(~mine)
+    if len(rest):
+        _, fi, inv, ci = np.unique(h[rest], return_index=True, return_inverse=True, return_counts=True)
+        owner = owner.copy()
+        owner[rest] = rest[fi][inv.reshape(-1)]
+        first, counts = np.concatenate([first, rest[fi]]), np.concatenate([counts, ci])
+    return first, counts, owner
 
 
 def summarize(arr: np.ndarray, actions: Iterable[Action]) -> ChunkSummary:
@@ -83,8 +110,8 @@ def summarize(arr: np.ndarray, actions: Iterable[Action]) -> ChunkSummary:
     cpu = arr["cpu"].astype(np.int64)
     ncpu = int(cpu.max()) + 1
     sub = ((ts - t0) * SUB_BINS // max(t1 - t0 + 1, 1)).clip(0, SUB_BINS - 1)
-    out = ChunkSummary(probe_id, t0, t1, np.bincount(cpu, minlength=ncpu),
-                       np.bincount(cpu * SUB_BINS + sub, minlength=ncpu * SUB_BINS).reshape(ncpu, SUB_BINS))
+    cpu_sub = np.bincount(cpu * SUB_BINS + sub, minlength=ncpu * SUB_BINS).reshape(ncpu, SUB_BINS)
+    out = ChunkSummary(probe_id, t0, t1, cpu_sub.sum(axis=1), cpu_sub)
     k, u = arr["kstack"].astype(np.int64), arr["ustack"].astype(np.int64)
     has = (k >= 0) | (u >= 0)
     if has.any():
