@@ -80,8 +80,11 @@ class Catalog:
         self._text: str | None = None
         self._starts: np.ndarray | None = None
         self._ftext: str | None = None
-        self._fstarts = self._flens = self._fbuf = None
-        self._findex = self._tindex = None
+        self._fstarts: np.ndarray | None = None
+        self._flens: np.ndarray | None = None
+        self._fbuf: np.ndarray | None = None
+        self._findex: TextIndex | None = None
+        self._tindex: TextIndex | None = None
         self._btf: BTF | None = None
         self._module_btf: dict[str, object] = {}
         self.kind_ranges = {k: (int(np.searchsorted(kind, c, "left")), int(np.searchsorted(kind, c, "right")))
@@ -131,7 +134,7 @@ class Catalog:
             [e.name for e in rows],
             np.array([KIND_CODE[e.kind] for e in rows], dtype=np.uint8),
             np.array([e.address or 0 for e in rows], dtype=np.uint64),
-            np.array([mindex.get(e.module, -1) for e in rows], dtype=np.int32),
+            np.array([mindex.get(e.module, -1) if e.module else -1 for e in rows], dtype=np.int32),
             np.array([CODE[e.traceability] for e in rows], dtype=np.uint8),
             np.full(n, -1, dtype=np.int64), modules, {}, {}, notes or [], {}, origin=origin,
         )
@@ -234,8 +237,8 @@ class Catalog:
             return Details([], note=f"{ev.what}; a sample every {ev.default_period} events unless "
                                     f"{e.name}:PERIOD says otherwise" if ev else None)
         if e.kind == "rawtracepoint":
-            args = self.btf().raw_tracepoint_args(e.symbol) or []
-            return Details([Arg(n or f"arg{k}", t) for k, (n, t) in enumerate(args)], return_type="void")
+            raw_args = self.btf().raw_tracepoint_args(e.symbol) or []
+            return Details([Arg(n or f"arg{k}", t) for k, (n, t) in enumerate(raw_args)], return_type="void")
         if e.kind == "kprobe":
             args: list[Arg] = []
             ret = None
@@ -361,6 +364,8 @@ class Catalog:
         """Names in which ``pattern`` is found (``re.search`` semantics per name)."""
         rx = _search.compile_regex(pattern)
         names = self.names
+        text, starts = self._text, self._starts
+        assert text is not None and starts is not None  # search() built them
         big = None
         if self._tindex is not None and "\\A" not in pattern and "\\Z" not in pattern:
             try:  # one pass over the joined text; ^ and $ at name boundaries
@@ -375,19 +380,19 @@ class Catalog:
         literal = self._tindex is not None and pattern.isascii() and pattern and re.escape(pattern) == pattern \
             and not rx.flags & re.IGNORECASE
         for lo, hi in ranges:
-            if literal:  # a plain word (what typing starts with): vectorised substring search
-                a = int(self._starts[lo])
-                b = int(self._starts[hi - 1]) + len(names[hi - 1])
+            if literal and self._tindex is not None:  # a plain word (what typing starts with): vectorised substring search
+                a = int(starts[lo])
+                b = int(starts[hi - 1]) + len(names[hi - 1])
                 rows.extend(self._tindex.substring(pattern.encode("ascii"), a, b)[0].tolist())
                 continue
-            if big is not None:
-                a = int(self._starts[lo])
-                b = int(self._starts[hi - 1]) + len(names[hi - 1])
-                spans = [m.span() for m in big.finditer(self._text, a, b)]
+            if big is not None and self._tindex is not None:  # big is only compiled with the index
+                a = int(starts[lo])
+                b = int(starts[hi - 1]) + len(names[hi - 1])
+                spans = [m.span() for m in big.finditer(text, a, b)]
                 if not spans:
                     continue
                 sp = np.asarray(spans, dtype=np.int64)
-                r = np.searchsorted(self._starts, sp[:, 0], "right") - 1
+                r = np.searchsorted(starts, sp[:, 0], "right") - 1
                 if not np.any(sp[:, 1] > self._tindex.ends[r]):  # no match ran across a newline
                     rows.extend(np.unique(r).tolist())
                     continue
@@ -411,6 +416,7 @@ class Catalog:
         prefix = _search.literal_prefix(pattern)
         rest = full[len(prefix):]
         text, starts, names = self._text, self._starts, self.names
+        assert text is not None and starts is not None  # search() built them
         literal = _search.longest_literal(rest)
         rows: list[int] = []
         for lo, hi in ranges:
@@ -453,11 +459,11 @@ class Catalog:
         if self._ftext is None:
             syms = [n.split(":", 1)[1].lower() for n in self.names]
             self._ftext = "\n".join(syms)
-            self._fstarts = self._line_starts(self._ftext, syms)
-            ends = np.empty_like(self._fstarts)
-            ends[:-1] = self._fstarts[1:] - 1
+            self._fstarts = fstarts = self._line_starts(self._ftext, syms)
+            ends = np.empty_like(fstarts)
+            ends[:-1] = fstarts[1:] - 1
             ends[-1] = len(self._ftext)
-            self._flens = ends - self._fstarts
+            self._flens = ends - fstarts
             self._fbuf = np.frombuffer(self._ftext.encode("ascii"), dtype=np.uint8) if self._ftext.isascii() else None
             self._findex = TextIndex(self._ftext, self._fstarts) if self._fbuf is not None and syms else None
             if self._findex is not None:
@@ -475,11 +481,12 @@ class Catalog:
         if "\n" in q:
             raise UsageError("A pattern cannot contain a newline.")
         self._ensure_fuzzy_text()
-        text, starts = self._ftext, self._fstarts
+        text, starts, flens = self._ftext, self._fstarts, self._flens
+        assert text is not None and starts is not None and flens is not None  # just built
         if self._findex is not None and q.isascii():  # vectorised: no Python work per name
             qb = q.encode("ascii")
             parts_rows, parts_sp = [], []
-            bounds = [(int(starts[lo]), int(starts[hi - 1] + self._flens[hi - 1])) for lo, hi in ranges]
+            bounds = [(int(starts[lo]), int(starts[hi - 1] + flens[hi - 1])) for lo, hi in ranges]
             for a, b in bounds:
                 r1, p1 = self._findex.substring(qb, a, b)
                 parts_rows.append(r1)
@@ -515,7 +522,7 @@ class Catalog:
         spans: list[tuple[int, int]] = []
         for lo, hi in ranges:
             a = int(starts[lo])
-            b = int(starts[hi - 1] + self._flens[hi - 1])
+            b = int(starts[hi - 1] + flens[hi - 1])
             spans.extend(m.span(1) for m in sub.finditer(text, a, b))
             if len(q) > 1:
                 spans.extend(m.span(1) for m in rx.finditer(text, a, b))
@@ -527,7 +534,8 @@ class Catalog:
         return self._rank(q, rows, sp[first], traceability, limit)
 
     def _rank(self, q: str, rows, sp, traceability, limit) -> list[int]:
-        _text, starts = self._ftext, self._fstarts
+        starts, flens = self._fstarts, self._flens
+        assert starts is not None and flens is not None  # _fuzzy_rows built them
         if traceability is not None:
             codes = np.asarray(sorted(self._trace_codes(traceability)), dtype=np.uint8)
             keep = np.isin(self.trace[rows], codes)
@@ -542,8 +550,8 @@ class Catalog:
                                 np.where(np.isin(before, (ord("_"), ord("."), ord("/"))), 1, 2))
         else:
             boundary = np.where(at == 0, 0, 2)
-        exact = (gaps == 0) & (at == 0) & (self._flens[rows] == len(q))
-        order = np.lexsort((rows, self._flens[rows], boundary, gaps, ~exact))
+        exact = (gaps == 0) & (at == 0) & (flens[rows] == len(q))
+        order = np.lexsort((rows, flens[rows], boundary, gaps, ~exact))
         lim = len(rows) if limit is None else limit
         return [int(r) for r in rows[order[:lim]]]
 
