@@ -52,6 +52,15 @@ def faulted_fields(layout: ProbeLayout, flags: int) -> list[str]:
     return [f.name for i, f in enumerate(layout.fields[:FAULT_BITS]) if flags >> i & 1]
 
 
+def flag_words(layout: ProbeLayout, flags: int) -> list[str]:
+    """The header flags of one record in words (the inspector's "flags" line): each faulted fetch,
+    and a return seen without its entry. Empty when no flag is set."""
+    words = [f"{name}: read faulted (no value)" for name in faulted_fields(layout, flags)]
+    if flags >> FAULT_BITS & 1:
+        words.append("return seen without its entry (entry values are 0)")
+    return words
+
+
 def ordered_rows(reader: RecordingReader, *, pid: int | None = None, probe_ids: Collection[int] | None = None,
                  batch: int = 65536) -> Iterator[dict[str, Any]]:
     """Every event (optionally of one pid / some probes) as a row, in time order."""

@@ -26,7 +26,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from ktui.events import ProbeLayout
-from ktui.formats.rows import FAULT_TEXT, faulted_fields
+from ktui.formats.rows import FAULT_TEXT, faulted_fields, flag_words
 from ktui.textsafe import term_safe
 from ktui.units import c_string, format_value, short_labels
 
@@ -566,8 +566,12 @@ class EventStream(ScrollView, can_focus=True):
             InspectedField("tid", str(int(rec["tid"])), str(int(rec["tid"])), f"tid={int(rec['tid'])}"),
             InspectedField("uid", str(int(rec["uid"])), str(int(rec["uid"])), f"uid={int(rec['uid'])}"),
         ]
+        faults = set(faulted_fields(layout, int(rec["flags"]))) if layout else set()
         for f in layout.fields if layout else ():
             value = rec[f.name]
+            if f.name in faults:  # its stored 0 or '' is no value: say the read faulted
+                fields.append(InspectedField(f.name, FAULT_TEXT, FAULT_TEXT, ""))
+                continue
             if isinstance(value, bytes):
                 text = c_string(value)
                 fields.append(InspectedField(f.name, repr(text), repr(text), f"{f.name}={text}"))
@@ -582,6 +586,9 @@ class EventStream(ScrollView, can_focus=True):
                 shown = errno_text(number)
             raw = f"{number} = {number & ((1 << 64) - 1):#x}" if number < 0 else f"{number} = {number:#x}"
             fields.append(InspectedField(f.name, shown, raw, f"{f.name}={number}"))
+        flags = int(rec["flags"])
+        words = flag_words(layout, flags) if layout else []
+        fields.append(InspectedField("flags", "; ".join(words) or "none", f"{flags:#x}", ""))
         return f"{name}  ({layout.spec if layout else ''})", fields
 
     class FilterChosen(Message):

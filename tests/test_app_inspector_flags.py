@@ -1,0 +1,70 @@
+"""The stream inspector on the real kernel: flags in words. A child opens a path through a pointer
+that cannot be read; its sys_enter_openat event's filename read faults, and the inspector says so
+(the field reads "(fault)", the flags line names the faulted fetch) instead of showing ''."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+
+from fake_source import run_async_tests
+from ktui.app import KtuiApp
+from ktui.app_main import _live_factory
+from ktui.events import FieldLayout, ProbeLayout
+from ktui.formats.rows import flag_words
+from ktui.probes.model import Probe, ProbeKind
+from ktui.widgets.event_stream import EventStream
+from ktui.widgets.inspector import InspectorScreen
+from test_app_live import wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+# Everything is loaded before the byte arrives: after it, the child's only openat is the bad one.
+CHILD = ("import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); sys.stdin.buffer.read(1); "
+         "libc.syscall(257, -100, ctypes.c_void_p(1), 0); os._exit(0)")
+
+
+def test_flag_words_name_each_faulted_fetch_and_the_missing_entry():
+    layout = ProbeLayout(0, "p", "tracepoint:x:y", (FieldLayout("dfd", "<i8", "s"), FieldLayout("filename", "S64", "string")))
+    assert flag_words(layout, 0) == []
+    assert flag_words(layout, 1 << 1) == ["filename: read faulted (no value)"]
+    assert flag_words(layout, 0b11 | 1 << 31) == ["dfd: read faulted (no value)", "filename: read faulted (no value)",
+                                                  "return seen without its entry (entry values are 0)"]
+
+
+@pytest.mark.live
+async def test_inspector_says_the_filename_read_faulted():
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE)
+    probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_openat", filter=f"pid == {child.pid}")
+    app = KtuiApp(probes=[probe], source_factory=_live_factory, mode="live")
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert await wait_for(pilot, lambda: app.states.get(0) is not None
+                                  and app.states[0].status == "attached"), f"{app.states} / {app.banner}"
+            child.stdin.write(b"x")
+            child.stdin.close()
+            assert await asyncio.to_thread(child.wait) == 0
+            stream = app.query_one(EventStream)
+            assert await wait_for(pilot, lambda: stream.window.count(pid=child.pid) >= 1)
+            await pilot.pause(0.5)
+            assert stream.window.count(pid=child.pid) == 1  # the one openat after the byte
+            stream.focus()
+            await pilot.press("enter")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+            fields = {f.name: f for f in app.screen.fields}
+            assert fields["pid"].shown == str(child.pid)
+            assert fields["filename"].shown == "(fault)" and fields["filename"].filter == ""
+            assert fields["flags"].shown == "filename: read faulted (no value)"
+            assert fields["dfd"].shown == "-100"  # AT_FDCWD: the other arguments were read
+            await pilot.press("escape")
+            await pilot.press("q")
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+run_async_tests(globals())
