@@ -16,7 +16,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from ktui.errors import FileFormatError, KtuiError
-from ktui.sysfacts import VMLINUX_BTF, btf_stat  # noqa: F401 (re-exported)
+from ktui.sysfacts import VMLINUX_BTF as VMLINUX_BTF, btf_stat as btf_stat  # re-exported
 
 BTF_MAGIC = 0xEB9F
 

@@ -4,10 +4,14 @@ and DWARF parameters and source lines when the file (or ``debuginfo``) has them.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ktui.catalog.entry import Arg, Details, Entry
 from ktui.catalog.traceability import clone_base
 from ktui.errors import FileFormatError
+
+if TYPE_CHECKING:
+    from ktui.catalog.dwarf import DwarfLookup
 
 
 def _vaddr_to_offset(segments: list[tuple[int, int, int]], vaddr: int) -> int | None:
@@ -40,10 +44,10 @@ class _LazyDwarf:
 
     def __init__(self, source: str | None, note: str | None):
         self.source, self.note = source, note
-        self._lookup = None
+        self._lookup: DwarfLookup | None = None
         self._failed: str | None = None
 
-    def lookup(self):
+    def lookup(self) -> DwarfLookup | None:
         if self._lookup is None and self._failed is None and self.source is not None:
             from ktui.catalog.dwarf import DwarfLookup
 

@@ -6,7 +6,7 @@ byte; both use natural C alignment, so choosing the same sizes here is enough.
 
 from __future__ import annotations
 
-from ktui.probes.model import STRING_SIZE, ValueType  # noqa: F401 - STRING_SIZE: bytes kept of each fetched string
+from ktui.probes.model import STRING_SIZE as STRING_SIZE, ValueType  # STRING_SIZE: bytes kept of each fetched string
 
 _INT_C = {8: "u8", 16: "u16", 32: "u32", 64: "u64"}
 _SINT_C = {8: "s8", 16: "s16", 32: "s32", 64: "s64"}
@@ -50,4 +50,5 @@ def display(vtype: ValueType) -> str:
 
 
 # C type names -> value types live with the probe model (one resolution of names and types).
-from ktui.probes.ctypes import int_type, is_char_pointer, value_type_of_ctype  # noqa: E402,F401
+from ktui.probes.ctypes import int_type as int_type, is_char_pointer as is_char_pointer  # noqa: E402
+from ktui.probes.ctypes import value_type_of_ctype as value_type_of_ctype  # noqa: E402
