@@ -342,7 +342,7 @@ class BTF:
             return 8
         if kind == ARRAY:
             elem, _idx, n = struct.unpack_from("<III", self._rec(tid)[0].data, off + 12)
-            return n * self.size_of(elem)
+            return int(n * self.size_of(elem))
         return 0
 
     def members(self, tid: int) -> list[Member]:

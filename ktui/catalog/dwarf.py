@@ -154,7 +154,7 @@ def _decl_file(lp, version: int, index: int, comp_dir: str | None) -> str | None
     if not 0 <= i < len(files):
         return None
     fe = files[i]
-    name = fe.name.decode("utf-8", "replace")
+    name: str = fe.name.decode("utf-8", "replace")
     di = fe.dir_index
     d = None
     if version >= 5:

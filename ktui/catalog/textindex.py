@@ -61,7 +61,8 @@ class TextIndex:
         """Boolean per row: the name contains every character of ``q`` (a cheap prefilter)."""
         bits = self._bits()
         need = np.bitwise_or.reduce(bits[np.frombuffer(q, dtype=np.uint8)])
-        return (self.charmask & need) == need
+        found: np.ndarray = (self.charmask & need) == need
+        return found
 
     @staticmethod
     def _first_per_row(rows: np.ndarray) -> np.ndarray:

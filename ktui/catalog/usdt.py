@@ -142,7 +142,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def _vaddr_to_offset(elf, vaddr: int) -> int | None:
     for seg in elf.iter_segments():
         if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= vaddr < seg["p_vaddr"] + seg["p_memsz"]:
-            return vaddr - seg["p_vaddr"] + seg["p_offset"]
+            return int(vaddr - seg["p_vaddr"] + seg["p_offset"])
     return None
 
 
@@ -151,7 +151,7 @@ def _section_offset(elf, vaddr: int) -> int | None:
     for sec in elf.iter_sections():
         start, size = sec["sh_addr"], sec["sh_size"]
         if start and start <= vaddr < start + size and sec["sh_type"] != "SHT_NOBITS":
-            return vaddr - start + sec["sh_offset"]
+            return int(vaddr - start + sec["sh_offset"])
     return _vaddr_to_offset(elf, vaddr)
 
 
