@@ -217,7 +217,7 @@ def expr_from_dict(data: Any, where: str = "fetch", depth: int = 0) -> FetchExpr
         else:
             kwargs[key] = value
     try:
-        expr = cls(**kwargs)
+        expr: FetchExpr = cls(**kwargs)
     except TypeError as err:
         raise FileFormatError(f"bad {data['op']} fetch: {err}", where=where) from None
     if depth == 0:  # it walks the whole tree

@@ -47,7 +47,7 @@ def filesystem_type(path: str | os.PathLike) -> int | None:
     buf = _StatFs()
     if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
         return None
-    return buf.f_type & 0xFFFFFFFF
+    return int(buf.f_type) & 0xFFFFFFFF
 
 
 def filesystem_name(f_type: int | None) -> str:
