@@ -76,6 +76,21 @@ async def test_count_by_pid_rows_are_exact_and_sort_keys_reorder_them():
             assert "sorted by key ↑" in next(line for line in screen_lines(view, 78) if "count by pid" in line)
             await pilot.press("r")
             assert order() == sorted(want, reverse=True)
+
+            # Enter on a row: the inspector with its key whole, its exact count and its rate; Down moves on.
+            from ktui.widgets.inspector import InspectorScreen
+
+            for index in (0, 1):
+                if index:
+                    await pilot.press("down")
+                await pilot.press("enter")
+                assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+                shown = {f.name: f.shown for f in app.screen.fields}
+                (pid,), count = order()[index]
+                assert shown["pid"] == str(pid) and shown["count"] == f"{count:,}", shown
+                assert shown["rate"] == "0/s" and shown["probe"] == "sys_enter_getppid"  # the calls are over
+                await pilot.press("escape")
+                assert await wait_for(pilot, lambda: not isinstance(app.screen, InspectorScreen))
             await pilot.press("q")
     finally:
         for child in (many, few):

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.geometry import Region
 from textual.widgets import Static
 
 from ktui.events import KeyCounts
@@ -48,6 +49,7 @@ class KeyCountsView(Static):
         self.rates = KeyRates()
         self.sort_column = "count"
         self.sort_reverse = False
+        self.cursor = 0  # the highlighted row, counted over the rows shown in every table (Enter inspects it)
         self.display = False
         self.update(self._render_all())
 
@@ -76,6 +78,47 @@ class KeyCountsView(Static):
     def ordered_rows(self, kc: KeyCounts) -> list[RatedRow]:
         return sort_rows(self.rates.rows(kc), self.sort_column, self.sort_reverse)
 
+    def shown_rows(self) -> list[tuple[KeyCounts, RatedRow]]:
+        """Every row on screen, table after table, in the order shown (what the cursor walks)."""
+        return [(kc, r) for kc in self.tables for r in self.ordered_rows(kc)[:MAX_ROWS]]
+
+    def move_cursor(self, delta: int) -> int:
+        """Moves the highlight; returns the line of the highlighted row within this widget."""
+        n = len(self.shown_rows())
+        self.cursor = max(0, min(n - 1, self.cursor + delta)) if n else 0
+        self.update(self._render_all())
+        return self.cursor_line()
+
+    def cursor_line(self) -> int:
+        line, left = 0, self.cursor
+        for kc in self.tables:
+            rows = len(kc.rows)
+            shown = min(rows, MAX_ROWS)
+            if left < shown:
+                return line + 2 + left  # the title and the column headers come first
+            left -= shown
+            line += 2 + shown + (1 if rows > MAX_ROWS and kc.key_names else 0) + 1
+        return line
+
+    def inspect_fields(self) -> tuple[str, list, list[str]] | None:
+        """What the inspector shows for the highlighted row: the probe, each key whole, count, rate, share."""
+        from ktui.widgets.inspector import InspectedField
+
+        rows = self.shown_rows()
+        if not rows:
+            return None
+        kc, row = rows[min(self.cursor, len(rows) - 1)]
+        name = term_safe(self.names.get(kc.probe_id, f"probe{kc.probe_id}"))
+        total = sum(n for _, n in kc.rows) or 1
+        fields = [InspectedField("probe", name, name, "")]
+        for k, v in zip(kc.key_names, row.key):
+            fields.append(InspectedField(term_safe(k), key_text(v), repr(v) if isinstance(v, bytes) else str(v), ""))
+        fields += [InspectedField("count", f"{row.count:,}", str(row.count), ""),
+                   InspectedField("rate", f"{rate_text(row.rate)}/s" if row.rate is not None else
+                                  "- (not measured yet)", "" if row.rate is None else f"{row.rate:.3f}", ""),
+                   InspectedField("share", f"{100 * row.count / total:.1f}% of this table", f"{row.count}/{total}", "")]
+        return f"{name}: count by {', '.join(kc.key_names)}", fields, []
+
     def on_resize(self) -> None:
         self.update(self._render_all())
 
@@ -83,9 +126,13 @@ class KeyCountsView(Static):
         if not self.tables:
             return Text("")  # no COUNT action keyed by anything: nothing to show below the CPU tables
         width = self.size.width or 80
-        return Group(*(self._table(kc, width) for kc in self.tables))
+        groups, first = [], 0
+        for kc in self.tables:
+            groups.append(self._table(kc, width, self.cursor - first))
+            first += min(len(kc.rows), MAX_ROWS)
+        return Group(*groups)
 
-    def _table(self, kc: KeyCounts, width: int) -> Group:
+    def _table(self, kc: KeyCounts, width: int, highlight: int = -1) -> Group:
         rows = self.ordered_rows(kc)
         total = sum(r.count for r in rows)
         name = term_safe(self.names.get(kc.probe_id, f"probe{kc.probe_id}"))
@@ -116,11 +163,11 @@ class KeyCountsView(Static):
         if bar_w >= 4:
             table.add_column("share", no_wrap=True, width=bar_w)
         top = max((r.count for r in rows), default=0)
-        for r, key, c, rt in zip(shown, keys, counts, rates):
+        for i, (r, key, c, rt) in enumerate(zip(shown, keys, counts, rates)):
             cells: list[RenderableType] = [*key, c, rt]
             if bar_w >= 4:
                 cells.append(Text(bar(r.count / top if top else 0.0, bar_w), style="green"))
-            table.add_row(*cells)
+            table.add_row(*cells, style="reverse" if i == highlight else None)
         if len(rows) > MAX_ROWS and kc.key_names:  # the tail, summed on one line
             tail: list[RenderableType] = [*([""] * (len(kc.key_names) - 1)),
                                           Text(f"{len(rows) - MAX_ROWS:,} more", style="dim"), f"{rest:,}", ""]
@@ -136,7 +183,30 @@ class CountsScroll(VerticalScroll):
     BINDINGS = [
         Binding("s", "sort_next", "Sort column", id="counts.sort"),
         Binding("r", "sort_reverse", "Reverse sort", id="counts.reverse"),
+        Binding("down", "row(1)", "Next row", show=False, id="counts.down"),
+        Binding("up", "row(-1)", "Previous row", show=False, id="counts.up"),
+        Binding("enter", "inspect", "Inspect", show=False, id="counts.inspect"),
     ]
+
+    def action_row(self, delta: int) -> None:
+        """Up / Down move the COUNT rows' highlight (and keep it on screen); with no table they scroll."""
+        view = self.query_one(KeyCountsView)
+        if not view.display or not view.tables:
+            self.scroll_relative(y=delta, animate=False)
+            return
+        line = view.move_cursor(delta)
+        top = view.virtual_region.y + line
+        self.scroll_to_region(Region(0, top, 1, 1), animate=False, immediate=True)
+
+    def action_inspect(self) -> None:
+        view = self.query_one(KeyCountsView)
+        shown = view.inspect_fields() if view.display else None
+        if shown is None:
+            return
+        from ktui.widgets.inspector import InspectorScreen
+
+        title, fields, _ = shown
+        self.app.push_screen(InspectorScreen(title, fields, filters=False))
 
     def action_sort_next(self) -> None:
         for view in self.query(KeyCountsView):
