@@ -25,7 +25,7 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from ktui.engine.outbox import Mailbox
 from ktui.errors import KtuiError
-from ktui.events import EventSource, ProbeHosts, ProbeState, Update
+from ktui.events import EventSource, EventStacks, ProbeHosts, ProbeState, Update
 from ktui.probes.model import Probe
 from ktui.screens.editor import EditorController
 from ktui.screens.live import LiveController
@@ -348,7 +348,9 @@ class KtuiApp(App):
         if source is None:
             return
         hosts = dict(source.probe_hosts) if isinstance(source, ProbeHosts) else None
-        self.main_query(EventStream).set_layouts(dict(source.layouts), source.symbolize, hosts)
+        stream = self.main_query(EventStream)
+        stream.set_layouts(dict(source.layouts), source.symbolize, hosts)
+        stream.stack_frames = source.stack_frames if isinstance(source, EventStacks) else None
         self.sessions.reapply_filter()
         self.show_probes()
 

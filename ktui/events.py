@@ -237,6 +237,14 @@ class EventSource(Protocol):
 
 
 @runtime_checkable
+class EventStacks(Protocol):
+    """The frames behind the stack ids an event's record carries (kstack, ustack), for the inspector.
+    A live source looks them up in the program's stack map as it is now; a replay in the file."""
+
+    def stack_frames(self, probe_id: int, stack_id: int, user: bool = False, pid: int | None = None) -> list[str]: ...
+
+
+@runtime_checkable
 class ProbeControl(Protocol):
     """Probes changed while tracing, keyed by the ids the source hands out (never list positions).
 

@@ -15,7 +15,7 @@ from ktui.app import KtuiApp
 from ktui.app_main import _live_factory
 from ktui.events import FieldLayout, ProbeLayout
 from ktui.formats.rows import flag_words
-from ktui.probes.model import Probe, ProbeKind
+from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
 from ktui.widgets.event_stream import EventStream
 from ktui.widgets.inspector import InspectorScreen
 from test_app_live import wait_for
@@ -65,6 +65,47 @@ async def test_inspector_says_the_filename_read_faulted():
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+# The child stays alive until its stdin closes: its user frames are symbolized from its own maps.
+GETPPID_CHILD = ("import ctypes, os, sys; libc = ctypes.CDLL(None); sys.stdin.buffer.read(1); "
+                 "libc.syscall(110); sys.stdin.buffer.read(1); os._exit(0)")
+
+
+@pytest.mark.live
+async def test_inspector_shows_the_events_own_stack():
+    """A probe that streams and takes kernel and user stacks: the inspector of its one event shows the
+    kernel frames of the syscall's path and the user frames of the child (its libc)."""
+    child = subprocess.Popen([sys.executable, "-c", GETPPID_CHILD], stdin=subprocess.PIPE)
+    probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", filter=f"pid == {child.pid}",
+                  actions=[Action(), Action(ActionKind.STACKS, kernel_stack=True, user_stack=True)])
+    app = KtuiApp(probes=[probe], source_factory=_live_factory, mode="live")
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert await wait_for(pilot, lambda: app.states.get(0) is not None
+                                  and app.states[0].status == "attached"), f"{app.states} / {app.banner}"
+            child.stdin.write(b"x")
+            child.stdin.flush()
+            stream = app.query_one(EventStream)
+            assert await wait_for(pilot, lambda: stream.window.count(pid=child.pid) >= 1)
+            await pilot.pause(0.3)
+            assert stream.window.count(pid=child.pid) == 1
+            stream.focus()
+            await pilot.press("enter")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+            frames = app.screen.stack
+            user_at = frames.index(f"-- user ({child.pid})")
+            kernel, user = frames[:user_at], frames[user_at + 1:]
+            assert any("do_syscall_64" in f for f in kernel), frames  # the syscall's way in
+            assert any("syscall" in f for f in user), frames  # libc's syscall() in the child
+            await pilot.press("escape")
+            await pilot.press("q")
+    finally:
+        if not child.stdin.closed:
+            child.stdin.close()
+        if child.poll() is None:
+            child.kill()
+        child.wait()
 
 
 run_async_tests(globals())

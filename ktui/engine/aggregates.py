@@ -170,6 +170,13 @@ class Aggregates:
             self._frames_cache[key] = frames
         return frames or (UNKNOWN,)
 
+    def event_frames(self, probe_id: int, stack_id: int, user: bool, pid: int | None) -> list[str]:
+        """The frames of one event's stack id, from the stack map of the unit that holds its probe."""
+        unit = self._loader.unit_of.get(probe_id)
+        if unit is None or stack_id < 0 or (user and pid is None):
+            return []
+        return list(self._frames(unit, stack_id, pid if user else None))
+
     def kernel_symbols(self) -> KernelSymbols:
         if self._ksyms is None:
             self._ksyms = KernelSymbols()

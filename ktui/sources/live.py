@@ -250,6 +250,9 @@ class LiveSource:
     def symbolize(self, address: int, pid: int | None = None) -> str:
         return self._aggregates.symbolize(address, pid)
 
+    def stack_frames(self, probe_id: int, stack_id: int, user: bool = False, pid: int | None = None) -> list[str]:
+        return self._aggregates.event_frames(probe_id, stack_id, user, pid)
+
     def _snapshot(self, *, now: float | None = None, finished: bool = False, message: str = "") -> Update:
         counters = self.counters()
         return Update(counters=counters, probes=[_copy_state(s) for s in list(self.states.values())],

@@ -309,6 +309,8 @@ class EventStream(ScrollView, can_focus=True):
         self.window = EventWindow(capacity)
         self.layouts: dict[int, ProbeLayout] = {}
         self.symbolize: Callable[[int, int | None], str] | None = None
+        # The frames behind an event's stack ids (the source's EventStacks), for the inspector.
+        self.stack_frames: Callable[[int, int, bool, int | None], list[str]] | None = None
         self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(2048)
         self._stale = False  # rows arrived while hidden, not yet sized or scrolled to
         self.hint: list[str] = list(FIRST_HINT)  # shown until the first event arrives
@@ -545,7 +547,18 @@ class EventStream(ScrollView, can_focus=True):
         def chosen(query: str | None) -> None:
             if query:
                 self.post_message(self.FilterChosen(query))
-        self.app.push_screen(InspectorScreen(title, fields), chosen)
+        self.app.push_screen(InspectorScreen(title, fields, self.event_stack(absolute)), chosen)
+
+    def event_stack(self, absolute: int) -> list[str]:
+        """The row's own stack, kernel frames then user frames, when its probe takes stacks."""
+        probe_id, rec, _ = self.window.entry(absolute)
+        names = rec.dtype.names or ()
+        if self.stack_frames is None:
+            return []
+        pid = int(rec["pid"])
+        kernel = self.stack_frames(probe_id, int(rec["kstack"]), False, None) if "kstack" in names else []
+        user = self.stack_frames(probe_id, int(rec["ustack"]), True, pid) if "ustack" in names else []
+        return kernel + ([f"-- user ({pid})"] + user if user else [])
 
     def inspect(self, absolute: int) -> tuple[str, list]:
         """One row's every field in full (what the inspector shows)."""
