@@ -217,8 +217,9 @@ write_launcher
 helper=ktui/engine/_ordering.so
 if [[ ! -e $helper || ktui/engine/ordering.c -nt $helper ]]; then
     say "building $helper (acquire/release loads for the ring reader)"
-    gcc -O2 -shared -fPIC -o "$helper.tmp" ktui/engine/ordering.c && mv -f "$helper.tmp" "$helper" \
-        || die "gcc could not build $helper from ktui/engine/ordering.c."
+    if ! { gcc -O2 -shared -fPIC -o "$helper.tmp" ktui/engine/ordering.c && mv -f "$helper.tmp" "$helper"; }; then
+        die "gcc could not build $helper from ktui/engine/ordering.c."
+    fi
 fi
 
 # --- the VM harness's own tool venv --------------------------------------------

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,8 @@ def sandbox(tmp_path):
     (repo / "scripts").mkdir(parents=True)
     shutil.copy2(ROOT / "scripts" / "setup.sh", repo / "scripts" / "setup.sh")
     shutil.copy2(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    (repo / "ktui" / "engine").mkdir(parents=True)  # the ring reader's ordering helper, built by setup
+    shutil.copy2(ROOT / "ktui" / "engine" / "ordering.c", repo / "ktui" / "engine" / "ordering.c")
     calls = tmp_path / "calls"
     calls.write_text("")
     bin_ = tmp_path / "bin"
@@ -130,6 +133,9 @@ def sandbox(tmp_path):
         ).stdout.splitlines()[0]
         digest = subprocess.run(["sha256sum", str(repo / "pyproject.toml")], capture_output=True, text=True)
         (repo / ".venv" / ".ktui-setup").write_text(f"{digest.stdout.split()[0]} {version}\n")
+        helper = repo / "ktui" / "engine" / "_ordering.so"  # built, newer than its source
+        helper.write_bytes(b"")
+        os.utime(helper, (time.time() + 5, time.time() + 5))
 
     run.repo = repo
     run.mark_installed = mark_installed
