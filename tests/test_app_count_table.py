@@ -57,9 +57,10 @@ async def test_count_by_pid_rows_are_exact_and_sort_keys_reorder_them():
             want = [((many.pid,), MANY), ((few.pid,), FEW)]
             assert await wait_for(pilot, lambda: order() == want), order()
             # Rates: measured from successive snapshots once a time base has passed; the calls are over,
-            # so after a second base the rate of both rows is 0 (not unknown).
-            assert await wait_for(pilot, lambda: all(r.rate is not None for t in view.tables
-                                                     for r in view.rates.rows(t)), timeout=10)
+            # so once a base is taken after the last count arrived (a loaded machine delivers them over
+            # seconds) the rate of both rows is 0 (not unknown, not the rate while they arrived).
+            assert await wait_for(pilot, lambda: all(r.rate == 0 for t in view.tables
+                                                     for r in view.rates.rows(t)), timeout=15)
             lines = screen_lines(view, 78)
             head = next(line for line in lines if "count by pid" in line)
             assert "sorted by count ↓" in head and f"{MANY + FEW:,} in 2 keys" in head
