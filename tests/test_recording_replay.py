@@ -56,7 +56,7 @@ class Collector:
             time.sleep(quiet)
 
     def events(self, updates=None) -> np.ndarray:
-        parts = [a[["ts", "probe", "pid", "comm"]] for u in (updates or self.updates) for a in u.events.values()]
+        parts = [a[["ts", "probe", "pid", "comm"]] for u in (self.updates if updates is None else updates) for a in u.events.values()]
         return np.concatenate(parts) if parts else np.zeros(0)
 
 
@@ -188,13 +188,18 @@ def test_step_shows_exactly_n_events(rec):
     try:
         before = len(sink.updates)
         last_shown = int(sink.events()["ts"].max())
+        # Updates without events may come between (the whole-recording window pass, off the worker):
+        # wait for the step's events, then for quiet, and count them all.
         src.step(5)
-        sink.wait_for(lambda u: len(u) > before)
+        sink.wait_for(lambda u: len(sink.events(u[before:])) >= 5)
+        sink.wait_quiet()
         ev = sink.events(sink.updates[before:])
         assert len(ev) == 5 and ev["ts"].min() > last_shown
+        after = len(sink.updates)
         src.step(1)
-        sink.wait_for(lambda u: len(u) > before + 1)
-        assert len(sink.events(sink.updates[before + 1:])) == 1
+        sink.wait_for(lambda u: len(sink.events(u[after:])) >= 1)
+        sink.wait_quiet()
+        assert len(sink.events(sink.updates[after:])) == 1
     finally:
         src.stop()
 
