@@ -27,6 +27,17 @@ CHILD = ("import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); sys.
          "libc.syscall(257, -100, ctypes.c_void_p(1), 0); os._exit(0)")
 
 
+async def _attached(pilot, app: KtuiApp) -> None:
+    assert await wait_for(pilot, lambda: app.states.get(0) is not None
+                          and app.states[0].status == "attached"), f"{app.states} / {app.banner}"
+
+
+async def _inspect(pilot, app: KtuiApp, stream: EventStream) -> None:
+    """Enter on the stream's row: the inspector opens."""
+    stream.focus()
+    await pilot.press("enter")
+    assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+
 def test_flag_words_name_each_faulted_fetch_and_the_missing_entry():
     layout = ProbeLayout(0, "p", "tracepoint:x:y", (FieldLayout("dfd", "<i8", "s"), FieldLayout("filename", "S64", "string")))
     assert flag_words(layout, 0) == []
@@ -42,8 +53,7 @@ async def test_inspector_says_the_filename_read_faulted():
     app = KtuiApp(probes=[probe], source_factory=_live_factory, mode="live")
     try:
         async with app.run_test(size=(80, 24)) as pilot:
-            assert await wait_for(pilot, lambda: app.states.get(0) is not None
-                                  and app.states[0].status == "attached"), f"{app.states} / {app.banner}"
+            await _attached(pilot, app)
             child.stdin.write(b"x")
             child.stdin.close()
             assert await asyncio.to_thread(child.wait) == 0
@@ -51,9 +61,7 @@ async def test_inspector_says_the_filename_read_faulted():
             assert await wait_for(pilot, lambda: stream.window.count(pid=child.pid) >= 1)
             await pilot.pause(0.5)
             assert stream.window.count(pid=child.pid) == 1  # the one openat after the byte
-            stream.focus()
-            await pilot.press("enter")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+            await _inspect(pilot, app, stream)
             fields = {f.name: f for f in app.screen.fields}
             assert fields["pid"].shown == str(child.pid)
             assert fields["filename"].shown == "(fault)" and fields["filename"].filter == ""
@@ -82,17 +90,14 @@ async def test_inspector_shows_the_events_own_stack():
     app = KtuiApp(probes=[probe], source_factory=_live_factory, mode="live")
     try:
         async with app.run_test(size=(80, 24)) as pilot:
-            assert await wait_for(pilot, lambda: app.states.get(0) is not None
-                                  and app.states[0].status == "attached"), f"{app.states} / {app.banner}"
+            await _attached(pilot, app)
             child.stdin.write(b"x")
             child.stdin.flush()
             stream = app.query_one(EventStream)
             assert await wait_for(pilot, lambda: stream.window.count(pid=child.pid) >= 1)
             await pilot.pause(0.3)
             assert stream.window.count(pid=child.pid) == 1
-            stream.focus()
-            await pilot.press("enter")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
+            await _inspect(pilot, app, stream)
             frames = app.screen.stack
             user_at = frames.index(f"-- user ({child.pid})")
             kernel, user = frames[:user_at], frames[user_at + 1:]
