@@ -23,6 +23,7 @@ import pytest
 
 from conftest import require_live
 from helpers import getppid_binary, getppid_child, prog_ids_of
+from helpers.tmux import Tmux as SharedTmux
 from ktui.kernel import process_alive as alive
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(240)]
@@ -53,28 +54,14 @@ def free_port() -> int:
     raise AssertionError("no free loopback port for sshd")
 
 
-class Tmux:
+class Tmux(SharedTmux):
+    """The shared tmux driver on a private server; called, it runs a tmux command there."""
+
     def __init__(self, socket_name: str, session: str) -> None:
-        self.socket, self.session = socket_name, session
+        super().__init__(session, socket=socket_name)
 
     def __call__(self, *args: str, check: bool = True) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], check=check, capture_output=True, text=True).stdout
-
-    def keys(self, *keys: str, literal: bool = False) -> None:
-        self("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
-
-    def screen(self) -> str:
-        return self("capture-pane", "-p", "-t", self.session)
-
-    def wait(self, predicate, timeout: float = 60.0, what: str = "") -> str:
-        deadline = time.monotonic() + timeout
-        text = self.screen()
-        while time.monotonic() < deadline:
-            text = self.screen()
-            if predicate(text):
-                return text
-            time.sleep(0.2)
-        raise AssertionError(f"the screen never showed {what or 'what was expected'}:\n{text}")
+        return self.run(*args, check=check)
 
 
 @pytest.fixture

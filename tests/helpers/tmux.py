@@ -11,17 +11,22 @@ from pathlib import Path
 class Tmux:
     """One tmux session: run tmux commands on it, read its screen, wait for what a person waits for."""
 
-    def __init__(self, session: str, *, wait_s: float = 60.0) -> None:
+    def __init__(self, session: str, *, wait_s: float = 60.0, socket: str | None = None) -> None:
         self.session = session
         self.wait_s = wait_s
+        self.socket = socket  # a private tmux server (-L), or None for the default one
 
-    def run(self, *args: str) -> str:
-        return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+    def run(self, *args: str, check: bool = True) -> str:
+        server = ["-L", self.socket] if self.socket else []
+        return subprocess.run(["tmux", *server, *args], check=check, capture_output=True, text=True).stdout
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.run("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", self.session)
 
-    def wait(self, predicate, timeout: float | None = None) -> str:
+    def wait(self, predicate, timeout: float | None = None, what: str = "") -> str:
         deadline = time.monotonic() + (self.wait_s if timeout is None else timeout)
         text = self.screen()
         while time.monotonic() < deadline:
@@ -29,8 +34,7 @@ class Tmux:
             if predicate(text):
                 return text
             time.sleep(0.2)
-        raise AssertionError(f"the screen never showed what was expected:\n{text}")
-
+        raise AssertionError(f"the screen never showed {what or 'what was expected'}:\n{text}")
 
 def ktui_pid(pane_pid: int) -> int:
     """The ktui process: the pane's process or its child (tmux may start it through sh)."""
