@@ -5,10 +5,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import subprocess
 import threading
 import time
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -65,6 +67,50 @@ def test_user_frames_resolve_through_maps_and_elf_symbols():
     addr = ctypes.cast(libc.getpid, ctypes.c_void_p).value
     name = UserSymbols().lookup(os.getpid(), addr)
     assert "getpid" in name
+
+
+def test_user_symbol_tables_stay_bounded_and_still_symbolize(tmp_path, monkeypatch):
+    """More binaries than the bound: at most MAX files' tables are kept (least recently used
+    forgotten first), and every frame still resolves to its own function, evicted ones re-read."""
+    from ktui.engine import stacks
+
+    bound, n = 3, 7
+    funcs = []
+    for i in range(n):  # n distinct shared objects, each with its own function, mapped into this process
+        src, so = tmp_path / f"lib{i}.c", tmp_path / f"libktui_lru_{i}.so"
+        src.write_text(f"int ktui_lru_fn_{i}(int x) {{ return x * {i + 2}; }}\n")
+        subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", str(so), str(src)], check=True)
+        fn = getattr(ctypes.CDLL(str(so)), f"ktui_lru_fn_{i}")
+        funcs.append((f"ktui_lru_fn_{i}", ctypes.cast(fn, ctypes.c_void_p).value))
+    reads: list[str] = []
+    real_read = stacks._read_elf
+    monkeypatch.setattr(stacks, "_read_elf", lambda path: reads.append(path) or real_read(path))
+
+    syms = UserSymbols(max_files=bound)
+    for name, addr in funcs:
+        assert syms.lookup(os.getpid(), addr) == name
+        assert len(syms._elves) <= bound
+    assert len(syms._elves) == bound
+    assert len(reads) == n  # each file read once so far
+    kept = {key[0] for key in syms._elves}
+    assert kept == {str(tmp_path / f"libktui_lru_{i}.so") for i in range(n - bound, n)}  # the newest three
+
+    # A kept file is not read again and becomes the most recently used; an evicted one is read anew.
+    name, addr = funcs[n - bound]
+    assert syms.lookup(os.getpid(), addr) == name
+    assert len(reads) == n
+    name, addr = funcs[0]
+    assert syms.lookup(os.getpid(), addr) == name
+    assert len(reads) == n + 1 and reads[-1] == str(tmp_path / "libktui_lru_0.so")
+    kept = {key[0] for key in syms._elves}
+    assert len(kept) == bound
+    assert str(tmp_path / f"libktui_lru_{n - bound}.so") in kept  # used just before: kept
+    assert str(tmp_path / f"libktui_lru_{n - bound + 1}.so") not in kept  # least recently used: gone
+
+
+def test_user_symbols_refuse_a_bound_below_one():
+    with pytest.raises(ValueError):
+        UserSymbols(max_files=0)
 
 
 def test_a_user_address_outside_any_mapping_is_unknown():

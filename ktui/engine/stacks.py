@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -96,12 +97,19 @@ def _read_elf(path: str) -> _ElfSymbols | None:
 class UserSymbols:
     """Per-process user symbolization; ELF symbol tables cached per file (path, inode, mtime)."""
 
-    def __init__(self) -> None:
-        self._elves: dict[tuple[str, int, int, int], _ElfSymbols | None] = {}
+    MAX_PROCESSES = 4096  # mappings kept for this many processes, the oldest forgotten first
+    # Symbol tables kept for this many files, the least recently used forgotten first (and read
+    # again if asked for). A file rebuilt in place gets a new key, so without a bound every
+    # rebuild, and every distinct binary a long session meets, would stay in memory.
+    MAX_FILES = 64
+
+    def __init__(self, max_files: int = MAX_FILES) -> None:
+        if max_files < 1:
+            raise ValueError("UserSymbols keeps at least one file's symbols")
+        self._max_files = max_files
+        self._elves: OrderedDict[tuple[str, int, int, int], _ElfSymbols | None] = OrderedDict()
         self._maps: dict[int, list[tuple[int, int, int, str]]] = {}
         self._lock = threading.Lock()
-
-    MAX_PROCESSES = 4096  # mappings kept for this many processes, the oldest forgotten first
 
     def remember(self, pid: int) -> None:
         """Read a process's mappings now, while it lives (stacks are symbolized later)."""
@@ -123,9 +131,13 @@ class UserSymbols:
             return None
         key = (path, st.st_dev, st.st_ino, st.st_mtime_ns)
         with self._lock:
-            if key not in self._elves:
-                self._elves[key] = _read_elf(path)
-            return self._elves[key]
+            if key in self._elves:
+                self._elves.move_to_end(key)
+                return self._elves[key]
+            elf = self._elves[key] = _read_elf(path)
+            while len(self._elves) > self._max_files:
+                self._elves.popitem(last=False)
+            return elf
 
     def lookup(self, pid: int, addr: int) -> str:
         self.remember(pid)
