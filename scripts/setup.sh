@@ -78,6 +78,9 @@ required=(python3 python3-venv python3-bpfcc libbpfcc gcc make)
 # openssh-client, openssh-server, iproute2 and util-linux (unshare) for the --host tests
 # (network namespaces, each with its own sshd).
 wanted=(bpfcc-tools bpftool bpftrace tmux openssh-server openssh-client iproute2 util-linux shellcheck git)
+# The ring reader's ordering helper built for aarch64 and run under emulation
+# (tests/test_ordering_arm64.py); its C library is only a recommendation of the cross compiler.
+[[ $arch == arm64 ]] || wanted+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 
 # Kernel headers: the running kernel's own when the archive has them, else the
 # distribution's generic ones (ktui/headers.py merges those into its cache).

@@ -267,6 +267,21 @@ def test_live_reading_refuses_clearly_on_a_machine_it_cannot_order_loads_on(tmp_
     assert "setup.sh" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_ktui_record_on_an_unsupported_machine_says_one_sentence_and_writes_nothing(tmp_path):
+    """The real command, in its own process, on a machine it pretends to be: no traceback, no file."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "rec.ktrace"
+    code = ("import platform, sys; platform.machine = lambda: 'riscv64'\n"
+            "from ktui.cli import main; sys.exit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", code, "record", "tracepoint:raw_syscalls:sys_enter",
+                             "-o", str(out), "-d", "1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("ktui: live tracing is not supported on riscv64")
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+
+
 def test_the_ordering_helper_loads_and_stores_what_memory_holds():
     atomic = Atomic()
     cell = (ct.c_uint64 * 2)(0, 0)

@@ -105,7 +105,7 @@ def sandbox(tmp_path):
         esac
         """,
     )
-    _write_exe(bin_ / "dpkg", "#!/bin/sh\necho amd64\n")
+    _write_exe(bin_ / "dpkg", "#!/bin/sh\necho ${FAKE_ARCH:-amd64}\n")
     _write_exe(bin_ / "apt-cache", "#!/bin/sh\necho '  Candidate: 1.0'\n")
     # The fake venv: its python records pip calls and imports nothing.
     _write_exe(repo / ".venv" / "bin" / "python", f'#!/bin/sh\necho "venv-python $*" >> {calls}\n')
@@ -117,10 +117,10 @@ def sandbox(tmp_path):
     }
     env.pop("KTUI_PYTHON", None)
 
-    def run(*args, missing=""):
+    def run(*args, missing="", arch="amd64"):
         result = subprocess.run(
             ["bash", str(repo / "scripts" / "setup.sh"), *args],
-            env={**env, "FAKE_MISSING": missing},
+            env={**env, "FAKE_MISSING": missing, "FAKE_ARCH": arch},
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
@@ -182,6 +182,23 @@ def test_setup_reinstalls_ktui_when_pyproject_changes(sandbox):
     sandbox.calls.write_text("")
     result, calls = sandbox()
     assert result.returncode == 0 and not any("pip" in c for c in calls), calls
+
+
+def test_setup_installs_the_aarch64_cross_tools_for_the_ordering_test(sandbox):
+    """tests/test_ordering_arm64.py needs a cross compiler, its C library and qemu-user; on arm64
+    the native compiler does it and none of them is asked for."""
+    sandbox.mark_installed()
+    cross = ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "qemu-user"]
+    check, _ = sandbox("--check", missing=" ".join(cross))
+    assert all(p in check.stderr for p in cross), check.stderr
+    result, calls = sandbox(missing=" ".join(cross))
+    assert result.returncode == 0, result.stderr
+    install = next(c for c in calls if c.startswith("apt-get") and " install " in c)
+    assert all(p in install.split() for p in cross), install
+    sandbox.calls.write_text("")
+    result, calls = sandbox(missing=" ".join(cross), arch="arm64")
+    assert result.returncode == 0, result.stderr
+    assert not any(c.startswith("apt-get") for c in calls), calls
 
 
 def test_setup_kernel_vm_pins_image_and_headers_to_one_version(sandbox):
