@@ -2,7 +2,9 @@
 laid out again for the terminal's width; changes beyond noise in colour).
 
 The comparison is ktui/diff (core); this only shows it. Keys: arrows/PgUp/PgDn scroll, `a` shows
-every probe and histogram (also those within noise), `q` or Escape quits.
+every probe and histogram (also those within noise), `g` switches to the differential flame graph
+and back (in it: arrows, enter zooms, backspace goes back, s searches; Escape leaves it), `q` or
+Escape quits.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from textual.widgets import Footer, Static
 
 from ktui.diff.compare import RecordingDiff
 from ktui.diff.text import render
+from ktui.widgets.diff_flame import DiffFlameView
+from ktui.widgets.flame import FlameGraph
 
 
 def styled(line: str) -> Text:
@@ -33,7 +37,8 @@ def styled(line: str) -> Text:
 
 class DiffApp(App[None]):
     TITLE = "ktui diff"
-    BINDINGS = [Binding("q,escape", "quit", "Quit"), Binding("a", "toggle_all", "All probes")]
+    BINDINGS = [Binding("q", "quit", "Quit"), Binding("escape", "leave", "Back/Quit"),
+                Binding("a", "toggle_all", "All probes"), Binding("g", "flame", "Flame graph")]
 
     def __init__(self, diff: RecordingDiff) -> None:
         super().__init__()
@@ -43,11 +48,28 @@ class DiffApp(App[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="diff-body"):
             yield Static(id="diff-text", markup=False)
+        yield DiffFlameView(id="diff-flame")
         yield Footer()
 
     def on_mount(self) -> None:
         self._draw()
+        self.query_one(DiffFlameView).set_diff(self.diff.flame)
         self.query_one("#diff-body").focus()
+
+    def action_flame(self) -> None:
+        """g: the differential flame graph in place of the text, or the text again."""
+        flame = self.query_one(DiffFlameView)
+        flame.display = not flame.display
+        body = self.query_one("#diff-body")
+        body.display = not flame.display
+        (flame.query_one(FlameGraph) if flame.display else body).focus()
+
+    def action_leave(self) -> None:
+        """Escape: out of the flame graph back to the text; from the text, quit."""
+        if self.query_one(DiffFlameView).display:
+            self.action_flame()
+        else:
+            self.exit()
 
     def on_resize(self) -> None:
         self._draw()

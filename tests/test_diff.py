@@ -209,3 +209,56 @@ def test_the_view_shows_the_diff_at_80x24_and_all_probes_on_a(recordings):
 
     asyncio.run(drive())
     assert app.return_code == 0
+
+
+@pytest.mark.live
+def test_the_differential_flame_graph_in_the_view_marks_the_new_stack_and_the_growth_exactly(recordings):
+    """g in the view: the flame graph of A and B; the frame only B has is marked new (+) with its 700
+    calls, the frames above it grew by exactly 700 (▲), the common function is unmarked (2,000 both);
+    search finds the new frame, enter zooms into it, backspace goes back, escape returns to the text."""
+    import asyncio
+
+    from ktui.app_diff import DiffApp
+    from ktui.widgets.diff_flame import DiffFlameGraph, DiffFlameView
+
+    d = _diff(recordings["a"], recordings["b"])
+    app = DiffApp(d)
+
+    def boxes(graph):
+        return {box.path: (box, graph._label(box)) for row in graph._rows for box in row}
+
+    async def drive() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("g")
+            graph = app.query_one(DiffFlameGraph)
+            assert app.query_one(DiffFlameView).display and graph.has_focus
+            await pilot.pause()
+            lines = graph.render().plain.splitlines()
+            assert lines[0] == "▲all: A 2,000 → B 2,700  +700 (+35.0%) grew"
+            assert all(len(line) <= 80 for line in lines) and len(lines) <= 23
+            shown = boxes(graph)
+            (extra,) = [p for p in shown if p and p[-1] == "ktui_diff_extra"]
+            (common,) = [p for p in shown if p and p[-1] == "ktui_diff_common"]
+            assert shown[extra][1] == "+ktui_diff_extra" and graph.frame(extra).status == "new"
+            assert shown[common][1] == "ktui_diff_common"  # within noise: no mark
+            assert (graph.frame(common).a, graph.frame(common).b) == (2000, 2000)
+            for i in range(1, len(extra)):  # every caller of the new frame grew by exactly its calls
+                above = graph.frame(extra[:i])
+                assert above.delta == 700 and shown[extra[:i]][1].startswith("▲"), extra[:i]
+            assert lines[2 + len(extra)].count("+ktui_diff_") == 1  # drawn in its row
+            # search: the new frame is selected, its exact counts in the header
+            await pilot.press("s", *"diff_extra", "enter")
+            assert graph.selected == extra and graph.matches == {extra}
+            header = graph.render().plain.splitlines()
+            assert header[0] == "+ktui_diff_extra: A 0 → B 700  +700 new"
+            assert header[1] == "'diff_extra': 1 frames"
+            await pilot.press("enter")
+            assert graph.zoom == extra and graph._rows[0][0].path == extra and graph._rows[0][0].width == 80
+            await pilot.press("backspace")
+            assert graph.zoom == extra[:-1]
+            await pilot.press("escape")  # out of the graph, back to the text
+            assert not app.query_one(DiffFlameView).display and app.query_one("#diff-body").display
+            await pilot.press("q")
+
+    asyncio.run(drive())
+    assert app.return_code == 0

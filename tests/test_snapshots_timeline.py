@@ -62,3 +62,34 @@ def test_flame_graph(snap_compare, state):
     """80x24 flame graph of three stacks (idle, a page fault, a read from main): all; zoomed into main
     (its frames across the whole width); searching 'page' (two frames marked, their share in the header)."""
     assert snap_compare(_flame(state), terminal_size=(80, 24))
+
+
+def _diff_flame(state: str):
+    from ktui.diff.flame import diff_flame
+    from ktui.events import StackTrace
+    from ktui.widgets.diff_flame import DiffFlameGraph, DiffFlameView
+
+    a = sample_stacks()
+    b = [StackTrace(2, a[0].kernel, (), 290), StackTrace(2, a[1].kernel, (), 160),
+         StackTrace(2, ("copy_user_generic", "new_sync_write", "vfs_write", "ksys_write"), ("write", "main"), 60)]
+
+    def setup(app):
+        view = app.query_one(DiffFlameView)
+        view.display = True
+        view.set_diff(diff_flame(a, {2: "profile_99hz"}, b, {2: "profile_99hz"}))
+        graph = app.query_one(DiffFlameGraph)
+        if state == "zoomed":
+            graph.selected = ("profile_99hz", "main")
+            graph.action_zoom()
+        elif state == "search":
+            graph.set_query("write")
+            graph.action_next_match()
+    return WidgetApp(lambda: DiffFlameView(), setup)
+
+
+@pytest.mark.parametrize("state", ["all", "zoomed", "search"])
+def test_differential_flame_graph(snap_compare, state):
+    """80x24 differential flame graph: idle within noise (grey, no mark), the page fault grew (▲, red),
+    the read gone (-, blue), a write only B has (+, deep red); zoomed into main (gone and new side by
+    side); searching 'write' (three frames underlined, the first selected with its exact counts)."""
+    assert snap_compare(_diff_flame(state), terminal_size=(80, 24))

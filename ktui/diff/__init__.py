@@ -12,7 +12,7 @@ from ktui.diff.compare import (
     compare,
     to_json,
 )
-from ktui.diff.flame import DiffFrame, changed_paths
+from ktui.diff.flame import DiffFrame, as_flame_tree, changed_paths
 from ktui.diff.noise import NOISE_RULE, significant
 
-__all__ = ["DiffFrame", "NOISE_RULE", "changed_paths", "HistogramDiff", "ProbeDiff", "RecordingDiff", "StackDiff", "compare", "significant", "to_json"]
+__all__ = ["DiffFrame", "as_flame_tree", "NOISE_RULE", "changed_paths", "HistogramDiff", "ProbeDiff", "RecordingDiff", "StackDiff", "compare", "significant", "to_json"]

@@ -5,7 +5,9 @@ Both recordings' stacks are folded with the flame graph's own builder (ktui/stac
 then kernel frames), and the two trees are merged node by node: every frame either side has,
 with its inclusive count in A and in B. ``changed_paths`` walks it the way a reader of a
 differential flame graph looks: down the frames whose change stands out of noise (the noise
-rule of ktui/diff/noise.py), folding a chain of single callees into one line.
+rule of ktui/diff/noise.py), folding a chain of single callees into one line. ``as_flame_tree``
+gives the flame graph's layout a tree to draw (width: both sides' samples), and each frame's
+``status``/``mark`` says how it changed (new, grew, shrank, gone, or within noise).
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from dataclasses import dataclass, field
 from ktui.diff.noise import significant
 from ktui.events import StackTrace
 from ktui.stacks.flame import FlameNode, build_flame_tree, folded_stacks
+
+
+# One character per status, drawn before a frame's name in the differential flame graph (NO_COLOR
+# terminals read the change from it; colour only repeats it). A frame within noise has none.
+MARKS = {"new": "+", "grew": "▲", "shrank": "▼", "gone": "-", "same": ""}
 
 
 @dataclass
@@ -33,9 +40,32 @@ class DiffFrame:
     def flagged(self) -> bool:
         return significant(self.a, self.b)
 
+    @property
+    def status(self) -> str:
+        """new (only B has it), gone (only A), grew or shrank (beyond noise), same (within noise)."""
+        if self.a == 0 and self.b > 0:
+            return "new"
+        if self.b == 0 and self.a > 0:
+            return "gone"
+        if self.flagged:
+            return "grew" if self.delta > 0 else "shrank"
+        return "same"
+
+    @property
+    def mark(self) -> str:
+        """The status as one character drawn before the frame's name, so it reads without colour."""
+        return MARKS[self.status]
+
     def ordered_children(self) -> list[DiffFrame]:
         """Largest change first (then by name, so equal changes keep one order)."""
         return sorted(self.children.values(), key=lambda c: (-abs(c.delta), -max(c.a, c.b), c.name))
+
+    def find(self, path: Iterable[str]) -> DiffFrame | None:
+        """The frame at a root-first path below this one (the path excludes this frame's own name)."""
+        node: DiffFrame | None = self
+        for name in path:
+            node = node.children.get(name) if node is not None else None
+        return node
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "a": self.a, "b": self.b, "delta": self.delta,
@@ -58,6 +88,21 @@ def diff_flame(stacks_a: Iterable[StackTrace], keys_a: dict[int, str],
     _merge(root, build_flame_tree(folded_stacks(stacks_a, keys_a, by_probe=True)), "a")
     _merge(root, build_flame_tree(folded_stacks(stacks_b, keys_b, by_probe=True)), "b")
     return root
+
+
+def as_flame_tree(root: DiffFrame) -> FlameNode:
+    """The merged tree as a flame tree to lay out: a frame is as wide as its samples in A and B together,
+    so frames only A has (gone) and only B has (new) both get width, and children tile their parent."""
+    out = FlameNode(root.name)
+    todo = [(out, root)]
+    while todo:
+        node, frame = todo.pop()
+        node.value = frame.a + frame.b
+        for child in frame.children.values():
+            sub = node.children[child.name] = FlameNode(child.name)
+            todo.append((sub, child))
+        node.self_value = node.value - sum(c.a + c.b for c in frame.children.values())
+    return out
 
 
 @dataclass(frozen=True)

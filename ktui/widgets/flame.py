@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from rich.text import Text
 from textual import events, on
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
@@ -88,7 +89,7 @@ class FlameGraph(Widget, can_focus=True):
     # --- geometry -----------------------------------------------------------------------------
     def _layout(self) -> list[list[FlameBox]]:
         node = self.root.find(self.zoom) or self.root
-        rows = max(self.size.height - 1, 1)
+        rows = max(self.size.height - len(self._header_lines()), 1)
         self._rows = layout(node, max(self.size.width, 1), max_rows=rows, root_path=self.zoom)
         return self._rows
 
@@ -104,7 +105,8 @@ class FlameGraph(Widget, can_focus=True):
         width = max(self.size.width, 1)
         rows = self._layout()
         out = Text(no_wrap=True, overflow="crop")
-        out.append(_fit(self._header(), width) + "\n", "bold")
+        for i, line in enumerate(self._header_lines()):
+            out.append(_fit(line, width) + "\n", "bold" if i == 0 else "")
         if not rows:
             out.append("No stacks yet: a probe with the stacks action (e.g. profile:hz:49) fills this.", "dim")
             return out
@@ -113,16 +115,25 @@ class FlameGraph(Widget, can_focus=True):
             for box in row:
                 if box.x > x:
                     out.append(" " * (box.x - x))
-                label = box.node.name if box.path else (self.zoom[-1] if self.zoom else "all")
-                text = term_safe(label)[: box.width - 1] if box.width > 1 else ""
-                text = text.ljust(box.width - 1) + ("▏" if box.width > 1 else "▏")
-                style = f"black on {MATCH if box.path in self.matches else _colour(box.node.name)}"
-                if box.path == self.selected:
-                    style = "bold reverse"
+                label = self._label(box)
+                text = label[: box.width - 1] if box.width > 1 else ""
+                text = text.ljust(box.width - 1) + "▏"
+                style = "bold reverse" if box.path == self.selected else self._box_style(box)
                 out.append(text[: box.width], style)
                 x = box.x + box.width
             out.append("\n")
         return out
+
+    def _label(self, box: FlameBox) -> str:
+        """The text in a frame's box (cut to its width by the caller)."""
+        return term_safe(box.node.name if box.path else (self.zoom[-1] if self.zoom else "all"))
+
+    def _box_style(self, box: FlameBox) -> str:
+        return f"black on {MATCH if box.path in self.matches else _colour(box.node.name)}"
+
+    def _header_lines(self) -> list[str]:
+        """The lines above the frames (the first bold): what is selected, the zoom, the search."""
+        return [self._header()]
 
     def _header(self) -> str:
         node = self.root.find(self.selected) or self.root
@@ -203,8 +214,10 @@ class FlameView(Vertical):
     FlameView > Input { dock: bottom; display: none; }
     """
 
-    def compose(self):
-        yield FlameGraph(id="flame-graph")
+    graph_class: type[FlameGraph] = FlameGraph  # the differential view draws with its own kind
+
+    def compose(self) -> ComposeResult:
+        yield self.graph_class(id="flame-graph")
         yield Input(placeholder="frame name contains… (enter: find, escape: clear)", id="flame-search")
 
     @property
