@@ -10,10 +10,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ktui import __version__
 from ktui.errors import KtuiError
 from ktui.textsafe import term_safe
+
+if TYPE_CHECKING:
+    from ktui.diff.compare import RecordingDiff
 
 # command -> module under ktui.commands. Only the module of the command being run is
 # imported (start-up time matters for `ktui list | grep`); all of them for --help.
@@ -60,7 +65,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _view_diff(result) -> None:
+def _view_diff(result: RecordingDiff) -> None:
     from ktui.app_diff import DiffApp
 
     DiffApp(result).run()
@@ -111,7 +116,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     return int(args.run(args) or 0)
 
 
-def _guarded(run) -> int:
+def _guarded(run: Callable[[], int | None]) -> int:
     try:
         return int(run() or 0)
     except KtuiError as err:

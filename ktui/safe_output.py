@@ -25,7 +25,7 @@ import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from collections.abc import Iterator
 
 from ktui.errors import KtuiError
@@ -33,7 +33,7 @@ from ktui.errors import KtuiError
 MODE = 0o600
 
 
-def _existing(path: str | os.PathLike) -> os.stat_result | None:
+def _existing(path: str | os.PathLike[str]) -> os.stat_result | None:
     """The destination's own status (links not followed), or None when it does not exist yet and its
     directory does; anything else is the sentence saying why nothing can be written there."""
     try:
@@ -47,7 +47,7 @@ def _existing(path: str | os.PathLike) -> os.stat_result | None:
         raise KtuiError(f"cannot write here: {err.strerror}", where=str(path)) from None
 
 
-def check_destination(path: str | os.PathLike, *, replace: bool) -> None:
+def check_destination(path: str | os.PathLike[str], *, replace: bool) -> None:
     """Refuse, before any work, a destination that cannot be written: a directory, or an existing
     name without ``replace``. (The final link/rename checks again; this is for an early sentence.)"""
     st = _existing(path)
@@ -60,7 +60,8 @@ def check_destination(path: str | os.PathLike, *, replace: bool) -> None:
 
 
 @contextmanager
-def output_file(path: str | os.PathLike, *, replace: bool, binary: bool = False) -> Iterator[IO]:
+def output_file(path: str | os.PathLike[str], *, replace: bool, binary: bool = False) -> Iterator[IO[Any]]:
+    # IO[Any]: text or bytes as ``binary`` says, as open()'s type is for a mode not known statically
     """``with output_file(path, replace=...) as f: f.write(...)``: the file appears under ``path``,
     complete and 0600, only when the block ends without an exception (see the module's docstring)."""
     path = Path(path)
@@ -148,7 +149,7 @@ def _fsync_dir(directory: Path) -> None:
 DIR_MODE = 0o700
 
 
-def check_directory_destination(path: str | os.PathLike, *, replace: bool, owned: str) -> None:
+def check_directory_destination(path: str | os.PathLike[str], *, replace: bool, owned: str) -> None:
     """Refuse, before any work, a DIR that cannot be (re)placed; ``owned`` is the file suffix
     a replaceable DIR holds only (".parquet")."""
     st = _existing(path)
@@ -182,7 +183,7 @@ class DirectoryWriter:
 
 
 @contextmanager
-def output_directory(path: str | os.PathLike, *, replace: bool, owned: str) -> Iterator[DirectoryWriter]:
+def output_directory(path: str | os.PathLike[str], *, replace: bool, owned: str) -> Iterator[DirectoryWriter]:
     """``with output_directory(DIR, replace=..., owned=".parquet") as d: f = d.create("x.parquet")``:
     DIR appears (0700, its files 0600) only when the block ends without an exception."""
     path = Path(path)

@@ -13,7 +13,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import tomli_w
 
@@ -23,11 +23,26 @@ from ktui.inputs import read_bounded
 from ktui.probes.model import MAX_EXPR_DEPTH, Arg, Probe, ProbeKind, Retval, TargetProcess
 from ktui.safe_output import output_file
 
+if TYPE_CHECKING:
+    from ktui.catalog.entry import Entry
+
 SESSION_VERSION = 1
 TOP_KEYS = ("version", "kernel", "target", "probes", "layout", "settings")
 KERNEL_KEYS = ("release", "version", "machine", "build_id")
 TARGET_KEYS = ("pid", "command")
 MAX_DEPTH = 8  # nesting of layout/settings tables; deeper is not a layout, it is a mistake
+
+
+class EntryLookup(Protocol):
+    """What re-checking a session needs of a catalog (``ktui.catalog.Catalog`` is one)."""
+
+    def lookup(self, name: str) -> Entry | None: ...
+
+
+class BadValue(Protocol):
+    """Makes the one-sentence error for a bad value at ``key`` (``Session.from_dict``'s ``bad``)."""
+
+    def __call__(self, key: str, problem: str) -> FileFormatError: ...
 # Brackets and braces open at once in the text, checked before the (recursive) TOML parser runs:
 # layout/settings (MAX_DEPTH) and fetch expressions (MAX_EXPR_DEPTH) inside a probe table.
 MAX_TOML_DEPTH = MAX_EXPR_DEPTH + 8
@@ -95,7 +110,7 @@ class Session:
     # -- reading --------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Session:
+    def load(cls, path: str | os.PathLike[str]) -> Session:
         path = Path(path)
         try:
             text = read_bounded(path, what="a session file", max_size=MAX_SESSION_BYTES).decode("utf-8")
@@ -128,7 +143,7 @@ class Session:
         return cls.from_dict(data, where)
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "session") -> Session:
+    def from_dict(cls, data: dict[str, Any], where: str = "session") -> Session:
         def bad(key: str, problem: str) -> FileFormatError:
             return FileFormatError(f"{key}: {problem}", where=where)
 
@@ -218,7 +233,7 @@ class Session:
         except (TypeError, ValueError) as err:
             raise KtuiError(f"the session holds a value TOML cannot store: {err}") from None
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically and privately: a new 0600 file renamed over the old one when complete on
         disk (``ktui.safe_output``), so the old file stays whole on failure and a link of that name is
         replaced, never written through."""
@@ -242,7 +257,7 @@ def same_kernel(a: KernelIdentity | None, b: KernelIdentity | None) -> bool:
     return a.release == b.release and a.version == b.version
 
 
-def reresolve(session: Session, catalog, identity: KernelIdentity | None = None) -> list[str]:
+def reresolve(session: Session, catalog: EntryLookup, identity: KernelIdentity | None = None) -> list[str]:
     """Check every probe against this kernel's catalog when the session was built on another.
 
     Marks ``session.unfit[i] = reason`` for each probe that no longer fits and
@@ -270,7 +285,7 @@ def reresolve(session: Session, catalog, identity: KernelIdentity | None = None)
     return warnings
 
 
-def probe_misfit(probe: Probe, catalog) -> str | None:
+def probe_misfit(probe: Probe, catalog: EntryLookup) -> str | None:
     """Why this probe does not fit the catalog's kernel, or None when it does."""
     kind = probe.kind
     if kind in (ProbeKind.PROFILE, ProbeKind.INTERVAL):
@@ -311,7 +326,7 @@ def probe_misfit(probe: Probe, catalog) -> str | None:
     return None
 
 
-def _arg_names(entry) -> set[str] | None:
+def _arg_names(entry: Entry) -> set[str] | None:
     try:
         args = entry.args
     except Exception:  # noqa: BLE001 -- details are lazy (BTF/DWARF); unknown is not a misfit
@@ -363,13 +378,13 @@ def toml_depth(text: str) -> int:
     return deepest
 
 
-def _table(value: Any, key: str, bad) -> dict:
+def _table(value: Any, key: str, bad: BadValue) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise bad(key, "must be a table")
     return value
 
 
-def _plain(value: Any, key: str, bad, depth: int = 0) -> Any:
+def _plain(value: Any, key: str, bad: BadValue, depth: int = 0) -> Any:
     """Layout and settings: strings, numbers, booleans, arrays and tables of them, nothing else."""
     if depth > MAX_DEPTH:
         raise bad(key, f"nested deeper than {MAX_DEPTH} levels")

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from ktui.errors import KtuiError, UsageError
 from ktui.privilege import require_bpf
 from ktui.textsafe import term_safe
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(subparsers) -> None:
+    from ktui.catalog import Catalog
+    from ktui.commands import Subparsers
+    from ktui.compiler.program import CompiledProgram
+    from ktui.probes.model import Probe
+
+
+def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "compile",
         help="print the BCC program for probe specs; --check loads it into the verifier",
@@ -34,7 +43,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _load_catalog(specs: list[str]):
+def _load_catalog(specs: list[str]) -> Catalog | None:
     """The catalog resolves globs and arguments by name; without it those say what is missing."""
     try:
         from ktui.catalog.core import Catalog
@@ -44,7 +53,7 @@ def _load_catalog(specs: list[str]):
         return None
 
 
-def _parse(specs: list[str], catalog):
+def _parse(specs: list[str], catalog: Catalog | None) -> list[Probe]:
     from ktui.probes.spec import parse_spec
 
     probes = []
@@ -53,7 +62,7 @@ def _parse(specs: list[str], catalog):
     return probes
 
 
-def _json(program) -> str:
+def _json(program: CompiledProgram) -> str:
     out = []
     for cp in program.probes:
         out.append({
@@ -65,7 +74,7 @@ def _json(program) -> str:
     return json.dumps({"ring_pages": program.ring_pages, "probes": out}, indent=2)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ktui.compiler import DEFAULT_RING_PAGES, compile_session
 
     if args.check:

@@ -11,10 +11,14 @@ import argparse
 import json
 import shutil
 import sys
+from typing import TYPE_CHECKING
 
 from ktui.recording.tempdirs import private_tempdir
 from ktui.sources.replay import open_recording
 from ktui.textsafe import term_safe
+
+if TYPE_CHECKING:
+    from ktui.commands import Subparsers
 
 
 def _count_arg(text: str) -> int:
@@ -27,7 +31,7 @@ def _count_arg(text: str) -> int:
     return n
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "diff",
         help="compare two recordings: per-probe counts and rates, histograms, stacks that grew or shrank",

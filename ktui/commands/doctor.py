@@ -7,12 +7,16 @@ doctor itself cannot run.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ktui.doctor import diagnose, render_table, summary_warnings
 from ktui.textsafe import term_safe
 
+if TYPE_CHECKING:
+    from ktui.commands import Subparsers
 
-def add_parser(subparsers) -> None:
+
+def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "doctor",
         help="what this kernel can trace (kprobes, fentry, tracepoints, uprobes, sampling...), with evidence",

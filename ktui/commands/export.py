@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from typing import IO, TYPE_CHECKING, Any
 
 from ktui.errors import FileFormatError, UsageError
 from ktui.numbers import event_pid_arg
@@ -13,10 +14,14 @@ from ktui.recording.tempdirs import private_tempdir
 from ktui.safe_output import check_destination, output_file
 from ktui.textsafe import term_safe
 
+if TYPE_CHECKING:
+    from ktui.commands import Subparsers
+    from ktui.recording.reader import RecordingReader
+
 FORMATS = ("perfetto", "perfetto-proto", "jsonl", "parquet")
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "export",
         help="export a recording to Perfetto (Chrome JSON trace), JSON Lines or Parquet",
@@ -38,7 +43,8 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _export(args: argparse.Namespace, reader, out) -> tuple[str, str]:
+def _export(args: argparse.Namespace, reader: RecordingReader, out: IO[Any]) -> tuple[str, str]:
+    # out: text for JSON, bytes for perfetto-proto (args.format decides, as for output_file)
     if args.format == "jsonl":
         from ktui.formats.jsonl import export_jsonl
 

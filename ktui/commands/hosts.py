@@ -13,9 +13,14 @@ import argparse
 import signal
 import sys
 import time
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from ktui.errors import UsageError
 from ktui.textsafe import term_safe
+
+if TYPE_CHECKING:
+    from ktui.remote.hosts import HostLink
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -73,7 +78,7 @@ def build_app_parser() -> argparse.ArgumentParser:
     return p
 
 
-def links_from(args: argparse.Namespace, specs: list[str]):
+def links_from(args: argparse.Namespace, specs: list[str]) -> list[HostLink]:
     from ktui.remote.hosts import make_links
 
     if not args.host:
@@ -106,7 +111,7 @@ def record(args: argparse.Namespace) -> int:
     source = HostsSource(links_from(args, list(args.specs)), record_dir=args.output)
     stop: dict[str, str | None] = {"signal": None}
 
-    def handler(signum, _frame) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
         stop["signal"] = signal.Signals(signum).name
 
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}

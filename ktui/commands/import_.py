@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import sys
+from typing import TYPE_CHECKING
 
 from ktui.errors import FileFormatError
 from ktui.formats.ftrace import import_ftrace
@@ -13,8 +14,11 @@ from ktui.recording.tempdirs import private_tempdir
 from ktui.safe_output import check_destination
 from ktui.textsafe import term_safe
 
+if TYPE_CHECKING:
+    from ktui.commands import Subparsers
 
-def add_parser(subparsers) -> None:
+
+def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "import",
         help="import ftrace text (/sys/kernel/tracing/trace or trace_pipe output) into a recording",

@@ -8,8 +8,19 @@ import sys
 from ktui.errors import UsageError
 from ktui.textsafe import term_safe
 
+TYPE_CHECKING = False  # not typing's: the fast path (`ktui list PATTERN`) imports neither typing nor argparse
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterable
+    from typing import TextIO
 
-def add_parser(subparsers) -> None:
+    from ktui.catalog import Catalog
+    from ktui.catalog.entry import Entry
+    from ktui.commands import Subparsers
+    from ktui.probes.resolve import MemberTypes
+
+
+def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "list",
         help="list probe points (kprobes, tracepoints, raw tracepoints, uprobes)",
@@ -43,7 +54,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def argparse_suppress():
+def argparse_suppress() -> str:
     import argparse
 
     return argparse.SUPPRESS
@@ -73,7 +84,7 @@ def _usdt_path_from_pattern(pattern: str | None) -> str | None:
     return None
 
 
-def _load(args, binary: str | None):
+def _load(args: argparse.Namespace, binary: str | None) -> tuple[Catalog, str | None]:
     from ktui.catalog import Catalog
 
     usdt_path = _usdt_path_from_pattern(args.pattern)
@@ -96,7 +107,7 @@ def _load(args, binary: str | None):
     return Catalog.load(use_cache=not args.no_cache, debuginfo=args.debuginfo, btf=args.btf), None
 
 
-def _check_problems(cat, args, kinds, pattern: str) -> None:
+def _check_problems(cat: Catalog, args: argparse.Namespace, kinds: list[str] | None, pattern: str) -> None:
     """A source the request needs but cannot be read is an error, not a silently short list."""
     from ktui.errors import FileFormatError
 
@@ -121,7 +132,7 @@ def _check_problems(cat, args, kinds, pattern: str) -> None:
         raise FileFormatError(cat.problems["btf"])
 
 
-def _verbose_lines(e, shown: str | None = None, types=None) -> list[str]:
+def _verbose_lines(e: Entry, shown: str | None = None, types: MemberTypes | None = None) -> list[str]:
     out = [_rename(e.name, shown)]
     for a in e.args:  # bpftrace -lv spelling: "const char * filename"
         out.append(f"    {a.ctype} {a.name}" if a.name else f"    {a.ctype}")
@@ -154,7 +165,7 @@ def _verbose_lines(e, shown: str | None = None, types=None) -> list[str]:
     return out
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ktui.errors import FileFormatError
 
     try:
@@ -187,7 +198,7 @@ def _kind_of_pattern(pattern: str) -> tuple[str, str | None, str | None]:
     raise UsageError(f"Unknown probe kind {head!r} in {pattern!r}: ktui lists {listed}.")
 
 
-def _quick(args, mode: str, kinds, binary: str | None, fentry: str | None, pattern: str | None) -> list[str] | None:
+def _quick(args: argparse.Namespace | PlainArgs, mode: str, kinds: list[str] | None, binary: str | None, fentry: str | None, pattern: str | None) -> list[str] | None:
     """Names straight from the index (or tracefs, or the ELF symbol tables): no catalog, no numpy.
     None when only the full catalog can answer this request."""
     if (mode != "glob" or args.verbose or args.members or args.json or args.traceability or args.debuginfo or args.btf
@@ -206,7 +217,7 @@ def _quick(args, mode: str, kinds, binary: str | None, fentry: str | None, patte
     return quicklist.kernel_names(pattern, kinds)
 
 
-def _fentry_rows(cat, rows: list[int]) -> list[int]:
+def _fentry_rows(cat: Catalog, rows: list[int]) -> list[int]:
     """What fentry/fexit could attach to: kernel functions with a BTF prototype and an address."""
     from ktui.catalog.traceability import CODE
 
@@ -270,7 +281,7 @@ def quick_main(pattern: str) -> int | None:
     return _print_names(names, shown, None)
 
 
-def _plan(args) -> tuple[str, list[str] | None, str, str | None, str | None, str | None]:
+def _plan(args: argparse.Namespace | PlainArgs) -> tuple[str, list[str] | None, str, str | None, str | None, str | None]:
     """(mode, kinds, the pattern the catalog searches, the prefix to print, fentry/fexit, binary)."""
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be zero or more.")
@@ -307,7 +318,7 @@ def _quiet_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def _run(args) -> int:
+def _run(args: argparse.Namespace) -> int:
     mode, kinds, pattern, shown, fentry, binary = _plan(args)
     if fentry:
         _fentry_note()
@@ -351,7 +362,7 @@ def _run(args) -> int:
     return 0
 
 
-def _write_json_lines(out, entries, shown: str | None) -> None:
+def _write_json_lines(out: TextIO, entries: Iterable[Entry], shown: str | None) -> None:
     """One JSON object a line, flushed as it goes: a pipe sees the first probe point at once."""
     import json
 

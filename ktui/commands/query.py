@@ -6,8 +6,13 @@ import argparse
 import csv
 import json
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 from ktui.textsafe import term_safe
+
+if TYPE_CHECKING:
+    from ktui.commands import Subparsers
+    from ktui.formats.query import QueryResult
 
 VIEWS_HELP = ("views: events (every probe: ts, time, probe_id, probe, cpu, pid, tid, uid, comm, kstack, ustack, "
               "flags, faulted), probe_<id> (one probe with its typed values), probes, counters, stacks (symbolized "
@@ -15,7 +20,7 @@ VIEWS_HELP = ("views: events (every probe: ts, time, probe_id, probe, cpu, pid, 
               "ns of the recording host, time its wall clock (UTC). Schema: docs/PARQUET.md.")
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "query",
         help="SQL over a recording or a Parquet export (DuckDB, embedded)",
@@ -54,14 +59,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _isatty(out) -> bool:
+def _isatty(out: TextIO) -> bool:
     try:
         return bool(out.isatty())
     except (AttributeError, ValueError):
         return False
 
 
-def _print_json(result, out) -> None:
+def _print_json(result: QueryResult, out: TextIO) -> None:
     from ktui.formats.query import json_value
 
     # To a terminal, non-ASCII as \\uXXXX: JSON escapes C0 only, and a C1 or bidi character would reach it raw.
@@ -70,7 +75,7 @@ def _print_json(result, out) -> None:
         out.write(encode({c: json_value(v) for c, v in zip(result.columns, row)}) + "\n")
 
 
-def _print_csv(result, out) -> None:
+def _print_csv(result: QueryResult, out: TextIO) -> None:
     from ktui.formats.query import _text
 
     safe = term_safe if _isatty(out) else str

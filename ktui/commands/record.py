@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ktui.errors import KtuiError, UsageError
@@ -22,6 +23,7 @@ from ktui.privilege import require_bpf
 from ktui.textsafe import term_safe
 
 if TYPE_CHECKING:
+    from ktui.commands import Subparsers
     from ktui.catalog import Catalog
     from ktui.events import Update
     from ktui.probes.model import Probe
@@ -80,7 +82,10 @@ class _Shutdown:
 class _RecordParser(argparse.ArgumentParser):
     """Everything after the first ``--`` is the command to run, untouched by option parsing."""
 
-    def parse_known_args(self, args=None, namespace=None):
+    # argparse's overloads return the type of the namespace passed in; this parser is only ever given
+    # None or a Namespace, and repeating the three overloads would say nothing more.
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         args = list(sys.argv[1:] if args is None else args)
         command: list[str] = []
         if "--" in args:
@@ -91,7 +96,7 @@ class _RecordParser(argparse.ArgumentParser):
         return ns, extra
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "record",
         help="record probes to a file without the UI (replay it with `ktui replay FILE`)",
@@ -185,7 +190,8 @@ def _load_catalog() -> Catalog | None:
         return None
 
 
-def _parse_probes(specs: list[str], session: str | None = None, filter_text: str | None = None, catalog=None):
+def _parse_probes(specs: list[str], session: str | None = None, filter_text: str | None = None,
+                  catalog: Catalog | None = None) -> list[Probe]:
     """The probes to record: a session file's (as saved) and those of the specs (with --filter).
     Names this machine does not have are refused here, in one sentence."""
     from ktui.probes.exists import check_all

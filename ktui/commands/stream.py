@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from ktui.errors import UsageError
 from ktui.numbers import pid_arg
 
+if TYPE_CHECKING:
+    from ktui.commands import Subparsers
 
-def add_parser(subparsers) -> None:
+
+def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "stream", help="internal: the engine `ktui --host` starts on each host (binary frames on stdout)",
         description="Internal: run the live engine and write its records as binary frames to stdout "

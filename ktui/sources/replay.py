@@ -30,6 +30,12 @@ from ktui.recording.tempdirs import private_tempdir
 from ktui.units import short_hosts
 from ktui.recording.window import HISTORY_BINS, Cancelled, ChunkSummary, WindowAggregates, rate_bins, window_aggregates
 
+# What the panes show of the recording (or of the selected window): counters, probe states, stacks,
+# histograms, COUNT tables.
+_Aggregates = tuple[dict[int, ProbeCounters], list[ProbeState], list[StackTrace], list[Histogram], list[KeyCounts]]
+# The event filters, read together under the lock: pid, probe ids, comm.
+_Filters = tuple[int | None, set[int] | None, bytes | None]
+
 SPEEDS = (1.0, 10.0, None)  # None: as fast as possible
 
 
@@ -44,7 +50,7 @@ class Track:
     summaries: dict[int, ChunkSummary] = field(default_factory=dict)
 
 
-def open_recording(path: str | os.PathLike, workdir: str | None = None) -> RecordingReader:
+def open_recording(path: str | os.PathLike[str], workdir: str | None = None) -> RecordingReader:
     """A recording, or ftrace text imported into ``workdir`` (never next to the input)."""
     path = Path(path)
     try:  # a FIFO or a device is refused here, before anything opens it blocking (SQLite, the importer)
@@ -73,7 +79,7 @@ class ReplaySource:
 
     live = False
 
-    def __init__(self, paths: Iterable[str | os.PathLike], *, rate_hz: float = 30.0, max_batch: int = 100_000):
+    def __init__(self, paths: Iterable[str | os.PathLike[str]], *, rate_hz: float = 30.0, max_batch: int = 100_000):
         path_list = [Path(p) for p in paths]
         if not path_list:
             raise KtuiError("replay needs at least one recording")
@@ -109,7 +115,7 @@ class ReplaySource:
         self.probe_filter: set[int] | None = None
         self.comm_filter: bytes | None = None
         self.seek_generation = 0  # bumps on every seek: the panes should drop what they show
-        self._aggregates: tuple | None = None  # counters, states, stacks, histograms, COUNT tables
+        self._aggregates: _Aggregates | None = None  # counters, states, stacks, histograms, COUNT tables
         # The timeline's window: None is the whole recording (the file's own aggregates); a
         # selected window's aggregates are recomputed from its events off the worker thread.
         self.selection: tuple[int, int] | None = None
@@ -547,7 +553,7 @@ class ReplaySource:
         return (f"replaying {hosts}: {self.total_events} events over "
                 f"{(self.end_ns - self.start_ns) / 1e9:.3f} s")
 
-    def _window(self, start: int, end: int, filters) -> dict[int, np.ndarray]:
+    def _window(self, start: int, end: int, filters: _Filters) -> dict[int, np.ndarray]:
         """Every event with start <= time < end, remapped to the timeline, filtered."""
         out: dict[int, np.ndarray] = {}
         pid, probes, comm = filters
@@ -571,7 +577,7 @@ class ReplaySource:
                 out[new_id] = arr
         return out
 
-    def _time_after_n(self, start: int, n: int, filters) -> int:
+    def _time_after_n(self, start: int, n: int, filters: _Filters) -> int:
         """The timeline time just after the n-th filtered event from start (end + 1 if fewer remain)."""
         pid, probes, comm = filters
         times = []
@@ -594,7 +600,7 @@ class ReplaySource:
             return self.end_ns + 1
         return int(all_t[min(n, len(all_t)) - 1]) + 1
 
-    def _screen_after(self, pos: int, filters, n: int = 200) -> dict[int, np.ndarray]:
+    def _screen_after(self, pos: int, filters: _Filters, n: int = 200) -> dict[int, np.ndarray]:
         """After a seek: the first n events at or after the position (the stream starts at the
         cursor), and the position moves past them so playing goes on from there."""
         end = self._time_after_n(pos, n, filters)
