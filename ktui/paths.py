@@ -155,6 +155,25 @@ def cache_dir_str() -> str:
     return result
 
 
+def cache_subdir(name: str) -> str:
+    """A private directory (0700, this user's, never a link) inside :func:`cache_dir_str`, made when
+    missing. Raises OSError when it cannot be used."""
+    return _private_dir(os.path.join(cache_dir_str(), name))
+
+
+def private_temp(directory: str, prefix: str, suffix: str) -> tuple[int, str]:
+    """A new 0600 file in ``directory`` (created exclusively, never through a link), as
+    ``tempfile.mkstemp`` makes it; without tempfile's import (random, shutil, ...), which would cost
+    a cold ``ktui list`` more than its listing."""
+    for _ in range(100):
+        path = os.path.join(directory, f"{prefix}{os.getpid()}-{os.urandom(6).hex()}{suffix}")
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
+
+
 def ignored_cache_reason() -> str | None:
     """Why the cache location the environment asked for was not used (None when it was)."""
     return _unsafe_reason

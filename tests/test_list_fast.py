@@ -76,6 +76,13 @@ def test_the_fast_path_imports_nothing_it_does_not_need(tmp_path):
                            cwd=ROOT, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         assert r.returncode == 0, r.stderr
         assert r.stderr.strip() == "[0, 0, 0] []"
+    # a program's names: not even SQLite (its per-binary index is a plain file), cold and warm
+    for _ in ("cold", "warm"):
+        r = subprocess.run([sys.executable, "-S", "-c", code.replace("'bcc',", "'bcc', 'sqlite3', 'mmap',"),
+                            "uprobe:/bin/bash:*read*"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.strip() == "[0] []"
 
 
 @pytest.mark.skipif(not KERNEL, reason="needs root and kernel BTF")
@@ -102,20 +109,19 @@ def test_the_launcher_answers_as_the_full_command():
 # ---- the per-binary index ------------------------------------------------------------------------
 
 def _binary_row(path: Path) -> tuple[str, str] | None:
-    from ktui.catalog.cache import binary_index_file
+    """(identity, names) the per-binary index holds for ``path``."""
+    from ktui.catalog.index_binaries import read_entry
 
-    with sqlite3.connect(binary_index_file()) as conn:
-        return conn.execute("SELECT ident, names FROM binaries WHERE path = ?", (str(path),)).fetchone()
+    return read_entry(str(path))
 
 
 def _plant(path: Path, extra: str) -> None:
-    """Add a name to the stored row, keeping its identity: only a listing that reads the index shows it."""
-    from ktui.catalog.cache import binary_index_file
+    """Add a name to the stored entry, keeping its identity: only a listing that reads the index shows it."""
+    from ktui.catalog.index_binaries import write_names
 
-    with sqlite3.connect(binary_index_file()) as conn:
-        (names,) = conn.execute("SELECT names FROM binaries WHERE path = ?", (str(path),)).fetchone()
-        conn.execute("UPDATE binaries SET names = ? WHERE path = ?",
-                     ("\n".join(sorted([*names.split("\n"), extra])), str(path)))
+    row = _binary_row(path)
+    assert row is not None
+    write_names(str(path), row[0], "\n".join(sorted([*row[1].split("\n"), extra])))
 
 
 def _names(path: Path) -> list[str]:
@@ -165,33 +171,70 @@ def test_a_binary_is_indexed_once_and_never_trusted_for_another(tmp_path):
     assert stripped.returncode == 4 and "stripped" in stripped.stderr  # it defines no function now
 
 
-def test_a_binary_index_row_of_another_path_is_not_used(tmp_path):
-    """Rows are per path and per identity: a planted row for another identity is ignored."""
-    from ktui.catalog.cache import binary_index_file, write_binary_names
+def test_a_binary_index_entry_of_another_identity_or_path_is_not_used(tmp_path):
+    """Entries are per path and per identity: one planted for another identity, or another path's
+    entry in this path's file (a hash collision), is ignored and replaced."""
+    from ktui.catalog.index_binaries import index_file, write_names
     from ktui.catalog.elf_names import binary_identity
 
     prog = tmp_path / "bash"
     shutil.copy("/bin/bash", prog)
     real = _names(prog)
-    write_binary_names(str(prog), "build-id - file 1:2:3:4:5 debug -", "not_this_binary")
-    assert os.stat(binary_index_file()).st_mode & 0o777 == 0o600
+    write_names(str(prog), "build-id - file 1:2:3:4:5 debug -", "not_this_binary")
+    assert os.stat(index_file(str(prog))).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.dirname(index_file(str(prog)))).st_mode & 0o777 == 0o700
+    assert _names(prog) == real
+    assert _binary_row(prog) == (binary_identity(str(prog)), "\n".join(sorted(set(real))))
+
+    other = tmp_path / "other"
+    write_names(str(other), binary_identity(str(prog)), "another_paths_name")
+    os.replace(index_file(str(other)), index_file(str(prog)))  # as if both paths hashed alike
     assert _names(prog) == real
     assert _binary_row(prog) == (binary_identity(str(prog)), "\n".join(sorted(set(real))))
 
 
-def test_a_damaged_binary_index_is_replaced(tmp_path):
-    from ktui.catalog.cache import binary_index_file
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "longer", "not utf-8", "symlink", "group-writable"])
+def test_a_damaged_or_foreign_binary_index_file_is_replaced(tmp_path, damage):
+    from ktui.catalog.index_binaries import index_file
 
     prog = tmp_path / "bash"
     shutil.copy("/bin/bash", prog)
     real = _names(prog)
-    garbage = os.open(binary_index_file() + ".new", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(garbage, b"SQLite format 3\0" + os.urandom(4096))
-    os.close(garbage)
-    os.replace(binary_index_file() + ".new", binary_index_file())
-    assert _names(prog) == real  # read from the binary, the damaged file replaced by a new index
-    row = _binary_row(prog)
-    assert row is not None and row[1] == "\n".join(sorted(set(real)))
+    file = Path(index_file(str(prog)))
+    good = file.read_bytes()
+    _plant(prog, "planted_in_index")
+    planted = file.read_bytes()
+    assert "planted_in_index" in _names(prog)  # read from the index while it is whole and ours
+    if damage == "garbage":
+        file.write_bytes(os.urandom(4096))
+    elif damage == "truncated":
+        file.write_bytes(planted[:-1])
+    elif damage == "longer":
+        file.write_bytes(planted + b"\nextra")
+    elif damage == "not utf-8":
+        file.write_bytes(planted[:-2] + b"\xff\xfe")
+    elif damage == "symlink":
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.write_bytes(planted)
+        file.unlink()
+        file.symlink_to(elsewhere)
+    else:
+        os.chmod(file, 0o620)
+    assert _names(prog) == real  # read from the binary, the file replaced by a new entry
+    assert file.read_bytes() == good and not file.is_symlink()
+    assert os.stat(file).st_mode & 0o777 == 0o600
+
+
+def test_the_binary_index_keeps_a_bounded_number_of_files(tmp_path, monkeypatch):
+    from ktui.catalog import index_binaries
+
+    monkeypatch.setattr(index_binaries, "MAX_FILES", 3)
+    for i in range(5):
+        index_binaries.write_names(f"/nowhere/prog{i}", "id", f"name{i}")
+        os.utime(index_binaries.index_file(f"/nowhere/prog{i}"), ns=(i * 10**9, i * 10**9))
+    kept = [i for i in range(5) if index_binaries.read_entry(f"/nowhere/prog{i}") is not None]
+    assert kept == [2, 3, 4]  # the two least recently written went
+    assert len(os.listdir(os.path.dirname(index_binaries.index_file("/x")))) == 3
 
 
 # ---- the kernel index: another kernel, another module set ------------------------------------------
@@ -222,3 +265,73 @@ def test_the_names_index_of_another_module_set_is_not_used(monkeypatch):
     assert cache.catalog_key(cache.CACHE_FORMAT) != key
     after = quicklist.kernel_names("tracepoint:sched:*", None)
     assert "tracepoint:sched:zz_planted" not in after and "tracepoint:sched:sched_switch" in after
+
+
+def _plant_tracepoint(name: str) -> None:
+    """Add a tracepoint name to the index's sorted names row, whatever kernel the index says it is."""
+    from ktui.catalog import cache
+
+    conn = sqlite3.connect(cache.cache_file())
+    (names,) = conn.execute("SELECT v FROM meta WHERE k='names:tracepoint'").fetchone()
+    conn.execute("UPDATE meta SET v=? WHERE k='names:tracepoint'", ("\n".join(sorted([*names.split("\n"), name])),))
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.skipif(not KERNEL, reason="needs root and tracefs")
+@pytest.mark.parametrize("field", ["release", "version", "build id"])
+def test_the_names_index_of_another_kernel_is_never_used(monkeypatch, field):
+    """Swap identities both ways: the index written on another kernel (here: the same machine with
+    another release, uname version or vmlinux build id - a rebuilt kernel) is not used on this one,
+    by the fast path in this process nor by the real `ktui list`; and this kernel's is not used there."""
+    from ktui.catalog import cache, quicklist
+
+    real = cache.identity_fields()
+    i = {"release": 0, "version": 1, "build id": 3}[field]
+    other = tuple(v + "-other" if j == i else v for j, v in enumerate(real))
+    sched = "tracepoint:sched:*"
+
+    monkeypatch.setattr(cache, "identity_fields", lambda: other)
+    assert "tracepoint:sched:sched_switch" in quicklist.kernel_names(sched, None)  # the other kernel's index
+    _plant_tracepoint("tracepoint:sched:zz_other_kernel")
+    assert "tracepoint:sched:zz_other_kernel" in quicklist.kernel_names(sched, None)  # ... read there
+
+    monkeypatch.setattr(cache, "identity_fields", lambda: real)
+    r = subprocess.run([str(Path(sys.executable).with_name("ktui")), "list", sched], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "tracepoint:sched:sched_switch\n" in r.stdout
+    assert "zz_other_kernel" not in r.stdout  # this kernel never lists the other one's names
+    assert "zz_other_kernel" not in "\n".join(quicklist.kernel_names(sched, None))
+    _plant_tracepoint("tracepoint:sched:zz_this_kernel")
+    assert "tracepoint:sched:zz_this_kernel" in quicklist.kernel_names(sched, None)  # now this kernel's index
+
+    monkeypatch.setattr(cache, "identity_fields", lambda: other)
+    back = quicklist.kernel_names(sched, None)
+    assert "tracepoint:sched:sched_switch" in back
+    assert not {"tracepoint:sched:zz_this_kernel", "tracepoint:sched:zz_other_kernel"} & set(back)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_a_program_rebuilt_at_the_same_path_is_read_again(tmp_path):
+    """`make` again: the compiler writes a new binary at the same path; the listing is the new one's."""
+    prog = tmp_path / "prog"
+
+    def build(body: str) -> None:
+        subprocess.run(["gcc", "-O0", "-x", "c", "-o", str(prog), "-"], check=True, text=True,
+                       input=body + "int main(void) { return 0; }\n")
+
+    build("int version_one(int x) { return x + 1; }\n")
+    first = _names(prog)
+    assert "version_one" in first
+    _plant(prog, "planted_in_index")
+    assert "planted_in_index" in _names(prog)  # the index is read while the binary is the same
+
+    build("int version_two(int x) { return x + 2; }\n")  # same path, same size most likely
+    second = _names(prog)
+    assert "version_two" in second and "version_one" not in second and "planted_in_index" not in second
+    row = _binary_row(prog)
+    assert row is not None and "version_two" in row[1].split("\n")
+
+    _plant(prog, "planted_again")
+    build("int version_two(int x) { return x + 2; }\n")  # the same source again: same build id
+    assert "planted_again" not in _names(prog)

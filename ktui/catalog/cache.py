@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from ktui.paths import cache_dir_str, is_private_file, open_cached
+from ktui.paths import cache_dir_str, is_private_file, open_cached, private_temp
 from ktui.sysfacts import TRACEFS_CANDIDATES, VMLINUX_BTF, btf_stat, identity_fields, read_text
 
 INDEX_NAME = "catalog-kernel.sqlite"
@@ -210,19 +210,6 @@ def write_rows(key: dict, rows: list[tuple[str, object]], *, replace: bool) -> N
                 pass
 
 
-def private_temp(directory: str, prefix: str, suffix: str) -> tuple[int, str]:
-    """A new 0600 file in ``directory`` (created exclusively, never through a link), as
-    ``tempfile.mkstemp`` makes it; without tempfile's import (random, shutil, ...), which would cost
-    a cold ``ktui list`` more than its listing."""
-    for _ in range(100):
-        path = os.path.join(directory, f"{prefix}{os.getpid()}-{os.urandom(6).hex()}{suffix}")
-        try:
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name in {directory}")
-
-
 def write_cache(key: dict, payload: dict) -> None:
     """Store the whole catalog (``kernel_build``'s payload) for ``key``."""
     import json
@@ -236,89 +223,3 @@ def write_cache(key: dict, payload: dict) -> None:
     if payload.get("btf_offsets") is not None:
         rows.append(("btf_offsets", payload["btf_offsets"]))
     write_rows(key, rows, replace=True)
-
-
-# The per-binary index: the function names `ktui list 'uprobe:PATH:*'` prints, one row per path,
-# kept while the file at the path is the same binary (``elf_names.binary_identity``: build id and
-# file identity), replaced when it changes. Its own file: the kernel index is replaced whole when
-# the kernel's identity changes, and a binary's names do not depend on the kernel.
-BINARY_INDEX_NAME = "catalog-binaries.sqlite"
-BINARY_INDEX_ROWS = 256  # at most this many binaries are kept (the oldest rows go first)
-
-
-def binary_index_file() -> str:
-    return os.path.join(cache_dir_str(), BINARY_INDEX_NAME)
-
-
-def read_binary_names(path: str, identity: str) -> str | None:
-    """The sorted, newline-joined function names stored for ``path`` when they were read from the
-    binary that has ``identity``; None otherwise (not indexed yet, another binary, damaged)."""
-    try:
-        conn = open_index(binary_index_file())
-    except OSError:
-        return None
-    if conn is None:
-        return None
-    try:
-        row = conn.execute("SELECT ident, names FROM binaries WHERE path = ?", (path,)).fetchone()
-    except sqlite3.Error:
-        return None
-    finally:
-        conn.close()
-    if row is None or row[0] != identity or not isinstance(row[1], str):
-        return None
-    return row[1]
-
-
-def write_binary_names(path: str, identity: str, names: str) -> None:
-    """Keep ``names`` for ``path`` as read from the binary with ``identity`` (best effort: a cache
-    that cannot be written only costs speed; a damaged file of ours is replaced by a new one)."""
-    try:
-        file = binary_index_file()
-    except OSError:
-        return
-    conn = open_index(file)
-    if conn is None and os.path.lexists(file):
-        return  # there, but not ours to write into
-    if conn is not None:
-        conn.close()
-    for fresh in ((False, True) if conn is not None else (True,)):
-        try:
-            if fresh:
-                _new_binary_index(file, (path, identity, names))
-                return
-            with sqlite3.connect(file, timeout=1.0) as rw:
-                rw.execute("PRAGMA synchronous=OFF")  # a cache: a file torn by a crash is replaced
-                rw.execute("INSERT OR REPLACE INTO binaries (path, ident, names) VALUES (?, ?, ?)",
-                           (path, identity, names))
-                rw.execute("DELETE FROM binaries WHERE rowid NOT IN "
-                           f"(SELECT rowid FROM binaries ORDER BY rowid DESC LIMIT {BINARY_INDEX_ROWS})")
-            rw.close()
-            return
-        except sqlite3.OperationalError:
-            return  # busy, read-only, ...: left as it is
-        except sqlite3.DatabaseError:
-            continue  # damaged (or not an index at all): a new file, once
-        except (OSError, sqlite3.Error):
-            return
-
-
-def _new_binary_index(file: str, row: tuple[str, str, str]) -> None:
-    """A per-binary index holding ``row``, made 0600 under a private name (no journal, no fsync: a
-    cold listing pays for this file) and renamed over ``file``."""
-    fd, tmp = private_temp(os.path.dirname(file), ".binaries-", ".sqlite")
-    os.close(fd)
-    try:
-        new = sqlite3.connect(tmp)
-        try:
-            new.execute("PRAGMA journal_mode=OFF")
-            new.execute("PRAGMA synchronous=OFF")
-            new.execute("CREATE TABLE binaries (path TEXT PRIMARY KEY, ident TEXT, names TEXT)")
-            new.execute("INSERT INTO binaries (path, ident, names) VALUES (?, ?, ?)", row)
-            new.commit()
-        finally:
-            new.close()
-        os.rename(tmp, file)
-    except BaseException:
-        os.unlink(tmp)
-        raise

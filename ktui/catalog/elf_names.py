@@ -5,7 +5,6 @@ from a memory map (no pyelftools: listing the functions of a program must start 
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 
@@ -29,7 +28,8 @@ class ElfSymbols:
         self.build_id = build_id
 
 
-def _open_map(path: str) -> mmap.mmap:
+def _open(path: str) -> tuple[int, int]:
+    """(fd, size) of a regular file; FileFormatError in one sentence for anything else."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -48,87 +48,128 @@ def _open_map(path: str) -> mmap.mmap:
             raise FileFormatError(f"{path} is not a regular file.")
         if st.st_size < 16:
             raise FileFormatError(f"{path} is not an ELF file.")
-        return mmap.mmap(fd, 0, prot=mmap.PROT_READ)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+class _Reader:
+    """Byte ranges of an untrusted file, each checked against the file's size before it is read and
+    after (a file that shrinks while it is read is a short read here, not the SIGBUS a memory map
+    would give). Every failure is one FileFormatError sentence naming what pointed where."""
+
+    def __init__(self, fd: int, size: int, path: str):
+        self.fd, self.size, self.path = fd, size, path
+
+    def corrupt(self, why: str) -> FileFormatError:
+        return FileFormatError(f"{self.path} is a truncated or corrupt ELF file ({why}).")
+
+    def read(self, offset: int, length: int, what: str) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise self.corrupt(f"{what} points outside the file")
+        try:
+            data = os.pread(self.fd, length, offset)
+        except OSError as err:
+            raise FileFormatError(f"cannot read {self.path}: {err.strerror}.") from None
+        if len(data) != length:
+            raise self.corrupt(f"the file ended inside {what}")
+        return data
 
 
 def read_elf_symbols(path: str) -> ElfSymbols:
     """Defined FUNC and IFUNC symbols of .symtab and .dynsym; FileFormatError for anything that is
-    not a readable ELF file."""
-    m = _open_map(path)
+    not a readable ELF file. The file is untrusted: every offset and size in it is checked before
+    it is used (see :class:`_Reader`)."""
+    fd, size = _open(path)
     try:
-        return _parse(m, path)
+        return _parse(_Reader(fd, size, path))
     except FileFormatError:
         raise
-    except (struct.error, IndexError, ValueError, OverflowError) as err:
+    except (struct.error, IndexError, ValueError, OverflowError) as err:  # a check this reader lacks
         raise FileFormatError(f"{path} is a truncated or corrupt ELF file ({type(err).__name__}).") from None
     finally:
-        m.close()
+        os.close(fd)
 
 
-def _parse(m: mmap.mmap, path: str) -> ElfSymbols:
-    if m[:4] != b"\x7fELF":
+SHN_XINDEX = 0xFFFF
+MAX_SECTIONS = 1 << 20  # the section count can be a 64-bit field; no real file comes near this
+MAX_SEGMENTS = 1 << 16
+
+
+def _parse(f: _Reader) -> ElfSymbols:
+    path = f.path
+    head = f.read(0, min(f.size, 64), "the ELF header")
+    if head[:4] != b"\x7fELF":
         raise FileFormatError(f"{path} is not an ELF file.")
-    cls, data = m[4], m[5]
+    cls, data = head[4], head[5]
     if cls not in (1, 2) or data not in (1, 2):
-        raise FileFormatError(f"{path} is a truncated or corrupt ELF file (bad class or byte order).")
+        raise f.corrupt("bad class or byte order")
     e = "<" if data == 1 else ">"
     is64 = cls == 2
+    if len(head) < (64 if is64 else 52):
+        raise f.corrupt("the file ended inside the ELF header")
     if is64:
-        (phoff, shoff) = struct.unpack_from(e + "QQ", m, 0x20)
-        (phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack_from(e + "HHHHH", m, 0x36)
+        (phoff, shoff) = struct.unpack_from(e + "QQ", head, 0x20)
+        (phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack_from(e + "HHHHH", head, 0x36)
         shdr = struct.Struct(e + "IIQQQQIIQQ")  # name type flags addr offset size link info align entsize
         phdr = struct.Struct(e + "IIQQQQQQ")  # type flags offset vaddr paddr filesz memsz align
-        sym = struct.Struct(e + "IBBHQQ")  # name info other shndx value size
+        sym = struct.Struct(e + "IBxHQ8x")  # name info (other) shndx value (size)
     else:
-        (phoff, shoff) = struct.unpack_from(e + "II", m, 0x1C)
-        (phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack_from(e + "HHHHH", m, 0x2A)
+        (phoff, shoff) = struct.unpack_from(e + "II", head, 0x1C)
+        (phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack_from(e + "HHHHH", head, 0x2A)
         shdr = struct.Struct(e + "IIIIIIIIII")
-        phdr = struct.Struct(e + "IIIIIIII")
-        sym = struct.Struct(e + "IIIBBH")  # name value size info other shndx
-    size = len(m)
+        phdr = struct.Struct(e + "IIIIIIII")  # type offset vaddr paddr filesz memsz flags align
+        sym = struct.Struct(e + "II4xBxH")  # name value (size) info (other) shndx
     segments = []
-    if phoff and phentsize >= phdr.size:
-        for i in range(min(phnum, 4096)):
-            p = phdr.unpack_from(m, phoff + i * phentsize)
+    if phoff and phnum:
+        if phentsize < phdr.size:
+            raise f.corrupt(f"program header entries of {phentsize} bytes")
+        table = f.read(phoff, phnum * phentsize, "the program header table")
+        for i in range(phnum):
+            p = phdr.unpack_from(table, i * phentsize)
             if is64:
                 ptype, offset, vaddr, memsz = p[0], p[2], p[3], p[6]
             else:
                 ptype, offset, vaddr, memsz = p[0], p[1], p[2], p[5]
             if ptype == PT_LOAD:
                 segments.append((vaddr, memsz, offset))
-    sections = []
-    names: list[int] = []
-    if shoff and shentsize >= shdr.size:
-        if shnum == 0:  # more than 0xff00 sections: the count is in section 0's size
-            shnum = shdr.unpack_from(m, shoff)[5]
-        for i in range(min(shnum, 1 << 20)):
-            s = shdr.unpack_from(m, shoff + i * shentsize)
-            sections.append((s[1], s[4], s[5], s[6]))  # type, offset, size, link
-            names.append(s[0])
+    sections: list[tuple[int, int, int, int, int, int]] = []  # name, type, offset, size, link, entsize
+    if shoff:
+        if shentsize < shdr.size:
+            raise f.corrupt(f"section header entries of {shentsize} bytes")
+        first = shdr.unpack_from(f.read(shoff, shdr.size, "the section header table"))
+        if shnum == 0:  # 0xff00 sections or more: the count is in section 0's size
+            shnum = first[5]
+        if shstrndx == SHN_XINDEX:  # and the names' section index in its link
+            shstrndx = first[6]
+        if shnum > MAX_SECTIONS:
+            raise f.corrupt(f"{shnum} sections")
+        table = f.read(shoff, shnum * shentsize, "the section header table")
+        for i in range(shnum):
+            s = shdr.unpack_from(table, i * shentsize)
+            sections.append((s[0], s[1], s[4], s[5], s[6], s[9]))
     functions: dict[str, set[int]] = {}
     tables = 0
     build_id = None
-    for stype, offset, ssize, link in sections:
-        if stype == SHT_NOTE and build_id is None and offset + ssize <= size:
-            build_id = _build_id(m[offset:offset + ssize], e)
+    for i, (_name, stype, offset, ssize, link, entsize) in enumerate(sections):
+        if stype == SHT_NOTE and build_id is None:
+            build_id = _build_id(f.read(offset, ssize, f"note section {i}"), e)
         if stype not in (SHT_SYMTAB, SHT_DYNSYM):
             continue
         tables += 1
-        if not 0 <= link < len(sections) or offset + ssize > size:
-            raise FileFormatError(f"{path} has a corrupt symbol table (it points outside the file).")
-        _, str_off, str_size, _ = sections[link]
-        if str_off + str_size > size:
-            raise FileFormatError(f"{path} has a corrupt symbol table (its names point outside the file).")
-        strtab = m[str_off:str_off + str_size]
-        count = ssize // sym.size
-        body = m[offset:offset + count * sym.size]
-        for entry in sym.iter_unpack(body):
+        if entsize not in (0, sym.size):
+            raise f.corrupt(f"symbol table {i} has entries of {entsize} bytes, not {sym.size}")
+        if not 0 < link < len(sections):
+            raise f.corrupt(f"symbol table {i} names string table {link}, which does not exist")
+        _, _, str_off, str_size, _, _ = sections[link]
+        strtab = f.read(str_off, str_size, f"the string table of symbol table {i}")
+        body = f.read(offset, ssize - ssize % sym.size, f"symbol table {i}")
+        for name_off, a, b, c in sym.iter_unpack(body):
             if is64:
-                name_off, info, _other, shndx, value = entry[0], entry[1], entry[2], entry[3], entry[4]
+                info, shndx, value = a, b, c
             else:
-                name_off, value, info, shndx = entry[0], entry[1], entry[3], entry[5]
+                value, info, shndx = a, b, c
             if (info & 0xF) not in (STT_FUNC, STT_GNU_IFUNC) or shndx == 0 or not name_off:
                 continue
             end = strtab.find(b"\0", name_off)
@@ -137,11 +178,11 @@ def _parse(m: mmap.mmap, path: str) -> ElfSymbols:
                 functions.setdefault(name, set()).add(value)
     has_debug_info = False
     if 0 < shstrndx < len(sections):
-        _, str_off, str_size, _ = sections[shstrndx]
-        shstr = m[str_off:str_off + str_size] if str_off + str_size <= size else b""
-        for (stype, _o, ssize, _l), name_off in zip(sections, names):
+        _, _, str_off, str_size, _, _ = sections[shstrndx]
+        shstr = f.read(str_off, str_size, "the section name table")
+        for name_off, stype, _o, ssize, _l, _e in sections:
             end = shstr.find(b"\0", name_off)
-            if shstr[name_off:end] in (b".debug_info", b".zdebug_info") and stype != SHT_NOBITS and ssize:
+            if end >= 0 and shstr[name_off:end] in (b".debug_info", b".zdebug_info") and stype != SHT_NOBITS and ssize:
                 has_debug_info = True
     return ElfSymbols(functions, tables, segments, build_id, has_debug_info)
 

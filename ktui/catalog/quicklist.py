@@ -13,6 +13,10 @@ import os
 
 from ktui.catalog.search import KINDS, compile_glob, expand_alias, literal_prefix, star_chunks, star_match
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs a listing more than it spends
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 STAR_MATCH_MAX = 1 << 20  # characters of names matched without re; above it one regex scan is faster
 
 
@@ -134,16 +138,17 @@ def _index_tracepoints(key: dict) -> str | None:
     return text
 
 
-def binary_names(path: str, pattern: str) -> list[str] | None:
+def binary_names(path: str, pattern: str, later: list[Callable[[], None]] | None = None) -> list[str] | None:
     """``uprobe:/abs/path:symbol`` names of one program or library matching ``pattern``: from the
     per-binary index while the file is the binary it was read from, else from its symbol tables
-    (and its build-id debug file), then kept in the index."""
-    from ktui.catalog.cache import read_binary_names, write_binary_names
+    (and its build-id debug file), then kept in the index - after the answer is printed when the
+    caller passes ``later`` (it runs what is left there once the names are out)."""
     from ktui.catalog.elf_names import binary_identity
+    from ktui.catalog.index_binaries import read_names
 
     abspath = os.path.abspath(path)
     identity = binary_identity(abspath)
-    text = read_binary_names(abspath, identity) if identity is not None else None
+    text = read_names(abspath, identity) if identity is not None else None
     if text is None:
         from ktui.catalog.elf_names import uprobe_symbols
         from ktui.errors import FileFormatError
@@ -155,10 +160,25 @@ def binary_names(path: str, pattern: str) -> list[str] | None:
         if not syms.functions:
             return None
         text = "\n".join(sorted(syms.functions))
-        # kept only when the file is still the one identified before it was read
-        if identity is not None and binary_identity(abspath) == identity:
-            write_binary_names(abspath, identity, text)
+        if identity is not None:
+            save = _saver(abspath, identity, text)
+            if later is None:
+                save()
+            else:
+                later.append(save)
     if not text:
         return None
     prefix = f"uprobe:{abspath}:"
     return match(prefix + text.replace("\n", "\n" + prefix), pattern)
+
+
+def _saver(path: str, identity: str, text: str) -> Callable[[], None]:
+    def save() -> None:
+        from ktui.catalog.elf_names import binary_identity
+        from ktui.catalog.index_binaries import write_names
+
+        # kept only when the file is still the one identified before it was read
+        if binary_identity(path) == identity:
+            write_names(path, identity, text)
+
+    return save

@@ -11,7 +11,7 @@ from ktui.textsafe import term_safe
 TYPE_CHECKING = False  # not typing's: the fast path (`ktui list PATTERN`) imports neither typing nor argparse
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import TextIO
 
     from ktui.catalog import Catalog
@@ -198,9 +198,11 @@ def _kind_of_pattern(pattern: str) -> tuple[str, str | None, str | None]:
     raise UsageError(f"Unknown probe kind {head!r} in {pattern!r}: ktui lists {listed}.")
 
 
-def _quick(args: argparse.Namespace | PlainArgs, mode: str, kinds: list[str] | None, binary: str | None, fentry: str | None, pattern: str | None) -> list[str] | None:
+def _quick(args: argparse.Namespace | PlainArgs, mode: str, kinds: list[str] | None, binary: str | None,
+           fentry: str | None, pattern: str | None, later: list[Callable[[], None]] | None = None) -> list[str] | None:
     """Names straight from the index (or tracefs, or the ELF symbol tables): no catalog, no numpy.
-    None when only the full catalog can answer this request."""
+    None when only the full catalog can answer this request. Index writes that can wait until the
+    names are printed are left in ``later``."""
     if (mode != "glob" or args.verbose or args.members or args.json or args.traceability or args.debuginfo or args.btf
             or args.no_cache or fentry or pattern is None or args.pid is not None
             or pattern.partition(":")[0] in ("usdt", "U") or (kinds is not None and "usdt" in kinds)):
@@ -213,8 +215,14 @@ def _quick(args: argparse.Namespace | PlainArgs, mode: str, kinds: list[str] | N
 
             if "uprobe" not in kind_names(kinds):
                 return None
-        return quicklist.binary_names(binary, pattern)
+        return quicklist.binary_names(binary, pattern, later)
     return quicklist.kernel_names(pattern, kinds)
+
+
+def _run_later(later: list[Callable[[], None]]) -> None:
+    """The index writes the answer did not wait for (after its names are printed and flushed)."""
+    for step in later:
+        step()
 
 
 def _fentry_rows(cat: Catalog, rows: list[int]) -> list[int]:
@@ -269,16 +277,20 @@ def quick_main(pattern: str) -> int | None:
     from ktui.errors import KtuiError
 
     args = PlainArgs(pattern)
+    later: list[Callable[[], None]] = []
     try:
         mode, kinds, pattern, shown, fentry, binary = _plan(args)
         if fentry:
             return None  # its note asks the doctor's boot cache
-        names = _quick(args, mode, kinds, binary, fentry, pattern)
+        names = _quick(args, mode, kinds, binary, fentry, pattern, later)
     except (KtuiError, OSError, ValueError):
         return None
     if names is None:
         return None
-    return _print_names(names, shown, None)
+    try:
+        return _print_names(names, shown, None)
+    finally:
+        _run_later(later)
 
 
 def _plan(args: argparse.Namespace | PlainArgs) -> tuple[str, list[str] | None, str, str | None, str | None, str | None]:
@@ -322,9 +334,13 @@ def _run(args: argparse.Namespace) -> int:
     mode, kinds, pattern, shown, fentry, binary = _plan(args)
     if fentry:
         _fentry_note()
-    names = _quick(args, mode, kinds, binary, fentry, pattern)
+    later: list[Callable[[], None]] = []
+    names = _quick(args, mode, kinds, binary, fentry, pattern, later)
     if names is not None:
-        return _print_names(names, shown, args.limit)
+        try:
+            return _print_names(names, shown, args.limit)
+        finally:
+            _run_later(later)
     out = sys.stdout
     try:
         cat, binary = _load(args, binary)
