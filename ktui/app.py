@@ -28,7 +28,7 @@ from ktui.errors import KtuiError
 from ktui.events import EventSource, EventStacks, ProbeHosts, ProbeState, Update
 from ktui.probes.model import Probe
 from ktui.screens.editor import EditorController
-from ktui.screens.live import LiveController
+from ktui.screens.live import STARTING, LiveController
 from ktui.screens.recording import RecordingController
 from ktui.screens.query import QueryController
 from ktui.screens.replay import ReplayController
@@ -328,7 +328,11 @@ class KtuiApp(App):
 
     def source_started(self) -> None:
         self.bind_layouts()
-        self.main_query(StatusBar).set_state(message="")
+        # Only "starting…" goes: this runs after the source's own updates may have arrived (its
+        # thread and the starter's race), and a replay that already stopped must keep saying why.
+        status = self.main_query(StatusBar)
+        if status.message == STARTING:
+            status.set_state(message="")
         if self.source is not None and not self.source.live:
             self.replay.started()
 

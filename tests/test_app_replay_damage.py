@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from ktui.app import KtuiApp
 from ktui.kernel import KernelIdentity
 from ktui.recording import RecordingWriter
 from ktui.sources.replay import ReplaySource
+from ktui.sources.slot import SourceSlot
 from ktui.recording.synthetic import LAYOUTS, records
 from ktui.widgets.status_bar import StatusBar
 
@@ -68,6 +70,38 @@ async def test_an_error_in_the_replay_thread_shows_replay_stopped(tmp_path, monk
         source.play()
         status = app.main_query(StatusBar)
         assert await _until(pilot, lambda: status.message.startswith("replay stopped: "))
+        assert status.message == "replay stopped: OSError: [Errno 5] Input/output error"
+        await pilot.press("q")
+
+
+async def test_a_replay_that_stopped_before_the_app_heard_it_started_still_says_why(tmp_path, monkeypatch):
+    """The replay's thread and the thread that started it race: on a loaded machine the replay can
+    fail and its last update reach the screen before the app hears that it started. Forced here:
+    the starting thread returns only once that update was applied. The sentence stays."""
+    source = ReplaySource([_damaged(tmp_path)])
+
+    def vanished(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(source.tracks[0].reader, "read", vanished)  # the first screen already fails
+    app = KtuiApp(source=source, mode="replay", banner="Replaying bad.ktrec (read-only).")
+    start = SourceSlot.start
+
+    def start_then_lag(slot, *args, **kwargs):
+        started = start(slot, *args, **kwargs)
+        deadline = time.monotonic() + 30
+        while not (source.stopped_reason and app.updates_applied) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return started
+
+    monkeypatch.setattr(SourceSlot, "start", start_then_lag)
+    heard = []
+    source_started = app.source_started
+    monkeypatch.setattr(app, "source_started", lambda: (source_started(), heard.append(True)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await _until(pilot, lambda: bool(heard))
+        assert app.updates_applied >= 1  # the stop was on screen before the app heard of the start
+        status = app.main_query(StatusBar)
         assert status.message == "replay stopped: OSError: [Errno 5] Input/output error"
         await pilot.press("q")
 

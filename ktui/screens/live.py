@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from ktui.app import KtuiApp
 
 
+STARTING = "starting: compiling and attaching…"  # the status line's message while a source starts
+
+
 def _sentence(err: Exception, what: str) -> str:
     return str(err) if isinstance(err, KtuiError) else f"{what}: {err}"
 
@@ -165,7 +168,7 @@ class LiveController:
 
     def _run_start(self, source: EventSource, generation: int) -> None:
         app = self.app
-        app.call_from_thread(app.main_query(StatusBar).set_state, message="starting: compiling and attaching…")
+        app.call_from_thread(app.main_query(StatusBar).set_state, message=STARTING)
         try:
             started = self.slot.start(source, generation, app.sink)
         except Exception as err:  # a KtuiError sentence, or anything the source did not foresee
