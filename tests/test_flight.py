@@ -3,6 +3,8 @@ kernel, a child's calls before, at and after a failing call; the ring's rules on
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -83,8 +85,9 @@ def test_the_window_around_one_failing_call_is_exactly_what_is_kept(tmp_path):
 
 
 @pytest.mark.live
-def test_keep_rearms_and_marks_every_trigger(tmp_path):
-    with RecordingReader.open(_record(tmp_path, "--keep", "2", pairs=((100, 150), (250, 50)))) as rec:
+def test_keep_rearms_and_marks_every_trigger(tmp_path, capsys):
+    out = _record(tmp_path, "--keep", "2", pairs=((100, 150), (250, 50)))
+    with RecordingReader.open(out) as rec:
         events = _events(rec)
         marks = rec.marks()
     closes = events[CLOSE_EXIT]
@@ -97,6 +100,16 @@ def test_keep_rearms_and_marks_every_trigger(tmp_path):
     in_second = (ts >= second.start_ns) & (ts <= second.end_ns)
     assert int(in_first.sum()) == 100 + 150 and int(in_second.sum()) == 250 + 50
     assert len(ts) == 550
+    # the marks are in SQL too (the Parquet export's marks table), on the events' clock
+    capsys.readouterr()
+    sql = ("SELECT m.kind, m.label, m.ts, m.start_ns, m.end_ns, count(e.ts) AS kept FROM marks m "
+           "JOIN events e ON e.ts BETWEEN m.start_ns AND m.end_ns AND e.probe = 'sys_enter_getppid' "
+           "GROUP BY ALL ORDER BY m.ts")
+    assert main(["query", str(out), sql, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["kind"], r["label"], r["ts"], r["start_ns"], r["end_ns"]) for r in rows] == \
+        [("trigger", "ret < 0", m.ts, m.start_ns, m.end_ns) for m in marks]
+    assert [r["kept"] for r in rows] == [100 + 150, 250 + 50]
 
 
 @pytest.mark.live

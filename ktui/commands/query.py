@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 VIEWS_HELP = ("views: events (every probe: ts, time, probe_id, probe, cpu, pid, tid, uid, comm, kstack, ustack, "
               "flags, faulted), probe_<id> (one probe with its typed values), probes, counters, stacks (symbolized "
-              "frames, by count), stack_frames (frames of an event's kstack/ustack id), meta. ts is CLOCK_MONOTONIC "
-              "ns of the recording host, time its wall clock (UTC). Schema: docs/PARQUET.md.")
+              "frames, by count), stack_frames (frames of an event's kstack/ustack id), marks (flight recorder "
+              "triggers), meta. ts is CLOCK_MONOTONIC ns of the recording host, time its wall clock (UTC). Schema: docs/PARQUET.md.")
 
 
 def add_parser(subparsers: Subparsers) -> None:

@@ -414,6 +414,24 @@ def _stack_frames_table(pa: Any, reader: RecordingReader, ids: _StackIds) -> Any
     return pa.table({"space": space, "stack_id": stack_id, "pid": pid, "frames": frames}, schema=schema)
 
 
+def marks_schema(pa: Any) -> Any:
+    return pa.schema([pa.field("ts", pa.uint64(), nullable=False), pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+                      pa.field("kind", pa.string(), nullable=False), pa.field("probe_id", pa.uint32()),
+                      pa.field("label", pa.string(), nullable=False), pa.field("start_ns", pa.uint64(), nullable=False),
+                      pa.field("end_ns", pa.uint64(), nullable=False)])
+
+
+def _marks_table(pa: Any, reader: RecordingReader) -> Any:
+    """The timeline's marks (a flight recorder's triggers): ``ts`` and the kept window in the
+    recording's clock, ``time`` the wall clock as the events' own ``time`` column has it."""
+    marks = reader.marks()
+    offset = int(reader.clock_offset_ns or 0)  # as _EventBatches: the host's monotonic time plus its offset
+    return pa.table({"ts": [m.ts for m in marks], "time": [(m.ts + offset) // 1000 for m in marks],
+                     "kind": [m.kind for m in marks], "probe_id": [m.probe_id for m in marks],
+                     "label": [m.label for m in marks], "start_ns": [m.start_ns for m in marks],
+                     "end_ns": [m.end_ns for m in marks]}, schema=marks_schema(pa))
+
+
 def _meta_table(pa: Any, reader: RecordingReader) -> Any:
     meta = dict(reader.meta)
     meta["parquet_format_version"] = FORMAT_VERSION
@@ -440,7 +458,7 @@ def export_parquet(reader: RecordingReader, create: Callable[[str], IO[bytes]], 
         stats.files.append(name)
     for name, table in (("probes", _probes_table(pa, reader, stats)), ("counters", _counters_table(pa, reader)),
                         ("stacks", _stacks_table(pa, reader)), ("stack_frames", _stack_frames_table(pa, reader, stacks)),
-                        ("meta", _meta_table(pa, reader))):
+                        ("marks", _marks_table(pa, reader)), ("meta", _meta_table(pa, reader))):
         assert _SAFE_NAME.fullmatch(name)
         with create(name + EXPORT_SUFFIX) as out:
             _write_table(pq, table, out, compression)

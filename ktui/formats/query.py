@@ -15,7 +15,7 @@ Views every session has:
                   pid, tid, uid, comm, kstack, ustack, flags, faulted)
     probe_<id>    one probe's events with its own typed value columns
     probes, counters, stacks (aggregated stacks, symbolized frames), stack_frames (the
-                  frames behind an event's kstack/ustack id), meta
+                  frames behind an event's kstack/ustack id), marks (flight recorder triggers), meta
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ktui.formats.parquet import EXPORT_SUFFIX, HEADER_COLUMNS
 from ktui.textsafe import term_safe
 
 TABLES = ("probes", "counters", "stacks", "stack_frames", "meta")
+OPTIONAL_TABLES = ("marks",)  # exports made before the table existed lack it: an empty view stands in
 _PROBE_TABLE = re.compile(r"probe_[0-9]{1,9}")
 ALLOWED_STATEMENTS = ("SELECT", "EXPLAIN")
 
@@ -168,7 +169,7 @@ class SqlSession:
             if not name.endswith(EXPORT_SUFFIX):
                 continue
             stem = name[: -len(EXPORT_SUFFIX)]
-            if stem not in TABLES and not _PROBE_TABLE.fullmatch(stem):
+            if stem not in TABLES and stem not in OPTIONAL_TABLES and not _PROBE_TABLE.fullmatch(stem):
                 continue
             path = directory.resolve() / name
             if not stat.S_ISREG(os.lstat(path).st_mode):
@@ -213,6 +214,10 @@ class SqlSession:
                                           where=self.where) from None
                 # hosts recorded different probes under one id: no joint view of it (events has them all)
                 self.skipped.append(f"{table}: the hosts' tables differ ({_first_line(err)})")
+        if "marks" not in tables:
+            con.execute("CREATE VIEW marks AS SELECT " + ("NULL::VARCHAR AS host, " if self._several else "")
+                        + "NULL::UBIGINT AS ts, NULL::TIMESTAMPTZ AS time, NULL::VARCHAR AS kind, NULL::UINTEGER AS probe_id, "
+                        "NULL::VARCHAR AS label, NULL::UBIGINT AS start_ns, NULL::UBIGINT AS end_ns WHERE false")
         common = [c for c in HEADER_COLUMNS if c != "probe_id"]
         parts = []
         for (host, files, _), probes in zip(self._hosts, self._probes):
@@ -229,7 +234,7 @@ class SqlSession:
 
     @property
     def views(self) -> list[str]:
-        return ["events", *TABLES, *sorted({t for probes in self._probes for _, _, t in probes})]
+        return ["events", *TABLES, *OPTIONAL_TABLES, *sorted({t for probes in self._probes for _, _, t in probes})]
 
     # -- queries ----------------------------------------------------------------------
 
