@@ -139,11 +139,12 @@ def test_a_histogram_shift_is_shown_side_by_side(recordings):
 
 
 @pytest.mark.live
-def test_the_command_prints_80_columns_and_json_for_scripts(recordings, capsys):
+def test_the_command_prints_80_columns_and_json_for_scripts(recordings, capsys, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
     assert main(["diff", str(recordings["a"]), str(recordings["b"])]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert all(len(line) <= 80 for line in lines)
-    assert len(lines) <= 24, lines
+    assert len(lines) <= 30, lines
     first = next(i for i, line in enumerate(lines) if "PROBE" in line)
     assert lines[first + 1].startswith("! ") and GETPPID in lines[first + 1] and "+700" in lines[first + 1]
     assert any("new" in line and "+700" in line for line in lines)
@@ -155,6 +156,21 @@ def test_the_command_prints_80_columns_and_json_for_scripts(recordings, capsys):
     assert data["flame"]["delta"] == 700 and data["flame"]["children"][0]["name"] == GETPPID
     assert any("FLAME Δ" in line for line in lines) and any("ktui_diff_extra" in line and "+700" in line
                                                             for line in lines)
+    # sentences and frames are wrapped, never cut: a long note and every frame read whole
+    d = _diff(recordings["a"], recordings["b"])
+    d.notes.append("the recordings last 1.93 s and 1.31 s: counts compare whole recordings; compare the "
+                   "rates (--json has them) for a steady load")
+    text = render(d, 80)
+    assert all(len(line) <= 80 for line in text)
+    joined = " ".join(line.strip() for line in text)
+    assert f"note: {d.notes[-1]}" in joined and "noise rule: " + d.noise_rule in joined
+    frames = next(s for s in d.stacks if s.status == "new").user
+    assert " < ".join(frames) in joined
+    # into a file, COLUMNS sets the width (the default is 80)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["diff", str(recordings["a"]), str(recordings["b"])]) == 0
+    wide = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in wide) > 80 and all(len(line) <= 200 for line in wide)
 
 
 def test_the_noise_rule():

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             json.dump(to_json(result), sys.stdout, ensure_ascii=False, indent=1)
             sys.stdout.write("\n")
         else:
-            width = args.width or (shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else 80)
+            # the terminal's width, or COLUMNS (honoured into a pipe or a file too), or 80
+            width = args.width or shutil.get_terminal_size((80, 24)).columns
             for line in render(result, width, max_stacks=args.stacks, all_probes=args.all):
                 print(line)
         for d in damage:

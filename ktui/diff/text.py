@@ -1,10 +1,13 @@
 """A RecordingDiff as plain text lines that fit a terminal (80 columns by default).
 
-Everything from the recordings goes through term_safe; lines are cut, never wrapped,
-so the layout holds at any width from 60 columns up.
+Everything from the recordings goes through term_safe. Table rows are cut, so the
+layout holds at any width from 60 columns up; sentences (notes, the noise rule) and
+stack frames are wrapped instead: a cut sentence loses its advice, a cut stack its caller.
 """
 
 from __future__ import annotations
+
+import textwrap
 
 from ktui.diff.compare import HistogramDiff, RecordingDiff, StackDiff
 from ktui.diff.flame import changed_paths
@@ -22,6 +25,11 @@ def _cut(text: str, width: int) -> str:
 def _cut_left(text: str, width: int) -> str:
     """Probe names differ at their end (sys_enter_openat, sys_exit_openat): cut the start."""
     return text if len(text) <= width else "…" + text[len(text) - width + 1:]
+
+
+def _wrap(text: str, width: int, indent: str = "      ") -> list[str]:
+    """A sentence or a frame list over as many lines as it needs, continuation lines indented."""
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
 
 
 def _signed(n: int) -> str:
@@ -48,9 +56,9 @@ def render(diff: RecordingDiff, width: int = 80, *, max_stacks: int = 5, max_his
                                                                 (stacks, len(diff.stacks), "stack(s)")) if n]
     out.append(f"changed beyond noise (!): {', '.join(changed)}" if changed else
                f"no probe changed beyond noise ({len(diff.probes)} compared)")
-    out.append(_cut(f"noise rule: {diff.noise_rule}", width))
+    out.extend(_wrap(f"noise rule: {diff.noise_rule}", width))
     for note in diff.notes:
-        out.append(_cut(f"note: {term_safe(note)}", width))
+        out.extend(_wrap(f"note: {term_safe(note)}", width))
     out.append("")
     out.extend(_probes(diff, width, all_probes, all_hint))
     for h in diff.histograms:
@@ -152,7 +160,7 @@ def _stacks(stacks: list[StackDiff], width: int, max_stacks: int) -> list[str]:
         lines.append(_cut(head, width))
         for tag, frames in (("k", s.kernel), ("u", s.user)):
             if frames:
-                lines.append(_cut(f"    {tag}: " + " < ".join(term_safe(f) for f in frames), width))
+                lines.extend(_wrap(f"    {tag}: " + " < ".join(term_safe(f) for f in frames), width, " " * 7))
     if len(changed) > max_stacks:
         lines.append(f"  ({len(changed) - max_stacks} more changed stack(s); --stacks N or --json shows them)")
     return lines
