@@ -59,6 +59,8 @@ def binary_size(n: int) -> str:
     """A power-of-two bound in binary units: 4096 -> ``4Ki``; other values as human_count."""
     if n == 0:
         return "0"
+    if n < 0:  # the mirrored buckets of a signed value: [-32, -16)
+        return "-" + binary_size(-n)
     if not is_power_of_two(n):
         return human_count(n)
     exp = n.bit_length() - 1
@@ -70,6 +72,8 @@ def binary_ns(n: int) -> str:
     """A power-of-two bound in nanoseconds: 16384 -> ``16µs`` (binary: 1µs = 1024ns)."""
     if n == 0:
         return "0"
+    if n < 0:
+        return "-" + binary_ns(-n)
     if not is_power_of_two(n):
         return human_ns(n)
     exp = n.bit_length() - 1

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from ktui.engine import recorder_sink
 from ktui.engine.counters import DeliveredCounts, probe_counters
 from ktui.engine.recorder_sink import RecorderSink
-from ktui.engine.histograms import buckets_from_slots, linear_bounds, log2_bounds
+from ktui.engine.histograms import (buckets_from_slots, linear_bounds, log2_bounds, log2_slot, log2_slot_c,
+                                    log2_slots)
 from ktui.engine.loader import default_ring_pages
 from ktui.engine.outbox import OUTBOX_MAX, Mailbox, Outbox
 from ktui.engine.ringbuf import PAGE
@@ -143,6 +144,31 @@ def test_linear_buckets_hold_the_values_the_kernel_puts_in_them(x, lo, width, st
 
 def test_buckets_are_in_slot_order_and_skip_empty_ones():
     assert buckets_from_slots({3: 5, 1: 2, 2: 0}, {"scale": "log2"}) == [(0, 2, 2), (4, 8, 5)]
+
+
+def _signed_slot(x: int) -> int:
+    """The compiler's C for a signed value, as written: x < 0 ? 64 + bpf_log2l(~x) : bpf_log2l(x)."""
+    return 64 + _log2l(~x) if x < 0 else _log2l(x)
+
+
+@given(st.integers(-2**63, 2**63 - 1))
+def test_signed_log2_buckets_hold_negative_values_apart(x):
+    slot = _signed_slot(x)
+    assert slot == log2_slot(x, signed=True) == int(log2_slots(np.array([x], dtype=np.int64))[0])
+    low, high = log2_bounds(slot)
+    assert low <= x < high and (low < 0) == (x < 0)
+
+
+@given(st.integers(0, 2**64 - 1))
+def test_unsigned_log2_slots_agree_in_python_and_numpy(v):
+    assert log2_slot(v, signed=False) == _log2l(v) == int(log2_slots(np.array([v], dtype=np.uint64))[0])
+
+
+def test_negative_buckets_sort_below_the_others_and_mirror_them():
+    assert buckets_from_slots({2: 1, 65: 3, 69: 4, 1: 5}, {"scale": "log2"}) == [
+        (-32, -16, 4), (-2, 0, 3), (0, 2, 5), (2, 4, 1)]
+    assert log2_slot_c("v->ret", signed=True) == (
+        "((s64)(v->ret) < 0 ? 64 + bpf_log2l(~(u64)(s64)(v->ret)) : bpf_log2l((u64)(v->ret)))")
 
 
 def test_delivered_counts_per_cpu_and_probe_counters():

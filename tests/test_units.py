@@ -78,3 +78,9 @@ def test_labels_are_distinct_when_names_are(names, limit):
     distinct_names = len(set(names.values()))
     if distinct_names == len(names):
         assert len(set(labels.values())) == len(names), labels
+
+
+def test_negative_log2_bounds_read_as_their_mirror():
+    assert bucket_label(-32, -16, latency=False) == "[-32, -16)"
+    assert bucket_label(-8192, -4096, latency=False) == "[-8Ki, -4Ki)"
+    assert bucket_label(-2048, -1024, latency=True) == "[-2µs, -1µs)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ktui.probes.model import Action, ActionKind
 
 from ktui.compiler.fetch_codegen import FetchError
+from ktui.engine.histograms import LOG2_SLOTS, NEGATIVE, log2_slot_c
 from ktui.compiler.layout import c_decl
 
 AGG_ENTRIES = 10240  # entries of count and stack-count maps
@@ -73,7 +74,6 @@ def compile_actions(pc, actions: list[Action], fields, maps, counts_out: list | 
             op = pc.operand(value, fields)
             if op.kind == "string":
                 raise FetchError(f"a histogram needs a number, and {value} is a string", where=pc.probe.name)
-            val = f"(s64){op.c} < 0 ? 0 : (u64){op.c}" if op.signed else f"(u64){op.c}"
             if action.scale == "linear":
                 nb = -(-(action.hi - action.lo) // action.step)
                 decls.append(f"BPF_HISTOGRAM({name}, int, {nb + 2});  /* [0]: below {action.lo}, "
@@ -85,9 +85,11 @@ def compile_actions(pc, actions: list[Action], fields, maps, counts_out: list | 
                 hist = {"map": name, "value": value, "scale": "linear", "lo": action.lo, "hi": action.hi,
                         "step": action.step, "buckets": nb + 2}
             else:
-                decls.append(f"BPF_HISTOGRAM({name}, int, 65);  /* slot = bit length of the value (bpf_log2l) */")
-                code.append(f"    {name}.atomic_increment(bpf_log2l({val}));")
-                hist = {"map": name, "value": value, "scale": "log2", "buckets": 65}
+                slots = LOG2_SLOTS if op.signed else NEGATIVE + 1
+                decls.append(f"BPF_HISTOGRAM({name}, int, {slots});  /* slot = bit length of the value (bpf_log2l)"
+                             + (f"; below zero: {NEGATIVE} + that of ~value */" if op.signed else " */"))
+                code.append(f"    {name}.atomic_increment({log2_slot_c(op.c, op.signed)});")
+                hist = {"map": name, "value": value, "scale": "log2", "buckets": slots}
         elif kind is ActionKind.STACKS:
             name = f"ktui_stackcount_{pid}{suffix}"
             maps["stacks" + suffix] = name

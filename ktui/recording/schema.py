@@ -59,7 +59,7 @@ CODEC_ZSTD = "zstd"  # raw record bytes, zstandard-compressed
 # The format of a chunk_summaries row. The table is optional (older files lack it, and the
 # reader decodes their chunks), so it evolves by this number, not by SCHEMA_VERSION: a row of
 # another version is ignored, never misread.
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: log2 slots of negative values apart (ktui/engine/histograms.py); 1 folded them into [0, 2)
 MAX_SUMMARY_ENTRIES = 4096  # stacks + histogram slots + COUNT keys of one chunk's summary
 MAX_SUMMARY_CHARS = 1 << 20
 

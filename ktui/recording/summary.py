@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ktui.engine.histograms import log2_slots
 from ktui.probes.model import Action, ActionKind
 from ktui.recording import schema
 
-_POW2 = np.array([1 << i for i in range(64)], dtype=np.uint64)  # 2^0 .. 2^63, for bit lengths
 
 SUB_BINS = 16  # per-CPU counts kept per chunk summary, evenly over its time span (for rate histories)
 
@@ -143,9 +143,7 @@ def _slots(values: np.ndarray, action: Action) -> np.ndarray:
         n = -(-(action.hi - action.lo) // max(action.step, 1))
         inner = (v - action.lo) // max(action.step, 1) + 1
         return np.where(v < action.lo, 0, np.where(v >= action.hi, n + 1, inner)).astype(np.int64)
-    # log2 as bpf_log2l on the value as u64: 0 and 1 in slot 1, [2^(k-1), 2^k) in slot k
-    u = values.astype(np.int64).view(np.uint64) if values.dtype.kind == "i" else values.astype(np.uint64)
-    return np.maximum(np.searchsorted(_POW2, u, side="right"), 1).astype(np.int64)
+    return log2_slots(values)
 
 
 def _plain(value: object) -> object:

@@ -65,6 +65,22 @@ int main(int argc, char **argv) {
 }
 """
 
+READ_DIR_C = r"""
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+/* read() on a directory fd argv[1] times: each returns -EISDIR (-21) and reads nothing. */
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 0;
+    char buf[16];
+    int fd = open("/", O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return 2;
+    for (long i = 0; i < n; i++)
+        if (read(fd, buf, sizeof(buf)) >= 0) return 3;
+    return 0;
+}
+"""
+
 
 def build_c(name: str, source: str) -> Path:
     """Compile ``source`` once (keyed by its hash) into the cache; return the binary."""
@@ -114,6 +130,11 @@ def run_uprobe_target(n: int, linger_ms: int = 0) -> int:
 
 def busy_loop_binary() -> Path:
     return build_c("busy-loop", BUSY_LOOP_C)
+
+
+def read_dir_binary() -> Path:
+    """A program whose argv[1] read() calls on a directory all fail with -EISDIR."""
+    return build_c("read-dir", READ_DIR_C)
 
 
 def contract_program(ring_pages: int = 64) -> str:

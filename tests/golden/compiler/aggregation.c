@@ -100,7 +100,7 @@ int ktui_fn_0(struct ktui_tp_0 *ctx)
     bpf_get_current_comm(&v->hdr.comm, sizeof(v->hdr.comm));
     v->f_count = (u64)ctx->f_count;  // ktui:fetch count (context)
     int ok = 1;
-    ktui_hist_0.atomic_increment(bpf_log2l((u64)v->f_count));
+    ktui_hist_0.atomic_increment(bpf_log2l((u64)(v->f_count)));
     {
         s64 x = (s64)v->f_count;
         int b = x < 0LL ? 0 : x >= 4096LL ? 9 : 1 + (int)((x - (0LL)) / 512);
@@ -165,6 +165,6 @@ int ktui_fn_1(struct pt_regs *ctx)
     }
     u64 latency = (v->hdr.flags & KTUI_NO_ENTRY) ? 0 : now - v->hdr.ts;
     v->f_latency = (u64)latency;  // ktui:fetch latency (context)
-    ktui_hist_1.atomic_increment(bpf_log2l((u64)v->f_latency));
+    ktui_hist_1.atomic_increment(bpf_log2l((u64)(v->f_latency)));
     return 0;
 }
