@@ -356,3 +356,93 @@ def test_junit_totals_reads_any_file_without_a_traceback(data):
     finally:
         path.unlink()
     assert all(isinstance(n, int) for n in (passed, failed, skipped))
+
+
+# --- test.sh: the VM suite alongside the host suite --------------------------------
+
+
+@pytest.fixture
+def test_sh(tmp_path):
+    """A copy of test.sh whose setup, ruff, mypy, host pytest and VM suite are stubs that log
+    when they start and end; the VM stub's status, length and output are chosen per run."""
+    repo = tmp_path / "repo"
+    log = tmp_path / "log"
+    shutil.copy2(ROOT / "scripts" / "test.sh", _write_exe(repo / "scripts" / "test.sh", "").parent)
+    shutil.copy2(ROOT / "scripts" / "junit_totals.py", repo / "scripts" / "junit_totals.py")
+    _write_exe(repo / "scripts" / "setup.sh", "#!/bin/sh\n")
+    for tool in ("ruff", "mypy"):
+        _write_exe(repo / ".venv" / "bin" / tool, "#!/bin/sh\n")
+    # The host suite: its own report, a second of work, a line of output.
+    _write_exe(repo / ".venv" / "bin" / "python", f"""
+        #!/bin/bash
+        echo "host start" >> {log}
+        for a in "$@"; do case "$a" in --junitxml=*) x=${{a#--junitxml=}} ;; esac; done
+        echo '<testsuite tests="3" failures="0" errors="0" skipped="0"/>' > "$x"
+        sleep 1
+        echo "HOST OUTPUT"
+        echo "host end" >> {log}
+        """)
+    _write_exe(repo / "scripts" / "test-kernel.sh", f"""
+        #!/bin/bash
+        echo "vm start $$ $(ps -o sid= -p $$) $(ps -o ni= -p $$)" >> {log}
+        echo '<testsuite tests="2" failures="1" errors="0" skipped="0"/>' > "$KTUI_VM_JUNIT"
+        sleep "${{VM_SLEEP:-0.2}}"
+        echo "VM OUTPUT"
+        echo "vm end" >> {log}
+        exit "${{VM_STATUS:-0}}"
+        """)
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "KTUI_REQUIRE_LIVE", "KTUI_TEST_KERNEL")}
+
+    def run(**extra):
+        log.write_text("")
+        result = subprocess.run(["bash", str(repo / "scripts" / "test.sh")], env={**env, "KTUI_NO_SUDO": "1",
+                                **extra}, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        return result, log.read_text().splitlines()
+    return run
+
+
+def test_the_vm_suite_runs_alongside_niced_and_reports_after_the_host_suite(test_sh):
+    result, log = test_sh(VM_STATUS="3")
+    assert result.returncode != 0  # the VM suite's failure fails the run
+    assert log.index("vm end") < log.index("host end")  # it ran while the host suite did
+    _, sid, nice = next(line for line in log if line.startswith("vm start")).split()[2:]
+    assert int(sid) != os.getsid(0) and int(nice) >= 10  # a session of its own (test.sh's is ours), niced
+    out = result.stdout
+    assert "VM OUTPUT" in out and out.index("HOST OUTPUT") < out.index("VM OUTPUT")  # printed after
+    assert "kprobe VM suite status 3" in result.stderr and "(alongside the host suite" in result.stderr
+    assert "tests: 4 passed, 1 failed, 0 skipped" in out  # both suites' reports are counted
+
+
+def test_serial_runs_the_vm_suite_after_the_host_suite(test_sh):
+    result, log = test_sh(KTUI_TEST_SERIAL="1")
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0:2] for line in log] == [["host", "start"], ["host", "end"], ["vm", "start"], ["vm", "end"]]
+    assert "kprobe VM suite status 0" in result.stderr and "alongside" not in result.stderr
+
+
+def test_no_vm_suite_when_left_out(test_sh):
+    result, log = test_sh(KTUI_TEST_KERNEL="0")
+    assert result.returncode == 0 and log == ["host start", "host end"]
+    assert "left out" in result.stderr
+
+
+def test_an_interrupted_run_takes_its_vm_with_it(test_sh, tmp_path):
+    log = tmp_path / "log"
+    log.write_text("")
+    proc = subprocess.Popen(["bash", str(tmp_path / "repo" / "scripts" / "test.sh")],
+                            env={**os.environ, "KTUI_NO_SUDO": "1", "VM_SLEEP": "60"}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "vm start" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        vm_pid = int(next(li for li in log.read_text().splitlines() if li.startswith("vm start")).split()[2])
+        proc.terminate()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{vm_pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{vm_pid}").exists()
+        assert "vm end" not in log.read_text()
+    finally:
+        proc.kill()
