@@ -75,7 +75,7 @@ class BTF:
     """One BTF blob (vmlinux, or a module's split BTF on top of ``base``)."""
 
     def __init__(self, data: bytes, *, base: BTF | None = None, name: str = "vmlinux",
-                 offsets: array | None = None):
+                 offsets: array[int] | None = None):
         self.name = name
         self.base = base
         self.data = data
@@ -108,7 +108,7 @@ class BTF:
         self._walk(offsets)
 
     # ---- walking -----------------------------------------------------------------
-    def _walk(self, offsets: array | None) -> None:
+    def _walk(self, offsets: array[int] | None) -> None:
         data = self.data
         unpack = struct.Struct("<III").unpack_from
         if offsets is not None:
@@ -202,7 +202,7 @@ class BTF:
         name_off, info, st = struct.unpack_from("<III", btf.data, off)
         return (info >> 24) & 0x1F, btf.str_at(name_off), info & 0xFFFF, st, off, bool(info >> 31)
 
-    def _items(self, tid: int, fmt: str, size: int) -> list[tuple]:
+    def _items(self, tid: int, fmt: str, size: int) -> list[tuple[int, ...]]:
         btf, off = self._rec(tid)
         info = struct.unpack_from("<I", btf.data, off + 4)[0]
         vlen = info & 0xFFFF
@@ -471,10 +471,10 @@ def parse_btf(data: bytes, *, base: BTF | None = None, name: str = "BTF") -> BTF
         raise FileFormatError(f"{name} is not valid BTF ({type(err).__name__}).") from None
 
 
-_VMLINUX: dict[tuple, BTF] = {}
+_VMLINUX: dict[tuple[str, tuple[int, int] | None], BTF] = {}  # (path, its size and mtime)
 
 
-def load_vmlinux_btf(path: str = VMLINUX_BTF, *, offsets: array | None = None) -> BTF:
+def load_vmlinux_btf(path: str = VMLINUX_BTF, *, offsets: array[int] | None = None) -> BTF:
     """The kernel's BTF (memoised per file size/mtime)."""
     key = (path, btf_stat(path))
     btf = _VMLINUX.get(key)

@@ -19,9 +19,37 @@ import sqlite3
 from ktui.paths import cache_dir_str, is_private_file, open_cached, private_temp
 from ktui.sysfacts import TRACEFS_CANDIDATES, VMLINUX_BTF, btf_stat, identity_fields, read_text
 
+TYPE_CHECKING = False  # not typing's: `ktui list`'s fast path reads the index without importing typing
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias, TypedDict
+
+    from ktui.catalog.entry import EntryExtras
+
+    Column: TypeAlias = Literal["kind", "addr", "mod", "trace", "ref"]
+    # What invalidates the index (catalog_key): text, numbers, the BTF file's (size, mtime), None.
+    CacheKey: TypeAlias = dict[str, str | int | tuple[int, int] | None]
+
+    class CatalogPayload(TypedDict):
+        """The whole kernel catalog as kernel_build makes it and the index stores it: names, the
+        numpy columns as bytes, and the small parts (stored as JSON in ``full``)."""
+
+        names: list[str]
+        kind: bytes
+        addr: bytes
+        mod: bytes
+        trace: bytes
+        ref: bytes
+        modules: list[str]
+        extras: dict[int, EntryExtras]
+        reasons: dict[int, str]
+        notes: list[str]
+        problems: dict[str, str]
+        tracefs: str | None
+        btf_offsets: bytes | None
+
 INDEX_NAME = "catalog-kernel.sqlite"
 CACHE_FORMAT = 7  # bump when what is stored, or how a row is computed, changes (7: the key as repr text)
-COLUMNS = ("kind", "addr", "mod", "trace", "ref")  # the catalog's numpy columns, stored as col:<name> blobs
+COLUMNS: tuple[Column, ...] = ("kind", "addr", "mod", "trace", "ref")  # the catalog's numpy columns, stored as col:<name> blobs
 
 
 def _read(path: str) -> str:
@@ -32,7 +60,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def catalog_key(format_version: int) -> dict:
+def catalog_key(format_version: int) -> CacheKey:
     """What invalidates the index: kernel release and build id, the BTF file's size and mtime,
     the loaded modules (they add symbols and tracepoints), dynamic trace events (kprobe/uprobe
     events add tracepoints), address visibility and who reads."""
@@ -61,7 +89,7 @@ def cache_file() -> str:
     return os.path.join(cache_dir_str(), INDEX_NAME)
 
 
-def _key_text(key: dict) -> str:
+def _key_text(key: CacheKey) -> str:
     """One line per field, ``name=repr(value)``, sorted: exact for the str/int/None/tuple values of
     a key, and no json import on the start-up path of ``ktui list`` (json brings in ``re``)."""
     return "\n".join(f"{k}={key[k]!r}" for k in sorted(key))
@@ -92,7 +120,7 @@ def open_index(path: str | None = None) -> sqlite3.Connection | None:
         os.close(fd)
 
 
-def read_rows(conn: sqlite3.Connection, key: dict, names: list[str]) -> dict[str, object] | None:
+def read_rows(conn: sqlite3.Connection, key: CacheKey, names: list[str]) -> dict[str, object] | None:
     """The ``meta`` values of ``names`` when the index belongs to ``key`` (missing ones left out);
     None when it belongs to another kernel or is damaged."""
     try:
@@ -106,9 +134,10 @@ def read_rows(conn: sqlite3.Connection, key: dict, names: list[str]) -> dict[str
     return rows
 
 
-def read_cache(key: dict) -> dict | None:
+def read_cache(key: CacheKey) -> CatalogPayload | None:
     """The whole catalog's payload (see ``kernel_build``), or None."""
     import json
+    from typing import cast
 
     conn = open_index()
     if conn is None:
@@ -133,21 +162,26 @@ def read_cache(key: dict) -> dict | None:
             if part:
                 parts.append(part)
         text = "\n".join(parts)
-        payload: dict[str, object] = {
-            "names": text.split("\n") if text else [],
-            "modules": [str(m) for m in small["modules"]],
-            "extras": {int(i): dict(ex) for i, ex in small["extras"].items()},
-            "reasons": {int(c): str(r) for c, r in small["reasons"].items()},
-            "notes": [str(n) for n in small["notes"]],
-            "problems": {str(k): str(v) for k, v in small["problems"].items()},
-            "tracefs": small["tracefs"] if isinstance(small["tracefs"], str) else None,
-            "btf_offsets": rows.get("btf_offsets") if isinstance(rows.get("btf_offsets"), bytes) else None,
-        }
+        blobs: dict[str, bytes] = {}
         for c in COLUMNS:
             blob = rows.get(f"col:{c}")
             if not isinstance(blob, bytes):
                 return None
-            payload[c] = blob
+            blobs[c] = blob
+        offsets = rows.get("btf_offsets")
+        payload: CatalogPayload = {
+            "names": text.split("\n") if text else [],
+            "kind": blobs["kind"], "addr": blobs["addr"], "mod": blobs["mod"], "trace": blobs["trace"],
+            "ref": blobs["ref"],
+            "modules": [str(m) for m in small["modules"]],
+            # each a mapping as write_cache stored it (the key matched): its fields are read with .get()
+            "extras": {int(i): cast("EntryExtras", dict(ex)) for i, ex in small["extras"].items()},
+            "reasons": {int(c): str(r) for c, r in small["reasons"].items()},
+            "notes": [str(n) for n in small["notes"]],
+            "problems": {str(k): str(v) for k, v in small["problems"].items()},
+            "tracefs": small["tracefs"] if isinstance(small["tracefs"], str) else None,
+            "btf_offsets": offsets if isinstance(offsets, bytes) else None,
+        }
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     return payload
@@ -161,7 +195,7 @@ def _section_rows(names: list[str]) -> list[tuple[str, str]]:
     return [(f"names:{k}", "\n".join(v)) for k, v in sections.items()]
 
 
-def write_rows(key: dict, rows: list[tuple[str, object]], *, replace: bool) -> None:
+def write_rows(key: CacheKey, rows: list[tuple[str, object]], *, replace: bool) -> None:
     """Store ``rows`` for ``key``: a new file (atomically renamed over the old one) when ``replace``
     or when the existing one belongs to another key; else added to the existing file."""
     try:
@@ -210,7 +244,7 @@ def write_rows(key: dict, rows: list[tuple[str, object]], *, replace: bool) -> N
                 pass
 
 
-def write_cache(key: dict, payload: dict) -> None:
+def write_cache(key: CacheKey, payload: CatalogPayload) -> None:
     """Store the whole catalog (``kernel_build``'s payload) for ``key``."""
     import json
 

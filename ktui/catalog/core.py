@@ -6,18 +6,21 @@ import os
 import re
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
 from ktui.catalog import search as _search
-from ktui.catalog.entry import Arg, Details, Entry
+from ktui.catalog.entry import Arg, Details, Entry, EntryExtras
 from ktui.catalog.textindex import TextIndex
 from ktui.catalog.traceability import CODE, TRACEABILITY
 from ktui.errors import KtuiError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ktui.catalog.btf import BTF
+    from ktui.catalog.dwarf import DwarfFunction
 
 KINDS = _search.KINDS  # sorted order of "kind:" prefixes: kprobe < rawtracepoint < tracepoint < uprobe
 KIND_CODE = _search.KIND_CODE
@@ -33,14 +36,20 @@ class _Loader:
         return self.cat._details(self.i, entry)
 
 
-class _EntryList(Sequence):
+class _EntryList(Sequence[Entry]):
     def __init__(self, cat: Catalog):
         self._cat = cat
 
     def __len__(self) -> int:
         return len(self._cat.names)
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Entry]: ...
+
+    def __getitem__(self, i: int | slice) -> Entry | list[Entry]:
         if isinstance(i, slice):
             return [self._cat.entry(j) for j in range(*i.indices(len(self)))]
         if i < 0:
@@ -54,7 +63,7 @@ class Catalog:
     """Probe points of the kernel (``Catalog.load()``) or of one binary (``Catalog.for_binary()``)."""
 
     def __init__(self, names: list[str], kind: np.ndarray, addr: np.ndarray, mod: np.ndarray,
-                 trace: np.ndarray, ref: np.ndarray, modules: list[str], extras: dict[int, dict],
+                 trace: np.ndarray, ref: np.ndarray, modules: list[str], extras: dict[int, EntryExtras],
                  reasons: dict[int, str], notes: list[str], problems: dict[str, str],
                  origin: str = "kernel", tracefs: str | None = None, btf_offsets: bytes | None = None,
                  btf_path: str | None = None):
@@ -73,7 +82,7 @@ class Catalog:
         self.tracefs = tracefs
         self.btf_offsets = btf_offsets
         self.btf_path = btf_path
-        self.dwarf: dict | None = None  # name -> DwarfFunction (from --debuginfo)
+        self.dwarf: dict[str, DwarfFunction] | None = None  # name -> function (from --debuginfo)
         self.details_override: dict[int, Details] = {}
         self._cache: dict[int, Entry] = {}
         self._index: dict[str, int] | None = None
@@ -86,7 +95,7 @@ class Catalog:
         self._findex: TextIndex | None = None
         self._tindex: TextIndex | None = None
         self._btf: BTF | None = None
-        self._module_btf: dict[str, object] = {}
+        self._module_btf: dict[str, BTF | None] = {}
         self.kind_ranges = {k: (int(np.searchsorted(kind, c, "left")), int(np.searchsorted(kind, c, "right")))
                             for k, c in KIND_CODE.items()}
         self.load_seconds: float | None = None
@@ -150,7 +159,7 @@ class Catalog:
     def entries(self) -> Sequence[Entry]:
         return _EntryList(self)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries)
 
     def entry(self, i: int) -> Entry:
@@ -192,7 +201,7 @@ class Catalog:
         return None if i is None else self.entry(i)
 
     # ---- lazy details ------------------------------------------------------------
-    def btf(self):
+    def btf(self) -> BTF:
         if self._btf is None:
             from ktui.catalog.btf import VMLINUX_BTF, load_vmlinux_btf
 
@@ -203,7 +212,7 @@ class Catalog:
             self._btf = load_vmlinux_btf(self.btf_path or VMLINUX_BTF, offsets=offs)
         return self._btf
 
-    def module_btf(self, module: str):
+    def module_btf(self, module: str) -> BTF | None:
         if module not in self._module_btf:
             from ktui.catalog.btf import load_module_btf
 
@@ -472,7 +481,8 @@ class Catalog:
                 last[self._findex.rowid[colons]] = colons + 1  # ascending: the last ':' of a row wins
                 self._flast = last
 
-    def _fuzzy_rows(self, pattern: str, ranges, traceability, limit) -> list[int]:
+    def _fuzzy_rows(self, pattern: str, ranges: list[tuple[int, int]], traceability: Iterable[str] | None,
+                    limit: int | None) -> list[int]:
         """Ranked subsequence match on the bare symbol (fzf-like): the query's characters in order;
         fewer gaps first, then a match at the start of the name or of a ``_`` word, then shorter names."""
         q = pattern.lower().strip()
@@ -533,7 +543,8 @@ class Catalog:
         rows, first = np.unique(rows, return_index=True)
         return self._rank(q, rows, sp[first], traceability, limit)
 
-    def _rank(self, q: str, rows, sp, traceability, limit) -> list[int]:
+    def _rank(self, q: str, rows: np.ndarray, sp: np.ndarray, traceability: Iterable[str] | None,
+              limit: int | None) -> list[int]:
         starts, flens = self._fstarts, self._flens
         assert starts is not None and flens is not None  # _fuzzy_rows built them
         if traceability is not None:

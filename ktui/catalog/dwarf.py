@@ -6,9 +6,17 @@ from __future__ import annotations
 import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from ktui.errors import FileFormatError, KtuiError
+
+if TYPE_CHECKING:  # pyelftools ships no type information: these name what is passed, mypy sees Any
+    from elftools.dwarf.compileunit import CompileUnit
+    from elftools.dwarf.die import DIE
+    from elftools.dwarf.dwarfinfo import DWARFInfo
+    from elftools.dwarf.lineprogram import LineProgram
+    from elftools.elf.elffile import ELFFile
 
 
 @dataclass
@@ -30,12 +38,12 @@ class DwarfFunction:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
-def _name(die) -> str | None:
+def _name(die: DIE) -> str | None:
     a = die.attributes.get("DW_AT_name")
     return a.value.decode("utf-8", "replace") if a is not None else None
 
 
-def _ref(die, attr: str):
+def _ref(die: DIE, attr: str) -> DIE | None:
     try:
         return die.get_DIE_from_attribute(attr) if attr in die.attributes else None
     except Exception:
@@ -45,7 +53,7 @@ def _ref(die, attr: str):
 _TYPES: dict[tuple[int, int], str] = {}  # (id of the DWARFInfo, DIE offset) -> spelling; one file at a time
 
 
-def type_str(die, depth: int = 0) -> str:
+def type_str(die: DIE | None, depth: int = 0) -> str:
     """C spelling of a DWARF type DIE (None = void). Memoised: a type is spelled once per file,
     however many parameters use it (most of the time DWARF reading used to go here)."""
     if die is None:
@@ -57,7 +65,7 @@ def type_str(die, depth: int = 0) -> str:
     return got
 
 
-def _type_str(die, depth: int) -> str:
+def _type_str(die: DIE, depth: int) -> str:
     if depth > 30:
         return "?"
     tag = die.tag
@@ -99,7 +107,7 @@ def _type_str(die, depth: int) -> str:
 _ENC_SIGNED = {0x05, 0x06, 0x0D}  # DW_ATE_signed, signed_char, signed_fixed
 
 
-def type_info(die, depth: int = 0) -> tuple[int | None, bool | None]:
+def type_info(die: DIE | None, depth: int = 0) -> tuple[int | None, bool | None]:
     """(byte size, signed) of a type DIE, through typedefs and qualifiers; pointers are unsigned."""
     if die is None or depth > 30:
         return None, None
@@ -121,11 +129,11 @@ def type_info(die, depth: int = 0) -> tuple[int | None, bool | None]:
     return nbytes, None
 
 
-def _subroutine(die, depth: int) -> str:
+def _subroutine(die: DIE, depth: int) -> str:
     return type_str(_ref(die, "DW_AT_type"), depth + 1)
 
 
-def _subroutine_args(die, depth: int) -> str:
+def _subroutine_args(die: DIE, depth: int) -> str:
     parts = []
     for c in die.iter_children():
         if c.tag == "DW_TAG_formal_parameter":
@@ -135,7 +143,7 @@ def _subroutine_args(die, depth: int) -> str:
     return ", ".join(parts) or "void"
 
 
-def _file_table(dwarf, cu):
+def _file_table(dwarf: DWARFInfo, cu: CompileUnit) -> tuple[LineProgram | None, int]:
     try:
         lp = dwarf.line_program_for_CU(cu)
     except Exception:
@@ -145,7 +153,7 @@ def _file_table(dwarf, cu):
     return lp, lp.header.version
 
 
-def _decl_file(lp, version: int, index: int, comp_dir: str | None) -> str | None:
+def _decl_file(lp: LineProgram | None, version: int, index: int, comp_dir: str | None) -> str | None:
     if lp is None:
         return None
     files = lp.header.file_entry
@@ -171,8 +179,8 @@ def _decl_file(lp, version: int, index: int, comp_dir: str | None) -> str | None
     return name
 
 
-def _vars(die, params: list, local_vars: list, top: bool = True, depth: int = 0,
-          info: list | None = None) -> None:
+def _vars(die: DIE, params: list[tuple[str, str]], local_vars: list[tuple[str, str]], top: bool = True, depth: int = 0,
+          info: list[tuple[int | None, bool | None]] | None = None) -> None:
     if depth > 20:
         return
     for c in die.iter_children():
@@ -195,7 +203,7 @@ def no_dwarf_message(path: str) -> str:
     return f"{path} has no DWARF debug info (build with -g, or use its debug file)."
 
 
-def _subprograms(die, depth: int = 0):
+def _subprograms(die: DIE, depth: int = 0) -> Iterator[DIE]:
     """The function DIEs of a unit: its children (and those of namespaces, for C++). Bodies are
     skipped by their DW_AT_sibling links instead of parsed: most DIEs of a file are inside bodies."""
     for c in die.iter_children():
@@ -208,14 +216,14 @@ def _subprograms(die, depth: int = 0):
 class _Scan:
     """Functions found so far in one file's DWARF (one unit at a time)."""
 
-    def __init__(self, dwarf):
+    def __init__(self, dwarf: DWARFInfo):
         self.dwarf = dwarf
         self.out: dict[str, DwarfFunction] = {}
         self.by_addr: dict[int, DwarfFunction] = {}  # entry address -> function (aliases share one)
         self.abstract: dict[int, DwarfFunction] = {}
         self.concrete_origins: set[int] = set()
 
-    def unit(self, cu) -> None:
+    def unit(self, cu: CompileUnit) -> None:
         top = cu.get_top_DIE()
         comp_dir = top.attributes.get("DW_AT_comp_dir")
         comp_dir = comp_dir.value.decode("utf-8", "replace") if comp_dir is not None else None
@@ -239,9 +247,9 @@ class _Scan:
                 decl = named if "DW_AT_decl_file" in named.attributes else die
                 fi = decl.attributes.get("DW_AT_decl_file")
                 li = decl.attributes.get("DW_AT_decl_line")
-                params: list = []
-                local_vars: list = []
-                info: list = []
+                params: list[tuple[str, str]] = []
+                local_vars: list[tuple[str, str]] = []
+                info: list[tuple[int | None, bool | None]] = []
                 _vars(die if die.has_children else named, params, local_vars, info=info)
                 low = die.attributes.get("DW_AT_low_pc")
                 f = DwarfFunction(
@@ -266,7 +274,7 @@ class _Scan:
         return self.out
 
 
-def _open_dwarf(elf, path: str):
+def _open_dwarf(elf: ELFFile, path: str) -> DWARFInfo:
     if not elf.has_dwarf_info():
         raise FileFormatError(no_dwarf_message(path))
     dwarf = elf.get_dwarf_info()

@@ -11,7 +11,8 @@ from ktui.catalog.traceability import clone_base
 from ktui.errors import FileFormatError
 
 if TYPE_CHECKING:
-    from ktui.catalog.dwarf import DwarfLookup
+    from ktui.catalog.dwarf import DwarfFunction, DwarfLookup
+    from ktui.catalog.elf_names import ElfSymbols
 
 
 def _vaddr_to_offset(segments: list[tuple[int, int, int]], vaddr: int) -> int | None:
@@ -20,7 +21,7 @@ def _vaddr_to_offset(segments: list[tuple[int, int, int]], vaddr: int) -> int | 
     return vaddr_to_offset(segments, vaddr)
 
 
-def _dwarf_source(path: str, debuginfo: str | None, syms, debug_file: str | None) -> tuple[str | None, str | None]:
+def _dwarf_source(path: str, debuginfo: str | None, syms: ElfSymbols, debug_file: str | None) -> tuple[str | None, str | None]:
     """(the file whose DWARF describes ``path``'s functions, or None with the reason)."""
     if debuginfo:
         return debuginfo, None
@@ -70,7 +71,7 @@ class _LazyDwarf:
         return details_of(dw)
 
 
-def details_of(dw) -> Details:
+def details_of(dw: DwarfFunction) -> Details:
     """Details (typed args: C spelling, byte size, signedness) of a DwarfFunction."""
     info = dw.param_info if len(dw.param_info) == len(dw.params) else [(None, None)] * len(dw.params)
     args = [Arg(n, t, size=sz, signed=sg) for (n, t), (sz, sg) in zip(dw.params, info)]
@@ -124,7 +125,7 @@ def elf_functions(path: str, *, debuginfo: str | None = None) -> list[Entry]:
     return out
 
 
-_LOOKUPS: dict[tuple, _LazyDwarf] = {}
+_LOOKUPS: dict[tuple[str, int, int], _LazyDwarf] = {}  # (path, inode, mtime)
 
 
 def function_details(binary: str, symbol: str) -> Details:

@@ -2,8 +2,50 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from collections.abc import Callable
+from typing import TypedDict
+
+
+class EntryExtras(TypedDict, total=False):
+    """What the catalog keeps for the few rows that need more than its columns (kernel_build.py
+    makes them, the cache stores them as JSON, ``Catalog.entry`` reads them)."""
+
+    reason: str
+    addresses: list[int]
+    clones: list[str]
+    clone_of: str
+
+
+class ArgDict(TypedDict, total=False):
+    """``Arg.to_dict``: the fields that are set."""
+
+    name: str
+    ctype: str
+    offset: int
+    size: int
+    signed: bool
+
+
+class EntryDict(TypedDict):
+    """``Entry.to_dict``: one probe point as ``ktui list --json`` writes it."""
+
+    kind: str
+    name: str
+    symbol: str
+    address: int | None
+    module: str | None
+    traceability: str
+    traceability_reason: str
+    addresses: list[int]
+    clones: list[str]
+    clone_of: str | None
+    offset: int | None
+    args: list[ArgDict]
+    return_type: str | None
+    source: str | None
+    locals: list[ArgDict] | None
+    args_note: str | None
 
 
 @dataclass(frozen=True)
@@ -16,8 +58,15 @@ class Arg:
     size: int | None = None
     signed: bool | None = None
 
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+    def to_dict(self) -> ArgDict:
+        d = ArgDict(name=self.name, ctype=self.ctype)  # the fields that are set, in field order
+        if self.offset is not None:
+            d["offset"] = self.offset
+        if self.size is not None:
+            d["size"] = self.size
+        if self.signed is not None:
+            d["signed"] = self.signed
+        return d
 
     def __str__(self) -> str:
         sep = "" if self.ctype.endswith("*") else " "
@@ -88,7 +137,7 @@ class Entry:
     def args_note(self) -> str | None:
         return self.details().note
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> EntryDict:
         d = self.details()
         return {
             "kind": self.kind, "name": self.name, "symbol": self.symbol,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,7 +13,9 @@ from ktui.catalog.traceability import CODE, Evidence, clone_base
 from ktui.errors import KtuiError
 
 if TYPE_CHECKING:
+    from ktui.catalog.cache import CatalogPayload
     from ktui.catalog.core import Catalog
+    from ktui.catalog.entry import EntryExtras
 
 _COLUMNS = COLUMNS
 _DTYPES = {"kind": np.uint8, "addr": np.uint64, "mod": np.int32, "trace": np.uint8, "ref": np.int64}
@@ -40,7 +42,8 @@ def load_kernel_catalog(catalog: type[Catalog], use_cache: bool = True, mount: b
     return cat
 
 
-def _perf_event_rows(names, kinds, addrs, mods, traces, refs, extras) -> None:
+def _perf_event_rows(names: list[str], kinds: list[int], addrs: list[int], mods: list[int], traces: list[int],
+                     refs: list[int], extras: dict[str, EntryExtras]) -> None:
     """perf's software and hardware events (ktui.probes.perf_events), so the browser lists them."""
     from ktui.perfopen import hardware_event_status
     from ktui.probes.perf_events import EVENTS
@@ -58,7 +61,7 @@ def _perf_event_rows(names, kinds, addrs, mods, traces, refs, extras) -> None:
         extras[name] = {"reason": why if ok else f"this machine cannot sample it: {why}"}
 
 
-def _from_payload(catalog: type[Catalog], data: dict) -> Catalog:
+def _from_payload(catalog: type[Catalog], data: CatalogPayload) -> Catalog:
     cols = {c: np.frombuffer(data[c], dtype=_DTYPES[c]) for c in _COLUMNS}
     return catalog(data["names"], cols["kind"], cols["addr"], cols["mod"], cols["trace"], cols["ref"],
                    data["modules"], data["extras"], data["reasons"], data["notes"], data["problems"],
@@ -66,7 +69,7 @@ def _from_payload(catalog: type[Catalog], data: dict) -> Catalog:
 
 
 def build_kernel_catalog(catalog: type[Catalog], mount: bool = True,
-                         btf_path: str | None = None) -> tuple[Catalog, dict]:
+                         btf_path: str | None = None) -> tuple[Catalog, CatalogPayload]:
     from ktui.catalog.btf import VMLINUX_BTF, load_vmlinux_btf
     from ktui.catalog.kallsyms import load_kallsyms
     from ktui.catalog.tracefs_events import list_events
@@ -151,7 +154,7 @@ def build_kernel_catalog(catalog: type[Catalog], mount: bool = True,
     rows_mod: list[int] = []
     rows_trace: list[int] = []
     rows_ref: list[int] = []
-    extras_by_name: dict[str, dict] = {}
+    extras_by_name: dict[str, EntryExtras] = {}
     reasons: dict[int, str] = {}
     unknown = CODE["unknown"]
     reasons[unknown] = evidence.unknown_reason
@@ -160,7 +163,7 @@ def build_kernel_catalog(catalog: type[Catalog], mount: bool = True,
     for name, addrs in by_name.items():
         code_s, why = evidence.classify(name, addrs)
         code = CODE[code_s]
-        ex: dict[str, Any] = {}
+        ex: EntryExtras = {}
         if code_s != "unknown" or why != reasons[unknown]:
             ex["reason"] = why
         if len(addrs) > 1:
@@ -257,7 +260,9 @@ def build_kernel_catalog(catalog: type[Catalog], mount: bool = True,
                   btf_path=btf_path)
     cat._index = pos or None
     cat._btf = btf
-    payload = {"names": names, **{c: cols[c].tobytes() for c in _COLUMNS}, "modules": modules,
+    payload: CatalogPayload = {"names": names, "kind": cols["kind"].tobytes(), "addr": cols["addr"].tobytes(),
+               "mod": cols["mod"].tobytes(), "trace": cols["trace"].tobytes(), "ref": cols["ref"].tobytes(),
+               "modules": modules,
                "extras": extras, "reasons": reasons, "notes": notes, "problems": problems,
                "tracefs": tracefs, "btf_offsets": btf_offsets}
     return cat, payload

@@ -17,6 +17,8 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs a list
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ktui.catalog.cache import CacheKey
+
 STAR_MATCH_MAX = 1 << 20  # characters of names matched without re; above it one regex scan is faster
 
 
@@ -118,7 +120,7 @@ def kernel_names(pattern: str, kinds: list[str] | None) -> list[str] | None:
     return out
 
 
-def _index_tracepoints(key: dict) -> str | None:
+def _index_tracepoints(key: CacheKey) -> str | None:
     """The tracepoint section from tracefs, stored in the index (what bpftrace reads too)."""
     from ktui.catalog.cache import write_rows
     from ktui.sysfacts import tracefs_path

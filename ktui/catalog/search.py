@@ -7,6 +7,7 @@ from ktui.errors import UsageError
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING; `re` is imported where a pattern is compiled:
 if TYPE_CHECKING:      # `ktui list 'tracepoint:sched:*'` matches by prefix and never needs it
     import re
+    from collections.abc import Iterable
 
 KIND_ALIASES = {
     "k": "kprobe", "kprobe": "kprobe", "kretprobe": "kprobe", "kr": "kprobe",
@@ -21,7 +22,7 @@ KINDS = ("hardware", "kprobe", "rawtracepoint", "software", "tracepoint", "uprob
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}  # a kind's code in the catalog's kind column
 
 
-def kind_names(kinds) -> list[str]:
+def kind_names(kinds: Iterable[str]) -> list[str]:
     """``--kind`` values as catalog kinds (aliases expanded); an unknown one is a UsageError."""
     out = []
     for k in kinds:
@@ -101,7 +102,7 @@ def glob_to_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def compile_glob(pattern: str) -> re.Pattern:
+def compile_glob(pattern: str) -> re.Pattern[str]:
     import re
 
     body = glob_to_regex(expand_alias(pattern))
@@ -111,7 +112,7 @@ def compile_glob(pattern: str) -> re.Pattern:
         raise UsageError(f"The pattern {pattern!r} is not a valid glob: {err.msg}.") from None
 
 
-def compile_regex(pattern: str) -> re.Pattern:
+def compile_regex(pattern: str) -> re.Pattern[str]:
     import re
     import warnings
 

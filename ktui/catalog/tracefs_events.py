@@ -68,7 +68,7 @@ def list_events(tracefs: str) -> list[str]:
             raise FileFormatError(
                 f"cannot read the tracepoint list: {path}: {first.strerror}, and {events_dir} is unreadable."
             ) from None
-        out: list = []
+        out: list[str] = []
         for g in groups:
             gd = os.path.join(events_dir, g)
             if not os.path.isdir(gd):

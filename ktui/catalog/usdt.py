@@ -17,9 +17,17 @@ import os
 import re
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ktui.catalog.entry import Arg, Details, Entry
 from ktui.errors import FileFormatError, KtuiError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from elftools.elf.elffile import ELFFile  # no type information: Any to mypy, named for the reader
+
+    from ktui.probes.model import Fetch
 
 NT_STAPSDT = 3
 MAX_NOTES = 100_000  # a hostile file cannot make the catalog unbounded
@@ -139,14 +147,14 @@ class UsdtMarker:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def _vaddr_to_offset(elf, vaddr: int) -> int | None:
+def _vaddr_to_offset(elf: ELFFile, vaddr: int) -> int | None:
     for seg in elf.iter_segments():
         if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= vaddr < seg["p_vaddr"] + seg["p_memsz"]:
             return int(vaddr - seg["p_vaddr"] + seg["p_offset"])
     return None
 
 
-def _section_offset(elf, vaddr: int) -> int | None:
+def _section_offset(elf: ELFFile, vaddr: int) -> int | None:
     """File offset of an address inside an allocated section (semaphores live in .probes)."""
     for sec in elf.iter_sections():
         start, size = sec["sh_addr"], sec["sh_size"]
@@ -155,7 +163,7 @@ def _section_offset(elf, vaddr: int) -> int | None:
     return _vaddr_to_offset(elf, vaddr)
 
 
-def _notes(data: bytes, little: bool, word: int):
+def _notes(data: bytes, little: bool, word: int) -> Iterator[tuple[int, bytes, bytes]]:
     """(type, owner, desc) of every note in a note section's bytes."""
     end = "<" if little else ">"
     pos = 0
@@ -326,7 +334,7 @@ def find_marker(path: str, provider: str | None, name: str) -> UsdtMarker:
     return hits[0]
 
 
-def arg_fetch(marker: UsdtMarker, i: int, column: str):
+def arg_fetch(marker: UsdtMarker, i: int, column: str) -> Fetch:
     """Argument ``i`` (0-based) of the marker as a probe-model Fetch named ``column``: a
     register, user memory at base+offset, or an immediate, typed from the note's size and
     signedness (a known ``char *`` as a user string). Built from decoded numbers and
