@@ -8,16 +8,22 @@ and a by-name fetch says clearly what is missing.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ktui.errors import KtuiError
+
+if TYPE_CHECKING:
+    from ktui.catalog.btf import BTF
+    from ktui.catalog.core import Catalog
 
 
 class TypeSource:
-    def __init__(self, catalog=None):
+    def __init__(self, catalog: Catalog | None = None):
         self.catalog = catalog
-        self._btf = None
+        self._btf: BTF | None = None
         self._btf_error: str | None = None
 
-    def btf(self):
+    def btf(self) -> BTF | None:
         """The kernel's BTF, or None (the reason is in ``btf_error``)."""
         if self._btf is None and self._btf_error is None:
             try:

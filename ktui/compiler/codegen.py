@@ -11,7 +11,7 @@ from typing import Any
 from ktui.errors import KtuiError
 from ktui.events import HEADER_FIELDS, FieldLayout, ProbeLayout
 from ktui.probes.filter_ast import names_in
-from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, Member, Probe, ProbeKind, Retval, ValueType
+from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, FetchExpr, Member, Probe, ProbeKind, Retval, ValueType
 from ktui.probes.resolve import Named, PointNames, has_return, member_column, member_kinds, split_member_name
 
 from ktui.compiler.action_codegen import DERIVED_KEYS, compile_actions
@@ -42,7 +42,7 @@ def comment(text: str) -> str:
 class RecordField:
     name: str
     vtype: ValueType
-    expr: object
+    expr: FetchExpr
     at_entry: bool  # computed on the entry side and stashed by thread
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import platform
 
-from ktui.errors import KtuiError
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ktui.errors import KtuiError
+
 from ktui.probes.resolve import Named, member_value_type, resolve_member_of
-from ktui.probes.model import (Arg, Builtin, Deref, Imm, Member, Reg, Retval, StackPtr, StackSlot, SymAddr,
+from ktui.probes.model import (Arg, Builtin, Deref, FetchExpr, Imm, Member, Reg, Retval, StackPtr, StackSlot, SymAddr,
                                ValueType)
 
 from ktui.compiler.btf_types import TypeSource
@@ -19,6 +21,7 @@ from ktui.compiler.sites import ARG_REGS, PT_REGS, Site
 
 if TYPE_CHECKING:
     from ktui.catalog.btf import FieldPath
+    from ktui.compiler.tracepoint_struct import TpField
 
 # String reads by where the text lives. "either" (a kernel function's char pointer without a
 # __user tag: BTF here carries none) uses the compat helper, which on x86_64 reads user
@@ -33,7 +36,7 @@ class FetchError(KtuiError):
     """A fetch that cannot be compiled at its site; the message says why in plain words."""
 
 
-def contains_arg(expr) -> bool:
+def contains_arg(expr: FetchExpr) -> bool:
     if isinstance(expr, Arg):
         return True
     inner = getattr(expr, "inner", None) or getattr(expr, "base", None)
@@ -55,7 +58,7 @@ def _plus(addr: str, off: int) -> str:
 class FetchGen:
     """Compiles fetch expressions for one site. ``reads`` collects the read helpers used."""
 
-    def __init__(self, site: Site, types: TypeSource, resolve_symbol=None):
+    def __init__(self, site: Site, types: TypeSource, resolve_symbol: Callable[[str], int] | None = None):
         self.site = site
         self.types = types
         self.resolve_symbol = resolve_symbol  # name -> kernel address (kallsyms), for @SYM
@@ -67,7 +70,7 @@ class FetchGen:
     def _ctype_type(self, ctype: str) -> ValueType | None:
         return value_type_of_ctype(ctype, self.types.scalar_size)
 
-    def natural_type(self, expr) -> ValueType:
+    def natural_type(self, expr: FetchExpr) -> ValueType:
         """The type a fetch gets when the user gave none."""
         site = self.site
         match expr:
@@ -111,7 +114,7 @@ class FetchGen:
     def _arg_label(self, arg: Arg) -> str:
         return arg.name if arg.name is not None else f"$arg{arg.index}"
 
-    def _tp_field(self, arg: Arg):
+    def _tp_field(self, arg: Arg) -> TpField:
         f = self.site.tp_field(name=arg.name, index=arg.index if arg.name is None else None)
         if f is None:
             names = ", ".join(self.site.arg_names()) or "none"
@@ -136,7 +139,7 @@ class FetchGen:
         names = ", ".join(n for n, _ in args) or "none"
         raise FetchError(f"{self.site.event} has no argument named {arg.name} (its arguments: {names})")
 
-    def _named(self, arg: Arg):
+    def _named(self, arg: Arg) -> Named | None:
         """The argument or field as ktui.probes.resolve types it; None when the prototype is unknown."""
         if self.site.kind == "tracepoint":
             self._tp_field(arg)  # says which fields exist when this one does not
@@ -148,7 +151,7 @@ class FetchGen:
         i = self._arg_index(arg)
         return self.site.arg_named(index=i)
 
-    def memory(self, expr) -> str:
+    def memory(self, expr: FetchExpr) -> str:
         """Where a string fetch reads: "user", "kernel" or "either" (from the type, see resolve)."""
         if isinstance(expr, Arg):
             named = self._named(expr)
@@ -179,7 +182,7 @@ class FetchGen:
         except KtuiError as err:
             raise FetchError(err.message) from None
 
-    def _base_named(self, base) -> Named:
+    def _base_named(self, base: FetchExpr) -> Named:
         if isinstance(base, Arg):
             named = self._named(base)
             if named is None:
@@ -189,7 +192,7 @@ class FetchGen:
             return Named("retval", self.site.ret_ctype, "retval", "user" if self.site.user else "kernel")
         raise FetchError("struct members by name need an argument or return value of known type as their base")
 
-    def scalar(self, expr, size: int = 8) -> str:
+    def scalar(self, expr: FetchExpr, size: int = 8) -> str:
         """A C expression for the value (memory reads take ``size`` bytes)."""
         site = self.site
         user = site.user
@@ -216,6 +219,8 @@ class FetchGen:
                 return _num(value)
             case SymAddr(symbol, offset, address):
                 if address is None:
+                    if symbol is None:
+                        raise FetchError("@ needs a kernel symbol or an address")
                     if self.resolve_symbol is None:
                         raise FetchError(f"@{symbol} needs kernel symbol addresses (/proc/kallsyms)")
                     address = self.resolve_symbol(symbol)
@@ -232,7 +237,7 @@ class FetchGen:
                 return self._builtin(name)
         raise FetchError(f"cannot compile fetch {expr!r}")
 
-    def _member_object(self, expr: Member, fp) -> str:
+    def _member_object(self, expr: Member, fp: FieldPath) -> str:
         """Address of the innermost object holding the member (following pointer hops)."""
         ptr = self.scalar(expr.base, 8)
         for hop in fp.hops:
@@ -300,7 +305,7 @@ class FetchGen:
         raise FetchError(f"{name} is not a number")
 
     # ---- statements -----------------------------------------------------------------
-    def _string_source(self, expr, vtype: ValueType) -> tuple[str, str]:
+    def _string_source(self, expr: FetchExpr, vtype: ValueType) -> tuple[str, str]:
         """(address expression, "user" | "kernel" | "either") of a string fetch."""
         site = self.site
         user = "user" if vtype.kind == "ustring" or site.user else "kernel"
@@ -326,7 +331,7 @@ class FetchGen:
                 return f"(void *){self._read(_plus(ptr, fp.offset), 8, site.user)}", user
         return f"(void *)({self.scalar(expr)})", user
 
-    def store(self, dest: str, vtype: ValueType, expr, bit: int) -> str:
+    def store(self, dest: str, vtype: ValueType, expr: FetchExpr, bit: int) -> str:
         """One line of C that sets ``dest`` (a record member) and sets header flag ``bit``
         when a memory read faults (the value is then 0, as the kernel's tracer shows "(fault)")."""
         if isinstance(expr, Builtin) and expr.name == "comm":

@@ -4,6 +4,7 @@ numeric constants), so no filter text ever reaches the program as C."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ktui.errors import KtuiError
@@ -51,7 +52,7 @@ def _string_compare(op: Operand, lit: str, prefix: bool) -> str:
     return "((" + " | ".join(terms) + ") == 0)"
 
 
-def filter_condition(node: Node, resolve) -> str:
+def filter_condition(node: Node, resolve: Callable[[str], Operand]) -> str:
     """C for ``node``; ``resolve(name) -> Operand`` gives each name's meaning."""
 
     def operand(n: Node) -> Operand:

@@ -53,8 +53,9 @@ def bpf_class() -> Any:
 
     bcc: Any = load_bcc()
 
-    class QuietBPF(bcc.BPF):
-        def _trace_autoload(self):  # noqa: D401 - BCC's hook
+    # BCC ships no type information: its BPF class is Any to mypy, which refuses subclassing Any.
+    class QuietBPF(bcc.BPF):  # type: ignore[misc]
+        def _trace_autoload(self) -> None:  # noqa: D401 - BCC's hook
             return None
 
     return QuietBPF

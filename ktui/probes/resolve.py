@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from collections.abc import Callable
 
 from ktui.probes.ctypes import int_type, is_string_ctype, value_type_of_ctype
 from ktui.probes.model import Probe, ProbeKind, ValueType
+
+if TYPE_CHECKING:
+    from ktui.catalog.btf import FieldPath, Member
 
 # What every event carries, by the name filters and count keys use -> "int" | "string".
 BUILTIN_KINDS: dict[str, str] = {"comm": "string", "pid": "int", "tid": "int", "uid": "int", "gid": "int",
@@ -282,9 +285,9 @@ MAX_MEMBER_DEPTH = 8  # hops a member path may take; deeper is refused in one se
 
 class MemberTypes(Protocol):
     """Where member layouts come from (the kernel's BTF: ktui.catalog.btf.BTF)."""
-    def resolve_path(self, base: str | int, path: list[str]) -> Any: ...
+    def resolve_path(self, base: str | int, path: list[str]) -> FieldPath: ...
     def find(self, name: str) -> int | None: ...
-    def members(self, tid: int) -> list[Any]: ...
+    def members(self, tid: int) -> list[Member]: ...
     def strip(self, tid: int) -> int: ...
 
 
@@ -327,7 +330,7 @@ class MemberRef:
     """``base->path`` resolved: the member's C type and how it is fetched and compared."""
     base: Named
     path: tuple[str, ...]
-    where: Any  # the FieldPath (offset, hops, size, signedness) the compiler plans reads from
+    where: FieldPath  # offset, hops, size, signedness: what the compiler plans reads from
 
     @property
     def text(self) -> str:
