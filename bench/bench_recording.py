@@ -34,14 +34,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from _common import BATCH, write_recording  # noqa: E402
 from ktui.events import FieldLayout, ProbeLayout  # noqa: E402
-from ktui.kernel import kernel_identity  # noqa: E402
-from ktui.recording import RecordingReader, RecordingWriter  # noqa: E402
+from ktui.recording import RecordingReader  # noqa: E402
 from ktui.sources.replay import ReplaySource  # noqa: E402
 
 ENGINE_RATE = 2.65e6  # events/s delivered by the engine's mmap ring reader here (KERNEL.md)
-BATCH = 16384
 LAYOUTS = [
     ProbeLayout(0, "sys_enter_getppid", "tracepoint:syscalls:sys_enter_getppid"),
     ProbeLayout(1, "sys_exit_openat", "tracepoint:syscalls:sys_exit_openat",
@@ -77,19 +77,7 @@ def synthetic(n: int, seed: int = 1) -> list[tuple[int, np.ndarray]]:
 
 
 def bench_write(path: Path, data, n: int) -> float:
-    # Interleave the two probes' batches in time, as the engine's drain loop does.
-    batches = []
-    for probe_id, arr in data:
-        for start in range(0, len(arr), BATCH):
-            part = arr[start:start + BATCH]
-            batches.append((int(part["ts"][0]), probe_id, part))
-    batches.sort(key=lambda b: b[0])
-    t = time.perf_counter()
-    w = RecordingWriter.create(path, kernel_identity(), LAYOUTS, meta={"bench": True})
-    for _, probe_id, part in batches:
-        w.append(probe_id, part)
-    w.close()
-    return time.perf_counter() - t
+    return write_recording(path, LAYOUTS, data)  # the two probes' batches interleaved in time, as the engine drains
 
 
 def bench_raw_write(path: Path, data) -> float:

@@ -106,4 +106,60 @@ async def test_the_recorder_key_records_the_window_around_one_failing_call(tmp_p
         ("ret < 0", 1.0, 0.5, 1, 1)
 
 
+async def test_the_window_is_written_off_the_screen_thread_and_the_app_stays_responsive(tmp_path):
+    """The flight recorder completes its window on its own thread: while that write is held up (its
+    final flush waits here), the app still switches tabs and shows the trigger; released, the file
+    holds exactly the window."""
+    import threading
+
+    child = parked_flight_child(1500)
+    probes = [Probe(ProbeKind.TRACEPOINT, spec.split(":", 1)[1], filter=f"pid == {child.pid}")
+              for spec in (GETPPID, CLOSE_EXIT)]
+    out = tmp_path / "flight.ktrec"
+    app = KtuiApp(probes=probes, source_factory=_live_factory, mode="live")
+    screen_thread = threading.get_ident()  # the app runs its screen in this test's event loop
+    release, flushing = threading.Event(), []
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert await wait_for(pilot, lambda: len(app.states) == 2 and all(
+                s.status == "attached" for s in app.states.values())), f"{app.states} / {app.banner}"
+            await pilot.press("ctrl+r")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, RecordPathScreen))
+            _fill(app.screen, path=str(out), ring="1", trigger="ret < 0", after="0.5", keep="1")
+            app.screen.query_one("#record-path", Input).focus()
+            await pilot.press("enter")
+            status = app.query_one(StatusBar)
+            assert await wait_for(pilot, lambda: "● REC armed" in status._text().plain), status._text().plain
+            flight = app.source.recording_flight  # type: ignore[union-attr]
+            writer_flush = flight.writer.flush
+
+            def held_flush() -> None:  # the window's final write, held until the screen has answered
+                flushing.append(threading.get_ident())
+                release.wait(30)
+                writer_flush()
+
+            flight.writer.flush = held_flush
+            child.stdin.write(b"x")
+            child.stdin.close()
+            assert await wait_for(pilot, lambda: bool(flushing), timeout=30)
+            assert flushing[0] != screen_thread
+            await pilot.press("2")  # the screen answers keys while the window is being written
+            assert await wait_for(pilot, lambda: app.active_tab == "cpus")
+            assert await wait_for(pilot, lambda: "triggered 1 of 1" in status._text().plain)
+            release.set()
+            assert await wait_for(pilot, lambda: not status.recording, timeout=30), status._text().plain
+            assert "Flight recorder: triggered 1 of 1" in status.message
+            assert await asyncio.to_thread(child.wait) == 0
+    finally:
+        release.set()
+        if child.poll() is None:
+            child.kill()
+    assert screen_thread not in flushing
+    with RecordingReader.open(out) as rec:
+        (mark,) = rec.marks()
+        (getppid,) = [i for i, lay in rec.layouts.items() if lay.spec == GETPPID]
+        ts = np.concatenate([a["ts"] for a in rec.events(probe_ids=[getppid])]).astype(np.int64)
+    assert len(ts) == M + K and int((ts < mark.ts).sum()) == M and int((ts > mark.ts).sum()) == K
+
+
 run_async_tests(globals())

@@ -234,3 +234,44 @@ def test_corrupted_bytes_give_events_or_a_ktui_error(tmp_path, data):
         r.counters(), r.stacks(), r.histograms(), r.probe_states()
     finally:
         r.close()
+
+
+def test_a_seek_screen_decoded_part_way_equals_whole_chunks(tmp_path, monkeypatch):
+    """A read bounded by a number of events decodes chunks only part way (a cursor move): at any
+    position it returns exactly what reading whole chunks returns, also when many events share a
+    time at the prefix's edge, and a later read of more events still gets every one."""
+    import ktui.recording.reader as reader_mod
+
+    path = tmp_path / "ties.ktrec"
+    w = RecordingWriter.create(path, IDENT, LAYOUTS, chunk_events=50_000)
+    a = records(LAYOUTS[0], 60_000, t0=1_000_000, step=100, seed=3)
+    a["ts"] = 1_000_000 + (np.arange(60_000, dtype=np.uint64) // 7) * 100  # runs of 7 equal times
+    w.append(0, a)
+    w.append(1, records(LAYOUTS[1], 30_000, t0=1_000_050, step=230, seed=4))
+    w.close()
+    monkeypatch.setattr(reader_mod, "PREFIX_STEP", 4096)  # many prefix edges inside the chunks
+    partial, whole = RecordingReader.open(path), RecordingReader.open(path)
+    whole._chunk_prefix = lambda c, start, need: whole._chunk(c)  # type: ignore[method-assign]
+    rng = np.random.default_rng(5)
+    for t in [partial.first_ts, partial.last_ts, *rng.integers(partial.first_ts, partial.last_ts, 60).tolist()]:
+        for n in (1, 200, 3000):
+            got = []
+            for r in (partial, whole):
+                r.seek(int(t))
+                got.append(r.read(max_events=n))
+            assert got[0].keys() == got[1].keys()
+            for p in got[0]:
+                assert np.array_equal(got[0][p], got[1][p]), (t, n, p)
+            assert partial.position == whole.position
+    assert partial.problems == [] and partial._prefixes  # prefixes were used, nothing called damaged
+    bad = tmp_path / "bad.ktrec"
+    shutil.copy(path, bad)
+    conn = sqlite3.connect(bad)
+    blob = conn.execute("SELECT data FROM chunks WHERE id = 1").fetchone()[0]
+    conn.execute("UPDATE chunks SET data = ? WHERE id = 1", (blob[:40] + bytes(len(blob) - 40),))
+    conn.commit()
+    conn.close()
+    r = RecordingReader.open(bad)
+    r.seek(r.first_ts)
+    r.read(max_events=200)  # damage met part way: a sentence, not an exception
+    assert len(r.problems) == 1 and "chunk 1" in r.problems[0] and "damaged" in r.problems[0]

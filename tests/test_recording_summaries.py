@@ -192,3 +192,32 @@ def test_rows_are_grouped_by_hash_exactly_with_bucket_collisions():
         u, c = np.unique(h, return_counts=True)
         assert sorted(zip(h[first].tolist(), counts.tolist())) == sorted(zip(u.tolist(), c.tolist()))
         assert (h[owner] == h).all() and all(owner[f] == f for f in first)
+
+
+def test_sub_bins_and_log2_slots_follow_their_per_event_rules():
+    """summarize finds sub-bin edges by bisection (cheaper for the writer): equal to the rule stated per
+    event, sub-bin (ts - t0) * 16 // (t1 - t0 + 1); log2 slots are the compiler's (log2_slot), also at
+    powers of two, past 2^53 and for negatives."""
+    from ktui.probes.model import Action, ActionKind
+    from ktui.recording.summary import SUB_BINS, _slots, summarize
+
+    rng = np.random.default_rng(9)
+    for n, spread in ((1, 1), (17, 3), (5000, 10**6), (65536, 400)):
+        a = np.zeros(n, dtype=LAYOUTS[0].dtype)
+        a["ts"] = np.sort(10**12 + rng.integers(0, spread * n, n)).astype(np.uint64)
+        a["cpu"] = rng.integers(0, 3, n)
+        a["kstack"] = a["ustack"] = -1
+        s = summarize(a, [])
+        ts = a["ts"].astype(np.int64)
+        sub = (ts - ts[0]) * SUB_BINS // (ts[-1] - ts[0] + 1)
+        want = np.zeros((int(a["cpu"].max()) + 1, SUB_BINS), np.int64)
+        np.add.at(want, (a["cpu"].astype(np.int64), sub), 1)
+        assert np.array_equal(s.cpu_sub, want) and s.stacks == {}
+    from ktui.engine.histograms import log2_slot
+
+    action = Action(ActionKind.HIST, value="v", scale="log2")
+    edges = [0, 1, 2, 3, 4, 7, 8, 2**52 - 1, 2**52, 2**53 - 1, 2**53, 2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1]
+    values = np.array(edges + rng.integers(0, 2**63, 1000, dtype=np.uint64).tolist(), dtype=np.uint64)
+    assert _slots(values, action).tolist() == [log2_slot(int(v), False) for v in values.tolist()]
+    signed = np.array([-(2**63), -5, -1, 0, 1, 5, 2**62], dtype=np.int64)
+    assert _slots(signed, action).tolist() == [log2_slot(int(v), True) for v in signed.tolist()]

@@ -134,7 +134,10 @@ class RecorderSink:
         rec = self.writer
         counted = time.monotonic()
         while True:
-            item = self._q.get()
+            try:  # counters are taken on time also while no event comes (a window's losses need them)
+                item: tuple[Any, ...] | None = self._q.get(timeout=COUNTERS_EVERY_S)
+            except queue.Empty:
+                item = ("tick",)
             if item is None:
                 return
             try:
@@ -153,7 +156,7 @@ class RecorderSink:
                 elif item[0] == "final":
                     self._finish(item[1], item[2])
                 if self.error is None and time.monotonic() - counted > COUNTERS_EVERY_S:
-                    rec.set_counters(counters_since(self._counters(), self._baseline))
+                    rec.set_counters(counters_since(self._counters(), self._baseline), at_ns=time.monotonic_ns())
                     counted = time.monotonic()
             except Exception as err:  # a sink fails alone: reported, detached, tracing goes on
                 self._fail(err)
@@ -161,7 +164,7 @@ class RecorderSink:
     def _finish(self, update: Update, stack_ids: Callable[[Any], None] | None) -> None:
         rec = self.writer
         rec.flush()
-        rec.set_counters(counters_since(update.counters, self._baseline))
+        rec.set_counters(counters_since(update.counters, self._baseline), at_ns=time.monotonic_ns())
         rec.set_probe_states(update.probes)
         if update.stacks:
             rec.set_stacks(update.stacks)

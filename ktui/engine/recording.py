@@ -61,7 +61,7 @@ class Recordings:
     def start(self, path: str, running: bool, flight: FlightSettings | None = None) -> None:
         """Record the running probes' events from now on into a new file (0600, refused if it exists)."""
         from ktui.kernel import kernel_identity
-        from ktui.recording.flight import create_recorder
+        from ktui.recording.flight import create_recorder, flight_of
 
         loader = self._loader
         with loader.lock:
@@ -76,6 +76,9 @@ class Recordings:
                 "notes": list(loader.notes), "recorded_from": "app"}
         # With a flight recorder, only the windows around its triggers (ktui/recording/flight.py).
         writer = create_recorder(path, kernel_identity(), layouts, models, meta, flight)
+        recorder = flight_of(writer)
+        if recorder is not None:  # its windows complete on its own thread, never on the caller's (the app's screen)
+            recorder.poll_in_background()
         # Counters in the file count from here: the session's so far are the baseline.
         sink = RecorderSink(writer, path, self._counters, baseline=self._counters(), owns_writer=True)
         sink.start()

@@ -164,6 +164,8 @@ class FlightRecorder:
         self.events_seen = 0
         self.events_kept = 0
         self.events_overflowed = 0  # dropped from memory by the byte budget before their time was up
+        self._poller: threading.Thread | None = None  # poll_in_background's thread
+        self._closing = threading.Event()
 
     def _add_filter(self, layout: ProbeLayout) -> None:
         try:
@@ -208,13 +210,31 @@ class FlightRecorder:
         with self._lock:
             self._advance(self._clock())
 
+    def poll_in_background(self, every_s: float = 0.1) -> None:
+        """poll() from a thread of the recorder's own until it is closed or done. Completing a window
+        writes it (a pending trigger's whole ring window, the final flush): the app's screen must not
+        be the thread that waits for that, so it only reads ``status`` and ``done``."""
+        with self._lock:
+            if self._poller is not None:
+                return
+            self._poller = threading.Thread(target=self._poll_loop, args=(every_s,), name="ktui-flight-poll",
+                                            daemon=True)
+        self._poller.start()
+
+    def _poll_loop(self, every_s: float) -> None:
+        while not self._closing.wait(every_s) and not self.done.is_set():
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 -- the writer failed: the recorder sink says so on its next write
+                return
+
     def add_probe(self, layout: ProbeLayout, probe: dict | None = None) -> None:
         with self._lock:
             self.writer.add_probe(layout, probe)
             self._add_filter(layout)
 
-    def set_counters(self, counters: Mapping[int, ProbeCounters]) -> None:
-        self.writer.set_counters(counters)
+    def set_counters(self, counters: Mapping[int, ProbeCounters], at_ns: int | None = None) -> None:
+        self.writer.set_counters(counters, at_ns)
 
     def set_probe_states(self, states: Iterable[ProbeState]) -> None:
         self.writer.set_probe_states(states)
@@ -242,6 +262,10 @@ class FlightRecorder:
 
     def close(self, end_ns: int | None = None) -> None:
         """Finish: a window still open keeps what arrived; the flight's figures go to the meta table."""
+        self._closing.set()
+        poller = self._poller
+        if poller is not None and poller is not threading.current_thread():
+            poller.join(timeout=30)  # outside the lock: it may be waiting for it
         with self._lock:
             try:
                 self.writer.set_meta(flight={

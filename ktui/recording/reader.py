@@ -19,6 +19,7 @@ says so.
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import shutil
 import sqlite3
@@ -89,6 +90,9 @@ class ChunkInfo:
     codec: str
 
 
+PREFIX_STEP = 256 << 10  # bytes decoded before a partly decoded chunk is first checked
+
+
 class RecordingReader:
     """A recording opened read-only: its description, aggregates and events by time."""
 
@@ -111,6 +115,8 @@ class RecordingReader:
         self._bad_summaries: set[int] = set()  # chunks whose stored summary was damaged (said once)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = 16
+        self._history: list[tuple[int, dict[int, ProbeCounters]]] | None = None  # counter_history, once read
+        self._prefixes: OrderedDict[int, np.ndarray] = OrderedDict()  # chunks decoded part way (cursor moves)
         self._io_lock = threading.RLock()
         self._bad_chunks: set[int] = set()
         self._truncated = truncated
@@ -283,6 +289,9 @@ class RecordingReader:
             except schema.SchemaError as err:
                 self._chunk_damage(row[0], row[4], f"chunk {_shown(row[0])}: {err}; skipped")
         self.chunks = chunks
+        # The latest time of any chunk so far, in index order: non-decreasing, so a bisection finds
+        # the first chunk that can hold an event at or after a time (a cursor move skips the walk).
+        self._reach = list(itertools.accumulate((c.last_ts for c in chunks), max))
         self.first_ts = min((c.first_ts for c in chunks), default=self.start_ns or 0)
         self.last_ts = max((c.last_ts for c in chunks), default=self.first_ts)
 
@@ -361,6 +370,57 @@ class RecordingReader:
                 values.extend([0] * (cpu + 1 - len(values)))
                 values[cpu] = v
             c.missed += missed
+        return out
+
+    def counter_history(self) -> list[tuple[int, dict[int, ProbeCounters]]]:
+        """The counters over time: (when taken, the probes whose counters changed then, with their totals
+        since the recording began), in time order. Empty for files older than the table."""
+        if self._history is not None:
+            return self._history
+        self._history = []
+        try:
+            with self._io_lock:
+                if not self._conn.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='counter_history'").fetchone():
+                    return self._history
+        except DB_ERRORS:
+            return self._history
+        for ts, text in self._query("counters over time", "SELECT ts, counters FROM counter_history ORDER BY ts"):
+            try:
+                when = schema.from_sql_u64(schema.integer(ts, "its time"))
+                changed = schema.check_counter_history(text)
+            except (schema.SchemaError, ValueError) as err:
+                self._row_damage(f"a row of the counters over time: {err}; skipped")
+                continue
+            self._history.append((when, {p: ProbeCounters(h, d, dr, f, m) for p, (h, d, dr, f, m) in changed.items()
+                                         if p in self.layouts}))
+        self._history.sort(key=lambda row: row[0])
+        return self._history
+
+    def counters_across(self, start_ns: int, end_ns: int) -> dict[int, ProbeCounters] | None:
+        """How much each probe's counters grew across [start_ns, end_ns): from the last time they were taken
+        at or before start_ns (nothing yet: zero) to the first time at or after end_ns (none: the last).
+        The counters are taken about every second, so a window's bounds reach out to those times. None
+        when the file keeps no counters over time (older files)."""
+        history = self.counter_history()
+        if not history:
+            return None
+        times = [ts for ts, _ in history]
+        before = bisect.bisect_right(times, start_ns)  # rows at or before start_ns
+        after = min(bisect.bisect_left(times, end_ns) + 1, len(history))  # up to the first row at or after end_ns
+        start: dict[int, ProbeCounters] = {}
+        end: dict[int, ProbeCounters] = {}
+        for i, (_, changed) in enumerate(history[:after]):
+            if i < before:
+                start.update(changed)
+            end.update(changed)
+        out = {}
+        zero = ProbeCounters([], [], [], [])
+        for probe_id, c in end.items():
+            b = start.get(probe_id, zero)
+            out[probe_id] = ProbeCounters(_grown(c.hits, b.hits), _grown(c.delivered, b.delivered),
+                                          _grown(c.dropped, b.dropped), _grown(c.filtered, b.filtered),
+                                          max(0, c.missed - b.missed))
         return out
 
     def probe_states(self) -> list[ProbeState]:
@@ -587,7 +647,9 @@ class RecordingReader:
         for c in candidates:
             if horizon is not None and c.first_ts >= horizon:
                 break
-            data = self._chunk(c)
+            # Bounded by a number of events only (a seek's first screen): decode the chunk only as
+            # far as that many events after the cursor, not the whole chunk.
+            data = self._chunk(c) if until_ns is not None else self._chunk_prefix(c, start, max_events or 1)
             if data is None:
                 continue
             data = _slice(data, start, until_ns)
@@ -604,7 +666,7 @@ class RecordingReader:
         out: dict[int, list[np.ndarray]] = {}
         for p in parts:
             if horizon is not None:
-                p = p[: np.searchsorted(p["ts"], horizon, side="left")]
+                p = p[: _first_at_or_after(p["ts"], horizon)]
             if len(p):
                 out.setdefault(int(p["probe"][0]) if "probe" in (p.dtype.names or ()) else -1, []).append(p)
         result = {}
@@ -620,7 +682,8 @@ class RecordingReader:
         return result
 
     def _chunks_in(self, start_ns, end_ns, wanted) -> Iterator[ChunkInfo]:
-        for c in self.chunks:
+        first = 0 if start_ns is None else bisect.bisect_left(self._reach, start_ns)
+        for c in itertools.islice(self.chunks, first, None):
             if end_ns is not None and c.first_ts >= end_ns:
                 break  # sorted by first_ts
             if start_ns is not None and c.last_ts < start_ns:
@@ -631,6 +694,25 @@ class RecordingReader:
                 continue
             yield c
 
+    def _chunk_blob(self, c: ChunkInfo, place: str) -> tuple[np.ndarray | None, bytes | None]:
+        """(the decoded chunk from the cache, None) or (None, its compressed bytes); (None, None) when unreadable."""
+        with self._io_lock:
+            hit = self._cache.get(c.id)
+            if hit is not None:
+                self._cache.move_to_end(c.id)
+                return hit, None
+            try:
+                row = self._conn.execute("SELECT data FROM chunks WHERE id=?", (c.id,)).fetchone()
+            except DB_ERRORS as err:
+                self._bad_chunk(c, place, err)
+                return None, None
+        if row is None or not isinstance(row[0], bytes):
+            with self._io_lock:
+                self._bad_chunk(c, place, ValueError("missing" if row is None else
+                                                     f"its data is {type(row[0]).__name__}, not compressed bytes"))
+            return None, None
+        return None, row[0]
+
     def _chunk(self, c: ChunkInfo, cache: bool = True) -> np.ndarray | None:
         # Replay's worker reads while the UI thread searches and a window is aggregated: the
         # connection, the cache and the damage lists are used one thread at a time; the
@@ -638,22 +720,10 @@ class RecordingReader:
         # up the chunk a cursor move needs.
         layout = self.layouts[c.probe_id]
         place = f"chunk {c.id} (probe {c.probe_id} {layout.name}, {c.count} events)"
-        with self._io_lock:
-            hit = self._cache.get(c.id)
-            if hit is not None:
-                self._cache.move_to_end(c.id)
-                return hit
-            try:
-                row = self._conn.execute("SELECT data FROM chunks WHERE id=?", (c.id,)).fetchone()
-            except DB_ERRORS as err:
-                self._bad_chunk(c, place, err)
-                return None
+        hit, blob = self._chunk_blob(c, place)
+        if blob is None:
+            return hit
         try:
-            if row is None:
-                raise ValueError("missing")
-            blob = row[0]
-            if not isinstance(blob, bytes):
-                raise ValueError(f"its data is {type(blob).__name__}, not compressed bytes")
             expected = c.count * layout.record_size
             # The frame header states the decoded size and zstandard allocates that much:
             # a damaged or hostile header must not choose our memory use.
@@ -664,21 +734,82 @@ class RecordingReader:
             raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=expected)
             if len(raw) != expected:
                 raise ValueError(f"holds {len(raw)} bytes, expected {expected}")
-            data = np.frombuffer(raw, dtype=layout.dtype)
-            ts = data["ts"]
-            # Frames without a checksum (older files) can decode damaged bytes into
-            # plausible records: the times must still match the index and be sorted.
-            if int(ts[0]) != c.first_ts or int(ts[-1]) != c.last_ts or bool(np.any(ts[1:] < ts[:-1])):
-                raise ValueError("its event times do not match its index")
+            data = self._checked(c, np.frombuffer(raw, dtype=layout.dtype), whole=True)
         except (zstandard.ZstdError, ValueError, TypeError, MemoryError) as err:
             with self._io_lock:
                 self._bad_chunk(c, place, err)
             return None
         if cache:
+            self._keep(c, data)
+        return data
+
+    def _checked(self, c: ChunkInfo, data: np.ndarray, whole: bool) -> np.ndarray:
+        # Frames without a checksum (older files) can decode damaged bytes into plausible
+        # records: the times must still match the index and be sorted.
+        ts = data["ts"]
+        if not len(ts) or int(ts[0]) != c.first_ts or (whole and int(ts[-1]) != c.last_ts) \
+                or bool(np.any(ts[1:] < ts[:-1])) or int(ts[-1]) > c.last_ts:
+            raise ValueError("its event times do not match its index")
+        return data
+
+    def _keep(self, c: ChunkInfo, data: np.ndarray) -> None:
+        with self._io_lock:
+            self._cache[c.id] = data
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _chunk_prefix(self, c: ChunkInfo, start_ns: int, need: int) -> np.ndarray | None:
+        """The chunk's first records, decoded only as far as ``need`` events at or after start_ns and
+        one later time (so every event before the prefix's last time is in it); the whole chunk (cached)
+        when the prefix reaches its end. A cursor moved to a random time decodes about half a chunk, not
+        all of it (bench/bench_replay_window.py)."""
+        layout = self.layouts[c.probe_id]
+        place = f"chunk {c.id} (probe {c.probe_id} {layout.name}, {c.count} events)"
+        with self._io_lock:
+            for cached in (self._cache.get(c.id), self._prefixes.get(c.id)):
+                if cached is not None and _prefix_holds(cached, c, start_ns, need):
+                    return cached
+        hit, blob = self._chunk_blob(c, place)
+        if blob is None:
+            return hit
+        size = layout.record_size
+        expected = c.count * size
+        raw = bytearray(expected)  # decoded into in place, and the records are a view of it: no copies
+        view = memoryview(raw)
+        buf = np.frombuffer(raw, dtype=layout.dtype)
+        done = 0
+        try:
+            size_said = zstandard.frame_content_size(blob)
+            if size_said not in (expected, -1):
+                raise ValueError(f"its frame says {size_said} bytes, expected {expected}")
+            step = max(size, (PREFIX_STEP // size) * size)
+            with zstandard.ZstdDecompressor().stream_reader(blob) as stream:
+                while done < expected:
+                    got = stream.readinto(view[done: min(done + step, expected)])
+                    if not got:
+                        break
+                    done += got
+                    if done < expected and done % size == 0 and _prefix_holds(buf[: done // size], c, start_ns, need):
+                        break
+                whole = done >= expected
+                if whole and stream.read(1):
+                    raise ValueError(f"holds more than {expected} bytes")
+            if done % size or (not whole and not _prefix_holds(buf[: done // size], c, start_ns, need)):
+                raise ValueError(f"holds {done} bytes, expected {expected}")
+            data = self._checked(c, buf[: done // size], whole=whole)
+            data.flags.writeable = False  # like the cached chunks: callers copy before changing
+        except (zstandard.ZstdError, ValueError, TypeError, MemoryError) as err:
             with self._io_lock:
-                self._cache[c.id] = data
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+                self._bad_chunk(c, place, err)
+            return None
+        if whole:
+            self._keep(c, data)
+        else:
+            with self._io_lock:
+                self._prefixes[c.id] = data
+                self._prefixes.move_to_end(c.id)
+                if len(self._prefixes) > 4:
+                    self._prefixes.popitem(last=False)
         return data
 
     def _bad_chunk(self, c: ChunkInfo, place: str, err: BaseException) -> None:
@@ -708,9 +839,44 @@ class RecordingReader:
 
 def _slice(data: np.ndarray, start_ns: int | None, end_ns: int | None) -> np.ndarray:
     ts = data["ts"]
-    lo = 0 if start_ns is None else int(np.searchsorted(ts, max(start_ns, 0), side="left"))
-    hi = len(data) if end_ns is None else int(np.searchsorted(ts, max(end_ns, 0), side="left"))
+    lo = 0 if start_ns is None else _first_at_or_after(ts, max(start_ns, 0))
+    hi = len(data) if end_ns is None else _first_at_or_after(ts, max(end_ns, 0))
     return data[lo:hi]
+
+
+def _grown(now: list[int], then: list[int]) -> list[int]:
+    """Per-CPU growth of a counter (never negative: a damaged row cannot make a count go below zero)."""
+    return [max(0, v - (then[i] if i < len(then) else 0)) for i, v in enumerate(now)]
+
+
+def _first_at_or_after(ts: np.ndarray, t: int) -> int:
+    """Index of the first time >= t in sorted times (np.searchsorted's left side). A bisection in
+    Python: ``ts`` is a record array's column, which np.searchsorted would first copy whole (half a
+    millisecond for a 64 Ki-event chunk, several times per cursor move); this reads ~17 values."""
+    lo, hi = 0, len(ts)
+    if hi == 0 or int(ts[0]) >= t:
+        return 0
+    if int(ts[-1]) < t:
+        return hi
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if int(ts[mid]) < t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _prefix_holds(data: np.ndarray, c: ChunkInfo, start_ns: int, need: int) -> bool:
+    """A chunk's decoded prefix serves a read of ``need`` events from start_ns: it is the whole chunk,
+    or it holds that many events at or after start_ns before its last time (the undecoded rest is at
+    or after that time, so no event the read needs is missing)."""
+    if len(data) >= c.count:
+        return True
+    if not len(data):
+        return False
+    last = int(data["ts"][-1])
+    return _first_at_or_after(data["ts"], last) - _first_at_or_after(data["ts"], start_ns) >= need
 
 
 def _nonempty(path: str) -> bool:

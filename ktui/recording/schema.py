@@ -22,6 +22,15 @@ Reading one without ktui (Python, sqlite3, numpy, zstandard):
                               probe's layout, sorted by ts. Times are stored as signed
                               64-bit integers (SQLite's only kind): add 2**64 if negative.
     counters(probe_id, cpu, hits, delivered, dropped, filtered, missed)
+                              the final counters (per CPU), as the engine counted them
+    counter_history(ts, counters)
+                              the counters over time: a row each time the recorder took them
+                              (about every second, and at the end), ts on the events' clock;
+                              counters: JSON {probe_id: [hits, delivered, dropped, filtered, missed]}
+                              (per-CPU lists, the totals since the recording began), only the
+                              probes whose counters changed since the row before. A window's
+                              dropped and filtered counts are their change across it. Files written
+                              before this table existed have none.
     probe_states(probe_id, status, reason)
     stacks(probe_id, kernel, user, count)      frames as JSON lists, innermost first
     stack_ids(space, stack_id, addrs)          "k"/"u": the addresses behind an event's
@@ -83,6 +92,7 @@ CREATE TABLE counters (
     filtered INTEGER NOT NULL, missed INTEGER NOT NULL,
     PRIMARY KEY (probe_id, cpu)
 );
+CREATE TABLE counter_history (ts INTEGER PRIMARY KEY, counters TEXT NOT NULL);
 CREATE TABLE probe_states (probe_id INTEGER PRIMARY KEY, status TEXT NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE stacks (probe_id INTEGER NOT NULL, kernel TEXT NOT NULL, user TEXT NOT NULL, count INTEGER NOT NULL,
                      PRIMARY KEY (probe_id, kernel, user));
@@ -268,6 +278,25 @@ def check_counter_row(row: tuple) -> tuple[int, int, int, int, int, int, int]:
     out = (integer(probe_id, "probe id"), integer(cpu, "cpu", 0, MAX_CPUS - 1),
            *(integer(v, "a counter", 0, U64_MAX) for v in values))
     return out  # type: ignore[return-value]
+
+
+def check_counter_history(value: object) -> dict[int, tuple[list[int], list[int], list[int], list[int], int]]:
+    """One counter_history row's JSON: probe id -> (hits, delivered, dropped, filtered per CPU, missed)."""
+    data = loads(value, "counters over time")
+    if not isinstance(data, dict):
+        raise SchemaError(f"counters over time are {_kind(data)}, not an object")
+    out = {}
+    for key, entry in data.items():
+        probe_id = integer(int(key) if isinstance(key, str) and key.lstrip("-").isdigit() else key, "probe id")
+        if not isinstance(entry, list) or len(entry) != 5:
+            raise SchemaError(f"the counters of probe {probe_id} are not [hits, delivered, dropped, filtered, missed]")
+        lists = []
+        for per_cpu in entry[:4]:
+            if not isinstance(per_cpu, list) or len(per_cpu) > MAX_CPUS:
+                raise SchemaError(f"a counter of probe {probe_id} is not a list of at most {MAX_CPUS} CPUs")
+            lists.append([integer(v, "a counter", 0, U64_MAX) for v in per_cpu])
+        out[probe_id] = (lists[0], lists[1], lists[2], lists[3], integer(entry[4], "missed", 0, U64_MAX))
+    return out
 
 
 def check_frames(value: object, what: str) -> tuple[str, ...]:

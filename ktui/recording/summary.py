@@ -54,14 +54,18 @@ def _count_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     share a hash are the rows counted exactly.
     """
     n = len(columns[0])
-    packed = np.zeros(n, dtype=[(f"c{i}", c.dtype) for i, c in enumerate(columns)])
-    for i, c in enumerate(columns):
-        packed[f"c{i}"] = c
-    raw = packed.view(np.uint8).reshape(n, -1)
-    pad = (-raw.shape[1]) % 8
-    if pad:
-        raw = np.hstack([raw, np.zeros((n, pad), np.uint8)])
-    words = np.ascontiguousarray(raw).view(np.uint64)
+    if len(columns) == 1 and columns[0].dtype.itemsize % 8 == 0:  # one column of whole words (comm: S16)
+        packed = np.ascontiguousarray(columns[0])
+        raw = packed.view(np.uint8).reshape(n, -1)
+    else:
+        packed = np.zeros(n, dtype=[(f"c{i}", c.dtype) for i, c in enumerate(columns)])
+        for i, c in enumerate(columns):
+            packed[f"c{i}"] = c
+        raw = packed.view(np.uint8).reshape(n, -1)
+        pad = (-raw.shape[1]) % 8
+        if pad:
+            raw = np.ascontiguousarray(np.hstack([raw, np.zeros((n, pad), np.uint8)]))
+    words = raw.view(np.uint64)
     h = np.zeros(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for j in range(words.shape[1]):
@@ -104,17 +108,25 @@ def _group_hashes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def summarize(arr: np.ndarray, actions: Iterable[Action]) -> ChunkSummary:
     """One probe's records (sorted by time, non-empty) reduced: per-CPU counts and sub-bins, stacks,
     histogram slots and COUNT keys (for the probe's hist and count actions whose values it records)."""
+    # The writer runs this on every chunk it stores (bench/bench_replay_window.py --write-cost): each
+    # column is gathered once, and what can be found by bisection (sub-bin edges) is not computed per event.
     probe_id = int(arr["probe"][0])
-    ts = arr["ts"].astype(np.int64)
+    ts = np.ascontiguousarray(arr["ts"])
     t0, t1 = int(ts[0]), int(ts[-1])
-    cpu = arr["cpu"].astype(np.int64)
+    cpu = arr["cpu"].astype(np.intp)
     ncpu = int(cpu.max()) + 1
-    sub = ((ts - t0) * SUB_BINS // max(t1 - t0 + 1, 1)).clip(0, SUB_BINS - 1)
+    # Events are sorted by time: sub-bin j holds the events with (ts - t0) * SUB_BINS // span == j, that
+    # is ts >= t0 + ceil(j * span / SUB_BINS); its bounds are found by bisection, not computed per event.
+    span = max(t1 - t0 + 1, 1)
+    edges = np.searchsorted(ts, np.array([t0 + -(-j * span // SUB_BINS) for j in range(SUB_BINS)] + [t1 + 1],
+                                         dtype=ts.dtype), side="left")
+    sub = np.repeat(np.arange(SUB_BINS, dtype=np.intp), np.diff(edges))
     cpu_sub = np.bincount(cpu * SUB_BINS + sub, minlength=ncpu * SUB_BINS).reshape(ncpu, SUB_BINS)
     out = ChunkSummary(probe_id, t0, t1, cpu_sub.sum(axis=1), cpu_sub)
-    k, u = arr["kstack"].astype(np.int64), arr["ustack"].astype(np.int64)
-    has = (k >= 0) | (u >= 0)
-    if has.any():
+    kcol, ucol = arr["kstack"], arr["ustack"]
+    if int(kcol.max()) >= 0 or int(ucol.max()) >= 0:  # any stack at all (most probes take none)
+        k, u = kcol.astype(np.int64), ucol.astype(np.int64)
+        has = (k >= 0) | (u >= 0)
         k, u = k[has], u[has]
         if bool((u < 0).all()) and int(k.max()) < 1 << 20:  # kernel stacks only: count ids directly
             counts = np.bincount(k)

@@ -158,6 +158,20 @@ def window_aggregates(reader: RecordingReader, start_ns: int, end_ns: int, bins:
     return _result(reader, start_ns, end_ns, bins, actions, hits, hist, stacks, slots, keys)
 
 
+def _with_losses(delivered: list[int], across: ProbeCounters | None) -> ProbeCounters:
+    """A window's counters: its events per CPU delivered, plus the drops and filtered hits counted across it."""
+    if across is None:
+        zeros = [0] * len(delivered)
+        return ProbeCounters(list(delivered), list(delivered), zeros, list(zeros))
+    n = max(len(delivered), len(across.dropped), len(across.filtered))
+
+    def pad(values: list[int]) -> list[int]:
+        return list(values) + [0] * (n - len(values))
+
+    d, dropped, filtered = pad(delivered), pad(across.dropped), pad(across.filtered)
+    return ProbeCounters([a + b + c for a, b, c in zip(d, dropped, filtered)], d, dropped, filtered, across.missed)
+
+
 def _result(reader, start_ns, end_ns, bins, actions, hits, hist, stacks, slots, keys) -> WindowAggregates:
     counters: dict[int, ProbeCounters] = {}
     history: dict[int, list[list[float]]] = {}
@@ -174,11 +188,19 @@ def _result(reader, start_ns, end_ns, bins, actions, hits, hist, stacks, slots, 
             frames[key] = tuple(reader.stack_frames(stack_id, user, pid if user else None))
         return frames[key]
 
-    for probe_id in sorted(hits):
+    # Lost events have no record to count: their counts are the counters' change across the window
+    # (taken about every second while recording; older files without them show none).
+    across = reader.counters_across(start_ns, end_ns) or {}
+    for probe_id in sorted(set(hits) | set(across)):
+        if probe_id not in hits:  # every hit lost or filtered out: no events, but counts
+            c = across[probe_id]
+            zeros = [0] * max(len(c.dropped), len(c.filtered))
+            counters[probe_id] = _with_losses(zeros, c)
+            history[probe_id] = [[0.0] * bins for _ in zeros]
+            continue
         cpu_hits = hits[probe_id].tolist()
         total += sum(cpu_hits)
-        zeros = [0] * len(cpu_hits)
-        counters[probe_id] = ProbeCounters(cpu_hits, list(cpu_hits), list(zeros), list(zeros))
+        counters[probe_id] = _with_losses(cpu_hits, across.get(probe_id))
         history[probe_id] = [(row / bin_s).tolist() for row in hist[probe_id]]
         merged: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
         for (k, u, pid), n in sorted(stacks.get(probe_id, {}).items(), key=lambda kv: -kv[1])[:STACKS_MAX]:

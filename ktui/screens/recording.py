@@ -186,9 +186,9 @@ class RecordingController:
 
     def check(self) -> None:
         """After each update: a recording that failed on its own (a full disk) loses its marker;
-        the source's message says why. A flight recorder's window whose time is up is completed
-        (a quiet system sends no events that would), its state goes to the status line, and
-        when its last trigger's window is written the recording is finished."""
+        the source's message says why. A flight recorder completes its windows on its own thread
+        (FlightRecorder.poll_in_background: writing one never waits on this screen); its state goes to
+        the status line, and when its last trigger's window is written the recording is finished."""
         if self._stopping:  # _stopped says what was written
             return
         source = self.recordable
@@ -199,7 +199,6 @@ class RecordingController:
         flight = self._flight
         if flight is None or self.path is None:
             return
-        flight.poll()
         if flight.status != self._status:
             self._status = flight.status
             self.app.main_query(StatusBar).set_state(flight=self._status)
