@@ -52,7 +52,8 @@ lint_s=$((SECONDS - setup_s))
 
 say "host suite: pytest tests (tests/kernel runs in the VM below)"
 (($#)) || set -- tests  # arguments, when given, choose what to run instead of all of tests/
-.venv/bin/python -m pytest --ignore=tests/kernel -p no:cacheprovider \
+# --durations: where the time goes, for keeping the whole run well under 30 minutes.
+.venv/bin/python -m pytest --ignore=tests/kernel -p no:cacheprovider --durations=25 --durations-min=5 \
     --junitxml="$results/host.xml" "$@"
 host=$?
 host_s=$((SECONDS - setup_s - lint_s))
