@@ -239,4 +239,9 @@ def test_no_color_is_grey_only_and_every_text_legible():
             assert contrast >= 80, f"{text.strip()!r}: fg {fg} on bg {bg} (contrast {contrast})"
             checked += 1
     assert checked > 10
+    # the editor's boxes and radios say their state by shape, not by a grey level: empty when off
+    tmux("send-keys", "-t", SESSION, "5")
+    screen = wait_screen(lambda s: "both+latency" in s and "kernel stacks" in s)
+    assert "▐●▌ entry" in screen and "▐ ▌ return" in screen and "▐ ▌ both+latency" in screen, screen
+    assert "▐X▌ stream events" in screen and "▐ ▌ kernel stacks" in screen and "▐ ▌ histogram" in screen, screen
     quit_leaves_nothing(pid, prog_ids_of(pid))

@@ -44,6 +44,12 @@ class LegibleMonochrome(LineFilter):
                 for text, style, _ in segments]
 
 
+def is_monochrome(app: object) -> bool:
+    """Whether the app draws without colours (NO_COLOR): after use_legible_monochrome, its filter says so."""
+    filters = getattr(app, "_filters", None)
+    return isinstance(filters, list) and any(isinstance(f, LegibleMonochrome) for f in filters)
+
+
 def use_legible_monochrome(app: object) -> None:
     """Swap the app's Monochrome filter (NO_COLOR) for LegibleMonochrome; nothing else changes."""
     from textual.filter import Monochrome

@@ -19,6 +19,7 @@ from ktui.probes.model import Probe
 from ktui.probes.resolve import USER, PointNames, struct_of
 from ktui.textsafe import term_safe
 from ktui.widgets.messages import ProbeSubmitted
+from ktui.widgets.toggles import Choice, Tick, TickList
 
 
 class _OneEntry:
@@ -57,20 +58,20 @@ class ProbeEditor(VerticalScroll):
         yield Static("", id="editor-spec-error", markup=False, classes="field-error")
         with Horizontal(id="editor-where-row"):
             with RadioSet(id="editor-where"):
-                yield RadioButton("entry", value=True, id="where-entry")
-                yield RadioButton("return", id="where-return")
-                yield RadioButton("both+latency", id="where-both")
+                yield Choice("entry", value=True, id="where-entry")
+                yield Choice("return", id="where-return")
+                yield Choice("both+latency", id="where-both")
             with VerticalScroll(id="editor-actions"):
-                yield Checkbox("stream events", value=True, id="act-stream")
-                yield Checkbox("count per key", value=True, id="act-count")
-                yield Checkbox("kernel stacks", id="act-stacks")
-                yield Checkbox("histogram", id="act-hist")
+                yield Tick("stream events", value=True, id="act-stream")
+                yield Tick("count per key", value=True, id="act-count")
+                yield Tick("kernel stacks", id="act-stacks")
+                yield Tick("histogram", id="act-hist")
         with Horizontal(id="editor-count-row"):
             yield Label("Count key:", id="editor-count-label")
             yield Input(value="cpu", placeholder="cpu, or e.g. pid,comm (builtins or arguments)", id="editor-count-key")
         yield Static("", id="editor-count-error", markup=False, classes="field-error")
         yield Label("Arguments / fields to record (none ticked: all of them):")
-        yield SelectionList[str](id="editor-args")
+        yield TickList[str](id="editor-args")
         yield Label("Filter (e.g. pid == 1234 && comm == \"bash\"):")
         yield Input(placeholder="keep every event", id="editor-filter")
         yield Static("", id="editor-filter-error", markup=False, classes="field-error")
