@@ -16,6 +16,9 @@ cold = the index not yet built: a fresh, empty KTUI_CACHE_DIR for each ktui run,
   machine and bpftrace alike); the files both tools read are in it after the first round.
 warm = the same cache directory, filled by one run before the rounds.
 
+Both checkouts are byte-compiled first (compileall), as an installed ktui is: an environment with
+PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module on every run.
+
 Each figure is the median over the rounds; the ratio is ktui / bpftrace (goal <= 1.0). Then
 `ktui list '*'`, `--json '*'`, `-v` over 1,000 kernel functions, and the app: launch to a usable
 browser (a search answered) and launch to the first live event on the screen (real ktui in tmux).
@@ -253,6 +256,15 @@ def main() -> int:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
                        check=True, capture_output=True)
         print(f"before = {args.before} ({before}), after = {ROOT}")
+    # Both sides run from compiled bytecode, as an installed ktui does (pip compiles at install; an
+    # editable checkout writes __pycache__ on its first run). Without this, an environment with
+    # PYTHONDONTWRITEBYTECODE=1 (this VM's sessions have it) compiles every module on every run: that
+    # costs a listing about as much as all its own work and was in this bench's earlier figures.
+    for code in (ROOT, before):
+        if code is not None:
+            subprocess.run([PY, "-m", "compileall", "-q", str(code / "ktui")], check=True, capture_output=True)
+    print("bytecode: compiled for both sides (compileall)"
+          + ("; PYTHONDONTWRITEBYTECODE is set here" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""))
     try:
         if args.only in (None, "patterns"):
             bench_patterns(before, args.runs)
