@@ -6,9 +6,10 @@ For each pattern bpftrace answers here, every round runs bpftrace, the current k
 REV (default: main as the start-up work found it, checked out into a temporary git worktree) back to
 back, so all see the same machine load. The current ktui is run as a user runs it: `.venv/bin/ktui`,
 the launcher scripts/setup.sh writes (python -S, see ktui/launch.py; pip's console script when there
-is no launcher). REV is run as its own console script ran: this venv's python with its site
-machinery and `from ktui.cli import main` (PYTHONPATH=the checkout) - with this venv's .pth files,
-so without the editable-install finder REV's venv had; REV's own figures were a little higher.
+is no launcher). A REV that has ktui/launch.py is run as that launcher runs it (python -S, the
+checkout first on sys.path); an older REV as its own console script ran: this venv's python with its
+site machinery and `from ktui.cli import main` (PYTHONPATH=the checkout) - with this venv's .pth
+files, so without the editable-install finder REV's venv had; REV's own figures were a little higher.
 
 cold = the index not yet built: a fresh, empty KTUI_CACHE_DIR for each ktui run, so every cold
   run reads tracefs or the program's symbol tables and writes the index (kernel names, or the
@@ -48,10 +49,17 @@ LAUNCH = "import sys; from ktui.cli import main; sys.exit(main())"
 LAUNCHER = ROOT / ".venv" / "bin" / "ktui"
 
 
+# what the launcher scripts/setup.sh writes runs, for a REV that has one (ktui/launch.py)
+LAUNCH_S = "import sys; sys.path.insert(0, {code!r}); from ktui.launch import main; sys.exit(main(site_deferred=True))"
+
+
 def ktui_cmd(*args: str, code: Path | None = None) -> list[str]:
-    """The current ktui as a user runs it (code None), or REV's as its console script ran it."""
+    """The current ktui as a user runs it (code None), or REV's as it was run: through its launcher
+    (python -S) when REV has ktui/launch.py, else as its console script ran it."""
     if code is None and LAUNCHER.is_file() and os.path.samefile(Path(PY).parent, LAUNCHER.parent):
         return [str(LAUNCHER), *args]
+    if code is not None and (code / "ktui" / "launch.py").is_file():
+        return [PY, "-S", "-c", LAUNCH_S.format(code=str(code)), *args]
     return [PY, "-c", LAUNCH, *args]
 
 
