@@ -335,3 +335,58 @@ def test_a_program_rebuilt_at_the_same_path_is_read_again(tmp_path):
     _plant(prog, "planted_again")
     build("int version_two(int x) { return x + 2; }\n")  # the same source again: same build id
     assert "planted_again" not in _names(prog)
+
+
+UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"
+
+
+@pytest.mark.skipif(not KERNEL or not os.path.exists(UPROBE_EVENTS), reason="needs root and tracefs uprobe_events")
+def test_a_new_dynamic_event_refreshes_the_names_index():
+    """A real change of the kernel's probe set (this kernel loads no modules: no /proc/modules): a
+    uprobe event added through tracefs is a new tracepoint; the next `ktui list` lists it (the index
+    is rebuilt for the new set), and no longer once it is removed."""
+    from ktui.catalog.elf_names import read_elf_symbols, vaddr_to_offset
+
+    syms = read_elf_symbols("/bin/bash")
+    offset = vaddr_to_offset(syms.segments, min(syms.functions["readline"]))
+    assert offset is not None
+    group = f"ktui_test_{os.getpid()}"
+    launcher = Path(sys.executable).with_name("ktui")
+
+    def listed() -> str:
+        r = subprocess.run([str(launcher), "list", f"tracepoint:{group}:*"], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def command(text: str) -> None:
+        # O_APPEND without O_TRUNC: other users' events stay (open(..., "a") seeks, which tracefs refuses)
+        fd = os.open(UPROBE_EVENTS, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
+    assert listed() == ""  # the index now holds this kernel's tracepoints, without the group
+    command(f"p:{group}/readline_probe /bin/bash:0x{offset:x}\n")
+    try:
+        assert listed() == f"tracepoint:{group}:readline_probe\n"
+    finally:
+        command(f"-:{group}/readline_probe\n")
+    assert listed() == ""
+
+
+def test_an_arguments_json_is_its_fields_without_the_empty_ones():
+    """Arg.to_dict reads its fields directly (for speed): the same keys, order and values as the
+    dataclass's own asdict, whatever fields Arg has."""
+    from dataclasses import asdict, fields
+
+    from ktui.catalog.entry import Arg
+
+    args = [Arg("x", "int"), Arg("p", "const char *", offset=8, size=8, signed=False),
+            Arg("n", "long", size=8, signed=True), Arg("", "void *", offset=0)]
+    for a in args:
+        want = {k: v for k, v in asdict(a).items() if v is not None}
+        assert list(a.to_dict().items()) == list(want.items())
+    full = Arg(*(f"v{i}" for i in range(len(fields(Arg)))))  # every field set: a new one must be there too
+    assert list(full.to_dict().items()) == list(asdict(full).items())
