@@ -41,7 +41,8 @@ from ktui.widgets.focus import focus_now
 from ktui.widgets.footer import KtuiFooter
 from ktui.widgets.help_screen import HelpScreen, available, binding_rows
 from ktui.widgets.histograms import Histograms
-from ktui.widgets.key_queue import KeyQueue
+from ktui.widgets.escape_keys import use_escape_then_key
+from ktui.widgets.key_queue import HoldsKeys, KeyQueue
 from ktui.widgets.key_counts import CountsScroll, KeyCountsView
 from ktui.widgets.no_color import use_legible_monochrome
 from ktui.widgets.messages import (CatalogLoaded, EntryChosen, ProbeRemoved, ProbeSubmitted, ProbeToggled,
@@ -153,7 +154,19 @@ class KtuiApp(App):
         self._shown_tab = "stream"
         self.browser_wanted: bool | None = None  # b or / said show (True) or hide (False); None: by width
         self.keys = KeyQueue(lambda: self.focused or self.screen, lambda event: App.on_event(self, event),
-                             hold=lambda: self.main_query(SymbolBrowser).enter_pending)
+                             hold=self._keys_on_hold,
+                             screen=lambda: self.screen if self.screen_stack else None)
+
+    def _keys_on_hold(self) -> bool:
+        """Whether the next key must wait for an answer still coming (KeyQueue.hold)."""
+        screen = self.screen if self.screen_stack else None
+        if isinstance(screen, HoldsKeys) and screen.holds_keys:
+            return True
+        return bool(self.main_query(SymbolBrowser).enter_pending)
+
+    def get_driver_class(self):
+        # Escape and the key after it, arriving together, are two keys (ktui/widgets/escape_keys.py).
+        return use_escape_then_key(super().get_driver_class())
 
     # --- layout --------------------------------------------------------------------
     def compose(self) -> ComposeResult:

@@ -96,4 +96,25 @@ async def test_enter_before_the_catalog_is_loaded_opens_the_first_match_when_it_
         assert [p.spec for p in app.probes] == ["tracepoint:syscalls:sys_enter_getppid"]
 
 
+async def test_keys_typed_right_after_a_key_that_opens_a_dialog_go_to_the_dialog(tmp_path):
+    """ctrl+o pushes the save-as prompt; the keys queued behind it go to its path field once it is
+    mounted (not to the stream), Enter answers it, and the key after goes to the main screen again.
+    Then the same with Escape: the prompt closes unchanged, nothing is saved, 3 switches the tab."""
+    app = live_app()
+    path = tmp_path / "typed-at-once.toml"
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        type_at_once(app, ["ctrl+o", "ctrl+u", *str(path), "enter", "5"])
+        await settle(app, pilot, 8)
+        assert path.exists() and "sys_enter_getppid" in path.read_text()
+        assert app.query_one("#panes").active == "probes"
+        assert len(app.screen_stack) == 1
+        other = tmp_path / "never.toml"
+        type_at_once(app, ["ctrl+o", "ctrl+u", *str(other), "escape", "3"])
+        await settle(app, pilot, 8)
+        assert not other.exists() and len(app.screen_stack) == 1
+        assert app.query_one("#panes").active == "stacks"
+        assert not app.query_one("#stream-search").display and app.query_one(EventStream).search_query == ""
+
+
 run_async_tests(globals())

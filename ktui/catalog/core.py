@@ -100,6 +100,7 @@ class Catalog:
                             for k, c in KIND_CODE.items()}
         self.load_seconds: float | None = None
         self.from_cache = False
+        self._kprobes_attach: bool | None = None
 
     # ---- construction ------------------------------------------------------------
     @classmethod
@@ -543,6 +544,25 @@ class Catalog:
         rows, first = np.unique(rows, return_index=True)
         return self._rank(q, rows, sp[first], traceability, limit)
 
+    @property
+    def kprobes_attach(self) -> bool:
+        """Whether kprobes can be attached on the kernel this catalog lists (its tracefs has
+        kprobe_events, as the traceability evidence checks). True when unknown (no tracefs known):
+        a catalog never hides what it cannot rule out."""
+        if self._kprobes_attach is None:
+            self._kprobes_attach = self.origin != "kernel" or self.tracefs is None or os.path.exists(
+                os.path.join(self.tracefs, "kprobe_events"))
+        return self._kprobes_attach
+
+    def untraceable_here(self, rows: np.ndarray) -> np.ndarray:
+        """Per row: True when it cannot be traced on this kernel (a kprobe where kprobes cannot
+        attach, or a function the evidence says no probe reaches: blacklisted, notrace, inlined,
+        init, clone-only, duplicate). "unknown" is not counted against a row."""
+        bad = ~np.isin(self.trace[rows], (CODE["traceable"], CODE["unknown"]))
+        if not self.kprobes_attach:
+            bad |= self.kind[rows] == KIND_CODE["kprobe"]
+        return bad
+
     def _rank(self, q: str, rows: np.ndarray, sp: np.ndarray, traceability: Iterable[str] | None,
               limit: int | None) -> list[int]:
         starts, flens = self._fstarts, self._flens
@@ -562,7 +582,9 @@ class Catalog:
         else:
             boundary = np.where(at == 0, 0, 2)
         exact = (gaps == 0) & (at == 0) & (flens[rows] == len(q))
-        order = np.lexsort((rows, flens[rows], boundary, gaps, ~exact))
+        # What can be traced here first (a tracepoint above a kprobe on a kernel without kprobes),
+        # then the best match.
+        order = np.lexsort((rows, flens[rows], boundary, gaps, ~exact, self.untraceable_here(rows)))
         lim = len(rows) if limit is None else limit
         return [int(r) for r in rows[order[:lim]]]
 

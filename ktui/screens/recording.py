@@ -48,6 +48,13 @@ class RecordPathScreen(ModalScreen[str | None]):
         super().__init__()
         self.path = path
         self._start = start  # runs on a worker thread; raises KtuiError when refused
+        self._starting = False  # Enter was taken: the recording is starting on a worker
+
+    @property
+    def holds_keys(self) -> bool:
+        """Keys typed after Enter wait for the answer (ktui.widgets.key_queue.HoldsKeys): the dialog
+        closes when the recording has started, or stays with the reason it was refused."""
+        return self._starting
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -90,15 +97,20 @@ class RecordPathScreen(ModalScreen[str | None]):
             return
         start = self._start
         self.show_error("")
+        self._starting = True
 
         def run() -> None:
             try:
                 start(path, flight)
             except KtuiError as err:
-                self.app.call_from_thread(self.show_error, f"Not recording: {err}")
+                self.app.call_from_thread(self._refused, f"Not recording: {err}")
                 return
             self.app.call_from_thread(self.dismiss, path)
         self.run_worker(run, thread=True, group="recording", exit_on_error=False)
+
+    def _refused(self, sentence: str) -> None:
+        self._starting = False
+        self.show_error(sentence)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
