@@ -39,5 +39,5 @@ def use_escape_then_key(driver_class: type[Driver]) -> type[Driver]:
     from textual.drivers import linux_driver
 
     if issubclass(driver_class, linux_driver.LinuxDriver):
-        setattr(linux_driver, "XTermParser", EscapeThenKeyParser)  # the name is not exported: set it as an attribute
+        setattr(linux_driver, "XTermParser", EscapeThenKeyParser)  # noqa: B010 -- the name is not exported
     return driver_class
