@@ -38,7 +38,7 @@ class _StatFs(ctypes.Structure):
     _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 256)]
 
 
-def filesystem_type(path: str | os.PathLike) -> int | None:
+def filesystem_type(path: str | os.PathLike[str]) -> int | None:
     """statfs(2) f_type of the filesystem holding path (a file or its directory), None if unknown."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -61,7 +61,7 @@ NO_SHARED_MEMORY_MOUNTS = {"nfs", "nfs4", "9p", "cifs", "smb3", "smbfs", "ceph",
                            "ocfs2", "gfs2", "virtiofs", "ncpfs", "glusterfs", "sshfs"}
 
 
-def mount_type(path: str | os.PathLike, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+def mount_type(path: str | os.PathLike[str], mountinfo: str = "/proc/self/mountinfo") -> str | None:
     """The type of the mount holding path (a file or, if it does not exist yet, its directory)."""
     target = os.path.realpath(path)
     if not os.path.exists(target):
@@ -98,7 +98,7 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def wal_can_share_memory(path: str | os.PathLike) -> bool:
+def wal_can_share_memory(path: str | os.PathLike[str]) -> bool:
     """True on local filesystems; False where the -shm mapping cannot be trusted (or we cannot tell)."""
     kind = mount_type(path)
     if kind is None or kind in NO_SHARED_MEMORY_MOUNTS or kind.startswith("fuse"):

@@ -228,7 +228,7 @@ class FlightRecorder:
             except Exception:  # noqa: BLE001 -- the writer failed: the recorder sink says so on its next write
                 return
 
-    def add_probe(self, layout: ProbeLayout, probe: dict | None = None) -> None:
+    def add_probe(self, layout: ProbeLayout, probe: dict[str, Any] | None = None) -> None:
         with self._lock:
             self.writer.add_probe(layout, probe)
             self._add_filter(layout)
@@ -359,7 +359,7 @@ class FlightRecorder:
         self.events_kept += len(records)
 
 
-def create_recorder(path: str, identity: Any, layouts: Sequence[ProbeLayout], models: Mapping[int, dict],
+def create_recorder(path: str, identity: Any, layouts: Sequence[ProbeLayout], models: Mapping[int, dict[str, Any]],
                     meta: dict[str, Any], flight: FlightSettings | None = None) -> RecordingWriter | FlightRecorder:
     """A new recording (RecordingWriter.create), behind a flight recorder when ``flight`` is given;
     the trigger is checked against the probes' records before the file exists, so a trigger that

@@ -30,6 +30,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import zstandard
@@ -130,7 +131,7 @@ class RecordingReader:
     # -- opening --------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> RecordingReader:
+    def open(cls, path: str | os.PathLike[str]) -> RecordingReader:
         path = Path(path)
         where = str(path)
         try:
@@ -243,7 +244,7 @@ class RecordingReader:
             self.warnings.append(f"{self.path}: the recording is unfinished (its recorder was killed or crashed): "
                                  "it holds the events and counters written until then")
         self.layouts: dict[int, ProbeLayout] = {}
-        self.probes: dict[int, dict] = {}
+        self.probes: dict[int, dict[str, Any]] = {}  # probe id -> its model (Probe.to_dict)
         try:
             rows = self._conn.execute("SELECT probe_id, spec, layout FROM probes ORDER BY probe_id").fetchall()
         except DB_ERRORS as err:
@@ -295,21 +296,21 @@ class RecordingReader:
         self.first_ts = min((c.first_ts for c in chunks), default=self.start_ns or 0)
         self.last_ts = max((c.last_ts for c in chunks), default=self.first_ts)
 
-    def _check_chunk_row(self, row: tuple) -> ChunkInfo:
+    def _check_chunk_row(self, row: tuple[object, ...]) -> ChunkInfo:
         cid, probe_id, first, last, count, codec = row
-        schema.integer(cid, "its id")
+        cid = schema.integer(cid, "its id")
         layout = self.layouts.get(probe_id) if isinstance(probe_id, int) else None
-        if layout is None:
+        if layout is None or not isinstance(probe_id, int):
             raise schema.SchemaError(f"it belongs to no readable probe ({_shown(probe_id)})")
         first = schema.from_sql_u64(schema.integer(first, "its first time"))
         last = schema.from_sql_u64(schema.integer(last, "its last time"))
         if last < first:
             raise schema.SchemaError("its last time is before its first")
         most = schema.MAX_CHUNK_BYTES // layout.record_size
-        schema.integer(count, "its event count", 1, most)
+        count = schema.integer(count, "its event count", 1, most)
         if codec != schema.CODEC_ZSTD:
             raise schema.SchemaError(f"its codec {_shown(codec)} is not one this ktui reads")
-        return ChunkInfo(cid, probe_id, first, last, count, codec)
+        return ChunkInfo(cid, probe_id, first, last, count, schema.CODEC_ZSTD)  # the one codec it can be
 
     def _chunk_damage(self, cid: object, count: object, sentence: str) -> None:
         self.damage.chunks += 1
@@ -320,7 +321,7 @@ class RecordingReader:
         if self.damage.chunks <= 20:
             self.problems.append(f"{self.path}: {sentence}")
 
-    def _salvage_chunk_index(self, cols: str, err: Exception) -> list:
+    def _salvage_chunk_index(self, cols: str, err: Exception) -> list[tuple[object, ...]]:
         """Damaged table: find chunk ids through whichever index still reads, then fetch each row alone."""
         ids: list[int] = []
         for sql in ("SELECT id FROM chunks INDEXED BY chunks_by_time", "SELECT id FROM chunks INDEXED BY chunks_by_probe",
@@ -496,7 +497,7 @@ class RecordingReader:
         out.sort(key=lambda m: m.ts)
         return out
 
-    def _query(self, what: str, sql: str, params: tuple = ()) -> list:
+    def _query(self, what: str, sql: str, params: tuple[object, ...] = ()) -> list[Any]:  # rows as SQLite gives them
         try:
             with self._io_lock:
                 return self._conn.execute(sql, params).fetchall()
@@ -506,7 +507,7 @@ class RecordingReader:
 
     # -- symbols ------------------------------------------------------------------
 
-    def _load_symbols(self) -> dict:
+    def _load_symbols(self) -> dict[tuple[str, str], tuple[list[int], list[str]]]:
         if self._symbols is None:
             table: dict[tuple[str, str], tuple[list[int], list[str]]] = {}
             for space, scope, addr, name in self._query(
@@ -681,7 +682,7 @@ class RecordingReader:
             self.position = self.last_ts + 1
         return result
 
-    def _chunks_in(self, start_ns, end_ns, wanted) -> Iterator[ChunkInfo]:
+    def _chunks_in(self, start_ns: int | None, end_ns: int | None, wanted: set[int] | None) -> Iterator[ChunkInfo]:
         first = 0 if start_ns is None else bisect.bisect_left(self._reach, start_ns)
         for c in itertools.islice(self.chunks, first, None):
             if end_ns is not None and c.first_ts >= end_ns:
@@ -833,7 +834,7 @@ class RecordingReader:
     def __enter__(self) -> RecordingReader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

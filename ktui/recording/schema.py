@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "ktui-recording"
@@ -212,7 +213,7 @@ def _opt_text(v: object, what: str) -> str | None:
     return None if v is None else text(v, what)
 
 
-def _kernel(v: object, what: str) -> dict:
+def _kernel(v: object, what: str) -> dict[str, str]:
     if not isinstance(v, dict):
         raise SchemaError(f"{what} is not a table")
     return {k: text(v.get(k, ""), f"{what}.{k}") for k in ("release", "version", "machine", "build_id")
@@ -226,13 +227,13 @@ META_CHECKS = {
 }
 
 
-def check_meta(rows: list[tuple[object, object]]) -> tuple[dict, list[str]]:
+def check_meta(rows: list[tuple[object, object]]) -> tuple[dict[str, Any], list[str]]:
     """The meta table's rows -> (values that passed, one problem per value that did not).
 
     format and schema_version are checked by the caller (a file without them is not
     a recording at all); every other bad value is dropped and named.
     """
-    meta: dict = {}
+    meta: dict[str, Any] = {}  # JSON values, checked where META_CHECKS names the key
     problems: list[str] = []
     for key, value in rows:
         if not isinstance(key, str) or len(key) > MAX_TEXT:
@@ -247,7 +248,7 @@ def check_meta(rows: list[tuple[object, object]]) -> tuple[dict, list[str]]:
     return meta, problems
 
 
-def check_layout(data: object, probe_id: int) -> dict:
+def check_layout(data: object, probe_id: int) -> dict[str, Any]:
     """A probe's layout JSON (already loaded) checked before ProbeLayout is built from it."""
     if not isinstance(data, dict):
         raise SchemaError("its layout is not a table")
@@ -273,7 +274,7 @@ def check_layout(data: object, probe_id: int) -> dict:
     return data
 
 
-def check_counter_row(row: tuple) -> tuple[int, int, int, int, int, int, int]:
+def check_counter_row(row: tuple[object, ...]) -> tuple[int, int, int, int, int, int, int]:
     probe_id, cpu, *values = row
     out = (integer(probe_id, "probe id"), integer(cpu, "cpu", 0, MAX_CPUS - 1),
            *(integer(v, "a counter", 0, U64_MAX) for v in values))
@@ -326,11 +327,14 @@ def check_addresses(value: object) -> list[int]:
     return [integer(a, "an address", 0, U64_MAX) for a in addrs]
 
 
+# One COUNT key: the values of its key fetches, numbers or text.
+KeyValues = tuple[int | str, ...]
+
 MAX_KEY_ROWS = 1 << 20  # rows of one COUNT table
 MAX_KEY_FIELDS = 16
 
 
-def check_key_counts(value: object) -> list[tuple[int, tuple[str, ...], list[tuple[tuple, int]]]]:
+def check_key_counts(value: object) -> list[tuple[int, tuple[str, ...], list[tuple[KeyValues, int]]]]:
     """The COUNT tables kept in meta 'key_counts': [{probe_id, key_names, rows: [[key values], n]}]."""
     if not isinstance(value, list):
         raise SchemaError("meta 'key_counts' is not a list")

@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, overload
 
 import numpy as np
 
 from ktui.engine.histograms import log2_slots
 from ktui.probes.model import Action, ActionKind
 from ktui.recording import schema
+from ktui.recording.schema import KeyValues
 
 
 SUB_BINS = 16  # per-CPU counts kept per chunk summary, evenly over its time span (for rate histories)
@@ -39,7 +41,7 @@ class ChunkSummary:
     cpu_sub: np.ndarray  # [cpu, SUB_BINS] events, bins evenly over [t0, t1]
     stacks: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (kstack, ustack, pid or -1) -> n
     slots: dict[str, dict[int, int]] = field(default_factory=dict)  # histogram value -> slot -> n
-    keys: dict[tuple[str, ...], dict[tuple, int]] = field(default_factory=dict)  # COUNT key names -> key -> n
+    keys: dict[tuple[str, ...], dict[KeyValues, int]] = field(default_factory=dict)  # COUNT key names -> key -> n
 
     @property
     def events(self) -> int:
@@ -158,12 +160,14 @@ def _slots(values: np.ndarray, action: Action) -> np.ndarray:
     return log2_slots(values)
 
 
-def _plain(value: object) -> object:
+def _plain(value: object) -> int | str:
+    """A COUNT key value of a record as JSON keeps it: text up to its NUL, or a number."""
     if isinstance(value, (bytes, np.bytes_)):
         return bytes(value).split(b"\0", 1)[0].decode("utf-8", "replace")
     if isinstance(value, np.generic):
-        return value.item()
-    return value
+        item: int | str = value.item()  # key fetches are integers or strings
+        return item
+    return value if isinstance(value, (int, str)) else str(value)
 
 
 
@@ -256,11 +260,11 @@ def decode(text: object, probe_id: int, first_ts: int, last_ts: int, count: int,
                 and 0 < len(item[0]) <= schema.MAX_KEY_FIELDS):
             raise schema.SchemaError("a COUNT table is not [[key names], rows]")
         names = tuple(schema.text(n, "a key name", 256) for n in item[0])
-        table = _pairs(item[1], "a COUNT row", width=len(names))
-        if sum(table.values()) != count:
+        key_table = _pairs(item[1], "a COUNT row", width=len(names))
+        if sum(key_table.values()) != count:
             raise schema.SchemaError("a COUNT table does not count each event once")
-        out.keys[names] = table
-        entries += len(table)
+        out.keys[names] = key_table
+        entries += len(key_table)
     if entries > schema.MAX_SUMMARY_ENTRIES:
         raise schema.SchemaError(f"it has {entries:,} entries (at most {schema.MAX_SUMMARY_ENTRIES:,})")
     return out
@@ -272,11 +276,19 @@ def _ints(value: object, what: str, limit: int, lo: int = 0) -> list[int]:
     return [schema.integer(v, what, lo, schema.U64_MAX) for v in value]
 
 
-def _pairs(value: object, what: str, width: int | None = None) -> dict:
+@overload
+def _pairs(value: object, what: str, width: None = None) -> dict[int, int]: ...
+
+
+@overload
+def _pairs(value: object, what: str, width: int) -> dict[KeyValues, int]: ...
+
+
+def _pairs(value: object, what: str, width: int | None = None) -> dict[int, int] | dict[KeyValues, int]:
     """[[slot, n], ...] (width None) or [[[key values], n], ...] -> {slot or key tuple: n}."""
     if not isinstance(value, list) or len(value) > schema.MAX_SUMMARY_ENTRIES:
         raise schema.SchemaError(f"{what}s are not a short list")
-    out: dict = {}
+    out: dict[Any, int] = {}  # slot or key tuple (the overloads say which) -> n
     for row in value:
         if not (isinstance(row, list) and len(row) == 2):
             raise schema.SchemaError(f"{what} is not [value, count]")

@@ -21,8 +21,9 @@ cannot be recomputed for a part of the recording: it is named in ``not_recompute
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from ktui.errors import FileFormatError
 from ktui.events import Histogram, KeyCounts, ProbeCounters, StackTrace
 from ktui.probes.model import Action, ActionKind
 from ktui.recording.reader import ChunkInfo, RecordingReader
+from ktui.recording.schema import KeyValues
 from ktui.recording.summary import SUB_BINS, ChunkSummary, actions_key, summarize
 
 HISTORY_BINS = 12  # rate samples per CPU across a window (the CPUs pane's sparkline)
@@ -87,7 +89,10 @@ def _actions(reader: RecordingReader, probe_id: int) -> list[Action]:
     return out
 
 
-def _add(into: dict, more: dict) -> None:
+_K = TypeVar("_K")
+
+
+def _add(into: dict[_K, int], more: Mapping[_K, int]) -> None:
     for key, n in more.items():
         into[key] = into.get(key, 0) + n
 
@@ -114,7 +119,7 @@ def window_aggregates(reader: RecordingReader, start_ns: int, end_ns: int, bins:
     hist: dict[int, np.ndarray] = {}
     stacks: dict[int, dict[tuple[int, int, int], int]] = {}
     slots: dict[int, dict[str, dict[int, int]]] = {}
-    keys: dict[int, dict[tuple[str, ...], dict[tuple, int]]] = {}
+    keys: dict[int, dict[tuple[str, ...], dict[KeyValues, int]]] = {}
     span = max(end_ns - start_ns, 1)
     for c in reader.chunks_between(start_ns, end_ns):
         if cancelled is not None and cancelled():
@@ -172,7 +177,10 @@ def _with_losses(delivered: list[int], across: ProbeCounters | None) -> ProbeCou
     return ProbeCounters([a + b + c for a, b, c in zip(d, dropped, filtered)], d, dropped, filtered, across.missed)
 
 
-def _result(reader, start_ns, end_ns, bins, actions, hits, hist, stacks, slots, keys) -> WindowAggregates:
+def _result(reader: RecordingReader, start_ns: int, end_ns: int, bins: int, actions: dict[int, list[Action]],
+            hits: dict[int, np.ndarray], hist: dict[int, np.ndarray], stacks: dict[int, dict[tuple[int, int, int], int]],
+            slots: dict[int, dict[str, dict[int, int]]], keys: dict[int, dict[tuple[str, ...], dict[KeyValues, int]]]
+            ) -> WindowAggregates:
     counters: dict[int, ProbeCounters] = {}
     history: dict[int, list[list[float]]] = {}
     traces: list[StackTrace] = []

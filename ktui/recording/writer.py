@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import zstandard
@@ -32,13 +33,15 @@ from ktui.recording import schema, summary
 from ktui.recording.filesystems import wal_can_share_memory
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
+# One SQL statement of a transaction and its parameters.
+Statement = tuple[str, tuple[object, ...]]
 
 
 class RecordingWriter:
     """One recording being written. Not for several threads at once (a lock makes misuse safe)."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, layouts: dict[int, ProbeLayout], *,
-                 chunk_events: int, max_age_s: float, level: int, probes: Mapping[int, dict] | None = None):
+                 chunk_events: int, max_age_s: float, level: int, probes: Mapping[int, dict[str, Any]] | None = None):
         self.path = path
         self._conn = conn
         self._layouts = layouts
@@ -55,7 +58,8 @@ class RecordingWriter:
         self._buffers: dict[int, _Buffer] = {}
         self._buf_lock = threading.Lock()  # the buffers (caller's thread and the worker's timer)
         self._lock = threading.RLock()  # the database connection
-        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        # (probe id, records) to store; (None, None) asks for a flush, None for the worker to end
+        self._queue: queue.Queue[tuple[int, np.ndarray] | tuple[None, None] | None] = queue.Queue(maxsize=4)
         self._failure: KtuiError | None = None
         self._closed = False
         self._first_ts: int | None = None
@@ -68,8 +72,8 @@ class RecordingWriter:
     # -- creation ---------------------------------------------------------
 
     @classmethod
-    def create(cls, path: str | os.PathLike, identity: KernelIdentity, layouts: Sequence[ProbeLayout],
-               probes: Sequence[dict] | Mapping[int, dict] = (), meta: Mapping | None = None, *,
+    def create(cls, path: str | os.PathLike[str], identity: KernelIdentity, layouts: Sequence[ProbeLayout],
+               probes: Sequence[dict[str, Any]] | Mapping[int, dict[str, Any]] = (), meta: Mapping[str, Any] | None = None, *,
                overwrite: bool = False, chunk_events: int = 65536, max_age_s: float = 0.5,
                level: int = 1) -> RecordingWriter:
         """Create a new recording, readable by its owner only (0600 from the first byte).
@@ -160,7 +164,7 @@ class RecordingWriter:
 
     # -- probes -------------------------------------------------------------
 
-    def add_probe(self, layout: ProbeLayout, probe: dict | None = None) -> None:
+    def add_probe(self, layout: ProbeLayout, probe: dict[str, Any] | None = None) -> None:
         """A probe added while recording (the user built one more)."""
         with self._lock:
             self._execute_tx([("INSERT OR REPLACE INTO probes VALUES (?, ?, ?)",
@@ -215,7 +219,7 @@ class RecordingWriter:
         for item in full:
             self._submit(*item)
 
-    def _take_old(self, now: float) -> list:
+    def _take_old(self, now: float) -> list[tuple[int, np.ndarray]]:
         old = [(pid, b.data[:b.n]) for pid, b in self._buffers.items() if now - b.since >= self._max_age_s]
         for pid, _ in old:
             del self._buffers[pid]
@@ -268,7 +272,7 @@ class RecordingWriter:
             ts = records["ts"]
         first, last = int(ts[0]), int(ts[-1])
         blob = self._compressor.compress(np.ascontiguousarray(records).view(np.uint8).data)
-        statements: list[tuple[str, tuple]] = [(
+        statements: list[Statement] = [(
             "INSERT INTO chunks (probe_id, first_ts, last_ts, count, codec, data) VALUES (?, ?, ?, ?, ?, ?)",
             (probe_id, schema.to_sql_u64(first), schema.to_sql_u64(last), len(records), schema.CODEC_ZSTD, blob))]
         reduced = self._summary_text(probe_id, records)
@@ -331,7 +335,7 @@ class RecordingWriter:
         self._execute_tx(self._stack_rows(stacks, replace=False))
 
     @staticmethod
-    def _stack_rows(stacks: Iterable[StackTrace], replace: bool) -> list:
+    def _stack_rows(stacks: Iterable[StackTrace], replace: bool) -> list[Statement]:
         sql = ("INSERT INTO stacks VALUES (?, ?, ?, ?) ON CONFLICT (probe_id, kernel, user) DO UPDATE SET "
                + ("count = excluded.count" if replace else "count = count + excluded.count"))
         return [(sql, (s.probe_id, json.dumps(list(s.kernel)), json.dumps(list(s.user)), int(s.count)))
@@ -361,7 +365,7 @@ class RecordingWriter:
         symbol tables (start addresses): replay resolves an address to the nearest
         symbol at or below it.
         """
-        rows: list[tuple[str, tuple]] = []
+        rows: list[Statement] = []
         for addr, name in (kernel or {}).items():
             rows.append(("INSERT OR REPLACE INTO symbols VALUES ('k', '', ?, ?)", (schema.to_sql_u64(addr), str(name))))
         for (scope, addr), name in (user or {}).items():
@@ -377,7 +381,7 @@ class RecordingWriter:
                             schema.to_sql_u64(ts if start_ns is None else start_ns),
                             schema.to_sql_u64(ts if end_ns is None else end_ns)))])
 
-    def set_meta(self, **values) -> None:
+    def set_meta(self, **values: Any) -> None:  # each value as JSON
         rows = [("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, json.dumps(v)))
                 for k, v in values.items() if k not in schema.RESERVED_META]
         self._execute_tx(rows)
@@ -424,7 +428,7 @@ class RecordingWriter:
     def __enter__(self) -> RecordingWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- helpers ------------------------------------------------------------
@@ -433,7 +437,7 @@ class RecordingWriter:
         if self._closed:
             raise KtuiError("the recording is already closed", where=str(self.path))
 
-    def _execute_tx(self, statements: list) -> None:
+    def _execute_tx(self, statements: Sequence[Statement]) -> None:
         with self._lock:
             self._check_open()
             try:
@@ -465,7 +469,7 @@ def _at(values: Sequence[int], i: int) -> int:
     return int(values[i]) if i < len(values) else 0
 
 
-def _reduction(layout: ProbeLayout, probe: dict) -> tuple[list[Action], str]:
+def _reduction(layout: ProbeLayout, probe: dict[str, Any]) -> tuple[list[Action], str]:
     actions = []
     for a in probe.get("actions") or [] if isinstance(probe, dict) else []:
         try:
@@ -475,7 +479,8 @@ def _reduction(layout: ProbeLayout, probe: dict) -> tuple[list[Action], str]:
     return actions, summary.actions_key(actions, layout.dtype.names or ())
 
 
-def _probes_by_id(layouts: Sequence[ProbeLayout], probes: Sequence[dict] | Mapping[int, dict]) -> dict[int, dict]:
+def _probes_by_id(layouts: Sequence[ProbeLayout], probes: Sequence[dict[str, Any]] | Mapping[int, dict[str, Any]]
+                  ) -> dict[int, dict[str, Any]]:
     if isinstance(probes, Mapping):
         return {int(k): dict(v) for k, v in probes.items()}
     probes = list(probes)
