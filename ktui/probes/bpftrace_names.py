@@ -21,11 +21,16 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from typing import TYPE_CHECKING
 
 from ktui.errors import KtuiError, UsageError
 from ktui.numbers import ADDRESS, DECIMAL_OR_HEX, FILE_OFFSET, KERNEL_OFFSET, PERIOD_COUNT, NumberError, Range, clip
 from ktui.numbers import parse_int
 from ktui.probes.model import Probe, ProbeKind
+
+if TYPE_CHECKING:
+    from ktui.catalog import Catalog
+    from ktui.catalog.entry import Entry
 
 MAX_EXPANSION = 1000  # BCC refuses more than 1000 open probes in one process
 
@@ -87,7 +92,7 @@ def _number(text: str, what: str, source: str, limits: Range) -> int:
         raise UsageError(f"{clip(source)!r}: {err}") from None
 
 
-def parse_bpftrace_names(text: str, catalog=None) -> list[Probe]:
+def parse_bpftrace_names(text: str, catalog: Catalog | None = None) -> list[Probe]:
     """One or more comma-separated bpftrace probe names -> Probes (globs expanded)."""
     if not isinstance(text, str) or not text.strip():
         raise UsageError("a probe name is empty: write one like kprobe:do_sys_openat2")
@@ -119,7 +124,7 @@ def _split_points(text: str) -> list[str]:
     return parts
 
 
-def parse_bpftrace_name(text: str, catalog=None) -> list[Probe]:
+def parse_bpftrace_name(text: str, catalog: Catalog | None = None) -> list[Probe]:
     """One bpftrace probe name -> Probes: one, or several when a glob expands."""
     source = text.strip()
     if not source:
@@ -274,7 +279,7 @@ _CATALOG_KIND = {
 }
 
 
-def _expand(kind: ProbeKind, rest: str, source: str, catalog) -> list[Probe]:
+def _expand(kind: ProbeKind, rest: str, source: str, catalog: Catalog | None) -> list[Probe]:
     if catalog is None:
         raise UsageError(f"{source!r} is a glob; expanding globs needs the catalog of probe points "
                          f"(name one probe point, or load the catalog)")
@@ -299,7 +304,7 @@ def _expand(kind: ProbeKind, rest: str, source: str, catalog) -> list[Probe]:
     return probes
 
 
-def _from_entry(kind: ProbeKind, entry, source: str) -> Probe | None:
+def _from_entry(kind: ProbeKind, entry: Entry, source: str) -> Probe | None:
     symbol = entry.symbol
     if kind is ProbeKind.TRACEPOINT:
         return Probe(kind, symbol, source=source)

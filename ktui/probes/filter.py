@@ -17,6 +17,7 @@ nested parentheses/negations, so no input can reach Python's recursion limit.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ktui.errors import ParseError
@@ -174,7 +175,7 @@ class _Parser:
     def and_expr(self) -> Node:
         return self._bool("and", "&&", self.not_expr)
 
-    def _bool(self, name: str, op: str, sub) -> Node:
+    def _bool(self, name: str, op: str, sub: Callable[[], Node]) -> Node:
         first = sub()
         args = [first]
         while self.at_op(op):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from ktui.errors import ParseError, UsageError
 from ktui.numbers import DECIMAL, INT64, KERNEL_OFFSET, U64, C, NumberError, parse_int
@@ -192,7 +193,7 @@ def default_event_name(kind: ProbeKind, target: str, module: str | None, offset:
     return re.sub(r"[^A-Za-z0-9_]", "_", base)
 
 
-def _parse_target(text: str, pos: int, line: str, kind: ProbeKind) -> dict:
+def _parse_target(text: str, pos: int, line: str, kind: ProbeKind) -> dict[str, Any]:  # Probe's keyword arguments
     is_return = False
     if text.endswith("%return"):
         if kind is ProbeKind.KRETPROBE:

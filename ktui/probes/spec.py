@@ -20,11 +20,15 @@ How the form is told apart:
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from ktui.errors import UsageError
 from ktui.probes.bpftrace_names import KIND_NAMES, UNSUPPORTED
 from ktui.probes.model import Probe
 from ktui.probes.systemtap import looks_like_script
+
+if TYPE_CHECKING:
+    from ktui.catalog import Catalog
 
 MAX_SPEC = 65536
 
@@ -49,7 +53,7 @@ def spec_form(text: str) -> str:
     return "bpftrace"
 
 
-def parse_spec(text: str, catalog=None) -> list[Probe]:
+def parse_spec(text: str, catalog: Catalog | None = None) -> list[Probe]:
     """Any of the three forms -> Probes. Raises a KtuiError (UsageError/ParseError) on bad input."""
     if not isinstance(text, str):
         raise UsageError("a probe spec must be text")

@@ -40,6 +40,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ktui.errors import KtuiError, ParseError, UsageError
 from ktui.numbers import INT64, PERIOD_NS, U64, C, NumberError, Range, check_range, parse_int
@@ -60,6 +61,11 @@ from ktui.probes.model import (
     Retval,
     ValueType,
 )
+
+if TYPE_CHECKING:
+    from ktui.catalog import Catalog
+    from ktui.catalog.entry import Arg as CatalogArg
+    from ktui.catalog.entry import Entry
 
 MAX_SCRIPT = 65536
 MAX_DEPTH = 32
@@ -210,7 +216,7 @@ def _names(comps: list[_Component]) -> list[str]:
     return [c.name for c in comps]
 
 
-def _point_probes(comps: list[_Component], source: str, catalog, notes: list[str]) -> list[Probe]:
+def _point_probes(comps: list[_Component], source: str, catalog: Catalog | None, notes: list[str]) -> list[Probe]:
     names = _names(comps)
     head = names[0]
     if head in ("begin", "end", "error", "never"):
@@ -282,7 +288,7 @@ def _split_pattern(pattern: str, source: str) -> tuple[str, str | None]:
     return func, (file if at else None)
 
 
-def _function(comps, fi: int, source: str, catalog, module: str | None, notes: list[str]) -> list[Probe]:
+def _function(comps: list[_Component], fi: int, source: str, catalog: Catalog | None, module: str | None, notes: list[str]) -> list[Probe]:
     pattern = _str_arg(comps[fi], source)  # kernel.function(P) and module(M).function(P): P is comps[1]
     func, file = _split_pattern(pattern, source)
     is_return, maxactive = _suffix(comps, 2, source)
@@ -312,7 +318,7 @@ def _function(comps, fi: int, source: str, catalog, module: str | None, notes: l
             for e in entries]
 
 
-def _source_file(entry) -> str | None:
+def _source_file(entry: Entry) -> str | None:
     try:
         src = entry.source  # computed lazily by the catalog; may need files that are not there
     except (KtuiError, AttributeError, OSError, ValueError):
@@ -326,7 +332,7 @@ def _file_matches(path: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(path, pattern) or path.endswith("/" + pattern) or fnmatch.fnmatchcase(path, "*/" + pattern)
 
 
-def _process(comps, source: str, catalog) -> list[Probe]:
+def _process(comps: list[_Component], source: str, catalog: Catalog | None) -> list[Probe]:
     if comps[0].arg is None:
         raise UsageError(f"'{source}': process.function needs a program path (process(\"/usr/bin/ls\")); "
                          f"ktui does not take a target process from -x/-c here")
@@ -358,7 +364,7 @@ def _process(comps, source: str, catalog) -> list[Probe]:
     return [Probe(kind, e.symbol, binary=binary, source=source) for e in entries]
 
 
-def _trace(comps, source: str, catalog) -> list[Probe]:
+def _trace(comps: list[_Component], source: str, catalog: Catalog | None) -> list[Probe]:
     name = _str_arg(comps[1], source)
     if len(comps) > 2:
         raise UsageError(f"'{source}': kernel.trace(...) takes no further parts")
@@ -382,7 +388,7 @@ def _trace(comps, source: str, catalog) -> list[Probe]:
     return [Probe(ProbeKind.TRACEPOINT, e.symbol, source=source) for e in entries]
 
 
-def _syscall(comps, source: str, catalog) -> list[Probe]:
+def _syscall(comps: list[_Component], source: str, catalog: Catalog | None) -> list[Probe]:
     if len(comps) < 2 or comps[1].arg is not None:
         raise UsageError(f"'{source}': expected syscall.NAME or syscall.NAME.return")
     name = comps[1].name
@@ -409,7 +415,7 @@ _TIMER_NS = {"s": 1_000_000_000, "sec": 1_000_000_000, "ms": 1_000_000, "msec": 
              "us": 1_000, "usec": 1_000, "ns": 1, "nsec": 1}
 
 
-def _timer(comps, source: str, notes: list[str]) -> Probe:
+def _timer(comps: list[_Component], source: str, notes: list[str]) -> Probe:
     if len(comps) < 2:
         raise UsageError(f"'{source}': expected timer.ms(N), timer.s(N), timer.hz(N) or timer.profile")
     unit = comps[1]
@@ -441,7 +447,7 @@ def _timer(comps, source: str, notes: list[str]) -> Probe:
     raise UsageError(f"'{source}': unknown timer '{unit.name}' (known: s, ms, us, ns, hz, profile)")
 
 
-def _mark(comps, binary: str, source: str) -> list[Probe]:
+def _mark(comps: list[_Component], binary: str, source: str) -> list[Probe]:
     """process("PATH").mark("NAME") and process("PATH").provider("P").mark("NAME"): a USDT marker."""
     from ktui.probes.bpftrace_names import usdt_probes
 
@@ -459,7 +465,7 @@ def _mark(comps, binary: str, source: str) -> list[Probe]:
     return probes
 
 
-def _perf(comps, source: str) -> Probe:
+def _perf(comps: list[_Component], source: str) -> Probe:
     names = _names(comps)
     if len(names) >= 3 and names[1] in ("sw", "hw") and names[:3] != ["perf", "sw", "cpu_clock"]:
         return _perf_event(comps, source)
@@ -477,7 +483,7 @@ def _perf(comps, source: str) -> Probe:
     return Probe(ProbeKind.PROFILE, "", frequency=1_000_000_000 // period, source=source)
 
 
-def _perf_event(comps, source: str) -> Probe:
+def _perf_event(comps: list[_Component], source: str) -> Probe:
     """perf.sw.page_faults[.sample(N)] / perf.hw.cache_misses[.sample(N)]: SystemTap spells
     perf's event names with underscores."""
     from ktui.probes.bpftrace_names import perf_event_probe
@@ -528,7 +534,7 @@ _RESERVED = frozenset(BUILTINS) | {"retval", "and", "or", "not"}
 @dataclass
 class _Ctx:
     text: str
-    entry_args: list | None  # catalog args of the probe's function, for $$parms
+    entry_args: list[CatalogArg] | None  # catalog args of the probe's function, for $$parms
     target: str = ""
     is_return: bool = False
     fetches: list[Fetch] = field(default_factory=list)
@@ -640,7 +646,7 @@ def _add_stacks(ctx: _Ctx, kernel: bool, user: bool) -> None:
     ctx.actions.append(Action(ActionKind.STACKS, kernel_stack=kernel, user_stack=user))
 
 
-def parse_stap_values(text: str, *, entry_args: list | None = None, is_return: bool = False,
+def parse_stap_values(text: str, *, entry_args: list[CatalogArg] | None = None, is_return: bool = False,
                       target: str = "", fields: bool = False) -> tuple[list[Fetch], list[Action]]:
     """Comma-separated SystemTap handler values -> (fetches, actions).
 
@@ -832,7 +838,7 @@ def looks_like_script(text: str) -> bool:
     return bool(re.match(r"^\s*(?:(?:#|//)[^\n]*\n\s*|/\*.*?\*/\s*)*(probe|global|function)\b", text, re.S))
 
 
-def parse_systemtap_script(text: str, catalog=None) -> StapScript:
+def parse_systemtap_script(text: str, catalog: Catalog | None = None) -> StapScript:
     """A SystemTap point list or script -> StapScript(probes, notes)."""
     if not isinstance(text, str):
         raise UsageError("SystemTap text must be text")
@@ -906,7 +912,7 @@ def _skip_block(s: _Stream, open_tok: Tok) -> None:
             depth -= 1
 
 
-def _with_handler(comps, source: str, s: _Stream, body_i: int, catalog, notes: list[str]) -> list[Probe]:
+def _with_handler(comps: list[_Component], source: str, s: _Stream, body_i: int, catalog: Catalog | None, notes: list[str]) -> list[Probe]:
     probes = _point_probes(comps, source, catalog, notes)
     out = []
     for probe in probes:
@@ -928,7 +934,7 @@ def _with_handler(comps, source: str, s: _Stream, body_i: int, catalog, notes: l
     return out
 
 
-def _catalog_args(catalog, probe: Probe) -> list | None:
+def _catalog_args(catalog: Catalog | None, probe: Probe) -> list[CatalogArg] | None:
     """The probed function's (or tracepoint's) arguments from the catalog, for $$parms."""
     if catalog is None:
         return None
@@ -944,6 +950,6 @@ def _catalog_args(catalog, probe: Probe) -> list | None:
     return list(entry.args) if entry is not None else None
 
 
-def parse_systemtap(text: str, catalog=None) -> list[Probe]:
+def parse_systemtap(text: str, catalog: Catalog | None = None) -> list[Probe]:
     """A SystemTap point (list) or small script -> Probes; what cannot be mapped is refused."""
     return parse_systemtap_script(text, catalog).probes
