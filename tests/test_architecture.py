@@ -159,16 +159,6 @@ def test_the_cycle_finder_finds_a_cycle():
 
 # --- mypy: strict on the whole core ------------------------------------------------------------
 
-# Core modules still allowed partly untyped signatures (issue 13). Only ever remove names: a module
-# annotated throughout leaves this list and pyproject.toml's together.
-NOT_YET_STRICT = {
-    "ktui.compiler.action_codegen", "ktui.compiler.codegen", "ktui.compiler.control", "ktui.compiler.fallback",
-    "ktui.compiler.program", "ktui.compiler.session", "ktui.compiler.sites", "ktui.compiler.usdt_plan",
-    "ktui.compiler.verify", "ktui.probes.bpftrace_names", "ktui.probes.filter", "ktui.probes.kprobe_events",
-    "ktui.probes.spec", "ktui.probes.systemtap", "ktui.recording.filesystems", "ktui.recording.flight",
-    "ktui.recording.reader", "ktui.recording.schema", "ktui.recording.summary", "ktui.recording.window",
-    "ktui.recording.writer",
-}
 # What mypy's strict = true turns on per module; setting any of them false relaxes a module.
 STRICT_FLAGS = ("disallow_any_generics", "disallow_subclassing_any", "disallow_untyped_calls", "disallow_untyped_defs",
                 "disallow_incomplete_defs", "check_untyped_defs", "disallow_untyped_decorators", "warn_return_any",
@@ -197,8 +187,7 @@ def test_mypy_is_strict_on_the_whole_core():
         if any(override.get(flag) is False for flag in STRICT_FLAGS):
             relaxed.update(ours)
     ui = {m for m in relaxed if _module_path(m).startswith(UI)}
-    core = relaxed - ui
-    assert core <= NOT_YET_STRICT, f"core modules relaxed without being named as not yet strict: {sorted(core - NOT_YET_STRICT)}"
+    assert relaxed == ui, f"core modules relaxed from strict: {sorted(relaxed - ui)}"
     for m in relaxed:  # no stale names: each relaxed module or package exists
         path = ROOT / _module_path(m)
         assert path.exists(), f"pyproject.toml relaxes {m}, which does not exist"

@@ -3,11 +3,17 @@ Every block clears ``ok`` when its ring or map is full, so the hit is counted as
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ktui.probes.model import Action, ActionKind
 
 from ktui.compiler.fetch_codegen import FetchError
 from ktui.engine.histograms import LOG2_SLOTS, NEGATIVE, log2_slot_c
 from ktui.compiler.layout import c_decl
+
+if TYPE_CHECKING:
+    from ktui.compiler.codegen import ProbeCompiler, RecordField
+    from ktui.compiler.program import CountSpec
 
 AGG_ENTRIES = 10240  # entries of count and stack-count maps
 
@@ -18,7 +24,8 @@ _KEY_DECLS = {"comm": "char comm[16]", "pid": "u32 pid", "tid": "u32 tid", "uid"
 DERIVED_KEYS = ((), ("cpu",))  # counts the per-CPU counters already hold
 
 
-def compile_actions(pc, actions: list[Action], fields, maps, counts_out: list | None = None):
+def compile_actions(pc: ProbeCompiler, actions: list[Action], fields: list[RecordField], maps: dict[str, str],
+                    counts_out: list[CountSpec] | None = None) -> tuple[list[str], dict[str, Any], list[str], bool]:
     """C for a probe's actions: (statements, histogram spec, map declarations, uses stacks?).
     Each statement block clears ``ok`` when its map or ring is full.
 
@@ -28,9 +35,9 @@ def compile_actions(pc, actions: list[Action], fields, maps, counts_out: list | 
     pid = pc.id
     code: list[str] = []
     decls: list[str] = []
-    hist: dict = {}
+    hist: dict[str, Any] = {}  # the histogram's spec (map, value, scale, bounds), as recordings keep it
     stacks = False
-    counts: dict = {}
+    counts: dict[ActionKind, int] = {}
     for action in actions:
         kind = action.kind
         n = counts.get(kind, 0)

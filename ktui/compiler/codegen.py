@@ -5,12 +5,13 @@ engine loads and attaches one by one, so one probe's failure is only its own."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ktui.errors import KtuiError
 from ktui.events import HEADER_FIELDS, FieldLayout, ProbeLayout
-from ktui.probes.filter_ast import names_in
+from ktui.probes.filter_ast import Node, names_in
 from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, FetchExpr, Member, Probe, ProbeKind, Retval, ValueType
 from ktui.probes.resolve import Named, PointNames, has_return, member_column, member_kinds, split_member_name
 
@@ -19,7 +20,8 @@ from ktui.compiler.fallback import Placement, wants_latency
 from ktui.compiler.fetch_codegen import HEADER_BUILTINS, FetchError, FetchGen, contains_arg
 from ktui.compiler.filter_codegen import Operand, filter_condition
 from ktui.compiler.layout import STRING_SIZE, c_decl, display, np_dtype
-from ktui.compiler.program import AttachPlan
+from ktui.compiler.btf_types import TypeSource
+from ktui.compiler.program import AttachPlan, CountSpec
 from ktui.compiler.sites import Site
 from ktui.compiler.tracepoint_struct import struct_text
 
@@ -58,10 +60,10 @@ class ProbeCode:
     maps: dict[str, str]
     reads: set[str]
     notes: list[str] = field(default_factory=list)
-    hist: dict = field(default_factory=dict)
+    hist: dict[str, Any] = field(default_factory=dict)
     uses_stacks: bool = False
     uses_str_eq: bool = False
-    counts: list[dict] = field(default_factory=list)
+    counts: list[CountSpec] = field(default_factory=list)
     fetch_reads: dict[str, str] = field(default_factory=dict)
     also: list[AttachPlan] = field(default_factory=list)
 
@@ -98,8 +100,9 @@ def _site_plan(probe: Probe, site: Site, fn: str, target_pid: int | None) -> Att
 class ProbeCompiler:
     """Compiles one probe at its placement into C text and a layout."""
 
-    def __init__(self, probe: Probe, probe_id: int, placement: Placement, types, ring_pages: int,
-                 target_pid: int | None, resolve_symbol=None, filter_node=None):
+    def __init__(self, probe: Probe, probe_id: int, placement: Placement, types: TypeSource, ring_pages: int,
+                 target_pid: int | None, resolve_symbol: Callable[[str], int] | None = None,
+                 filter_node: Node | None = None):
         self.probe = probe
         self.id = probe_id
         self.pl = placement
@@ -114,7 +117,7 @@ class ProbeCompiler:
         self.fetch_reads: dict[str, str] = {}
 
     # ---- fields ---------------------------------------------------------------------
-    def _stashed(self, expr) -> bool:
+    def _stashed(self, expr: FetchExpr) -> bool:
         main = self.pl.main
         return self.pl.entry is not None and main.kind in ("kretprobe", "uretprobe", "tracepoint") and contains_arg(expr)
 
@@ -313,7 +316,7 @@ class ProbeCompiler:
             maps["start"] = stash
             maps["entries"] = "ktui_entries"
             out.append(f"BPF_HASH({stash}, u32, struct {rec}, {AGG_ENTRIES});  /* entry side, by thread */")
-        counts: list[dict] = []
+        counts: list[CountSpec] = []
         action_code, hist, decls, uses_stacks_agg = compile_actions(self, actions, fields, maps, counts)
         str_eq = False
         out.extend(decls)
@@ -400,7 +403,8 @@ class ProbeCompiler:
                  "    return 0;", "}"]
         return "\n".join(body)
 
-    def _main_function(self, fn, rec, stash, fields, scratch, kstack, ustack, cond, action_code, ring) -> str:
+    def _main_function(self, fn: str, rec: str, stash: str | None, fields: list[RecordField], scratch: bool, kstack: bool,
+                       ustack: bool, cond: str | None, action_code: list[str], ring: str | None) -> str:
         """The probe's function. A streaming probe builds its whole record (header and every
         fetch). An aggregation-only probe (no ring) computes only what its filter and actions
         use: a count needs no header, no comm, no clock; and it does not count SUBMITTED

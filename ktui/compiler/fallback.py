@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from ktui.errors import KtuiError
 from ktui.kernel import tracefs_path
-from ktui.probes.model import Builtin, Probe, ProbeKind
+from ktui.probes.model import Builtin, FetchExpr, Probe, ProbeKind
 from ktui.probes.resolve import syscall_name, user_prototype
 
 from ktui.compiler.btf_types import TypeSource
@@ -50,7 +50,7 @@ class Placement:
     also: list[Site] = field(default_factory=list)  # more sites running the main function (same record shape)
 
 
-def _reads_registers(expr) -> bool:
+def _reads_registers(expr: FetchExpr) -> bool:
     from ktui.probes.model import Reg, StackPtr, StackSlot
 
     if isinstance(expr, (Reg, StackPtr, StackSlot)):
@@ -179,7 +179,8 @@ def place(probe: Probe, probe_id: int, facts: KernelFacts, types: TypeSource, fa
     return _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
 
 
-def _place_function(probe, facts, types, fallback, latency, args_at_return, tag) -> Placement:
+def _place_function(probe: Probe, facts: KernelFacts, types: TypeSource, fallback: bool, latency: bool,
+                    args_at_return: bool, tag: str) -> Placement:
     symbol = probe.target
     if not re.fullmatch(r"[A-Za-z_][\w.]*", symbol or ""):
         raise KtuiError(f"{symbol!r} is not a kernel function name")

@@ -4,9 +4,18 @@ and how to decode its records."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from ktui.events import ProbeLayout
 from ktui.probes.model import Probe
+
+
+class CountSpec(TypedDict):
+    """One COUNT action as the engine reads it: its map (None: the per-CPU counters already hold
+    it) and the names of its key."""
+
+    map: str | None
+    key: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ class CompiledProbe:
     hist: dict[str, object] = field(default_factory=dict)  # HIST: value, scale, lo, hi, step, buckets
     # COUNT actions in order: {"map": BPF_HASH name, or None for a count by nothing or by cpu,
     # which is the probe's per-CPU hits - filtered in ktui_counters; "key": key names}
-    counts: list[dict] = field(default_factory=list)
+    counts: list[CountSpec] = field(default_factory=list)
     # fetch (record column) -> how its value is read: "bpf_probe_read_user_str", "bpf_probe_read_kernel",
     # "context" (a register, the tracepoint record, a helper)... what `ktui compile` shows
     fetch_reads: dict[str, str] = field(default_factory=dict)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from ktui.errors import KtuiError
 from ktui.events import ProbeLayout
 from ktui.probes.exists import check_exists
@@ -13,10 +16,14 @@ from ktui.compiler.fallback import KernelFacts, place
 from ktui.compiler.preamble import preamble
 from ktui.compiler.program import AttachPlan, CompiledProbe, CompiledProgram
 
+if TYPE_CHECKING:
+    from ktui.catalog import Catalog
+    from ktui.probes.filter_ast import Node
+
 DEFAULT_RING_PAGES = 256  # 1 MiB per probe with 4 KiB pages
 
 
-def _symbol_resolver():
+def _symbol_resolver() -> Callable[[str], int]:
     cache: dict[str, int] = {}
     data_seen = [0]
 
@@ -45,7 +52,7 @@ def _symbol_resolver():
     return resolve
 
 
-def _parse_filter(probe: Probe):
+def _parse_filter(probe: Probe) -> Node | None:
     if not probe.filter.strip():
         return None
     from ktui.probes.filter import parse_filter
@@ -53,7 +60,7 @@ def _parse_filter(probe: Probe):
     return parse_filter(probe.filter)
 
 
-def compile_session(probes: list[Probe], catalog=None, target_pid: int | None = None, *,
+def compile_session(probes: list[Probe], catalog: Catalog | None = None, target_pid: int | None = None, *,
                     ring_pages: int = DEFAULT_RING_PAGES, facts: KernelFacts | None = None,
                     fallback: bool = True) -> CompiledProgram:
     """One BCC program for all ``probes`` (probe ids are list positions).

@@ -4,10 +4,14 @@ return value there. One probe can have two sites: its entry side and its main si
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ktui.probes.resolve import KERNEL, Named, memory_of
 
 from ktui.compiler.tracepoint_struct import TpField, visible_fields
+
+if TYPE_CHECKING:
+    from ktui.catalog.usdt import UsdtMarker
 
 # kprobe_events register names (x86_64) -> struct pt_regs members, which keep these names.
 PT_REGS = ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp", "ip", "flags", "cs", "ss", "orig_ax",
@@ -32,7 +36,7 @@ class Site:
     tp_fields: list[TpField] = field(default_factory=list)
     func_args: list[tuple[str, str]] | None = None  # BTF/raw-tracepoint prototype: (name, ctype)
     ret_ctype: str | None = None
-    usdt: tuple = ()  # usdt: the marker's locations (ktui.catalog.usdt.UsdtMarker), all of one provider:name
+    usdt: tuple[UsdtMarker, ...] = ()  # usdt: the marker's locations, all of one provider:name
 
     @property
     def is_return(self) -> bool:

@@ -11,6 +11,7 @@ decoded into registers and offsets (``ktui.catalog.usdt``), never pasted as text
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from ktui.errors import KtuiError
 from ktui.probes.model import Arg, Fetch, Probe, ProbeKind
@@ -18,8 +19,12 @@ from ktui.probes.model import Arg, Fetch, Probe, ProbeKind
 from ktui.compiler.program import AttachPlan
 from ktui.compiler.sites import Site
 
+if TYPE_CHECKING:
+    from ktui.catalog.usdt import UsdtMarker
+    from ktui.probes.filter_ast import Node
 
-def _markers(probe: Probe):
+
+def _markers(probe: Probe) -> tuple[UsdtMarker, ...]:
     from ktui.catalog.usdt import read_markers
 
     if not probe.binary:
@@ -132,7 +137,7 @@ def site_plan(probe: Probe, site: Site, fn: str, target_pid: int | None) -> Atta
                       sample_period=probe.period)
 
 
-def wanted_names(probe: Probe, filter_node) -> list[str]:
+def wanted_names(probe: Probe, filter_node: Node | None) -> list[str]:
     """Names the filter and the actions use (they may name marker arguments)."""
     out: list[str] = []
     if filter_node is not None:

@@ -8,13 +8,14 @@ import functools
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from ktui.errors import CapabilityError, KtuiError
 
-from ktui.compiler.program import CompiledProgram
+from ktui.compiler.program import AttachPlan, CompiledProgram
 
 
 class VerifyError(KtuiError):
@@ -31,7 +32,7 @@ class CheckResult:
 
 
 @contextmanager
-def captured_stderr():
+def captured_stderr() -> Iterator[list[str]]:
     """Collect what libbcc and clang write to fd 2 (they bypass sys.stderr)."""
     with tempfile.TemporaryFile(mode="w+b") as tmp:
         saved = os.dup(2)
@@ -74,7 +75,7 @@ def _probe_at_line(text: str, line_no: int) -> tuple[int | None, str | None]:
     return None, fetch
 
 
-def compile_module(prog: CompiledProgram, cflags: list[str] | None = None):
+def compile_module(prog: CompiledProgram, cflags: list[str] | None = None) -> Any:  # BCC's BPF (no types)
     """The BPF object for ``prog`` (clang run, nothing loaded yet); VerifyError naming the probe on failure."""
     from ktui.headers import ensure_headers
 
@@ -119,7 +120,7 @@ def _fetch_in_log(log: str) -> str | None:
     return found
 
 
-def load_function(b, plan) -> tuple[bool, str, str]:
+def load_function(b: Any, plan: AttachPlan) -> tuple[bool, str, str]:  # b: BCC's BPF (no types)
     """(ok, sentence, raw log) for loading one function into the verifier."""
     from ktui.bccload import load_bcc
 
