@@ -48,7 +48,7 @@ class RecordingWriter:
         # Per probe: the actions each chunk's summary is reduced for, and their key (summary.actions_key).
         self._reduce_for = {pid: _reduction(lay, (probes or {}).get(pid, {})) for pid, lay in layouts.items()}
         self._chunk_events = chunk_events
-        self._history_last: dict[int, list] = {}  # counters last kept in counter_history, per probe
+        self._history_last: dict[int, list[list[int] | int]] = {}  # counters last kept in counter_history, per probe
         self._max_age_s = max_age_s
         # zstd's own worker threads: at the engine's full rate one core cannot keep up
         # with level 1, two can (bench/bench_recording.py).
@@ -302,11 +302,11 @@ class RecordingWriter:
         """Replace the loss counters (a full snapshot, as in Update.counters). With ``at_ns`` (when they
         were taken, on the events' clock) they are also kept in the counters over time, so a window of
         the replay has its own dropped and filtered counts (only probes whose counters changed)."""
-        history = []
+        history: list[Statement] = []
         if at_ns is not None:
-            changed = {}
+            changed: dict[str, list[list[int] | int]] = {}
             for probe_id, c in counters.items():
-                entry = [list(c.hits), list(c.delivered), list(c.dropped), list(c.filtered), c.missed]
+                entry: list[list[int] | int] = [list(c.hits), list(c.delivered), list(c.dropped), list(c.filtered), c.missed]
                 if self._history_last.get(probe_id) != entry:
                     self._history_last[probe_id] = entry
                     changed[str(probe_id)] = entry
@@ -318,8 +318,9 @@ class RecordingWriter:
             for cpu in range(ncpu):
                 rows.append((probe_id, cpu, _at(c.hits, cpu), _at(c.delivered, cpu), _at(c.dropped, cpu),
                              _at(c.filtered, cpu), c.missed if cpu == 0 else 0))
-        self._execute_tx([("DELETE FROM counters", ())] +
-                         [("INSERT INTO counters VALUES (?, ?, ?, ?, ?, ?, ?)", r) for r in rows] + history)
+        statements: list[Statement] = [("DELETE FROM counters", ())]
+        statements += [("INSERT INTO counters VALUES (?, ?, ?, ?, ?, ?, ?)", r) for r in rows]
+        self._execute_tx(statements + history)
 
     def set_probe_states(self, states: Iterable[ProbeState]) -> None:
         self._execute_tx([("DELETE FROM probe_states", ())] +
