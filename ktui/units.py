@@ -112,7 +112,7 @@ def format_value(value: object, display: str, symbolize: Callable[[int, int | No
     if isinstance(value, bytes):
         return repr(c_string(value))
     try:
-        number = int(value)  # type: ignore[call-overload]
+        number = int(value)  # type: ignore[call-overload]  # whatever int() takes (numpy scalars too); the rest is text
     except (TypeError, ValueError):
         return str(value)
     if display == "x":

@@ -57,7 +57,7 @@ class _Shutdown:
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+            signal.signal(sig, handler)  # type: ignore[arg-type]  # what signal.signal returned before: a handler, SIG_DFL or SIG_IGN
 
     def _handler(self, signum: int, frame: object) -> None:
         self.count += 1

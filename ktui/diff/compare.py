@@ -158,7 +158,7 @@ def compare(a: RecordingReader, b: RecordingReader) -> RecordingDiff:
         pa, pb = by_key_a.get(key), by_key_b.get(key)
         ca, da = counts_a[pa] if pa is not None else (0, 0)
         cb, db = counts_b[pb] if pb is not None else (0, 0)
-        name = (a.layouts[pa] if pa is not None else b.layouts[pb]).name  # type: ignore[index]
+        name = (a.layouts[pa] if pa is not None else b.layouts[pb]).name  # type: ignore[index]  # a key is on one side at least: pb is set when pa is not
         presence = "both" if pa is not None and pb is not None else "gone" if pb is None else "new"
         probes.append(ProbeDiff(key, name, presence, ca, cb, _rate(ca, side_a.duration_ns),
                                 _rate(cb, side_b.duration_ns), da, db,

@@ -121,7 +121,7 @@ def prog_load(prog_type: int, *, expected_attach_type: int = 0, attach_btf_id: i
     except OSError as err:
         lines = [ln for ln in log.value.decode(errors="replace").splitlines() if ln.strip()]
         if lines:
-            err.verifier_log = lines[-1]  # type: ignore[attr-defined]
+            err.verifier_log = lines[-1]  # type: ignore[attr-defined]  # carried on the OSError to the caller's sentence
         raise
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import mmap
 import select
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -118,6 +119,7 @@ class RingReader:
 
     def close(self) -> None:
         # Views must go before the maps they point into.
+        # (typed as arrays for the reader's life; None only once closed, when nothing reads them)
         self._cons = self._prod = self._data = None  # type: ignore[assignment]
         for m in (self._cons_map, self._prod_map):
             try:
@@ -129,7 +131,7 @@ class RingReader:
 class RingPoller:
     """Waits on several rings' fds at once (a ringbuf map fd is pollable)."""
 
-    def __init__(self, fds: list[int] = ()):  # type: ignore[assignment]
+    def __init__(self, fds: Iterable[int] = ()):
         self._ep = select.epoll()
         for fd in fds:
             self.add(fd)

@@ -225,7 +225,7 @@ class _Parser:
             return Name(_member_name(tok, self.text), tok.pos)
         if tok.kind == "int":
             self.take()
-            return IntLit(int(tok.value), tok.pos)  # type: ignore[arg-type]
+            return IntLit(int(tok.value), tok.pos)  # type: ignore[arg-type]  # an int token's value is its digits or number
         if tok.kind == "string":
             self.take()
             return StrLit(str(tok.value), tok.pos)

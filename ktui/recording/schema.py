@@ -278,7 +278,7 @@ def check_counter_row(row: tuple[object, ...]) -> tuple[int, int, int, int, int,
     probe_id, cpu, *values = row
     out = (integer(probe_id, "probe id"), integer(cpu, "cpu", 0, MAX_CPUS - 1),
            *(integer(v, "a counter", 0, U64_MAX) for v in values))
-    return out  # type: ignore[return-value]
+    return out  # type: ignore[return-value]  # seven values: the counters table has seven columns
 
 
 def check_counter_history(value: object) -> dict[int, tuple[list[int], list[int], list[int], list[int], int]]:

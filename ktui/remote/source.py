@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeS
 from ktui.remote import protocol as P
 from ktui.remote.hosts import HostLink, LinkEvents
 from ktui.units import short_hosts
+
+if TYPE_CHECKING:
+    from ktui.recording import RecordingWriter
 
 READY_WAIT_S = 120.0  # for every host's engine to compile and attach (BCC takes seconds)
 
@@ -52,7 +56,7 @@ class HostsSource(LinkEvents):
         self._pending: dict[int, list[np.ndarray]] = {}
         self._counters: dict[int, ProbeCounters] = {}
         self._states: dict[int, ProbeState] = {}
-        self._writers: dict[str, object] = {}  # host label -> RecordingWriter
+        self._writers: dict[str, RecordingWriter] = {}  # host label -> its recording
         self._host_counters: dict[str, dict[int, ProbeCounters]] = {}
         self._host_states: dict[str, list[ProbeState]] = {}
         # host label -> its aggregates as last sent, on the host's ids (recordings) and on ours (panes)
@@ -149,7 +153,7 @@ class HostsSource(LinkEvents):
         writer = self._writers.get(link.label)
         if writer is not None:
             try:
-                writer.append(probe_id, records)  # type: ignore[attr-defined]
+                writer.append(probe_id, records)
             except KtuiError as err:
                 self._writers.pop(link.label, None)
                 self.record_errors.append(f"{link.label}: {err}")
@@ -280,18 +284,18 @@ class HostsSource(LinkEvents):
                 meta.pop("start_ns")
                 meta["host_status"] = link.status
                 meta["host_reason"] = link.reason
-                writer.set_counters(self._host_counters.get(link.label, {}))  # type: ignore[attr-defined]
-                writer.set_probe_states(self._host_states.get(link.label, []))  # type: ignore[attr-defined]
+                writer.set_counters(self._host_counters.get(link.label, {}))
+                writer.set_probe_states(self._host_states.get(link.label, []))
                 stacks, histograms, counts = self._host_aggregates.get(link.label, ([], [], []))
                 if stacks:
-                    writer.set_stacks(stacks)  # type: ignore[attr-defined]
+                    writer.set_stacks(stacks)
                 if histograms:
-                    writer.set_histograms(histograms)  # type: ignore[attr-defined]
+                    writer.set_histograms(histograms)
                 if counts:  # as `ktui record` keeps them (ktui/engine/recorder_sink.py)
                     meta["key_counts"] = [{"probe_id": k.probe_id, "key_names": list(k.key_names),
                                            "rows": [[list(key), n] for key, n in k.rows]} for k in counts]
-                writer.set_meta(**meta)  # type: ignore[attr-defined]
-                writer.close(end_ns=mono - link.clock.offset_ns)  # type: ignore[attr-defined]
+                writer.set_meta(**meta)
+                writer.close(end_ns=mono - link.clock.offset_ns)
             except KtuiError as err:
                 self.record_errors.append(f"{link.label}: {err}")
 
