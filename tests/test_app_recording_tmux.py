@@ -4,7 +4,6 @@ file replays exactly the events the stream was given while it ran."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 
 from helpers.tmux import Tmux, ktui_pid
 
-from helpers import getppid_binary, getppid_child, prog_ids_of
+from helpers import getppid_binary, getppid_child, prog_ids_of, programs_left
 from ktui.kernel import process_alive as alive
 from ktui.probes.model import Probe, ProbeKind
 from ktui.session import Session
@@ -72,9 +71,7 @@ def test_record_from_the_app_by_keys_then_replay_it(tmp_path):
         assert not alive(pid), screen()
     finally:
         subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
-    time.sleep(1.0)
-    listed = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
-    assert not ({p["id"] for p in json.loads(listed or "[]")} & loaded)
+    assert not programs_left(loaded)
     # Replayed: exactly the child's N calls (the child ran wholly inside the recording).
     src = ReplaySource([out])
     got = []

@@ -8,7 +8,6 @@ tmux or bpftool are missing the tests skip with the reason (in CI, KTUI_REQUIRE_
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_live
-from helpers import getppid_binary, getppid_child, prog_ids_of
+from helpers import getppid_binary, getppid_child, prog_ids_of, programs_left
 from helpers.tmux import Tmux as SharedTmux
 from ktui.kernel import process_alive as alive
 
@@ -198,9 +197,7 @@ def test_ktui_over_ssh_add_a_tracepoint_by_keys_and_see_its_events(tmux_ssh):
         time.sleep(0.1)
     assert not alive(pid), f"ktui did not exit on q:\n{tmux.screen()}"
     assert pane_dead(tmux), f"the ssh session did not end after q:\n{tmux.screen()}"
-    time.sleep(1.0)  # the kernel frees programs after the last reference goes
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
-    still = {p["id"] for p in json.loads(out or "[]")} & loaded
+    still = programs_left(loaded)
     assert not still, f"programs left in the kernel after quit over ssh: {still}"
 
 
@@ -254,6 +251,4 @@ def test_ktui_over_ssh_at_80x24_keys_colours_and_quit(tmux_ssh):
         time.sleep(0.1)
     assert not alive(pid) and pane_dead(tmux), f"q did not end ktui and the ssh session:\n{tmux.screen()}"
     assert "Traceback" not in tmux.screen()
-    time.sleep(1.0)
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
-    assert not ({p["id"] for p in json.loads(out or "[]")} & loaded), "programs left in the kernel after quit over ssh"
+    assert not programs_left(loaded), "programs left in the kernel after quit over ssh"

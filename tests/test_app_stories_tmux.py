@@ -4,7 +4,6 @@ kernel (bpftool). Each test is one story."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import getppid_binary, getppid_child, prog_ids_of
+from helpers import getppid_binary, getppid_child, prog_ids_of, programs_left
 from helpers.tmux import Tmux, ktui_pid
 from ktui.kernel import process_alive as alive
 
@@ -51,9 +50,7 @@ def quit_leaves_nothing(pid: int, loaded: set[int]) -> None:
         time.sleep(0.1)
     assert not alive(pid), f"ktui did not exit on q:\n{screen()}"
     assert "Traceback" not in screen()
-    time.sleep(1.0)  # the kernel frees programs after the last reference goes
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
-    assert not ({p["id"] for p in json.loads(out or "[]")} & loaded), "programs left in the kernel after quit"
+    assert not programs_left(loaded), "programs left in the kernel after quit"
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 
 from helpers.tmux import Tmux, ktui_pid
 
-from helpers import getppid_binary, getppid_child, prog_ids_of
+from helpers import getppid_binary, getppid_child, prog_ids_of, programs_left
 from ktui.kernel import process_alive as alive
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(180)]
@@ -79,9 +78,7 @@ def test_ktui_live_in_tmux_add_a_tracepoint_by_keys_and_see_its_events(ktui_in_t
     while time.monotonic() < deadline and alive(pid):
         time.sleep(0.1)
     assert not alive(pid), f"ktui did not exit on q:\n{screen()}"
-    time.sleep(1.0)  # the kernel frees programs after the last reference goes
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
-    still = {p["id"] for p in json.loads(out or "[]")} & loaded
+    still = programs_left(loaded)
     assert not still, f"programs left in the kernel after quit: {still}"
 
 
@@ -97,6 +94,4 @@ def test_sigterm_detaches_everything(ktui_in_tmux):
     while time.monotonic() < deadline and alive(pid):
         time.sleep(0.1)
     assert not alive(pid), f"ktui did not exit on SIGTERM:\n{screen()}"
-    time.sleep(1.0)
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
-    assert not ({p["id"] for p in json.loads(out or "[]")} & loaded), "programs left in the kernel after SIGTERM"
+    assert not programs_left(loaded), "programs left in the kernel after SIGTERM"

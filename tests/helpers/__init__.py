@@ -7,8 +7,10 @@ child would make syscalls of its own at startup, a C loop makes exactly the ones
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 GETPPID_C = r"""
@@ -202,6 +204,19 @@ def contract_compiled(ring_pages: int = 256):
     plan = AttachPlan("tracepoint", "probe_0", "TRACEPOINT", event=CONTRACT_TRACEPOINT)
     cp = CompiledProbe(probe, 0, layout, "probe_0", plan, "ktui_ring_0")
     return CompiledProgram(contract_program(ring_pages), [cp], ring_pages)
+
+
+def programs_left(loaded: set[int], within: float = 10.0) -> set[int]:
+    """Which of these BPF program ids the kernel still lists once it has had up to ``within`` seconds
+    to free them (it frees a program some time after the last reference goes, not at once): empty as
+    soon as all are gone, instead of a fixed wait before one look."""
+    deadline = time.monotonic() + within
+    while True:
+        out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True).stdout
+        still = {p["id"] for p in json.loads(out or "[]")} & loaded
+        if not still or time.monotonic() >= deadline:
+            return still
+        time.sleep(0.1)
 
 
 def prog_ids_of(pid: int) -> set[int]:
