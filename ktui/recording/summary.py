@@ -10,6 +10,7 @@ and a summary that fails is decoded from the chunk instead.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -71,10 +72,11 @@ def _count_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     h = np.zeros(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for j in range(words.shape[1]):
-            h = (h ^ words[:, j]) * np.uint64(0x9E3779B97F4A7C15)
+            h ^= words[:, j]
+            h *= np.uint64(0x9E3779B97F4A7C15)
             h ^= h >> np.uint64(29)
     first, counts, owner = _group_hashes(h)
-    if bool(np.all(raw == raw[owner])):
+    if bool(np.all(words == words[owner])):  # compared word by word: the same bytes, fewer operations
         return first, counts
     _, first, counts = np.unique(packed, return_index=True, return_counts=True)  # a collision: exact
     return first, counts
@@ -113,20 +115,25 @@ def summarize(arr: np.ndarray, actions: Iterable[Action]) -> ChunkSummary:
     # The writer runs this on every chunk it stores (bench/bench_replay_window.py --write-cost): each
     # column is gathered once, and what can be found by bisection (sub-bin edges) is not computed per event.
     probe_id = int(arr["probe"][0])
-    ts = np.ascontiguousarray(arr["ts"])
+    ts = arr["ts"]
     t0, t1 = int(ts[0]), int(ts[-1])
-    cpu = arr["cpu"].astype(np.intp)
+    cpu = arr["cpu"]
     ncpu = int(cpu.max()) + 1
     # Events are sorted by time: sub-bin j holds the events with (ts - t0) * SUB_BINS // span == j, that
-    # is ts >= t0 + ceil(j * span / SUB_BINS); its bounds are found by bisection, not computed per event.
+    # is ts >= t0 + ceil(j * span / SUB_BINS). Its bounds are found by bisection (a few reads of the
+    # column, no copy of it) and its per-CPU counts are one bincount of its slice of the CPU column.
     span = max(t1 - t0 + 1, 1)
-    edges = np.searchsorted(ts, np.array([t0 + -(-j * span // SUB_BINS) for j in range(SUB_BINS)] + [t1 + 1],
-                                         dtype=ts.dtype), side="left")
-    sub = np.repeat(np.arange(SUB_BINS, dtype=np.intp), np.diff(edges))
-    cpu_sub = np.bincount(cpu * SUB_BINS + sub, minlength=ncpu * SUB_BINS).reshape(ncpu, SUB_BINS)
+    edges = [bisect.bisect_left(ts, t0 + -(-j * span // SUB_BINS)) for j in range(SUB_BINS)] + [len(ts)]
+    cpu_sub = np.zeros((ncpu, SUB_BINS), np.int64)
+    for j in range(SUB_BINS):
+        if edges[j + 1] > edges[j]:
+            cpu_sub[:, j] = np.bincount(cpu[edges[j]:edges[j + 1]], minlength=ncpu)
     out = ChunkSummary(probe_id, t0, t1, cpu_sub.sum(axis=1), cpu_sub)
     kcol, ucol = arr["kstack"], arr["ustack"]
-    if int(kcol.max()) >= 0 or int(ucol.max()) >= 0:  # any stack at all (most probes take none)
+    if int(ucol.max()) < 0 and int(kcol.min()) >= 0 and int(kcol.max()) < 1 << 20:
+        counts = np.bincount(kcol)  # every event has a kernel stack and none a user one: count ids directly
+        out.stacks = {(int(i), -1, -1): int(counts[i]) for i in np.flatnonzero(counts)}
+    elif int(kcol.max()) >= 0 or int(ucol.max()) >= 0:  # any stack at all (most probes take none)
         k, u = kcol.astype(np.int64), ucol.astype(np.int64)
         has = (k >= 0) | (u >= 0)
         k, u = k[has], u[has]
@@ -144,8 +151,8 @@ def summarize(arr: np.ndarray, actions: Iterable[Action]) -> ChunkSummary:
             out.slots[action.value] = {int(i): int(counts[i]) for i in np.flatnonzero(counts)}
         elif action.kind == ActionKind.COUNT and action.key and all(k_ in names for k_ in action.key):
             first, counts = _count_rows([arr[name] for name in action.key])
-            out.keys[action.key] = {tuple(_plain(arr[name][i]) for name in action.key): int(n)
-                                    for i, n in zip(first, counts)}
+            columns = [[_plain(v) for v in arr[name][first].tolist()] for name in action.key]  # each key's values
+            out.keys[action.key] = {key: int(n) for key, n in zip(zip(*columns), counts.tolist())}
     return out
 
 
