@@ -198,6 +198,28 @@ def test_draft_builds_ticked_members_and_checks_member_filters():
 
 
 @needs_btf
+def test_raw_tracepoint_arguments_are_named_as_the_compiler_counts_them():
+    """BTF names no raw tracepoint parameter: the editor, the filter and the compiler all call
+    them arg1..argN, so what the editor offers (a member of arg3) is what gets compiled."""
+    from ktui.catalog import Catalog
+    from ktui.probes.draft import ProbeDraft
+
+    catalog = Catalog.load()
+    draft = ProbeDraft(spec="rawtracepoint:sched_process_exec", ticked=("arg2", "arg3->filename"),
+                       filter='arg3->filename == "/x" && arg1->pid > 0')
+    names = draft.names(catalog)
+    assert [a.name for a in names.args] == ["arg1", "arg2", "arg3"]
+    assert [a.ctype for a in names.args] == ["struct task_struct *", "pid_t", "struct linux_binprm *"]
+    (probe,) = draft.build(catalog)
+    assert probe.fetches == [Fetch("arg2", Arg(name="arg2")),
+                             Fetch("arg3_filename", Member(Arg(name="arg3"), ("filename",)))]
+    _prog, cp = _compile(probe)
+    assert cp.error is None, cp.error
+    assert [(f.name, f.display) for f in cp.layout.fields] == [("arg2", "s"), ("arg3_filename", "string"),
+                                                               ("arg1_pid", "s")]
+
+
+@needs_btf
 @needs_root
 def test_editor_member_picker_expands_an_argument_and_ticks_its_member():
     """Through Textual's pilot: the right arrow on skb lists its members, space ticks skb->len,

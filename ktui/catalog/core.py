@@ -248,7 +248,10 @@ class Catalog:
                                     f"{e.name}:PERIOD says otherwise" if ev else None)
         if e.kind == "rawtracepoint":
             raw_args = self.btf().raw_tracepoint_args(e.symbol) or []
-            return Details([Arg(n or f"arg{k}", t) for k, (n, t) in enumerate(raw_args)], return_type="void")
+            # BTF names no raw tracepoint parameter: they are arg1..argN, as the filter language,
+            # fetches and the compiler count them (arg0 would name the first as the editor shows it
+            # and the second as the compiler reads it)
+            return Details([Arg(n or f"arg{k}", t) for k, (n, t) in enumerate(raw_args, 1)], return_type="void")
         if e.kind == "kprobe":
             args: list[Arg] = []
             ret = None

@@ -13,7 +13,8 @@ from ktui.errors import KtuiError
 from ktui.events import HEADER_FIELDS, FieldLayout, ProbeLayout
 from ktui.probes.filter_ast import Node, names_in
 from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, FetchExpr, Member, Probe, ProbeKind, Retval, ValueType
-from ktui.probes.resolve import Named, PointNames, has_return, member_column, member_kinds, split_member_name
+from ktui.probes.resolve import (Named, PointNames, arg_number, has_return, member_column, member_kinds,
+                                 split_member_name)
 
 from ktui.compiler.action_codegen import DERIVED_KEYS, compile_actions
 from ktui.compiler.fallback import Placement, wants_latency
@@ -150,9 +151,8 @@ class ProbeCompiler:
         split = split_member_name(name)
         if split is not None and split[1]:  # skb->len: the member, recorded as skb_len
             base, path = split
-            names = self.point_names()
-            bm = re.fullmatch(r"arg(\d+)", base)
-            base_expr = Arg(index=int(bm.group(1))) if bm and names.arg(name=base) is None else Arg(name=base)
+            number = arg_number(base, self.point_names())
+            base_expr = Arg(index=number) if number is not None else Arg(name=base)
             return Fetch(member_column(base, path), Member(base_expr, path))
         return Fetch(name, Arg(name=name))
 

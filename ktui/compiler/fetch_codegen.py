@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ktui.errors import KtuiError
 
-from ktui.probes.resolve import Named, member_value_type, resolve_member_of
+from ktui.probes.resolve import Named, arg_number, member_value_type, resolve_member_of
 from ktui.probes.model import (Arg, Builtin, Deref, FetchExpr, Imm, Member, Reg, Retval, StackPtr, StackSlot, SymAddr,
                                ValueType)
 
@@ -134,6 +134,9 @@ class FetchGen:
         for i, (name, _ctype) in enumerate(args, 1):
             if name == arg.name:
                 return i
+        number = arg_number(arg.name)  # arg3 where no argument is named so: the third (a raw tracepoint's)
+        if number is not None and 1 <= number <= len(args):
+            return number
         if not any(n for n, _ in args):
             raise FetchError(f"BTF gives the arguments of {self.site.event} no names; use $arg1..$arg{len(args)}")
         names = ", ".join(n for n, _ in args) or "none"

@@ -144,6 +144,15 @@ class PointNames:
                 and a.kind() is not None]
 
 
+def arg_number(name: str, names: PointNames | None = None) -> int | None:
+    """``arg3`` -> 3: the filter language's positional name of an argument (1-based, as
+    kprobe_events' $arg3), unless the point has an argument really named so. None otherwise."""
+    m = re.fullmatch(r"arg(\d+)", name)
+    if m is None or (names is not None and names.arg(name=name) is not None):
+        return None
+    return int(m.group(1))
+
+
 def has_return(probe: Probe) -> bool:
     """A return value exists: a return probe, or an entry+return (latency) probe on a function."""
     if probe.kind.is_return:
@@ -377,8 +386,8 @@ def resolve_member(names: PointNames, base: str, path: tuple[str, ...], types: M
     from ktui.errors import KtuiError
 
     text = base + "".join("->" + p for p in path)
-    m = re.fullmatch(r"arg(\d+)", base)
-    named = names.arg(index=int(m.group(1))) if m and names.arg(name=base) is None else names.arg(name=base)
+    number = arg_number(base, names)
+    named = names.arg(index=number) if number is not None else names.arg(name=base)
     if named is None:
         known = ", ".join(a.name for a in names.args if a.name) or "none by name"
         raise KtuiError(f"{text}: this probe has no argument or field {base} (it has: {known})")

@@ -3,9 +3,12 @@ One private tmux session per test module (named by the caller), never the defaul
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
+
+_STYLE = re.compile(r"\x1b\[[0-9;:]*m")
 
 
 class Tmux:
@@ -35,6 +38,33 @@ class Tmux:
                 return text
             time.sleep(0.2)
         raise AssertionError(f"the screen never showed {what or 'what was expected'}:\n{text}")
+
+    def highlighted_option(self) -> str:
+        """The label of the option a focused selection list highlights (Textual draws it bold),
+        without the editor's fold mark (▸ ▾) and what follows it; '' when none is."""
+        for raw in self.run("capture-pane", "-p", "-e", "-t", self.session).splitlines():
+            bold = raw.find("\x1b[1m")
+            if "▐" not in raw or bold < 0:  # only selection lists' rows carry the check box
+                continue
+            label = re.sub(r"\s*[▸▾].*", "", _STYLE.sub("", raw[bold:]).split("▎")[0]).strip()
+            if label:
+                return label
+        return ""
+
+    def move_to_option(self, name: str, step_s: float = 60.0, limit: int = 200) -> None:
+        """Press Down, as a person reading the list does, until the highlighted option's label
+        ends with ``name`` (an argument, field or member: "skb->len")."""
+        for _ in range(limit):
+            now = self.highlighted_option()
+            if now.endswith(" " + name):
+                return
+            self.keys("Down")
+            deadline = time.monotonic() + step_s
+            while self.highlighted_option() == now:
+                if time.monotonic() > deadline:  # the end of the list, or no list has the focus
+                    raise AssertionError(f"Down moved nothing on the way to {name}:\n{self.screen()}")
+                time.sleep(0.2)
+        raise AssertionError(f"{name} was never highlighted in the list:\n{self.screen()}")
 
 def ktui_pid(pane_pid: int) -> int:
     """The ktui process: the pane's process or its child (tmux may start it through sh)."""
