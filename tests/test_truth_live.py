@@ -1,20 +1,23 @@
 """Wrong results a newcomer found (NEWCOMER.md), each checked on this machine's real kernel:
-signed histograms keep their negative values apart (F9)."""
+signed histograms keep their negative values apart (F9); a recording started from the app holds
+the aggregates of its own interval only (F12)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from helpers import read_dir_binary
-from ktui.probes.model import Action, ActionKind, Arg, Fetch
+from helpers import getppid_child, read_dir_binary
+from ktui.probes.model import Action, ActionKind, Arg, Fetch, Probe, ProbeKind
 from ktui.probes.spec import parse_spec
 from ktui.recording import RecordingReader
 from ktui.recording.window import window_aggregates
 from ktui.session import Session
+from ktui.sources.live import LiveSource
 
 pytestmark = pytest.mark.live
 
@@ -48,3 +51,56 @@ def test_a_signed_histogram_counts_error_returns_apart_from_small_reads(tmp_path
     assert sum(n for lo, hi, n in live.buckets if (lo, hi) == (0, 2)) == small
     assert sum(n for _, _, n in live.buckets) == len(rets)
     assert [h.buckets for h in replayed] == [live.buckets]
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_a_recording_from_the_app_holds_only_what_happened_while_it_ran(tmp_path):
+    """F12: stacks, histograms and COUNT tables in a recording started while tracing ran (ctrl+r) cover
+    the recording, not the session: stack samples == the profile's hits recorded, key counts == events."""
+    n = 3000
+    profile = Probe(ProbeKind.PROFILE, "", frequency=49, actions=[Action(ActionKind.STACKS, kernel_stack=True)])
+    getppid = parse_spec("tracepoint:syscalls:sys_enter_getppid")[0]
+    getppid.actions = [Action(ActionKind.COUNT, key=("pid",)), Action(ActionKind.HIST, value="tid")]
+    openat = parse_spec("tracepoint:syscalls:sys_enter_openat")[0]
+    openat.actions = [Action(), Action(ActionKind.COUNT, key=("cpu",))]
+    no_kprobes = Probe(ProbeKind.KPROBE, "tcp_select_initial_window", name="myprobe")  # fails here: no kprobes
+    updates: list = []
+    source = LiveSource([profile, getppid, openat, no_kprobes])
+    path = tmp_path / "from-app.ktrec"
+    source.start(updates.append)
+    try:
+        before = getppid_child(n)
+        assert _wait(lambda: any(sum(s.count for s in u.stacks if s.probe_id == 0) > 20 for u in updates[-1:])
+                     and any(k.probe_id == 1 and (before,) in dict(k.rows) for u in updates[-1:] for k in u.counts))
+        source.start_recording(str(path))
+        during = getppid_child(n)
+        time.sleep(1.0)
+        source.stop_recording()
+        after = getppid_child(n)
+    finally:
+        source.stop()
+    with RecordingReader.open(path) as r:
+        counters = r.counters()
+        stacks = [s for s in r.stacks() if s.probe_id == 0]
+        counts = {k.probe_id: dict(k.rows) for k in r.key_counts()}
+        [hist] = [h for h in r.histograms() if h.probe_id == 1]
+        opens = sum(len(a) for a in r.events(probe_ids=[2]))
+        states = {p.probe_id: p for p in r.probe_states()}
+    samples = sum(counters[0].delivered)
+    assert samples > 0 and sum(s.count for s in stacks) == samples
+    assert counts[1][(during,)] == n and (before,) not in counts[1] and (after,) not in counts[1]
+    calls = sum(counters[1].hits) - sum(counters[1].filtered)
+    assert sum(counts[1].values()) == calls == sum(c for _, _, c in hist.buckets)
+    assert sum(counts[2].values()) == sum(counters[2].hits) - sum(counters[2].filtered)
+    assert opens == sum(counters[2].delivered)
+    # the probe that failed to attach has its name and its state (why), not an empty counters row
+    assert (states[3].name, states[3].status) == ("myprobe", "failed") and states[3].reason
+    assert sum(counters[3].hits) == 0

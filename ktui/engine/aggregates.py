@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -96,43 +96,86 @@ class Aggregates:
         t0 = time.monotonic()
         for unit in loader.units():
             for gid in list(unit.global_ids.values()):
-                cp = loader.compiled[gid]
                 state = loader.states.get(gid)
                 if state is None or state.status == "failed":
                     continue
-                hist_map = cp.maps.get("hist")
-                if hist_map:
-                    try:
-                        hists.append(read_histogram(unit.bpf, hist_map, gid, cp.hist))
-                    except (KeyError, OSError):
-                        pass
-                stack_map = cp.maps.get("stacks") or cp.maps.get("stackcount")
-                if stack_map and unit.stacks is not None:
-                    stacks.extend(self._read_stack_map(unit, stack_map, gid))
-                stash = cp.maps.get("start")
-                if stash and "entries" in cp.maps:
-                    try:
-                        self.in_flight[gid] = _map_len(unit.bpf.get_table(stash.encode()))
-                    except (KeyError, OSError):
-                        pass
-                if read_counts:
-                    for spec in cp.counts:
-                        if spec["map"] is not None:
-                            try:
-                                counts[(gid, spec["map"])] = read_key_counts(unit.bpf, spec["map"], gid,
-                                                                             tuple(spec["key"]))
-                            except (KeyError, OSError):
-                                pass
-        with self._tally_lock:
-            tallied = {gid: dict(table) for gid, table in self._tally.items()}
-        for gid, table in tallied.items():
-            owner = loader.unit_of[gid]
-            for (ks, us, pid), count in table.items():
-                stacks.append(StackTrace(gid, self._frames(owner, ks, None), self._frames(owner, us, pid), count))
+                self._read_probe(unit, gid, read_counts, hists, stacks, counts)
+        stacks.extend(self._tallied())
         self.histograms, self.stacks = hists, _merge_stacks(stacks)
         if read_counts:
             self.map_counts = counts
             self._counts_due = time.monotonic() + max(0.0, 10 * (time.monotonic() - t0) - STACKS_EVERY_S)
+
+    def _read_probe(self, unit: Unit, gid: int, read_counts: bool, hists: list[Histogram],
+                    stacks: list[StackTrace], counts: dict[tuple[int, str], KeyCounts]) -> None:
+        """One probe's maps, appended to the lists given."""
+        cp = self._loader.compiled[gid]
+        hist_map = cp.maps.get("hist")
+        if hist_map:
+            try:
+                hists.append(read_histogram(unit.bpf, hist_map, gid, cp.hist))
+            except (KeyError, OSError):
+                pass
+        stack_map = cp.maps.get("stacks") or cp.maps.get("stackcount")
+        if stack_map and unit.stacks is not None:
+            stacks.extend(self._read_stack_map(unit, stack_map, gid))
+        stash = cp.maps.get("start")
+        if stash and "entries" in cp.maps:
+            try:
+                self.in_flight[gid] = _map_len(unit.bpf.get_table(stash.encode()))
+            except (KeyError, OSError):
+                pass
+        if read_counts:
+            for spec in cp.counts:
+                if spec["map"] is not None:
+                    try:
+                        counts[(gid, spec["map"])] = read_key_counts(unit.bpf, spec["map"], gid, tuple(spec["key"]))
+                    except (KeyError, OSError):
+                        pass
+
+    def _tallied(self) -> list[StackTrace]:
+        with self._tally_lock:
+            tallied = {gid: dict(table) for gid, table in self._tally.items()}
+        out = []
+        for gid, table in tallied.items():
+            owner = self._loader.unit_of[gid]
+            for (ks, us, pid), count in table.items():
+                out.append(StackTrace(gid, self._frames(owner, ks, None), self._frames(owner, us, pid), count))
+        return out
+
+    def read_settled(self, hits: Callable[[int], object], tries: int, settle_s: float) -> tuple[
+            list[Histogram], list[StackTrace], dict[tuple[int, str], KeyCounts]]:
+        """Every probe's maps, each read while that probe was not hit (``hits(gid)`` the same before
+        and after, a few tries), so its map counts agree with its hit count; plus the record tally
+        (the caller holds the drain's take_lock, so that agrees with the delivered counts)."""
+        hists: list[Histogram] = []
+        stacks: list[StackTrace] = []
+        counts: dict[tuple[int, str], KeyCounts] = {}
+        loader = self._loader
+        with self._read_lock:
+            for unit in loader.units():
+                for gid in list(unit.global_ids.values()):
+                    state = loader.states.get(gid)
+                    if state is None or state.status == "failed":
+                        continue
+                    maps = self._loader.compiled[gid].maps
+                    has_maps = any(k.split("_")[0] in ("hist", "stacks", "stackcount", "count") for k in maps)
+                    h: list[Histogram] = []
+                    s: list[StackTrace] = []
+                    c: dict[tuple[int, str], KeyCounts] = {}
+                    for _ in range(tries if has_maps else 1):
+                        h, s, c = [], [], {}
+                        before = hits(gid)
+                        if has_maps:
+                            time.sleep(settle_s)  # a program that counted a hit has finished its map updates
+                        self._read_probe(unit, gid, True, h, s, c)
+                        if hits(gid) == before:
+                            break
+                    hists += h
+                    stacks += s
+                    counts.update(c)
+            stacks.extend(self._tallied())
+        return hists, _merge_stacks(stacks), counts
 
     def _read_stack_map(self, unit: Unit, map_name: str, gid: int) -> list[StackTrace]:
         out: list[StackTrace] = []

@@ -31,6 +31,9 @@ class Drain:
         self._stopping = stopping  # a recorder that cannot keep up is waited for only until this is set
         self.delivered = DeliveredCounts(possible_cpus())
         self.recording: RecorderSink | None = None  # set and cleared by the source
+        # Held while a batch is counted as delivered, tallied by stack and handed to the recorder, so a
+        # recording from the app starts between two batches: its baseline and its first event agree.
+        self.take_lock = threading.Lock()
         self._fresh: Fresh = {}
         self.events_delivered = 0
         self.first_event_at: float | None = None  # time.monotonic() of the first event read
@@ -56,13 +59,14 @@ class Drain:
         return total
 
     def _take(self, gid: int, recs: np.ndarray, first_unit: bool, has_stacks: bool) -> None:
-        self.delivered.add(gid, recs)
-        self._fresh.setdefault(gid, []).append(recs)
-        if has_stacks:
-            self._aggregates.count_stacks(gid, recs, first_unit)
-        recording = self.recording
-        if recording is not None:
-            recording.events(gid, recs, self._stopping)
+        with self.take_lock:
+            self.delivered.add(gid, recs)
+            self._fresh.setdefault(gid, []).append(recs)
+            if has_stacks:
+                self._aggregates.count_stacks(gid, recs, first_unit)
+            recording = self.recording
+            if recording is not None:
+                recording.events(gid, recs, self._stopping)
 
     def drain_in_flight(self) -> None:
         """Runs already past the switch-off finish within microseconds: let them, then read every

@@ -13,12 +13,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ktui.errors import KtuiError
-from ktui.events import ProbeCounters, ProbeLayout, Update
+from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, StackTrace, Update
 
 RECORD_QUEUE_BYTES = 32 << 20  # events waiting for the writer before the drain waits
 STALL_S = 10.0  # the longest the drain waits for a writer that does not catch up
@@ -48,15 +49,48 @@ def counters_since(now: Mapping[int, ProbeCounters], base: Mapping[int, ProbeCou
     return out
 
 
+@dataclass(frozen=True)
+class AggregateBaseline:
+    """The session's stacks, histograms and COUNT tables as a recording from the app starts: the
+    kernel's maps and the engine's tallies count since tracing began, a recording only from here."""
+
+    stacks: list[StackTrace] = field(default_factory=list)
+    histograms: list[Histogram] = field(default_factory=list)
+    counts: list[KeyCounts] = field(default_factory=list)
+
+
+def aggregates_since(update: Update, base: AggregateBaseline | None) -> tuple[
+        list[StackTrace], list[Histogram], list[KeyCounts]]:
+    """``update``'s stacks, histograms and COUNT tables minus ``base`` (entries left at zero go)."""
+    if base is None:
+        return list(update.stacks), list(update.histograms), list(update.counts)
+    before_s = {(s.probe_id, s.kernel, s.user): s.count for s in base.stacks}
+    stacks = [StackTrace(s.probe_id, s.kernel, s.user, n) for s in update.stacks
+              if (n := s.count - before_s.get((s.probe_id, s.kernel, s.user), 0)) > 0]
+    before_h = {(h.probe_id, h.value, lo, hi): n for h in base.histograms for lo, hi, n in h.buckets}
+    hists = [Histogram(h.probe_id, h.value, h.scale,
+                       [(lo, hi, n - before_h.get((h.probe_id, h.value, lo, hi), 0)) for lo, hi, n in h.buckets
+                        if n > before_h.get((h.probe_id, h.value, lo, hi), 0)]) for h in update.histograms]
+    before_k = {(k.probe_id, k.key_names, key): n for k in base.counts for key, n in k.rows}
+    counts = []
+    for k in update.counts:
+        rows = [(key, n - before_k.get((k.probe_id, k.key_names, key), 0)) for key, n in k.rows
+                if n > before_k.get((k.probe_id, k.key_names, key), 0)]
+        counts.append(KeyCounts(k.probe_id, k.key_names, sorted(rows, key=lambda r: -r[1])))
+    return stacks, hists, counts
+
+
 class RecorderSink:
     def __init__(self, writer: Any, path: str, counters: Callable[[], dict[int, ProbeCounters]], *,
-                 baseline: Mapping[int, ProbeCounters] | None = None, owns_writer: bool = False) -> None:
+                 baseline: Mapping[int, ProbeCounters] | None = None,
+                 aggregates: AggregateBaseline | None = None, owns_writer: bool = False) -> None:
         self.writer = writer  # a ktui.recording.RecordingWriter
         self.path = path
         self.error: KtuiError | None = None
         self.events_written = 0
         self._counters = counters
         self._baseline = dict(baseline or {})
+        self._aggregates = aggregates  # subtracted from the final stacks, histograms and COUNT tables
         self._owns_writer = owns_writer
         self._q: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
         self._bytes = 0
@@ -155,6 +189,7 @@ class RecorderSink:
                     rec.add_probe(item[1], item[2])
                 elif item[0] == "final":
                     self._finish(item[1], item[2])
+                    continue  # its counters are the last: none read later may replace them
                 if self.error is None and time.monotonic() - counted > COUNTERS_EVERY_S:
                     rec.set_counters(counters_since(self._counters(), self._baseline), at_ns=time.monotonic_ns())
                     counted = time.monotonic()
@@ -166,12 +201,13 @@ class RecorderSink:
         rec.flush()
         rec.set_counters(counters_since(update.counters, self._baseline), at_ns=time.monotonic_ns())
         rec.set_probe_states(update.probes)
-        if update.stacks:
-            rec.set_stacks(update.stacks)
-        if update.histograms:
-            rec.set_histograms(update.histograms)
-        if update.counts:  # the recording format has no table of its own for them: kept as metadata
+        stacks, histograms, counts = aggregates_since(update, self._aggregates)
+        if stacks:
+            rec.set_stacks(stacks)
+        if histograms:
+            rec.set_histograms(histograms)
+        if counts:  # the recording format has no table of its own for them: kept as metadata
             rec.set_meta(key_counts=[{"probe_id": k.probe_id, "key_names": list(k.key_names),
-                                      "rows": [[list(key), n] for key, n in k.rows]} for k in update.counts])
+                                      "rows": [[list(key), n] for key, n in k.rows]} for k in counts])
         if stack_ids is not None:
             stack_ids(rec)

@@ -4,22 +4,34 @@ sink, ended only by stop); the app starts and stops recordings while tracing (ev
 
 Lock discipline: starting takes the loader's lock for the probes to record; the drain reads the
 current sink through one attribute (``Drain.recording``), set and cleared here, never edited.
+
+A recording from the app covers exactly its own interval: its counters, stacks, histograms and
+COUNT tables are the session's at its end minus a baseline read as it starts. Both are read
+between two drained batches (``Drain.take_lock``: delivered counts and record-tallied stacks agree
+with the recorded events), and each probe's maps while it was not hit (its hits the same before
+and after the read, a few tries: Aggregates.read_settled), so its map counts agree with its hits.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ktui.engine.accounting import key_counts
 from ktui.engine.aggregates import Aggregates
 from ktui.engine.drain import Drain
 from ktui.engine.loader import Loader
-from ktui.engine.recorder_sink import RecorderSink
+from ktui.engine.recorder_sink import AggregateBaseline, RecorderSink
 from ktui.errors import KtuiError, UsageError
-from ktui.events import ProbeCounters, Update
+from ktui.events import ProbeCounters, ProbeLayout, Update
 
 if TYPE_CHECKING:
     from ktui.recording.flight import FlightSettings
+
+
+BASELINE_TRIES = 20  # reads of a probe's maps tried for one during which it was not hit
+SETTLE_S = 0.002  # longer than any program run: its map updates follow its hit count
 
 
 class Recordings:
@@ -72,18 +84,45 @@ class Recordings:
             ids = [gid for gid, s in list(loader.states.items()) if s.status != "failed" and gid in loader.compiled]
             layouts = [loader.layouts[gid] for gid in ids]
             models = {gid: loader.compiled[gid].probe.to_dict() for gid in ids}
-        meta = {"argv": [], "specs": [lay.spec for lay in layouts], "target_pid": loader.target_pid,
+            specs = [lay.spec for lay in layouts]
+            # A probe that failed to attach is in the file too, with no events: its counters row and
+            # its state (failed, and why) then have a name, as in the app.
+            given = dict(zip(loader.probe_ids, loader.probes))
+            for gid, state in list(loader.states.items()):
+                if state.status == "failed" and gid not in ids and gid not in loader.removed and gid in given:
+                    layouts.append(loader.layouts.get(gid) or ProbeLayout(gid, state.name, state.spec))
+                    models[gid] = given[gid].to_dict()
+        meta = {"argv": [], "specs": specs, "target_pid": loader.target_pid,
                 "notes": list(loader.notes), "recorded_from": "app"}
         # With a flight recorder, only the windows around its triggers (ktui/recording/flight.py).
         writer = create_recorder(path, kernel_identity(), layouts, models, meta, flight)
         recorder = flight_of(writer)
         if recorder is not None:  # its windows complete on its own thread, never on the caller's (the app's screen)
             recorder.poll_in_background()
-        # Counters in the file count from here: the session's so far are the baseline.
-        sink = RecorderSink(writer, path, self._counters, baseline=self._counters(), owns_writer=True)
-        sink.start()
-        self._error = None
-        self._drain.recording = sink
+        with self._drain.take_lock:  # between two batches: nothing is delivered or tallied meanwhile
+            counters, aggregates = self._settled()
+            sink = RecorderSink(writer, path, self._counters, baseline=counters, aggregates=aggregates,
+                                owns_writer=True)
+            sink.start()
+            self._error = None
+            self._drain.recording = sink
+
+    def _settled(self) -> tuple[dict[int, ProbeCounters], AggregateBaseline]:
+        """The session's counters and aggregates as of now, read so that they agree (called under
+        ``Drain.take_lock``): what a recording subtracts as it starts, and what it ends with."""
+        settled: dict[int, ProbeCounters] = {}
+
+        def hits(gid: int) -> object:
+            c = self._counters().get(gid)
+            if c is None:
+                return None
+            settled[gid] = c  # the counters of the probe's last map read
+            return tuple(c.hits)
+
+        hists, stacks, map_counts = self._aggregates.read_settled(hits, BASELINE_TRIES, SETTLE_S)
+        counters = self._counters()
+        counters.update(settled)
+        return counters, AggregateBaseline(stacks, hists, key_counts(self._loader, counters, map_counts))
 
     def stop(self, snapshot: Callable[[], Update]) -> str:
         """Finish the recording (its counters, stacks, histograms); one sentence on what was written."""
@@ -93,7 +132,16 @@ class Recordings:
                 err, self._error = self._error, None
                 return str(err)
             raise UsageError("no recording is running.")
-        self.end(sink, snapshot())
+        if sink is self.own:
+            self.end(sink, snapshot())
+        else:
+            with self._drain.take_lock:  # the last batch recorded is the last one counted
+                counters, now = self._settled()
+                update = replace(snapshot(), counters=counters, stacks=now.stacks, histograms=now.histograms,
+                                 counts=now.counts)
+                if self.current is sink:
+                    self._drain.recording = None
+            self.end(sink, update)
         failed, self._error = self._error, None
         if failed is not None:
             return f"{failed} {sink.events_written:,} events were written to {sink.path}."
