@@ -109,6 +109,47 @@ def test_user_symbol_tables_stay_bounded_and_still_symbolize(tmp_path, monkeypat
     assert str(tmp_path / f"libktui_lru_{n - bound + 1}.so") not in kept  # least recently used: gone
 
 
+@pytest.mark.parametrize("path", ["/bin/bash", ctypes.util.find_library("c")])
+def test_elf_symbols_for_stacks_agree_with_pyelftools(path):
+    """ktui's own ELF reader (what stacks are symbolized with) against pyelftools on real files and their
+    build-id debug files (libc6-dbg's, when installed): the same function addresses, and every function's
+    first and last byte resolve to a name pyelftools gives a function there."""
+    import bisect
+
+    from elftools.elf.elffile import ELFFile
+
+    from ktui.catalog.elf_names import debug_file_for, read_elf_symbols
+
+    if not os.path.isabs(path):
+        path = next(p for p in ("/lib/x86_64-linux-gnu/" + path, "/usr/lib/x86_64-linux-gnu/" + path) if os.path.exists(p))
+    names: dict[int, set[str]] = {}
+    sizes: dict[int, int] = {}
+    for file in filter(None, (path, debug_file_for(read_elf_symbols(path).build_id))):
+        with open(file, "rb") as f:
+            for section in ELFFile(f).iter_sections():
+                if section.header.sh_type not in ("SHT_SYMTAB", "SHT_DYNSYM"):
+                    continue
+                for sym in section.iter_symbols():
+                    if (sym["st_info"]["type"] in ("STT_FUNC", "STT_LOOS") and sym["st_value"]  # LOOS: GNU_IFUNC
+                            and sym["st_shndx"] != "SHN_UNDEF" and sym.name):
+                        names.setdefault(sym["st_value"], set()).add(sym.name.split("@")[0])
+                        sizes[sym["st_value"]] = max(sizes.get(sym["st_value"], 0), sym["st_size"])
+    elf = _read_elf(path)
+    assert elf is not None and len(names) > 100
+    assert set(elf.starts) == set(names)
+    starts = sorted(names)
+
+    def at(vaddr: int) -> str | None:
+        j = bisect.bisect_right(elf.starts, vaddr) - 1
+        return elf.names[j] if j >= 0 and vaddr < elf.ends[j] else None
+
+    for addr, aliases in names.items():
+        assert at(addr) in aliases
+        last = addr + max(sizes[addr], 1) - 1
+        inner = starts[bisect.bisect_right(starts, last) - 1]  # a function nested inside ends it (rare)
+        assert at(last) in names[inner]
+
+
 def test_user_symbols_refuse_a_bound_below_one():
     with pytest.raises(ValueError):
         UserSymbols(max_files=0)

@@ -20,9 +20,10 @@ class ElfSymbols:
     """What a uprobe listing needs from one file."""
 
     def __init__(self, functions: dict[str, set[int]], tables: int, segments: list[tuple[int, int, int]],
-                 build_id: str | None, has_debug_info: bool = False):
+                 build_id: str | None, has_debug_info: bool = False, sizes: dict[int, int] | None = None):
         self.has_debug_info = has_debug_info  # a .debug_info section with contents
         self.functions = functions  # name (without @version) -> its addresses
+        self.sizes = sizes if sizes is not None else {}  # address -> the largest st_size of a function there
         self.tables = tables  # how many symbol tables the file has (0: stripped)
         self.segments = segments  # PT_LOAD (vaddr, memsz, offset)
         self.build_id = build_id
@@ -114,13 +115,13 @@ def _parse(f: _Reader) -> ElfSymbols:
         (phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack_from(e + "HHHHH", head, 0x36)
         shdr = struct.Struct(e + "IIQQQQIIQQ")  # name type flags addr offset size link info align entsize
         phdr = struct.Struct(e + "IIQQQQQQ")  # type flags offset vaddr paddr filesz memsz align
-        sym = struct.Struct(e + "IBxHQ8x")  # name info (other) shndx value (size)
+        sym = struct.Struct(e + "IBxHQQ")  # name info (other) shndx value size
     else:
         (phoff, shoff) = struct.unpack_from(e + "II", head, 0x1C)
         (phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack_from(e + "HHHHH", head, 0x2A)
         shdr = struct.Struct(e + "IIIIIIIIII")
         phdr = struct.Struct(e + "IIIIIIII")  # type offset vaddr paddr filesz memsz flags align
-        sym = struct.Struct(e + "II4xBxH")  # name value (size) info (other) shndx
+        sym = struct.Struct(e + "IIIBxH")  # name value size info (other) shndx
     segments = []
     if phoff and phnum:
         if phentsize < phdr.size:
@@ -150,6 +151,7 @@ def _parse(f: _Reader) -> ElfSymbols:
             s = shdr.unpack_from(table, i * shentsize)
             sections.append((s[0], s[1], s[4], s[5], s[6], s[9]))
     functions: dict[str, set[int]] = {}
+    sizes: dict[int, int] = {}
     tables = 0
     build_id = None
     for i, (_name, stype, offset, ssize, link, entsize) in enumerate(sections):
@@ -165,17 +167,19 @@ def _parse(f: _Reader) -> ElfSymbols:
         _, _, str_off, str_size, _, _ = sections[link]
         strtab = f.read(str_off, str_size, f"the string table of symbol table {i}")
         body = f.read(offset, ssize - ssize % sym.size, f"symbol table {i}")
-        for name_off, a, b, c in sym.iter_unpack(body):
+        for name_off, a, b, c, d in sym.iter_unpack(body):
             if is64:
-                info, shndx, value = a, b, c
+                info, shndx, value, size = a, b, c, d
             else:
-                value, info, shndx = a, b, c
+                value, size, info, shndx = a, b, c, d
             if (info & 0xF) not in (STT_FUNC, STT_GNU_IFUNC) or shndx == 0 or not name_off:
                 continue
             end = strtab.find(b"\0", name_off)
             name = strtab[name_off:end if end >= 0 else len(strtab)].decode("latin-1").split("@", 1)[0]
             if name:
                 functions.setdefault(name, set()).add(value)
+                if size > sizes.get(value, 0):
+                    sizes[value] = size
     has_debug_info = False
     if 0 < shstrndx < len(sections):
         _, _, str_off, str_size, _, _ = sections[shstrndx]
@@ -184,7 +188,7 @@ def _parse(f: _Reader) -> ElfSymbols:
             end = shstr.find(b"\0", name_off)
             if end >= 0 and shstr[name_off:end] in (b".debug_info", b".zdebug_info") and stype != SHT_NOBITS and ssize:
                 has_debug_info = True
-    return ElfSymbols(functions, tables, segments, build_id, has_debug_info)
+    return ElfSymbols(functions, tables, segments, build_id, has_debug_info, sizes)
 
 
 def _build_id(notes: bytes, e: str) -> str | None:
@@ -287,5 +291,8 @@ def uprobe_symbols(path: str) -> tuple[ElfSymbols, str | None]:
         return own, None
     for name, addrs in extra.functions.items():
         own.functions.setdefault(name, set()).update(addrs)
+    for addr, size in extra.sizes.items():
+        if size > own.sizes.get(addr, 0):
+            own.sizes[addr] = size
     own.tables += extra.tables
     return own, debug

@@ -72,26 +72,29 @@ class _ElfSymbols:
 
 
 def _read_elf(path: str) -> _ElfSymbols | None:
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
+    """A file's function symbols for symbolizing, with those of its build-id debug file (a stripped
+    libc names its functions once libc6-dbg is installed). Read with ktui's own bounds-checked ELF
+    reader: pyelftools took minutes for the libraries of a busy machine's processes, and the stacks
+    pane (and quitting, which waits for the pass in progress) waited for it."""
+    from ktui.catalog.elf_names import uprobe_symbols
+    from ktui.errors import FileFormatError
 
     try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            loads = [(s["p_offset"], s["p_vaddr"], s["p_filesz"]) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-            syms: dict[int, tuple[int, str]] = {}
-            for section_name in (".symtab", ".dynsym"):
-                section = elf.get_section_by_name(section_name)
-                if section is None or not hasattr(section, "iter_symbols"):
-                    continue
-                for sym in section.iter_symbols():
-                    if sym["st_info"]["type"] not in ("STT_FUNC", "STT_GNU_IFUNC") or not sym["st_value"]:
-                        continue
-                    syms.setdefault(sym["st_value"], (sym["st_size"], sym.name))
-    except (OSError, ELFError, ValueError, KeyError, AttributeError):
+        syms, _debug = uprobe_symbols(path)
+    except FileFormatError:
         return None
-    starts = sorted(syms)
-    return _ElfSymbols(starts, [s + max(syms[s][0], 1) for s in starts], [syms[s][1] for s in starts], loads)
+    best: dict[int, str] = {}  # several names at one address: the one a person calls it (write, not __libc_write)
+    for name, addrs in syms.functions.items():
+        for addr in addrs:
+            if addr and (addr not in best or _name_rank(name) < _name_rank(best[addr])):
+                best[addr] = name
+    starts = sorted(best)
+    loads = [(offset, vaddr, memsz) for vaddr, memsz, offset in syms.segments]
+    return _ElfSymbols(starts, [s + max(syms.sizes.get(s, 0), 1) for s in starts], [best[s] for s in starts], loads)
+
+
+def _name_rank(name: str) -> tuple[int, int, str]:
+    return (len(name) - len(name.lstrip("_")), len(name), name)
 
 
 class UserSymbols:
