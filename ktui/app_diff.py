@@ -10,6 +10,7 @@ Escape quits.
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -19,6 +20,7 @@ from ktui.diff.compare import RecordingDiff
 from ktui.diff.text import render
 from ktui.widgets.diff_flame import DiffFlameView
 from ktui.widgets.flame import FlameGraph
+from ktui.widgets.key_queue import KeyQueue
 
 
 def styled(line: str) -> Text:
@@ -44,6 +46,15 @@ class DiffApp(App[None]):
         super().__init__()
         self.diff = diff
         self.all_probes = False
+        # Keys one at a time, as in the main app: "s" then a search typed straight on all reach the box.
+        self.keys = KeyQueue(lambda: self.focused or self.screen, lambda event: App.on_event(self, event),
+                             screen=lambda: self.screen if self.screen_stack else None)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:  # from the terminal: one at a time
+            self.keys.put(event)
+            return
+        await super().on_event(event)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="diff-body"):

@@ -278,3 +278,46 @@ def test_the_differential_flame_graph_in_the_view_marks_the_new_stack_and_the_gr
 
     asyncio.run(drive())
     assert app.return_code == 0
+
+
+@pytest.mark.live
+def test_the_differential_flame_graph_in_the_real_ktui_at_80x24_without_colour(recordings):
+    """As a person uses it: `ktui diff A B --view` in tmux at 80x24 with NO_COLOR, g, search, zoom, back.
+    The change reads from the marks alone: the frame only B has starts with +, its callers with ▲."""
+    import os
+    import shutil
+    import sys
+
+    from helpers.tmux import Tmux
+
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed for the end-to-end test (apt-get install tmux)")
+    term = Tmux(f"ktui-diff-{os.getpid()}", wait_s=60.0, socket=f"ktui-diff-{os.getpid()}")
+    ktui = Path(sys.executable).with_name("ktui")
+    term.run("new-session", "-d", "-x", "80", "-y", "24", "-s", term.session, "-e", "TERM=xterm-256color",
+             "env", "-u", "COLUMNS", "-u", "LINES", "NO_COLOR=1", str(ktui), "diff", str(recordings["a"]),
+             str(recordings["b"]), "--view")
+    try:
+        term.wait(lambda s: "PROBE" in s, what="the diff's text")
+        term.keys("g")
+        text = term.wait(lambda s: s.startswith("▲all: A 2,000 → B 2,700  +700 (+35.0%) grew"), what="the flame graph")
+        lines = text.splitlines()
+        assert lines[1].startswith("+new  ▲grew  ▼shrank  -gone")
+        assert any("▏+ktui_diff_" in line for line in lines) and any(line.startswith("ktui_diff_common") for line in lines)
+        assert any(line.startswith("▲main ") for line in lines)
+        term.keys("s")  # typed straight on, as a person does: the box takes every key after s
+        term.keys("diff_extra", literal=True)
+        term.wait(lambda s: "diff_extra" in s.splitlines()[-3], what="the typed search")
+        term.keys("Enter")
+        term.wait(lambda s: s.startswith("+ktui_diff_extra: A 0 → B 700  +700 new"), what="the new frame selected")
+        term.keys("Enter")
+        text = term.wait(lambda s: "zoomed: " in s, what="the zoom")
+        assert text.splitlines()[2].startswith("+ktui_diff_extra ")  # across the whole width
+        term.keys("BSpace")
+        term.wait(lambda s: "zoomed: " in s and "> ktui_diff_extra" not in s.splitlines()[1], what="one level out")
+        term.keys("Escape")
+        term.wait(lambda s: "PROBE" in s, what="the text again")
+        term.keys("q")
+        term.wait(lambda s: "PROBE" not in s, timeout=10, what="ktui gone")
+    finally:
+        term.run("kill-server", check=False)
