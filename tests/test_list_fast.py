@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -232,7 +233,15 @@ def test_the_binary_index_keeps_a_bounded_number_of_files(tmp_path, monkeypatch)
     for i in range(5):
         index_binaries.write_names(f"/nowhere/prog{i}", "id", f"name{i}")
         os.utime(index_binaries.index_file(f"/nowhere/prog{i}"), ns=(i * 10**9, i * 10**9))
+        if i == 2:  # what a listing killed before its rename leaves, long ago and just now
+            d = os.path.dirname(index_binaries.index_file("/x"))
+            for name, age in ((".1-stale.tmp", 3600), (".2-fresh.tmp", 0)):
+                Path(d, name).write_bytes(b"half")
+                os.utime(Path(d, name), ns=((time.time_ns() - age * 10**9),) * 2)
     kept = [i for i in range(5) if index_binaries.read_entry(f"/nowhere/prog{i}") is not None]
+    left = sorted(os.listdir(os.path.dirname(index_binaries.index_file("/x"))))
+    assert [n for n in left if n.endswith(".tmp")] == [".2-fresh.tmp"]  # a running listing's is kept
+    os.unlink(Path(os.path.dirname(index_binaries.index_file("/x")), ".2-fresh.tmp"))
     assert kept == [2, 3, 4]  # the two least recently written went
     assert len(os.listdir(os.path.dirname(index_binaries.index_file("/x")))) == 3
 

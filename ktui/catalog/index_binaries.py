@@ -137,12 +137,26 @@ def write_names(path: str, identity: str, names: str) -> None:
                 pass
 
 
+STALE_TMP_NS = 600 * 10**9  # a temporary file this old was left by a listing that was killed
+
+
 def _prune(directory: str) -> None:
-    """At most ``MAX_FILES`` index files: the least recently written are removed."""
+    """At most ``MAX_FILES`` index files: the least recently written are removed; so are temporary
+    files left by a listing killed between writing and renaming."""
+    import time
+
     keep = MAX_FILES
     try:
+        files = []
         with os.scandir(directory) as it:
-            files = [e for e in it if e.name.endswith(".names") and e.is_file(follow_symlinks=False)]
+            for e in it:
+                if not e.is_file(follow_symlinks=False):
+                    continue
+                if e.name.endswith(".names"):
+                    files.append(e)
+                elif e.name.startswith(".") and e.name.endswith(".tmp"):
+                    if time.time_ns() - e.stat(follow_symlinks=False).st_mtime_ns > STALE_TMP_NS:
+                        os.unlink(e.path)
         if len(files) <= keep:
             return
         files.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns)
