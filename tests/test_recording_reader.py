@@ -275,3 +275,52 @@ def test_a_seek_screen_decoded_part_way_equals_whole_chunks(tmp_path, monkeypatc
     r.seek(r.first_ts)
     r.read(max_events=200)  # damage met part way: a sentence, not an exception
     assert len(r.problems) == 1 and "chunk 1" in r.problems[0] and "damaged" in r.problems[0]
+
+
+def test_counters_over_time_give_a_window_its_losses_and_damage_is_one_sentence(tmp_path):
+    """set_counters(at_ns=...) keeps the counters over time (only what changed); counters_across is their
+    change from the last row at or before a window's start to the first at or after its end. A damaged
+    row is one sentence and skipped; a file without the table has none (None)."""
+    from ktui.events import ProbeCounters
+
+    path = tmp_path / "history.ktrec"
+    w = RecordingWriter.create(path, IDENT, LAYOUTS)
+    w.append(0, records(LAYOUTS[0], 100, t0=1_000, step=100))
+
+    def c(dropped: int, filtered: int) -> ProbeCounters:
+        return ProbeCounters([dropped + filtered, 0], [0, 0], [dropped, 0], [filtered, 0])
+
+    w.set_counters({0: c(0, 0), 1: c(0, 0)}, at_ns=1_000)
+    w.set_counters({0: c(5, 1), 1: c(0, 0)}, at_ns=2_000)  # probe 1 unchanged: not written again
+    w.set_counters({0: c(5, 1), 1: c(0, 7)}, at_ns=3_000)
+    w.set_counters({0: c(9, 1), 1: c(0, 7)}, at_ns=4_000)
+    w.close()
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT ts, counters FROM counter_history ORDER BY ts").fetchall()
+    conn.close()
+    assert [sorted(json.loads(text)) for _, text in rows] == [["0", "1"], ["0"], ["1"], ["0"]]
+    r = RecordingReader.open(path)
+
+    def losses(lo: int, hi: int) -> dict[int, tuple[int, int]]:
+        return {p: (sum(x.dropped), sum(x.filtered)) for p, x in (r.counters_across(lo, hi) or {}).items()}
+
+    assert losses(1_000, 4_000) == {0: (9, 1), 1: (0, 7)}  # the whole: the final totals
+    assert losses(1_500, 2_000) == {0: (5, 1), 1: (0, 0)}  # from the row at 1,000 to the one at 2,000
+    assert losses(2_000, 3_000) == {0: (0, 0), 1: (0, 7)}
+    assert losses(3_500, 3_600) == {0: (4, 0), 1: (0, 0)}  # bounds reach out to the rows at 3,000 and 4,000
+    assert losses(5_000, 6_000) == {0: (0, 0), 1: (0, 0)}
+    assert r.problems == []
+    bad = tmp_path / "bad.ktrec"
+    shutil.copy(path, bad)
+    conn = sqlite3.connect(bad)
+    conn.execute("UPDATE counter_history SET counters = '{\"0\": [1, 2]}' WHERE ts = 3000")
+    conn.commit()
+    conn.close()
+    rb = RecordingReader.open(bad)  # the row at 3,000 (probe 1's 7 filtered) is skipped, the rest still counts
+    assert {p: sum(x.filtered) for p, x in (rb.counters_across(1_000, 4_000) or {}).items()} == {0: 1, 1: 0}
+    assert len(rb.problems) == 1 and "counters over time" in rb.problems[0] and "\n" not in rb.problems[0]
+    conn = sqlite3.connect(bad)
+    conn.execute("DROP TABLE counter_history")
+    conn.commit()
+    conn.close()
+    assert RecordingReader.open(bad).counters_across(1_000, 4_000) is None  # an older file: no history
