@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from ktui.errors import KtuiError
-from ktui.probes.model import Action, ActionKind, Arg, Fetch, Probe, ProbeKind, ValueType
+from ktui.probes.model import Action, ActionKind, Arg, Fetch, Probe, ProbeKind, ValueType, stacks_action
 
 DEMO_RECORDING = Path(__file__).resolve().parent / "data" / "demo.ktrec"
 
@@ -22,7 +22,7 @@ def default_probes() -> list[Probe]:
               fetches=[Fetch("filename", Arg(name="filename"), ValueType.parse("ustring"))],
               actions=[Action(ActionKind.STREAM), Action(ActionKind.COUNT, key=("cpu",))]),
         Probe(ProbeKind.TRACEPOINT, "sched:sched_switch", actions=[Action(ActionKind.COUNT, key=("cpu",))]),
-        Probe(ProbeKind.PROFILE, "", frequency=49, actions=[Action(ActionKind.STACKS, kernel_stack=True)]),
+        Probe(ProbeKind.PROFILE, "", frequency=49, actions=[stacks_action(ProbeKind.PROFILE)]),  # user stacks too
     ]
 
 

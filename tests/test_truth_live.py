@@ -1,6 +1,7 @@
 """Wrong results a newcomer found (NEWCOMER.md), each checked on this machine's real kernel:
 signed histograms keep their negative values apart (F9); a recording started from the app holds
-the aggregates of its own interval only (F12)."""
+the aggregates of its own interval only (F12); a sampled CPU busy in user mode shows what it ran,
+never "idle" (F5)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import getppid_child, read_dir_binary
-from ktui.probes.model import Action, ActionKind, Arg, Fetch, Probe, ProbeKind
+from helpers import getppid_child, read_dir_binary, user_spin_binary
+from ktui.probes.model import Action, ActionKind, Arg, Fetch, Probe, ProbeKind, stacks_action
 from ktui.probes.spec import parse_spec
 from ktui.recording import RecordingReader
 from ktui.recording.window import window_aggregates
@@ -104,3 +105,42 @@ def test_a_recording_from_the_app_holds_only_what_happened_while_it_ran(tmp_path
     # the probe that failed to attach has its name and its state (why), not an empty counters row
     assert (states[3].name, states[3].status) == ("myprobe", "failed") and states[3].reason
     assert sum(counters[3].hits) == 0
+
+
+def _spin_samples(probe: Probe, ms: int = 1500) -> list:
+    """The stacks of ``probe`` (a profile probe alone) while a child spins in user mode for ``ms``."""
+    updates: list = []
+    source = LiveSource([probe])
+    source.start(updates.append)
+    try:
+        child = subprocess.Popen([str(user_spin_binary()), str(ms)])
+        child.wait(timeout=60)
+        time.sleep(0.8)  # the stack map is read twice a second
+    finally:
+        source.stop()
+    return updates[-1].stacks
+
+
+def test_a_profile_probe_takes_user_stacks_by_default_and_shows_user_mode_samples():
+    """F5: the default session's profile probe (and the editor's) takes user stacks: a child spinning
+    in user mode shows its own function in the stacks aggregate, not "(no stack)"."""
+    from ktui.app_main import default_probes
+    from ktui.probes.draft import ProbeDraft
+
+    [profile] = [p for p in default_probes() if p.kind is ProbeKind.PROFILE]
+    [edited] = ProbeDraft(spec="profile:hz:99", stream=False, count=False, stacks=True).build()
+    assert [a for a in profile.actions if a.kind is ActionKind.STACKS] == [stacks_action(ProbeKind.PROFILE)]
+    assert [a.user_stack for a in edited.actions if a.kind is ActionKind.STACKS] == [True]
+    stacks = _spin_samples(profile)
+    spun = sum(s.count for s in stacks if "ktui_spin" in s.user)
+    assert spun >= 10, [(s.kernel[:1], s.user[:2], s.count) for s in stacks[:10]]
+    assert all(s.kernel or s.user for s in stacks)  # every sample says what it was
+
+
+def test_user_mode_samples_without_user_stacks_are_labelled_as_such_not_idle():
+    """F5: a probe saved with kernel stacks only: a user-mode sample is labelled user mode."""
+    probe = Probe(ProbeKind.PROFILE, "", frequency=99, actions=[Action(ActionKind.STACKS, kernel_stack=True)])
+    stacks = _spin_samples(probe)
+    user_mode = sum(s.count for s in stacks if s.kernel == ("[user mode: user stacks not taken]",))
+    assert user_mode >= 10, [(s.kernel[:1], s.count) for s in stacks[:10]]
+    assert not any("idle" in f for s in stacks for f in s.kernel[:1] if f.startswith("["))

@@ -183,14 +183,16 @@ class Aggregates:
             items = unit.bpf.get_table(map_name.encode()).items()
         except (KeyError, OSError):
             return out
-        for key, value in items:
-            ks = _field(key, ("k", "kstack"), -1)  # struct ktui_stackkey { s32 k; s32 u; u32 pid; }
-            us = _field(key, ("u", "ustack"), -1)
-            pid = _field(key, ("pid", "tgid"), 0)
-            count = _count(value)
+        rows = [(_field(key, ("k", "kstack"), -1), _field(key, ("u", "ustack"), -1), _field(key, ("pid", "tgid"), 0),
+                 _count(value)) for key, value in items]  # struct ktui_stackkey { s32 k; s32 u; u32 pid; }
+        for _ks, us, pid, _n in rows:  # first, while they live: symbolizing the rest may take a while
             if us >= 0 and pid:
                 self.usyms.remember(pid)
-            out.append(StackTrace(gid, self._frames(unit, ks, None), self._frames(unit, us, pid), count))
+        for ks, us, pid, count in rows:
+            kernel, user = self._frames(unit, ks, None), self._frames(unit, us, pid)
+            if not kernel and not user:
+                kernel = (no_stack_label(ks, us),)
+            out.append(StackTrace(gid, kernel, user, count))
         return out
 
     # ------------------------------------------------------------------ symbols
@@ -257,6 +259,26 @@ class Aggregates:
                     usyms[(pid, a)] = self.usyms.lookup(pid, a)
         rec.add_stack_ids(kernel, user)
         rec.add_symbols(ksyms, usyms)
+
+
+_EFAULT, _ENOMEM, _EEXIST = 14, 12, 17
+
+
+def no_stack_label(kstack: int, ustack: int) -> str:
+    """What a sample with no frames at all was, from the stack ids its program stored (-1: not asked
+    for; else bpf_get_stackid's error). A sample in user mode has no kernel call chain (EFAULT):
+    it is a busy CPU, never idle (an idle CPU's samples have the idle loop's kernel frames)."""
+    if kstack == -_EFAULT and ustack == -1:
+        return "[user mode: user stacks not taken]"
+    if kstack in (-1, -_EFAULT) and ustack == -_EFAULT:
+        return "[user mode: user stack not readable]"
+    if -_ENOMEM in (kstack, ustack):
+        return "[stack not kept: the stack map is full]"
+    if -_EEXIST in (kstack, ustack):
+        return "[stack not kept: its id collided in the stack map]"
+    if kstack == -1 and ustack == -1:
+        return "[no stack asked for]"
+    return f"[no stack: error {-min(kstack, ustack)}]"
 
 
 def _keep_largest(table: dict[StackKey, int], n: int) -> None:

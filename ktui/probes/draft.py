@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ktui.errors import KtuiError
-from ktui.probes.model import Action, ActionKind, Arg, Fetch, Member, Probe, ProbeKind, Retval
+from ktui.probes.model import Action, ActionKind, Arg, Fetch, Member, Probe, ProbeKind, Retval, stacks_action
 from ktui.probes.resolve import (BUILTIN_KINDS, CatalogLike, MemberRef, PointNames, kernel_types, member_kinds,
                                  member_options, resolve_member, resolve_probe, split_member_name)
 
@@ -153,7 +153,7 @@ class ProbeDraft:
                             probe.fetches.append(Fetch(name, Arg(name=name)))
                 actions.append(Action(ActionKind.COUNT, key=key))
             if self.stacks:
-                actions.append(Action(ActionKind.STACKS))
+                actions.append(stacks_action(probe.kind))
             if self.hist:
                 value = "latency" if probe.latency else (probe.fetches[0].name if probe.fetches else None)
                 if value is None:

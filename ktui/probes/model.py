@@ -49,6 +49,11 @@ class ProbeKind(StrEnum):
     def is_perf_event(self) -> bool:
         return self in (ProbeKind.SOFTWARE, ProbeKind.HARDWARE)
 
+    @property
+    def is_sampling(self) -> bool:
+        """Fires on whatever the CPU was running, in user mode as often as in the kernel."""
+        return self in (ProbeKind.PROFILE, ProbeKind.SOFTWARE, ProbeKind.HARDWARE)
+
 
 # ---------------------------------------------------------------------------
 # Value types, as kprobe_events spells them: u8..u64, s8..s64, x8..x64, string,
@@ -304,6 +309,13 @@ class ActionKind(StrEnum):
     COUNT = "count"  # count per key (fetch names) or per CPU (key=["cpu"]), in the kernel
     STACKS = "stacks"  # aggregate kernel and/or user stacks with counts, in the kernel
     HIST = "hist"  # log2 or linear histogram of a value (or of latency), in the kernel
+
+
+def stacks_action(kind: ProbeKind) -> Action:
+    """The STACKS action a new probe of this kind starts with: a sampling probe takes user stacks
+    too (a sample taken in user mode has no kernel stack: without its user stack it shows nothing
+    of what the CPU was busy with); elsewhere kernel stacks only, as before."""
+    return Action(ActionKind.STACKS, kernel_stack=True, user_stack=ProbeKind(kind).is_sampling)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,27 @@ int main(int argc, char **argv) {
 }
 """
 
+USER_SPIN_C = r"""
+#include <stdlib.h>
+#include <time.h>
+/* Spins in user mode (no system call but the vDSO clock) for argv[1] ms, in ktui_spin. */
+__attribute__((noinline, used)) long ktui_spin(long n) {
+    long s = 0;
+    for (long i = 0; i < n; i++) { s += i ^ (s >> 3); __asm__ volatile("" ::: "memory"); }
+    return s;
+}
+int main(int argc, char **argv) {
+    long ms = argc > 1 ? atol(argv[1]) : 500, s = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        s += ktui_spin(1000000);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms) return (int)(s & 1);
+    }
+}
+"""
+
 
 def build_c(name: str, source: str) -> Path:
     """Compile ``source`` once (keyed by its hash) into the cache; return the binary."""
@@ -132,6 +153,11 @@ def run_uprobe_target(n: int, linger_ms: int = 0) -> int:
 
 def busy_loop_binary() -> Path:
     return build_c("busy-loop", BUSY_LOOP_C)
+
+
+def user_spin_binary() -> Path:
+    """A program that spends argv[1] ms in user mode, in its function ``ktui_spin``."""
+    return build_c("user-spin", USER_SPIN_C)
 
 
 def read_dir_binary() -> Path:
