@@ -467,8 +467,12 @@ class KtuiApp(App):
         if latest.histograms and active == "hists":
             self.pane(Histograms).set_histograms(latest.histograms, names)
         if latest.counts and active == "cpus":  # counts by cpu are the per-CPU tables: only keyed ones here
-            self.pane(KeyCountsView).set_counts([kc for kc in latest.counts if kc.key_names != ("cpu",)], names,
-                                             source_seconds(latest))
+            keyed = [kc for kc in latest.counts if kc.key_names != ("cpu",)]
+            span = self.replay.counts_span_s()  # a replay's tables are totals over a span: rates over it
+            if span is not None:
+                self.pane(KeyCountsView).set_counts(keyed, names, span_s=span)
+            else:
+                self.pane(KeyCountsView).set_counts(keyed, names, source_seconds(latest))
         self._latest = latest.snapshots()
 
     # --- probes: added, toggled, removed while tracing (the live controller) ----------------

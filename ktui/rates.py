@@ -8,6 +8,11 @@ fixes the last rates stand, so the figures do not jitter with every redraw. With
 from zero) the rate is unknown (None) rather than a guess. A key absent from the baseline counts
 from zero: it appeared within the time base.
 
+A replay's COUNT table is not a running snapshot but the total over a known span of the recording
+(the whole recording, or the window selected on its timeline): its rate is that total over the
+span's length, the average rate across it (``KeyRates.over_span``). Successive frames of a replay
+repeat the same totals, which the live rule would read as no growth: rate 0.
+
 The order: by count (default), by rate, or by the key itself; each either way. Rows with an
 unknown rate sort as if their rate were 0. Ties keep the larger count first, then the key, so
 the order is stable from one redraw to the next.
@@ -74,6 +79,17 @@ class KeyRates:
                 state.base_s, state.base = now_s, counts
         for gone in set(self._tables) - seen:
             del self._tables[gone]
+
+    def over_span(self, tables: Sequence[KeyCounts], span_s: float | None) -> None:
+        """Takes totals counted over span_s seconds (a replay's recording or window): each key's rate
+        is its count over the span. No span, or an empty one, gives no rates."""
+        self._tables.clear()
+        if span_s is None or span_s <= 0:
+            return
+        for kc in tables:
+            counts = {tuple(values): n for values, n in kc.rows}
+            self._tables[(kc.probe_id, tuple(kc.key_names))] = _TableRates(
+                0.0, counts, {k: n / span_s for k, n in counts.items()}, True)
 
     def rows(self, kc: KeyCounts) -> list[RatedRow]:
         """The table's rows with their rates, in the order they arrived."""

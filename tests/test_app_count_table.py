@@ -81,17 +81,23 @@ async def test_count_by_pid_rows_are_exact_and_sort_keys_reorder_them():
             # Enter on a row: the inspector with its key whole, its exact count and its rate; Down moves on.
             from ktui.widgets.inspector import InspectorScreen
 
+            # The highlight was on the first row by count (many) and stayed on that key through the
+            # re-sorts (issue 14: the same key, not the same position).
+            assert view.cursor_key() == (0, ("pid",), (many.pid,)) and order()[view.cursor][0] == (many.pid,)
+            inspected = []
             for index in (0, 1):
                 if index:
-                    await pilot.press("down")
+                    await pilot.press("up" if view.cursor else "down")
                 await pilot.press("enter")
                 assert await wait_for(pilot, lambda: isinstance(app.screen, InspectorScreen))
                 shown = {f.name: f.shown for f in app.screen.fields}
-                (pid,), count = order()[index]
+                (pid,), count = order()[view.cursor]
+                inspected.append(pid)
                 assert shown["pid"] == str(pid) and shown["count"] == f"{count:,}", shown
                 assert shown["rate"] == "0/s" and shown["probe"] == "sys_enter_getppid"  # the calls are over
                 await pilot.press("escape")
                 assert await wait_for(pilot, lambda: not isinstance(app.screen, InspectorScreen))
+            assert inspected == [many.pid, few.pid]
             await pilot.press("q")
     finally:
         for child in (many, few):

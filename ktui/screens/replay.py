@@ -110,7 +110,19 @@ class ReplayController:
         self.app.pane(Stacks).set_stacks(agg.stacks, names)
         self.app.pane(FlameView).set_stacks(agg.stacks, names)
         self.app.pane(Histograms).set_histograms(agg.histograms, names)
-        self.app.pane(KeyCountsView).set_counts([kc for kc in agg.counts if kc.key_names != ("cpu",)], names)
+        self.app.pane(KeyCountsView).set_counts([kc for kc in agg.counts if kc.key_names != ("cpu",)], names,
+                                                span_s=agg.duration_s)
+
+    def counts_span_s(self) -> float | None:
+        """The seconds a replay's COUNT tables were counted over: the selected window, else the whole
+        recording. None live (live tables are running snapshots) or for a source without a timeline."""
+        if self.app.mode == "live":
+            return None
+        windows = self.windows
+        if windows is None:
+            return None
+        start, end = windows.selection or (windows.start_ns, windows.end_ns)
+        return max(end - start, 0) / 1e9
 
     def move_cursor(self, columns: int) -> None:
         playback, windows = self.playback, self.windows

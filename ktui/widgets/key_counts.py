@@ -53,13 +53,20 @@ class KeyCountsView(Static):
         self.display = False
         self.update(self._render_all())
 
-    def set_counts(self, counts: list[KeyCounts], names: dict[int, str], now_s: float | None = None) -> None:
-        """now_s: the source's clock for this snapshot (rates need it; None shows no rates)."""
-        self.rates.observe(counts, now_s)
-        if counts == self.tables and names == self.names and now_s is None:
+    def set_counts(self, counts: list[KeyCounts], names: dict[int, str], now_s: float | None = None, *,
+                   span_s: float | None = None) -> None:
+        """now_s: the source's clock for this snapshot (rates need it; None shows no rates). span_s: the
+        counts are totals over this many seconds (a replay's recording or window; ktui/rates.py)."""
+        if span_s is not None:
+            self.rates.over_span(counts, span_s)
+        else:
+            self.rates.observe(counts, now_s)
+        if counts == self.tables and names == self.names and now_s is None and span_s is None:
             return
+        held = self.cursor_key()
         self.tables = list(counts)
         self.names = dict(names)
+        self._cursor_to(held)  # new counts reorder the rows: the highlight stays on its key
         self.display = bool(self.tables)  # no keyed COUNT action: the CPU tables stand alone
         self.update(self._render_all())
 
@@ -68,12 +75,35 @@ class KeyCountsView(Static):
         self.set_counts([], self.names)
 
     def cycle_sort(self) -> None:
+        held = self.cursor_key()
         self.sort_column = next_sort_column(self.sort_column)
+        self._cursor_to(held)
         self.update(self._render_all())
 
     def reverse_sort(self) -> None:
+        held = self.cursor_key()
         self.sort_reverse = not self.sort_reverse
+        self._cursor_to(held)
         self.update(self._render_all())
+
+    def cursor_key(self) -> tuple[int, tuple[str, ...], tuple[Any, ...]] | None:
+        """The highlighted row as (probe id, key names, key): what it is, not where it is."""
+        rows = self.shown_rows()
+        if not rows:
+            return None
+        kc, row = rows[min(self.cursor, len(rows) - 1)]
+        return kc.probe_id, tuple(kc.key_names), row.key
+
+    def _cursor_to(self, held: tuple[int, tuple[str, ...], tuple[Any, ...]] | None) -> None:
+        """After a re-sort or new counts, the highlight goes where its key now is (as in htop); a key
+        no longer shown leaves it at the same place, within the rows."""
+        rows = self.shown_rows()
+        if held is not None:
+            for i, (kc, row) in enumerate(rows):
+                if (kc.probe_id, tuple(kc.key_names), row.key) == held:
+                    self.cursor = i
+                    return
+        self.cursor = max(0, min(self.cursor, len(rows) - 1))
 
     def ordered_rows(self, kc: KeyCounts) -> list[RatedRow]:
         return sort_rows(self.rates.rows(kc), self.sort_column, self.sort_reverse)
