@@ -49,7 +49,7 @@ async def test_replay_count_tables_show_rates_over_the_recording_then_over_a_win
 
         def rates() -> dict:
             return {r.key: (r.count, r.rate) for t in view.tables for r in view.rates.rows(t)}
-        assert await wait_for(pilot, lambda: rates().get(("sh",), (0, None))[1] is not None), rates()
+        assert await wait_for(pilot, lambda: rates().get(("sh",), (0, None))[1] is not None, 60), rates()
         span = (source.end_ns - source.start_ns) / 1e9
         assert span > 0
         assert rates()[("sh",)] == (900, pytest.approx(900 / span)) and rates()[("cat",)][1] == pytest.approx(30 / span)
@@ -71,7 +71,7 @@ async def test_replay_count_tables_show_rates_over_the_recording_then_over_a_win
         def window_shown() -> bool:
             got = {k: c for k, (c, _) in rates().items() if len(k) == 1}
             return got == want and all(rt is not None for _, rt in rates().values())
-        assert await wait_for(pilot, window_shown), (rates(), want)
+        assert await wait_for(pilot, window_shown, 60), (rates(), want)
         for key, (count, rate) in rates().items():
             if len(key) == 1:
                 assert rate == pytest.approx(count / seconds, rel=1e-6), (key, count, rate, seconds)
