@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,8 @@ pytestmark = [pytest.mark.live, pytest.mark.timeout(300),
 KTUI = Path(sys.executable).with_name("ktui")
 SESSION = f"ktui-stories-{os.getpid()}"
 
-_TMUX = Tmux(SESSION, wait_s=90.0)  # a loaded 2-core machine compiles the first probes slowly
+# A private tmux server (the default one is shared with whatever else runs tmux on the machine).
+_TMUX = Tmux(SESSION, wait_s=90.0, socket=SESSION)  # a loaded 2-core machine compiles the first probes slowly
 tmux, screen, wait_screen = _TMUX.run, _TMUX.screen, _TMUX.wait
 
 
@@ -35,11 +35,10 @@ def start(*args: str) -> int:
     """ktui in a fresh 80x24 tmux session; returns ktui's pid."""
     if shutil.which("tmux") is None or shutil.which("bpftool") is None:
         pytest.fail("tmux and bpftool are needed for the end-to-end tests (apt-get install tmux bpftool)")
-    subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
-    tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", SESSION, "-e", "TERM=xterm-256color",
-         "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI), *args)
+    _TMUX.new_session("-x", "80", "-y", "24", "-e", "TERM=xterm-256color",
+                      "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI), *args)
     tmux("set-option", "-t", SESSION, "remain-on-exit", "on")  # a crash stays readable
-    subprocess.run(["tmux", "resize-window", "-t", SESSION, "-x", "80", "-y", "24"], capture_output=True)
+    tmux("resize-window", "-t", SESSION, "-x", "80", "-y", "24", check=False)
     return ktui_pid(int(tmux("list-panes", "-t", SESSION, "-F", "#{pane_pid}").split()[0]))
 
 
@@ -56,7 +55,13 @@ def quit_leaves_nothing(pid: int, loaded: set[int]) -> None:
 @pytest.fixture(autouse=True)
 def _session_closed():
     yield
-    subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+    tmux("kill-session", "-t", SESSION, check=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _server_ended():
+    yield
+    _TMUX.kill_server()
 
 
 def test_first_start_then_keys_typed_before_the_screen_shows_add_a_probe():
@@ -219,9 +224,8 @@ def test_no_color_is_grey_only_and_every_text_legible():
     """NO_COLOR=1 at 80x24: only greys on the screen (capture-pane -e), and every run of text, the
     status line's warning and the stream's PROBE column included, at least 80 grey levels away from
     its background (the issue saw the PROBE column grey 237 on black)."""
-    subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
-    tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", SESSION, "-e", "TERM=xterm-256color",
-         "env", "-u", "COLUMNS", "-u", "LINES", "NO_COLOR=1", str(KTUI))
+    _TMUX.new_session("-x", "80", "-y", "24", "-e", "TERM=xterm-256color",
+                      "env", "-u", "COLUMNS", "-u", "LINES", "NO_COLOR=1", str(KTUI))
     tmux("set-option", "-t", SESSION, "remain-on-exit", "on")
     pid = ktui_pid(int(tmux("list-panes", "-t", SESSION, "-F", "#{pane_pid}").split()[0]))
     wait_screen(lambda s: "LIVE" in s and "probes 3/3" in s)

@@ -23,6 +23,21 @@ class Tmux:
         server = ["-L", self.socket] if self.socket else []
         return subprocess.run(["tmux", *server, *args], check=check, capture_output=True, text=True).stdout
 
+    def new_session(self, *args: str) -> None:
+        """A fresh session of this name (an old one is killed first). On a private server the server
+        is told to stay when its last session goes (exit-empty off; kill_server ends it): killing the
+        only session made the server exit, and a new-session racing that exit failed with "server
+        exited unexpectedly" (seen in the stories under load)."""
+        self.run("kill-session", "-t", self.session, check=False)
+        self.run("new-session", "-d", "-s", self.session, *args)
+        if self.socket:
+            self.run("set-option", "-g", "exit-empty", "off")
+
+    def kill_server(self) -> None:
+        """End the private server (never the default one, which other sessions may share)."""
+        if self.socket:
+            self.run("kill-server", check=False)
+
     def keys(self, *keys: str, literal: bool = False) -> None:
         self.run("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
 
