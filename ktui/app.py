@@ -98,6 +98,8 @@ class KtuiApp(App):
         Binding("H", "cursor(-10)", "Cursor back 10", show=False, id="app.cursor_back_far"),
         Binding("L", "cursor(10)", "Cursor forward 10", show=False, id="app.cursor_forward_far"),
         Binding("v", "mark_window", "Window", id="app.window"),
+        Binding("m", "jump_mark(1)", "Next mark", show=False, id="app.mark_next"),
+        Binding("M", "jump_mark(-1)", "Previous mark", show=False, id="app.mark_previous"),
         Binding("x", "clear_window", "Whole recording", show=False, id="app.window_clear"),
         Binding("t", "rate_probe", "Rate of a probe", show=False, id="app.rate_probe"),
         Binding("g", "flame", "Flame/tree", show=False, id="app.flame"),
@@ -521,6 +523,8 @@ class KtuiApp(App):
     @on(EventStream.FollowChanged)
     def _follow_changed(self, event: EventStream.FollowChanged) -> None:
         self.main_query(StatusBar).set_state(following=event.follow)
+        if event.follow:  # a held replay (after a seek) plays on from the cursor
+            self.replay.resume()
 
     @on(EventStream.FilterRequested)
     def _filter_requested(self) -> None:
@@ -538,31 +542,48 @@ class KtuiApp(App):
     def _stream_search(self, event: Input.Submitted) -> None:
         event.stop()
         stream = self.main_query(EventStream)
-        found = stream.set_search(event.value)
+        query = event.value.strip()
+        if stream.searches_source and query:  # a replay: the first match from the cursor, anywhere in it
+            stream.search_query = query
+            stream.match_abs = None
+            found = bool(self.replay.find(query, 1))
+            where = "event of the recording"
+        else:
+            found = stream.set_search(event.value)
+            where = "row"
         self.main_query(StatusBar).set_state(search_text=stream.search_query)
         event.input.display = False  # n / N go on; the status line shows what is searched
-        if event.value.strip() and not found:
-            self.notify(f"no row matches {event.value.strip()!r}", severity="warning", timeout=2)
+        if query and not found:
+            self.notify(f"no {where} matches {query!r}", severity="warning", timeout=2)
         focus_now(stream)
+
+    @on(EventStream.FindRequested)
+    def _stream_find(self, event: EventStream.FindRequested) -> None:
+        self.replay.find_next(event.query, event.step)
 
     @on(EventStream.FilterChosen)
     def _filter_chosen(self, event: EventStream.FilterChosen) -> None:
         """The inspector's p / c / v: the same filter as typed in the box."""
         self.main_query(StreamFilter).value = event.query  # f shows it, ready to edit
-        self.main_query(EventStream).set_filter(event.query)
-        self.main_query(StatusBar).set_state(filter_text=event.query)
+        self.set_stream_filter(event.query)
 
     @on(Input.Submitted, "#stream-filter")
     def _stream_filter(self, event: Input.Submitted) -> None:
         event.stop()
-        self.main_query(EventStream).set_filter(event.value)
-        self.main_query(StatusBar).set_state(filter_text=event.value.strip())
+        self.set_stream_filter(event.value)
         event.input.display = False  # the status line shows the filter in force
         focus_now(self.main_query(EventStream))
 
+    def set_stream_filter(self, query: str) -> None:
+        """The stream's filter: of the rows it holds (live), and in a replay of the whole recording,
+        read again from the cursor, so FILTER in the status line always means filtered rows."""
+        self.main_query(EventStream).set_filter(query)
+        self.replay.set_filter(query)
+        self.main_query(StatusBar).set_state(filter_text=query.strip())
+
     # --- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("cursor", "mark_window", "clear_window", "rate_probe"):
+        if action in ("cursor", "mark_window", "clear_window", "rate_probe", "jump_mark"):
             return self.mode != "live" and self.replay.windows is not None
         if action in ("pause_replay", "speed", "seek", "step"):
             return self.mode != "live" and self.replay.playback is not None
@@ -570,6 +591,8 @@ class KtuiApp(App):
             return self.sql.available()  # SQL over the open recording: replay only
         if action in ("save_session", "save_session_as", "add_probe", "show_c", "record"):
             return self.mode == "live"  # a replay is read-only: hide what would change it
+        if action in ("focus_search", "toggle_browser"):
+            return self.mode != "replay"  # nothing can be added to a recording: no probe points to browse
         return True
 
     async def action_quit(self) -> None:
@@ -659,6 +682,9 @@ class KtuiApp(App):
 
     def action_mark_window(self) -> None:
         self.replay.mark()
+
+    def action_jump_mark(self, step: int) -> None:
+        self.replay.jump_mark(step)
 
     def action_clear_window(self) -> None:
         self.replay.select(None, None)

@@ -314,6 +314,19 @@ class TimeWindows(Protocol):
 
 
 @runtime_checkable
+class RecordedRows(Protocol):
+    """replay: the stream's filter and search over the whole recording, not only the rows on screen
+    (the query language is ktui.row_filter's)."""
+
+    @property
+    def playing(self) -> bool: ...
+
+    def set_row_filter(self, query: str) -> None: ...
+
+    def find(self, query: str, from_ns: int, step: int = 1) -> int | None: ...  # a match's time, or None
+
+
+@runtime_checkable
 class Recordable(Protocol):
     """A source that can write what it shows to a recording file while it runs (live)."""
 

@@ -86,3 +86,19 @@ def test_update_merge_concatenates_each_probe_once_in_order_and_keeps_the_newest
     kept = Update.merge(ups, window=5)
     assert kept.events[0]["ts"].tolist() == make_events(g, 7)["ts"].tolist()[-5:]
     assert len(kept.events[1]) == 2 and kept.finished
+
+
+def test_search_text_matches_string_values_and_a_number_the_pid():
+    """One rule for the stream's search, live and replay (ktui.row_filter): free text is found in the
+    comm, the probe name and any string value (a filename), a bare number is also the pid or tid."""
+    opens = make_events(LAYOUTS[1], 3, pid=777, comm=b"cat")
+    opens["filename"] = [b"/etc/hostname", b"/etc/passwd", b"/tmp/x"]
+    calls = make_events(LAYOUTS[0], 2, pid=4242)
+    hostname = text_filter("hostname", LAYOUTS)
+    assert hostname is not None
+    assert hostname(1, opens).tolist() == [True, False, False]
+    assert hostname(0, calls).tolist() == [False, False]  # no string value holds it
+    pid = text_filter("777", LAYOUTS)
+    assert pid is not None and pid(1, opens).tolist() == [True] * 3 and pid(0, calls).tolist() == [False] * 2
+    exact = text_filter("filename=/etc/passwd", LAYOUTS)
+    assert exact is not None and exact(1, opens).tolist() == [False, True, False]

@@ -408,7 +408,7 @@ async def test_footer_follows_focus_and_rebuilds_once_per_change():
 REPLAY_KEYS = {"app.pause", "app.seek_back", "app.seek_forward", "app.step", "app.faster", "app.slower",
                "app.sql",  # SQL over the open recording
                "app.cursor_back", "app.cursor_forward", "app.cursor_back_far", "app.cursor_forward_far",
-               "app.window", "app.window_clear", "app.rate_probe"}
+               "app.window", "app.window_clear", "app.rate_probe", "app.mark_next", "app.mark_previous"}
 LIVE_KEYS = {"app.add_probe", "app.show_c", "app.save", "probes.toggle", "probes.remove"}
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ktui.events import Playback, TimeWindows, Update
+from ktui.events import Playback, RecordedRows, TimeWindows, Update
 from ktui.recording.window import WindowAggregates
 from ktui.widgets.cpu_counts import CpuCounts
 from ktui.widgets.flame import FlameView
@@ -22,6 +22,24 @@ if TYPE_CHECKING:
     from ktui.app import KtuiApp
 
 
+# The stream's empty state in a replay: nothing after the cursor (the live "Next steps" would offer to add
+# probes, which a recording cannot take).
+REPLAY_END_HINT = (
+    " No events from the cursor on: the replay is at its end.",
+    "   h H [   move the cursor back (the timeline above; m M jump to marks)",
+    "   x       the whole recording in the other tabs; v v selects a window",
+    "   f1      every key of a replay",
+)
+
+
+def replay_hint(filter_text: str) -> list[str]:
+    if not filter_text:
+        return list(REPLAY_END_HINT)
+    return [f" No event from the cursor on matches the filter {filter_text!r}.",
+            "   h H [   move the cursor back; f changes the filter (empty: every event)",
+            "   f1      every key of a replay"]
+
+
 class ReplayController:
     def __init__(self, app: KtuiApp) -> None:
         self.app = app
@@ -33,11 +51,17 @@ class ReplayController:
         # stream starts, instead of following the replay's clock, until playing resumes.
         self.cursor_held = False
         self._to_top = False  # a seek's first screen should be shown from its first row
+        self._mark_found = False  # ... and its first row matching the search is the one found
 
     @property
     def playback(self) -> Playback | None:
         source = self.app.source
         return source if isinstance(source, Playback) else None
+
+    @property
+    def rows(self) -> RecordedRows | None:
+        source = self.app.source
+        return source if isinstance(source, RecordedRows) else None
 
     @property
     def windows(self) -> TimeWindows | None:
@@ -61,7 +85,10 @@ class ReplayController:
             return
         self.rate_probe = None
         self._window_generation = -1
-        self.app.main_query(EventStream).set_time_zero(windows.start_ns)
+        stream = self.app.main_query(EventStream)
+        stream.set_time_zero(windows.start_ns)
+        stream.searches_source = self.rows is not None  # n / N search the recording, not the rows held
+        stream.hint = replay_hint("")
         timeline.set_span(windows.start_ns, windows.end_ns, self._bins, self._rate_label())
         timeline.set_selection(windows.selection)
         timeline.set_marks(windows.marks())
@@ -85,7 +112,11 @@ class ReplayController:
         timeline = self.app.pane(Timeline)
         if self._to_top and update.events:  # the screen from the cursor has arrived
             self._to_top = False
-            self.app.pane(EventStream).scroll_home(animate=False, immediate=True)
+            stream = self.app.pane(EventStream)
+            stream.scroll_home(animate=False, immediate=True)
+            if self._mark_found:  # the search moved the cursor to its match: the first matching row
+                self._mark_found = False
+                stream.find(1, first=True)
         if playback is not None and not self.cursor_held:  # playing: the cursor is the replay's clock
             timeline.set_cursor(playback.position_ns)
         if windows.window_generation != self._window_generation and windows.window is not None:
@@ -134,14 +165,38 @@ class ReplayController:
         self.seek_to(t)
 
     def seek_to(self, t_ns: int) -> None:
+        """Every seek (cursor keys, mouse, [ ], a window, a search): the replay pauses at the cursor,
+        the one clock; the stream starts there; space or p plays on from it."""
         playback = self.playback
         if playback is None:
             return
         self.cursor_held = True
+        self._mark_found = False
+        if self.windows is not None:
+            t_ns = min(max(int(t_ns), self.windows.start_ns), self.windows.end_ns)
+        playback.pause()
+        self.paused = True
+        self.app.main_query(StatusBar).set_state(paused=True)
         self.app.main_query(Timeline).set_cursor(t_ns)
         self.app.main_query(EventStream).follow = False  # the stream shows its top: the cursor's event
         self._to_top = True
         playback.seek(t_ns)
+
+    def jump_mark(self, step: int) -> None:
+        """m / M: the cursor to the next or previous mark (a flight recorder's trigger)."""
+        windows = self.windows
+        if windows is None:
+            return
+        cursor = self.app.main_query(Timeline).cursor_ns
+        marks = windows.marks()
+        later = [t for t in marks if t > cursor] if step > 0 else [t for t in marks if t < cursor]
+        if not later:
+            self.app.main_query(StatusBar).set_state(
+                message="no marks in this recording" if not marks else f"no mark {'after' if step > 0 else 'before'} the cursor")
+            return
+        t = later[0] if step > 0 else later[-1]
+        self.seek_to(t)
+        self.app.main_query(StatusBar).set_state(message=f"mark {marks.index(t) + 1} of {len(marks)}")
 
     def mark(self) -> None:
         """v: the first press marks one end of a window at the cursor, the second selects it."""
@@ -190,18 +245,70 @@ class ReplayController:
         playback = self.playback
         if playback is None:
             return
-        self.paused = not self.paused
+        rows = self.rows
+        self.paused = rows.playing if rows is not None else not self.paused  # what the replay does, not a guess
         if not self.paused:
             self.cursor_held = False
         (playback.pause if self.paused else playback.play)()
         self.app.main_query(StatusBar).set_state(paused=self.paused)
 
+    def resume(self) -> None:
+        """space in a held replay: play on from the cursor."""
+        rows = self.rows
+        if self.playback is not None and rows is not None and self.paused and not rows.playing:
+            self.toggle_pause()
+
     def seek(self, seconds: float) -> None:
+        """[ and ]: the cursor (the replay's one clock) moves by seconds."""
         playback = self.playback
         if playback is None:
             return
-        playback.seek(int(playback.position_ns + seconds * 1e9))
+        base = (self.app.main_query(Timeline).cursor_ns if self.windows is not None
+                else playback.position_ns)
+        self.seek_to(int(base + seconds * 1e9))
         self.app.main_query(StatusBar).set_state(message=f"seek {seconds:+g}s")
+
+    # --- the stream's filter and search, over the whole recording ------------------------------
+    def set_filter(self, query: str) -> bool:
+        """The stream's filter applies to the recording's events; the stream is read again from the
+        cursor. False when this source has no recording to filter (the stream filters its rows)."""
+        rows = self.rows
+        if rows is None:
+            return False
+        rows.set_row_filter(query)
+        self.app.main_query(EventStream).hint = replay_hint(query.strip())
+        self.seek_to(self.app.main_query(Timeline).cursor_ns)
+        return True
+
+    def find(self, query: str, step: int, from_ns: int | None = None) -> bool | None:
+        """The next (step 1: at or after from_ns, default the cursor) or previous (-1: before it) event
+        matching the search anywhere in the recording, wrapping around at either end; the cursor moves
+        to it. None when this source cannot search a recording."""
+        rows, windows = self.rows, self.windows
+        if rows is None or windows is None:
+            return None
+        start = self.app.main_query(Timeline).cursor_ns if from_ns is None else from_ns
+        t = rows.find(query, start, step)
+        if t is None:
+            t = rows.find(query, windows.start_ns if step > 0 else windows.end_ns + 1, step)
+            if t is None:
+                return False
+            self.app.notify(f"search wrapped to the {'start' if step > 0 else 'end'} of the recording", timeout=2)
+        self.seek_to(t)
+        self._mark_found = True
+        return True
+
+    def find_next(self, query: str, step: int) -> None:
+        """n / N: from the row found last (else the cursor) to the next or previous match."""
+        stream = self.app.main_query(EventStream)
+        from_ns = None
+        if stream.match_abs is not None and stream.match_abs >= stream.window.first:
+            _, rec = stream.window.record(stream.match_abs)
+            from_ns = int(rec["ts"]) + (1 if step > 0 else 0)
+        elif step < 0:
+            from_ns = self.app.main_query(Timeline).cursor_ns
+        if not self.find(query, step, from_ns):
+            self.app.notify(f"no event of the recording matches {query!r}", severity="warning", timeout=2)
 
     def step(self) -> None:
         playback = self.playback

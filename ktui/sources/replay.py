@@ -27,14 +27,16 @@ from ktui.events import Histogram, KeyCounts, ProbeCounters, ProbeLayout, ProbeS
 from ktui.inputs import NotRegularFileError, open_input
 from ktui.recording.reader import SQLITE_MAGIC, RecordingReader
 from ktui.recording.tempdirs import private_tempdir
+from ktui.row_filter import RowMatch, text_filter
 from ktui.units import short_hosts
 from ktui.recording.window import HISTORY_BINS, Cancelled, ChunkSummary, WindowAggregates, rate_bins, window_aggregates
 
 # What the panes show of the recording (or of the selected window): counters, probe states, stacks,
 # histograms, COUNT tables.
 _Aggregates = tuple[dict[int, ProbeCounters], list[ProbeState], list[StackTrace], list[Histogram], list[KeyCounts]]
-# The event filters, read together under the lock: pid, probe ids, comm.
-_Filters = tuple[int | None, set[int] | None, bytes | None]
+# The event filters, read together under the lock: pid, probe ids, comm, the stream's filter (a
+# RowMatch on timeline probe ids, over the whole recording).
+_Filters = tuple[int | None, set[int] | None, bytes | None, RowMatch | None]
 
 SPEEDS = (1.0, 10.0, None)  # None: as fast as possible
 
@@ -114,6 +116,8 @@ class ReplaySource:
         self.pid_filter: int | None = None
         self.probe_filter: set[int] | None = None
         self.comm_filter: bytes | None = None
+        self.row_filter = ""  # the stream's filter (ktui.row_filter), applied to the recording's events
+        self._row_match: RowMatch | None = None
         self.seek_generation = 0  # bumps on every seek: the panes should drop what they show
         self._aggregates: _Aggregates | None = None  # counters, states, stacks, histograms, COUNT tables
         # The timeline's window: None is the whole recording (the file's own aggregates); a
@@ -385,31 +389,71 @@ class ReplaySource:
             self.probe_filter = None if probe_ids is None else set(probe_ids)
             self.comm_filter = comm.encode() if comm else None
 
-    def search(self, text: str, start_ns: int | None = None) -> int | None:
-        """Timeline time of the first event at or after start_ns (default: the position) that matches:
-        comm or probe name containing text, a string field containing it, or pid/tid equal to it."""
-        start = self._position if start_ns is None else start_ns
-        needle = text.encode()
-        number = int(text) if text.strip().isdigit() else None
+    def set_row_filter(self, query: str) -> None:
+        """The stream's filter (ktui.row_filter's language) over the whole recording: every screen,
+        step and played window holds only matching events. Seek to show it from a time."""
+        match = text_filter(query, self.layouts)
+        with self._lock:
+            self.row_filter = query.strip() if match is not None else ""
+            self._row_match = match
+
+    def find(self, query: str, from_ns: int, step: int = 1) -> int | None:
+        """Timeline time of the first event at or after ``from_ns`` (step 1) or of the last one before
+        it (step -1) that matches ``query`` (ktui.row_filter's language, the stream's search) and the
+        filter in force; None when there is none that way. Reads the chunks in bulk, nearest first."""
+        match = text_filter(query, self.layouts)
+        if match is None:
+            return None
+        with self._lock:
+            filters = (self.pid_filter, self.probe_filter, self.comm_filter, self._row_match)
         best: int | None = None
         for t in self.tracks:
-            name_hits = {old for old, new in t.ids.items() if text in self.layouts[new].name}
-            for arr in t.reader.events(start_ns=max(start - t.shift_ns, 0)):
-                if best is not None and int(arr["ts"][0]) + t.shift_ns >= best:
-                    continue
-                mask = np.char.find(arr["comm"], needle) >= 0
-                if int(arr["probe"][0]) in name_hits:
-                    mask[:] = True
-                for name in (arr.dtype.names or ())[10:]:
-                    if arr.dtype[name].kind == "S":
-                        mask |= np.char.find(arr[name], needle) >= 0
-                if number is not None:
-                    mask |= (arr["pid"] == number) | (arr["tid"] == number)
-                idx = np.flatnonzero(mask)
-                if len(idx):
-                    hit = int(arr["ts"][idx[0]]) + t.shift_ns
-                    best = hit if best is None else min(best, hit)
+            hit = self._find_in(t, match, filters, from_ns - t.shift_ns, step)
+            if hit is not None:
+                hit += t.shift_ns
+                best = hit if best is None else (min(best, hit) if step > 0 else max(best, hit))
         return best
+
+    def _find_in(self, t: Track, match: RowMatch, filters: _Filters, from_ns: int, step: int) -> int | None:
+        """One track's nearest match (file time): forward chunk by chunk in order; backward through
+        ever longer spans before from_ns, so a near match does not read the whole recording."""
+        pid, probes, comm, rows = filters
+        wanted = None if probes is None else [old for old, new in t.ids.items() if new in probes]
+        if wanted == []:
+            return None
+
+        def hits(arr: np.ndarray) -> np.ndarray:
+            new_id = t.ids.get(int(arr["probe"][0]), int(arr["probe"][0]))
+            arr = _filter(arr, pid, comm, rows, new_id)
+            if not len(arr):
+                return np.zeros(0, np.int64)
+            return arr["ts"][match(new_id, arr)].astype(np.int64)
+
+        if step > 0:
+            best: int | None = None
+            for arr in t.reader.events(start_ns=max(from_ns, 0), probe_ids=wanted):
+                if best is not None and int(arr["ts"][0]) >= best:
+                    break  # chunks come in order of their first event: none later can be nearer
+                found = hits(arr)
+                if len(found):
+                    best = int(found.min()) if best is None else min(best, int(found.min()))
+            return best
+        first = t.reader.first_ts
+        span = 1_000_000_000
+        hi = from_ns
+        while hi > first:
+            lo = max(first, hi - span)
+            ends = [int(h.max()) for arr in t.reader.events(start_ns=lo, end_ns=hi, probe_ids=wanted)
+                    if len(h := hits(arr))]
+            if ends:
+                return max(ends)
+            hi, span = lo, span * 4
+        return None
+
+    def search(self, text: str, start_ns: int | None = None) -> int | None:
+        """Timeline time of the first event at or after start_ns (default: the position) that matches
+        ``text`` as the stream's search does (``find``)."""
+        return self.find(text, self._position if start_ns is None else start_ns, 1)
 
     # -- EventSource ---------------------------------------------------------------
 
@@ -485,7 +529,7 @@ class ReplaySource:
             steps, self._steps = self._steps, 0
             refresh, self._refresh = self._refresh, False
             playing, speed, pos = self._playing, self._speed, self._position
-            filters = (self.pid_filter, self.probe_filter, self.comm_filter)
+            filters = (self.pid_filter, self.probe_filter, self.comm_filter, self._row_match)
             pending, self._pending_message = self._pending_message, ""
         messages = [pending] if pending else []
         if reset:
@@ -556,7 +600,7 @@ class ReplaySource:
     def _window(self, start: int, end: int, filters: _Filters) -> dict[int, np.ndarray]:
         """Every event with start <= time < end, remapped to the timeline, filtered."""
         out: dict[int, np.ndarray] = {}
-        pid, probes, comm = filters
+        pid, probes, comm, rows = filters
         for t in self.tracks:
             wanted = None
             if probes is not None:
@@ -565,7 +609,7 @@ class ReplaySource:
                     continue
             t.reader.seek(max(start - t.shift_ns, 0))
             for old_id, arr in t.reader.read(until_ns=max(end - t.shift_ns, 0), probe_ids=wanted).items():
-                arr = _filter(arr, pid, comm)
+                arr = _filter(arr, pid, comm, rows, t.ids.get(old_id, old_id))
                 if not len(arr):
                     continue
                 new_id = t.ids.get(old_id, old_id)
@@ -579,7 +623,7 @@ class ReplaySource:
 
     def _time_after_n(self, start: int, n: int, filters: _Filters) -> int:
         """The timeline time just after the n-th filtered event from start (end + 1 if fewer remain)."""
-        pid, probes, comm = filters
+        pid, probes, comm, rows = filters
         times = []
         for t in self.tracks:
             wanted = None if probes is None else [old for old, new in t.ids.items() if new in probes]
@@ -591,7 +635,8 @@ class ReplaySource:
                 batch = t.reader.read(max_events=max(n, 1024), probe_ids=wanted)
                 if not batch:
                     break
-                kept = [_filter(a, pid, comm)["ts"].astype(np.int64) + t.shift_ns for a in batch.values()]
+                kept = [_filter(a, pid, comm, rows, t.ids.get(o, o))["ts"].astype(np.int64) + t.shift_ns
+                        for o, a in batch.items()]
                 merged = np.sort(np.concatenate(kept))[:n]
                 times.append(merged)
                 got += len(merged)
@@ -606,7 +651,7 @@ class ReplaySource:
 
         One read per track, decoding only as far as n events past the cursor (a cursor move on a
         10 M event recording: bench/bench_replay_window.py), then cut at the n-th event in time."""
-        pid, probes, comm = filters
+        pid, probes, comm, rows = filters
         got: list[tuple[Track, int, np.ndarray]] = []  # (track, file probe id, events in timeline time)
         for t in self.tracks:
             wanted = None if probes is None else [old for old, new in t.ids.items() if new in probes]
@@ -614,12 +659,14 @@ class ReplaySource:
                 continue
             t.reader.seek(max(pos - t.shift_ns, 0))
             kept = 0
+            size = n  # a rare filter reads on in ever larger batches, not n events at a time
             while kept < n:
-                batch = t.reader.read(max_events=n, probe_ids=wanted)
+                batch = t.reader.read(max_events=size, probe_ids=wanted)
                 if not batch:
                     break
+                size = min(size * 4, 1 << 20)
                 for old_id, arr in batch.items():
-                    arr = _filter(arr, pid, comm)
+                    arr = _filter(arr, pid, comm, rows, t.ids.get(old_id, old_id))
                     if len(arr):
                         got.append((t, old_id, arr))
                         kept += len(arr)
@@ -644,11 +691,15 @@ class ReplaySource:
         return events
 
 
-def _filter(arr: np.ndarray, pid: int | None, comm: bytes | None) -> np.ndarray:
+def _filter(arr: np.ndarray, pid: int | None, comm: bytes | None, rows: RowMatch | None = None,
+            probe_id: int = -1) -> np.ndarray:
+    """The events that pass the filters; ``rows`` sees them under their timeline probe id."""
     if pid is not None:
         arr = arr[arr["pid"] == pid]
     if comm is not None and len(arr):
         arr = arr[np.char.find(arr["comm"], comm) >= 0]
+    if rows is not None and len(arr):
+        arr = arr[rows(probe_id, arr)]
     return arr
 
 

@@ -26,6 +26,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from ktui.events import ProbeLayout
+from ktui.row_filter import text_filter
 from ktui.formats.rows import FAULT_TEXT, faulted_fields, flag_words
 from ktui.textsafe import term_safe
 from ktui.units import c_string, format_value, short_labels
@@ -237,58 +238,6 @@ def fitting_layout(layout: ProbeLayout | None, records: np.ndarray) -> ProbeLayo
     return layout if all(f.name in names for f in layout.fields) else None
 
 
-def text_filter(query: str, layouts: dict[int, ProbeLayout]) -> Callable[[int, np.ndarray], np.ndarray] | None:
-    """The stream's quick filter: ``pid=N``, ``cpu=N``, ``probe=NAME``, ``comm=NAME`` (exact), ``FIELD=VALUE``
-    for a probe's own field (a number, decimal or 0x hex, or a string, exact), or text in the comm or
-    probe name."""
-    query = query.strip()
-    if not query:
-        return None
-    key, sep, value = query.partition("=")
-    key, value = key.strip(), value.strip()
-    if sep and key in ("pid", "tid", "cpu", "uid") and value.isdigit():
-        number = int(value)
-        return lambda _p, recs: recs[key] == number
-    if sep and key == "probe":
-        return lambda p, recs: np.full(len(recs), value in (layouts[p].name if p in layouts else ""), bool)
-    if sep and key == "comm":
-        wanted = value.encode(errors="replace")[:15]
-        return lambda _p, recs: recs["comm"] == wanted
-    if sep and any(f.name == key for lay in layouts.values() for f in lay.fields):
-        return _field_filter(key, value, layouts)
-    needle = query.encode(errors="replace")
-
-    def match(p: int, recs: np.ndarray) -> np.ndarray:
-        in_comm = np.char.find(recs["comm"], needle) >= 0
-        name = layouts[p].name if p in layouts else ""
-        return in_comm | (query in name)
-
-    return match
-
-
-def _field_filter(key: str, value: str, layouts: dict[int, ProbeLayout]) -> Callable[[int, np.ndarray], np.ndarray]:
-    """``FIELD=VALUE`` on the probes that have that field (rows of other probes never match)."""
-    try:
-        number: int | None = int(value, 0)
-    except ValueError:
-        number = None
-    text = value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else value
-    wanted = text.encode(errors="replace")
-
-    def match(p: int, recs: np.ndarray) -> np.ndarray:
-        lay = layouts.get(p)
-        if lay is None or key not in (recs.dtype.names or ()):
-            return np.zeros(len(recs), bool)
-        col = recs[key]
-        if col.dtype.kind == "S":
-            return np.asarray(col == wanted)
-        if number is None:
-            return np.zeros(len(recs), bool)
-        return np.asarray(col == number)
-
-    return match
-
-
 class EventStream(ScrollView, can_focus=True):
     """Virtualized list of events; follows the newest unless paused."""
 
@@ -320,6 +269,8 @@ class EventStream(ScrollView, can_focus=True):
         self.cols: tuple[int, int, int, int, int] = columns_for(80)
         self._widest = 0  # the widest row drawn so far: how far the stream scrolls sideways
         self.search_query = ""  # the quick search (s), found with n / N; rows stay shown
+        # A replay: n / N ask the source for the next match in the whole recording (FindRequested).
+        self.searches_source = False
         self.match_abs: int | None = None  # the row found last (drawn reversed)
 
     # --- data in -------------------------------------------------------------
@@ -445,6 +396,9 @@ class EventStream(ScrollView, can_focus=True):
     def action_find(self, step: int) -> None:
         if not self.search_query:
             self.post_message(self.SearchRequested())
+            return
+        if self.searches_source:  # a replay: the match may lie anywhere in the recording
+            self.post_message(self.FindRequested(self.search_query, step))
             return
         if not self.find(step):
             self.notify(f"no row matches {self.search_query!r}", severity="warning", timeout=2)
@@ -639,6 +593,14 @@ class EventStream(ScrollView, can_focus=True):
 
     class SearchRequested(Message):
         """The user asked to search the stream (the pane shows its search box)."""
+
+    class FindRequested(Message):
+        """n / N in a stream whose source searches (a replay: the whole recording, not the rows held)."""
+
+        def __init__(self, query: str, step: int) -> None:
+            super().__init__()
+            self.query = query
+            self.step = step
 
     # --- rendering -------------------------------------------------------------
     def notify_style_update(self) -> None:

@@ -38,6 +38,8 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
         cls = type(node)
         if cls in seen or not (node is app or cls.__module__.startswith("ktui.")):
             continue  # Textual's own widgets (text boxes, tabs) keep their usual keys: not listed
+        if node is not app and _in_hidden_browser(app, node):
+            continue  # a replay never shows the probe-point browser: its keys do nothing there
         seen.add(cls)
         for b in getattr(cls, "BINDINGS", []):
             if not isinstance(b, Binding) or not b.description or not b.id or not available(node, b.action):
@@ -45,6 +47,13 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
             where = "everywhere" if node is app else cls.__name__
             rows.append((where, app.get_key_display(b), b.description, b.id or ""))
     return rows
+
+
+def _in_hidden_browser(app, node) -> bool:
+    """Whether ``node`` lives in the browser (#browser) and this mode cannot show it (b is hidden)."""
+    if available(app, "toggle_browser"):
+        return False
+    return any(getattr(n, "id", None) == "browser" for n in node.ancestors_with_self)
 
 
 class HelpScreen(ModalScreen):
