@@ -50,6 +50,12 @@ class ProbeDraft:
     hist: bool = False
     count_key: str = "cpu"
 
+    def next_probe(self) -> ProbeDraft:
+        """The draft once its probe was added: the spec stays, to be edited into the next probe, and
+        every choice made for the added one (actions, arguments, filter, count key, where) is back at
+        its default, so a new spec never carries a histogram or a filter it was not given."""
+        return ProbeDraft(spec=self.spec)
+
     def parsed(self, catalog: Any = None) -> list[Probe]:
         """The spec's probes with the entry/return choice applied; KtuiError(where="spec") if it does not parse."""
         from ktui.probes.spec import parse_spec

@@ -103,15 +103,17 @@ class ProbeEditor(VerticalScroll):
         shown = {box.get_option_at_index(i).value for i in range(box.option_count)}
         return tuple(box.selected) + tuple(sorted(m for m in self.members_ticked if m not in shown))
 
-    def _reset(self) -> None:
-        """A new probe starts clean: nothing of the previous one carries over."""
-        self.query_one("#editor-filter", Input).value = ""
-        self.query_one("#editor-count-key", Input).value = "cpu"
+    def _reset(self, draft: ProbeDraft | None = None) -> None:
+        """A new probe starts clean: nothing of the previous one carries over (the core's defaults)."""
+        draft = draft or ProbeDraft()
+        self.query_one("#editor-filter", Input).value = draft.filter
+        self.query_one("#editor-count-key", Input).value = draft.count_key
         self.query_one("#where-entry", RadioButton).value = True
+        self.query_one("#editor-args", SelectionList).deselect_all()
         self.expanded.clear()
         self.members_ticked.clear()
-        for key, default in (("stream", True), ("count", True), ("stacks", False), ("hist", False)):
-            self.query_one(f"#act-{key}", Checkbox).value = default
+        for key in ("stream", "count", "stacks", "hist"):
+            self.query_one(f"#act-{key}", Checkbox).value = getattr(draft, key)
         for field in ("spec", "filter", "count"):
             self.query_one(f"#editor-{field}-error", Static).update("")
 
@@ -254,6 +256,7 @@ class ProbeEditor(VerticalScroll):
         except KtuiError as err:
             self.show_error(err.where if err.where in ("filter", "count") else "spec", err.message)
             return
+        self._reset(self.draft().next_probe())
         self.query_one("#editor-spec-error", Static).update(
             Text(term_safe(f"added {', '.join(p.spec for p in probes)}"), style="green"))
         self.post_message(ProbeSubmitted(probes))
