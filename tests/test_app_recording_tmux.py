@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ SESSION = f"ktui-rec-{os.getpid()}"
 N = 4000
 
 
-_TMUX = Tmux(SESSION)
+_TMUX = Tmux(SESSION, socket=SESSION)  # a private server (helpers.tmux.Tmux.new_session)
 tmux, screen, wait_screen = _TMUX.run, _TMUX.screen, _TMUX.wait
 
 
@@ -43,10 +42,10 @@ def test_record_from_the_app_by_keys_then_replay_it(tmp_path):
     Session(probes=[Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid",
                           filter=f'comm == "{comm}"')]).save(str(session))
     out = tmp_path / "shown.ktrec"
-    tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", SESSION, "-e", "TERM=xterm-256color",
-         "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI), "--session", str(session))
+    _TMUX.new_session("-x", "80", "-y", "24", "-e", "TERM=xterm-256color",
+                      "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI), "--session", str(session))
     tmux("set-option", "-t", SESSION, "remain-on-exit", "on")
-    subprocess.run(["tmux", "resize-window", "-t", SESSION, "-x", "80", "-y", "24"], capture_output=True)
+    tmux("resize-window", "-t", SESSION, "-x", "80", "-y", "24", check=False)
     try:
         pid = ktui_pid(int(tmux("list-panes", "-t", SESSION, "-F", "#{pane_pid}").split()[0]))
         wait_screen(lambda s: "LIVE" in s and "1/1" in s)
@@ -70,7 +69,7 @@ def test_record_from_the_app_by_keys_then_replay_it(tmp_path):
             time.sleep(0.1)
         assert not alive(pid), screen()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        _TMUX.kill_server()
     assert not programs_left(loaded)
     # Replayed: exactly the child's N calls (the child ran wholly inside the recording).
     src = ReplaySource([out])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ KTUI = Path(sys.executable).with_name("ktui")
 SESSION = f"ktui-e2e-{os.getpid()}"
 
 
-_TMUX = Tmux(SESSION, wait_s=40.0)
+_TMUX = Tmux(SESSION, wait_s=40.0, socket=SESSION)  # a private server (helpers.tmux.Tmux.new_session)
 tmux, screen, wait_screen = _TMUX.run, _TMUX.screen, _TMUX.wait
 
 
@@ -30,15 +29,21 @@ def ktui_in_tmux():
     if shutil.which("tmux") is None or shutil.which("bpftool") is None:
         pytest.fail("tmux and bpftool are needed for the end-to-end test (apt-get install tmux bpftool)")
     getppid_binary()  # built before the screen is watched
-    tmux("new-session", "-d", "-x", "120", "-y", "40", "-s", SESSION, "-e", "TERM=xterm-256color",
-         # The test session pins COLUMNS/LINES (conftest); ktui must see the real tmux size.
-         "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI))
+    _TMUX.new_session("-x", "120", "-y", "40", "-e", "TERM=xterm-256color",
+                      # The test session pins COLUMNS/LINES (conftest); ktui must see the real tmux size.
+                      "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI))
     tmux("set-option", "-t", SESSION, "remain-on-exit", "on")  # a crash stays readable on the screen
-    subprocess.run(["tmux", "resize-window", "-t", SESSION, "-x", "120", "-y", "40"], capture_output=True)
+    tmux("resize-window", "-t", SESSION, "-x", "120", "-y", "40", check=False)
     try:
         yield int(tmux("list-panes", "-t", SESSION, "-F", "#{pane_pid}").split()[0])
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        tmux("kill-session", "-t", SESSION, check=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _server_ended():
+    yield
+    _TMUX.kill_server()
 
 
 def test_ktui_live_in_tmux_add_a_tracepoint_by_keys_and_see_its_events(ktui_in_tmux):

@@ -34,9 +34,13 @@ class Tmux:
             self.run("set-option", "-g", "exit-empty", "off")
 
     def kill_server(self) -> None:
-        """End the private server (never the default one, which other sessions may share)."""
+        """End the private server (never the default one, which other sessions may share) and remove
+        its socket file (tmux leaves it behind)."""
         if self.socket:
+            path = self.run("display-message", "-p", "#{socket_path}", check=False).strip()
             self.run("kill-server", check=False)
+            if path.endswith(f"/{self.socket}"):
+                Path(path).unlink(missing_ok=True)
 
     def keys(self, *keys: str, literal: bool = False) -> None:
         self.run("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
