@@ -83,3 +83,14 @@ def tracefs_path(mount: bool = True) -> str | None:
     return None
 
 
+
+
+KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
+
+
+def kprobes_available() -> bool:
+    """Whether this kernel can place kprobes at all (CONFIG_KPROBES: the kprobe PMU or kprobe_events)."""
+    if os.path.isdir(KPROBE_PMU):
+        return True
+    tracefs = tracefs_path()
+    return tracefs is not None and os.path.exists(os.path.join(tracefs, "kprobe_events"))

@@ -220,7 +220,7 @@ def test_an_index_of_another_kernel_is_never_used(cache):
     cat = Catalog.load()
     assert not cat.from_cache and cat.lookup("tracepoint:zz:other_kernel") is None
     r = subprocess.run([*KTUI, "list", "tracepoint:zz*"], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 0 and r.stdout == ""
+    assert r.returncode == 1 and r.stdout == "" and "no probe point matches 'tracepoint:zz*'" in r.stderr
     assert Catalog.load().from_cache  # the rebuilt index is this kernel's
 
 

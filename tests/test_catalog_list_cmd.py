@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ktui.cli import main
+from ktui.sysfacts import kprobes_available
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "tests" / "fixtures" / "catalog" / "probe_me.c"
@@ -149,7 +150,15 @@ def test_names_from_the_index_are_the_catalogs_own(tmp_path):
     assert cold.returncode == 0 and cold.stdout == full["tracepoint:sched:*"]
     for p in PATTERNS:  # the first kprobe pattern builds the whole index, the rest read it
         r = ktui(p)
-        assert r.returncode == 0 and r.stderr == "", (p, r.stderr)
+        # kprobe names are listed here even without kprobes, with the note saying so (nothing else on stderr)
+        note = ("ktui: note: this kernel cannot attach these: it has no kprobes (no kprobe_events in tracefs, "
+                "no kprobe PMU); tracepoints, uprobes and perf sampling work\n")
+        expected = note if p.startswith("kprobe:") and not kprobes_available() else ""
+        if full[p]:
+            assert r.returncode == 0 and r.stderr == expected, (p, r.stderr)
+        else:  # nothing matches: one sentence, exit 1, from the fast path as from the full one
+            assert r.returncode == 1 and r.stderr.startswith(f"ktui: no probe point matches {p!r}"), (p, r.stderr)
+            assert r.stderr.count("\n") == 1
         assert r.stdout == full[p], p
     r = ktui("--kind", "tracepoint", "*sched_switch")
     assert r.stdout == "tracepoint:sched:sched_switch\n"
@@ -202,3 +211,43 @@ def test_a_void_function_has_no_retval():
     assert r.returncode == 0 and r.stdout.splitlines()[1].startswith("    const void * ")  # kfree(const void *)
     assert "retval" not in r.stdout
     assert "    pid_t retval" in ktui("-v", "kprobe:kernel_clone").stdout  # a value is still shown
+
+
+@pytest.mark.skipif(not KERNEL, reason="needs root and kernel BTF")
+@pytest.mark.parametrize("launcher", [False, True])
+def test_no_match_is_a_sentence_with_the_closest_names_and_exit_1(launcher):
+    """Through the fast launcher (python -S -m ktui.launch, as .venv/bin/ktui runs it) and the full command."""
+    def run(*args):
+        cmd = [sys.executable, "-S", "-c", "import sys; sys.path[:0] = sys.argv[1:2]; from ktui.launch import main; "
+               "sys.exit(main(sys.argv[2:], site_deferred=True))", str(ROOT), "list", *args] if launcher else \
+            [sys.executable, "-m", "ktui", "list", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+    r = run("tracepoint:sched:sched_swich")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == ("ktui: no probe point matches 'tracepoint:sched:sched_swich'; "
+                        "did you mean tracepoint:sched:sched_switch?\n")
+    r = run("kretprobe:do_sys_opnat2")  # suggested as the kind asked for
+    assert r.returncode == 1 and "did you mean kretprobe:do_sys_openat2?" in r.stderr
+    r = run("tracepoint:sched:sched_sw*")
+    assert r.returncode == 0 and "tracepoint:sched:sched_switch" in r.stdout.splitlines() and r.stderr == ""
+
+
+@pytest.mark.skipif(not KERNEL, reason="needs root and kernel BTF")
+def test_kprobe_names_are_listed_with_a_note_where_kprobes_cannot_attach():
+    from ktui.sysfacts import kprobes_available
+
+    r = ktui("kretprobe:do_sys_openat*")
+    assert r.returncode == 0 and "kretprobe:do_sys_openat2" in r.stdout.splitlines()
+    noted = "this kernel cannot attach these: it has no kprobes" in r.stderr
+    assert noted != kprobes_available()  # the note exactly when this kernel has no kprobes
+    r = ktui("tracepoint:sched:sched_switch")
+    assert "cannot attach" not in r.stderr
+
+
+def test_profile_and_unknown_kinds_are_one_sentence():
+    r = ktui("profile:*")
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert "take a rate (profile:hz:99, interval:s:1), not a name to list" in r.stderr
+    r = ktui("bogus:x")
+    assert r.returncode == 2 and "Unknown probe kind 'bogus'" in r.stderr and "fentry (kfunc)" in r.stderr

@@ -194,7 +194,10 @@ def _kind_of_pattern(pattern: str) -> tuple[str, str | None, str | None]:
         return "kprobe:" + rest, _FENTRY[head], _FENTRY[head]
     if head in KIND_ALIASES:
         return pattern, _SHOWN_AS.get(head), None
-    listed = ", ".join([*KINDS, "kretprobe", "uretprobe", "fentry", "fexit"])
+    listed = ", ".join([*KINDS, "kretprobe", "uretprobe", "fentry (kfunc)", "fexit (kretfunc)"])
+    if head in ("profile", "interval", "p", "i"):
+        raise UsageError(f"{pattern!r}: profile and interval probes take a rate (profile:hz:99, interval:s:1), "
+                         f"not a name to list; ktui lists {listed}.")
     raise UsageError(f"Unknown probe kind {head!r} in {pattern!r}: ktui lists {listed}.")
 
 
@@ -245,6 +248,42 @@ def _fentry_note() -> None:
         print(f"ktui: note: this kernel cannot attach these: {check[1]}", file=sys.stderr)
 
 
+_KPROBE_KINDS = ("kprobe", "k", "kretprobe", "kr")
+
+
+def _kprobe_note(pattern: str | None) -> None:
+    """kprobe names are listed on a kernel without kprobes (what exists is listed, as bpftrace does);
+    say that none of them can be attached here (stderr: stdout stays names)."""
+    if pattern is None or pattern.partition(":")[0] not in _KPROBE_KINDS:
+        return
+    from ktui.sysfacts import kprobes_available
+
+    if not kprobes_available():
+        print("ktui: note: this kernel cannot attach these: it has no kprobes (no kprobe_events in tracefs, "
+              "no kprobe PMU); tracepoints, uprobes and perf sampling work", file=sys.stderr)
+
+
+def _no_match(cat: Catalog | None, pattern: str, shown: str | None = None) -> int:
+    """Nothing matched: one sentence, the closest names when the catalog has some, exit status 1 (as grep)."""
+    hint = ""
+    if cat is not None:
+        import re
+
+        from ktui.catalog.search import KIND_ALIASES
+
+        # the pattern's longest word that is not a kind or a path: 'tracepoint:nosuch:*' asks about nosuch
+        words = [w for w in re.split(r"[:*?\[\]{}]+", pattern) if w and w not in KIND_ALIASES and "/" not in w]
+        query = max(words, key=len, default="")
+        kind = KIND_ALIASES.get(pattern.partition(":")[0])
+        if query:
+            near = [_rename(cat.names[i], shown) for i in cat.search_indices(query, mode="fuzzy", kinds=[kind] if kind else None,
+                                                             limit=3)]
+            if near:
+                hint = f"; did you mean {', '.join(term_safe(n) for n in near)}?"
+    print(f"ktui: no probe point matches {term_safe(pattern)!r}{hint}", file=sys.stderr)
+    return 1
+
+
 def _rename(name: str, shown: str | None) -> str:
     return name if shown is None else shown + name[name.index(":"):]
 
@@ -285,8 +324,9 @@ def quick_main(pattern: str) -> int | None:
         names = _quick(args, mode, kinds, binary, fentry, pattern, later)
     except (KtuiError, OSError, ValueError):
         return None
-    if names is None:
-        return None
+    if not names:
+        return None  # none, or nothing matched: the full command says so, with the closest names
+    _kprobe_note(args.pattern)
     try:
         return _print_names(names, shown, None)
     finally:
@@ -336,7 +376,8 @@ def _run(args: argparse.Namespace) -> int:
         _fentry_note()
     later: list[Callable[[], None]] = []
     names = _quick(args, mode, kinds, binary, fentry, pattern, later)
-    if names is not None:
+    if names:
+        _kprobe_note(args.pattern)
         try:
             return _print_names(names, shown, args.limit)
         finally:
@@ -349,6 +390,10 @@ def _run(args: argparse.Namespace) -> int:
                                   limit=None if fentry else args.limit)
         if fentry:
             rows = _fentry_rows(cat, rows)[:args.limit]
+        if not rows and args.pattern:
+            return _no_match(cat, args.pattern, shown)
+        if not fentry:
+            _kprobe_note(args.pattern)
         if args.json:
             _write_json_lines(out, (cat.entry(i) for i in rows), shown)
         elif args.verbose or args.members:

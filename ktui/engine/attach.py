@@ -20,7 +20,7 @@ from typing import Any
 from ktui.compiler.program import AttachPlan
 from ktui.kernel import tracefs_path
 
-KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
+from ktui.sysfacts import KPROBE_PMU, kprobes_available  # noqa: F401 - one definition, used here and by ktui list
 UPROBE_PMU = "/sys/bus/event_source/devices/uprobe"
 
 
@@ -76,14 +76,6 @@ def detach(attachments: list[Attachment]) -> None:
     for ev in {a.uprobe_event for a in attachments if a.uprobe_event}:
         lib.bpf_detach_uprobe(ev)
     attachments.clear()
-
-
-def kprobes_available() -> bool:
-    """Whether this kernel can place kprobes at all (CONFIG_KPROBES / kprobe_events)."""
-    if os.path.isdir(KPROBE_PMU):
-        return True
-    tracefs = tracefs_path()
-    return tracefs is not None and os.path.exists(os.path.join(tracefs, "kprobe_events"))
 
 
 def tracepoint_exists(event: str) -> bool:
