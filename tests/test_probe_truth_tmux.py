@@ -21,7 +21,7 @@ KTUI = Path(sys.executable).with_name("ktui")
 SESSION = f"ktui-probes-{os.getpid()}"
 
 
-_TMUX = Tmux(SESSION)
+_TMUX = Tmux(SESSION, socket=SESSION)  # a private server (helpers.tmux.Tmux.new_session)
 tmux, screen, wait_screen = _TMUX.run, _TMUX.screen, _TMUX.wait
 
 
@@ -39,9 +39,9 @@ def test_editor_zero_script_capture_and_string_filter_in_tmux_80x24(tmp_path):
     # a session whose one probe never fires, so the stream shows only what the test adds
     quiet = tmp_path / "quiet.toml"
     Session([Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", filter="pid == 1")]).save(quiet)
-    tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", SESSION, "-e", "TERM=xterm-256color",
-         "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI), "--session", str(quiet))
-    subprocess.run(["tmux", "resize-window", "-t", SESSION, "-x", "80", "-y", "24"], capture_output=True)
+    _TMUX.new_session("-x", "80", "-y", "24", "-e", "TERM=xterm-256color",
+                      "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI), "--session", str(quiet))
+    tmux("resize-window", "-t", SESSION, "-x", "80", "-y", "24", check=False)
     try:
         wait_screen(lambda s: "probes 1/1" in s)
         time.sleep(1.0)
@@ -74,4 +74,4 @@ def test_editor_zero_script_capture_and_string_filter_in_tmux_80x24(tmp_path):
         text = wait_screen(lambda s: sum("/etc/hostname'" in line for line in s.splitlines()) == 2)
         assert "/etc/passwd" not in text, text
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        _TMUX.kill_server()

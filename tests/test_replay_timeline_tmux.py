@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ KTUI = Path(sys.executable).with_name("ktui")
 SESSION = f"ktui-timeline-{os.getpid()}"
 COLUMNS = 80
 
-_TMUX = Tmux(SESSION, wait_s=60.0)
+_TMUX = Tmux(SESSION, wait_s=60.0, socket=SESSION)  # a private server (helpers.tmux.Tmux.new_session)
 tmux, screen, wait_screen = _TMUX.run, _TMUX.screen, _TMUX.wait
 
 
@@ -76,9 +75,9 @@ def test_select_a_window_by_keys_and_the_cpus_pane_counts_its_events(tmp_path):
             per = expected.setdefault(names[int(arr["probe"][0])], {})
             for cpu, n in zip(*np.unique(keep["cpu"], return_counts=True)):
                 per[int(cpu)] = per.get(int(cpu), 0) + int(n)
-    tmux("new-session", "-d", "-x", str(COLUMNS), "-y", "24", "-s", SESSION, "-e", "TERM=xterm-256color",
-         "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI), "replay", str(path))
-    subprocess.run(["tmux", "resize-window", "-t", SESSION, "-x", str(COLUMNS), "-y", "24"], capture_output=True)
+    _TMUX.new_session("-x", str(COLUMNS), "-y", "24", "-e", "TERM=xterm-256color",
+                      "env", "-u", "COLUMNS", "-u", "LINES", str(KTUI), "replay", str(path))
+    tmux("resize-window", "-t", SESSION, "-x", str(COLUMNS), "-y", "24", check=False)
     try:
         wait_screen(lambda s: "replay finished" in s and "window: all" in s)
         for _ in range(9):  # to the start: the cursor stops there
@@ -111,4 +110,4 @@ def test_select_a_window_by_keys_and_the_cpus_pane_counts_its_events(tmp_path):
         assert "sys_enter_getppid" in shown
         tmux("send-keys", "-t", SESSION, "q")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        _TMUX.kill_server()
