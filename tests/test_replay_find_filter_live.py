@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,8 +38,13 @@ PRODUCER = ("import os, sys, time\nneedle = sys.argv[1]\n"
 
 @pytest.fixture(scope="module")
 def needles(tmp_path_factory) -> tuple[Path, str]:
-    d = tmp_path_factory.mktemp("find")
-    needle = d / "needle-file"
+    return record_needles(tmp_path_factory.mktemp("find"))
+
+
+def record_needles(d: Path) -> tuple[Path, str]:
+    """`ktui record` of the producer: (the recording, the needle's path)."""
+    # a short path: the recorded filename is a fixed-size string, a long pytest path would be cut
+    needle = Path(tempfile.mkdtemp(prefix="kn", dir="/tmp")) / "needle-file"
     needle.write_text("x")
     session, out = d / "s.toml", d / "opens.ktrec"
     Session(probes=parse_spec("tracepoint:syscalls:sys_enter_openat")).save(session)
@@ -137,6 +143,42 @@ async def test_search_n_and_filter_in_the_app_move_the_cursor_over_the_recording
         assert not source.playing
         await pilot.press("space")
         assert await _until(pilot, lambda: source.playing or source.position_ns > source.end_ns)
+        await pilot.press("q")
+
+
+async def test_one_clock_seek_keys_move_the_cursor_and_help_lists_replay_keys_only(needles):
+    """F18: [ and ] move the timeline cursor (the one clock) and the stream starts there; the empty
+    stream says where the replay is, not the live "Next steps"; help lists no browser or / key."""
+    from ktui.widgets.help_screen import HelpScreen
+
+    path, _ = needles
+    with RecordingReader.open(path) as r:
+        every = np.sort(np.concatenate(list(r.events()))["ts"].astype(np.int64))
+    source = ReplaySource([path])
+    app = KtuiApp(source=source, mode="replay", banner="Replaying (read-only).")
+    async with app.run_test(size=(80, 24)) as pilot:
+        stream, timeline = app.main_query(EventStream), app.main_query(Timeline)
+        assert await _until(pilot, lambda: stream.window.visible_count > 0)
+        await pilot.press("l", "l", "l", "l", "l")
+        assert await _until(pilot, lambda: timeline.cursor_ns > source.start_ns)
+        await pilot.press("left_square_bracket")  # back 10 s: the start of this 1 s recording
+        assert await _until(pilot, lambda: timeline.cursor_ns == source.start_ns and stream.window.visible_count
+                            and _rows(stream)[0][0] == every[0])
+        await pilot.press("right_square_bracket")  # forward 10 s: its end, where the last event is
+        assert await _until(pilot, lambda: timeline.cursor_ns == source.end_ns and stream.window.visible_count
+                            and _rows(stream)[0][0] == every[-1])
+        assert not source.playing  # a seek holds the replay at the cursor
+        await pilot.press("f", *"filename=/no/such/file", "enter")
+        assert await _until(pilot, lambda: stream.window.total == 0 and source.row_filter)
+        shown = "\n".join(stream.render_line(y).text for y in range(3))
+        assert "No event from the cursor on matches the filter" in shown and "Next steps" not in shown
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        ids = {row[3] for row in app.screen.rows}
+        assert {"app.mark_next", "app.mark_previous", "app.seek_back", "stream.search"} <= ids
+        assert not {"app.search", "app.browser", "browser.mode", "browser.choose"} & ids
+        await pilot.press("escape")
         await pilot.press("q")
 
 
