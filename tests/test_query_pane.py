@@ -152,9 +152,10 @@ def test_the_sql_pane_in_tmux_at_80x24(tmp_path):
     assert proc.returncode == 0, proc.stderr
     before = _fingerprint(rec)
     session = f"ktui-sql-{os.getpid()}"
-    tmux = Tmux(session, wait_s=60.0)
-    tmux.run("new-session", "-d", "-x", "80", "-y", "24", "-s", session, "-e", "TERM=xterm-256color",
-             "env", "-u", "COLUMNS", "-u", "LINES", str(Path(sys.executable).with_name("ktui")), "replay", str(rec))
+    tmux = Tmux(session, wait_s=60.0, socket=session)  # a private server (helpers.tmux.Tmux.new_session)
+    tmux.new_session("-x", "80", "-y", "24", "-e", "TERM=xterm-256color",
+                     "env", "-u", "COLUMNS", "-u", "LINES", str(Path(sys.executable).with_name("ktui")), "replay",
+                     str(rec))
     try:
         tmux.wait(lambda s: "REPLAY" in s and "sys_enter_getppid" in s)
         tmux.run("send-keys", "-t", session, ":")
@@ -174,11 +175,11 @@ def test_the_sql_pane_in_tmux_at_80x24(tmp_path):
         tmux.wait(lambda s: "SQL over" not in s)
         tmux.run("send-keys", "-t", session, "q")
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and subprocess.run(["tmux", "has-session", "-t", session],
+        while time.monotonic() < deadline and subprocess.run(["tmux", "-L", session, "has-session", "-t", session],
                                                              capture_output=True).returncode == 0:
             time.sleep(0.2)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        tmux.kill_server()
     assert _fingerprint(rec) == before
 
 
