@@ -428,6 +428,7 @@ class KtuiApp(App):
             self.pane(CpuCounts).reset()
             self.pane(KeyCountsView).reset()
         stream.append(update.events, visible=self.active_tab == "stream")  # hidden: keep the rows, draw nothing
+        self.pane(StatusBar).not_shown = stream.window.not_kept
         self.pane(StatusBar).apply(update)
         self.replay.on_update(update)
         self.recording.check()
@@ -462,7 +463,8 @@ class KtuiApp(App):
         names = self._names()
         active = self.active_tab
         if latest.counters:
-            self.pane(CpuCounts).set_counters(latest.counters, source_seconds(latest), names)
+            failed = {pid: s.reason for pid, s in self.states.items() if s.status == "failed"}
+            self.pane(CpuCounts).set_counters(latest.counters, source_seconds(latest), names, failed)
         if latest.stacks and active == "stacks":
             self.pane(Stacks).set_stacks(latest.stacks, names)
             self.pane(FlameView).set_stacks(latest.stacks, names)
@@ -522,7 +524,9 @@ class KtuiApp(App):
     # --- the stream's filter box ---------------------------------------------------------
     @on(EventStream.FollowChanged)
     def _follow_changed(self, event: EventStream.FollowChanged) -> None:
-        self.main_query(StatusBar).set_state(following=event.follow)
+        status = self.main_query(StatusBar)
+        status.not_shown = self.main_query(EventStream).window.not_kept
+        status.set_state(following=event.follow)
         if event.follow:  # a held replay (after a seek) plays on from the cursor
             self.replay.resume()
 

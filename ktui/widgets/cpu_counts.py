@@ -24,6 +24,7 @@ class CpuCounts(Static):
         super().__init__("", id=id)
         self.names: dict[int, str] = {}
         self.counters: dict[int, ProbeCounters] = {}
+        self.failed: dict[int, str] = {}  # probe id -> why it failed to attach (no rows: it counts nothing)
         self._prev: dict[int, tuple[float, list[int]]] = {}
         self._rates: dict[tuple[int, int], deque[float]] = {}
         # A replay's window: per-CPU rate history across it and its length; counters of a selected
@@ -49,9 +50,12 @@ class CpuCounts(Static):
             self.counters = dict(counters)
         self.update(self._table())
 
-    def set_counters(self, counters: dict[int, ProbeCounters], elapsed_s: float, names: dict[int, str]) -> None:
-        """``elapsed_s``: the source's clock in seconds (recording time in a replay), for rates."""
+    def set_counters(self, counters: dict[int, ProbeCounters], elapsed_s: float, names: dict[int, str],
+                     failed: dict[int, str] | None = None) -> None:
+        """``elapsed_s``: the source's clock in seconds (recording time in a replay), for rates;
+        ``failed``: the probes that failed to attach, with their reason (shown instead of 0 hits)."""
         self.names = dict(names)
+        self.failed = dict(failed or {})
         for probe_id, c in counters.items():
             prev = self._prev.get(probe_id)
             if prev is not None and elapsed_s > prev[0]:
@@ -91,10 +95,13 @@ class CpuCounts(Static):
                 return cols
         return ["cpu", "hits", "dropped"]
 
-    def _probe_table(self, probe_id: int) -> Table:
+    def _probe_table(self, probe_id: int) -> Table | Text:
         c = self.counters[probe_id]
         t = c.totals()
         title = Text(f"{term_safe(self.names.get(probe_id, f'probe{probe_id}'))}  ", style="bold")
+        if probe_id in self.failed:  # it never ran: "0 hits" would read as "never called"
+            title.append(f"failed: {term_safe(self.failed[probe_id])}", style="bold red")
+            return title
         title.append(f"{human_count(t['hits'])} hits", style="")
         if t["dropped"]:
             title.append(f"  {human_count(t['dropped'])} dropped", style="bold red")

@@ -80,6 +80,11 @@ class EventWindow:
         # The source's time zero when it has one (a replay: the recording's start, the timeline's
         # clock), kept across clears so TIME never restarts after a seek; None: the first event.
         self.time_zero: int | None = None
+        # Held (the user reads, the stream does not follow): no kept row is evicted, so the rows on
+        # screen never move; once the window is full, newer rows are counted in ``not_kept`` instead.
+        self.held = False
+        self.not_kept = 0
+        self.base_ts: int | None = None  # time zero of the TIME column (see clear)
         self.clear()
 
     def clear(self) -> None:
@@ -90,9 +95,20 @@ class EventWindow:
         self._row_of = np.zeros(0, np.int64)
         self.first = 0  # absolute number of the oldest row kept
         self.total = 0  # events ever appended
-        self.base_ts: int | None = self.time_zero  # time zero of the TIME column
+        # Time zero of the TIME column: one clock for the session, so clearing rows never restarts it
+        # (the source's own zero when it has one, else the first event ever shown).
+        self.base_ts = self.time_zero if self.time_zero is not None else self.base_ts
         self._match: Callable[[int, np.ndarray], np.ndarray] | None = None
         self._visible = np.zeros(0, np.int64)  # absolute numbers of rows passing the filter
+        self.not_kept = 0
+
+    def hold(self, held: bool) -> int:
+        """Hold (True) or release the window; returns how many rows were not kept while it was held."""
+        skipped = self.not_kept if self.held and not held else 0
+        self.held = held
+        if not held:
+            self.not_kept = 0
+        return skipped
 
     def __len__(self) -> int:
         return len(self._chunk_of)
@@ -111,6 +127,10 @@ class EventWindow:
         parts = [(pid, arr) for pid, arr in events.items() if len(arr)]
         if not parts:
             return 0
+        if self.held:  # keep what fits without evicting a row, count the rest
+            parts = self._held_room(parts)
+            if not parts:
+                return 0
         n = sum(len(a) for _, a in parts)
         keep_from = max(0, n - self.capacity)  # an update larger than the window keeps its tail
         chunk_ids, rows, stamps = [], [], []
@@ -144,6 +164,24 @@ class EventWindow:
         self._visible = np.concatenate([self._visible, self._filter_new(new_abs, chunk_of, row_of)])
         self._trim()
         return n
+
+    def _held_room(self, parts: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+        """The oldest rows of this update that fit in the held window without evicting any."""
+        n = sum(len(a) for _, a in parts)
+        room = max(0, self.capacity - len(self))
+        if n <= room:
+            return parts
+        if not room:
+            self.not_kept += n
+            return []
+        cutoff = np.sort(np.concatenate([a["ts"] for _, a in parts]), kind="stable")[room - 1]
+        kept: list[tuple[int, np.ndarray]] = []
+        for probe_id, arr in parts:  # rows up to the cutoff time; ties beyond the room are cut last
+            take = arr[arr["ts"] <= cutoff][:room - sum(len(a) for _, a in kept)]
+            if len(take):
+                kept.append((probe_id, take))
+        self.not_kept += n - sum(len(a) for a in (a for _, a in kept))
+        return kept
 
     def _filter_new(self, new_abs: np.ndarray, chunk_of: np.ndarray, row_of: np.ndarray) -> np.ndarray:
         if self._match is None:
@@ -378,7 +416,17 @@ class EventStream(ScrollView, can_focus=True):
         self.post_message(self.FilterRequested())
 
     def action_clear(self) -> None:
-        self.clear()
+        """c clears the rows kept (the counters and the TIME clock go on): ask first, it discards data."""
+        if not self.window.total:
+            return
+        from ktui.widgets.confirm import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.clear()
+        self.app.push_screen(ConfirmScreen(f"Clear the stream's {len(self.window):,} rows?",
+                                           "The rows are discarded; the counters and the TIME clock go on."),
+                             answered)
 
     def action_search(self) -> None:
         self.post_message(self.SearchRequested())
@@ -586,6 +634,10 @@ class EventStream(ScrollView, can_focus=True):
             self.follow = follow
 
     def watch_follow(self, follow: bool) -> None:
+        skipped = self.window.hold(not follow)  # held: the rows on screen stay put
+        if skipped:
+            self.notify(f"{skipped:,} rows that arrived while held were not kept; the stream goes on from now",
+                        timeout=4)
         self.post_message(self.FollowChanged(follow))
 
     class FilterRequested(Message):

@@ -16,6 +16,7 @@ class StatusBar(Static):
         self.mode = "starting"  # "live", "replay", "demo", "stopped"
         self.paused = False  # a replay's clock is paused
         self.following = True  # the stream shows the newest events
+        self.not_shown = 0  # rows that arrived while the stream was held and full (not kept)
         self.rate = 0.0
         self.delivered = self.dropped = self.filtered = 0
         self.probes: list[ProbeState] = []
@@ -91,7 +92,8 @@ class StatusBar(Static):
             parts.append((1, Text(f" FILTER {_short(self.filter_text)} ", style="reverse bold")))
         if self.search_text:
             parts.append((2, Text(f" FIND {_short(self.search_text)} ", style="reverse")))
-        parts.append((3, Text(" FOLLOW" if self.following else " HELD",
+        held = " HELD" + (f" +{human_count(self.not_shown)} newer not shown" if self.not_shown else "")
+        parts.append((3, Text(" FOLLOW" if self.following else held,
                               style="" if self.following else "bold yellow")))
         parts.append((1, Text(f" {human_rate(self.rate)} ev/s", style="bold")))
         parts.append((5, Text(f"  delivered {human_count(self.delivered)}")))
