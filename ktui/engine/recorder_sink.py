@@ -199,7 +199,8 @@ class RecorderSink:
     def _finish(self, update: Update, stack_ids: Callable[[Any], None] | None) -> None:
         rec = self.writer
         rec.flush()
-        rec.set_counters(counters_since(update.counters, self._baseline), at_ns=time.monotonic_ns())
+        # an end snapshot without counters (tracing stopped by a signal before it could read them): as now
+        rec.set_counters(counters_since(update.counters or self._counters(), self._baseline), at_ns=time.monotonic_ns())
         rec.set_probe_states(update.probes)
         stacks, histograms, counts = aggregates_since(update, self._aggregates)
         if stacks:
