@@ -144,3 +144,25 @@ def test_user_mode_samples_without_user_stacks_are_labelled_as_such_not_idle():
     user_mode = sum(s.count for s in stacks if s.kernel == ("[user mode: user stacks not taken]",))
     assert user_mode >= 10, [(s.kernel[:1], s.count) for s in stacks[:10]]
     assert not any("idle" in f for s in stacks for f in s.kernel[:1] if f.startswith("["))
+
+
+def test_record_a_command_follows_the_processes_it_starts(tmp_path):
+    """F16: `ktui record SPEC -o F -- sh -c 'loop of cat'`: every cat the shell starts is traced (the
+    command's cgroup), exactly 100 opens of the file, and nothing of other processes."""
+    out = tmp_path / "children.ktrec"
+    loop = "for i in $(seq 100); do cat /etc/hostname >/dev/null; done"
+    proc = subprocess.run([sys.executable, "-m", "ktui", "record", "-q", "tracepoint:syscalls:sys_enter_openat",
+                           "-o", str(out), "--", "sh", "-c", loop], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    with RecordingReader.open(out) as r:
+        events = [a for a in r.events(probe_ids=[0])]
+        target = r.meta.get("target_pid")
+    rows = [(bytes(e["comm"]).split(b"\0")[0], bytes(e["filename"]).split(b"\0")[0], int(e["pid"]))
+            for a in events for e in a]
+    opens = [row for row in rows if row[1] == b"/etc/hostname"]
+    assert len(opens) == 100 and {c for c, _, _ in opens} == {b"cat"}
+    assert len({pid for _, _, pid in opens}) == 100  # a hundred processes, none of them the shell
+    assert {c for c, _, _ in rows} <= {b"sh", b"seq", b"cat"} and target not in {pid for _, _, pid in opens}
+    from ktui.engine.cgroup import cgroup2_root
+
+    assert cgroup2_root() is not None and not list(Path(cgroup2_root() or "/").glob(f"ktui-*-{target}"))  # gone

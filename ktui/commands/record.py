@@ -130,7 +130,9 @@ def add_parser(subparsers: Subparsers) -> None:
                         help="seconds of events kept after a trigger (default 0)")
     flight.add_argument("--keep", type=_keep_arg, metavar="N", default=1,
                         help="triggers to keep before stopping (default 1)")
-    p.epilog = ("Add `-- COMMAND ARGS...` to start a command (held until the probes are attached) and trace it. "
+    p.epilog = ("Add `-- COMMAND ARGS...` to start a command (held until the probes are attached) and trace it and "
+                "every process it starts (a cgroup of its own; without a writable cgroup v2, its own process only, "
+                "and a note says so). "
                 "With --host, -o names a new directory that gets one recording per host (`ktui replay DIR`).")
     from ktui.commands.hosts import add_host_options
 

@@ -4,6 +4,7 @@ which probes run and which process is traced. One value, so a hit costs one arra
     set_enabled(bpf, probe_id, True)    # every probe starts disabled
     set_target(bpf, tgid)               # 0 = every process
     set_exclude(bpf, tgid)              # a process never traced (ktui itself), 0 = none
+    set_cgroup(bpf, cgroup_id)          # trace that cgroup v2's processes (before target), 0 = none
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def set_enabled(bpf: Any, probe_id: int, enabled: bool) -> None:
 def set_target(bpf: Any, tgid: int | None) -> None:
     def change(value: Any) -> None:
         value.target = int(tgid or 0)
+
+    _update(bpf, change)
+
+
+def set_cgroup(bpf: Any, cgroup_id: int | None) -> None:
+    def change(value: Any) -> None:
+        value.cgroup = int(cgroup_id or 0)
 
     _update(bpf, change)
 

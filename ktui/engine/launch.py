@@ -1,7 +1,9 @@
 """Starting a traced command stopped until its probes are attached (stap -c, bpftrace -c).
 
 The child is forked and blocks reading a pipe before exec; releasing it writes one
-byte. Its pid is known before it runs, so filters and uprobes can name it.
+byte. Its pid is known before it runs, so filters and uprobes can name it. Before it runs it is
+put into a cgroup of its own (``cgroup.py``), so the probes follow it and every process it starts;
+where that cannot be, ``follow_error`` says why (the command's own process is traced then).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import os
 import shutil
 import signal
 
-from ktui.errors import UsageError
+from ktui.engine.cgroup import CommandCgroup
+from ktui.errors import KtuiError, UsageError
 
 
 class StoppedCommand:
@@ -38,6 +41,12 @@ class StoppedCommand:
         os.close(read_fd)
         self.pid = pid
         self.returncode: int | None = None
+        self.cgroup: CommandCgroup | None = None
+        self.follow_error: str | None = None
+        try:
+            self.cgroup = CommandCgroup.create(pid)
+        except KtuiError as err:
+            self.follow_error = str(err)
 
     @property
     def released(self) -> bool:
@@ -65,6 +74,7 @@ class StoppedCommand:
                 return self.returncode
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
+                self._ended()
         return self.returncode
 
     def wait(self) -> int:
@@ -74,4 +84,9 @@ class StoppedCommand:
                 self.returncode = os.waitstatus_to_exitcode(status)
             except ChildProcessError:
                 self.returncode = -1
+            self._ended()
         return self.returncode
+
+    def _ended(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.remove()  # kept by a process the command left running, and only then

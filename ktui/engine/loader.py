@@ -56,6 +56,7 @@ class Loader:
         # of its own making: its process is excluded in the kernel unless asked.
         self.trace_self = trace_self
         self.target_pid: int | None = None
+        self.target_cgroup: int | None = None  # a started command's cgroup: it and what it starts are traced
         self.layouts: dict[int, ProbeLayout] = {}
         self.states: dict[int, ProbeState] = {}
         self.notes: list[str] = []
@@ -161,10 +162,12 @@ class Loader:
         if has_table(bpf, "ktui_entries"):
             unit.entries = EntryCounters(bpf)
         if has_table(bpf, "ktui_config"):
-            from ktui.compiler.control import set_exclude, set_target
+            from ktui.compiler.control import set_cgroup, set_exclude, set_target
 
             if self.target_pid:
                 set_target(bpf, self.target_pid)
+            if self.target_cgroup:
+                set_cgroup(bpf, self.target_cgroup)
             if not self.trace_self:
                 set_exclude(bpf, os.getpid())
 

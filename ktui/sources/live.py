@@ -138,6 +138,11 @@ class LiveSource:
         elif self.target.command:
             self.command = StoppedCommand(list(self.target.command))
             self._loader.target_pid = self.command.pid
+            if self.command.cgroup is not None:
+                self._loader.target_cgroup = self.command.cgroup.id
+            else:
+                self._loader.notes.append(f"only the command's own process {self.command.pid} is traced, not the "
+                                          f"processes it starts: {self.command.follow_error}")
 
     def _abandon_command(self) -> None:
         if self.command is not None and self.command.returncode is None:

@@ -29,6 +29,7 @@ BPF_PERCPU_ARRAY(ktui_counters, u64, 8);  /* probe * 4 + KTUI_* */
 struct ktui_control {
     u32 target;  /* thread group id to trace, 0 = every process */
     u32 exclude;  /* thread group id never traced (ktui itself), 0 = none */
+    u64 cgroup;  /* cgroup v2 id traced (a command and what it starts), 0 = none: before target */
     u8 enabled[8];  /* 1 = probe i runs */
 };
 BPF_ARRAY(ktui_config, struct ktui_control, 1);
@@ -49,10 +50,14 @@ static __always_inline int ktui_active(u32 probe)
     struct ktui_control *ctl = ktui_config.lookup(&zero);
     if (!ctl || !ctl->enabled[probe])
         return 0;
-    if (!ctl->target && !ctl->exclude)
+    if (!ctl->target && !ctl->exclude && !ctl->cgroup)
         return 1;
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    return (!ctl->target || ctl->target == tgid) && tgid != ctl->exclude;
+    if (tgid == ctl->exclude)
+        return 0;
+    if (ctl->cgroup)
+        return bpf_get_current_cgroup_id() == ctl->cgroup;
+    return !ctl->target || ctl->target == tgid;
 }
 
 /* Entry-side helpers count calls (slot probe*2) and returns that found their entry
