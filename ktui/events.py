@@ -323,6 +323,8 @@ class RecordedRows(Protocol):
 
     def set_row_filter(self, query: str) -> None: ...
 
+    def rate_at(self, t_ns: int, bins: int = 200) -> float: ...  # events per recording second around t_ns
+
     def find(self, query: str, from_ns: int, step: int = 1) -> int | None: ...  # a match's time, or None
 
 

@@ -182,4 +182,52 @@ async def test_one_clock_seek_keys_move_the_cursor_and_help_lists_replay_keys_on
         await pilot.press("q")
 
 
+async def test_window_end_stacks_note_whole_rates_and_the_status_rate(needles):
+    """F13: v .. v selects exactly from one cursor to the other (no column rounding); a window
+    without stacks says so; x after a window shows the whole recording's rates (count / length), not
+    0; the status line's ev/s is the recording's rate at the cursor, from the file's events."""
+    from ktui.widgets.cpu_counts import CpuCounts
+    from ktui.widgets.stacks import Stacks
+
+    path, _ = needles
+    with RecordingReader.open(path) as r:
+        every = np.sort(np.concatenate(list(r.events()))["ts"].astype(np.int64))
+    source = ReplaySource([path])
+    app = KtuiApp(source=source, mode="replay", banner="Replaying (read-only).")
+    async with app.run_test(size=(80, 24)) as pilot:
+        stream, timeline, status = app.main_query(EventStream), app.main_query(Timeline), app.main_query(StatusBar)
+        assert await _until(pilot, lambda: stream.window.visible_count > 0)
+        await pilot.press(*["H"] * 9)  # the replay played to its end: back to the start
+        assert await _until(pilot, lambda: timeline.cursor_ns == source.start_ns)
+        await pilot.press("l")
+        assert await _until(pilot, lambda: timeline.cursor_ns > source.start_ns)
+        lo = timeline.cursor_ns
+        await pilot.press("v", "l", "l", "l")
+        assert await _until(pilot, lambda: timeline.cursor_ns > lo)
+        await pilot.pause(0.3)
+        hi = timeline.cursor_ns
+        await pilot.press("v")
+        assert await _until(pilot, lambda: source.selection is not None)
+        assert source.selection == (lo, hi + 1)
+        await pilot.press("3")
+        tree = app.main_query(Stacks)
+        assert await _until(pilot, lambda: any("No stacks in this window" in str(n.label) for n in tree.root.children))
+        # the whole recording again: rates are its events over its length
+        await pilot.press("2", "x")
+        cpus = app.main_query(CpuCounts)
+        duration = (source.end_ns + 1 - source.start_ns) / 1e9
+        assert await _until(pilot, lambda: cpus._window is not None and abs(cpus._window[1] - duration) < 1e-6)
+        # ev/s at the cursor: the middle of the first noise burst, against the file's own events around it
+        mid = int(every[len(every) // 4])
+        app.replay.seek_to(mid)
+        span = source.end_ns + 1 - source.start_ns
+        i = (mid - source.start_ns) * 200 // span  # the 1/200 of the recording that holds the cursor
+        b_lo, b_hi = source.start_ns + i * span // 200, source.start_ns + (i + 1) * span // 200
+        near = np.count_nonzero((every >= b_lo) & (every < b_hi)) / ((b_hi - b_lo) / 1e9)
+        assert near > 0
+        assert await _until(pilot, lambda: status.rate_given and abs(status.rate - near) < 1e-6 * near), \
+            (status.rate, near)
+        await pilot.press("q")
+
+
 run_async_tests(globals())

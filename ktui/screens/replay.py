@@ -85,6 +85,7 @@ class ReplayController:
             return
         self.rate_probe = None
         self._window_generation = -1
+
         stream = self.app.main_query(EventStream)
         stream.set_time_zero(windows.start_ns)
         stream.searches_source = self.rows is not None  # n / N search the recording, not the rows held
@@ -106,7 +107,7 @@ class ReplayController:
 
     def on_update(self, update: Update) -> None:
         """The cursor follows the replay's clock; a newly computed window reaches the CPUs pane."""
-        windows, playback = self.windows, self.playback
+        windows, playback, rows = self.windows, self.playback, self.rows
         if windows is None:
             return
         timeline = self.app.pane(Timeline)
@@ -119,9 +120,13 @@ class ReplayController:
                 stream.find(1, first=True)
         if playback is not None and not self.cursor_held:  # playing: the cursor is the replay's clock
             timeline.set_cursor(playback.position_ns)
-        if windows.window_generation != self._window_generation and windows.window is not None:
+        if rows is not None:  # ev/s: the recording's own rate at the cursor, not frames of the replay
+            self.app.pane(StatusBar).set_state(rate=rows.rate_at(timeline.cursor_ns))
+        agg = windows.window
+        shown = windows.selection or (windows.start_ns, windows.end_ns + 1)
+        if windows.window_generation != self._window_generation and agg is not None \
+                and (agg.start_ns, agg.end_ns) == shown:  # never a stale window under a new selection
             self._window_generation = windows.window_generation
-            agg = windows.window
             cpus = self.app.pane(CpuCounts)
             whole = windows.selection is None
             cpus.show_window(None if whole else agg.counters, agg.cpu_history, agg.duration_s)
@@ -138,7 +143,9 @@ class ReplayController:
         recording's tables on screen for a window without any."""
         self.app._latest = Update(counters=agg.counters, stacks=agg.stacks, histograms=agg.histograms,
                                   counts=agg.counts)
-        self.app.pane(Stacks).set_stacks(agg.stacks, names)
+        empty = ("stacks are recorded as totals, not per event: the window shows none; x shows the whole "
+                 "recording's" if agg.not_recomputed else "No stacks in this window; x shows the whole recording's.")
+        self.app.pane(Stacks).set_stacks(agg.stacks, names, empty=empty)
         self.app.pane(FlameView).set_stacks(agg.stacks, names)
         self.app.pane(Histograms).set_histograms(agg.histograms, names)
         self.app.pane(KeyCountsView).set_counts([kc for kc in agg.counts if kc.key_names != ("cpu",)], names,
@@ -172,6 +179,8 @@ class ReplayController:
             return
         self.cursor_held = True
         self._mark_found = False
+        # the seek resets the CPUs pane (apply_update): the shown window's rates come back with the next update
+        self._window_generation = -1
         if self.windows is not None:
             t_ns = min(max(int(t_ns), self.windows.start_ns), self.windows.end_ns)
         playback.pause()
@@ -208,7 +217,7 @@ class ReplayController:
             return
         lo, hi = sorted((timeline.mark_ns, timeline.cursor_ns))
         timeline.mark_ns = None
-        self.select(lo, hi + max(int(timeline.column_ns()), 1))
+        self.select(lo, hi + 1)  # from one cursor to the other, its event included: no column rounding
 
     def select(self, start_ns: int | None, end_ns: int | None) -> None:
         windows = self.windows

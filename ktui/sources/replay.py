@@ -116,6 +116,7 @@ class ReplaySource:
         self.pid_filter: int | None = None
         self.probe_filter: set[int] | None = None
         self.comm_filter: bytes | None = None
+        self._rates: dict[tuple[int, int], float] = {}  # rate_at's answers, by (bins, bin)
         self.row_filter = ""  # the stream's filter (ktui.row_filter), applied to the recording's events
         self._row_match: RowMatch | None = None
         self.seek_generation = 0  # bumps on every seek: the panes should drop what they show
@@ -301,7 +302,7 @@ class ReplaySource:
                 self._aggregates = None
             else:
                 self._aggregates = (agg.counters, self.probe_states(), agg.stacks, agg.histograms, agg.counts)
-                self._refresh = True
+            self._refresh = True  # also for the whole recording: a paused replay sends no other Update
             self._lock.notify_all()
 
     def window_aggregates(self, start_ns: int, end_ns: int, bins: int = HISTORY_BINS,
@@ -396,6 +397,18 @@ class ReplaySource:
         with self._lock:
             self.row_filter = query.strip() if match is not None else ""
             self._row_match = match
+
+    def rate_at(self, t_ns: int, bins: int = 200) -> float:
+        """Events per second of recording time in the 1/bins of the recording that holds t_ns (every
+        probe, exact: only the chunks cut by the bin's bounds are decoded; each bin counted once)."""
+        span = max(self.end_ns + 1 - self.start_ns, 1)
+        i = min(max((int(t_ns) - self.start_ns) * bins // span, 0), bins - 1)
+        key = (bins, i)
+        if key not in self._rates:
+            lo, hi = self.start_ns + i * span // bins, self.start_ns + (i + 1) * span // bins
+            n = sum(t.reader.count(max(lo - t.shift_ns, 0), max(hi - t.shift_ns, 0)) for t in self.tracks)
+            self._rates[key] = n / max((hi - lo) / 1e9, 1e-9)
+        return self._rates[key]
 
     def find(self, query: str, from_ns: int, step: int = 1) -> int | None:
         """Timeline time of the first event at or after ``from_ns`` (step 1) or of the last one before

@@ -32,9 +32,10 @@ class Stacks(Tree):
         self._signature: tuple = ()
         self.root.add_leaf("No stacks yet: a probe with the stacks action (e.g. profile:hz:49) fills this.")
 
-    def set_stacks(self, stacks: list[StackTrace], names: dict[int, str]) -> None:
+    def set_stacks(self, stacks: list[StackTrace], names: dict[int, str], *, empty: str | None = None) -> None:
+        """``empty``: the sentence to show when there are none (a replay's window says why)."""
         ordered = sorted(stacks, key=lambda s: -s.count)[:MAX_STACKS]
-        signature = tuple((_key(s), s.count) for s in ordered)
+        signature = tuple((_key(s), s.count) for s in ordered) or ((empty,) if empty else ())
         if signature == self._signature:
             return
         self._signature = signature
@@ -44,6 +45,8 @@ class Stacks(Tree):
         cursor = self.cursor_line
         self.clear()
         total = sum(s.count for s in stacks) or 1
+        if not ordered and empty:
+            self.root.add_leaf(Text(empty, "dim"))
         for s in ordered:
             top = s.kernel[0] if s.kernel else (s.user[0] if s.user else "(no stack: idle or not taken)")
             label = Text(f"{s.count:>8,} {100 * s.count / total:5.1f}%  ")

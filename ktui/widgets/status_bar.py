@@ -27,6 +27,7 @@ class StatusBar(Static):
         self.filter_text = ""  # the stream's active filter (its box may be hidden): always said here
         self.search_text = ""  # the stream's active search
         self._last: tuple[float, int] | None = None
+        self.rate_given = False  # a replay says its rate (events per recording second at the cursor)
         self.update(self._text(), layout=False)  # one line, fixed size: no relayout per frame
 
     def apply(self, update: Update) -> None:
@@ -38,7 +39,7 @@ class StatusBar(Static):
         else:  # a source without counters: count what reached us
             self.delivered += sum(len(a) for a in update.events.values())
         now = update.now_ns / 1e9 if update.now_ns else update.elapsed_s
-        if self._last is not None and now > self._last[0] and self.delivered >= self._last[1]:
+        if not self.rate_given and self._last is not None and now > self._last[0] and self.delivered >= self._last[1]:
             self.rate = (self.delivered - self._last[1]) / (now - self._last[0])
         # A replay's clock jumps back on a seek and its counters change with a selected window:
         # start measuring again rather than show a negative rate.
@@ -53,7 +54,9 @@ class StatusBar(Static):
     def set_state(self, *, mode: str | None = None, paused: bool | None = None, message: str | None = None,
                   warnings: list[str] | None = None, following: bool | None = None,
                   recording: str | None = None, flight: str | None = None,
-                  filter_text: str | None = None, search_text: str | None = None) -> None:
+                  filter_text: str | None = None, search_text: str | None = None, rate: float | None = None) -> None:
+        if rate is not None:
+            self.rate, self.rate_given = rate, True
         if recording is not None:
             self.recording = recording
         if flight is not None:
