@@ -439,9 +439,7 @@ class KtuiApp(App):
             if states != self.states:
                 self.states = states
                 self.show_probes()
-                failed = [s for s in update.probes if s.status == "failed"]
-                if failed:
-                    self.editor.show_error(f"{failed[0].spec}: {failed[0].reason}")
+                self.editor.probe_states(list(update.probes))
         snapshots = update.snapshots()
         self._latest = snapshots if self._latest is None else Update.merge([self._latest, snapshots])
         now = time.monotonic()
@@ -482,6 +480,7 @@ class KtuiApp(App):
     # --- probes: added, toggled, removed while tracing (the live controller) ----------------
     def show_probes(self) -> None:
         table = self.main_query(ProbeList)
+        table.removes_in_place = self.live.control is not None
         if self.mode == "live" and (self.probes or self.source is None):
             table.show(self.live.rows(), self.states)
         elif self.source is not None:
@@ -499,6 +498,7 @@ class KtuiApp(App):
     def remove_probe(self, probe_id: int) -> None:
         self.live.remove(probe_id)
         self.show_probes()
+        self.editor.probe_states(list(self.states.values()))  # a removed probe's error goes with it
 
     @on(EntryChosen)
     def _entry_chosen(self, event: EntryChosen) -> None:

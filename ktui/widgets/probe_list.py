@@ -27,6 +27,10 @@ class ProbeList(DataTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self.read_only = False
+        # The source removes a probe in place (ProbeControl: the others keep running); False: removing
+        # one restarts the others from a new source (the panes start again from zero). Set by the app.
+        self.removes_in_place = True
+        self._states: dict[int, ProbeState] = {}
 
     def on_mount(self) -> None:
         self.add_columns("on", "probe", "point", "status")
@@ -35,6 +39,7 @@ class ProbeList(DataTable):
         """rows: (probe id, enabled, name, spec), the id None while the source has not handed one
         out yet (a probe being added); states: what the source said about each id."""
         row = self.cursor_row
+        self._states = dict(states)
         self.clear()
         for i, (probe_id, enabled, name, spec) in enumerate(rows):
             st = states.get(probe_id) if probe_id is not None else None
@@ -73,7 +78,7 @@ class ProbeList(DataTable):
             self.post_message(ProbeToggled(probe_id))
 
     def action_remove(self) -> None:
-        """Removing a probe restarts the others and clears the stream and the counters: ask first."""
+        """Removing a probe cannot be undone: ask first, saying what else it changes."""
         probe_id = self._cursor_probe_id()
         if probe_id is None:
             return
@@ -84,6 +89,16 @@ class ProbeList(DataTable):
         def answered(yes: bool | None) -> None:
             if yes:
                 self.post_message(ProbeRemoved(probe_id))
-        self.app.push_screen(ConfirmScreen(f"Remove the probe {name}?",
-                                           "The other probes restart, and the stream and all counters are "
-                                           "cleared."), answered)
+        self.app.push_screen(ConfirmScreen(f"Remove the probe {name}?", self.removal_consequence(probe_id)),
+                             answered)
+
+    def removal_consequence(self, probe_id: int) -> str:
+        """What removing this probe does, exactly (the dialog's second sentence)."""
+        if not self.removes_in_place:
+            return "The other probes restart: the stream is emptied and every counter starts again from zero."
+        state = self._states.get(probe_id)
+        if state is not None and state.status == "failed":
+            return "It never attached, so nothing else changes."
+        return ("It is detached at once; the other probes keep running and nothing is cleared: "
+                    "its rows stay in the stream and no counter is reset.")
+
