@@ -613,7 +613,7 @@ class KtuiApp(App):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(binding_rows(self)))
+            self.push_screen(HelpScreen(binding_rows(self), self.warnings))
 
     def action_focus_search(self) -> None:
         if not self.main_query("#browser").display:

@@ -81,7 +81,10 @@ class CpuCounts(Static):
     def _columns(self, rows: list[dict[str, str]]) -> list[str]:
         """The columns that fit this pane's width, least useful dropped first; counts are never cut
         (they are at most six cells with K/M)."""
-        order = ["cpu", "hits", "rate/s", "share", "rate history", "dropped", "filtered"]
+        # A probe with a filter: hits count every call, "kept" what passed the filter (what the stream
+        # and the counts show), so a high rate is not misread as the filtered rows' rate.
+        order = ["cpu", "hits", *(["kept"] if rows and "kept" in rows[0] else []), "rate/s", "share", "rate history",
+                 "dropped", "filtered"]
         fixed = {"share": 10, "rate history": 12}
 
         def width(col: str) -> int:
@@ -93,7 +96,7 @@ class CpuCounts(Static):
             cols = [c for c in order if c not in drop]
             if sum(width(c) + 2 for c in cols) <= width_avail:
                 return cols
-        return ["cpu", "hits", "dropped"]
+        return [c for c in ("cpu", "hits", "kept", "dropped") if c in order]
 
     def _probe_table(self, probe_id: int) -> Table | Text:
         c = self.counters[probe_id]
@@ -105,6 +108,9 @@ class CpuCounts(Static):
         title.append(f"{human_count(t['hits'])} hits", style="")
         if t["dropped"]:
             title.append(f"  {human_count(t['dropped'])} dropped", style="bold red")
+        filters = t["filtered"] > 0
+        if filters:
+            title.append(f"  {human_count(t['delivered'])} kept by its filter", style="bold")
         total = t["hits"] or 1
         rows = []
         for cpu, hits in enumerate(c.hits):
@@ -119,6 +125,7 @@ class CpuCounts(Static):
                 "share": bar(hits / total, 10), "rate history": sparkline(rates, 12).ljust(12),
                 "dropped": human_count(c.dropped[cpu] if cpu < len(c.dropped) else 0),
                 "filtered": human_count(c.filtered[cpu] if cpu < len(c.filtered) else 0),
+                **({"kept": human_count(c.delivered[cpu] if cpu < len(c.delivered) else 0)} if filters else {}),
             })
         cols = self._columns(rows)
         table = Table(title=title, title_justify="left", box=None, padding=(0, 1), show_edge=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.actions import parse
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -63,9 +64,10 @@ class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "Close", id="help.close")]
     AUTO_FOCUS = "#help-box"
 
-    def __init__(self, rows: list[tuple[str, str, str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str, str, str]], warnings: list[str] | None = None) -> None:
         super().__init__()
         self.rows = rows
+        self.warnings = list(warnings or [])  # the status line shows their short form: here in full
 
     def compose(self):
         table = Table(title="ktui keys (↑↓ PgUp PgDn scroll, Escape closes; ctrl+p lists every action)",
@@ -79,4 +81,6 @@ class HelpScreen(ModalScreen):
         for row in self.rows:
             table.add_row(*(term_safe(cell) for cell in (row if wide else row[:3])))
         with VerticalScroll(id="help-box"):
+            if self.warnings:
+                yield Static(Text("\n".join(f"! {term_safe(w)}" for w in self.warnings), style="yellow"))
             yield Static(table)

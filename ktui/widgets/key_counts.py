@@ -67,6 +67,8 @@ class KeyCountsView(Static):
         self.tables = list(counts)
         self.names = dict(names)
         self._cursor_to(held)  # new counts reorder the rows: the highlight stays on its key
+        if self.display != bool(self.tables) and self.is_mounted:
+            self.refresh_bindings()  # s / r / Enter act on COUNT tables only: the footer offers them with one
         self.display = bool(self.tables)  # no keyed COUNT action: the CPU tables stand alone
         self.update(self._render_all())
 
@@ -217,6 +219,14 @@ class CountsScroll(VerticalScroll):
         Binding("up", "row(-1)", "Previous row", show=False, id="counts.up"),
         Binding("enter", "inspect", "Inspect", show=False, id="counts.inspect"),
     ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Sorting and inspecting act on COUNT tables; the per-CPU tables have a fixed CPU order and no
+        rows to inspect, so with no COUNT table the keys are not offered (NEWCOMER F24)."""
+        if action in ("sort_next", "sort_reverse", "inspect"):
+            views = self.query(KeyCountsView)
+            return bool(views) and bool(views.first().display and views.first().tables)
+        return True
 
     def action_row(self, delta: int) -> None:
         """Up / Down move the COUNT rows' highlight (and keep it on screen); with no table they scroll."""

@@ -95,9 +95,10 @@ class StatusBar(Static):
             parts.append((1, Text(f" FILTER {_short(self.filter_text)} ", style="reverse bold")))
         if self.search_text:
             parts.append((2, Text(f" FIND {_short(self.search_text)} ", style="reverse")))
-        held = " HELD" + (f" +{human_count(self.not_shown)} newer not shown" if self.not_shown else "")
-        parts.append((3, Text(" FOLLOW" if self.following else held,
-                              style="" if self.following else "bold yellow")))
+        # Held is a state the reader must see (the rows do not move); following is the ordinary case.
+        held = " HELD" + (f" +{human_count(self.not_shown)} not shown" if self.not_shown else "")
+        parts.append((3 if self.following else 1, Text(" FOLLOW" if self.following else held,
+                                                       style="" if self.following else "bold yellow")))
         parts.append((1, Text(f" {human_rate(self.rate)} ev/s", style="bold")))
         parts.append((5, Text(f"  delivered {human_count(self.delivered)}")))
         parts.append((1 if self.dropped else 4,
@@ -114,7 +115,8 @@ class StatusBar(Static):
             parts.append((1, Text(f"  {term_safe(self.message)}", style="italic")))
         if self.warnings:
             more = f" (+{len(self.warnings) - 1})" if len(self.warnings) > 1 else ""
-            parts.append((2, Text(f"  ! {term_safe(self.warnings[0])}{more}", style="yellow")))
+            # Its short form fits at 80 columns beside a filter; f1 shows every warning whole.
+            parts.append((1, Text(f"  ! {term_safe(short_warning(self.warnings[0]))}{more}", style="yellow")))
         return parts
 
     def _text(self) -> Text:
@@ -134,6 +136,16 @@ class StatusBar(Static):
         for _, piece in parts:
             t.append_text(piece)
         return t
+
+
+def short_warning(sentence: str, limit: int = 24) -> str:
+    """A warning's first clause (up to a parenthesis, colon or semicolon), with "(f1)" when the help
+    screen holds more of it: "no kprobes (kernel without CONFIG_KPROBES)" -> "no kprobes (f1)"."""
+    cuts = [i for i in (sentence.find(" ("), sentence.find(": "), sentence.find("; ")) if i > 0]
+    head = sentence[:min(cuts)] if cuts else sentence
+    if len(head) > limit:
+        head = head[:limit - 1] + "…"
+    return head if head == sentence else f"{head} (f1)"
 
 
 def _short(text: str, limit: int = 20) -> str:
