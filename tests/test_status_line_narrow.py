@@ -14,7 +14,7 @@ WARNING = "no kprobes (kernel without CONFIG_KPROBES)"
 def test_short_warning_keeps_the_first_clause():
     assert short_warning(WARNING) == "no kprobes (f1)"
     assert short_warning("no uprobes here") == "no uprobes here"  # whole: nothing more under f1
-    assert short_warning("no kprobes on this kernel") == "no kprobes on this kern… (f1)"
+    assert short_warning("no kprobes on this kernel") == "no kprobes on this… (f1)"
 
 
 async def test_warning_fits_at_80_columns_with_filter_search_and_held():

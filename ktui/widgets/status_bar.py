@@ -143,8 +143,8 @@ def short_warning(sentence: str, limit: int = 24) -> str:
     screen holds more of it: "no kprobes (kernel without CONFIG_KPROBES)" -> "no kprobes (f1)"."""
     cuts = [i for i in (sentence.find(" ("), sentence.find(": "), sentence.find("; ")) if i > 0]
     head = sentence[:min(cuts)] if cuts else sentence
-    if len(head) > limit:
-        head = head[:limit - 1] + "…"
+    if len(head) > limit:  # cut at a word: never half a word
+        head = head[:limit].rsplit(" ", 1)[0] + "…"
     return head if head == sentence else f"{head} (f1)"
 
 
