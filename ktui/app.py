@@ -734,9 +734,12 @@ class KtuiApp(App):
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
         seen = set()
-        owners = [(self, self.BINDINGS), ("#event-stream", EventStream.BINDINGS),
-                  ("#probe-list", ProbeList.BINDINGS), ("#browser", SymbolBrowser.BINDINGS)]
-        for owner, bindings in owners:
+        # Each entry's second line says what a user can use: its key and where that key works (the
+        # binding id, for remapping, is in the help screen's wide layout).
+        owners = [(self, self.BINDINGS, "anywhere"), ("#event-stream", EventStream.BINDINGS, "in the stream (tab 1)"),
+                  ("#probe-list", ProbeList.BINDINGS, "in the probe list (tab 5)"),
+                  ("#browser", SymbolBrowser.BINDINGS, "in the search panel (/)")]
+        for owner, bindings, where in owners:
             node = owner if owner is self else self.main_query(owner)
             for b in bindings:
                 if not isinstance(b, Binding) or not b.description or b.action in seen or b.action == "quit":
@@ -744,8 +747,8 @@ class KtuiApp(App):
                 if not available(node, b.action):  # only what this mode can do (no replay keys live)
                     continue
                 seen.add(b.action)
-                yield SystemCommand(f"{b.description} ({self.get_key_display(b)})", f"binding id {b.id}",
-                                    self._palette_runner(b.action))
+                key = self.get_key_display(b)
+                yield SystemCommand(f"{b.description} ({key})", f"key {key}, {where}", self._palette_runner(b.action))
         yield from self._recipe_commands()
 
     def _recipe_commands(self):
