@@ -66,6 +66,17 @@ def test_space_holds_the_rows_on_screen_while_a_fast_child_runs(tmp_path):
         _TMUX.keys("space")
         _TMUX.wait(lambda s: "FOLLOW" in s and rows(s) and rows(s)[-1] not in held, timeout=30,
                    what="the live end again")
+        # F23: c asks first (n keeps the rows), and after a clear TIME goes on from the session's start
+        _TMUX.keys("c")
+        _TMUX.wait(lambda s: "Clear the stream's" in s, timeout=30, what="the clear question")
+        _TMUX.keys("n")
+        _TMUX.wait(lambda s: "Clear the stream's" not in s and len(rows(s)) >= 10, timeout=30, what="rows kept")
+        _TMUX.keys("c")
+        _TMUX.wait(lambda s: "Clear the stream's" in s, timeout=30, what="the clear question")
+        time.sleep(2.0)  # TIME since the session's start is now well above 2 s
+        _TMUX.keys("y")
+        after = _TMUX.wait(lambda s: "Clear the stream's" not in s and rows(s), timeout=30, what="new rows")
+        assert all(float(r.split()[0]) > 2.0 for r in rows(after)), after
         _TMUX.keys("q")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and alive(pid):
