@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from textual import events, on, work
 from textual.geometry import Size
+from textual.dom import NoScreen
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -149,6 +150,7 @@ class KtuiApp(App):
         self._pending = Mailbox(window=STREAM_WINDOW)
         self._latest: Update | None = None  # last snapshot for panes that redraw slowly
         self._slow_drawn = 0.0
+        self._slow_pending = False  # a trailing draw is scheduled for the last update of a burst
         self.updates_applied = 0
         self._seek_generation = 0
         self.last_applied = 0.0  # monotonic time of the last applied update (bench, tests)
@@ -445,10 +447,24 @@ class KtuiApp(App):
         now = time.monotonic()
         if now - self._slow_drawn >= 1 / SLOW_PANES_HZ or update.finished:
             self._draw_slow_panes()
+        elif not self._slow_pending:
+            # Throttled, so drawn at the end of the interval: when updates stop (a paused replay, x after
+            # a window), the last one would otherwise never reach the panes.
+            self._slow_pending = True
+            self.set_timer(max(self._slow_drawn + 1 / SLOW_PANES_HZ - now, 0.0), self._trailing_slow_draw)
         if update.finished:
             self.main_query(StatusBar).set_state(message=update.message or "replay finished")
         self.updates_applied += 1
         self.last_applied = now
+
+    def _trailing_slow_draw(self) -> None:
+        self._slow_pending = False
+        if self._exit or not self.screen_stack:  # the app is closing (or a test app without screens)
+            return
+        try:
+            self._draw_slow_panes()
+        except NoScreen:  # a pane unmounted while the timer waited: the next update draws it
+            pass
 
     def _draw_slow_panes(self) -> None:
         """Counters feed the per-CPU rates whether shown or not (cheap); stacks, histograms and COUNT
