@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -73,16 +75,29 @@ def test_a_recording_killed_on_the_9p_share_opens_as_unfinished(ktui_bin, share)
     loop = "import os, time\nend = time.time() + 60\nwhile time.time() < end:\n    os.getppid(); time.sleep(0.001)"
     proc = subprocess.Popen([ktui_bin, "record", SPEC, "-o", str(out), "--", sys.executable, "-c", loop],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progress: list[str] = []
+    reader_thread: threading.Thread | None = None
     try:
         end = time.monotonic() + 1200
         while not out.exists() and time.monotonic() < end and proc.poll() is None:
             time.sleep(0.1)
         assert out.exists(), proc.communicate()[1] if proc.poll() is not None else "never created"
-        time.sleep(4)  # chunks every half second, counters every second
+        # Killed once events are flowing (its progress line counts some) and two counter periods later
+        # (chunks every half second, counters every second): the emulated guest, busy beside the host
+        # suite, can take seconds to start the child, and a fixed wait then killed it before any event.
+        reader_thread = threading.Thread(target=lambda: progress.extend(iter(proc.stderr.readline, "")), daemon=True)
+        reader_thread.start()
+        while time.monotonic() < end and proc.poll() is None and not any(
+                re.match(r"[1-9][0-9,]* events", line) for line in list(progress)):
+            time.sleep(0.1)
+        assert proc.poll() is None, "".join(progress)
+        time.sleep(2.5)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         proc.kill()
+        if reader_thread is not None:
+            reader_thread.join(timeout=30)  # it reads stderr to its end; communicate() reads what is left
         proc.communicate()
     names = sorted(p.name for p in share.iterdir())
     before = {n: _sha(share / n) for n in names}
