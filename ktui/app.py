@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 from collections.abc import Callable
 
@@ -424,6 +425,8 @@ class KtuiApp(App):
             self.bind_layouts()
         playback = self.replay.playback
         generation = playback.seek_generation if playback is not None else 0
+        if playback is not None and update.seek_generation != generation:
+            update = replace(update, events={})  # built before the latest seek: its rows are of another time
         if generation != self._seek_generation:  # a seek: what the panes show is from elsewhere in time
             self._seek_generation = generation
             stream.clear()

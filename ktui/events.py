@@ -168,6 +168,9 @@ class Update:
     # What a replay could not read so far (damaged chunks, rows), one sentence per file; "" when
     # everything read. A snapshot like the counters: the app keeps it on screen as a banner.
     damage: str = ""
+    # A replay's seek count when the update was built: events from before a seek are not from the
+    # cursor's time, and are dropped by merge and by the app (always 0 for a live source).
+    seek_generation: int = 0
 
     @classmethod
     def merge(cls, updates: Sequence[Update], *, window: int | None = None) -> Update:
@@ -181,7 +184,10 @@ class Update:
         if len(updates) == 1 and window is None:
             return updates[0]
         parts: dict[int, list[np.ndarray]] = {}
+        newest = max(u.seek_generation for u in updates)
         for u in updates:
+            if u.seek_generation != newest:
+                continue  # events from before a seek: another time than the cursor's
             for probe_id, arr in u.events.items():
                 parts.setdefault(probe_id, []).append(arr)
         events = {}
@@ -193,7 +199,7 @@ class Update:
             nonempty = [a for a in arrs if len(a)]
             arr = arrs[0] if len(arrs) == 1 else np.concatenate(nonempty or arrs[:1])
             events[probe_id] = arr[-window:] if window is not None and len(arr) > window else arr
-        merged = cls(events=events, finished=any(u.finished for u in updates))
+        merged = cls(events=events, finished=any(u.finished for u in updates), seek_generation=newest)
         for u in updates:
             merged.counters = u.counters or merged.counters
             merged.probes = u.probes or merged.probes

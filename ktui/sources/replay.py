@@ -544,6 +544,7 @@ class ReplaySource:
             playing, speed, pos = self._playing, self._speed, self._position
             filters = (self.pid_filter, self.probe_filter, self.comm_filter, self._row_match)
             pending, self._pending_message = self._pending_message, ""
+            generation = self.seek_generation  # read with _reset: the screen built below belongs to it
         messages = [pending] if pending else []
         if reset:
             self._seeking = True
@@ -603,7 +604,7 @@ class ReplaySource:
         return Update(events=events, counters=counters, probes=probes, stacks=stacks,
                       histograms=histograms, counts=counts, damage=self._damage, now_ns=min(position, self.end_ns),
                       elapsed_s=(min(position, self.end_ns) - self.start_ns) / 1e9,
-                      message="; ".join(m for m in messages if m), finished=finished)
+                      message="; ".join(m for m in messages if m), finished=finished, seek_generation=generation)
 
     def _describe(self) -> str:
         hosts = ", ".join(t.name for t in self.tracks)
