@@ -66,7 +66,12 @@ async def test_an_error_in_the_replay_thread_shows_replay_stopped(tmp_path, monk
     app = KtuiApp(source=source, mode="replay", banner="Replaying bad.ktrec (read-only).")
     async with app.run_test(size=(80, 24)) as pilot:
         assert await _until(pilot, lambda: app.main_query(StatusBar).delivered > 0)
+        # The replay plays from the start on open, and this recording is short: it may be at its end
+        # already (then play() reads nothing and nothing fails; the test used to fail so on a slow
+        # machine). Paused and back at the start, the next screen must be read, and that read fails.
+        source.pause()
         monkeypatch.setattr(reader, "read", vanished)
+        source.seek(source.start_ns)
         source.play()
         status = app.main_query(StatusBar)
         assert await _until(pilot, lambda: status.message.startswith("replay stopped: "))
