@@ -26,7 +26,10 @@ def text_filter(query: str, layouts: dict[int, ProbeLayout]) -> RowMatch | None:
     if not query:
         return None
     key, sep, value = query.partition("=")
-    key, value = key.strip(), value.strip()
+    # `comm == "cat"` (the kernel filter's spelling) means what `comm=cat` does: one =, no quotes
+    key, value = key.strip(), value.strip().removeprefix("=").strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
     if sep and key in ("pid", "tid", "cpu", "uid") and value.isdigit():
         wanted_number = int(value)
         return lambda _p, recs: np.asarray(recs[key] == wanted_number)
