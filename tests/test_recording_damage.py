@@ -119,13 +119,15 @@ def _check_export(path: Path, tmp_path: Path, *, events: int | None, fatal: bool
 
 
 def _replay_to_end(path: Path) -> str:
-    """Play the whole file at full speed; the message of the last Update (the app shows it)."""
+    """Play the whole file at full speed; the message of the Update that says it finished (the app
+    shows it; an update without a message after it - the replay clock's last tick, racing the stop -
+    leaves the app's message as it is, so it is not the one to read)."""
     done = threading.Event()
     last: list = []
 
     def sink(update):
-        last.append(update)
-        if update.finished:
+        if update.finished and not done.is_set():
+            last.append(update)
             done.set()
 
     try:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.widgets import Static
 
 from ktui.events import ProbeState, Update
 from ktui.textsafe import term_safe
 from ktui.units import human_count, human_rate
+
+
+MESSAGE_FRESH_S = 10.0  # how long a message keeps its place at the front of a narrow line
 
 
 class StatusBar(Static):
@@ -22,6 +27,7 @@ class StatusBar(Static):
         self.probes: list[ProbeState] = []
         self.warnings: list[str] = []
         self.message = ""
+        self._message_at = 0.0  # when the message was said (monotonic): an old one yields its room
         self.recording = ""  # the file a recording from the app writes to, while it runs
         self.flight = ""  # its flight recorder's state ("armed", "triggered 1 of 3"), when it has one
         self.filter_text = ""  # the stream's active filter (its box may be hidden): always said here
@@ -48,7 +54,7 @@ class StatusBar(Static):
         if update.probes:
             self.probes = list(update.probes)
         if update.message:
-            self.message = update.message
+            self._say(update.message)
         self.update(self._text(), layout=False)  # one line, fixed size: no relayout per frame
 
     def set_state(self, *, mode: str | None = None, paused: bool | None = None, message: str | None = None,
@@ -72,10 +78,14 @@ class StatusBar(Static):
         if paused is not None:
             self.paused = paused
         if message is not None:
-            self.message = message
+            self._say(message)
         if warnings is not None:
             self.warnings = warnings
         self.update(self._text(), layout=False)  # one line, fixed size: no relayout per frame
+
+    def _say(self, message: str) -> None:
+        if message != self.message:
+            self.message, self._message_at = message, time.monotonic()
 
     def on_resize(self) -> None:
         self.update(self._text(), layout=False)
@@ -112,7 +122,10 @@ class StatusBar(Static):
                 piece.append(f" ({failed} failed)", style="bold red")
             parts.append((1 if failed else 2, piece))
         if self.message:
-            parts.append((1, Text(f"  {term_safe(self.message)}", style="italic")))
+            # A fresh message outranks everything but the mode; once it is old it gives its room to
+            # the filter, the search and the probe count (the states a person acts on), and is cut last.
+            fresh = time.monotonic() - self._message_at < MESSAGE_FRESH_S
+            parts.append((1 if fresh else 3, Text(f"  {term_safe(self.message)}", style="italic")))
         if self.warnings:
             more = f" (+{len(self.warnings) - 1})" if len(self.warnings) > 1 else ""
             # Its short form fits at 80 columns beside a filter; f1 shows every warning whole.
@@ -126,7 +139,7 @@ class StatusBar(Static):
         # warning or message is never cut to less than a few words (no bare "!").
         while len(parts) > 1 and sum(p.cell_len for _, p in parts) > width:
             room = width - sum(p.cell_len for _, p in parts[:-1])
-            if room >= 24 and parts[-1][0] <= 2:
+            if room >= 24 and parts[-1][0] <= 3:
                 break
             worst = max(range(len(parts)), key=lambda i: (parts[i][0], i))
             if parts[worst][0] == 0:
