@@ -58,3 +58,12 @@ class FileFormatError(KtuiError):
     """A file (recording, session, ftrace text, BTF, ELF) that cannot be read as what it claims."""
 
     exit_code = 4
+
+
+class UnknownMember(KtuiError):
+    """A struct or union has no member of that name (BTF or DWARF alike); ``members`` are the
+    names it has, for ktui.probes.resolve to name the closest ones."""
+
+    def __init__(self, struct: str, name: str, members: list[str]):
+        super().__init__(f"{struct} has no member named {name!r}.")
+        self.struct, self.name, self.members = struct, name, members

@@ -15,7 +15,7 @@ import struct
 from array import array
 from dataclasses import dataclass, field
 
-from ktui.errors import FileFormatError, KtuiError
+from ktui.errors import FileFormatError, KtuiError, UnknownMember
 from ktui.sysfacts import VMLINUX_BTF as VMLINUX_BTF, btf_stat as btf_stat  # re-exported
 
 BTF_MAGIC = 0xEB9F
@@ -73,6 +73,9 @@ class FieldPath:
 
 class BTF:
     """One BTF blob (vmlinux, or a module's split BTF on top of ``base``)."""
+
+    memory = "kernel"  # the structs it describes live in kernel memory (ktui.probes.resolve.MemberTypes)
+    source = "BTF"
 
     def __init__(self, data: bytes, *, base: BTF | None = None, name: str = "vmlinux",
                  offsets: array[int] | None = None):
@@ -433,7 +436,7 @@ class BTF:
                     offset += m.offset
                     break
             else:
-                raise KtuiError(f"{self.ctype(tid)} has no member named {name!r}.")
+                raise UnknownMember(self.ctype(tid), name, [m.name for m in self.members(tid)])
         if cur_member is None:
             raise KtuiError("An empty field path names nothing.")
         mt = self.strip(cur_member.type_id)

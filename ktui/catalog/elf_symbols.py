@@ -21,7 +21,7 @@ def _vaddr_to_offset(segments: list[tuple[int, int, int]], vaddr: int) -> int | 
     return vaddr_to_offset(segments, vaddr)
 
 
-def _dwarf_source(path: str, debuginfo: str | None, syms: ElfSymbols, debug_file: str | None) -> tuple[str | None, str | None]:
+def dwarf_source(path: str, debuginfo: str | None, syms: ElfSymbols, debug_file: str | None) -> tuple[str | None, str | None]:
     """(the file whose DWARF describes ``path``'s functions, or None with the reason)."""
     if debuginfo:
         return debuginfo, None
@@ -95,7 +95,7 @@ def elf_functions(path: str, *, debuginfo: str | None = None) -> list[Entry]:
         why = "it has no symbol table (stripped)" if not syms.tables else "its symbol tables define no functions (stripped)"
         raise FileFormatError(f"{path} has no function symbols to probe: {why}; install its debug file "
                               f"(Debian: the -dbg or -dbgsym package) or rebuild it without stripping.")
-    source, note = _dwarf_source(path, debuginfo, syms, debug_file)
+    source, note = dwarf_source(path, debuginfo, syms, debug_file)
     loader = _LazyDwarf(source, note)
     if debuginfo:
         loader.lookup()
@@ -148,6 +148,6 @@ def function_details(binary: str, symbol: str) -> Details:
                 if old._lookup is not None:
                     old._lookup.close()
             _LOOKUPS.clear()
-        loader = _LOOKUPS[key] = _LazyDwarf(*_dwarf_source(binary, None, syms, debug_file))
+        loader = _LOOKUPS[key] = _LazyDwarf(*dwarf_source(binary, None, syms, debug_file))
     probe = Entry("uprobe", f"uprobe:{key[0]}:{symbol}", symbol, address=min(addrs))
     return loader(probe)

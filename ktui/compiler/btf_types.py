@@ -15,6 +15,7 @@ from ktui.errors import KtuiError
 if TYPE_CHECKING:
     from ktui.catalog.btf import BTF
     from ktui.catalog.core import Catalog
+    from ktui.probes.resolve import MemberTypes
 
 
 class TypeSource:
@@ -37,6 +38,15 @@ class TypeSource:
     @property
     def btf_error(self) -> str:
         return self._btf_error or "the kernel's BTF is not available"
+
+    def member_types(self, binary: str | None, symbol: str) -> tuple[MemberTypes | None, str]:
+        """Where struct members at a site are laid out, or None and why: a uprobe's program's DWARF
+        (``binary``; ktui.probes.resolve.user_member_types, as the editor asks), else the kernel's BTF."""
+        if binary is not None:
+            from ktui.probes.resolve import user_member_types
+
+            return user_member_types(binary, symbol)
+        return self.btf(), self.btf_error
 
     def func_args(self, symbol: str) -> list[tuple[str, str]] | None:
         """[(name, ctype), ...] of a kernel function, or None when unknown."""

@@ -243,6 +243,8 @@ class ProbeCompiler:
         return value only where there is a return, latency where entry and return pair."""
         arg_site = self.pl.entry if self.pl.entry is not None else self.pl.main
         names = PointNames(arg_site.named_args())
+        if arg_site.user and arg_site.binary is not None:  # a uprobe: its structs are laid out by its DWARF
+            names.binary, names.symbol = arg_site.binary, arg_site.event
         if has_return(self.probe) and self.probe.kind is not ProbeKind.TRACEPOINT:
             rtype = self.pl.main.ret_ctype or "long"
             names.ret = Named("retval", rtype, "retval")
@@ -271,8 +273,10 @@ class ProbeCompiler:
         wanted = [n.name for n in names_in(self.filter_node)] if self.filter_node is not None else []
         for action in self.probe.actions:
             wanted += [*action.key, *([action.value] if action.value else [])]
-        names.update(member_kinds(point, [w for w in wanted if w not in names], self.types.btf(),
-                                  self.types.btf_error))
+        wanted = [w for w in wanted if w not in names]
+        if any("->" in w or "." in w for w in wanted):
+            program = point.binary
+            names.update(member_kinds(point, wanted, *self.types.member_types(program, point.symbol or "")))
         return names
 
     # ---- C ----------------------------------------------------------------------------

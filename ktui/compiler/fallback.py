@@ -172,10 +172,11 @@ def place(probe: Probe, probe_id: int, facts: KernelFacts, types: TypeSource, fa
             raise KtuiError("a uprobe needs the program or library it probes")
         proto = user_prototype(probe)  # parameters by name from the program's DWARF
         ret_ctype, args = (proto[0], proto[1]) if proto else (None, None)
+        binary = probe.binary if probe.target else None  # an offset has no function to find types by
         if kind is ProbeKind.UPROBE and not latency:
-            return Placement(Site("uprobe", probe.target, func_args=args, ret_ctype=ret_ctype))
-        entry = Site("uprobe", probe.target, func_args=args) if (latency or args_at_return) else None
-        return Placement(Site("uretprobe", probe.target, func_args=args, ret_ctype=ret_ctype), entry)
+            return Placement(Site("uprobe", probe.target, func_args=args, ret_ctype=ret_ctype, binary=binary))
+        entry = Site("uprobe", probe.target, func_args=args, binary=binary) if (latency or args_at_return) else None
+        return Placement(Site("uretprobe", probe.target, func_args=args, ret_ctype=ret_ctype, binary=binary), entry)
     return _place_function(probe, facts, types, fallback, latency, args_at_return, tag)
 
 

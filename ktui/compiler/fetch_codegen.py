@@ -94,7 +94,7 @@ class FetchGen:
                 return ValueType("s", 64)
             case Member(_, path):
                 fp = self._member(expr)
-                vt = member_value_type(fp)
+                vt = member_value_type(fp, "user" if site.user else "kernel")
                 if vt is None:
                     raise FetchError(f"{'->'.join(path)} is {fp.ctype}: not a scalar; fetch one of its members")
                 return vt
@@ -179,13 +179,20 @@ class FetchGen:
     def _member(self, expr: Member) -> FieldPath:
         """Where the member lives, as ktui.probes.resolve resolves it (the one resolution)."""
         base = self._base_named(expr.base)
+        program = self.site.binary if self.site.user else None
+        types, why = self.types.member_types(program, self.site.event)
         try:
-            return resolve_member_of(base, expr.path, self.types.btf(), self.types.btf_error,
+            return resolve_member_of(base, expr.path, types, why, program=program,
                                      label=self._arg_label(expr.base) if isinstance(expr.base, Arg) else "retval").where
         except KtuiError as err:
             raise FetchError(err.message) from None
 
     def _base_named(self, base: FetchExpr) -> Named:
+        if isinstance(base, Arg) and self.site.user and self.site.func_args is None:
+            types, why = self.types.member_types(self.site.binary, self.site.event)
+            reason = why if types is None else f"the program's DWARF does not describe {self.site.event}"
+            raise FetchError(f"members of {self._arg_label(base)} need its type from the program's DWARF debug info, "
+                             f"and {reason}")
         if isinstance(base, Arg):
             named = self._named(base)
             if named is None:

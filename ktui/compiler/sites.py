@@ -37,6 +37,7 @@ class Site:
     func_args: list[tuple[str, str]] | None = None  # BTF/raw-tracepoint prototype: (name, ctype)
     ret_ctype: str | None = None
     usdt: tuple[UsdtMarker, ...] = ()  # usdt: the marker's locations, all of one provider:name
+    binary: str | None = None  # uprobe/uretprobe: the program, whose DWARF lays out its structs
 
     @property
     def is_return(self) -> bool:

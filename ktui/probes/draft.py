@@ -11,7 +11,7 @@ from typing import Any
 
 from ktui.errors import KtuiError
 from ktui.probes.model import Action, ActionKind, Arg, Fetch, Member, Probe, ProbeKind, Retval, stacks_action
-from ktui.probes.resolve import (BUILTIN_KINDS, CatalogLike, MemberRef, PointNames, kernel_types, member_kinds,
+from ktui.probes.resolve import (BUILTIN_KINDS, CatalogLike, MemberRef, PointNames, member_kinds,
                                  member_options, resolve_member, resolve_probe, split_member_name)
 
 WHERE = ("entry", "return", "both")
@@ -88,16 +88,17 @@ class ProbeDraft:
         kinds = names.filter_names()
         wanted = [n.name for n in names_in(node)] if node is not None else []
         if any("->" in w or "." in w for w in wanted if w not in kinds):
-            kinds.update(member_kinds(names, [w for w in wanted if w not in kinds], *kernel_types()))
+            kinds.update(member_kinds(names, [w for w in wanted if w not in kinds], *names.member_types()))
         check_filter(node, kinds, text=self.filter)
 
     @staticmethod
     def members(names: PointNames, arg: str) -> list[MemberRef]:
-        """The members the picker offers under a struct-pointer argument (one level, from BTF)."""
+        """The members the picker offers under a struct-pointer argument (one level; from BTF, or
+        from the program's DWARF at a uprobe)."""
         named = names.arg(name=arg)
-        if named is None or named.origin == "retval":
+        if named is None or not names.expandable(arg):
             return []
-        types, _why = kernel_types()
+        types, _why = names.member_types()
         return member_options(named, types)
 
     def parsed_count_key(self, names: PointNames, fetched: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -142,7 +143,7 @@ class ProbeDraft:
                     if split is None or not split[1]:
                         continue
                     try:
-                        ref = resolve_member(names, split[0], split[1], *kernel_types())
+                        ref = resolve_member(names, split[0], split[1], *names.member_types())
                     except KtuiError as err:
                         raise KtuiError(err.message, where="spec") from None
                     probe.fetches.append(Fetch(ref.column, Member(Arg(name=split[0]), ref.path)))

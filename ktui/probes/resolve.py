@@ -10,7 +10,8 @@ the stream all ask here, so they cannot disagree:
 * kernel function arguments come from BTF (a system call's implementation, e.g.
   ``do_sys_openat2``, receives user pointers; elsewhere a ``__user`` tag says so, and
   without one the pointer may be either);
-* uprobe arguments come from DWARF (user memory, always);
+* uprobe arguments come from DWARF (user memory, always), and so do the members of the
+  program's structs they point at (``ktui.catalog.dwarf_members``);
 * the return value exists only where there is a return (a kretprobe, uretprobe,
   fexit, or an entry+return probe): a tracepoint's ``ret`` field is a field.
 """
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from collections.abc import Callable
 
 from ktui.probes.ctypes import int_type, is_string_ctype, value_type_of_ctype
+from ktui.errors import UnknownMember
 from ktui.probes.model import Probe, ProbeKind, ValueType
 
 if TYPE_CHECKING:
@@ -115,6 +117,24 @@ class PointNames:
     ret: Named | None = None  # only where there is a return
     latency: bool = False
     note: str = ""  # why the arguments are unknown, when they are
+    binary: str | None = None  # a uprobe's program and function: its structs' layouts are in its DWARF
+    symbol: str | None = None
+
+    def member_types(self) -> tuple[MemberTypes | None, str]:
+        """Where the members of this point's struct pointers are laid out: the program's DWARF at a
+        uprobe, the kernel's BTF elsewhere (or None and the reason)."""
+        if self.binary is not None:
+            return user_member_types(self.binary, self.symbol or "")
+        return kernel_types()
+
+    def expandable(self, name: str) -> bool:
+        """``name`` is a pointer to a struct whose members can be named here (the editor's picker):
+        a kernel pointer (BTF), or any pointer of a uprobe (DWARF). A user pointer at a kernel
+        function has no layout to read it by."""
+        named = self.arg(name=name)
+        if named is None or named.origin == "retval" or struct_of(named.ctype) is None:
+            return False
+        return named.memory != USER or self.binary is not None
 
     def arg(self, name: str | None = None, index: int | None = None) -> Named | None:
         if name is not None:
@@ -218,16 +238,20 @@ def resolve_probe(probe: Probe, catalog: CatalogLike | None = None,
     if entry is None and kind == "tracepoint":
         return _tracepoint_without_catalog(probe.target, returns, latency)
     if entry is None:
-        return names_from(kind, probe.target, None, None, returns=returns, latency=latency,
-                          note=note or "the catalog does not describe this point")
-    try:
-        args = [(a.name, a.ctype) for a in entry.args]
-        ret = entry.return_type
-        why = entry.args_note or ""
-    except Exception as err:  # noqa: BLE001 - details unreadable: names unknown, the reason kept
-        return names_from(kind, probe.target, None, None, returns=returns, latency=latency, note=str(err))
-    return names_from(kind, probe.target, args if (args or not why) else None, ret, returns=returns,
-                      latency=latency, note=why)
+        names = names_from(kind, probe.target, None, None, returns=returns, latency=latency,
+                           note=note or "the catalog does not describe this point")
+    else:
+        try:
+            args = [(a.name, a.ctype) for a in entry.args]
+            ret = entry.return_type
+            why = entry.args_note or ""
+        except Exception as err:  # noqa: BLE001 - details unreadable: names unknown, the reason kept
+            args, ret, why = None, None, str(err)
+        names = names_from(kind, probe.target, args if (args or not why) else None, ret, returns=returns,
+                           latency=latency, note=why)
+    if kind == "user" and probe.binary and probe.target:
+        names.binary, names.symbol = probe.binary, probe.target
+    return names
 
 
 def _tracepoint_without_catalog(event: str, returns: bool, latency: bool) -> PointNames:
@@ -293,7 +317,12 @@ MAX_MEMBER_DEPTH = 8  # hops a member path may take; deeper is refused in one se
 
 
 class MemberTypes(Protocol):
-    """Where member layouts come from (the kernel's BTF: ktui.catalog.btf.BTF)."""
+    """Where member layouts come from: the kernel's BTF (ktui.catalog.btf.BTF) for kernel
+    objects, a program's DWARF (ktui.catalog.dwarf_members.UnitTypes) for its own."""
+    @property
+    def memory(self) -> str: ...  # "kernel" or "user": where the objects it describes live
+    @property
+    def source(self) -> str: ...  # "BTF" or "DWARF", for sentences
     def resolve_path(self, base: str | int, path: list[str]) -> FieldPath: ...
     def find(self, name: str) -> int | None: ...
     def members(self, tid: int) -> list[Member]: ...
@@ -340,6 +369,7 @@ class MemberRef:
     base: Named
     path: tuple[str, ...]
     where: FieldPath  # offset, hops, size, signedness: what the compiler plans reads from
+    memory: str = KERNEL  # where the object lives: a uprobe's structs are in the program's memory
 
     @property
     def text(self) -> str:
@@ -354,19 +384,20 @@ class MemberRef:
         return str(self.where.ctype)
 
     def value_type(self) -> ValueType | None:
-        return member_value_type(self.where)
+        return member_value_type(self.where, self.memory)
 
     def kind(self) -> str | None:
         vt = self.value_type()
         return None if vt is None else ("string" if vt.is_string else "int")
 
 
-def member_value_type(fp: Any) -> ValueType | None:
-    """The type a member is fetched as: char arrays and char pointers are strings (kernel
-    memory: a member is read through a kernel object), bitfields their bits, pointers hex,
-    integers by size and sign; None for a struct, union or other array (fetch a member of it)."""
+def member_value_type(fp: Any, memory: str = KERNEL) -> ValueType | None:
+    """The type a member is fetched as: char arrays and char pointers are strings (``ustring``
+    in a program's memory, where a uprobe's structs live; else kernel memory: a member is read
+    through a kernel object), bitfields their bits, pointers hex, integers by size and sign; None
+    for a struct, union or other array (fetch a member of it)."""
     if fp.is_char_array or (fp.is_pointer and is_string_ctype(fp.ctype)):
-        return ValueType("string", 0)
+        return ValueType("ustring" if memory == USER else "string", 0)
     if fp.bitfield_size:
         bits = 8
         while bits < fp.size * 8:
@@ -389,14 +420,19 @@ def resolve_member(names: PointNames, base: str, path: tuple[str, ...], types: M
     number = arg_number(base, names)
     named = names.arg(index=number) if number is not None else names.arg(name=base)
     if named is None:
+        if names.binary is not None and types is None and not any(a.name for a in names.args):
+            raise KtuiError(f"{text}: arguments and their members by name need the program's DWARF debug info, "
+                            f"and {why_no_types}")
         known = ", ".join(a.name for a in names.args if a.name) or "none by name"
         raise KtuiError(f"{text}: this probe has no argument or field {base} (it has: {known})")
-    return resolve_member_of(named, tuple(path), types, why_no_types, label=base)
+    return resolve_member_of(named, tuple(path), types, why_no_types, label=base, program=names.binary)
 
 
 def resolve_member_of(named: Named, path: tuple[str, ...], types: MemberTypes | None,
-                      why_no_types: str = "the kernel's BTF is not available", label: str = "") -> MemberRef:
-    """``named->path`` where ``named`` is an argument, field or return value already found."""
+                      why_no_types: str = "the kernel's BTF is not available", label: str = "",
+                      program: str | None = None) -> MemberRef:
+    """``named->path`` where ``named`` is an argument, field or return value already found;
+    ``program`` is the probed program at a uprobe (its structs are laid out by its DWARF)."""
     from ktui.errors import KtuiError
 
     base = label or named.name or "the argument"
@@ -405,19 +441,30 @@ def resolve_member_of(named: Named, path: tuple[str, ...], types: MemberTypes | 
         raise KtuiError(f"{text} names no member")
     if len(path) > MAX_MEMBER_DEPTH:
         raise KtuiError(f"{text} goes deeper than {MAX_MEMBER_DEPTH} members")
-    if named.memory == USER:
+    struct = struct_of(named.ctype)
+    if named.memory == USER and (types is None or types.memory != USER):
+        if program is not None and struct is not None:  # a uprobe whose program's DWARF cannot be read
+            raise KtuiError(f"{text}: struct members of {program} need its DWARF debug info, and {why_no_types}")
         raise KtuiError(f"{text}: {base} is {named.ctype} in user memory; struct members are read only "
                         "through kernel pointers whose layout the kernel's BTF describes")
-    struct = struct_of(named.ctype)
     if struct is None:
         raise KtuiError(f"{text}: {base} is {named.ctype or 'of unknown type'}, not a pointer to a struct")
     if types is None:
         raise KtuiError(f"{text}: struct members by name need the kernel's BTF, and {why_no_types}")
+    if named.memory != USER and types.memory == USER:
+        raise KtuiError(f"{text}: {base} points into the kernel, whose layouts a program's DWARF does not describe")
     try:
         fp = types.resolve_path(struct, list(path))
+    except UnknownMember as err:
+        from ktui.probes.exists import did_you_mean
+
+        near = did_you_mean(err.name, err.members) or (f" (its members: {', '.join(err.members[:8])}"
+                                                         f"{', ...' if len(err.members) > 8 else ''})"
+                                                         if err.members else "")
+        raise KtuiError(f"{text}: {err.message.rstrip('.')}{near}") from None
     except KtuiError as err:
         raise KtuiError(f"{text}: {err.message.rstrip('.')}") from None
-    return MemberRef(named, tuple(path), fp)
+    return MemberRef(named, tuple(path), fp, types.memory)
 
 
 def members_of(ctype: str, types: MemberTypes | None) -> list[tuple[str, str, int]]:
@@ -441,7 +488,7 @@ def member_options(named: Named, types: MemberTypes | None) -> list[MemberRef]:
     what the editor's member picker offers under ``named``."""
     from ktui.errors import KtuiError
 
-    if named.memory == USER or struct_of(named.ctype) is None:
+    if struct_of(named.ctype) is None or types is None or (named.memory == USER) != (types.memory == USER):
         return []
     out = []
     for name, _ctype, _off in members_of(named.ctype, types):
@@ -455,6 +502,24 @@ def member_options(named: Named, types: MemberTypes | None) -> list[MemberRef]:
 
 
 _KERNEL_TYPES: dict[str, Any] = {}
+
+
+def user_member_types(binary: str, symbol: str) -> tuple[MemberTypes | None, str]:
+    """The layouts a uprobe on ``binary``'s ``symbol`` follows members through (the program's
+    DWARF, the function's own unit; cached per file in ktui.catalog.dwarf_members), or None and
+    the reason in one sentence (no DWARF, no such function)."""
+    from ktui.errors import KtuiError
+
+    try:
+        from ktui.catalog.dwarf_members import member_types
+        from ktui.probes.exists import resolve_binary
+
+        path = resolve_binary(binary)
+        if path is None:
+            return None, f"there is no program {binary}"
+        return member_types(path, symbol), ""
+    except (KtuiError, OSError) as err:
+        return None, str(err).rstrip(".")
 
 
 def kernel_types() -> tuple[MemberTypes | None, str]:

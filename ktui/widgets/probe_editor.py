@@ -16,7 +16,7 @@ from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSe
 from ktui.errors import KtuiError, ParseError
 from ktui.probes.draft import ProbeDraft, where_applies
 from ktui.probes.model import Probe
-from ktui.probes.resolve import USER, PointNames, struct_of
+from ktui.probes.resolve import PointNames
 from ktui.textsafe import term_safe
 from ktui.widgets.messages import ProbeSubmitted
 from ktui.widgets.toggles import Choice, Tick, TickList
@@ -135,7 +135,7 @@ class ProbeEditor(VerticalScroll):
                 if hidden and a.name not in self.expanded:
                     label.append(term_safe(f" ({', '.join(sorted(hidden))})"), style="dim")
             box.add_option((label, a.name, a.name in ticked))
-            if a.name in self.expanded:  # the member picker: one level of the struct, from BTF
+            if a.name in self.expanded:  # the member picker: one level of the struct (BTF or DWARF)
                 for ref in ProbeDraft.members(self.names, a.name):
                     box.add_option((Text("   " + term_safe(f"{ref.ctype} {ref.text}")), ref.text, ref.text in ticked))
         try:
@@ -147,9 +147,9 @@ class ProbeEditor(VerticalScroll):
 
     # --- the member picker ----------------------------------------------------------
     def expandable(self, name: str) -> bool:
-        """A kernel pointer to a struct: its members can be picked (right arrow opens, left closes)."""
-        named = self.names.arg(name=name)
-        return named is not None and named.memory != USER and struct_of(named.ctype) is not None
+        """A pointer to a struct whose layout is known here (the core decides): its members can be
+        picked (right arrow opens, left closes)."""
+        return self.names.expandable(name)
 
     def toggle_members(self, name: str, show: bool) -> None:
         if not self.expandable(name) or (name in self.expanded) == show:
