@@ -12,7 +12,7 @@ from textual.widgets import Static
 from ktui.events import ProbeCounters
 from ktui.textsafe import term_safe
 from ktui.units import human_count, human_rate
-from ktui.widgets.value_format import bar, sparkline
+from ktui.widgets.value_format import AtWidth, bar, sparkline
 
 HISTORY = 30  # rate samples kept per CPU for the sparkline
 
@@ -25,8 +25,9 @@ class CpuCounts(Static):
         self.names: dict[int, str] = {}
         self.counters: dict[int, ProbeCounters] = {}
         self.failed: dict[int, str] = {}  # probe id -> why it failed to attach (no rows: it counts nothing)
-        self._prev: dict[int, tuple[float, list[int]]] = {}
+        self._prev: dict[int, tuple[float, list[int], list[int]]] = {}  # clock, hits, kept per CPU
         self._rates: dict[tuple[int, int], deque[float]] = {}
+        self._kept_rates: dict[tuple[int, int], float] = {}  # events kept by a filter per second, per CPU
         # A replay's window: per-CPU rate history across it and its length; counters of a selected
         # window replace the file's until the window is cleared (None: the source's own counters).
         self._window: tuple[dict[int, list[list[float]]], float] | None = None
@@ -36,6 +37,7 @@ class CpuCounts(Static):
         """A new source counts from zero: forget the old rates."""
         self._prev.clear()
         self._rates.clear()
+        self._kept_rates.clear()
         self._window = None
         self.counters = {}
         self.update(self._table())
@@ -63,8 +65,11 @@ class CpuCounts(Static):
                 for cpu, hits in enumerate(c.hits):
                     before = prev[1][cpu] if cpu < len(prev[1]) else 0
                     self._rates.setdefault((probe_id, cpu), deque(maxlen=HISTORY)).append(max(0, hits - before) / dt)
+                for cpu, kept in enumerate(c.delivered):
+                    before = prev[2][cpu] if cpu < len(prev[2]) else 0
+                    self._kept_rates[(probe_id, cpu)] = max(0, kept - before) / dt
             if prev is None or elapsed_s > prev[0]:
-                self._prev[probe_id] = (elapsed_s, list(c.hits))
+                self._prev[probe_id] = (elapsed_s, list(c.hits), list(c.delivered))
         shape = {pid: len(c.hits) for pid, c in counters.items()}
         relayout = shape != {pid: len(c.hits) for pid, c in self.counters.items()}
         self.counters = dict(counters)
@@ -76,29 +81,30 @@ class CpuCounts(Static):
     def _table(self):
         if not self.counters:
             return Text(self.message, style="dim")
-        return Group(*(self._probe_table(pid) for pid in sorted(self.counters)))
+        # Laid out when drawn, for the width drawn at (AtWidth): never for a stale or guessed width.
+        return AtWidth(lambda width: Group(*(self._probe_table(pid, width) for pid in sorted(self.counters))))
 
-    def _columns(self, rows: list[dict[str, str]]) -> list[str]:
+    def _columns(self, rows: list[dict[str, str]], width_avail: int) -> list[str]:
         """The columns that fit this pane's width, least useful dropped first; counts are never cut
         (they are at most six cells with K/M)."""
         # A probe with a filter: hits count every call, "kept" what passed the filter (what the stream
         # and the counts show), so a high rate is not misread as the filtered rows' rate.
-        order = ["cpu", "hits", *(["kept"] if rows and "kept" in rows[0] else []), "rate/s", "share", "rate history",
+        kept = ["kept"] if rows and "kept" in rows[0] else []
+        order = ["cpu", "hits", *kept, "rate/s", *[k + "/s" for k in kept], "share", "rate history",
                  "dropped", "filtered"]
         fixed = {"share": 10, "rate history": 12}
 
         def width(col: str) -> int:
             return fixed.get(col) or max([len(col)] + [len(r[col]) for r in rows])
 
-        width_avail = self.size.width or 80
-        for drop in ([], ["rate history"], ["rate history", "share"], ["rate history", "share", "filtered"],
-                     ["rate history", "share", "filtered", "rate/s"]):
-            cols = [c for c in order if c not in drop]
+        least_useful = ["rate history", "share", "filtered", "rate/s", "kept/s"]
+        for n in range(len(least_useful) + 1):
+            cols = [c for c in order if c not in least_useful[:n]]
             if sum(width(c) + 2 for c in cols) <= width_avail:
                 return cols
         return [c for c in ("cpu", "hits", "kept", "dropped") if c in order]
 
-    def _probe_table(self, probe_id: int) -> Table | Text:
+    def _probe_table(self, probe_id: int, width: int) -> Table | Text:
         c = self.counters[probe_id]
         t = c.totals()
         title = Text(f"{term_safe(self.names.get(probe_id, f'probe{probe_id}'))}  ", style="bold")
@@ -125,9 +131,10 @@ class CpuCounts(Static):
                 "share": bar(hits / total, 10), "rate history": sparkline(rates, 12).ljust(12),
                 "dropped": human_count(c.dropped[cpu] if cpu < len(c.dropped) else 0),
                 "filtered": human_count(c.filtered[cpu] if cpu < len(c.filtered) else 0),
-                **({"kept": human_count(c.delivered[cpu] if cpu < len(c.delivered) else 0)} if filters else {}),
+                **({"kept": human_count(c.delivered[cpu] if cpu < len(c.delivered) else 0),
+                    "kept/s": human_rate(self._kept_rate(probe_id, cpu, c))} if filters else {}),
             })
-        cols = self._columns(rows)
+        cols = self._columns(rows, width)
         table = Table(title=title, title_justify="left", box=None, padding=(0, 1), show_edge=False)
         styles = {"share": "green", "rate history": "cyan", "filtered": "dim"}
         for col in cols:
@@ -142,6 +149,14 @@ class CpuCounts(Static):
                 cells.append(Text(row[col], style=style))
             table.add_row(*cells)
         return table
+
+    def _kept_rate(self, probe_id: int, cpu: int, c: ProbeCounters) -> float:
+        """Events the filter kept per second on this CPU: what the stream and the counts receive, beside
+        the hit rate (every call, kept or not)."""
+        if self._window is not None:  # a replay's window: over its length, as its rate/s is
+            kept = c.delivered[cpu] if cpu < len(c.delivered) else 0
+            return kept / self._window[1]
+        return self._kept_rates.get((probe_id, cpu), 0.0)
 
     def cpu_total(self, probe_id: int) -> int:
         c = self.counters.get(probe_id)

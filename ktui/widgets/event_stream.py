@@ -36,13 +36,21 @@ from ktui.units import c_string, format_value, short_labels
 # labels (short_labels: never two names made equal), within a cap that leaves room for values.
 WIDE = (12, 3, 15, 7, 18)
 NARROW = (10, 2, 10, 6, 12)
-PROBE_CAP = {False: 20, True: 32}  # narrow, wide
+# Below 80 columns (down to the 60 the app needs) the name columns give way, so a row still shows a
+# value: at 60x16 the values column held only "filename…" (NEWCOMER F20).
+TINY = (10, 2, 8, 6, 10)
+TINY_BELOW = 70  # a stream narrower than this (not 80 columns, nor 100 with the browser beside it)
+PROBE_CAP = {"wide": 32, "narrow": 20, "tiny": 10}
 HOST_CAP = {False: 15, True: 24}  # the HOST column (shown when the probes run on several hosts)
 MAX_ROW = 4096  # cells kept of one row (a row is at most a few hundred in practice)
 
 
+def size_class(width: int) -> str:
+    return "wide" if width >= 100 else "narrow" if width >= TINY_BELOW else "tiny"
+
+
 def columns_for(width: int, labels: dict[int, str] | None = None) -> tuple[int, int, int, int, int]:
-    t, c, m, p, r = WIDE if width >= 100 else NARROW
+    t, c, m, p, r = {"wide": WIDE, "narrow": NARROW, "tiny": TINY}[size_class(width)]
     if labels:
         r = max(5, max(len(v) for v in labels.values()))
     return t, c, m, p, r
@@ -305,6 +313,7 @@ class EventStream(ScrollView, can_focus=True):
         self.hosts: dict[int, tuple[str, str]] = {}  # probe id -> (host, own name): ktui.events.ProbeHosts
         self.host_w = 0  # width of the HOST column; 0: no such column (the probes run on one machine)
         self.cols: tuple[int, int, int, int, int] = columns_for(80)
+        self._shown_width = 0  # the width it last had on screen (0: never shown yet)
         self._widest = 0  # the widest row drawn so far: how far the stream scrolls sideways
         self.search_query = ""  # the quick search (s), found with n / N; rows stay shown
         # A replay: n / N ask the source for the next match in the whole recording (FindRequested).
@@ -325,9 +334,11 @@ class EventStream(ScrollView, can_focus=True):
 
     def _relabel(self) -> None:
         """Probe labels and column widths for this width (names change with the probes, caps with width)."""
-        width = self.size.width or 80
+        # A hidden stream (another tab on screen) has no size: lay out for the width it last had on
+        # screen, since showing it again at that width sends no resize to correct a guess.
+        width = self.size.width or self._shown_width or 80
         names = {pid: self.hosts[pid][1] if pid in self.hosts else lay.name for pid, lay in self.layouts.items()}
-        cap = PROBE_CAP[width >= 100]
+        cap = PROBE_CAP[size_class(width)]
         self.host_w = min(HOST_CAP[width >= 100], max([4, *(len(h) for h, _ in self.hosts.values())])) \
             if self.hosts else 0
         self.labels = short_labels(names, cap) if names else {}
@@ -660,6 +671,7 @@ class EventStream(ScrollView, can_focus=True):
         self._strips.clear()
 
     def on_resize(self) -> None:
+        self._shown_width = self.size.width or self._shown_width
         self._relabel()
         self._resize()
         self._follow_end()

@@ -9,7 +9,7 @@ from textual.widgets import Static
 from ktui.events import Histogram
 from ktui.textsafe import term_safe
 from ktui.units import LOG2_TIME_NOTE, bucket_label, human_count
-from ktui.widgets.value_format import bar
+from ktui.widgets.value_format import AtWidth, bar
 
 BAR_W = 40
 
@@ -32,14 +32,18 @@ class Histograms(Static):
     def on_resize(self) -> None:
         self.update(self._render_all())
 
-    def _bar_width(self, label_width: int) -> int:
+    @staticmethod
+    def _bar_width(label_width: int, width: int) -> int:
         """The bar takes what the label and the count leave (at most BAR_W): nothing wraps at 80 columns."""
-        room = (self.size.width or 80) - label_width - 10
+        room = width - label_width - 10
         return max(8, min(BAR_W, room))
 
     def _render_all(self):
         if not self.histograms:
             return Text(self.message, style="dim")
+        return AtWidth(self._blocks)  # laid out for the width it is drawn at (a hidden tab has none)
+
+    def _blocks(self, width: int) -> Group:
         blocks = []
         for h in self.histograms:
             name = term_safe(self.names.get(h.probe_id, f"probe{h.probe_id}"))
@@ -53,10 +57,10 @@ class Histograms(Static):
                 buckets = h.buckets[lo:hi + 1]
             top = max((c for _, _, c in buckets), default=0) or 1
             labels = [bucket_label(lo_, hi_, latency=h.value == "latency", scale=h.scale) for lo_, hi_, _ in buckets]
-            width = max((len(s) for s in labels), default=0)
+            label_w = max((len(s) for s in labels), default=0)
             for label, (_, _, count) in zip(labels, buckets):
-                line = Text(f"{label:>{width}} ")
-                line.append(bar(count / top, self._bar_width(width)), style="green")
+                line = Text(f"{label:>{label_w}} ")
+                line.append(bar(count / top, self._bar_width(label_w, width)), style="green")
                 line.append(f" {human_count(count)}")
                 blocks.append(line)
             blocks.append(Text(""))

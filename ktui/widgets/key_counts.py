@@ -21,7 +21,7 @@ from ktui.events import KeyCounts
 from ktui.rates import KeyRates, RatedRow, next_sort_column, sort_caption, sort_rows
 from ktui.textsafe import term_safe
 from ktui.units import human_rate
-from ktui.widgets.value_format import bar
+from ktui.widgets.value_format import AtWidth, bar
 
 MAX_ROWS = 50  # rows shown per table; the rest are summed into one line
 BAR_W = 20  # the bar's width when there is room
@@ -157,7 +157,9 @@ class KeyCountsView(Static):
     def _render_all(self) -> RenderableType:
         if not self.tables:
             return Text("")  # no COUNT action keyed by anything: nothing to show below the CPU tables
-        width = self.size.width or 80
+        return AtWidth(self._tables)  # laid out for the width it is drawn at (a hidden tab has none)
+
+    def _tables(self, width: int) -> Group:
         groups, first = [], 0
         for kc in self.tables:
             groups.append(self._table(kc, width, self.cursor - first))
