@@ -260,7 +260,8 @@ class KtuiApp(App):
             pass
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key) and not event.is_forwarded:  # from the terminal: one at a time
+        # From the terminal, keys and pastes one at a time, in the order typed (ktui/widgets/key_queue.py).
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
             self.keys.put(event)
             return
         await super().on_event(event)

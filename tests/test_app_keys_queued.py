@@ -117,4 +117,35 @@ async def test_keys_typed_right_after_a_key_that_opens_a_dialog_go_to_the_dialog
         assert not app.query_one("#stream-search").display and app.query_one(EventStream).search_query == ""
 
 
+async def test_a_paste_takes_its_turn_behind_the_keys_typed_before_it():
+    """Keys and a bracketed paste arriving together reach the box in the order typed (NEWCOMER F10: the
+    paste overtook the queued keys: 'hello' then a paste gave 'htracepoint:...ello', and ctrl+u then a
+    paste left the box empty)."""
+    from textual.widgets import Input
+
+    pasted = "tracepoint:sched:sched_process_exec"
+    app = live_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        type_at_once(app, ["5"])
+        await settle(app, pilot)
+        spec = app.query_one("#editor-spec", Input)
+        spec.focus()
+        await settle(app, pilot)
+        spec.value = ""
+        type_at_once(app, [*"hello"])
+        app.post_message(events.Paste(pasted))
+        await settle(app, pilot, 6)
+        assert spec.value == "hello" + pasted
+        type_at_once(app, ["ctrl+u"])
+        app.post_message(events.Paste(pasted))
+        await settle(app, pilot, 6)
+        assert spec.value == pasted
+        type_at_once(app, ["ctrl+u"])  # and keys typed right after a paste go after it
+        app.post_message(events.Paste("tracepoint:sched:"))
+        type_at_once(app, [*"sched_wakeup"])
+        await settle(app, pilot, 6)
+        assert spec.value == "tracepoint:sched:sched_wakeup"
+
+
 run_async_tests(globals())

@@ -21,6 +21,11 @@ Escape and the key right after it can arrive together (typed fast, pasted, or ov
 the terminal parser reads them as one alt+key, which a text box types as the plain character
 (Escape lost, the key typed into the box it should have left). ktui binds no alt+printable key,
 so such a pair is taken apart again into the Escape and the key.
+
+A paste (the terminal's bracketed paste) is typing too, and takes its turn in the same queue: left to
+Textual it went to the focused box at once, ahead of the keys typed just before it that were still
+waiting here, so "hello" then a paste gave "htracepoint:...ello", and ctrl+u then a paste emptied the
+box (the paste landed first, ctrl+u then deleted it; NEWCOMER F10).
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ class HoldsKeys(Protocol):
 
 
 class KeyQueue:
-    def __init__(self, focused: Callable[[], MessagePump], dispatch: Callable[[events.Key], Awaitable[None]],
+    def __init__(self, focused: Callable[[], MessagePump],
+                 dispatch: Callable[[events.Key | events.Paste], Awaitable[None]],
                  hold: Callable[[], bool] = lambda: False,
                  screen: Callable[[], MessagePump | None] = lambda: None) -> None:
         self.focused = focused  # where the app forwards a key now (the focused widget, else the screen)
@@ -59,12 +65,15 @@ class KeyQueue:
         # True while a key already handled waits for an answer that decides where the next keys go
         # (Enter in the browser before the catalog is loaded opens the editor only when it is).
         self.hold = hold
-        self.waiting: deque[events.Key] = deque()
+        self.waiting: deque[events.Key | events.Paste] = deque()
         self._task: asyncio.Task[None] | None = None
         # Where the last key went, when, and the screen on top when it was sent.
         self._last: tuple[MessagePump, float, MessagePump | None] | None = None
 
-    def put(self, event: events.Key) -> None:
+    def put(self, event: events.Key | events.Paste) -> None:
+        if isinstance(event, events.Paste):
+            self._append(event)
+            return
         if event.key == "ctrl+j":
             # Enter typed before the app put the terminal in raw mode arrives as a line feed (the tty
             # turned CR into NL); Ctrl-J is Enter in shells and readline too.
@@ -73,6 +82,9 @@ class KeyQueue:
         if plain is not None:
             self.waiting.append(events.Key("escape", "\x1b"))
             event = plain
+        self._append(event)
+
+    def _append(self, event: events.Key | events.Paste) -> None:
         self.waiting.append(event)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._pump(), name="ktui-keys")
