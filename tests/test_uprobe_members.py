@@ -217,3 +217,19 @@ def test_editor_member_picker_lists_the_uprobe_structs_members(tmp_path):
 
     (probe,) = asyncio.run(run())
     assert probe.fetches == [Fetch("p_y", Member(Arg(name="p"), ("y",)))]
+
+
+def test_list_members_shows_the_programs_struct_from_its_dwarf(tmp_path):
+    """``ktui list -v --members`` on a uprobe: the members of the struct its argument points at,
+    with the offsets gcc gave them (offsetof, printed by a program built from the same struct)."""
+    prog = _program(tmp_path)
+    oracle = tmp_path / "offsets.c"
+    oracle.write_text(POINT_C.split("__attribute__")[0] + "#include <stddef.h>\nint main(void) { printf(\"%zu %zu %zu\\n\","
+                      " offsetof(struct point, x), offsetof(struct point, y), offsetof(struct point, name)); return 0; }\n")
+    subprocess.run(["gcc", "-o", str(tmp_path / "offsets"), str(oracle)], check=True)
+    x, y, name = (int(v) for v in subprocess.run([str(tmp_path / "offsets")], capture_output=True, text=True,
+                                                 check=True).stdout.split())
+    out = subprocess.run([sys.executable, "-m", "ktui", "list", "-v", "--members", f"uprobe:{prog}:touch"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[:5] == [f"uprobe:{prog}:touch", "    struct point * p", f"        int p->x  // +0x{x:x}",
+                       f"        long int p->y  // +0x{y:x}", f"        const char * p->name  // +0x{name:x}"]

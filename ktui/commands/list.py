@@ -35,7 +35,8 @@ def add_parser(subparsers: Subparsers) -> None:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show arguments with their types, source location and traceability")
     p.add_argument("--members", action="store_true",
-                   help="with -v: under each struct-pointer argument, its members one level deep (from BTF)")
+                   help="with -v: under each struct-pointer argument, its members one level deep (from BTF; "
+                        "a program's from its DWARF)")
     p.add_argument("--json", action="store_true",
                    help="JSON Lines: one JSON object a line, one probe point each, written as found")
     p.add_argument("--kind", action="append", metavar="K",
@@ -132,11 +133,25 @@ def _check_problems(cat: Catalog, args: argparse.Namespace, kinds: list[str] | N
         raise FileFormatError(cat.problems["btf"])
 
 
+def _member_types(e: Entry, kernel: MemberTypes | None) -> MemberTypes | None:
+    """Where the members of ``e``'s struct pointers are laid out: the kernel's BTF, or a uprobe's
+    program's DWARF (the resolution the compiler and the editor use)."""
+    if e.kind in ("kprobe", "rawtracepoint"):
+        return kernel
+    if e.kind == "uprobe" and e.args:
+        from ktui.probes.resolve import user_member_types
+
+        binary = e.name[len("uprobe:"):].rsplit(":", 1)[0]
+        return user_member_types(binary, e.symbol)[0]
+    return None
+
+
 def _verbose_lines(e: Entry, shown: str | None = None, types: MemberTypes | None = None) -> list[str]:
+    """``ktui list -v`` lines of one entry; ``types``: members shown one level deep (``--members``)."""
     out = [_rename(e.name, shown)]
     for a in e.args:  # bpftrace -lv spelling: "const char * filename"
         out.append(f"    {a.ctype} {a.name}" if a.name else f"    {a.ctype}")
-        if types is not None and e.kind in ("kprobe", "rawtracepoint") and a.name:
+        if types is not None and a.name:
             from ktui.probes.resolve import members_of
 
             out.extend(f"        {ctype} {a.name}->{name}  // +0x{off:x}" for name, ctype, off in members_of(a.ctype, types))
@@ -397,17 +412,23 @@ def _run(args: argparse.Namespace) -> int:
         if args.json:
             _write_json_lines(out, (cat.entry(i) for i in rows), shown)
         elif args.verbose or args.members:
-            types = None
-            if args.members:
-                from ktui.probes.resolve import kernel_types
+            kernel: list[MemberTypes | None] = []  # the kernel's BTF, loaded for the first kernel entry
 
-                types = kernel_types()[0]
+            def types_of(e: Entry) -> MemberTypes | None:
+                if not args.members:
+                    return None
+                if e.kind in ("kprobe", "rawtracepoint") and not kernel:
+                    from ktui.probes.resolve import kernel_types
+
+                    kernel.append(kernel_types()[0])
+                return _member_types(e, kernel[0] if kernel else None)
             if any(cat.kind[i] == 0 for i in rows):  # notes are about kprobes
                 for note in cat.notes:
                     print(f"ktui: note: {term_safe(note)}", file=sys.stderr)
             chunk: list[str] = []
             for i in rows:
-                chunk.extend(term_safe(line) for line in _verbose_lines(cat.entry(i), shown, types))
+                entry = cat.entry(i)
+                chunk.extend(term_safe(line) for line in _verbose_lines(entry, shown, types_of(entry)))
                 if len(chunk) > 2000:
                     out.write("\n".join(chunk) + "\n")
                     chunk = []
