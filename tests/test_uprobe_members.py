@@ -233,3 +233,56 @@ def test_list_members_shows_the_programs_struct_from_its_dwarf(tmp_path):
                          capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[:5] == [f"uprobe:{prog}:touch", "    struct point * p", f"        int p->x  // +0x{x:x}",
                        f"        long int p->y  // +0x{y:x}", f"        const char * p->name  // +0x{name:x}"]
+
+
+@needs_root
+@pytest.mark.live
+def test_record_command_reaches_the_uprobes_of_the_programs_it_starts(tmp_path):
+    """`ktui record -- sh -c 'PROG 3; PROG 4 &'`: the uprobe on PROG fires in the command's children
+    (they are in its cgroup; attached for the shell's pid alone it saw nothing), and a run of PROG
+    outside the command at the same time is not recorded: exactly 3 + 4 events."""
+    prog = _program(tmp_path)
+    outside = subprocess.Popen(["sh", "-c", f"while :; do {prog} 5; sleep 0.05; done"], stdout=subprocess.DEVNULL)
+    try:
+        out = tmp_path / "children.ktrec"
+        assert main(["record", "-q", "-o", str(out), f"uprobe:{prog}:touch", "--filter", "p->x >= 0", "--",
+                     "sh", "-c", f"sleep 0.3; {prog} 3; {prog} 4 & wait"]) == 0
+    finally:
+        outside.kill()
+        outside.wait()
+    rows = _rows(out)
+    assert [r["p_x"] for r in rows] == [0, 1, 2, 0, 1, 2, 3]
+    assert len({r["pid"] for r in rows[:3]}) == 1 and len({r["pid"] for r in rows[3:]}) == 1
+    assert rows[0]["pid"] != rows[3]["pid"]
+
+
+LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
+FILENO_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]);
+    long t = 0;
+    for (int i = 0; i < n; i++)
+        t += fileno(i % 2 ? stdout : stderr);
+    return t == 12345;
+}
+"""
+
+
+@needs_root
+@pytest.mark.live
+def test_a_librarys_struct_members_come_from_its_build_id_debug_file(tmp_path):
+    """libc's `fileno(FILE *fp)`: FILE's layout from libc's debug file under /usr/lib/debug/.build-id/
+    (Debian's libc6-dbg); fp->_fileno of stderr and stdout alternate, one event a call."""
+    from ktui.probes.resolve import user_member_types
+
+    if not os.path.exists(LIBC) or user_member_types(LIBC, "fileno")[0] is None:
+        pytest.skip("libc's debug file (libc6-dbg) is not installed")
+    (tmp_path / "fileno.c").write_text(FILENO_C)
+    prog = tmp_path / "fileno"
+    subprocess.run(["gcc", "-O0", "-o", str(prog), str(tmp_path / "fileno.c")], check=True)
+    out = tmp_path / "libc.ktrec"
+    assert main(["record", "-q", "-o", str(out), f"uprobe:{LIBC}:fileno", "--filter", "fp->_fileno >= 0",
+                 "--", str(prog), str(N)]) == 0
+    assert [r["fp__fileno"] for r in _rows(out)] == [2 if i % 2 == 0 else 1 for i in range(N)]

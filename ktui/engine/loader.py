@@ -109,7 +109,11 @@ class Loader:
         from ktui.compiler import compile_session
 
         pages = self.ring_pages or default_ring_pages(len(probes))
-        return compile_session(list(probes), catalog=self.catalog, target_pid=self.target_pid, ring_pages=pages)
+        # A started command traced through its cgroup: uprobes attach for every process (the program's
+        # cgroup check selects the command and what it starts); attached for the command's pid alone,
+        # a uprobe on a program the command runs as a child (`-- sh -c PROG`) saw nothing.
+        pid = None if self.target_cgroup else self.target_pid
+        return compile_session(list(probes), catalog=self.catalog, target_pid=pid, ring_pages=pages)
 
     def load_unit(self, program: CompiledProgram, global_ids: dict[int, int]) -> Unit:
         from ktui.bccload import load_bcc
