@@ -203,3 +203,32 @@ def test_files_are_cached_by_identity_and_bounded(tmp_path, monkeypatch):
         opened.append(member_types(b, "touch").file)
     assert len(dwarf_members._FILES) == dwarf_members.CACHED_FILES
     assert opened[0]._ctx is None and opened[-1]._ctx is not None  # the oldest closed
+
+
+def test_damaged_dwarf_is_one_sentence(tmp_path, capsys):
+    """The DIEs of struct point overwritten with 0xff: reading its members is one sentence, in the
+    provider and through `ktui compile`, never a pyelftools exception."""
+    from elftools.elf.elffile import ELFFile
+
+    from ktui.cli import main
+
+    binary, _ = _build(tmp_path, ["-g"])
+    with open(binary, "rb") as f:
+        elf = ELFFile(f)
+        start = elf.get_section_by_name(".debug_info")["sh_offset"]
+        dwarf = elf.get_dwarf_info()
+        point = next(d for cu in dwarf.iter_CUs() for d in cu.iter_DIEs()
+                     if d.tag == "DW_TAG_structure_type" and d.attributes.get("DW_AT_name")
+                     and d.attributes["DW_AT_name"].value == b"point")
+        at = start + point.offset
+    with open(binary, "r+b") as f:
+        f.seek(at)
+        f.write(b"\xff" * 64)
+    types, why = user_member_types(binary, "touch")
+    assert types is not None, why  # the unit's header and the function are intact
+    with pytest.raises(FileFormatError, match=f"the DWARF debug info of {binary} cannot be read"):
+        types.resolve_path("struct point *", ["x"])
+    assert main(["compile", "--emit", "none", "--filter", "p->x > 0", f"uprobe:{binary}:touch"]) != 0
+    err = capsys.readouterr().err
+    assert f"p->x: arguments and their members by name need the program's DWARF debug info, and the DWARF debug " \
+        f"info of {binary} gives no arguments of touch" in err and "Traceback" not in err

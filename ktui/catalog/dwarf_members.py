@@ -17,10 +17,13 @@ plans reads from the numbers in the ``FieldPath`` given back.
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ktui.catalog.btf import FieldPath, Member
 from ktui.catalog.dwarf import _name, _open_dwarf, _ref, type_str
@@ -43,6 +46,27 @@ _DW_OP_PLUS_UCONST = 0x23
 MAX_DEPTH = 64  # typedef/qualifier chains and nested anonymous members
 
 CACHED_FILES = 4  # open DWARF files kept (each holds a file descriptor and parsed units)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """One reader at a time per file: pyelftools seeks and reads one shared file object, and the
+    editor (UI thread) and a compile (worker thread) may ask about the same program at once. What
+    pyelftools raises on damaged DWARF (or on a file closed since) is one sentence."""
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        unit = args[0]
+        with unit.file.lock:  # type: ignore[attr-defined]
+            try:
+                return method(*args, **kwargs)
+            except KtuiError:
+                raise
+            except Exception as err:  # noqa: BLE001 - pyelftools raises many kinds
+                raise FileFormatError(f"the DWARF debug info of {unit.name} cannot be read "  # type: ignore[attr-defined]
+                                      f"({type(err).__name__}).") from None
+    return run
 
 
 def _agg_word(die: DIE) -> str:
@@ -81,6 +105,7 @@ class DwarfFile:
         from ktui.catalog.elf_file import open_elf
 
         self.path, self.shown = path, shown
+        self.lock = threading.RLock()
         self._ctx: AbstractContextManager[Any] | None = open_elf(path)
         elf = self._ctx.__enter__()
         try:
@@ -96,9 +121,10 @@ class DwarfFile:
         self._everywhere: dict[str, list[int]] | None = None  # named aggregates of every unit
 
     def close(self) -> None:
-        if self._ctx is not None:
-            self._ctx.__exit__(None, None, None)
-            self._ctx = None
+        with self.lock:
+            if self._ctx is not None:
+                self._ctx.__exit__(None, None, None)
+                self._ctx = None
 
     def _unit_of(self, symbol: str, address: int | None) -> CompileUnit | None:
         """The unit that holds the function: by address through .debug_aranges, else the unit
@@ -118,6 +144,10 @@ class DwarfFile:
     def for_function(self, symbol: str, address: int | None) -> UnitTypes:
         """The types of the unit holding ``symbol``; a KtuiError in one sentence when the DWARF
         does not describe it."""
+        with self.lock:
+            return self._for_function(symbol, address)
+
+    def _for_function(self, symbol: str, address: int | None) -> UnitTypes:
         try:
             cu = self._unit_of(symbol, address)
             if cu is None:
@@ -183,10 +213,12 @@ class UnitTypes:
     def _inner(self, die: DIE) -> int:
         return self._keep(_ref(die, "DW_AT_type"))
 
+    @_locked
     def ctype(self, tid: int) -> str:
         return type_str(self.die(tid))
 
     # ---- MemberTypes -----------------------------------------------------------------
+    @_locked
     def find(self, name: str) -> int | None:
         """The id of a named struct, union, typedef, enum or base type of this unit;
         ``struct x``/``union x`` restrict the kind. A struct only declared here is looked
@@ -232,6 +264,7 @@ class UnitTypes:
         walk(self.cu.get_top_DIE(), 0)
         self._names = names
 
+    @_locked
     def strip(self, tid: int) -> int:
         """Skip typedefs and qualifiers."""
         for _ in range(MAX_DEPTH):
@@ -260,6 +293,7 @@ class UnitTypes:
             return count * self.size_of(self._inner(die), depth + 1)
         return 0
 
+    @_locked
     def members(self, tid: int) -> list[Member]:
         """Members of a struct/union (anonymous struct and union members flattened in place,
         as C lets them be named)."""
@@ -311,6 +345,7 @@ class UnitTypes:
             return self.strip(full)
         return tid
 
+    @_locked
     def resolve_path(self, base: str | int, path: list[str]) -> FieldPath:
         """Where ``base->path[0]->path[1]...`` lives (``.`` and ``->`` alike: pointers are
         followed and recorded in ``hops``). ``base`` is a type name or id; a pointer base type
@@ -386,6 +421,9 @@ class UnitTypes:
 _FILES: OrderedDict[tuple[str, str], DwarfFile] = OrderedDict()  # (path, identity) -> open file, newest last
 
 
+_FILES_LOCK = threading.Lock()
+
+
 def member_types(binary: str, symbol: str) -> UnitTypes:
     """The types a uprobe on ``binary``'s ``symbol`` can follow members through: the unit of the
     function in the DWARF of the program or of its build-id debug file. Cached per file identity
@@ -403,14 +441,15 @@ def member_types(binary: str, symbol: str) -> UnitTypes:
     if source is None:
         raise FileFormatError(note or f"{binary} has no DWARF debug info.")
     key = (path, binary_identity(path) or "")
-    file = _FILES.get(key)
-    if file is None:
-        file = DwarfFile(source, binary)
-        for old in [k for k in _FILES if k[0] == path]:
-            _FILES.pop(old).close()  # an older build of the same path
-        while len(_FILES) >= CACHED_FILES:
-            _FILES.popitem(last=False)[1].close()
-        _FILES[key] = file
-    else:
-        _FILES.move_to_end(key)
+    with _FILES_LOCK:
+        file = _FILES.get(key)
+        if file is None:
+            file = DwarfFile(source, binary)
+            for old in [k for k in _FILES if k[0] == path]:
+                _FILES.pop(old).close()  # an older build of the same path
+            while len(_FILES) >= CACHED_FILES:
+                _FILES.popitem(last=False)[1].close()
+            _FILES[key] = file
+        else:
+            _FILES.move_to_end(key)
     return file.for_function(symbol, min(addrs))

@@ -420,9 +420,11 @@ def resolve_member(names: PointNames, base: str, path: tuple[str, ...], types: M
     number = arg_number(base, names)
     named = names.arg(index=number) if number is not None else names.arg(name=base)
     if named is None:
-        if names.binary is not None and types is None and not any(a.name for a in names.args):
+        if names.binary is not None and not any(a.name for a in names.args):
+            why = why_no_types if types is None else (
+                names.note.rstrip(".") or f"the DWARF debug info of {names.binary} gives no arguments of {names.symbol}")
             raise KtuiError(f"{text}: arguments and their members by name need the program's DWARF debug info, "
-                            f"and {why_no_types}")
+                            f"and {why}")
         known = ", ".join(a.name for a in names.args if a.name) or "none by name"
         raise KtuiError(f"{text}: this probe has no argument or field {base} (it has: {known})")
     return resolve_member_of(named, tuple(path), types, why_no_types, label=base, program=names.binary)
