@@ -286,3 +286,37 @@ def test_a_librarys_struct_members_come_from_its_build_id_debug_file(tmp_path):
     assert main(["record", "-q", "-o", str(out), f"uprobe:{LIBC}:fileno", "--filter", "fp->_fileno >= 0",
                  "--", str(prog), str(N)]) == 0
     assert [r["fp__fileno"] for r in _rows(out)] == [2 if i % 2 == 0 else 1 for i in range(N)]
+
+
+GET_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+struct inner { short a; char tag[12]; };
+static struct inner g[16];
+__attribute__((noinline, used)) struct inner *get(int i) {
+    snprintf(g[i].tag, sizeof g[i].tag, "tag%d", i);
+    g[i].a = i * 7;
+    return &g[i];
+}
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]);
+    long t = 0;
+    for (int i = 0; i < n; i++)
+        t += get(i)->a;
+    return t == 12345;
+}
+"""
+
+
+@needs_root
+@pytest.mark.live
+def test_members_of_a_returned_struct_pointer_at_a_uretprobe(tmp_path):
+    """retval->a and retval->tag (a char array, read as a user string) in a filter at a uretprobe:
+    exactly the calls the filter keeps, with the values the function returned."""
+    (tmp_path / "get.c").write_text(GET_C)
+    prog = tmp_path / "get"
+    subprocess.run(["gcc", "-g", "-O0", "-o", str(prog), str(tmp_path / "get.c")], check=True)
+    out = tmp_path / "ret.ktrec"
+    assert main(["record", "-q", "-o", str(out), f"uretprobe:{prog}:get", "--filter",
+                 'retval->a >= 7 && retval->tag != "tag3"', "--", str(prog), str(N)]) == 0
+    assert [(r["retval_a"], r["retval_tag"]) for r in _rows(out)] == [(i * 7, f"tag{i}") for i in range(1, N) if i != 3]

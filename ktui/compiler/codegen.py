@@ -14,7 +14,7 @@ from ktui.events import HEADER_FIELDS, FieldLayout, ProbeLayout
 from ktui.probes.filter_ast import Node, names_in
 from ktui.probes.model import Action, ActionKind, Arg, Builtin, Fetch, FetchExpr, Member, Probe, ProbeKind, Retval, ValueType
 from ktui.probes.resolve import (Named, PointNames, arg_number, has_return, member_column, member_kinds,
-                                 split_member_name)
+                                 memory_of, split_member_name)
 
 from ktui.compiler.action_codegen import DERIVED_KEYS, compile_actions
 from ktui.compiler.fallback import Placement, wants_latency
@@ -151,8 +151,11 @@ class ProbeCompiler:
         split = split_member_name(name)
         if split is not None and split[1]:  # skb->len: the member, recorded as skb_len
             base, path = split
-            number = arg_number(base, self.point_names())
-            base_expr = Arg(index=number) if number is not None else Arg(name=base)
+            point = self.point_names()
+            number = arg_number(base, point)
+            base_expr: FetchExpr = Arg(index=number) if number is not None else Arg(name=base)
+            if base == "retval" and point.ret is not None and point.arg(name=base) is None:
+                base_expr = Retval()  # retval->len: a member of the returned pointer, read at the return
             return Fetch(member_column(base, path), Member(base_expr, path))
         return Fetch(name, Arg(name=name))
 
@@ -247,7 +250,8 @@ class ProbeCompiler:
             names.binary, names.symbol = arg_site.binary, arg_site.event
         if has_return(self.probe) and self.probe.kind is not ProbeKind.TRACEPOINT:
             rtype = self.pl.main.ret_ctype or "long"
-            names.ret = Named("retval", rtype, "retval")
+            main = self.pl.main  # where the returned pointer points: a program's memory at a uretprobe
+            names.ret = Named("retval", rtype, "retval", memory_of(main.point_kind, main.event, rtype))
         names.latency = self.pl.entry is not None
         if arg_site.kind not in ("tracepoint", "perf_event", "usdt") and arg_site.func_args is None:
             # no prototype: $arg1..$arg6 by position, as registers

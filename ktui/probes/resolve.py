@@ -419,6 +419,8 @@ def resolve_member(names: PointNames, base: str, path: tuple[str, ...], types: M
     text = base + "".join("->" + p for p in path)
     number = arg_number(base, names)
     named = names.arg(index=number) if number is not None else names.arg(name=base)
+    if named is None and base == "retval" and names.ret is not None:  # retval->len where there is a return
+        named = names.ret
     if named is None:
         if names.binary is not None and not any(a.name for a in names.args):
             why = why_no_types if types is None else (
