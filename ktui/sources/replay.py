@@ -116,7 +116,10 @@ class ReplaySource:
         self.pid_filter: int | None = None
         self.probe_filter: set[int] | None = None
         self.comm_filter: bytes | None = None
-        self._rates: dict[tuple[int, int], float] = {}  # rate_at's answers, by (bins, bin)
+        self._rates: dict[tuple[int, int], float] = {}  # rate_at's exact answers, by (bins, bin)
+        self._rate_wanted: tuple[int, int] | None = None  # the newest bin rate_at was asked for, not yet counted
+        self._rate_thread: threading.Thread | None = None  # counts the wanted bins (_count_rates)
+        self._index_bins: dict[int, np.ndarray] = {}  # rate_bins(n) of every probe, from the chunk index
         self.row_filter = ""  # the stream's filter (ktui.row_filter), applied to the recording's events
         self._row_match: RowMatch | None = None
         self.seek_generation = 0  # bumps on every seek: the panes should drop what they show
@@ -236,6 +239,8 @@ class ReplaySource:
     def rate_bins(self, n: int, probe_id: int | None = None) -> np.ndarray:
         """Events in each of n equal bins over [start_ns, end_ns] (of one probe, or all), from the
         chunk index: nothing is decoded."""
+        if probe_id is None and n in self._index_bins:
+            return self._index_bins[n].copy()
         out = np.zeros(max(n, 0), dtype=np.float64)
         for t in self.tracks:
             old = None if probe_id is None else [o for o, new in t.ids.items() if new == probe_id]
@@ -243,6 +248,8 @@ class ReplaySource:
                 continue
             chunks = t.reader.chunks if old is None else [c for c in t.reader.chunks if c.probe_id in old]
             out += rate_bins(chunks, self.start_ns - t.shift_ns, self.end_ns + 1 - t.shift_ns, n)
+        if probe_id is None:
+            self._index_bins[n] = out.copy()
         return out
 
     def marks(self) -> list[int]:
@@ -400,15 +407,63 @@ class ReplaySource:
 
     def rate_at(self, t_ns: int, bins: int = 200) -> float:
         """Events per second of recording time in the 1/bins of the recording that holds t_ns (every
-        probe, exact: only the chunks cut by the bin's bounds are decoded; each bin counted once)."""
+        probe). Exact once counted (only the chunks cut by the bin's bounds are decoded, part way; each
+        bin counted once); until then the chunk index's estimate (nothing decoded) while a thread of its
+        own counts the bin, and an Update brings the exact figure. Asked by the UI thread on every
+        Update, so it never decodes there: a cursor move stays bounded (bench/bench_replay_window.py)."""
+        key = self._rate_bin(t_ns, bins)
+        with self._lock:
+            exact = self._rates.get(key)
+            if exact is not None:
+                return exact
+            self._rate_wanted = key
+            thread = None
+            if self._rate_thread is None and not self._stopped:
+                thread = self._rate_thread = threading.Thread(target=self._count_rates, name="ktui-replay-rate",
+                                                              daemon=True)
+                self._window_threads.append(thread)  # joined by stop() like a window's
+        if thread is not None:
+            thread.start()
+        lo, hi = self._rate_bounds(key)
+        return float(self.rate_bins(bins)[key[1]]) / max((hi - lo) / 1e9, 1e-9)
+
+    def rate_known(self, t_ns: int, bins: int = 200) -> bool:
+        """Whether rate_at's answer for t_ns is the exact count (not the chunk index's estimate)."""
+        return self._rate_bin(t_ns, bins) in self._rates
+
+    def _rate_bin(self, t_ns: int, bins: int) -> tuple[int, int]:
         span = max(self.end_ns + 1 - self.start_ns, 1)
-        i = min(max((int(t_ns) - self.start_ns) * bins // span, 0), bins - 1)
-        key = (bins, i)
-        if key not in self._rates:
-            lo, hi = self.start_ns + i * span // bins, self.start_ns + (i + 1) * span // bins
-            n = sum(t.reader.count(max(lo - t.shift_ns, 0), max(hi - t.shift_ns, 0)) for t in self.tracks)
-            self._rates[key] = n / max((hi - lo) / 1e9, 1e-9)
-        return self._rates[key]
+        return bins, min(max((int(t_ns) - self.start_ns) * bins // span, 0), bins - 1)
+
+    def _rate_bounds(self, key: tuple[int, int]) -> tuple[int, int]:
+        bins, i = key
+        span = max(self.end_ns + 1 - self.start_ns, 1)
+        return self.start_ns + i * span // bins, self.start_ns + (i + 1) * span // bins
+
+    def _count_rates(self) -> None:
+        """The rate thread: counts the newest bin asked for (a burst of cursor moves counts only where
+        the cursor stopped), then sends an Update so the status line shows the exact figure."""
+        try:
+            while True:
+                with self._lock:
+                    key, self._rate_wanted = self._rate_wanted, None
+                    if key is None or self._stopped:
+                        self._rate_thread = None
+                        return
+                # The cursor's own screen goes first (both need the interpreter lock and the CPUs).
+                deadline = time.monotonic() + 2.0
+                while (self._reset or self._seeking) and not self._stopped and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                lo, hi = self._rate_bounds(key)
+                n = sum(t.reader.count(max(lo - t.shift_ns, 0), max(hi - t.shift_ns, 0)) for t in self.tracks)
+                with self._lock:
+                    self._rates[key] = n / max((hi - lo) / 1e9, 1e-9)
+                    self._refresh = True
+                    self._lock.notify_all()
+        except Exception as err:  # noqa: BLE001 -- a bin that cannot be counted keeps its estimate
+            with self._lock:
+                self._rate_thread = None
+                self._pending_message = f"rate not counted: {err}"
 
     def find(self, query: str, from_ns: int, step: int = 1) -> int | None:
         """Timeline time of the first event at or after ``from_ns`` (step 1) or of the last one before
