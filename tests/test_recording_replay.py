@@ -210,8 +210,10 @@ def test_seek_starts_the_stream_at_the_cursor_then_plays_from_there(rec):
         target = T0 + 1_234_567_000
         before = len(sink.updates)
         src.seek(target)
-        sink.wait_for(lambda u: len(u) > before)
-        screen = sink.events(sink.updates[before:before + 1])
+        # the seek's first screen: the first Update built for this seek (one built before it, e.g. the
+        # whole recording's aggregates arriving, may land after ``before`` with no events)
+        sink.wait_for(lambda u: any(x.seek_generation == 1 for x in u[before:]))
+        screen = sink.events([next(x for x in sink.updates[before:] if x.seek_generation == 1)])
         reader = RecordingReader.open(rec)
         reader.seek(target)
         first = np.sort(np.concatenate([a["ts"] for a in reader.read(max_events=200).values()]))
