@@ -550,6 +550,10 @@ class KtuiApp(App):
         if event.follow:  # a held replay (after a seek) plays on from the cursor
             self.replay.resume()
 
+    @on(EventStream.PlayPauseRequested)
+    def _play_pause(self) -> None:
+        self.replay.play_pause()
+
     @on(EventStream.FilterRequested)
     def _filter_requested(self) -> None:
         box = self.main_query(StreamFilter)

@@ -71,6 +71,7 @@ class ReplayController:
     def started(self) -> None:
         """A replay starts paused; the panes should move at once."""
         self.attach_timeline()
+        self.app.main_query(EventStream).space_plays = self.playback is not None
         if self.playback is not None:
             self.playback.play()
 
@@ -260,6 +261,16 @@ class ReplayController:
             self.cursor_held = False
         (playback.pause if self.paused else playback.play)()
         self.app.main_query(StatusBar).set_state(paused=self.paused)
+
+    def play_pause(self) -> None:
+        """space in a replay: playing, it pauses (PAUSED, the clock and the rows stand still); paused or
+        held at the cursor, it plays on from there and the stream follows."""
+        stream = self.app.main_query(EventStream)
+        if self.playback is None:  # nothing plays: space holds or follows the rows, as live
+            stream.set_follow(not stream.follow)
+            return
+        self.toggle_pause()
+        stream.set_follow(not self.paused)
 
     def resume(self) -> None:
         """space in a held replay: play on from the cursor."""

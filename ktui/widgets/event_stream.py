@@ -298,6 +298,9 @@ class EventStream(ScrollView, can_focus=True):
     ]
 
     follow: reactive[bool] = reactive(True)
+    # A replay's space pauses and plays the replay (PlayPauseRequested), not only the view: holding
+    # the rows while the replay ran on left the user's place moving away (set by the app's replay).
+    space_plays = False
 
     def __init__(self, capacity: int = 100_000, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -418,7 +421,14 @@ class EventStream(ScrollView, can_focus=True):
 
     # --- actions ---------------------------------------------------------------
     def action_toggle_follow(self) -> None:
-        self.follow = not self.follow
+        if self.space_plays:  # a replay: space pauses and plays the replay itself (the app answers)
+            self.post_message(self.PlayPauseRequested())
+            return
+        self.set_follow(not self.follow)
+
+    def set_follow(self, follow: bool) -> None:
+        """Follow the newest rows, or hold the view still for reading."""
+        self.follow = follow
         if self.follow:
             self._set_match(None)
         self._follow_end()
@@ -636,6 +646,9 @@ class EventStream(ScrollView, can_focus=True):
         self.follow = True
         self._set_match(None)  # following the newest: no row cursor
         super().action_scroll_end()
+
+    class PlayPauseRequested(Message):
+        """space in a replay: pause the playback (the stream holds) or play on (it follows)."""
 
     class FollowChanged(Message):
         """Following the newest rows, or paused for reading (the status line shows which)."""
