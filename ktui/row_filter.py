@@ -17,6 +17,15 @@ from ktui.events import HEADER_DTYPE, ProbeLayout
 
 RowMatch = Callable[[int, np.ndarray], np.ndarray]
 
+# What the stream's filter and search boxes offer as examples (their placeholders): each is accepted
+# by text_filter as the FIELD=VALUE form it shows (tests/test_row_filter_spellings.py checks each).
+FIELD_EXAMPLES = ("comm=cat", "pid=123", "filename=/etc/passwd")
+
+
+def placeholder(verb: str) -> str:
+    """A box's placeholder: what it does, then the FIELD=VALUE form with FIELD_EXAMPLES, then text."""
+    return f"{verb} FIELD=VALUE ({'  '.join(FIELD_EXAMPLES)}) or text"
+
 _HEADER_COLUMNS = frozenset(HEADER_DTYPE.names or ())  # every record's own columns; the probe's values follow
 
 
@@ -81,4 +90,4 @@ def _field_filter(key: str, value: str, layouts: dict[int, ProbeLayout]) -> RowM
     return match
 
 
-__all__ = ["RowMatch", "text_filter"]
+__all__ = ["FIELD_EXAMPLES", "RowMatch", "placeholder", "text_filter"]

@@ -26,7 +26,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from ktui.events import ProbeLayout
-from ktui.row_filter import text_filter
+from ktui.row_filter import placeholder as filter_placeholder, text_filter
 from ktui.formats.rows import FAULT_TEXT, faulted_fields, flag_words
 from ktui.textsafe import term_safe
 from ktui.units import c_string, format_value, short_labels
@@ -800,6 +800,5 @@ class EventStreamPane(Vertical):
     def compose(self):
         yield Static(HEADER, id="stream-header", markup=False)
         yield EventStream(id="event-stream")
-        yield StreamFilter(placeholder="filter: pid=N  cpu=N  probe=NAME  or text in comm", id="stream-filter")
-        yield StreamSearch(placeholder="find (then n / N): pid=N  cpu=N  probe=NAME  or text in comm",
-                           id="stream-search")
+        yield StreamFilter(placeholder=filter_placeholder("filter"), id="stream-filter")
+        yield StreamSearch(placeholder=filter_placeholder("find (n/N)"), id="stream-search")
