@@ -398,6 +398,19 @@ class RecordingReader:
         self._history.sort(key=lambda row: row[0])
         return self._history
 
+    def counters_span(self, start_ns: int, end_ns: int) -> tuple[int, int] | None:
+        """The times counters_across(start_ns, end_ns) really counts between: the last time the counters
+        were taken at or before start_ns (none: the recording's start, when they were zero) and the first
+        at or after end_ns (none: the last). None for files without counters over time."""
+        history = self.counter_history()
+        if not history:
+            return None
+        times = [ts for ts, _ in history]
+        before = bisect.bisect_right(times, start_ns)
+        after = min(bisect.bisect_left(times, end_ns) + 1, len(history))
+        lo = times[before - 1] if before else min(self.first_ts, times[0])
+        return lo, max(times[after - 1], lo)
+
     def counters_across(self, start_ns: int, end_ns: int) -> dict[int, ProbeCounters] | None:
         """How much each probe's counters grew across [start_ns, end_ns): from the last time they were taken
         at or before start_ns (nothing yet: zero) to the first time at or after end_ns (none: the last).

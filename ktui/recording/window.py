@@ -22,7 +22,7 @@ cannot be recomputed for a part of the recording: it is named in ``not_recompute
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
@@ -73,6 +73,14 @@ class WindowAggregates:
     histograms: list[Histogram]
     counts: list[KeyCounts]
     not_recomputed: list[int]  # probes with aggregates in the file but no recorded events at all
+    # Probes whose events are only counted in the kernel (no stream action, no events recorded): their
+    # window counts are the counters' growth between the counters taken every second around the window
+    # (1 s resolution, not exact at the window's bounds).
+    coarse: list[int] = field(default_factory=list)
+    coarse_s: float = 0.0  # the seconds the coarse counts were taken across (the window reached out to 1 s)
+    # False for recordings older than the counters over time: lost (dropped) and filtered counts are
+    # not known per window, and count-only probes have no window counts at all.
+    losses_known: bool = True
 
     @property
     def duration_s(self) -> float:
@@ -198,8 +206,18 @@ def _result(reader: RecordingReader, start_ns: int, end_ns: int, bins: int, acti
 
     # Lost events have no record to count: their counts are the counters' change across the window
     # (taken about every second while recording; older files without them show none).
-    across = reader.counters_across(start_ns, end_ns) or {}
+    known = reader.counters_across(start_ns, end_ns)
+    across = known or {}
+    kept_events = {c.probe_id for c in reader.chunks}
+    coarse = []
     for probe_id in sorted(set(hits) | set(across)):
+        if probe_id not in kept_events and not any(a.kind == ActionKind.STREAM for a in actions.get(probe_id, ())):
+            # counted in the kernel only: the counters taken every second are all the file knows of it
+            c = across[probe_id]
+            counters[probe_id] = c
+            history[probe_id] = [[] for _ in c.hits]
+            coarse.append(probe_id)
+            continue
         if probe_id not in hits:  # every hit lost or filtered out: no events, but counts
             c = across[probe_id]
             zeros = [0] * max(len(c.dropped), len(c.filtered))
@@ -225,10 +243,12 @@ def _result(reader: RecordingReader, start_ns: int, end_ns: int, bins: int, acti
                 counts.append(KeyCounts(probe_id, action.key, rows))
     recorded = {s.probe_id for s in reader.stacks()} | {h.probe_id for h in reader.histograms()} \
         | {k.probe_id for k in reader.key_counts()}
-    kept_events = {c.probe_id for c in reader.chunks}
     missing = sorted(p for p in recorded if p not in kept_events)  # aggregation only: nothing to recompute
     traces.sort(key=lambda s: -s.count)
-    return WindowAggregates(start_ns, end_ns, total, counters, history, traces, histograms, counts, missing)
+    span = reader.counters_span(start_ns, end_ns) if coarse else None
+    coarse_s = (span[1] - span[0]) / 1e9 if span is not None else 0.0
+    return WindowAggregates(start_ns, end_ns, total, counters, history, traces, histograms, counts, missing,
+                            coarse, coarse_s, known is not None)
 
 
 __all__ = ["Cancelled", "ChunkSummary", "rate_bins", "summarize", "window_aggregates", "WindowAggregates", "HISTORY_BINS"]

@@ -40,6 +40,20 @@ def replay_hint(filter_text: str) -> list[str]:
             "   f1      every key of a replay"]
 
 
+def window_note(agg: WindowAggregates, names: dict[int, str]) -> str:
+    """The timeline's note for a selected window: what it could not recompute exactly."""
+    parts = []
+    if not agg.losses_known:
+        parts.append("lost/dropped counts are not known per window in this recording")
+    coarse = [names.get(p, str(p)) for p in agg.coarse]
+    if coarse:
+        parts.append(f"at 1 s resolution: {', '.join(coarse)}")
+    missing = [names.get(p, str(p)) for p in agg.not_recomputed]
+    if missing:
+        parts.append(f"whole recording only: {', '.join(missing)}")
+    return "; ".join(parts)
+
+
 class ReplayController:
     def __init__(self, app: KtuiApp) -> None:
         self.app = app
@@ -130,13 +144,12 @@ class ReplayController:
             self._window_generation = windows.window_generation
             cpus = self.app.pane(CpuCounts)
             whole = windows.selection is None
-            cpus.show_window(None if whole else agg.counters, agg.cpu_history, agg.duration_s)
+            coarse = {p: agg.coarse_s for p in agg.coarse}
+            cpus.show_window(None if whole else agg.counters, agg.cpu_history, agg.duration_s, coarse, agg.losses_known)
             names = self.app._names()
             if not whole:
                 self._show_window_aggregates(agg, names)
-            missing = [names.get(p, str(p)) for p in agg.not_recomputed]
-            note = "" if whole or not missing else f"whole recording only: {', '.join(missing)}"
-            timeline.set_selection(windows.selection, note)
+            timeline.set_selection(windows.selection, "" if whole else window_note(agg, names))
 
     def _show_window_aggregates(self, agg: WindowAggregates, names: dict[int, str]) -> None:
         """A selected window's stacks, histograms and COUNT tables, set as they are, empty ones too:

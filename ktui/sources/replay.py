@@ -321,6 +321,9 @@ class ReplaySource:
         histograms: list[Histogram] = []
         counts: list[KeyCounts] = []
         missing: list[int] = []
+        coarse: list[int] = []
+        coarse_s = 0.0
+        losses_known = True
         events = 0
         for t in self.tracks:
             agg = window_aggregates(t.reader, max(start_ns - t.shift_ns, 0), max(end_ns - t.shift_ns, 0), bins,
@@ -332,8 +335,12 @@ class ReplaySource:
             histograms += [replace(h, probe_id=t.ids[h.probe_id]) for h in agg.histograms if h.probe_id in t.ids]
             counts += [replace(k, probe_id=t.ids[k.probe_id]) for k in agg.counts if k.probe_id in t.ids]
             missing += [t.ids[p] for p in agg.not_recomputed if p in t.ids]
+            coarse += [t.ids[p] for p in agg.coarse if p in t.ids]
+            coarse_s = max(coarse_s, agg.coarse_s)
+            losses_known = losses_known and agg.losses_known
         stacks.sort(key=lambda s: -s.count)
-        return WindowAggregates(start_ns, end_ns, events, counters, history, stacks, histograms, counts, missing)
+        return WindowAggregates(start_ns, end_ns, events, counters, history, stacks, histograms, counts, missing,
+                                coarse, coarse_s, losses_known)
 
     # -- controls ------------------------------------------------------------------
 

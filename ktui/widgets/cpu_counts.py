@@ -31,6 +31,10 @@ class CpuCounts(Static):
         # A replay's window: per-CPU rate history across it and its length; counters of a selected
         # window replace the file's until the window is cleared (None: the source's own counters).
         self._window: tuple[dict[int, list[list[float]]], float] | None = None
+        # Probes whose window counts are the counters taken every second (count-only probes), with the
+        # seconds those counts cover: the note beside their name and their rate/s are over that span.
+        self._coarse: dict[int, float] = {}
+        self._losses_known = True  # False: a window of a recording without counters over time
         self.message = "No counters yet: add a probe (the Probes tab) or wait for events."
 
     def reset(self) -> None:
@@ -39,15 +43,21 @@ class CpuCounts(Static):
         self._rates.clear()
         self._kept_rates.clear()
         self._window = None
+        self._coarse, self._losses_known = {}, True
         self.counters = {}
         self.update(self._table())
 
     def show_window(self, counters: dict[int, ProbeCounters] | None, history: dict[int, list[list[float]]],
-                    duration_s: float) -> None:
+                    duration_s: float, coarse: dict[int, float] | None = None, losses_known: bool = True) -> None:
         """A replay's window: rate/s is each CPU's events over the window's length, the sparkline its
         rate across the window (``history``: probe -> CPU -> events/s per bin). ``counters`` None keeps
-        the source's own counters (the whole recording's, from the file)."""
+        the source's own counters (the whole recording's, from the file). ``coarse``: probes counted at
+        1 s resolution (only in the kernel), with the seconds their counts cover; ``losses_known`` False:
+        the recording cannot say what was dropped or filtered in a window, so those columns say so
+        instead of a false 0."""
         self._window = (history, duration_s) if duration_s > 0 else None
+        self._coarse = dict(coarse or {}) if counters is not None else {}
+        self._losses_known = losses_known or counters is None
         if counters is not None:
             self.counters = dict(counters)
         self.update(self._table())
@@ -112,6 +122,11 @@ class CpuCounts(Static):
             title.append(f"failed: {term_safe(self.failed[probe_id])}", style="bold red")
             return title
         title.append(f"{human_count(t['hits'])} hits", style="")
+        if probe_id in self._coarse:
+            title.append(f"  window counts at 1 s resolution (counted in the kernel; over "
+                         f"{self._coarse[probe_id]:.1f} s)", style="dim")
+        if not self._losses_known:
+            title.append("  lost/dropped counts are not known per window in this recording", style="dim")
         if t["dropped"]:
             title.append(f"  {human_count(t['dropped'])} dropped", style="bold red")
         filters = t["filtered"] > 0
@@ -125,12 +140,12 @@ class CpuCounts(Static):
             if self._window is not None:  # a replay's window: its own rates, not deltas between frames
                 per_cpu = self._window[0].get(probe_id, [])
                 rates = per_cpu[cpu] if cpu < len(per_cpu) else []
-                rate = hits / self._window[1]
+                rate = hits / (self._coarse.get(probe_id) or self._window[1])
             rows.append({
                 "cpu": str(cpu), "hits": human_count(hits), "rate/s": human_rate(rate),
                 "share": bar(hits / total, 10), "rate history": sparkline(rates, 12).ljust(12),
-                "dropped": human_count(c.dropped[cpu] if cpu < len(c.dropped) else 0),
-                "filtered": human_count(c.filtered[cpu] if cpu < len(c.filtered) else 0),
+                "dropped": human_count(c.dropped[cpu] if cpu < len(c.dropped) else 0) if self._losses_known else "?",
+                "filtered": human_count(c.filtered[cpu] if cpu < len(c.filtered) else 0) if self._losses_known else "?",
                 **({"kept": human_count(c.delivered[cpu] if cpu < len(c.delivered) else 0),
                     "kept/s": human_rate(self._kept_rate(probe_id, cpu, c))} if filters else {}),
             })
@@ -155,7 +170,7 @@ class CpuCounts(Static):
         the hit rate (every call, kept or not)."""
         if self._window is not None:  # a replay's window: over its length, as its rate/s is
             kept = c.delivered[cpu] if cpu < len(c.delivered) else 0
-            return kept / self._window[1]
+            return kept / (self._coarse.get(probe_id) or self._window[1])
         return self._kept_rates.get((probe_id, cpu), 0.0)
 
     def cpu_total(self, probe_id: int) -> int:
