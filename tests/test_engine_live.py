@@ -253,6 +253,22 @@ def test_counts_add_up_in_every_update_while_events_flow():
     assert final["hits"] == n == final["delivered"] + final["dropped"] + final["filtered"]
 
 
+def test_a_streamed_probe_with_stacks_counts_each_stack_once_per_hit():
+    """A probe that streams its events and counts its stacks: the records carry the stack ids too,
+    and they were tallied on top of the probe's own stack map, so every stack read twice its count
+    (the app's inspector said 14 times for 7 calls)."""
+    from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
+
+    n = 500
+    probe = Probe(ProbeKind.TRACEPOINT, "syscalls:sys_enter_getppid", name="st",
+                  actions=[Action(ActionKind.STREAM), Action(ActionKind.STACKS, kernel_stack=True)])
+    sink = Collect()
+    source = LiveSource([probe], target=TargetProcess(command=[str(getppid_binary()), str(n)]))
+    _run(source, sink, lambda: source.finished.wait(30))
+    final = sink.updates[-1]
+    assert final.counters[0].totals()["hits"] == n
+    assert sum(s.count for s in final.stacks if s.probe_id == 0) == n
+
 def test_in_kernel_histograms_and_stack_counts_hold_every_hit():
     from ktui.probes.model import Action, ActionKind, Probe, ProbeKind
 

@@ -116,3 +116,22 @@ def test_updates_carry_their_generation():
     slot.start(got[0], got[1], lambda u, g: seen.append(g))
     assert seen == [slot.generation]
     slot.stop()
+
+
+def test_a_source_that_fails_to_start_leaves_the_slot_empty():
+    """No probe could attach: the failed source is stopped and is not taken for the running one, so the
+    next probe added builds a new source (it went to the failed one, pending forever, on the live app)."""
+    import pytest
+
+    class Refused(Counted):
+        def start(self, sink) -> None:
+            raise RuntimeError("no probe could attach")
+
+    slot = SourceSlot()
+    got = slot.replace(lambda: Refused(1))
+    assert got is not None
+    source, generation = got
+    with pytest.raises(RuntimeError):
+        slot.start(source, generation, lambda update, g: None)
+    assert slot.source is None and source.stopped
+    assert slot.generation > generation  # an update the failed source sent late is dropped

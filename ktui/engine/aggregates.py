@@ -57,8 +57,9 @@ class Aggregates:
 
     # ------------------------------------------------------------------ from records (the drain thread)
 
-    def count_stacks(self, gid: int, recs: np.ndarray, first_unit: bool) -> None:
-        """Tally the stack ids a batch of records carries."""
+    def count_stacks(self, gid: int, recs: np.ndarray, first_unit: bool, tally: bool = True) -> None:
+        """Tally the stack ids a batch of records carries (``tally`` False: only keep the ids, for a
+        probe whose stacks its own map counts)."""
         k, u = recs["kstack"], recs["ustack"]
         has = (k >= 0) | (u >= 0)
         if not has.any():
@@ -69,7 +70,7 @@ class Aggregates:
         rows: list[tuple[StackKey, int]] = [((int(ks), int(us), int(pid)), int(c))
                                             for (ks, us, pid), c in zip(uniq.tolist(), counts.tolist())]
         with self._tally_lock:
-            table = self._tally.setdefault(gid, {})
+            table = self._tally.setdefault(gid, {}) if tally else {}
             for key, c in rows:
                 table[key] = table.get(key, 0) + c
                 if first_unit and len(self._stack_ids) < STACK_IDS_MAX:

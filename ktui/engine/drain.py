@@ -63,7 +63,11 @@ class Drain:
             self.delivered.add(gid, recs)
             self._fresh.setdefault(gid, []).append(recs)
             if has_stacks:
-                self._aggregates.count_stacks(gid, recs, first_unit)
+                # A probe with the stacks action counts its stacks in its own map (read with the other
+                # maps): its records' stack ids are kept for the inspector but not tallied again, or a
+                # streamed probe with stacks showed each stack twice as often as it was hit.
+                in_map = any(role.startswith("stacks") for role in self._loader.compiled[gid].maps)
+                self._aggregates.count_stacks(gid, recs, first_unit, tally=not in_map)
             recording = self.recording
             if recording is not None:
                 recording.events(gid, recs, self._stopping)

@@ -57,10 +57,18 @@ class SourceSlot:
             return self.generation
 
     def start(self, source: EventSource, generation: int, sink: Callable[[Update, int], None]) -> bool:
-        """Start ``source`` if it is still the newest; False (and it is stopped) when it is not."""
+        """Start ``source`` if it is still the newest; False (and it is stopped) when it is not. A
+        source whose start fails (no probe could attach) leaves the slot empty: kept there, it was taken
+        for the running source, and a probe added next went to it, never started, pending forever."""
         with self._lock:
             if generation == self.generation and self.source is source:
-                source.start(lambda update: sink(update, generation))
+                try:
+                    source.start(lambda update: sink(update, generation))
+                except BaseException:
+                    self.generation += 1
+                    self.source = None
+                    source.stop()  # whatever it attached before it failed
+                    raise
                 return True
         source.stop()
         return False
