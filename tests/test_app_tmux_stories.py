@@ -197,6 +197,9 @@ def test_stacks_of_a_known_program_3_then_enter_in_one_burst(tmp_path):
     # 7 kept by its filter, or 7 hits when no other program called getppid meanwhile
     T.wait(lambda s: re.search(r"\b7 kept by its filter|sys_enter_getppid +7 hits", s) is not None,
            what="the 7 calls counted")
+    # the stack counts are read less often than the counters: seen once on the Stacks tab, they are there
+    T.keys("3")
+    T.wait(lambda s: re.search(r"\b7 100\.0%.*sys_enter_getppid", s) is not None, what="the stack, 7 times")
     T.keys("1")
     T.wait(lambda s: "TIME(s)" in s, what="the stream")
     T.keys("3", "Enter")  # one burst: the Enter must reach the stacks, not get lost on the way
