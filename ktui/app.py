@@ -356,6 +356,12 @@ class KtuiApp(App):
             self.replay.started()
 
     def source_failed(self, sentence: str) -> None:
+        # Its probes never ran: the probe list says failed, not "pending" as if they were still coming
+        # (the source that failed sends no states; a new source, when a probe is added, starts afresh).
+        for probe_id, probe in self.live.probes.items():
+            if probe.enabled and probe_id not in self.states:
+                self.states[probe_id] = ProbeState(probe_id, probe.name, probe.spec, "failed", sentence)
+        self.show_probes()
         self.main_query(StatusBar).set_state(mode="stopped", message="")
         self.show_banner(sentence)
         self.editor.show_error(sentence)

@@ -156,6 +156,8 @@ def test_count_schedule_per_cpu_goes_to_the_tracepoint_the_editor_names(tmp_path
     T.keys("5", "b")  # the editor says why, and what works instead (the whole width to say it)
     T.wait(lambda s: "sched:sched_switch" in s and "cannot be placed here" in s,
            what="the editor naming sched:sched_switch")
+    T.wait(lambda s: re.search(r"schedule\s+kprobe:schedule\s+failed", s) is not None,
+           what="the probe list saying the kprobe failed (not pending)")
     open_editor("tracepoint:sched:sched_switch")
     add("probes 1/2")
     T.keys("Escape", "b", "2")
