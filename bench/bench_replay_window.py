@@ -21,12 +21,24 @@ Figures, each beside its goal and a baseline measured in the same run:
 4. The same through ReplaySource as the app uses it: on opening it reduces every chunk once in
    the background (kept in memory, never written); windows selected afterwards add up those
    summaries and decode only the chunks the window cuts.
+5. Moving the cursor through the app as a user does (KtuiApp headless at 80x24, paused, keys L and l):
+   from the key to the seek's screen applied to the panes, and to the first frame the compositor
+   draws after it (App._display), with no window and with a 10% window selected; then a burst of 10
+   keys queued at once: until the last position's screen is drawn, and how many screens were built for it.
+   With ``--before-tree DIR`` (a checkout of an older ktui), the same moves run alternately against it
+   in separate processes (same recording, same machine, same minute): the figure before.
+
+    .venv/bin/python bench/bench_replay_window.py --app-only --keep /tmp/r.ktrec --before-tree /tmp/old
 Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -213,12 +225,146 @@ def replay_windows(path: Path) -> tuple[float, list[tuple[str, float]]]:
     return warmup_s, out
 
 
+APP_MOVES = ["L", "l", "l"]  # ten columns, then one, then one: new places each time, chunks apart
+
+
+async def _app_moves(path: str, moves: int, window: bool) -> dict[str, list[float]]:
+    """In this process (whichever ktui is on sys.path): key -> applied, key -> drawn, per move, and a burst."""
+    from textual import events
+
+    from ktui.app import KtuiApp
+    from ktui.widgets.event_stream import EventStream
+    from ktui.widgets.timeline import Timeline
+
+    src = ReplaySource([path])
+    app = KtuiApp(source=src, mode="replay", banner="Replaying")
+    applied: dict[int, float] = {}
+    drawn: dict[int, float] = {}
+    screens: list[int] = []
+    out: dict[str, list[float]] = {"applied": [], "drawn": [], "burst": [], "burst_screens": [], "cpu": []}
+    async with app.run_test(size=(80, 24)) as pilot:
+        stream, timeline = app.main_query(EventStream), app.main_query(Timeline)
+        while stream.window.visible_count == 0:
+            await asyncio.sleep(0.01)
+        await pilot.press("p")
+        while src.window_generation < 1:  # the whole-recording pass is done: moves alone are timed
+            await asyncio.sleep(0.02)
+        if window:
+            span = src.end_ns - src.start_ns
+            app.replay.select(src.start_ns + span // 3, src.start_ns + span // 3 + span // 10)
+            while src.window is None or src.window.start_ns != src.start_ns + span // 3:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        real_apply, real_display = app.apply_update, app._display
+
+        def apply(update):  # type: ignore[no-untyped-def]
+            real_apply(update)
+            if update.events and update.seek_generation == src.seek_generation:
+                applied.setdefault(update.seek_generation, time.perf_counter())
+                screens.append(update.seek_generation)
+
+        def display(screen, renderable):  # type: ignore[no-untyped-def]
+            real_display(screen, renderable)
+            for gen in applied:
+                drawn.setdefault(gen, time.perf_counter())
+
+        app.apply_update = apply  # type: ignore[method-assign]
+        app._display = display  # type: ignore[method-assign]
+        app.replay.seek_to(src.start_ns)
+        await asyncio.sleep(0.5)
+        for i in range(moves):
+            if timeline.cursor_ns > src.start_ns + (src.end_ns - src.start_ns) * 8 // 10:
+                app.replay.seek_to(src.start_ns)
+                await asyncio.sleep(0.3)
+            gen = src.seek_generation + 1
+            t, cpu = time.perf_counter(), time.process_time()
+            await pilot.press(APP_MOVES[i % len(APP_MOVES)])
+            while gen not in drawn:
+                await asyncio.sleep(0.001)
+            out["cpu"].append(time.process_time() - cpu)  # every thread of the process (and the waiting loop)
+            out["applied"].append(applied[gen] - t)
+            out["drawn"].append(drawn[gen] - t)
+            await asyncio.sleep(0.05)
+        for _ in range(3):  # bursts: ten keys at once, the screen of the last position
+            app.replay.seek_to(src.start_ns)
+            await asyncio.sleep(0.3)
+            first = src.seek_generation + 1
+            screens.clear()
+            t = time.perf_counter()
+            for _ in range(10):  # as a terminal's key repeat delivers them: queued, not one at a time
+                app.post_message(events.Key("l", "l"))
+            while src.seek_generation < first + 9:
+                await asyncio.sleep(0.001)
+            last = src.seek_generation
+            while last not in drawn:
+                await asyncio.sleep(0.001)
+            out["burst"].append(drawn[last] - t)
+            out["burst_screens"].append(float(len([g for g in screens if g >= first])))
+        await pilot.press("q")
+    return out
+
+
+def app_moves_in(tree: Path, path: Path, moves: int, window: bool) -> dict[str, list[float]]:
+    """_app_moves in a process of its own with ``tree``'s ktui first on the path."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    cmd = [sys.executable, "-c",
+           "import sys, asyncio, json; sys.path.insert(0, sys.argv[1] + '/bench'); sys.argv = sys.argv[1:]; "
+           "import bench_replay_window as b; "
+           "print(json.dumps(asyncio.run(b._app_moves(sys.argv[1], int(sys.argv[2]), sys.argv[3] == '1'))))",
+           str(tree), str(path), str(moves), "1" if window else "0"]
+    got = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=str(tree))
+    if got.returncode != 0:
+        raise RuntimeError(got.stderr[-2000:])
+    return json.loads(got.stdout.strip().splitlines()[-1])
+
+
+def _figures(xs: list[float]) -> str:
+    xs = sorted(xs)
+    return (f"median {statistics.median(xs) * 1e3:.0f} ms, p95 {xs[min(len(xs) - 1, int(len(xs) * 0.95))] * 1e3:.0f} ms, "
+            f"worst {xs[-1] * 1e3:.0f} ms")
+
+
+def app_section(path: Path, before_tree: Path | None, rounds: int = 2, moves: int = 15, hogs: int = 0) -> None:
+    trees = [("now", ROOT)] + ([("before", before_tree)] if before_tree is not None else [])
+    # Busy processes at this process's own niceness: a loaded machine for the bench (both trees alike),
+    # without taking the CPUs from anything of a higher priority.
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hogs)]
+    try:
+        print(f"through the app at 80x24, {hogs} busy processes beside it "
+              f"(load average {os.getloadavg()[0]:.1f} at the start):")
+        _app_section(path, trees, rounds, moves)
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+
+
+def _app_section(path: Path, trees: list[tuple[str, Path]], rounds: int, moves: int) -> None:
+    for window in (False, True):
+        got: dict[str, dict[str, list[float]]] = {name: {} for name, _ in trees}
+        for _ in range(rounds):  # alternating, so the machine's load falls on both alike
+            for name, tree in trees:
+                for key, xs in app_moves_in(tree, path, moves, window).items():
+                    got[name].setdefault(key, []).extend(xs)
+        what = "a 10% window selected" if window else "no window selected"
+        for name, _ in trees:
+            g = got[name]
+            print(f"  {name:>6}, {what}: key to screen applied {_figures(g['applied'])}; key to drawn "
+                  f"{_figures(g['drawn'])} ({len(g['drawn'])} moves), CPU time per move median "
+                  f"{statistics.median(g['cpu']) * 1e3:.0f} ms; a burst of 10 keys to the last one drawn "
+                  f"{_figures(g['burst'])}, screens built {', '.join(str(int(n)) for n in g['burst_screens'])}")
+    print(f"  (load average {os.getloadavg()[0]:.1f} at the end; goal < 100 ms)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--keep", help="write the recording here and keep it")
     ap.add_argument("--write-cost", action="store_true",
                     help="only measure what storing the chunk summaries costs the writer (1 M events, 3 rounds)")
+    ap.add_argument("--app-only", action="store_true", help="only the moves through the app (section 5)")
+    ap.add_argument("--before-tree", help="a checkout of an older ktui to measure the app's moves against")
+    ap.add_argument("--hogs", type=int, default=0, help="busy processes beside the app's moves (a loaded machine)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ktui-bench-") as tmp:
         if args.write_cost:
@@ -236,6 +382,9 @@ def main() -> None:
             write_s = build(path, args.events)
             print(f"recording: {args.events:,} events written in {write_s:.2f} s "
                   f"({args.events / write_s / 1e6:.2f} M/s), {path.stat().st_size / 1e6:.0f} MB")
+        if args.app_only:
+            app_section(path, Path(args.before_tree) if args.before_tree else None, hogs=args.hogs)
+            return
         update_s, total_s = first_screen(path)
         print(f"first screen: first Update {update_s * 1e3:.0f} ms, with the timeline's rate bins "
               f"{total_s * 1e3:.0f} ms (goal < 1000 ms)")
@@ -262,6 +411,7 @@ def main() -> None:
         for label, s in selected:
             print(f"replay: window over {label:>3} selected on the timeline, aggregates ready in {s * 1e3:.0f} ms "
                   f"(goal < 1000 ms)")
+        app_section(path, Path(args.before_tree) if args.before_tree else None, hogs=args.hogs)
 
 
 if __name__ == "__main__":

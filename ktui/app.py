@@ -436,9 +436,17 @@ class KtuiApp(App):
             update = replace(update, events={})  # built before the latest seek: its rows are of another time
         if generation != self._seek_generation:  # a seek: what the panes show is from elsewhere in time
             self._seek_generation = generation
-            stream.clear()
-            self.pane(CpuCounts).reset()
-            self.pane(KeyCountsView).reset()
+            # The seek's first rows are appended right below: one change of the stream's size (a layout
+            # of the whole screen per change), none when the screen holds as many rows as before.
+            stream.clear(resize=not update.events)
+            if self.replay.windows is not None:
+                # A timeline's window (or the whole recording) did not move: its counts stay on screen;
+                # only the rates taken between frames start over (a cursor move redraws no table).
+                self.pane(CpuCounts).forget_rates()
+                self.pane(KeyCountsView).rates.reset()
+            else:
+                self.pane(CpuCounts).reset()
+                self.pane(KeyCountsView).reset()
         stream.append(update.events, visible=self.active_tab == "stream")  # hidden: keep the rows, draw nothing
         self.pane(StatusBar).not_shown = stream.window.not_kept
         self.pane(StatusBar).apply(update)

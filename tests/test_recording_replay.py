@@ -339,3 +339,30 @@ def test_temp_dirs_left_by_a_killed_ktui_are_swept(tmp_path, monkeypatch):
     mine = private_tempdir("import")
     assert not stale.exists() and alive.exists() and os.path.isdir(mine)
     assert oct(os.stat(mine).st_mode & 0o777) == oct(0o700)
+
+
+def test_a_burst_of_seeks_builds_the_screen_where_it_stops(rec):
+    """Ten seeks at once: the stream's screen is built for the last one (and at most the first, already on
+    its way), not for each, and it starts at the last target. (Seeks spaced as keys come are coalesced by
+    SEEK_SETTLE_S: a matter of timing, measured in bench/bench_replay_window.py, not tested here.)"""
+    src, sink = _run([rec])
+    try:
+        src.pause()
+        sink.wait_quiet()
+        first = src.seek_generation + 1
+        targets = [T0 + 100_000_000 * (i + 1) for i in range(10)]
+        for t in targets:
+            src.seek(t)
+        last = src.seek_generation
+        assert last == first + 9
+        sink.wait_for(lambda u: any(x.seek_generation == last and x.events for x in u))
+        sink.wait_quiet()
+        built = {x.seek_generation for x in sink.updates if x.events and x.seek_generation >= first}
+        assert last in built and built <= {first, last}, built
+        screen = sink.events([next(x for x in sink.updates if x.seek_generation == last and x.events)])
+        reader = RecordingReader.open(rec)
+        reader.seek(targets[-1])
+        expected = np.sort(np.concatenate([a["ts"] for a in reader.read(max_events=200).values()]))
+        assert np.array_equal(np.sort(screen["ts"]), expected)
+    finally:
+        src.stop()

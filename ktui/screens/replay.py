@@ -193,8 +193,7 @@ class ReplayController:
             return
         self.cursor_held = True
         self._mark_found = False
-        # the seek resets the CPUs pane (apply_update): the shown window's rates come back with the next update
-        self._window_generation = -1
+        # the panes keep the shown window's counts across a seek (apply_update forgets only frame rates)
         if self.windows is not None:
             t_ns = min(max(int(t_ns), self.windows.start_ns), self.windows.end_ns)
         playback.pause()

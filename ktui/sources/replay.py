@@ -39,6 +39,11 @@ _Aggregates = tuple[dict[int, ProbeCounters], list[ProbeState], list[StackTrace]
 _Filters = tuple[int | None, set[int] | None, bytes | None, RowMatch | None]
 
 SPEEDS = (1.0, 10.0, None)  # None: as fast as possible
+# A burst of seeks (a key held, keys queued): the screen is built where the cursor stops, once no seek
+# came for SEEK_SETTLE_S, and at least every SEEK_BURST_MAX_S while they go on. A seek after a pause
+# (the gap before it longer than SEEK_SETTLE_S) is served at once.
+SEEK_SETTLE_S = 0.04
+SEEK_BURST_MAX_S = 0.15
 
 
 @dataclass
@@ -132,6 +137,9 @@ class ReplaySource:
         self._refresh = False  # aggregates changed: send an Update even when paused
         self._window_asked = 0  # selections asked for; only the newest one's result is kept
         self._seeking = False  # the worker is building the screen after a seek
+        self._last_seek_at = 0.0  # monotonic time of the last seek
+        self._seek_gap = float("inf")  # seconds between the last two seeks
+        self._unserved_since = 0.0  # when the first seek whose screen is not built yet came
         self._window_threads: list[threading.Thread] = []  # joined by stop() before the readers close
 
     # -- building the timeline ------------------------------------------------------
@@ -389,7 +397,11 @@ class ReplaySource:
 
     def seek(self, t_ns: int) -> None:
         """Jump to a timeline time; the next Update starts with the first event at or after it."""
+        now = time.monotonic()
         with self._lock:
+            if not self._reset:
+                self._unserved_since = now
+            self._seek_gap, self._last_seek_at = now - self._last_seek_at, now
             self._position = min(max(int(t_ns), self.start_ns), self.end_ns + 1)
             self._reset = True
             self._finished_sent = False
@@ -571,6 +583,10 @@ class ReplaySource:
                         self._lock.wait(self._interval)
                         last = time.monotonic()
                         continue
+                    settle = self._settle_wait()
+                    if settle > 0:  # seeks in a burst: the screen of where they stop, not of each
+                        self._lock.wait(settle)
+                        continue
                 now = time.monotonic()
                 wait = self._interval - (now - last)
                 with self._lock:  # a seek or new aggregates are shown at once; only playing is paced
@@ -597,6 +613,14 @@ class ReplaySource:
                     self._sink(Update(message=self.stopped_reason, finished=True))
                 except Exception:  # noqa: BLE001 -- the app is gone; nothing left to tell
                     pass
+
+    def _settle_wait(self) -> float:
+        """Seconds to wait before building a seek's screen (under the lock): while seeks come in a burst."""
+        if not self._reset or self._seek_gap >= SEEK_SETTLE_S:
+            return 0.0
+        now = time.monotonic()
+        return max(0.0, min(SEEK_SETTLE_S - (now - self._last_seek_at),
+                            SEEK_BURST_MAX_S - (now - self._unserved_since)))
 
     def _next_update(self, dt_ns: int) -> Update | None:
         with self._lock:

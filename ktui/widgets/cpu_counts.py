@@ -39,13 +39,18 @@ class CpuCounts(Static):
 
     def reset(self) -> None:
         """A new source counts from zero: forget the old rates."""
-        self._prev.clear()
-        self._rates.clear()
-        self._kept_rates.clear()
+        self.forget_rates()
         self._window = None
         self._coarse, self._losses_known = {}, True
         self.counters = {}
         self.update(self._table())
+
+    def forget_rates(self) -> None:
+        """The source's clock jumped (a replay's seek): rates between frames start over. Nothing is
+        redrawn: a shown window's rates and counts stay as they are."""
+        self._prev.clear()
+        self._rates.clear()
+        self._kept_rates.clear()
 
     def show_window(self, counters: dict[int, ProbeCounters] | None, history: dict[int, list[list[float]]],
                     duration_s: float, coarse: dict[int, float] | None = None, losses_known: bool = True) -> None:

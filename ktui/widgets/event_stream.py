@@ -398,11 +398,14 @@ class EventStream(ScrollView, can_focus=True):
         self._strips.clear()
         self.refresh()
 
-    def clear(self) -> None:
+    def clear(self, *, resize: bool = True) -> None:
+        """Drop every row. ``resize=False`` when rows are appended at once (a replay's seek): the size
+        changes once, to theirs, not to empty and back."""
         self.window.clear()
         self.match_abs = None
         self._strips.clear()
-        self._resize()
+        if resize:
+            self._resize()
         self.refresh()
 
     def set_filter(self, query: str) -> None:
