@@ -108,11 +108,12 @@ class Timeline(Widget):
         bins = self._bins if len(self._bins) == width else np.zeros(width)
         top = bins.max() if len(bins) else 0
         levels = np.zeros(width, int) if top <= 0 else np.ceil(bins / top * (len(BLOCKS) - 1)).astype(int)
-        line = Text(no_wrap=True, overflow="crop")
         sel = None if self.selection is None else (self.column_of(self.selection[0]), self.column_of(self.selection[1] - 1))
         mark = None if self.mark_ns is None else self.column_of(self.mark_ns)
         cursor = self.column_of(self.cursor_ns)
         marked = {self.column_of(t) for t in self.marks}
+        # Redrawn on every cursor move: cells of one style go in as one run (a span per run, not per cell).
+        runs: list[tuple[str, str]] = []
         for x in range(width):
             char, style = BLOCKS[int(levels[x])], "cyan"
             if sel is not None and sel[0] <= x <= sel[1]:
@@ -123,7 +124,12 @@ class Timeline(Widget):
                 char, style = "╎", "bold yellow"
             if x == cursor:
                 char, style = "┃", "bold reverse"
-            line.append(char if char != " " else "·" if style == "cyan" else " ", style)
+            char = char if char != " " else "·" if style == "cyan" else " "
+            if runs and runs[-1][1] == style:
+                runs[-1] = (runs[-1][0] + char, style)
+            else:
+                runs.append((char, style))
+        line = Text.assemble(*runs, no_wrap=True, overflow="crop")
         line.append("\n")
         cur = f"▶ {self.seconds(self.cursor_ns)}"
         if self.selection is not None:
