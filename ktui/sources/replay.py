@@ -44,6 +44,7 @@ SPEEDS = (1.0, 10.0, None)  # None: as fast as possible
 # (the gap before it longer than SEEK_SETTLE_S) is served at once.
 SEEK_SETTLE_S = 0.04
 SEEK_BURST_MAX_S = 0.15
+RATE_REST_S = 0.25  # the exact rate at the cursor is counted once it rested this long (rate_at)
 
 
 @dataclass
@@ -469,10 +470,14 @@ class ReplaySource:
                     if key is None or self._stopped:
                         self._rate_thread = None
                         return
-                # The cursor's own screen goes first (both need the interpreter lock and the CPUs).
+                # The cursor's own screen goes first (both need the interpreter lock and the CPUs), and the
+                # cursor rests a moment: moves in a row draw first, the exact rate of where it stops after.
                 deadline = time.monotonic() + 2.0
-                while (self._reset or self._seeking) and not self._stopped and time.monotonic() < deadline:
-                    time.sleep(0.005)
+                while (self._reset or self._seeking or time.monotonic() - self._last_seek_at < RATE_REST_S) \
+                        and not self._stopped and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                with self._lock:  # the newest bin asked for while resting
+                    key, self._rate_wanted = self._rate_wanted or key, None
                 lo, hi = self._rate_bounds(key)
                 n = sum(t.reader.count(max(lo - t.shift_ns, 0), max(hi - t.shift_ns, 0)) for t in self.tracks)
                 with self._lock:
