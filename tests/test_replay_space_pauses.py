@@ -47,6 +47,7 @@ async def test_space_pauses_the_replay_and_space_again_plays_on(long_recording):
         await pilot.press("space")
         assert await _until(pilot, lambda: not source.playing)
         assert status.paused and "PAUSED" in status.render().plain
+        assert "not shown" not in status.render().plain  # the rows on their way landed: none held back
         await pilot.pause(0.3)  # an Update already on its way lands
         held_at, rows = source.position_ns, stream.window.visible_count
         await pilot.pause(1.0)  # a second of the replay's clock, had it run on

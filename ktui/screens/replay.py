@@ -276,13 +276,16 @@ class ReplayController:
 
     def play_pause(self) -> None:
         """space in a replay: playing, it pauses (PAUSED, the clock and the rows stand still); paused or
-        held at the cursor, it plays on from there and the stream follows."""
+        held at the cursor, it plays on from there and the stream follows. Pausing does not hold the
+        view: the rows already on their way land and the stream ends where the replay stopped (held, they
+        would read as '+N not shown')."""
         stream = self.app.main_query(EventStream)
         if self.playback is None:  # nothing plays: space holds or follows the rows, as live
             stream.set_follow(not stream.follow)
             return
         self.toggle_pause()
-        stream.set_follow(not self.paused)
+        if not self.paused:
+            stream.set_follow(True)
 
     def resume(self) -> None:
         """space in a held replay: play on from the cursor."""
