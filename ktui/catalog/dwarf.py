@@ -305,33 +305,42 @@ def dwarf_functions(path: str) -> dict[str, DwarfFunction]:
             _TYPES.clear()
 
 
-class DwarfLookup:
-    """One file's DWARF, read a function at a time: the unit holding an address is found through
-    .debug_aranges and only that unit is read (libc's debug file: milliseconds instead of seconds).
-    Without aranges, the whole file is read once."""
+class OpenDwarf:
+    """A file's DWARF kept open (its ELF file and the aranges index) until ``close``; ``shown`` is
+    the name its sentences use. What pyelftools raises on corrupt DWARF becomes one sentence."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, shown: str | None = None):
         from ktui.catalog.elf_file import open_elf
 
+        shown = path if shown is None else shown
         self.path = path
         self._ctx: AbstractContextManager[Any] | None = open_elf(path)
         elf = self._ctx.__enter__()
         try:
-            self.dwarf = _open_dwarf(elf, path)
+            self.dwarf: DWARFInfo = _open_dwarf(elf, shown)
             self.aranges = self.dwarf.get_aranges()
         except KtuiError:
             self.close()
             raise
         except Exception as err:  # noqa: BLE001 - pyelftools raises many kinds on corrupt DWARF
             self.close()
-            raise FileFormatError(f"{path} has corrupt DWARF debug info ({type(err).__name__}).") from None
-        self._units: dict[int, _Scan] = {}
-        self._all: _Scan | None = None
+            raise FileFormatError(f"{shown} has corrupt DWARF debug info ({type(err).__name__}).") from None
 
     def close(self) -> None:
         if self._ctx is not None:
             self._ctx.__exit__(None, None, None)
             self._ctx = None
+
+
+class DwarfLookup(OpenDwarf):
+    """One file's DWARF, read a function at a time: the unit holding an address is found through
+    .debug_aranges and only that unit is read (libc's debug file: milliseconds instead of seconds).
+    Without aranges, the whole file is read once."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self._units: dict[int, _Scan] = {}
+        self._all: _Scan | None = None
 
     def function(self, name: str, address: int | None) -> DwarfFunction | None:
         """The function at ``address`` (an alias such as libc's ``malloc`` for ``__libc_malloc``

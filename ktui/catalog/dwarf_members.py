@@ -22,17 +22,15 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from ktui.catalog.btf import FieldPath, Member
-from ktui.catalog.dwarf import _name, _open_dwarf, _ref, type_str
+from ktui.catalog.dwarf import OpenDwarf, _name, _ref, type_str
 from ktui.errors import FileFormatError, KtuiError, UnknownMember
 
 if TYPE_CHECKING:  # pyelftools ships no type information
     from elftools.dwarf.compileunit import CompileUnit
     from elftools.dwarf.die import DIE
-    from elftools.dwarf.dwarfinfo import DWARFInfo
 
 _QUALIFIERS = ("DW_TAG_typedef", "DW_TAG_const_type", "DW_TAG_volatile_type", "DW_TAG_restrict_type",
                "DW_TAG_atomic_type")
@@ -98,33 +96,19 @@ def _member_location(die: DIE) -> int | None:
     return None
 
 
-class DwarfFile:
+class DwarfFile(OpenDwarf):
     """One file's DWARF, kept open for member lookups; the units asked about are parsed once."""
 
     def __init__(self, path: str, shown: str):
-        from ktui.catalog.elf_file import open_elf
-
-        self.path, self.shown = path, shown
+        self.shown = shown
         self.lock = threading.RLock()
-        self._ctx: AbstractContextManager[Any] | None = open_elf(path)
-        elf = self._ctx.__enter__()
-        try:
-            self.dwarf: DWARFInfo = _open_dwarf(elf, shown)
-            self.aranges = self.dwarf.get_aranges()
-        except KtuiError:
-            self.close()
-            raise
-        except Exception as err:  # noqa: BLE001 - pyelftools raises many kinds on corrupt DWARF
-            self.close()
-            raise FileFormatError(f"{shown} has corrupt DWARF debug info ({type(err).__name__}).") from None
+        super().__init__(path, shown)
         self._units: dict[int, UnitTypes] = {}
         self._everywhere: dict[str, list[int]] | None = None  # named aggregates of every unit
 
     def close(self) -> None:
         with self.lock:
-            if self._ctx is not None:
-                self._ctx.__exit__(None, None, None)
-                self._ctx = None
+            super().close()
 
     def _unit_of(self, symbol: str, address: int | None) -> CompileUnit | None:
         """The unit that holds the function: by address through .debug_aranges, else the unit
