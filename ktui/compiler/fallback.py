@@ -283,9 +283,10 @@ def _place_function(probe: Probe, facts: KernelFacts, types: TypeSource, fallbac
                         "to see (and --check) the fentry program anyway")
     placement = native()
     nearest = NEAREST_TRACEPOINT.get(symbol) or _tracepoint_named(symbol)
-    placement.error = (f"{probe.spec} cannot be placed here: " + "; ".join(missing)
-                       + ("" if _syscall_tracepoint(symbol) else f"; and {symbol} is not a system call entry with a tracepoint")
-                       + (f"; the nearest probe that works here is tracepoint:{nearest}" if nearest else "")
-                       + ". "
-                       "Its program still compiles and passes the verifier, but it cannot be attached on this kernel.")
+    why = "; ".join(missing) + ("" if _syscall_tracepoint(symbol)
+                                else f"; and {symbol} is not a system call entry with a tracepoint")
+    # The way forward first: a short screen (the app's banner at 80x24) keeps a sentence's start.
+    placement.error = ((f"{probe.spec} cannot be placed here; the nearest probe that works here is "
+                        f"tracepoint:{nearest} ({why}). " if nearest else f"{probe.spec} cannot be placed here: {why}. ")
+                       + "Its program still compiles and passes the verifier, but it cannot be attached on this kernel.")
     return placement

@@ -122,7 +122,9 @@ class LiveSource:
             self._abandon_command()
             raise
         if not self._loader.attached():
-            reasons = "; ".join(f"{s.spec}: {s.reason}" for s in self.states.values())
+            # a reason that starts with its probe's spec is not prefixed with it again
+            reasons = "; ".join(s.reason if s.reason.startswith(s.spec) else f"{s.spec}: {s.reason}"
+                                for s in self.states.values())
             self._loader.teardown()
             self._abandon_command()
             raise KtuiError(f"no probe could attach ({reasons})")

@@ -64,7 +64,7 @@ def header_for(width: int, labels: dict[int, str] | None = None) -> str:
 HEADER = header_for(100)
 FIRST_HINT = (
     " No events yet. Next steps:",
-    "   /       search a probe point (try: schedule, openat); Enter opens it in the editor",
+    "   /       search a probe point (try openat, sched_switch); Enter edits it",
     "   ctrl+p  recipes: opensnoop, execsnoop, tcpconnect, syscount, profile...",
     "   5       this session's probes (space toggles, Delete removes)",
     "   f1      every key of this mode",
