@@ -213,6 +213,28 @@ def _subprograms(die: DIE, depth: int = 0) -> Iterator[DIE]:
             yield from _subprograms(c, depth + 1)
 
 
+def _range_starts(dwarf: DWARFInfo, cu: CompileUnit, die: DIE) -> list[int]:
+    """Where each address range of ``die`` starts (its DW_AT_ranges, DWARF 2 to 5); none when the
+    list is given by index (DW_FORM_rnglistx) or cannot be read."""
+    from elftools.dwarf.ranges import BaseAddressEntry
+
+    attr = die.attributes["DW_AT_ranges"]
+    if attr.form == "DW_FORM_rnglistx":
+        return []
+    lists = dwarf.range_lists()
+    if lists is None:
+        return []
+    low = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
+    base = low.value if low is not None and isinstance(low.value, int) else 0
+    starts = []
+    for entry in lists.get_range_list_at_offset(attr.value, cu=cu):
+        if isinstance(entry, BaseAddressEntry):
+            base = entry.base_address
+        elif entry.begin_offset != entry.end_offset:
+            starts.append(entry.begin_offset if entry.is_absolute else base + entry.begin_offset)
+    return starts
+
+
 class _Scan:
     """Functions found so far in one file's DWARF (one unit at a time)."""
 
@@ -264,6 +286,11 @@ class _Scan:
                 out[name] = f
             if has_code and f.low_pc is not None:
                 self.by_addr.setdefault(f.low_pc, f)
+            elif has_code and "DW_AT_ranges" in die.attributes:
+                # A function split in parts (gcc's hot/cold split, common in -O2 libraries: libc's
+                # fclose) has ranges and no low_pc; its symbol points at one of the parts' starts.
+                for start in _range_starts(self.dwarf, cu, die):
+                    self.by_addr.setdefault(start, f)
             if "DW_AT_inline" in die.attributes and not has_code:
                 self.abstract[die.offset] = f
 
