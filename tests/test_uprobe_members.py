@@ -186,6 +186,31 @@ def test_draft_offers_builds_and_checks_uprobe_members(tmp_path):
 
 
 @needs_root
+@pytest.mark.live
+def test_the_editor_counts_by_a_member_and_the_kernel_table_has_each_value_once(tmp_path):
+    """COUNT key p->x in the editor: accepted as the filter would resolve it (an unknown member is the
+    filter's sentence, in the count field), and the recorded table holds x = 0..N-1 once each."""
+    from ktui.errors import KtuiError
+    from ktui.probes.draft import ProbeDraft
+    from ktui.recording import RecordingReader
+    from ktui.session import Session
+
+    prog = _program(tmp_path)
+    draft = ProbeDraft(spec=f"uprobe:{prog}:touch", ticked=("p->name",), stream=False, count=True, count_key="p->x")
+    (probe,) = draft.build()
+    with pytest.raises(KtuiError, match="count key 'p->nmae': .*did you mean name") as bad:
+        ProbeDraft(spec=f"uprobe:{prog}:touch", count=True, count_key="p->nmae").build()
+    assert bad.value.where == "count"
+    session = tmp_path / "count.toml"
+    Session([probe]).save(session)
+    out = tmp_path / "count.ktrec"
+    assert main(["record", "-q", "--session", str(session), "-o", str(out), "--", prog, str(N)]) == 0
+    with RecordingReader.open(out) as reader:
+        tables = [t for t in reader.key_counts() if t.key_names]
+    assert len(tables) == 1 and sorted(tables[0].rows) == [((i,), 1) for i in range(N)], tables
+
+
+@needs_root
 def test_editor_member_picker_lists_the_uprobe_structs_members(tmp_path):
     """Through Textual's pilot: on uprobe:PROG:touch the right arrow on p lists p->x, p->y and
     p->name from the program's DWARF; space ticks p->y; the probe built records p_y."""

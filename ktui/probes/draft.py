@@ -101,13 +101,31 @@ class ProbeDraft:
         types, _why = names.member_types()
         return member_options(named, types)
 
+    def count_members(self, names: PointNames) -> dict[str, Fetch]:
+        """The COUNT key's struct members (``p->x``), each with the fetch that records it (as ``p_x``),
+        resolved as a filter's or a ticked member is."""
+        out = {}
+        for n in self.count_key.replace(",", " ").split():
+            member = split_member_name(n) if "->" in n or "." in n else None
+            if member is None or not member[1]:
+                continue
+            try:
+                ref = resolve_member(names, member[0], member[1], *names.member_types())
+            except KtuiError as err:
+                raise KtuiError(f"count key {n!r}: {err.message}", where="count") from None
+            out[n] = Fetch(ref.column, Member(Arg(name=member[0]), ref.path))
+        return out
+
     def parsed_count_key(self, names: PointNames, fetched: tuple[str, ...] = ()) -> tuple[str, ...]:
-        """The COUNT key: builtins or names of the point, comma or space separated."""
-        keys = tuple(n for n in self.count_key.replace(",", " ").split() if n)
+        """The COUNT key: builtins, names of the point or members of its structs (by the column they
+        are recorded as), comma or space separated."""
+        members = self.count_members(names)
+        keys = tuple(members[n].name if n in members else n for n in self.count_key.replace(",", " ").split() if n)
         known = list(BUILTIN_KINDS)
         args = [a.name for a in names.fetchable()]
+        columns = {f.name for f in members.values()}
         for n in keys:
-            if n not in known and n not in args and n not in fetched:
+            if n not in known and n not in args and n not in fetched and n not in columns:
                 raise KtuiError(f"count key {n!r} is neither a builtin ({', '.join(known)}) nor an argument"
                                 + (f" ({', '.join(args)})" if args else ""), where="count")
         if len(set(keys)) != len(keys):
@@ -154,10 +172,15 @@ class ProbeDraft:
                 actions.append(Action(ActionKind.STREAM))
             if self.count:
                 key = self.parsed_count_key(names, tuple(f.name for f in probe.fetches))
+                members = {f.name: f for f in self.count_members(names).values()}
+                if members and not probe.fetches:  # zero-script capture, made explicit to add the members
+                    probe.fetches = [Fetch(a.name, Arg(name=a.name)) for a in names.fetchable()]
+                    if names.ret is not None:
+                        probe.fetches.append(Fetch("retval", Retval()))
                 if probe.fetches:  # an argument counted by must be fetched (zero-script capture has them all)
                     for name in key:
                         if name not in BUILTIN_KINDS and all(f.name != name for f in probe.fetches):
-                            probe.fetches.append(Fetch(name, Arg(name=name)))
+                            probe.fetches.append(members.get(name) or Fetch(name, Arg(name=name)))
                 actions.append(Action(ActionKind.COUNT, key=key))
             if self.stacks:
                 actions.append(stacks_action(probe.kind))
