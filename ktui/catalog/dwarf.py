@@ -43,6 +43,12 @@ def _name(die: DIE) -> str | None:
     return a.value.decode("utf-8", "replace") if a is not None else None
 
 
+def _int_attr(die: DIE, attr: str) -> int | None:
+    """An attribute's integer value (None when absent, or not an integer: a block, a flag)."""
+    a = die.attributes.get(attr)
+    return a.value if a is not None and isinstance(a.value, int) and not isinstance(a.value, bool) else None
+
+
 def _ref(die: DIE, attr: str) -> DIE | None:
     try:
         return die.get_DIE_from_attribute(attr) if attr in die.attributes else None
@@ -118,8 +124,7 @@ def type_info(die: DIE | None, depth: int = 0) -> tuple[int | None, bool | None]
     if tag in ("DW_TAG_pointer_type", "DW_TAG_reference_type", "DW_TAG_rvalue_reference_type"):
         size = die.attributes.get("DW_AT_byte_size")
         return (size.value if size is not None else die.cu["address_size"]), False
-    size = die.attributes.get("DW_AT_byte_size")
-    nbytes = size.value if size is not None and isinstance(size.value, int) else None
+    nbytes = _int_attr(die, "DW_AT_byte_size")
     if tag == "DW_TAG_base_type":
         enc = die.attributes.get("DW_AT_encoding")
         return nbytes, (enc.value in _ENC_SIGNED) if enc is not None else None
@@ -224,8 +229,7 @@ def _range_starts(dwarf: DWARFInfo, cu: CompileUnit, die: DIE) -> list[int]:
     lists = dwarf.range_lists()
     if lists is None:
         return []
-    low = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
-    base = low.value if low is not None and isinstance(low.value, int) else 0
+    base = _int_attr(cu.get_top_DIE(), "DW_AT_low_pc") or 0
     starts = []
     for entry in lists.get_range_list_at_offset(attr.value, cu=cu):
         if isinstance(entry, BaseAddressEntry):
@@ -273,14 +277,13 @@ class _Scan:
                 local_vars: list[tuple[str, str]] = []
                 info: list[tuple[int | None, bool | None]] = []
                 _vars(die if die.has_children else named, params, local_vars, info=info)
-                low = die.attributes.get("DW_AT_low_pc")
                 f = DwarfFunction(
                     name=name,
                     file=_decl_file(lp, version, fi.value, comp_dir) if fi is not None else None,
                     line=li.value if li is not None else None,
                     params=params, locals=local_vars,
                     return_type=type_str(_ref(named, "DW_AT_type")),
-                    low_pc=low.value if low is not None and isinstance(low.value, int) else None,
+                    low_pc=_int_attr(die, "DW_AT_low_pc"),
                     param_info=info,
                 )
                 out[name] = f

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from ktui.catalog.btf import FieldPath, Member
-from ktui.catalog.dwarf import OpenDwarf, _name, _ref, type_str
+from ktui.catalog.dwarf import OpenDwarf, _int_attr, _name, _ref, type_str
 from ktui.errors import FileFormatError, KtuiError, UnknownMember
 
 if TYPE_CHECKING:  # pyelftools ships no type information
@@ -69,11 +69,6 @@ def _locked(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
 def _agg_word(die: DIE) -> str:
     return {"DW_TAG_structure_type": "struct", "DW_TAG_union_type": "union", "DW_TAG_class_type": "class"}[str(die.tag)]
-
-
-def _int_attr(die: DIE, attr: str) -> int | None:
-    a = die.attributes.get(attr)
-    return a.value if a is not None and isinstance(a.value, int) and not isinstance(a.value, bool) else None
 
 
 def _member_location(die: DIE) -> int | None:
