@@ -101,36 +101,35 @@ class ProbeDraft:
         types, _why = names.member_types()
         return member_options(named, types)
 
-    def count_members(self, names: PointNames) -> dict[str, Fetch]:
-        """The COUNT key's struct members (``p->x``), each with the fetch that records it (as ``p_x``),
-        resolved as a filter's or a ticked member is."""
-        out = {}
-        for n in self.count_key.replace(",", " ").split():
-            member = split_member_name(n) if "->" in n or "." in n else None
-            if member is None or not member[1]:
-                continue
-            try:
-                ref = resolve_member(names, member[0], member[1], *names.member_types())
-            except KtuiError as err:
-                raise KtuiError(f"count key {n!r}: {err.message}", where="count") from None
-            out[n] = Fetch(ref.column, Member(Arg(name=member[0]), ref.path))
-        return out
-
     def parsed_count_key(self, names: PointNames, fetched: tuple[str, ...] = ()) -> tuple[str, ...]:
         """The COUNT key: builtins, names of the point or members of its structs (by the column they
         are recorded as), comma or space separated."""
-        members = self.count_members(names)
-        keys = tuple(members[n].name if n in members else n for n in self.count_key.replace(",", " ").split() if n)
+        return self._count_key(names, fetched)[0]
+
+    def _count_key(self, names: PointNames, fetched: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, Fetch]]:
+        """The COUNT key's names, and the fetch of each struct member in it (``p->x``, recorded as
+        ``p_x``) by its column, resolved as a filter's or a ticked member is."""
+        keys: list[str] = []
+        members: dict[str, Fetch] = {}
+        for n in self.count_key.replace(",", " ").split():
+            member = split_member_name(n) if "->" in n or "." in n else None
+            if member is not None and member[1]:
+                try:
+                    ref = resolve_member(names, member[0], member[1], *names.member_types())
+                except KtuiError as err:
+                    raise KtuiError(f"count key {n!r}: {err.message}", where="count") from None
+                n = ref.column
+                members[n] = Fetch(n, Member(Arg(name=member[0]), ref.path))
+            keys.append(n)
         known = list(BUILTIN_KINDS)
         args = [a.name for a in names.fetchable()]
-        columns = {f.name for f in members.values()}
         for n in keys:
-            if n not in known and n not in args and n not in fetched and n not in columns:
+            if n not in known and n not in args and n not in fetched and n not in members:
                 raise KtuiError(f"count key {n!r} is neither a builtin ({', '.join(known)}) nor an argument"
                                 + (f" ({', '.join(args)})" if args else ""), where="count")
         if len(set(keys)) != len(keys):
             raise KtuiError("a count key names each value once", where="count")
-        return keys or ("cpu",)
+        return tuple(keys) or ("cpu",), members
 
     def build(self, catalog: CatalogLike | None = None) -> list[Probe]:
         """The probes the draft describes; a KtuiError whose ``where`` names the field at fault.
@@ -171,8 +170,7 @@ class ProbeDraft:
             if self.stream:
                 actions.append(Action(ActionKind.STREAM))
             if self.count:
-                key = self.parsed_count_key(names, tuple(f.name for f in probe.fetches))
-                members = {f.name: f for f in self.count_members(names).values()}
+                key, members = self._count_key(names, tuple(f.name for f in probe.fetches))
                 if members and not probe.fetches:  # zero-script capture, made explicit to add the members
                     probe.fetches = [Fetch(a.name, Arg(name=a.name)) for a in names.fetchable()]
                     if names.ret is not None:
